@@ -1,0 +1,43 @@
+"""The events a collector emits: one `Beat` per heartbeat and a `Gap` where data is missing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """One heartbeat: the RR interval that ends at time `t`.
+
+    `t` is unix seconds (float) of the beat; `rr_ms` the interval since the previous beat in
+    milliseconds at full precision (BLE straps report 1/1024 s units, never rounded here).
+    `artifact` is empty for a beat as measured and names the correction applied otherwise
+    (`ectopic`, `missed`, `extra`, `longshort`), so downstream stages can count artifacts.
+    """
+
+    person: str
+    device: str
+    t: float
+    rr_ms: float
+    hr_bpm: float | None = None
+    contact: bool | None = None
+    energy_kj: float | None = None
+    source: str = ""
+    artifact: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """No data from `start` to `end` (unix seconds): disconnect, no skin contact, a stall.
+
+    Windows never bridge a gap by interpolation: every stage resets its trailing state.
+    """
+
+    person: str
+    device: str
+    start: float
+    end: float
+    reason: str = ""
+
+
+Event = Beat | Gap

@@ -1,0 +1,1 @@
+"""The pure streaming core: artifact correction -> windows -> HRV metrics -> stress indices -> state."""

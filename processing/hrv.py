@@ -1,0 +1,228 @@
+"""HRV metrics over a window of NN intervals: Baevsky stress index, PNS/SNS indices, LF/HF.
+
+Time-domain and Poincare statistics come from `BeatWindow` (running sums); conventions, all
+as Kubios HRV 3.1 reports them (Tarvainen et al. 2014, Comput Methods Programs Biomed
+113:210, doi:10.1016/j.cmpb.2013.07.024) and as neurokit2 computes them except where noted:
+- mean RR (ms); heart rate hr_bpm = 60000 / mean RR (Kubios' "Mean HR");
+- SDNN: sample standard deviation, ddof = 1;
+- RMSSD: sqrt(mean(dRR^2)) over the N-1 successive differences; ln_rmssd = ln(RMSSD in ms)
+  (Plews et al. 2013, Sports Med 43:773);
+- pNN50 / pNN20 (%): differences > 50 / > 20 ms divided by the number of differences (N-1),
+  as Kubios. neurokit2 divides by N (its HRV_pNN50 = ours * (N-1)/N); we follow Kubios
+  because the Task Force 1996 definition is a proportion of difference pairs;
+- SD1 / SD2: ddof = 1 standard deviations along the Poincare axes (Brennan et al. 2001,
+  IEEE Trans Biomed Eng 48:1342).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from processing.window import BeatWindow
+
+# -- Baevsky stress index ---------------------------------------------------------------------
+
+HISTOGRAM_BIN_MS = 50.0
+
+
+def baevsky_si(win: BeatWindow) -> float | None:
+    """Baevsky's stress index SI = AMo / (2 Mo MxDMn) (dimensionless, Kubios' convention).
+
+    Baevsky & Chernikova 2017 (Cardiometry 10:66, doi:10.12710/cardiometry.2017.6676);
+    Kubios HRV user's guide: AMo is the height of the modal bin of a histogram with 50 ms bins
+    in % of beats, Mo the median RR (s), MxDMn the spread of RR (s). Kubios does not publish
+    how it takes the spread; the range between the 2.5th and 97.5th percentiles (which drops
+    outliers a max-min range would be ruled by) reproduces its report on the reference sample
+    to 1e-4 (stress index 7.7190 vs 7.7198), whereas max-min gives 5.66. Kubios' "Stress index"
+    is sqrt(SI) (see `stress_index`). Needs a window kept sorted and >= 20 beats.
+    """
+    n = len(win)
+    if n < 20 or not win.keep_sorted:
+        return None
+    spread_s = (win.percentile(97.5) - win.percentile(2.5)) / 1000.0
+    mode_s = win.percentile(50.0) / 1000.0
+    if spread_s <= 0 or mode_s <= 0:
+        return None
+    amo_pct = 100.0 * win.modal_bin_count(HISTOGRAM_BIN_MS) / n
+    return amo_pct / (2.0 * mode_s * spread_s)
+
+
+# -- PNS / SNS indices -------------------------------------------------------------------------
+
+# Normal resting values (mean, SD) used to turn each parameter into a z-score.
+# Mean RR and RMSSD: Nunan, Sandercock & Brodie 2010, "A quantitative systematic review of
+# normal values for short-term heart rate variability in healthy adults", PACE 33:1407,
+# doi:10.1111/j.1540-8159.2010.02841.x (RR 926 +- 90 ms, RMSSD 42 +- 15 ms, SDNN 50 +- 16 ms).
+# Mean HR is 60000/926 with the SD carried through (delta method). SD1 and SD2 in normalised
+# units (% of mean RR) follow from those: SD1 = RMSSD/sqrt(2) = 29.7 ms -> 3.2 +- 1.1 %, SD2 =
+# sqrt(2 SDNN^2 - SD1^2) = 64 ms -> 6.9 +- 2.2 %. sqrt(SI): Baevsky's resting norm SI 50-150
+# -> 10 +- 3. Kubios states its PNS/SNS indices use these parameters compared with normal
+# population values but does not publish the values; ours reproduce its reference report to
+# within the residual stated in README ("Kubios parity").
+NORMS = {
+    "mean_rr_ms": (926.0, 90.0),
+    "rmssd_ms": (42.0, 15.0),
+    "sd1_pct": (3.2, 1.1),
+    "hr_bpm": (64.8, 6.3),
+    "stress_index": (10.0, 3.0),
+    "sd2_pct": (6.9, 2.2),
+}
+
+
+def _z(name: str, value: float) -> float:
+    mean, sd = NORMS[name]
+    return (value - mean) / sd
+
+
+def pns_index(mean_rr: float, rmssd: float, sd1: float) -> float:
+    """Parasympathetic (PNS) index: mean z-score of mean RR, RMSSD and SD1 (% of mean RR).
+
+    0 = normal resting population average; positive = more vagal activity. After the Kubios
+    HRV "PNS index" (kubios.com/hrv-ans-function): parasympathetic activity lengthens RR and
+    raises the respiratory (fast) variability that RMSSD and SD1 capture.
+    """
+    return (_z("mean_rr_ms", mean_rr) + _z("rmssd_ms", rmssd) + _z("sd1_pct", 100.0 * sd1 / mean_rr)) / 3.0
+
+
+def sns_index(hr_bpm: float, stress_index: float, sd2: float, mean_rr: float) -> float:
+    """Sympathetic (SNS) index: mean z-score of mean HR, sqrt(Baevsky SI) and SD2 (% of mean RR).
+
+    After the Kubios HRV "SNS index": sympathetic activity raises HR and narrows the RR
+    histogram (higher stress index). Kubios enters SD2 so that lower SD2 raises the index,
+    so its z-score is negated here.
+    """
+    return (
+        _z("hr_bpm", hr_bpm) + _z("stress_index", stress_index) - _z("sd2_pct", 100.0 * sd2 / mean_rr)
+    ) / 3.0
+
+
+# -- Frequency domain --------------------------------------------------------------------------
+
+LF_BAND = (0.04, 0.15)
+HF_BAND = (0.15, 0.40)
+INTERPOLATION_HZ = 4.0
+# Task Force 1996: LF needs at least 2 min of data (10 cycles of its lowest frequency ~ 4 min
+# is better); below this LF/HF is not reported.
+MIN_SPECTRAL_SPAN_S = 120.0
+
+
+def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray) -> float | None:
+    """LF/HF power ratio of RR intervals (Task Force 1996, Circulation 93:1043, bands
+    LF 0.04-0.15 Hz, HF 0.15-0.40 Hz).
+
+    Following neurokit2 `hrv_frequency(..., interpolation_rate=4)` (Welch method): RR(t) at
+    the beat times is resampled at 4 Hz, the mean removed, and Welch's periodogram taken with
+    a Hann window of half the series, 50 % overlap and zero padding to twice the segment;
+    band powers are trapezoidal integrals over [low, high). The quadratic interpolating
+    spline and Welch's method are re-implemented in numpy (same knots, window and scaling as
+    scipy) because importing scipy's interpolate and signal modules would add ~80 MB to a
+    process meant to stay under 100 MB on a Raspberry Pi. Kubios instead uses a cubic spline
+    and a 300 s Welch window, so its LF/HF differs (3.03 vs 2.55 on its reference sample).
+    """
+    if len(rr_ms) < 16 or times_s[-1] - times_s[0] < MIN_SPECTRAL_SPAN_S:
+        return None
+    x = np.arange(times_s[0], times_s[-1] + 1.0 / INTERPOLATION_HZ, 1.0 / INTERPOLATION_HZ)
+    y = _quadratic_spline_resample(times_s, rr_ms, x)
+    y = y - y.mean()
+    n = len(y)
+    min_freq = 4.0 * INTERPOLATION_HZ / n  # neurokit2's default: (2 fs) / (N / 2)
+    nperseg = min(int(2.0 / min_freq * INTERPOLATION_HZ), n // 2)
+    freqs, psd = _welch(y, INTERPOLATION_HZ, nperseg)
+    keep = (freqs >= min_freq) & (freqs <= 0.5)
+    freqs, psd = freqs[keep], psd[keep]
+    lf = _band_power(freqs, psd, LF_BAND)
+    hf = _band_power(freqs, psd, HF_BAND)
+    if not hf or not lf:
+        return None
+    return lf / hf
+
+
+def _quadratic_spline_resample(x: np.ndarray, y: np.ndarray, xn: np.ndarray) -> np.ndarray:
+    """The interpolating quadratic spline through (x, y), evaluated at xn (inside [x0, x-1]).
+
+    The same spline as scipy's `interp1d(kind="quadratic")` (`make_interp_spline(k=2)`):
+    knots at x0 (triple), the midpoints between x1..x-2, and x-1 (triple); the collocation
+    system is tridiagonal and strongly diagonally dominant (the error shrinks ~3x per sweep),
+    so vectorised Jacobi sweeps solve it to 1e-7 of the data scale, far below what moves LF/HF.
+    """
+    n = len(x)
+    knots = np.concatenate(([x[0]] * 3, (x[1:-2] + x[2:-1]) / 2.0, [x[-1]] * 3))
+
+    def basis(u: np.ndarray, span: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t0, t1, t2, t3 = knots[span - 1], knots[span], knots[span + 1], knots[span + 2]
+        n1a = (t2 - u) / (t2 - t1)
+        n1b = (u - t1) / (t2 - t1)
+        b0 = (t2 - u) / (t2 - t0) * n1a
+        b1 = (u - t0) / (t2 - t0) * n1a + (t3 - u) / (t3 - t1) * n1b
+        b2 = (u - t1) / (t3 - t1) * n1b
+        return b0, b1, b2
+
+    def span_of(u: np.ndarray) -> np.ndarray:
+        return np.clip(np.searchsorted(knots, u, side="right") - 1, 2, n - 1)
+
+    lo, mid, hi = basis(x, span_of(x))
+    # Row j couples coefficients j-1, j, j+1 (rows 0 and n-1 are identity rows).
+    lo[0], mid[0], hi[0] = 0.0, 1.0, 0.0
+    lo[-1], mid[-1], hi[-1] = 0.0, 1.0, 0.0
+    c = y.astype(float).copy()
+    tol = 1e-7 * max(1.0, float(np.abs(y).max()))
+    lo_in, hi_in, inv_mid = lo[1:-1], hi[1:-1], 1.0 / mid
+    for sweep in range(200):
+        nxt = y.copy()
+        nxt[1:-1] -= lo_in * c[:-2] + hi_in * c[2:]
+        nxt *= inv_mid
+        if sweep % 4 == 3 and np.abs(nxt - c).max() < tol:
+            c = nxt
+            break
+        c = nxt
+    span = span_of(xn)
+    b0, b1, b2 = basis(xn, span)
+    out = b0 * c[span - 2] + b1 * c[span - 1] + b2 * c[span]
+    out[xn > x[-1]] = y[-1]  # as scipy's fill value past the last beat
+    return out
+
+
+def _welch(y: np.ndarray, fs: float, nperseg: int) -> tuple[np.ndarray, np.ndarray]:
+    """Welch PSD (density scaling, periodic Hann window, 50 % overlap, mean of segments).
+
+    Segments are zero-padded to at least 2 nperseg as in neurokit2, rounded up to a length
+    with only factors 2, 3 and 5: FFTs of lengths with a large prime factor are several
+    times slower, and the finer frequency grid changes band powers by < 0.1 %.
+    """
+    nfft = _fast_length(2 * nperseg)
+    win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(nperseg) / nperseg)
+    step = nperseg - nperseg // 2
+    starts = range(0, len(y) - nperseg + 1, step)
+    segs = np.stack([y[s : s + nperseg] for s in starts]) * win
+    spec = np.abs(np.fft.rfft(segs, n=nfft, axis=1)) ** 2
+    psd = spec.mean(axis=0) / (fs * (win * win).sum())
+    psd[1:] *= 2.0  # one-sided
+    if nfft % 2 == 0:
+        psd[-1] /= 2.0  # the Nyquist bin has no mirror image
+    return np.fft.rfftfreq(nfft, 1.0 / fs), psd
+
+
+def _fast_length(n: int) -> int:
+    """The smallest m >= n whose prime factors are all 2, 3 or 5."""
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
+
+
+def _band_power(freqs: np.ndarray, psd: np.ndarray, band: tuple[float, float]) -> float:
+    sel = (freqs >= band[0]) & (freqs < band[1])
+    if sel.sum() < 2:
+        return 0.0
+    f, p = freqs[sel], psd[sel]
+    return float(np.sum((p[1:] + p[:-1]) * np.diff(f)) / 2.0)
+
+
+def ln(x: float | None) -> float | None:
+    return math.log(x) if x and x > 0 else None

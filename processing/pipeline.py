@@ -1,0 +1,204 @@
+"""One person's streaming core: Beat/Gap events in, a `Reading` per step out (pure, no I/O)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from collector.events import Beat, Event, Gap
+from processing import hrv
+from processing.correction import ArtifactCorrector
+from processing.reading import Reading
+from processing.stress import StressModel
+from processing.window import BeatWindow
+
+# A beat later than its own RR interval allows by more than this follows missing data.
+GAP_TOLERANCE_S = 2.0
+# RR beyond this cannot be one heartbeat (or a few missed ones): it is a dropout.
+MAX_RR_MS = 3000.0
+# Readings start once the short window holds this many beats.
+MIN_BEATS = 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Window lengths in seconds (`math.inf` = since the last gap, for whole-recording analysis).
+
+    Defaults: RMSSD over 60 s (ultra-short lnRMSSD is valid from 60 s: Esco & Flatt 2014,
+    J Sports Sci Med 13:535; Munoz et al. 2015, PLoS One 10:e0138921), the rest over 300 s
+    (the Task Force 1996 short-term recording), a reading every 10 s, LF/HF every 10 s.
+    """
+
+    window_s: float = 300.0
+    rmssd_window_s: float = 60.0
+    step_s: float = 10.0
+    spectral_step_s: float = 10.0
+    correction: bool = True
+
+    @classmethod
+    def whole(cls, correction: bool = True) -> Settings:
+        """One reading per continuous segment of a recording (like a Kubios single sample)."""
+        return cls(math.inf, math.inf, math.inf, math.inf, correction)
+
+
+class Pipeline:
+    """Feed one person's events in time order; collect readings.
+
+    Stages: gap detection -> artifact correction (Lipponen & Tarvainen 2019) -> trailing
+    windows -> HRV metrics (processing.hrv) -> activity, stress score and state
+    (processing.stress). `corrected` lists every NN beat that entered the windows when
+    `keep_beats` is set (for tests and the demo plot).
+    """
+
+    def __init__(
+        self,
+        person: str,
+        settings: Settings = Settings(),
+        model: StressModel | None = None,
+        keep_beats: bool = False,
+    ):
+        self.person = person
+        self.settings = settings
+        self.model = model or StressModel()
+        self.corrector = ArtifactCorrector()
+        self.long = BeatWindow(settings.window_s, keep_sorted=True)
+        self.short = BeatWindow(settings.rmssd_window_s)
+        self.keep_beats = keep_beats
+        self.corrected: list[Beat] = []
+        self.n_gaps = 0
+        self.n_dropped = 0
+        self._last_t: float | None = None
+        self._next_emit = -math.inf
+        self._next_spectral = -math.inf
+        self._lf_hf: float | None = None
+        self._energy: float | None = None
+        self._pending_whole = False
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def feed(self, event: Event) -> list[Reading]:
+        if isinstance(event, Gap):
+            return self._gap()
+        beat = event
+        out: list[Reading] = []
+        if self._last_t is not None:
+            if beat.t <= self._last_t:
+                self.n_dropped += 1  # duplicate or out of order: the earlier copy counts
+                return out
+            if beat.t - self._last_t > beat.rr_ms / 1000.0 + GAP_TOLERANCE_S:
+                out += self._gap()
+        if beat.rr_ms > MAX_RR_MS or beat.rr_ms <= 0:
+            out += self._gap()
+            self._last_t = beat.t
+            return out
+        self._last_t = beat.t
+        if beat.energy_kj is not None:
+            self._energy = beat.energy_kj
+        beats = self.corrector.push(beat) if self.settings.correction else [beat]
+        for b in beats:
+            out += self._add(b)
+        return out
+
+    def finish(self) -> list[Reading]:
+        """End of input: process what the corrector holds back; in whole mode emit the reading."""
+        out: list[Reading] = []
+        for b in self.corrector.flush():
+            out += self._add(b)
+        if self._pending_whole:
+            out += self._reading()
+            self._pending_whole = False
+        return out
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _gap(self) -> list[Reading]:
+        out = self.finish()
+        self.long.clear()
+        self.short.clear()
+        self.n_gaps += 1
+        self._next_emit = -math.inf
+        self._next_spectral = -math.inf
+        self._lf_hf = None
+        self._last_t = None
+        return out
+
+    def _add(self, beat: Beat) -> list[Reading]:
+        artifact = bool(beat.artifact)
+        self.long.add(beat.t, beat.rr_ms, artifact)
+        self.short.add(beat.t, beat.rr_ms, artifact)
+        if self.keep_beats:
+            self.corrected.append(beat)
+        if math.isinf(self.settings.step_s):
+            self._pending_whole = True
+            return []
+        if beat.t < self._next_emit or len(self.short) < MIN_BEATS:
+            return []
+        step = self.settings.step_s
+        self._next_emit = (math.floor(beat.t / step) + 1) * step if step > 0 else beat.t
+        return self._reading()
+
+    def _reading(self) -> list[Reading]:
+        long, short = self.long, self.short
+        if len(long) < 3:
+            return []
+        t = long.times[-1]
+        if t >= self._next_spectral or math.isinf(self.settings.spectral_step_s):
+            self._lf_hf = hrv.lf_hf(np.fromiter(long.times, float), np.fromiter(long.rrs, float))
+            sp = self.settings.spectral_step_s
+            self._next_spectral = (math.floor(t / sp) + 1) * sp if 0 < sp < math.inf else t
+        mean_rr = long.mean_rr()
+        short_mean = short.mean_rr()
+        hr = 60000.0 / short_mean
+        rmssd_short = short.rmssd()
+        rmssd_long = long.rmssd()
+        sd1, sd2 = long.sd1(), long.sd2()
+        si = hrv.baevsky_si(long)
+        stress_index = math.sqrt(si) if si is not None else None
+        pns = sns = None
+        if rmssd_long is not None and sd1 is not None and sd2 is not None and stress_index is not None:
+            pns = hrv.pns_index(mean_rr, rmssd_long, sd1)
+            sns = hrv.sns_index(60000.0 / mean_rr, stress_index, sd2, mean_rr)
+        artifact_frac = long.n_artifacts / len(long)
+        horizon = self.settings.rmssd_window_s
+        coverage = 1.0 if math.isinf(horizon) else min(1.0, short.span_s() / horizon)
+        quality = max(0.0, 1.0 - 3.0 * artifact_frac) * coverage
+        ln_rmssd = hrv.ln(rmssd_short)
+        activity, score, state = self.model.assess(t, hr, ln_rmssd, quality, self._energy)
+        return [
+            Reading(
+                person=self.person,
+                time=t,
+                window_s=self.settings.window_s,
+                n_beats=len(long),
+                mean_rr_ms=short_mean,
+                hr_bpm=hr,
+                rmssd_ms=rmssd_short,
+                ln_rmssd=ln_rmssd,
+                sdnn_ms=long.sdnn(),
+                pnn50_pct=short.pnn(50),
+                pnn20_pct=short.pnn(20),
+                sd1_ms=sd1,
+                sd2_ms=sd2,
+                baevsky_si=si,
+                stress_index=stress_index,
+                pns_index=pns,
+                sns_index=sns,
+                lf_hf=self._lf_hf,
+                artifact_pct=100.0 * artifact_frac,
+                activity=activity,
+                stress_score=score,
+                state=state,
+                quality=quality,
+            )
+        ]
+
+
+def run(events: list[Event], person: str, settings: Settings = Settings(), **kw) -> list[Reading]:
+    """Convenience: all readings for a list of events of one person."""
+    p = Pipeline(person, settings, **kw)
+    out: list[Reading] = []
+    for e in events:
+        out += p.feed(e)
+    return out + p.finish()

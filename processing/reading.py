@@ -1,0 +1,54 @@
+"""The `Reading`: one row of HRV metrics and stress state per step and person (a JSON contract)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Field names and meanings are the contract of ARCHITECTURE.md (MQTT state, Influx `hrv`).
+
+    Units: time in unix seconds; *_ms in milliseconds; hr_bpm in beats/min; *_pct in percent;
+    baevsky_si dimensionless (Kubios convention); stress_index = sqrt(baevsky_si);
+    stress_score 0-100 relative to the person's resting baseline; quality 0-1.
+    `None` means "not computable from this window" (too few beats, too short for LF/HF, or
+    a stress score while physically active).
+    """
+
+    person: str
+    time: float
+    window_s: float
+    n_beats: int
+    mean_rr_ms: float
+    hr_bpm: float
+    rmssd_ms: float | None
+    ln_rmssd: float | None
+    sdnn_ms: float | None
+    pnn50_pct: float | None
+    pnn20_pct: float | None
+    sd1_ms: float | None
+    sd2_ms: float | None
+    baevsky_si: float | None
+    stress_index: float | None
+    pns_index: float | None
+    sns_index: float | None
+    lf_hf: float | None
+    artifact_pct: float
+    activity: str
+    stress_score: float | None
+    state: str
+    quality: float
+
+    def to_dict(self, digits: int = 6) -> dict:
+        """A JSON-ready dict; floats rounded to `digits` significant decimals, NaN -> None."""
+        out = {}
+        for k, v in asdict(self).items():
+            if isinstance(v, float):
+                v = None if not math.isfinite(v) else round(v, digits)
+            out[k] = v
+        return out
+
+
+FIELDS = tuple(Reading.__dataclass_fields__)

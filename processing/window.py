@@ -1,0 +1,171 @@
+"""A trailing time window of beats with running sums, so time-domain HRV costs O(1) per beat."""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections import deque
+
+# Rebuild the running sums from the beats this often, so float round-off cannot accumulate.
+_REBUILD_EVERY = 4096
+
+
+class BeatWindow:
+    """The beats of the last `duration_s` seconds (all beats when it is infinite).
+
+    Sums are kept relative to a reference interval `ref` (the first RR seen) to avoid the
+    cancellation of sum-of-squares formulas; successive pairs are the consecutive beats inside
+    the window (windows are cleared at every gap, so consecutive beats are successive).
+    With `keep_sorted`, the RR values are also kept sorted for median, percentiles and the
+    histogram of the Baevsky stress index.
+    """
+
+    def __init__(self, duration_s: float, keep_sorted: bool = False):
+        self.duration_s = duration_s
+        self.keep_sorted = keep_sorted
+        self.clear()
+
+    def clear(self) -> None:
+        self.times: deque[float] = deque()
+        self.rrs: deque[float] = deque()
+        self.artifacts: deque[bool] = deque()
+        self.sorted: list[float] = []
+        self.ref: float | None = None
+        self.s1 = self.s2 = 0.0  # sum of (rr-ref), (rr-ref)^2
+        self.d1 = self.d2 = 0.0  # sum of d, d^2 over successive differences d = rr[k]-rr[k-1]
+        self.p1 = self.p2 = 0.0  # sum of (rr[k-1]+rr[k]-2ref) and its square (Poincare SD2)
+        self.nn50 = self.nn20 = 0
+        self.n_artifacts = 0
+        self._changes = 0
+
+    def __len__(self) -> int:
+        return len(self.rrs)
+
+    @property
+    def n_diffs(self) -> int:
+        return max(0, len(self.rrs) - 1)
+
+    def span_s(self) -> float:
+        """Time covered by the beats in the window: from the start of the first interval."""
+        if not self.rrs:
+            return 0.0
+        return self.times[-1] - self.times[0] + self.rrs[0] / 1000.0
+
+    def add(self, t: float, rr_ms: float, artifact: bool = False) -> None:
+        """Append a beat and drop those that fell out of the window."""
+        if self.ref is None:
+            self.ref = rr_ms
+        x = rr_ms - self.ref
+        self.s1 += x
+        self.s2 += x * x
+        if self.rrs:
+            self._pair(self.rrs[-1], rr_ms, +1)
+        self.times.append(t)
+        self.rrs.append(rr_ms)
+        self.artifacts.append(artifact)
+        self.n_artifacts += artifact
+        if self.keep_sorted:
+            insort(self.sorted, rr_ms)
+        horizon = t - self.duration_s
+        while self.times and self.times[0] <= horizon:
+            self._drop_oldest()
+        self._changes += 1
+        if self._changes >= _REBUILD_EVERY:
+            self._rebuild()
+
+    def _pair(self, a: float, b: float, sign: int) -> None:
+        d = b - a
+        p = a + b - 2 * self.ref  # type: ignore[operator]
+        self.d1 += sign * d
+        self.d2 += sign * d * d
+        self.p1 += sign * p
+        self.p2 += sign * p * p
+        ad = abs(d)
+        self.nn50 += sign * (ad > 50.0)
+        self.nn20 += sign * (ad > 20.0)
+
+    def _drop_oldest(self) -> None:
+        self.times.popleft()
+        rr = self.rrs.popleft()
+        self.n_artifacts -= self.artifacts.popleft()
+        x = rr - self.ref  # type: ignore[operator]
+        self.s1 -= x
+        self.s2 -= x * x
+        if self.rrs:
+            self._pair(rr, self.rrs[0], -1)
+        if self.keep_sorted:
+            del self.sorted[bisect_left(self.sorted, rr)]
+
+    def _rebuild(self) -> None:
+        rrs = list(self.rrs)
+        self.ref = rrs[0] if rrs else None
+        self.s1 = self.s2 = self.d1 = self.d2 = self.p1 = self.p2 = 0.0
+        self.nn50 = self.nn20 = 0
+        for k, rr in enumerate(rrs):
+            x = rr - self.ref  # type: ignore[operator]
+            self.s1 += x
+            self.s2 += x * x
+            if k:
+                self._pair(rrs[k - 1], rr, +1)
+        self._changes = 0
+
+    # -- statistics (ms) ---------------------------------------------------------------------
+
+    def mean_rr(self) -> float:
+        return self.ref + self.s1 / len(self.rrs)  # type: ignore[operator]
+
+    def sdnn(self) -> float | None:
+        """Sample standard deviation of RR (ddof=1, as Kubios and neurokit2)."""
+        n = len(self.rrs)
+        if n < 2:
+            return None
+        return math.sqrt(max(0.0, (self.s2 - self.s1 * self.s1 / n) / (n - 1)))
+
+    def rmssd(self) -> float | None:
+        nd = self.n_diffs
+        return math.sqrt(max(0.0, self.d2 / nd)) if nd else None
+
+    def _pair_var(self, s: float, s2: float) -> float | None:
+        nd = self.n_diffs
+        if nd < 2:
+            return None
+        return max(0.0, (s2 - s * s / nd) / (nd - 1))
+
+    def sd1(self) -> float | None:
+        """Poincare SD1: std (ddof=1) of (rr[k]-rr[k+1])/sqrt(2) (Brennan et al. 2001)."""
+        v = self._pair_var(self.d1, self.d2)
+        return None if v is None else math.sqrt(v / 2.0)
+
+    def sd2(self) -> float | None:
+        """Poincare SD2: std (ddof=1) of (rr[k]+rr[k+1])/sqrt(2) (Brennan et al. 2001)."""
+        v = self._pair_var(self.p1, self.p2)
+        return None if v is None else math.sqrt(v / 2.0)
+
+    def pnn(self, threshold_ms: int) -> float | None:
+        """Percent of successive differences larger than 50 or 20 ms, over the number of differences."""
+        nd = self.n_diffs
+        if not nd:
+            return None
+        return 100.0 * (self.nn50 if threshold_ms == 50 else self.nn20) / nd
+
+    def percentile(self, q: float) -> float:
+        """Linear-interpolated percentile (numpy's default) of the sorted RR values."""
+        s = self.sorted
+        pos = (len(s) - 1) * q / 100.0
+        lo = int(pos)
+        hi = min(lo + 1, len(s) - 1)
+        return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+    def modal_bin_count(self, width_ms: float) -> int:
+        """Beats in the fullest bin of a histogram with bins of `width_ms` starting at the minimum."""
+        s = self.sorted
+        lo = s[0]
+        best = 0
+        start = 0
+        edge = lo
+        while start < len(s):
+            edge += width_ms
+            end = bisect_left(s, edge, start)
+            best = max(best, end - start)
+            start = end
+        return best
