@@ -47,6 +47,12 @@ LOOKAHEAD = 2
 # ordinary respiratory changes pass it; real ectopic beats are >= 20 % premature. Measured on
 # clean N-to-N series (nsr001, rest_rri) it removes most false corrections.
 MIN_DEVIATION = 0.15
+# The fixed-ratio ectopic couplet rule (see `_is_couplet`).
+COUPLET_SHORT = 0.20
+COUPLET_LONG = 0.15
+COUPLET_SUM = 0.15
+# Missed/extra tolerance floor, as a fraction of the median (see `_decide`).
+RELATIVE_TOLERANCE = 0.15
 # The first beats are held back until this many are known; until the trailing windows hold
 # this many, thresholds also use the beats held back.
 WARMUP_BEATS = 15
@@ -153,20 +159,31 @@ class ArtifactCorrector:
         if self._th1 <= 0 or th2 <= 0:
             self._accept(i, med)
             return
+        if self._is_couplet(i, med):
+            self._move_to_midpoint(i, "ectopic")
+            self._accept(i, med)
+            return
         d0 = self._drr(i)
         if abs(d0) <= 1:
             self._accept(i, med)
             return
         d_prev, d1, d2 = self._drr(i - 1), self._drr(i + 1), self._drr(i + 2)
         off = lambda k: abs(buf[k].rr_ms - med) / med  # noqa: E731
-        # Ectopic pair (i-1, i): the paper's rule evaluated at i.
-        if _is_ectopic(d0, d_prev, d1) and max(off(i - 1), off(i)) > MIN_DEVIATION:
-            self._move_to_midpoint(i - 1, "ectopic")
+        # Ectopic pair (i, i+1): the same rule one beat ahead, so the premature beat is the one
+        # moved. Tried first, unless a larger opposite jump into beat i+2 shows that the pair is
+        # (i+1, i+2): on low-variability series a natural dRR of beat i already passes Th1.
+        if (
+            _is_ectopic(d1, d0, d2)
+            and max(off(i), off(i + 1)) > MIN_DEVIATION
+            and not (abs(d2) > abs(d1) and d1 * d2 < 0)
+        ):
+            self._move_to_midpoint(i, "ectopic")
             self._accept(i, med)
             return
-        # Ectopic pair (i, i+1): the same rule one beat ahead, so the premature beat is the one moved.
-        if _is_ectopic(d1, d0, d2) and max(off(i), off(i + 1)) > MIN_DEVIATION:
-            self._move_to_midpoint(i, "ectopic")
+        # Ectopic pair (i-1, i): the paper's rule evaluated at i (a pair whose
+        # first jump stayed below Th1).
+        if _is_ectopic(d0, d_prev, d1) and max(off(i - 1), off(i)) > MIN_DEVIATION:
+            self._move_to_midpoint(i - 1, "ectopic")
             self._accept(i, med)
             return
         if abs(d1) > 2.0 * abs(d0):
@@ -186,20 +203,38 @@ class ArtifactCorrector:
         # Missed / extra (eq. 6-7): compared with the local median as in the paper, and also with
         # the mean of the neighbouring intervals, which follows a rising or falling heart rate
         # that the 11-beat median lags behind.
+        # The tolerance is also at least RELATIVE_TOLERANCE of the median: on low-variability
+        # series Th2 shrinks below the natural spread of the two halves of a missed beat.
+        tol = max(th2, RELATIVE_TOLERANCE * med)
         if short_beat:
             merged = rr + buf[i + 1].rr_ms
             near = 0.5 * (buf[i - 1].rr_ms + (buf[i + 2].rr_ms if i + 2 < len(buf) else med))
-            if min(abs(merged - med), abs(merged - near)) < th2:
+            if min(abs(merged - med), abs(merged - near)) < tol:
                 self._merge_extra(i)
                 return
         if long_beat:
             near = 0.5 * (buf[i - 1].rr_ms + buf[i + 1].rr_ms)
-            if min(abs(rr / 2 - med), abs(rr / 2 - near)) < th2:
+            if min(abs(rr / 2 - med), abs(rr / 2 - near)) < tol:
                 self._split_missed(i, med)
                 return
         if 0 < i < len(buf) - 1:
             self._move_to_midpoint(i, "longshort")
         self._accept(i, med)
+
+    def _is_couplet(self, i: int, med: float) -> bool:
+        """A premature beat with its compensatory pause by fixed ratios to the local median:
+        rr[i] >= 20 % short, rr[i+1] >= 15 % long, together 2 medians within 15 %.
+
+        Not in Lipponen & Tarvainen: their thresholds adapt to the spread of recent dRR, so
+        when ectopic beats are frequent (bigeminy, trigeminy: every 2nd or 3rd beat) Th1 grows
+        until nothing passes it. The fixed 20 % criterion is the classic one of Malik et al.
+        1989 (Eur Heart J 10:1060, doi:10.1093/oxfordjournals.eurheartj.a059427); requiring the
+        compensatory pause as well keeps it from firing on respiratory changes.
+        """
+        if i + 1 >= len(self._buf):
+            return False
+        a, b = self._buf[i].rr_ms, self._buf[i + 1].rr_ms
+        return a < (1 - COUPLET_SHORT) * med and b > (1 + COUPLET_LONG) * med and abs(a + b - 2 * med) < COUPLET_SUM * 2 * med
 
     def _thresholds(self, med: float) -> tuple[float, float]:
         """Th1 and Th2; while the trailing windows are young, the held-back beats count too

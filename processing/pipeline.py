@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 
@@ -20,6 +21,9 @@ GAP_TOLERANCE_S = 2.0
 MAX_RR_MS = 3000.0
 # Readings start once the short window holds this many beats.
 MIN_BEATS = 20
+# Activity is judged on the heart rate of the last few beats, so the onset of exercise is seen
+# within seconds rather than after the 60 s window catches up.
+RECENT_BEATS = 8
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,9 @@ class Pipeline:
         coverage = 1.0 if math.isinf(horizon) else min(1.0, short.span_s() / horizon)
         quality = max(0.0, 1.0 - 3.0 * artifact_frac) * coverage
         ln_rmssd = hrv.ln(rmssd_short)
-        activity, score, state = self.model.assess(t, hr, ln_rmssd, quality, self._energy)
+        recent = list(islice(reversed(short.rrs), RECENT_BEATS))
+        recent_hr = 60000.0 * len(recent) / sum(recent)
+        activity, score, state = self.model.assess(t, hr, ln_rmssd, quality, self._energy, recent_hr)
         return [
             Reading(
                 person=self.person,

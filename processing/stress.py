@@ -38,6 +38,9 @@ RECOVERY_S = 600.0
 # Rest readings (each step) the personal baseline needs before it outweighs population norms.
 BASELINE_FULL_WEIGHT_S = 1800.0
 STRESSED_SCORE = 70.0
+# Heart rate of the last beats this far above the window's: HR is climbing fast, as at the onset
+# of exercise before it crosses the activity threshold; such a reading is not called stressed.
+CLIMBING_BPM = 8.0
 CALM_SCORE = 35.0
 MIN_QUALITY = 0.5
 
@@ -112,11 +115,16 @@ class StressModel:
         ln_rmssd: float | None,
         quality: float,
         energy_kj: float | None = None,
+        recent_hr_bpm: float | None = None,
     ) -> tuple[str, float | None, str]:
-        """Return (activity, stress_score, state) for a window ending at `time` (unix s)."""
+        """Return (activity, stress_score, state) for a window ending at `time` (unix s).
+
+        `hr_bpm` is the window's heart rate; `recent_hr_bpm` (the last few beats) drives the
+        activity decision when given, because it sees the onset of exercise sooner.
+        """
         dt = 0.0 if self._last_time is None else max(0.0, time - self._last_time)
         self._last_time = time
-        activity = self._activity_at(time, hr_bpm, energy_kj)
+        activity = self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj)
         if ln_rmssd is None or quality < MIN_QUALITY:
             return activity, None, "unknown"
         if activity == "active":
@@ -130,7 +138,8 @@ class StressModel:
             # Learn only from rest that does not itself look stressed, so that a stressful week
             # does not become the new normal.
             self.baseline.update(ln_rmssd, hr_bpm, dt)
-        if score >= STRESSED_SCORE and activity == "rest":
+        climbing = recent_hr_bpm is not None and recent_hr_bpm - hr_bpm > CLIMBING_BPM
+        if score >= STRESSED_SCORE and activity == "rest" and not climbing:
             state = "stressed"
         elif score <= CALM_SCORE:
             state = "calm"

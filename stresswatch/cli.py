@@ -1,0 +1,252 @@
+"""The `stresswatch` command line: demo, analyze, simulate and config check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from collector.artifacts import inject
+from collector.events import Beat, Event
+from collector.files import FORMATS, RecordingError, read_recording
+from collector.simulator import demo_day, simulate
+from processing.pipeline import Pipeline, Settings
+from processing.reading import Reading
+from processing.stress import StressModel
+from stresswatch import config as configuration
+from stresswatch import report
+
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return args.func(args)
+    except RecordingError as exc:
+        print(f"stresswatch: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except configuration.ConfigError as exc:
+        _print_config_problems(exc)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stresswatch", description=__doc__)
+    p.add_argument("--config", help="TOML configuration file (default: built-in defaults)")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="a simulated day (or a recording) through the whole pipeline")
+    d.add_argument("--recording", help="replay this RR file instead of the simulated wearer")
+    d.add_argument("--format", choices=FORMATS, default="auto")
+    d.add_argument("--seconds", type=float, default=25.0, help="wall time to spread the replay over (0 = no pauses)")
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--artifacts", type=float, default=0.005, help="injected artifacts of each kind per beat")
+    d.add_argument("--plot", default="stresswatch-demo.png", help="PNG path ('' for none)")
+    d.set_defaults(func=cmd_demo)
+
+    a = sub.add_parser("analyze", help="HRV and stress readings of a recorded RR file")
+    a.add_argument("file")
+    a.add_argument("--format", choices=FORMATS, default="auto")
+    a.add_argument("--window", type=float, help="window of SDNN/SD1/SD2/SI/LF/HF in s (default 300)")
+    a.add_argument("--step", type=float, help="seconds between readings (default 10)")
+    a.add_argument("--whole", action="store_true", help="one reading over the whole recording (per segment)")
+    a.add_argument("--no-correction", action="store_true", help="skip artifact correction")
+    a.add_argument("--json", action="store_true", help="one JSON object per line with the Reading fields")
+    a.add_argument("--person", default="me")
+    a.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser("simulate", help="write a simulated day as a CSV recording")
+    s.add_argument("out")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--artifacts", type=float, default=0.0)
+    s.set_defaults(func=cmd_simulate)
+
+    c = sub.add_parser("config", help="configuration tools")
+    csub = c.add_subparsers(metavar="ACTION")
+    ck = csub.add_parser("check", help="validate a configuration file and the environment overrides")
+    ck.add_argument("path", nargs="?")
+    ck.set_defaults(func=cmd_config_check)
+    ex = csub.add_parser("example", help="print an example configuration")
+    ex.set_defaults(func=lambda _a: print(configuration.EXAMPLE, end="") or 0)
+    return p
+
+
+def _print_config_problems(exc: configuration.ConfigError) -> None:
+    print(f"stresswatch: {len(exc.problems)} problem(s) in {exc.source}:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def cmd_config_check(args) -> int:
+    path = args.path or args.config
+    configuration.load(path)
+    print(f"{path or '<defaults>'}: ok")
+    return 0
+
+
+def _settings(cfg: configuration.Config) -> Settings:
+    pc = cfg.processing
+    return Settings(pc.window_s, pc.rmssd_window_s, pc.step_s, max(pc.step_s, 10.0), pc.artifact_correction)
+
+
+def _model(cfg: configuration.Config, person: str) -> StressModel:
+    pc = cfg.person(person)
+    return StressModel(age=pc.age, max_hr=pc.max_hr_bpm, resting_hr=pc.resting_hr_bpm)
+
+
+# -- analyze -------------------------------------------------------------------------------------
+
+
+def cmd_analyze(args) -> int:
+    cfg = configuration.load(args.config)
+    rec = read_recording(args.file, args.format, person=args.person)
+    base = _settings(cfg)
+    if args.whole:
+        settings = Settings.whole(correction=not args.no_correction)
+    else:
+        window = args.window or base.window_s
+        step = base.step_s if args.step is None else args.step
+        settings = Settings(window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction)
+    pipe = Pipeline(args.person, settings, _model(cfg, args.person))
+    progress = _Progress(len(rec.events)) if sys.stderr.isatty() and len(rec.events) > 20000 else None
+    out = sys.stdout
+    if not args.json:
+        print(f"# {rec.path}: {len(rec.beats)} beats, format {rec.format}", file=out)
+    t0 = rec.beats[0].t - rec.beats[0].rr_ms / 1000.0
+    for k, ev in enumerate(rec.events):
+        for r in pipe.feed(ev):
+            _emit(r, args.json, t0, out)
+        if progress:
+            progress.update(k)
+    for r in pipe.finish():
+        _emit(r, args.json, t0, out)
+    if progress:
+        progress.done()
+    if not args.json:
+        c = pipe.corrector.counts
+        print(
+            f"# corrected beats: {sum(c.values())} ({', '.join(f'{k} {v}' for k, v in c.items())}); "
+            f"gaps: {pipe.n_gaps}",
+            file=out,
+        )
+    return 0
+
+
+def _emit(r: Reading, as_json: bool, t0: float, out) -> None:
+    if as_json:
+        out.write(json.dumps(r.to_dict()) + "\n")
+    else:
+        out.write(report.live_line(r, t0) + "\n")
+
+
+class _Progress:
+    """A progress bar on stderr for long files (only when stderr is a terminal)."""
+
+    def __init__(self, total: int):
+        self.total, self.last = total, -1
+
+    def update(self, k: int) -> None:
+        pct = 100 * k // self.total
+        if pct != self.last:
+            self.last = pct
+            bar = "#" * (pct // 4)
+            sys.stderr.write(f"\r[{bar:<25s}] {pct:3d}%")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\r" + " " * 40 + "\r")
+
+
+# -- simulate / demo -------------------------------------------------------------------------------
+
+
+def _simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat], list[report.Span]]:
+    """Beats of the demo day (artifacts injected at `artifacts` per kind) and its phases."""
+    script = demo_day()
+    start = 1_767_254_400.0  # 2026-01-01 08:00 UTC: a fixed clock keeps the demo reproducible
+    sim = simulate(script, seed=seed, start=start)
+    times = [start] + [b.t for b in sim]
+    import numpy as np
+
+    corrupted, _ = inject(np.asarray(times), artifacts, seed=seed) if artifacts > 0 else (np.asarray(times), [])
+    beats = [
+        Beat(person, "simulator", float(t), float(round((t - p) * 1024) / 1.024), source="simulator")
+        for p, t in zip(corrupted[:-1], corrupted[1:])
+    ]
+    spans, t = [], start
+    for ph in script:
+        spans.append(report.Span(ph.name, t, t + ph.duration_s, ph.label))
+        t += ph.duration_s
+    return beats, spans
+
+
+def cmd_simulate(args) -> int:
+    beats, spans = _simulated_day(args.seed, args.artifacts, "me")
+    with open(args.out, "w") as fh:
+        fh.write("# stresswatch simulated day: " + ", ".join(f"{s.name} {(s.end - s.start) / 60:g} min" for s in spans) + "\n")
+        fh.write("time_s,rr_ms\n")
+        for b in beats:
+            fh.write(f"{b.t:.4f},{b.rr_ms:.4f}\n")
+    print(f"wrote {len(beats)} beats to {args.out}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    cfg = configuration.load(args.config)
+    person = cfg.people[0].name
+    if args.recording:
+        rec = read_recording(args.recording, args.format, person=person)
+        events: list[Event] = rec.events
+        beats = rec.beats
+        spans = [report.Span(Path(args.recording).name, beats[0].t - beats[0].rr_ms / 1000.0, beats[-1].t + 1, "")]
+        title = f"stresswatch demo: {Path(args.recording).name}"
+    else:
+        beats, spans = _simulated_day(args.seed, args.artifacts, person)
+        events = list(beats)
+        title = "stresswatch demo: a simulated day"
+    t_start = spans[0].start
+    duration = max(1.0, spans[-1].end - t_start)
+    pace = args.seconds / duration if args.seconds > 0 else 0.0
+    pipe = Pipeline(person, _settings(cfg), _model(cfg, person))
+    print(f"stresswatch demo: {len(beats)} beats over {duration / 60:.0f} min of "
+          f"{'recording' if args.recording else 'simulated day'}, replayed in ~{args.seconds:g} s\n")
+    readings: list[Reading] = []
+    wall0 = time.monotonic()
+    next_line = t_start
+    for ev in events:
+        if pace:
+            ahead = (getattr(ev, "t", t_start) - t_start) * pace - (time.monotonic() - wall0)
+            if ahead > 0.02:
+                time.sleep(ahead)
+        for r in pipe.feed(ev):
+            readings.append(r)
+            if r.time >= next_line:
+                next_line = r.time + max(60.0, duration / 60)
+                label = next((s.name for s in spans if s.start <= r.time < s.end), "")
+                pct = 100 * (r.time - t_start) / duration
+                print(f"[{pct:3.0f}%] " + report.live_line(r, t_start, label), flush=True)
+    readings += pipe.finish()
+    print("\nsummary\n" + report.summary_table(readings, spans))
+    c = pipe.corrector.counts
+    print(f"\nartifacts corrected: {sum(c.values())} ({', '.join(f'{k} {v}' for k, v in c.items())}); "
+          f"readings: {len(readings)}")
+    if args.plot and readings:
+        path = report.plot(readings, spans, args.plot, title)
+        print(f"plot saved to {Path(path).resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

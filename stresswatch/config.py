@@ -1,0 +1,199 @@
+"""The one typed configuration model: a TOML file plus STRESSWATCH_* environment overrides.
+
+Every problem is reported with the dotted key that has it (`processing.window_s: must be > 0,
+got -5`); all problems are collected, not just the first. Environment overrides use a double
+underscore between levels: `STRESSWATCH_PROCESSING__STEP_S=5`. Later issues add sections
+(devices, mqtt, influx) by adding dataclasses here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """The configuration has problems; `problems` lists them, each naming its key."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def _rule(*, min: float | None = None, max: float | None = None, choices: tuple = (), doc: str = ""):
+    return {"min": min, "max": max, "choices": choices, "doc": doc}
+
+
+@dataclass
+class ProcessingConfig:
+    window_s: float = field(default=300.0, metadata=_rule(min=30, doc="window of SDNN, SD1/SD2, SI, LF/HF"))
+    rmssd_window_s: float = field(default=60.0, metadata=_rule(min=10, doc="window of RMSSD and HR"))
+    step_s: float = field(default=10.0, metadata=_rule(min=0, doc="seconds between readings"))
+    artifact_correction: bool = field(default=True, metadata=_rule(doc="Kubios-method correction"))
+
+
+@dataclass
+class PersonConfig:
+    name: str = field(default="me", metadata=_rule(doc="id used in MQTT topics and Influx tags"))
+    age: float = field(default=40.0, metadata=_rule(min=5, max=120, doc="years, for HRmax"))
+    max_hr_bpm: float | None = field(default=None, metadata=_rule(min=100, max=240))
+    resting_hr_bpm: float | None = field(default=None, metadata=_rule(min=30, max=120))
+
+
+@dataclass
+class StateConfig:
+    directory: str = field(default="~/.local/share/stresswatch", metadata=_rule(doc="SQLite state"))
+
+
+@dataclass
+class Config:
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    people: list[PersonConfig] = field(default_factory=lambda: [PersonConfig()])
+    state: StateConfig = field(default_factory=StateConfig)
+
+    def person(self, name: str) -> PersonConfig:
+        return next((p for p in self.people if p.name == name), PersonConfig(name=name))
+
+
+ENV_PREFIX = "STRESSWATCH_"
+
+
+def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | None = None) -> Config:
+    """Load `path` (or defaults when None), apply environment overrides, validate everything."""
+    environ = os.environ if environ is None else environ
+    source = str(path) if path else "<defaults>"
+    data: dict = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(source, ["file not found"]) from None
+        except OSError as exc:
+            raise ConfigError(source, [f"cannot read: {exc.strerror or exc}"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    _apply_env(data, environ, problems)
+    cfg = _build(Config, data, "", problems)
+    names = [p.name for p in cfg.people]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"people: name {dup!r} is used more than once")
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
+
+
+def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str]) -> None:
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        parts = key[len(ENV_PREFIX) :].lower().split("__")
+        node = data
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                problems.append(f"{key}: {'.'.join(parts[:-1])} is not a table")
+                break
+            node = nxt
+        else:
+            node[parts[-1]] = value  # a string; converted and checked like file values
+
+
+def _build(cls: type, data: typing.Any, prefix: str, problems: list[str]):
+    if not isinstance(data, dict):
+        problems.append(f"{prefix.rstrip('.') or '<root>'}: must be a table, got {type(data).__name__}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            problems.append(f"{prefix}{key}: unknown key (known: {', '.join(sorted(known))})")
+    kwargs = {}
+    for f in fields(cls):
+        key = prefix + f.name
+        if f.name not in data:
+            continue
+        value = _convert(hints[f.name], data[f.name], key, problems, f.metadata)
+        if value is not MISSING:
+            kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _convert(tp, value, key: str, problems: list[str], rule) -> typing.Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
+        inner = next(a for a in args if a is not type(None))
+        if value in (None, "", "none", "null"):
+            return None
+        return _convert(inner, value, key, problems, rule)
+    if origin is list:
+        if not isinstance(value, list):
+            problems.append(f"{key}: must be a list (in TOML, [[{key}]] tables)")
+            return MISSING
+        return [_build(args[0], v, f"{key}[{i}].", problems) for i, v in enumerate(value)]
+    if is_dataclass(tp):
+        return _build(tp, value, key + ".", problems)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        problems.append(f"{key}: must be true or false, got {value!r}")
+        return MISSING
+    if tp in (int, float):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = tp(value)
+        except (TypeError, ValueError):
+            problems.append(f"{key}: must be a number, got {value!r}")
+            return MISSING
+        if not math.isfinite(number):
+            problems.append(f"{key}: must be finite, got {value!r}")
+            return MISSING
+        lo, hi = rule.get("min"), rule.get("max")
+        if lo is not None and number < lo:
+            problems.append(f"{key}: must be >= {lo:g}, got {number:g}")
+            return MISSING
+        if hi is not None and number > hi:
+            problems.append(f"{key}: must be <= {hi:g}, got {number:g}")
+            return MISSING
+        return number
+    if tp is str:
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{key}: must be a non-empty string, got {value!r}")
+            return MISSING
+        choices = rule.get("choices")
+        if choices and value not in choices:
+            problems.append(f"{key}: must be one of {', '.join(choices)}, got {value!r}")
+            return MISSING
+        return value
+    raise TypeError(f"unsupported config type {tp!r} for {key}")  # a bug in this module, not user input
+
+
+EXAMPLE = """\
+# stresswatch configuration. Every key is optional; shown values are the defaults.
+# Environment overrides: STRESSWATCH_<SECTION>__<KEY>, e.g. STRESSWATCH_PROCESSING__STEP_S=5
+
+[processing]
+window_s = 300            # SDNN, SD1/SD2, Baevsky SI, PNS/SNS, LF/HF window (s)
+rmssd_window_s = 60       # RMSSD, lnRMSSD, HR and pNNxx window (s)
+step_s = 10               # one reading every step_s seconds
+artifact_correction = true
+
+[[people]]
+name = "me"               # used in MQTT topics and InfluxDB tags
+age = 40                  # for HRmax = 208 - 0.7 age (Tanaka 2001), unless max_hr_bpm is set
+# max_hr_bpm = 180
+# resting_hr_bpm = 60     # otherwise learned from rest
+
+[state]
+directory = "~/.local/share/stresswatch"
+"""
