@@ -6,7 +6,7 @@ import csv
 import io
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from collector.events import Beat, Event, Gap
@@ -83,8 +83,7 @@ def read_recording(
 
 def detect_format(text: str, path: str | Path = "<text>") -> str:
     """Guess the format from the content: HRM section headers, CSV headers, IBI start row, numbers."""
-    head = text.lstrip()[:4096]
-    first = head.splitlines()[0].strip().lower() if head else ""
+    first = next((ln.strip().lower() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
     if first.startswith("[params]") or "[hrdata]" in text.lower():
         return "hrm"
     if first.replace(" ", "") == "beat_time_s,rr_ms,label_prev,label_beat":
@@ -179,21 +178,20 @@ def _unit_scale(values: list[float]) -> float:
 
 
 def _read_csv(text: str, path: Path, person: str, device: str) -> Recording:
-    lines = text.splitlines()
-    delim = _sniff_delimiter(lines[0])
-    rows = csv.reader(io.StringIO(text), delimiter=delim)
-    header = [h.strip().lower() for h in next(rows)]
+    numbered = [(no, ln) for no, ln in enumerate(text.splitlines(), 1) if ln.strip() and not ln.lstrip().startswith("#")]
+    delim = _sniff_delimiter(numbered[0][1])
+    header_no = numbered[0][0]
+    header = [h.strip().lower() for h in next(csv.reader([numbered[0][1]], delimiter=delim))]
     rr_col = next((header.index(c) for c in _RR_COLUMNS if c in header), None)
     if rr_col is None:
         raise RecordingError(
-            path, 1, f"no RR column in header {header}; name one of: {', '.join(_RR_COLUMNS)}"
+            path, header_no, f"no RR column in header {header}; name one of: {', '.join(_RR_COLUMNS)}"
         )
     time_col = next((header.index(c) for c in _TIME_COLUMNS if c in header), None)
     hr_col = next((header.index(c) for c in ("hr", "hr_bpm", "heart_rate") if c in header), None)
     parsed: list[tuple[int, float, float | None, float | None]] = []
-    for no, row in enumerate(rows, 2):
-        if not row or not any(c.strip() for c in row):
-            continue
+    for no, line in numbered[1:]:
+        row = next(csv.reader([line], delimiter=delim))
         if len(row) <= rr_col:
             raise RecordingError(path, no, f"expected at least {rr_col + 1} columns, found {len(row)}")
         cell = row[rr_col].strip()
@@ -305,7 +303,7 @@ def _hrm_start(params: dict[str, str]) -> float:
     try:
         day = datetime.strptime(params.get("date", ""), "%Y%m%d")
         hh, mm, ss = params.get("starttime", "0:0:0").split(":")
-        return day.replace(tzinfo=timezone.utc).timestamp() + int(hh) * 3600 + int(mm) * 60 + float(ss)
+        return day.replace(tzinfo=UTC).timestamp() + int(hh) * 3600 + int(mm) * 60 + float(ss)
     except ValueError:
         return 0.0
 

@@ -61,7 +61,7 @@ WARMUP_BEATS = 15
 class _SortedWindow:
     """The last `size` values, kept sorted for quartiles (O(size) per update, size is 91)."""
 
-    __slots__ = ("size", "order", "items")
+    __slots__ = ("items", "order", "size")
 
     def __init__(self, size: int):
         self.size = size
@@ -156,7 +156,7 @@ class ArtifactCorrector:
         window = list(self._recent_rr) + [b.rr_ms for b in buf[i : i + LOOKAHEAD + 1]]
         med = _median(window)
         self._th1, th2 = self._thresholds(med)
-        if self._th1 <= 0 or th2 <= 0:
+        if self._th1 <= 0:
             self._accept(i, med)
             return
         if self._is_couplet(i, med):
@@ -167,8 +167,12 @@ class ArtifactCorrector:
         if abs(d0) <= 1:
             self._accept(i, med)
             return
+        th2 = th2 if th2 is not None else ALPHA * self._abs_mrr.quartile_deviation()
+        if th2 <= 0:
+            self._accept(i, med)
+            return
         d_prev, d1, d2 = self._drr(i - 1), self._drr(i + 1), self._drr(i + 2)
-        off = lambda k: abs(buf[k].rr_ms - med) / med  # noqa: E731
+        off = lambda k: abs(buf[k].rr_ms - med) / med
         # Ectopic pair (i, i+1): the same rule one beat ahead, so the premature beat is the one
         # moved. Tried first, unless a larger opposite jump into beat i+2 shows that the pair is
         # (i+1, i+2): on low-variability series a natural dRR of beat i already passes Th1.
@@ -236,17 +240,17 @@ class ArtifactCorrector:
         a, b = self._buf[i].rr_ms, self._buf[i + 1].rr_ms
         return a < (1 - COUPLET_SHORT) * med and b > (1 + COUPLET_LONG) * med and abs(a + b - 2 * med) < COUPLET_SUM * 2 * med
 
-    def _thresholds(self, med: float) -> tuple[float, float]:
+    def _thresholds(self, med: float) -> tuple[float, float | None]:
         """Th1 and Th2; while the trailing windows are young, the held-back beats count too
         (like the centred windows of the batch method at the start of a recording)."""
         if len(self._abs_drr) >= WARMUP_BEATS:
-            return ALPHA * self._abs_drr.quartile_deviation(), ALPHA * self._abs_mrr.quartile_deviation()
+            return ALPHA * self._abs_drr.quartile_deviation(), None  # Th2 only when needed
         rrs = [b.rr_ms for b in self._buf]
         drr = sorted(list(self._abs_drr.items) + [abs(b - a) for a, b in zip(rrs, rrs[1:])])
         mrr = sorted(list(self._abs_mrr.items) + [abs(2 * (r - med) if r < med else r - med) for r in rrs])
         if len(drr) < 4:
             return 0.0, 0.0
-        qd = lambda s: (_quantile(s, 0.75) - _quantile(s, 0.25)) / 2.0  # noqa: E731
+        qd = lambda s: (_quantile(s, 0.75) - _quantile(s, 0.25)) / 2.0
         return ALPHA * qd(drr), ALPHA * qd(mrr)
 
     def _accept(self, i: int, med: float | None = None) -> None:

@@ -144,8 +144,8 @@ def _quadratic_spline_resample(x: np.ndarray, y: np.ndarray, xn: np.ndarray) -> 
 
     The same spline as scipy's `interp1d(kind="quadratic")` (`make_interp_spline(k=2)`):
     knots at x0 (triple), the midpoints between x1..x-2, and x-1 (triple); the collocation
-    system is tridiagonal and strongly diagonally dominant (the error shrinks ~3x per sweep),
-    so vectorised Jacobi sweeps solve it to 1e-7 of the data scale, far below what moves LF/HF.
+    system is tridiagonal and strongly diagonally dominant, so vectorised red-black
+    Gauss-Seidel sweeps solve it to 1e-7 of the data scale, far below what moves LF/HF.
     """
     n = len(x)
     knots = np.concatenate(([x[0]] * 3, (x[1:-2] + x[2:-1]) / 2.0, [x[-1]] * 3))
@@ -162,21 +162,28 @@ def _quadratic_spline_resample(x: np.ndarray, y: np.ndarray, xn: np.ndarray) -> 
     def span_of(u: np.ndarray) -> np.ndarray:
         return np.clip(np.searchsorted(knots, u, side="right") - 1, 2, n - 1)
 
-    lo, mid, hi = basis(x, span_of(x))
-    # Row j couples coefficients j-1, j, j+1 (rows 0 and n-1 are identity rows).
-    lo[0], mid[0], hi[0] = 0.0, 1.0, 0.0
-    lo[-1], mid[-1], hi[-1] = 0.0, 1.0, 0.0
-    c = y.astype(float).copy()
+    # Data site j lies in knot span j+1 (clamped), so no search is needed for them.
+    lo, mid, hi = basis(x, np.clip(np.arange(1, n + 1), 2, n - 1))
+    # Row j couples coefficients j-1, j, j+1 (rows 0 and n-1 are identity rows). Red-black
+    # Gauss-Seidel: even rows from odd neighbours, then odd rows; ~10x less error per sweep.
+    mid[0] = mid[-1] = 1.0  # identity rows
+    inv = 1.0 / mid
+    rhs, lo_s, hi_s = y * inv, lo * inv, hi * inv
+    rhs[0], rhs[-1] = y[0], y[-1]
+    c = rhs.copy()
+    ev, ev_l, ev_r = slice(2, n - 1, 2), slice(1, n - 2, 2), slice(3, n, 2)
+    od, od_l, od_r = slice(1, n - 1, 2), slice(0, n - 2, 2), slice(2, n, 2)
     tol = 1e-7 * max(1.0, float(np.abs(y).max()))
-    lo_in, hi_in, inv_mid = lo[1:-1], hi[1:-1], 1.0 / mid
-    for sweep in range(200):
-        nxt = y.copy()
-        nxt[1:-1] -= lo_in * c[:-2] + hi_in * c[2:]
-        nxt *= inv_mid
-        if sweep % 4 == 3 and np.abs(nxt - c).max() < tol:
-            c = nxt
+    rhs_e, lo_e, hi_e = rhs[ev], lo_s[ev], hi_s[ev]
+    rhs_o, lo_o, hi_o = rhs[od], lo_s[od], hi_s[od]
+    for sweep in range(100):
+        check = sweep >= 5 and sweep % 2 == 1  # ~8 sweeps are typical; test only then
+        if check:
+            before = c[od].copy()
+        c[ev] = rhs_e - lo_e * c[ev_l] - hi_e * c[ev_r]
+        c[od] = rhs_o - lo_o * c[od_l] - hi_o * c[od_r]
+        if check and np.abs(c[od] - before).max() < tol:
             break
-        c = nxt
     span = span_of(xn)
     b0, b1, b2 = basis(xn, span)
     out = b0 * c[span - 2] + b1 * c[span - 1] + b2 * c[span]
@@ -194,8 +201,7 @@ def _welch(y: np.ndarray, fs: float, nperseg: int) -> tuple[np.ndarray, np.ndarr
     nfft = _fast_length(2 * nperseg)
     win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(nperseg) / nperseg)
     step = nperseg - nperseg // 2
-    starts = range(0, len(y) - nperseg + 1, step)
-    segs = np.stack([y[s : s + nperseg] for s in starts]) * win
+    segs = np.lib.stride_tricks.sliding_window_view(y, nperseg)[::step] * win
     spec = np.abs(np.fft.rfft(segs, n=nfft, axis=1)) ** 2
     psd = spec.mean(axis=0) / (fs * (win * win).sum())
     psd[1:] *= 2.0  # one-sided

@@ -38,6 +38,9 @@ RECOVERY_S = 600.0
 # Rest readings (each step) the personal baseline needs before it outweighs population norms.
 BASELINE_FULL_WEIGHT_S = 1800.0
 STRESSED_SCORE = 70.0
+# Rest seconds a new person's baseline needs before `stressed` is ever declared: population
+# norms alone misjudge many people (resting RMSSD varies several-fold between healthy adults).
+CALIBRATION_S = 600.0
 # Heart rate of the last beats this far above the window's: HR is climbing fast, as at the onset
 # of exercise before it crosses the activity threshold; such a reading is not called stressed.
 CLIMBING_BPM = 8.0
@@ -134,12 +137,13 @@ class StressModel:
         # (lnRMSSD) weighs more because HR also moves with posture and digestion.
         z = 0.65 * (ln_mean - ln_rmssd) / ln_sd + 0.35 * (hr_bpm - hr_mean) / hr_sd
         score = 100.0 * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-        if activity == "rest" and dt > 0 and score < STRESSED_SCORE:
-            # Learn only from rest that does not itself look stressed, so that a stressful week
-            # does not become the new normal.
+        calibrating = self.baseline.rest_s < CALIBRATION_S
+        if activity == "rest" and dt > 0 and (calibrating or score < STRESSED_SCORE):
+            # After calibration, learn only from rest that does not itself look stressed, so
+            # that a stressful week does not become the new normal.
             self.baseline.update(ln_rmssd, hr_bpm, dt)
         climbing = recent_hr_bpm is not None and recent_hr_bpm - hr_bpm > CLIMBING_BPM
-        if score >= STRESSED_SCORE and activity == "rest" and not climbing:
+        if score >= STRESSED_SCORE and activity == "rest" and not climbing and not calibrating:
             state = "stressed"
         elif score <= CALM_SCORE:
             state = "calm"

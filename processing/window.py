@@ -59,7 +59,19 @@ class BeatWindow:
         self.s1 += x
         self.s2 += x * x
         if self.rrs:
-            self._pair(self.rrs[-1], rr_ms, +1)
+            # A new successive pair (previous, this); inlined _pair for the per-beat hot path.
+            a = self.rrs[-1]
+            d = rr_ms - a
+            p = a + rr_ms - 2 * self.ref
+            self.d1 += d
+            self.d2 += d * d
+            self.p1 += p
+            self.p2 += p * p
+            ad = d if d >= 0 else -d
+            if ad > 20.0:
+                self.nn20 += 1
+                if ad > 50.0:
+                    self.nn50 += 1
         self.times.append(t)
         self.rrs.append(rr_ms)
         self.artifacts.append(artifact)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -197,8 +196,7 @@ def cmd_simulate(args) -> int:
     with open(args.out, "w") as fh:
         fh.write("# stresswatch simulated day: " + ", ".join(f"{s.name} {(s.end - s.start) / 60:g} min" for s in spans) + "\n")
         fh.write("time_s,rr_ms\n")
-        for b in beats:
-            fh.write(f"{b.t:.4f},{b.rr_ms:.4f}\n")
+        fh.writelines(f"{b.t:.4f},{b.rr_ms:.4f}\n" for b in beats)
     print(f"wrote {len(beats)} beats to {args.out}")
     return 0
 
@@ -220,8 +218,9 @@ def cmd_demo(args) -> int:
     duration = max(1.0, spans[-1].end - t_start)
     pace = args.seconds / duration if args.seconds > 0 else 0.0
     pipe = Pipeline(person, _settings(cfg), _model(cfg, person))
-    print(f"stresswatch demo: {len(beats)} beats over {duration / 60:.0f} min of "
-          f"{'recording' if args.recording else 'simulated day'}, replayed in ~{args.seconds:g} s\n")
+    what = Path(args.recording).name if args.recording else "a simulated day"
+    print(f"stresswatch demo: {what}, {len(beats)} beats over {duration / 60:.0f} min, "
+          f"replayed in ~{args.seconds:g} s\n")
     readings: list[Reading] = []
     wall0 = time.monotonic()
     next_line = t_start

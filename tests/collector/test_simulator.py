@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from collector.artifacts import inject, score_repairs
-from collector.simulator import phase, simulate
+from collector.simulator import phase, simulate, to_beats
 from processing.pipeline import Settings, run
-from collector.simulator import to_beats
 
 
 def test_same_seed_same_beats_and_different_seed_differs():
