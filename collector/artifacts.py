@@ -40,7 +40,7 @@ def inject(
     """
     rng = np.random.default_rng(seed)
     n = len(times)
-    per_kind = int(round(rate * n))
+    per_kind = round(rate * n)
     slots = np.arange(14, n - 14, 12)
     chosen = rng.choice(slots, size=min(len(slots), per_kind * len(kinds)), replace=False)
     rng.shuffle(chosen)

@@ -91,9 +91,9 @@ def detect_format(text: str, path: str | Path = "<text>") -> str:
     cells = [c.strip() for c in first.split(",")]
     if len(cells) == 2 and cells[1].lower() == "ibi" and _is_number(cells[0]):
         return "ibi"
-    if "," in first or ";" in first or "\t" in first:
-        if any(not _is_number(c) for c in _split_csv_line(first) if c):
-            return "csv"
+    delimited = "," in first or ";" in first or "\t" in first
+    if delimited and any(not _is_number(c) for c in _split_csv_line(first) if c):
+        return "csv"
     if _is_number(first):
         return "text"
     raise RecordingError(path, 1, f"unknown format: first line {first[:60]!r} is not a recognised header")

@@ -30,6 +30,7 @@ no clock.
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import replace
@@ -246,7 +247,7 @@ class ArtifactCorrector:
         if len(self._abs_drr) >= WARMUP_BEATS:
             return ALPHA * self._abs_drr.quartile_deviation(), None  # Th2 only when needed
         rrs = [b.rr_ms for b in self._buf]
-        drr = sorted(list(self._abs_drr.items) + [abs(b - a) for a, b in zip(rrs, rrs[1:])])
+        drr = sorted(list(self._abs_drr.items) + [abs(b - a) for a, b in itertools.pairwise(rrs)])
         mrr = sorted(list(self._abs_mrr.items) + [abs(2 * (r - med) if r < med else r - med) for r in rrs])
         if len(drr) < 4:
             return 0.0, 0.0

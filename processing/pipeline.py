@@ -149,7 +149,8 @@ class Pipeline:
             return []
         t = long.times[-1]
         if t >= self._next_spectral or math.isinf(self.settings.spectral_step_s):
-            self._lf_hf = hrv.lf_hf(np.fromiter(long.times, float), np.fromiter(long.rrs, float))
+            n = len(long)
+            self._lf_hf = hrv.lf_hf(np.fromiter(long.times, float, n), np.fromiter(long.rrs, float, n))
             sp = self.settings.spectral_step_s
             self._next_spectral = (math.floor(t / sp) + 1) * sp if 0 < sp < math.inf else t
         mean_rr = long.mean_rr()

@@ -104,7 +104,19 @@ class BeatWindow:
         self.s1 -= x
         self.s2 -= x * x
         if self.rrs:
-            self._pair(rr, self.rrs[0], -1)
+            # The pair (dropped, new first) leaves; inlined _pair for the per-beat hot path.
+            b = self.rrs[0]
+            d = b - rr
+            p = rr + b - 2 * self.ref  # type: ignore[operator]
+            self.d1 -= d
+            self.d2 -= d * d
+            self.p1 -= p
+            self.p2 -= p * p
+            ad = d if d >= 0 else -d
+            if ad > 20.0:
+                self.nn20 -= 1
+                if ad > 50.0:
+                    self.nn50 -= 1
         if self.keep_sorted:
             del self.sorted[bisect_left(self.sorted, rr)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -83,7 +84,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_config_problems(exc: configuration.ConfigError) -> None:
-    print(f"stresswatch: {len(exc.problems)} problem(s) in {exc.source}:", file=sys.stderr)
+    if len(exc.problems) == 1:
+        print(f"stresswatch: config error: {exc.source}: {exc.problems[0]}", file=sys.stderr)
+        return
+    print(f"stresswatch: {len(exc.problems)} config problems in {exc.source}:", file=sys.stderr)
     for problem in exc.problems:
         print(f"  {problem}", file=sys.stderr)
 
@@ -182,7 +186,7 @@ def _simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat]
     corrupted, _ = inject(np.asarray(times), artifacts, seed=seed) if artifacts > 0 else (np.asarray(times), [])
     beats = [
         Beat(person, "simulator", float(t), float(round((t - p) * 1024) / 1.024), source="simulator")
-        for p, t in zip(corrupted[:-1], corrupted[1:])
+        for p, t in itertools.pairwise(corrupted)
     ]
     spans, t = [], start
     for ph in script:

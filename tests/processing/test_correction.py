@@ -3,6 +3,7 @@ compared with neurokit2's batch Kubios method, and real ectopic beats of a Polar
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -20,7 +21,7 @@ warnings.filterwarnings("ignore", module="neurokit2")
 def correct(times: np.ndarray) -> tuple[np.ndarray, np.ndarray, ArtifactCorrector]:
     c = ArtifactCorrector()
     out = []
-    for a, b in zip(times[:-1], times[1:]):
+    for a, b in itertools.pairwise(times):
         out += c.push(Beat("p", "d", float(b), float((b - a) * 1000)))
     out += c.flush()
     return np.array([b.t for b in out]), np.array([b.rr_ms for b in out]), c

@@ -60,3 +60,8 @@ def test_config_check_command(tmp_path, capsys):
     assert "processing.window_s: must be a number" in err and "Traceback" not in err
     assert main(["config", "check", str(tmp_path / "missing.toml")]) == 2
     assert "file not found" in capsys.readouterr().err
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[processing\n")
+    assert main(["config", "check", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not valid TOML" in err and str(broken) in err
