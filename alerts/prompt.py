@@ -1,0 +1,92 @@
+"""The `Prompt`: a breathing-exercise suggestion sent to the user's phone (a JSON contract)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+KINDS = ("acute", "chronic", "scheduled")
+ACTIONS = ("done", "snooze", "dismiss")
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A paced-breathing pattern; durations in seconds.
+
+    Default: resonance breathing at 6 breaths/min (5.5 s in, 5.5 s out), which maximises the
+    heart-rate oscillation and baroreflex gain (Lehrer & Gevirtz 2014, Front Psychol 5:756,
+    doi:10.3389/fpsyg.2014.00756); slow breathing lowers self-rated anxiety and arousal
+    (Zaccaro et al. 2018, Front Hum Neurosci 12:353, doi:10.3389/fnhum.2018.00353).
+    """
+
+    name: str = "resonance breathing"
+    inhale_s: float = 5.5
+    hold_in_s: float = 0.0
+    exhale_s: float = 5.5
+    hold_out_s: float = 0.0
+    cycles: int = 18
+    instructions: str = "Breathe in slowly through your nose for 5.5 s, then out for 5.5 s. Repeat for about 3 minutes."
+
+    @property
+    def duration_s(self) -> float:
+        return self.cycles * (self.inhale_s + self.hold_in_s + self.exhale_s + self.hold_out_s)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["duration_s"] = self.duration_s
+        return d
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Field names are the contract of ARCHITECTURE.md (MQTT `<person>/prompt`, Influx `prompts`).
+
+    `time` and `expires_at` are unix seconds; `stress_score` 0-100; `reason` a sentence a person
+    understands.
+    """
+
+    id: str
+    person: str
+    time: float
+    kind: str
+    reason: str
+    stress_score: float | None
+    expires_at: float
+    exercise: Exercise = field(default_factory=Exercise)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"prompt kind must be one of {KINDS}, got {self.kind!r}")
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "person": self.person,
+            "time": self.time,
+            "kind": self.kind,
+            "exercise": self.exercise.to_dict(),
+            "reason": self.reason,
+            "stress_score": self.stress_score,
+            "expires_at": self.expires_at,
+        }
+
+
+def parse_response(payload: bytes) -> dict:
+    """A phone's answer `{"id": ..., "action": "done"|"snooze"|"dismiss", "minutes": ...}`.
+
+    Raises ValueError with the problem for anything else (the adapter logs and counts it)."""
+    import json
+
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    if not isinstance(data.get("id"), str) or not data["id"]:
+        raise ValueError("missing string field 'id'")
+    if data.get("action") not in ACTIONS:
+        raise ValueError(f"'action' must be one of {', '.join(ACTIONS)}")
+    minutes = data.get("minutes")
+    if minutes is not None and (not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or minutes < 0):
+        raise ValueError("'minutes' must be a non-negative number")
+    return {"id": data["id"], "action": data["action"], "minutes": minutes}
