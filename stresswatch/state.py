@@ -113,6 +113,13 @@ class StateStore:
             ).fetchall()
         return [OutboxRow(*r) for r in rows]
 
+    def peek_id(self, sink: str, row_id: int) -> OutboxRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, key, payload, expires FROM outbox WHERE sink = ? AND id = ?", (sink, row_id)
+            ).fetchone()
+        return OutboxRow(*row) if row else None
+
     def delete(self, ids: list[int]) -> None:
         """Remove delivered rows."""
         if not ids:

@@ -7,6 +7,7 @@ fixture that made it.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -81,11 +82,26 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
 
-def mosquitto(workdir: Path, users: dict[str, str] | None = None, acl: str | None = None) -> Server:
-    """Mosquitto with a private config; with `users`, anonymous access is off and `acl` applies."""
+def mosquitto(
+    workdir: Path, users: dict[str, str] | None = None, acl: str | None = None, persistence: bool = False,
+    tls: dict[str, str] | None = None,
+) -> Server:
+    """Mosquitto with a private config; with `users`, anonymous access is off and `acl` applies;
+    with `persistence`, sessions and queued messages survive a restart; with `tls`
+    ({cafile, certfile, keyfile}) the listener speaks TLS only."""
     binary = need("mosquitto")
     port = free_port()
-    lines = [f"listener {port} 127.0.0.1", "persistence false", f"log_dest file {workdir / 'mosquitto.log'}"]
+    # Run as the current user: as root, mosquitto would switch to `mosquitto` and lose access
+    # to the private test folder.
+    lines = [f"listener {port} 127.0.0.1", f"user {getpass.getuser()}", f"log_dest file {workdir / 'mosquitto.log'}"]
+    if persistence:
+        lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 1"]
+    else:
+        lines.append("persistence false")
+    if tls:
+        lines += [f"cafile {tls['cafile']}", f"certfile {tls['certfile']}", f"keyfile {tls['keyfile']}"]
+        if tls.get("require_certificate"):
+            lines.append("require_certificate true")
     if users:
         pw = workdir / "passwd"
         pw.write_text("")

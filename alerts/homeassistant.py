@@ -1,0 +1,91 @@
+"""Home Assistant MQTT discovery: one device per wearer with sensors and a prompt `event` entity.
+
+Follows the MQTT discovery documentation of Home Assistant (home-assistant.io/integrations/
+mqtt/#mqtt-discovery, sensor.mqtt, event.mqtt): config topics
+`<prefix>/<component>/<node_id>/<object_id>/config`, retained; `unique_id` per entity, a shared
+`device` block, availability tied to our retained `<base>/status` (last will `offline`).
+Pure: builds (topic, payload) pairs; the MQTT adapter publishes them.
+"""
+
+from __future__ import annotations
+
+from stresswatch import __version__
+
+STATES = ["calm", "neutral", "stressed", "unknown"]
+PROMPT_KINDS = ["acute", "chronic", "scheduled"]
+
+
+def _device(person: str) -> dict:
+    return {
+        "identifiers": [f"stresswatch_{person}"],
+        "name": f"stresswatch {person}",
+        "manufacturer": "stresswatch",
+        "model": "HRV stress monitor",
+        "sw_version": __version__,
+    }
+
+
+def discovery_messages(
+    person: str, base: str = "stresswatch", prefix: str = "homeassistant", devices: list[str] = ()
+) -> list[tuple[str, dict]]:
+    """The discovery configs for `person` (and the battery of each of their `devices`)."""
+    node = f"stresswatch_{person}"
+    state_topic = f"{base}/{person}/state"
+    common = {
+        "availability_topic": f"{base}/status",
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": _device(person),
+        "origin": {"name": "stresswatch", "sw_version": __version__},
+    }
+
+    def sensor(key: str, name: str, template: str, **extra) -> tuple[str, dict]:
+        payload = {
+            "name": name,
+            "unique_id": f"{node}_{key}",
+            "object_id": f"{node}_{key}",
+            "state_topic": extra.pop("state_topic", state_topic),
+            "value_template": template,
+            **extra,
+            **common,
+        }
+        return f"{prefix}/sensor/{node}/{key}/config", payload
+
+    out = [
+        sensor("heart_rate", "Heart rate", "{{ value_json.hr_bpm | round(0) }}",
+               unit_of_measurement="bpm", state_class="measurement", icon="mdi:heart-pulse"),
+        sensor("rmssd", "RMSSD", "{{ value_json.rmssd_ms | round(1) }}",
+               unit_of_measurement="ms", device_class="duration", state_class="measurement", icon="mdi:pulse"),
+        sensor("stress_score", "Stress score", "{{ value_json.stress_score | round(0) if value_json.stress_score is not none else 'unknown' }}",
+               state_class="measurement", icon="mdi:gauge"),
+        sensor("stress_state", "Stress state", "{{ value_json.state }}", device_class="enum", options=STATES,
+               icon="mdi:head-heart"),
+    ]
+    for dev in devices:
+        topic, payload = sensor(
+            f"battery_{_slug(dev)}", f"Battery {dev}", "{{ value_json.battery_pct }}",
+            state_topic=f"{base}/{person}/device/{dev}", unit_of_measurement="%",
+            device_class="battery", state_class="measurement", entity_category="diagnostic",
+        )
+        out.append((topic, payload))
+    out.append(
+        (
+            f"{prefix}/event/{node}/prompt/config",
+            {
+                "name": "Breathing prompt",
+                "unique_id": f"{node}_prompt",
+                "object_id": f"{node}_prompt",
+                "state_topic": f"{base}/{person}/prompt",
+                "event_types": PROMPT_KINDS,
+                # The event entity needs JSON with `event_type`; the Prompt calls it `kind`.
+                "value_template": '{ "event_type": "{{ value_json.kind }}", "reason": {{ value_json.reason | tojson }} }',
+                "icon": "mdi:meditation",
+                **common,
+            },
+        )
+    )
+    return out
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in s.lower())
