@@ -205,6 +205,7 @@ class InfluxSink:
             if not ok:
                 self.backoff_s = min(60.0, max(1.0, self.backoff_s * 2))
                 self._next_try = now + self.backoff_s
+                self.sent += accepted
                 return accepted
         self.backoff_s = 0.0
         self.sent += accepted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from processing.reading import Reading
 from processing.stress import StressModel
 from stresswatch import config as configuration
 from stresswatch import report
+from stresswatch.sinks import Sinks
 
 EXIT_BAD_INPUT = 2
 
@@ -54,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--artifacts", type=float, default=0.005, help="injected artifacts of each kind per beat")
     d.add_argument("--plot", default="stresswatch-demo.png", help="PNG path ('' for none)")
+    d.add_argument("--mqtt", metavar="URL", help="also publish to this MQTT broker (mqtt://host:1883)")
+    d.add_argument("--influx", metavar="URL", help="also write to this InfluxDB (http://host:8086)")
     d.set_defaults(func=cmd_demo)
 
     a = sub.add_parser("analyze", help="HRV and stress readings of a recorded RR file")
@@ -107,6 +111,27 @@ def _settings(cfg: configuration.Config) -> Settings:
 def _model(cfg: configuration.Config, person: str) -> StressModel:
     pc = cfg.person(person)
     return StressModel(age=pc.age, max_hr=pc.max_hr_bpm, resting_hr=pc.resting_hr_bpm)
+
+
+def _url_overrides(args) -> dict[str, str]:
+    """--mqtt / --influx as environment-style overrides of the config (they win over the file)."""
+    env = dict(os.environ)
+    if getattr(args, "mqtt", None):
+        env["STRESSWATCH_MQTT__URL"] = args.mqtt
+    if getattr(args, "influx", None):
+        env["STRESSWATCH_INFLUX__URL"] = args.influx
+    return env
+
+
+def _print_sink_summary(sinks: Sinks) -> None:
+    st = sinks.store
+    parts = []
+    if sinks.influx:
+        parts.append(f"InfluxDB: {sinks.influx.sent} points written, {st.pending('influx')} waiting, "
+                     f"{st.counter('influx.rejected')} rejected")
+    if sinks.mqtt:
+        parts.append(f"MQTT: {st.pending('mqtt')} messages waiting")
+    print("\n" + "; ".join(parts))
 
 
 # -- analyze -------------------------------------------------------------------------------------
@@ -206,7 +231,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    cfg = configuration.load(args.config)
+    cfg = configuration.load(args.config, _url_overrides(args))
     person = cfg.people[0].name
     if args.recording:
         rec = read_recording(args.recording, args.format, person=person)
@@ -222,6 +247,7 @@ def cmd_demo(args) -> int:
     duration = max(1.0, spans[-1].end - t_start)
     pace = args.seconds / duration if args.seconds > 0 else 0.0
     pipe = Pipeline(person, _settings(cfg), _model(cfg, person))
+    sinks = Sinks(cfg)
     what = Path(args.recording).name if args.recording else "a simulated day"
     print(f"stresswatch demo: {what}, {len(beats)} beats over {duration / 60:.0f} min, "
           f"replayed in ~{args.seconds:g} s\n")
@@ -233,14 +259,22 @@ def cmd_demo(args) -> int:
             ahead = (getattr(ev, "t", t_start) - t_start) * pace - (time.monotonic() - wall0)
             if ahead > 0.02:
                 time.sleep(ahead)
+        if isinstance(ev, Beat):
+            sinks.beat(ev)
         for r in pipe.feed(ev):
             readings.append(r)
+            sinks.reading(r)
             if r.time >= next_line:
                 next_line = r.time + max(60.0, duration / 60)
                 label = next((s.name for s in spans if s.start <= r.time < s.end), "")
                 pct = 100 * (r.time - t_start) / duration
                 print(f"[{pct:3.0f}%] " + report.live_line(r, t_start, label), flush=True)
-    readings += pipe.finish()
+    for r in pipe.finish():
+        readings.append(r)
+        sinks.reading(r)
+    sinks.close()
+    if sinks.store is not None:
+        _print_sink_summary(sinks)
     print("\nsummary\n" + report.summary_table(readings, spans))
     c = pipe.corrector.counts
     print(f"\nartifacts corrected: {sum(c.values())} ({', '.join(f'{k} {v}' for k, v in c.items())}); "

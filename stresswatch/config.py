@@ -51,10 +51,46 @@ class StateConfig:
 
 
 @dataclass
+class MqttConfig:
+    url: str | None = field(default=None, metadata=_rule(doc="mqtt://host:1883 or mqtts://host:8883; unset = off"))
+    username: str | None = field(default=None, metadata=_rule())
+    password: str | None = field(default=None, metadata=_rule(doc="or password_file"))
+    password_file: str | None = field(default=None, metadata=_rule())
+    base_topic: str = field(default="stresswatch", metadata=_rule())
+    client_id: str = field(default="stresswatch", metadata=_rule())
+    ca_file: str | None = field(default=None, metadata=_rule(doc="CA bundle for mqtts://"))
+    certfile: str | None = field(default=None, metadata=_rule(doc="client certificate (optional)"))
+    keyfile: str | None = field(default=None, metadata=_rule())
+    verify_hostname: bool = field(default=True, metadata=_rule())
+    keepalive_s: int = field(default=30, metadata=_rule(min=5, max=3600))
+    session_expiry_s: int = field(default=3600, metadata=_rule(min=0, max=604800))
+    discovery: bool = field(default=True, metadata=_rule(doc="Home Assistant MQTT discovery"))
+    discovery_prefix: str = field(default="homeassistant", metadata=_rule())
+
+
+@dataclass
+class InfluxConfig:
+    url: str | None = field(default=None, metadata=_rule(doc="http://host:8086; unset = off"))
+    api: str = field(default="v2", metadata=_rule(choices=("v2", "v1")))
+    org: str = field(default="-", metadata=_rule())
+    bucket: str = field(default="stresswatch", metadata=_rule(doc="v1: the database"))
+    token: str | None = field(default=None, metadata=_rule(doc="or token_file; 1.8+: user:password"))
+    token_file: str | None = field(default=None, metadata=_rule())
+    username: str | None = field(default=None, metadata=_rule(doc="v1 only"))
+    password: str | None = field(default=None, metadata=_rule(doc="v1 only"))
+    batch_size: int = field(default=5000, metadata=_rule(min=1, max=100000))
+    flush_interval_s: float = field(default=5.0, metadata=_rule(min=0.1, max=3600))
+    write_beats: bool = field(default=True, metadata=_rule(doc="store every beat, not only readings"))
+    outbox_max_points: int = field(default=2000000, metadata=_rule(min=1000))
+
+
+@dataclass
 class Config:
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     people: list[PersonConfig] = field(default_factory=lambda: [PersonConfig()])
     state: StateConfig = field(default_factory=StateConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    influx: InfluxConfig = field(default_factory=InfluxConfig)
 
     def person(self, name: str) -> PersonConfig:
         return next((p for p in self.people if p.name == name), PersonConfig(name=name))
@@ -81,12 +117,51 @@ def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | Non
     problems: list[str] = []
     _apply_env(data, environ, problems)
     cfg = _build(Config, data, "", problems)
+    _check_sinks(cfg, problems)
     names = [p.name for p in cfg.people]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"people: name {dup!r} is used more than once")
     if problems:
         raise ConfigError(source, problems)
     return cfg
+
+
+def _check_sinks(cfg: Config, problems: list[str]) -> None:
+    """Cross-field checks of the [mqtt] and [influx] sections (URLs, secret files)."""
+    from urllib.parse import urlsplit
+
+    m = cfg.mqtt
+    if m.url is not None:
+        u = urlsplit(m.url)
+        if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
+            shown = u._replace(netloc=u.hostname or "").geturl()  # never echo credentials
+            problems.append(f"mqtt.url: must look like mqtt://host:1883 or mqtts://host:8883, got {shown!r}")
+        if u.password:
+            problems.append("mqtt.url: put the password in mqtt.password or mqtt.password_file, not in the URL")
+    if m.password and m.password_file:
+        problems.append("mqtt.password_file: set either mqtt.password or mqtt.password_file, not both")
+    for key in ("password_file", "ca_file", "certfile", "keyfile"):
+        path = getattr(m, key)
+        if path and not Path(path).expanduser().is_file():
+            problems.append(f"mqtt.{key}: file {path!r} does not exist")
+    if bool(m.certfile) != bool(m.keyfile):
+        problems.append("mqtt.keyfile: a client certificate needs both mqtt.certfile and mqtt.keyfile")
+    i = cfg.influx
+    if i.url is not None:
+        u = urlsplit(i.url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            problems.append(f"influx.url: must look like http://host:8086, got {i.url!r}")
+    if i.token and i.token_file:
+        problems.append("influx.token_file: set either influx.token or influx.token_file, not both")
+    if i.token_file and not Path(i.token_file).expanduser().is_file():
+        problems.append(f"influx.token_file: file {i.token_file!r} does not exist")
+
+
+def read_secret(value: str | None, path: str | None) -> str:
+    """A secret given inline or in a file (first line, whitespace stripped)."""
+    if path:
+        return Path(path).expanduser().read_text().strip()
+    return value or ""
 
 
 def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str]) -> None:
@@ -196,4 +271,24 @@ age = 40                  # for HRmax = 208 - 0.7 age (Tanaka 2001), unless max_
 
 [state]
 directory = "~/.local/share/stresswatch"
+
+# [mqtt]                          # off unless url is set
+# url = "mqtt://127.0.0.1:1883"   # mqtts://host:8883 for TLS
+# username = "stresswatch"
+# password_file = "/etc/stresswatch/mqtt-password"
+# base_topic = "stresswatch"
+# ca_file = "/etc/ssl/certs/ca-certificates.crt"
+# certfile = ""                   # client certificate, optional (with keyfile)
+# verify_hostname = true
+# session_expiry_s = 3600
+# discovery = true                # Home Assistant MQTT discovery
+
+# [influx]                        # off unless url is set
+# url = "http://127.0.0.1:8086"
+# api = "v2"                      # InfluxDB 2.x/3.x, or 1.8+ with token = "user:password"; "v1" for 1.x < 1.8
+# org = "home"
+# bucket = "stresswatch"          # v1: the database name
+# token_file = "/etc/stresswatch/influx-token"
+# batch_size = 5000
+# flush_interval_s = 5
 """

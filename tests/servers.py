@@ -54,9 +54,10 @@ class Server:
         self.log = workdir / f"{name}.log"
 
     def start(self) -> Server:
-        self.proc = subprocess.Popen(
-            self.argv, cwd=self.workdir, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                self.argv, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             wait_port(self.port)
         except TimeoutError:

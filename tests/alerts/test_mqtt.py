@@ -16,11 +16,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+import servers
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-import servers
 from alerts.homeassistant import discovery_messages
 from alerts.mqtt import MqttSettings, MqttSink
 from alerts.prompt import Prompt
@@ -263,8 +263,10 @@ def test_password_and_acl_restrict_a_phone_to_its_own_person(tmp_path):
         assert sink.connected.wait(10)
         sink.publish_state(reading("ann"))
         sink.publish_state(reading("bob"))
-        sink.publish_prompt(prompt("bob"))
+        bobs = prompt("bob")
+        sink.publish_prompt(bobs)
         sink.publish_prompt(prompt("ann"))
+        assert wait(lambda: store.prompt(bobs.id)["status"] == "delivered")  # the broker took it
         got = ann.collect(3, until=lambda ms: any(m.topic == "stresswatch/ann/prompt" for m in ms))
         topics = {m.topic for m in got}
         assert "stresswatch/ann/state" in topics and "stresswatch/ann/prompt" in topics
