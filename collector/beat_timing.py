@@ -1,0 +1,125 @@
+"""Turn strap notifications (arrival time + RR intervals) into time-stamped Beat and Gap events.
+
+A strap notifies about once a second with the RR intervals that ended since the previous
+notification, but without beat times. Chaining the intervals gives exact spacing yet drifts
+against the wall clock over hours (strap and host clocks differ by ~10-100 ppm) and cannot
+see a lost notification; stamping each notification with its arrival time sees losses but
+overlaps beats. So beats are chained from the previous beat while the chain stays consistent
+with the arrival clock, and re-anchored to arrival when it does not:
+
+- chain end later than arrival (+ tolerance): the strap re-sent intervals it already sent
+  (observed as "reads the same RR twice" in other monitors) -> the repeated values are dropped
+  and counted as duplicates; anything else there is a clock step -> re-anchor;
+- chain end earlier than arrival by more than `max_latency_s`: intervals were lost -> a Gap
+  from the last beat, the estimated number of missing beats counted, and the new intervals
+  anchored so the newest beat ends at arrival - `latency_s`;
+- slow drift inside the tolerance is pulled toward the arrival clock by a small share of the
+  error on each notification, so the chain never drifts away over a day;
+- no skin contact -> a Gap until contact returns (its intervals are not trusted).
+
+Pure: arrival times are passed in; nothing reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from collector.events import Beat, Event, Gap
+from collector.heart_rate import HeartRateMeasurement
+
+
+@dataclass
+class BeatTimer:
+    person: str
+    device: str
+    # Typical delay from the end of the newest interval to the notification's arrival.
+    latency_s: float = 0.3
+    max_latency_s: float = 2.5
+    ahead_tolerance_s: float = 0.35
+    drift_correction: float = 0.02
+    counts: dict = field(default_factory=lambda: {"beats": 0, "duplicates": 0, "missing": 0, "gaps": 0, "no_contact": 0})
+    _last_t: float | None = None
+    _prev_raw: tuple[int, ...] = ()
+    _in_gap_since: float | None = None
+
+    def notification(self, arrival: float, m: HeartRateMeasurement) -> list[Event]:
+        """Events for one notification that arrived at `arrival` (unix seconds)."""
+        out: list[Event] = []
+        if not m.has_contact:
+            self.counts["no_contact"] += 1
+            self._start_gap(arrival)
+            return out
+        raw = m.rr_raw
+        if not raw:
+            return out
+        rr_s = [r / 1024.0 for r in raw]
+        if self._in_gap_since is not None:
+            times = self._anchored(arrival, rr_s, not_before=self._last_t)
+            out.append(Gap(self.person, self.device, self._in_gap_since, times[0] - rr_s[0], "no contact or no data"))
+            self.counts["gaps"] += 1
+            self._in_gap_since = None
+        elif self._last_t is None:
+            times = self._anchored(arrival, rr_s)
+        else:
+            chain_end = self._last_t + sum(rr_s)
+            if chain_end > arrival + self.ahead_tolerance_s:
+                dropped = self._drop_repeats(raw)
+                if dropped:
+                    self.counts["duplicates"] += dropped
+                    raw, rr_s = raw[dropped:], rr_s[dropped:]
+                    if not raw:
+                        return out
+                    chain_end = self._last_t + sum(rr_s)
+            if chain_end > arrival + self.ahead_tolerance_s:
+                times = self._anchored(arrival, rr_s, not_before=self._last_t)
+            elif chain_end < arrival - self.max_latency_s:
+                missing_s = arrival - self.latency_s - chain_end
+                self.counts["missing"] += max(1, round(missing_s / (sum(rr_s) / len(rr_s))))
+                self.counts["gaps"] += 1
+                times = self._anchored(arrival, rr_s)
+                out.append(Gap(self.person, self.device, self._last_t, times[0] - rr_s[0], "missing intervals"))
+            else:
+                # Consistent: chain, nudged toward the arrival clock against long-term drift.
+                error = (arrival - self.latency_s) - chain_end
+                shift = self.drift_correction * error
+                times, t = [], self._last_t
+                for r in rr_s:
+                    t += r
+                    times.append(t)
+                times = [x + shift for x in times]
+        for t, r, rs in zip(times, raw, rr_s):
+            out.append(Beat(self.person, self.device, t, r * 1000.0 / 1024.0, hr_bpm=float(m.hr_bpm),
+                            contact=m.contact == "supported_detected" or None, energy_kj=m.energy_kj, source="ble"))
+        self.counts["beats"] += len(times)
+        self._last_t = times[-1]
+        self._prev_raw = raw
+        return out
+
+    def stall(self, since: float) -> list[Event]:
+        """No notification since `since` (watchdog or disconnect): open a gap."""
+        self._start_gap(since)
+        return []
+
+    def _start_gap(self, t: float) -> None:
+        if self._in_gap_since is None:
+            self._in_gap_since = self._last_t if self._last_t is not None else t
+
+    def _anchored(self, arrival: float, rr_s: list[float], not_before: float | None = None) -> list[float]:
+        """Times of the intervals with the newest ending at arrival - latency (and after `not_before`)."""
+        end = arrival - self.latency_s
+        start = end - sum(rr_s)
+        if not_before is not None and start < not_before:
+            start = not_before
+        times, t = [], start
+        for r in rr_s:
+            t += r
+            times.append(t)
+        return times
+
+    def _drop_repeats(self, raw: tuple[int, ...]) -> int:
+        """How many leading values of `raw` repeat the tail of the previous notification."""
+        prev = self._prev_raw
+        for k in range(min(len(raw), len(prev)), 0, -1):
+            if raw[:k] == prev[-k:]:
+                return k
+        return 0
