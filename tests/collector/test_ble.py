@@ -1,0 +1,204 @@
+"""The Bluetooth collector end to end: unmodified bleak against a fake BlueZ on a private bus."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus  # noqa: E402
+
+from collector.ble import DeviceSpec, StrapLink, scan  # noqa: E402
+from collector.events import Beat, Gap  # noqa: E402
+
+H10 = "A0:9E:1A:00:00:01"
+TICKR = "C8:2B:96:00:00:02"
+
+
+@pytest.fixture
+def system_bus(monkeypatch):
+    if not Path("/usr/bin/dbus-daemon").exists():
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    bus = PrivateSystemBus()
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address)
+    yield bus
+    bus.stop()
+
+
+def rr_script(n=97, base=820):
+    return [base + (i * 37) % 90 - 45 for i in range(n)]  # ~73 bpm with beat-to-beat variation
+
+
+class Harness:
+    """A fake BlueZ with straps, and StrapLinks collecting their events."""
+
+    def __init__(self, bus: PrivateSystemBus, period: float = 0.5):
+        self.bluez = FakeBlueZ(bus.address)
+        self.period = period
+        self.events: dict[str, list] = {}
+        self.statuses: dict[str, list] = {}
+        self.links: list[StrapLink] = []
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self):
+        await self.bluez.start()
+        self.tasks.append(asyncio.create_task(self.bluez.run_heartbeats(self.period)))
+        return self
+
+    def link(self, spec: DeviceSpec, **kw) -> StrapLink:
+        kw = {"watchdog_s": 3.0, "scan_window_s": 2.0, **kw}
+        link = StrapLink(spec, emit=self.events.setdefault(spec.label, []).extend,
+                         status=self.statuses.setdefault(spec.label, []).append, **kw)
+        self.links.append(link)
+        self.tasks.append(asyncio.create_task(link.run(self.stop)))
+        return link
+
+    async def __aexit__(self, *exc):
+        self.stop.set()
+        await asyncio.sleep(0.1)
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def beats(self, label: str) -> list[Beat]:
+        return [e for e in self.events.get(label, []) if isinstance(e, Beat)]
+
+
+async def until(cond, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def test_scan_finds_the_strap_and_ignores_a_non_hr_device(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            h.bluez.add(FakeStrap(H10, "Polar H10 12345678", rr_script()))
+            h.bluez.add(FakeStrap("11:22:33:44:55:66", "Kitchen thermometer", is_hr=False))
+            return await scan(timeout_s=2.0, details=True)
+
+    rows = asyncio.run(scenario())
+    assert [r["address"] for r in rows] == [H10]
+    row = rows[0]
+    assert row["name"] == "Polar H10 12345678" and row["model"] == "H10" and row["firmware"] == "5.0.0"
+    assert row["battery_pct"] == 87 and row["sends_rr"] is True
+
+
+def test_two_straps_for_two_people_stream_at_once_and_no_beat_is_lost_or_doubled(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            a = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script()))
+            b = h.bluez.add(FakeStrap(TICKR, "TICKR B", rr_script(base=700)))
+            h.link(DeviceSpec("ann", address=H10))
+            h.link(DeviceSpec("bob", name="tickr*"))
+            assert await until(lambda: len(h.beats(H10)) > 10 and len(h.beats("tickr*")) > 10, 20)
+            await asyncio.sleep(3)
+            return h, a, b
+
+    h, a, b = asyncio.run(scenario())
+    ann, bob = h.beats(H10), h.beats("tickr*")
+    assert {x.person for x in ann} == {"ann"} and {x.person for x in bob} == {"bob"}
+    assert [round(x.rr_ms * 1.024) for x in ann] == a.sent_rr
+    assert [round(x.rr_ms * 1.024) for x in bob] == b.sent_rr
+    assert all(y.t > x.t for x, y in zip(ann, ann[1:]))
+
+
+def test_the_link_drops_ten_times_and_collection_resumes_every_time(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script()))
+            link = h.link(DeviceSpec("ann", address=H10))
+            for _ in range(10):
+                assert await until(lambda: link.streaming.is_set(), 30)
+                await asyncio.sleep(1.0)
+                strap.link_lost()
+                assert await until(lambda: not link.streaming.is_set(), 5)
+            assert await until(lambda: link.streaming.is_set(), 30)
+            await asyncio.sleep(1.0)
+            return h, strap, link
+
+    h, strap, link = asyncio.run(scenario())
+    received = [round(x.rr_ms * 1.024) for x in h.beats(H10)]
+    lat = link.reconnect_latencies
+    print(f"\nlink drops: 10; sessions {link.counts['sessions']}, reconnect latency median "
+          f"{statistics.median(lat):.2f} s, max {max(lat):.2f} s; beats sent {len(strap.sent_rr)}, "
+          f"received {len(received)}, duplicates {link.timer.counts['duplicates']}")
+    assert len(lat) == 10 and max(lat) < 8
+    assert received == strap.sent_rr  # none lost, none doubled, across ten reconnects
+    assert sum(isinstance(e, Gap) for e in h.events[H10]) == 10
+
+
+def test_bluetoothd_exits_and_comes_back_the_watchdog_reconnects(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script()))
+            link = h.link(DeviceSpec("ann", address=H10), watchdog_s=2.0)
+            assert await until(lambda: link.streaming.is_set(), 20)
+            await h.bluez.exit()  # no disconnect signal reaches bleak
+            await asyncio.sleep(3)
+            n_before = len(h.beats(H10))
+            await h.bluez.start()
+            assert await until(lambda: len(h.beats(H10)) > n_before + 3, 30)
+            return h, strap, link
+
+    h, strap, link = asyncio.run(scenario())
+    assert link.counts["watchdog"] >= 1
+    assert [round(x.rr_ms * 1.024) for x in h.beats(H10)] == strap.sent_rr
+
+
+def test_malformed_payloads_between_good_ones_are_counted_not_raised(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), junk_every=3))
+            link = h.link(DeviceSpec("ann", address=H10))
+            assert await until(lambda: strap.sent_junk >= 4, 30)
+            await asyncio.sleep(0.6)
+            return h, strap, link
+
+    h, strap, link = asyncio.run(scenario())
+    assert link.counts["malformed"] == strap.sent_junk and link.counts["callback_errors"] == 0
+    assert [round(x.rr_ms * 1.024) for x in h.beats(H10)] == strap.sent_rr
+
+
+def test_battery_and_device_information_become_device_status(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), battery=87))
+            h.link(DeviceSpec("ann", address=H10), battery_every_s=1.0)
+            assert await until(lambda: any(s.get("battery_pct") == 87 for s in h.statuses.get(H10, [])), 20)
+            strap.battery = 86
+            assert await until(lambda: h.statuses[H10][-1].get("battery_pct") == 86, 10)
+            return h, strap
+
+    h, strap = asyncio.run(scenario())
+    last = h.statuses[H10][-1]
+    assert last["connected"] is True and last["model"] == "H10" and last["manufacturer"] == "Polar Electro Oy"
+    assert strap.battery_reads >= 2
+
+
+def test_a_strap_switched_off_and_on_collects_again_within_seconds_of_advertising(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script()))
+            link = h.link(DeviceSpec("ann", address=H10))
+            assert await until(lambda: link.streaming.is_set(), 20)
+            strap.powered = False
+            strap.link_lost()
+            await asyncio.sleep(8)  # several scan windows with nothing advertising
+            strap.powered = True
+            t_on = time.monotonic()
+            assert await until(lambda: link.streaming.is_set(), 30)
+            return time.monotonic() - t_on
+
+    back_after = asyncio.run(scenario())
+    print(f"\nstrap switched back on: streaming again after {back_after:.1f} s")
+    assert back_after < 6
