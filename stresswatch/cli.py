@@ -16,9 +16,9 @@ from collector.files import FORMATS, RecordingError, read_recording
 from collector.simulator import demo_day, simulate
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
-from processing.stress import StressModel
 from stresswatch import config as configuration
 from stresswatch import report
+from stresswatch.service import model_of, settings_of
 from stresswatch.sinks import Sinks
 
 EXIT_BAD_INPUT = 2
@@ -77,6 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--artifacts", type=float, default=0.0)
     s.set_defaults(func=cmd_simulate)
 
+    sc = sub.add_parser("scan", help="list nearby heart-rate straps (Bluetooth)")
+    sc.add_argument("--timeout", type=float, default=8.0, help="seconds to scan")
+    sc.add_argument("--details", action="store_true", help="connect briefly: model, firmware, battery, RR support")
+    sc.add_argument("--adapter", help="Bluetooth adapter, e.g. hci1")
+    sc.set_defaults(func=cmd_scan)
+
+    r = sub.add_parser("run", help="the service: configured straps -> HRV and stress -> MQTT / InfluxDB")
+    r.add_argument("--quiet", action="store_true", help="no line per reading on stdout")
+    r.set_defaults(func=cmd_run)
+
     c = sub.add_parser("config", help="configuration tools")
     csub = c.add_subparsers(metavar="ACTION")
     ck = csub.add_parser("check", help="validate a configuration file and the environment overrides")
@@ -85,6 +95,54 @@ def _parser() -> argparse.ArgumentParser:
     ex = csub.add_parser("example", help="print an example configuration")
     ex.set_defaults(func=lambda _a: print(configuration.EXAMPLE, end="") or 0)
     return p
+
+
+def cmd_scan(args) -> int:
+    import asyncio
+
+    from collector.ble import scan
+
+    rows = asyncio.run(scan(args.timeout, args.details, args.adapter))
+    if not rows:
+        print("no heart-rate wearables found (is the strap worn, and not connected to a phone?)")
+        return 1
+    for row in rows:
+        extra = "".join(
+            f"  {k} {row[k]}" for k in ("manufacturer", "model", "firmware", "battery_pct", "sends_rr", "error") if k in row
+        )
+        print(f"{row['address']}  {row['rssi']:>4} dBm  {row['name'] or '(no name)'}{extra}")
+    print('\nadd one to the config as [[devices]] with address = "..." and the person who wears it')
+    return 0
+
+
+def cmd_run(args) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from stresswatch.service import Service
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = configuration.load(args.config)
+    t0 = time.time()
+
+    def show(r: Reading) -> None:
+        if not args.quiet:
+            print(f"{r.person:<10s} " + report.live_line(r, t0), flush=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Service(cfg, on_reading=show).run(stop)
+
+    try:
+        asyncio.run(main())
+    except ValueError as exc:
+        print(f"stresswatch: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
 
 
 def _print_config_problems(exc: configuration.ConfigError) -> None:
@@ -101,16 +159,6 @@ def cmd_config_check(args) -> int:
     configuration.load(path)
     print(f"{path or '<defaults>'}: ok")
     return 0
-
-
-def _settings(cfg: configuration.Config) -> Settings:
-    pc = cfg.processing
-    return Settings(pc.window_s, pc.rmssd_window_s, pc.step_s, max(pc.step_s, 10.0), pc.artifact_correction)
-
-
-def _model(cfg: configuration.Config, person: str) -> StressModel:
-    pc = cfg.person(person)
-    return StressModel(age=pc.age, max_hr=pc.max_hr_bpm, resting_hr=pc.resting_hr_bpm)
 
 
 def _url_overrides(args) -> dict[str, str]:
@@ -140,14 +188,14 @@ def _print_sink_summary(sinks: Sinks) -> None:
 def cmd_analyze(args) -> int:
     cfg = configuration.load(args.config)
     rec = read_recording(args.file, args.format, person=args.person)
-    base = _settings(cfg)
+    base = settings_of(cfg)
     if args.whole:
         settings = Settings.whole(correction=not args.no_correction)
     else:
         window = args.window or base.window_s
         step = base.step_s if args.step is None else args.step
         settings = Settings(window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction)
-    pipe = Pipeline(args.person, settings, _model(cfg, args.person))
+    pipe = Pipeline(args.person, settings, model_of(cfg, args.person))
     progress = _Progress(len(rec.events)) if sys.stderr.isatty() and len(rec.events) > 20000 else None
     out = sys.stdout
     if not args.json:
@@ -246,7 +294,7 @@ def cmd_demo(args) -> int:
     t_start = spans[0].start
     duration = max(1.0, spans[-1].end - t_start)
     pace = args.seconds / duration if args.seconds > 0 else 0.0
-    pipe = Pipeline(person, _settings(cfg), _model(cfg, person))
+    pipe = Pipeline(person, settings_of(cfg), model_of(cfg, person))
     sinks = Sinks(cfg)
     what = Path(args.recording).name if args.recording else "a simulated day"
     print(f"stresswatch demo: {what}, {len(beats)} beats over {duration / 60:.0f} min, "

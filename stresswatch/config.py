@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -48,6 +49,20 @@ class PersonConfig:
 @dataclass
 class StateConfig:
     directory: str = field(default="~/.local/share/stresswatch", metadata=_rule(doc="SQLite state"))
+
+
+@dataclass
+class BluetoothConfig:
+    adapter: str | None = field(default=None, metadata=_rule(doc="e.g. hci1; unset = BlueZ default"))
+    watchdog_s: float = field(default=5.0, metadata=_rule(min=2, max=120, doc="no data this long = reconnect"))
+    battery_every_s: float = field(default=300.0, metadata=_rule(min=10))
+
+
+@dataclass
+class DeviceConfig:
+    person: str = field(default="me", metadata=_rule(doc="who wears it ([[people]] name)"))
+    address: str | None = field(default=None, metadata=_rule(doc="AA:BB:CC:DD:EE:FF"))
+    name: str | None = field(default=None, metadata=_rule(doc="name pattern, e.g. 'Polar H10*'"))
 
 
 @dataclass
@@ -91,6 +106,16 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     influx: InfluxConfig = field(default_factory=InfluxConfig)
+    bluetooth: BluetoothConfig = field(default_factory=BluetoothConfig)
+    devices: list[DeviceConfig] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # A device's wearer without a [[people]] entry gets the default settings.
+        known = {p.name for p in self.people}
+        for d in self.devices:
+            if d.person not in known:
+                self.people.append(PersonConfig(name=d.person))
+                known.add(d.person)
 
     def person(self, name: str) -> PersonConfig:
         return next((p for p in self.people if p.name == name), PersonConfig(name=name))
@@ -146,6 +171,11 @@ def _check_sinks(cfg: Config, problems: list[str]) -> None:
             problems.append(f"mqtt.{key}: file {path!r} does not exist")
     if bool(m.certfile) != bool(m.keyfile):
         problems.append("mqtt.keyfile: a client certificate needs both mqtt.certfile and mqtt.keyfile")
+    for k, d in enumerate(cfg.devices):
+        if not d.address and not d.name:
+            problems.append(f"devices[{k}]: give an address or a name pattern")
+        if d.address and not re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", d.address):
+            problems.append(f"devices[{k}].address: must look like AA:BB:CC:DD:EE:FF, got {d.address!r}")
     i = cfg.influx
     if i.url is not None:
         u = urlsplit(i.url)
@@ -271,6 +301,16 @@ age = 40                  # for HRmax = 208 - 0.7 age (Tanaka 2001), unless max_
 
 [state]
 directory = "~/.local/share/stresswatch"
+
+# [bluetooth]
+# adapter = "hci0"                # unset = BlueZ's default adapter
+# watchdog_s = 5                  # no data this long = reconnect
+# battery_every_s = 300
+
+# [[devices]]                     # one table per strap; `stresswatch scan` lists them
+# person = "me"
+# address = "A0:9E:1A:12:34:56"   # and/or a name pattern:
+# name = "Polar H10*"
 
 # [mqtt]                          # off unless url is set
 # url = "mqtt://127.0.0.1:1883"   # mqtts://host:8883 for TLS

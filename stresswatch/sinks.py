@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from alerts.influx import InfluxSink, beat_line, reading_line
+from alerts.influx import InfluxSink, beat_line, device_line, reading_line
 from alerts.mqtt import MqttSettings, MqttSink
 from collector.events import Beat
 from processing.reading import Reading
@@ -20,9 +20,12 @@ log = logging.getLogger("stresswatch.sinks")
 class Sinks:
     """The sinks the configuration enables; with none configured every call is a no-op."""
 
-    def __init__(self, cfg: Config, store: StateStore | None = None, clock=time.monotonic):
+    def __init__(self, cfg: Config, store: StateStore | None = None, clock=time.monotonic, inline_flush: bool = True):
+        """With `inline_flush`, InfluxDB batches are written from the producing calls (the demo);
+        otherwise the owner calls `flush()` (the service, from a worker thread)."""
         self.cfg = cfg
         self.clock = clock
+        self.inline_flush = inline_flush
         self.mqtt: MqttSink | None = None
         self.influx: InfluxSink | None = None
         self._next_flush = 0.0
@@ -52,7 +55,10 @@ class Sinks:
                 discovery=m.discovery,
                 discovery_prefix=m.discovery_prefix,
             )
-            self.mqtt = MqttSink(self.store, settings, [p.name for p in cfg.people])
+            devices: dict[str, list[str]] = {}
+            for d in cfg.devices:
+                devices.setdefault(d.person, []).append(d.address or d.name or "strap")
+            self.mqtt = MqttSink(self.store, settings, [p.name for p in cfg.people], devices)
             self.mqtt.start()
             log.info("MQTT sink: %s:%s, base topic %s", settings.host, settings.port, settings.base_topic)
         if cfg.influx.url is not None:
@@ -75,7 +81,19 @@ class Sinks:
         if self.mqtt:
             self.mqtt.publish_state(r)
 
+    def device(self, person: str, device: str, status: dict, t: float) -> None:
+        """Device status (battery, connection, model) to MQTT (retained) and InfluxDB `devices`."""
+        if self.mqtt:
+            self.mqtt.publish_device(person, device, status)
+        if self.influx:
+            self.influx.add([device_line(person, device, t, status.get("battery_pct"), bool(status.get("connected")))])
+
+    def flush(self) -> int:
+        return self.influx.flush() if self.influx else 0
+
     def _maybe_flush(self) -> None:
+        if not self.inline_flush:
+            return
         now = self.clock()
         if now >= self._next_flush:
             self._next_flush = now + self.cfg.influx.flush_interval_s

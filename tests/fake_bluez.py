@@ -449,15 +449,17 @@ class FakeBlueZ:
                 strap.device.rssi = -60 + (strap.device.rssi == -60)
                 strap.device.emit_properties_changed({"RSSI": strap.device.rssi})
 
-    async def run_heartbeats(self, period: float = 1.0) -> None:
-        """Every `period` s: each strap notifies the beats of that second; advertising continues."""
+    async def run_heartbeats(self, period: float = 1.0, speed: float = 1.0) -> None:
+        """Every `period` s: each strap notifies the beats of `period * speed` s of heart time
+        (speed > 1 makes hearts beat faster than the clock, for tests that need many beats);
+        advertising continues."""
         while True:
             await asyncio.sleep(period)
             if self.bus is None or self.bus._disconnected:
                 continue
             for strap in self.straps:
                 if strap.powered and strap.is_hr:
-                    strap.tick(period)
+                    strap.tick(period * speed)
             self.advertise()
 
 

@@ -1,0 +1,129 @@
+"""`stresswatch run` end to end: a strap on a fake BlueZ -> the service -> a real Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import signal
+import sys
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import servers  # noqa: E402
+from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus  # noqa: E402
+
+H10 = "A0:9E:1A:00:00:07"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    server = servers.mosquitto(tmp_path).start()
+    yield server
+    server.stop()
+
+
+def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker, tmp_path):
+    if not Path("/usr/bin/dbus-daemon").exists():
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    bus = PrivateSystemBus()
+    cfg = tmp_path / "stresswatch.toml"
+    cfg.write_text(
+        f'[processing]\nstep_s = 1\n[state]\ndirectory = "{tmp_path / "state"}"\n'
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
+        f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n'
+    )
+    got: queue.Queue = queue.Queue()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_message = lambda c, u, m: got.put(m)
+    sub.connect("127.0.0.1", broker.port)
+    sub.subscribe("#")
+    sub.loop_start()
+
+    async def scenario():
+        bluez = FakeBlueZ(bus.address)
+        await bluez.start()
+        bluez.add(FakeStrap(H10, "Polar H10 7", [800 + (i * 29) % 70 for i in range(50)], battery=64))
+        beats = asyncio.create_task(bluez.run_heartbeats(0.5, speed=3.0))
+        env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run",
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        seen: dict[str, mqtt.MQTTMessage] = {}
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            while not got.empty():
+                m = got.get()
+                seen[m.topic] = m
+            if "stresswatch/ann/state" in seen and f"stresswatch/ann/device/{H10}" in seen:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        beats.cancel()
+        await asyncio.sleep(0.5)
+        while not got.empty():
+            m = got.get()
+            seen[m.topic] = m
+        return proc.returncode, out.decode(), err.decode(), seen
+
+    try:
+        code, out, err, seen = asyncio.run(scenario())
+    finally:
+        sub.loop_stop()
+        bus.stop()
+    assert code == 0, err[-2000:]
+    state = json.loads(seen["stresswatch/ann/state"].payload)
+    assert state["person"] == "ann" and 60 < state["hr_bpm"] < 90 and state["n_beats"] >= 20
+    device = json.loads(seen[f"stresswatch/ann/device/{H10}"].payload)
+    assert device["battery_pct"] == 64 and device["model"] == "H10"
+    assert "homeassistant/sensor/stresswatch_ann/battery_a0_9e_1a_00_00_07/config" in seen
+    assert seen["stresswatch/status"].payload == b"offline"  # SIGTERM is a clean shutdown
+    assert "ann" in out and "HR" in out
+
+
+def test_scan_command_lists_the_strap_with_details(tmp_path):
+    if not Path("/usr/bin/dbus-daemon").exists():
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    bus = PrivateSystemBus()
+
+    async def scenario():
+        bluez = FakeBlueZ(bus.address)
+        await bluez.start()
+        bluez.add(FakeStrap(H10, "Polar H10 7", [820] * 10))
+        bluez.add(FakeStrap("11:22:33:44:55:66", "Scale", is_hr=False))
+        beats = asyncio.create_task(bluez.run_heartbeats(0.5))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "stresswatch.cli", "scan", "--timeout", "2", "--details",
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}, stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        beats.cancel()
+        return proc.returncode, out.decode()
+
+    try:
+        code, out = asyncio.run(scenario())
+    finally:
+        bus.stop()
+    assert code == 0
+    lines = [ln for ln in out.splitlines() if ":" in ln and "dBm" in ln]
+    assert len(lines) == 1 and lines[0].startswith(H10)
+    assert "model H10" in lines[0] and "battery_pct 87" in lines[0] and "sends_rr True" in lines[0]
+
+
+def test_devices_config_is_checked(tmp_path):
+    from stresswatch import config
+
+    path = tmp_path / "c.toml"
+    path.write_text('[[devices]]\nperson = "bob"\n[[devices]]\naddress = "nope"\n[[devices]]\nname = "Polar*"\nperson = "cy"\n')
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path, environ={})
+    assert "devices[0]: give an address or a name pattern" in err.value.problems
+    assert "devices[1].address: must look like AA:BB:CC:DD:EE:FF, got 'nope'" in err.value.problems
+    path.write_text('[[devices]]\nname = "Polar*"\nperson = "cy"\n')
+    assert [p.name for p in config.load(path, environ={}).people] == ["me", "cy"]
