@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.beat_timing import BeatTimer  # noqa: E402
-from collector.heart_rate import parse  # noqa: E402
+from collector.beat_timing import BeatTimer
+from collector.heart_rate import parse
 
 
 def main(n: int = 200_000) -> None:

@@ -181,7 +181,7 @@ class StrapLink:
             while not stop.is_set() and not disconnected.is_set():
                 try:
                     await asyncio.wait_for(disconnected.wait(), timeout=0.5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 if self.streaming.is_set():
                     streamed = True
@@ -253,7 +253,7 @@ def _bluez(adapter: str | None) -> dict:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 
@@ -280,7 +280,7 @@ async def scan(timeout_s: float = 8.0, details: bool = False, adapter: str | Non
                     row.update(await link._read_info(client))
                     row["battery_pct"] = await link._read_battery(client)
                     got: list[bytes] = []
-                    await client.start_notify(HR_MEASUREMENT, lambda c, d: got.append(bytes(d)))
+                    await client.start_notify(HR_MEASUREMENT, lambda c, d, got=got: got.append(bytes(d)))
                     deadline = time.monotonic() + 5
                     while time.monotonic() < deadline and not any(_has_rr(p) for p in got):
                         await asyncio.sleep(0.2)

@@ -92,31 +92,31 @@ class Adapter(ServiceInterface):
         self._discovering = False
 
     @dbus_property(access=PropertyAccess.READ)
-    def Address(self) -> "s":  # noqa: F821
+    def Address(self) -> s:  # noqa: F821
         return "00:1A:7D:DA:71:13"
 
     @dbus_property(access=PropertyAccess.READ)
-    def Name(self) -> "s":  # noqa: F821
+    def Name(self) -> s:  # noqa: F821
         return "fake-hci0"
 
     @dbus_property(access=PropertyAccess.READ)
-    def Alias(self) -> "s":  # noqa: F821
+    def Alias(self) -> s:  # noqa: F821
         return "fake-hci0"
 
     @dbus_property(access=PropertyAccess.READ)
-    def Powered(self) -> "b":  # noqa: F821
+    def Powered(self) -> b:  # noqa: F821
         return True
 
     @dbus_property(access=PropertyAccess.READ)
-    def Discovering(self) -> "b":  # noqa: F821
+    def Discovering(self) -> b:  # noqa: F821
         return self._discovering
 
     @dbus_property(access=PropertyAccess.READ)
-    def Roles(self) -> "as":  # noqa: F821
+    def Roles(self) -> "as":
         return ["central", "peripheral"]
 
     @method()
-    def SetDiscoveryFilter(self, properties: "a{sv}"):  # noqa: F821
+    def SetDiscoveryFilter(self, properties: "a{sv}"):
         return None
 
     @method()
@@ -131,7 +131,7 @@ class Adapter(ServiceInterface):
         self.emit_properties_changed({"Discovering": False})
 
     @method()
-    def RemoveDevice(self, device: "o"):  # noqa: F821
+    def RemoveDevice(self, device: o):  # noqa: F821
         return None
 
 
@@ -144,59 +144,59 @@ class Device(ServiceInterface):
         self.rssi = -60
 
     @dbus_property(access=PropertyAccess.READ)
-    def Address(self) -> "s":  # noqa: F821
+    def Address(self) -> s:  # noqa: F821
         return self.strap.address
 
     @dbus_property(access=PropertyAccess.READ)
-    def AddressType(self) -> "s":  # noqa: F821
+    def AddressType(self) -> s:  # noqa: F821
         return "public"
 
     @dbus_property(access=PropertyAccess.READ)
-    def Name(self) -> "s":  # noqa: F821
+    def Name(self) -> s:  # noqa: F821
         return self.strap.name
 
     @dbus_property(access=PropertyAccess.READ)
-    def Alias(self) -> "s":  # noqa: F821
+    def Alias(self) -> s:  # noqa: F821
         return self.strap.name
 
     @dbus_property(access=PropertyAccess.READ)
-    def Adapter(self) -> "o":  # noqa: F821
+    def Adapter(self) -> o:  # noqa: F821
         return "/org/bluez/hci0"
 
     @dbus_property(access=PropertyAccess.READ)
-    def RSSI(self) -> "n":  # noqa: F821
+    def RSSI(self) -> n:  # noqa: F821
         return self.rssi
 
     @dbus_property(access=PropertyAccess.READ)
-    def UUIDs(self) -> "as":  # noqa: F821
+    def UUIDs(self) -> "as":
         return self.strap.uuids
 
     @dbus_property(access=PropertyAccess.READ)
-    def ManufacturerData(self) -> "a{qv}":  # noqa: F821
+    def ManufacturerData(self) -> "a{qv}":
         return {0x006B: Variant("ay", b"\x33\x00")} if self.strap.is_hr else {}
 
     @dbus_property(access=PropertyAccess.READ)
-    def ServiceData(self) -> "a{sv}":  # noqa: F821
+    def ServiceData(self) -> "a{sv}":
         return {}
 
     @dbus_property(access=PropertyAccess.READ)
-    def Connected(self) -> "b":  # noqa: F821
+    def Connected(self) -> b:  # noqa: F821
         return self.connected
 
     @dbus_property(access=PropertyAccess.READ)
-    def ServicesResolved(self) -> "b":  # noqa: F821
+    def ServicesResolved(self) -> b:  # noqa: F821
         return self.resolved
 
     @dbus_property(access=PropertyAccess.READ)
-    def Paired(self) -> "b":  # noqa: F821
+    def Paired(self) -> b:  # noqa: F821
         return False
 
     @dbus_property(access=PropertyAccess.READ)
-    def Trusted(self) -> "b":  # noqa: F821
+    def Trusted(self) -> b:  # noqa: F821
         return False
 
     @dbus_property(access=PropertyAccess.READ)
-    def Blocked(self) -> "b":  # noqa: F821
+    def Blocked(self) -> b:  # noqa: F821
         return False
 
     @method()
@@ -227,23 +227,23 @@ class GattService(ServiceInterface):
         self.uuid, self.device_path, self.handle = uuid, device_path, handle
 
     @dbus_property(access=PropertyAccess.READ)
-    def UUID(self) -> "s":  # noqa: F821
+    def UUID(self) -> s:  # noqa: F821
         return self.uuid
 
     @dbus_property(access=PropertyAccess.READ)
-    def Primary(self) -> "b":  # noqa: F821
+    def Primary(self) -> b:  # noqa: F821
         return True
 
     @dbus_property(access=PropertyAccess.READ)
-    def Device(self) -> "o":  # noqa: F821
+    def Device(self) -> o:  # noqa: F821
         return self.device_path
 
     @dbus_property(access=PropertyAccess.READ)
-    def Handle(self) -> "q":  # noqa: F821
+    def Handle(self) -> q:  # noqa: F821
         return self.handle
 
     @dbus_property(access=PropertyAccess.READ)
-    def Includes(self) -> "ao":  # noqa: F821
+    def Includes(self) -> ao:  # noqa: F821
         return []
 
 
@@ -255,35 +255,35 @@ class GattCharacteristic(ServiceInterface):
         self.notifying = False
 
     @dbus_property(access=PropertyAccess.READ)
-    def UUID(self) -> "s":  # noqa: F821
+    def UUID(self) -> s:  # noqa: F821
         return self.uuid
 
     @dbus_property(access=PropertyAccess.READ)
-    def Service(self) -> "o":  # noqa: F821
+    def Service(self) -> o:  # noqa: F821
         return self.service_path
 
     @dbus_property(access=PropertyAccess.READ)
-    def Value(self) -> "ay":  # noqa: F821
+    def Value(self) -> ay:  # noqa: F821
         return self.value
 
     @dbus_property(access=PropertyAccess.READ)
-    def Notifying(self) -> "b":  # noqa: F821
+    def Notifying(self) -> b:  # noqa: F821
         return self.notifying
 
     @dbus_property(access=PropertyAccess.READ)
-    def Flags(self) -> "as":  # noqa: F821
+    def Flags(self) -> "as":
         return self.flags
 
     @dbus_property(access=PropertyAccess.READ)
-    def Handle(self) -> "q":  # noqa: F821
+    def Handle(self) -> q:  # noqa: F821
         return self.handle
 
     @dbus_property(access=PropertyAccess.READ)
-    def MTU(self) -> "q":  # noqa: F821
+    def MTU(self) -> q:  # noqa: F821
         return 247
 
     @method()
-    def ReadValue(self, options: "a{sv}") -> "ay":  # noqa: F821
+    def ReadValue(self, options: "a{sv}") -> ay:  # noqa: F821
         if self.uuid == BATTERY_LEVEL:
             self.strap.battery_reads += 1
             self.value = bytes([self.strap.battery])

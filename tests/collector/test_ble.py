@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus  # noqa: E402
+from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus
 
-from collector.ble import DeviceSpec, StrapLink, scan  # noqa: E402
-from collector.events import Beat, Gap  # noqa: E402
+from collector.ble import DeviceSpec, StrapLink, scan
+from collector.events import Beat, Gap
 
 H10 = "A0:9E:1A:00:00:01"
 TICKR = "C8:2B:96:00:00:02"

@@ -15,8 +15,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import servers  # noqa: E402
-from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus  # noqa: E402
+import servers
+from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus
 
 H10 = "A0:9E:1A:00:00:07"
 
