@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# A beat later than its own RR interval allows by more than this follows missing data: the
+# importers and the processing core both turn such a jump into a Gap.
+GAP_TOLERANCE_S = 2.0
+
 
 @dataclass(frozen=True, slots=True)
 class Beat:

@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from collector.events import Beat, Event, Gap
+from collector.events import GAP_TOLERANCE_S, Beat, Event, Gap
 
 FORMATS = ("auto", "text", "csv", "hrm", "nsr2db", "ibi")
 
-# A beat later than its RR interval allows by more than this is preceded by missing data.
-GAP_TOLERANCE_S = 2.0
 # Values above this are not RR intervals at all (wrong column or units). Implausible but
 # positive values below it (an 8 ms double annotation, a 4 s dropout) are kept: the artifact
 # corrector and the gap detection of the processing core deal with them.

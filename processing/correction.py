@@ -36,6 +36,7 @@ from collections import deque
 from dataclasses import replace
 
 from collector.events import Beat
+from processing.window import quantile
 
 C1 = 0.13
 C2 = 0.17
@@ -78,23 +79,23 @@ class _SortedWindow:
 
     def quartile_deviation(self) -> float:
         """(Q3 - Q1) / 2 with linear interpolation between order statistics (as pandas does)."""
-        return (_quantile(self.items, 0.75) - _quantile(self.items, 0.25)) / 2.0
+        return quartile_deviation(self.items)
 
     def __len__(self) -> int:
         return len(self.items)
 
 
-def _quantile(s: list[float], q: float) -> float:
-    pos = (len(s) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def _median(values: list[float]) -> float:
     s = sorted(values)
     n = len(s)
     return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def quartile_deviation(sorted_values: list[float]) -> float:
+    """(Q3 - Q1) / 2, the spread measure of the paper's thresholds."""
+    return (quantile(sorted_values, 0.75) - quantile(sorted_values, 0.25)) / 2.0
 
 
 class ArtifactCorrector:
@@ -251,8 +252,7 @@ class ArtifactCorrector:
         mrr = sorted(list(self._abs_mrr.items) + [abs(2 * (r - med) if r < med else r - med) for r in rrs])
         if len(drr) < 4:
             return 0.0, 0.0
-        qd = lambda s: (_quantile(s, 0.75) - _quantile(s, 0.25)) / 2.0
-        return ALPHA * qd(drr), ALPHA * qd(mrr)
+        return ALPHA * quartile_deviation(drr), ALPHA * quartile_deviation(mrr)
 
     def _accept(self, i: int, med: float | None = None) -> None:
         """Beat i is final: feed the threshold windows and move on."""

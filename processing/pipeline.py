@@ -8,15 +8,13 @@ from itertools import islice
 
 import numpy as np
 
-from collector.events import Beat, Event, Gap
+from collector.events import GAP_TOLERANCE_S, Beat, Event, Gap
 from processing import hrv
 from processing.correction import ArtifactCorrector
 from processing.reading import Reading
 from processing.stress import StressModel
 from processing.window import BeatWindow
 
-# A beat later than its own RR interval allows by more than this follows missing data.
-GAP_TOLERANCE_S = 2.0
 # RR beyond this cannot be one heartbeat (or a few missed ones): it is a dropout.
 MAX_RR_MS = 3000.0
 # Readings start once the short window holds this many beats.
@@ -52,8 +50,7 @@ class Pipeline:
 
     Stages: gap detection -> artifact correction (Lipponen & Tarvainen 2019) -> trailing
     windows -> HRV metrics (processing.hrv) -> activity, stress score and state
-    (processing.stress). `corrected` lists every NN beat that entered the windows when
-    `keep_beats` is set (for tests and the demo plot).
+    (processing.stress).
     """
 
     def __init__(
@@ -61,7 +58,6 @@ class Pipeline:
         person: str,
         settings: Settings = Settings(),
         model: StressModel | None = None,
-        keep_beats: bool = False,
     ):
         self.person = person
         self.settings = settings
@@ -69,8 +65,6 @@ class Pipeline:
         self.corrector = ArtifactCorrector()
         self.long = BeatWindow(settings.window_s, keep_sorted=True)
         self.short = BeatWindow(settings.rmssd_window_s)
-        self.keep_beats = keep_beats
-        self.corrected: list[Beat] = []
         self.n_gaps = 0
         self.n_dropped = 0
         self._last_t: float | None = None
@@ -132,8 +126,6 @@ class Pipeline:
         artifact = bool(beat.artifact)
         self.long.add(beat.t, beat.rr_ms, artifact)
         self.short.add(beat.t, beat.rr_ms, artifact)
-        if self.keep_beats:
-            self.corrected.append(beat)
         if math.isinf(self.settings.step_s):
             self._pending_whole = True
             return []

@@ -10,6 +10,15 @@ from collections import deque
 _REBUILD_EVERY = 4096
 
 
+def quantile(s: list[float], q: float) -> float:
+    """The q-quantile (0..1) of sorted values, interpolating linearly between order statistics
+    (numpy's and pandas' default)."""
+    pos = (len(s) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
 class BeatWindow:
     """The beats of the last `duration_s` seconds (all beats when it is infinite).
 
@@ -173,12 +182,8 @@ class BeatWindow:
         return 100.0 * (self.nn50 if threshold_ms == 50 else self.nn20) / nd
 
     def percentile(self, q: float) -> float:
-        """Linear-interpolated percentile (numpy's default) of the sorted RR values."""
-        s = self.sorted
-        pos = (len(s) - 1) * q / 100.0
-        lo = int(pos)
-        hi = min(lo + 1, len(s) - 1)
-        return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+        """Linear-interpolated percentile (numpy's default) of the RR values."""
+        return quantile(self.sorted, q / 100.0)
 
     def modal_bin_count(self, width_ms: float) -> int:
         """Beats in the fullest bin of a histogram with bins of `width_ms` starting at the minimum."""

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import servers
 
 _skipped: list[str] = []
 
@@ -20,6 +24,34 @@ def reference() -> Path:
     if not (path / "rr").is_dir():
         pytest.fail(f"STRESSWATCH_REFERENCE_DATA={root} has no rr/ folder")
     return path
+
+
+@pytest.fixture
+def vm(tmp_path):
+    """A running VictoriaMetrics (accepts influxdb-client writes on /api/v2/write)."""
+    (tmp_path / "vm").mkdir()
+    server = servers.victoria_metrics(tmp_path / "vm").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influxdb(tmp_path):
+    """A running InfluxDB 1.6.7 with database `stresswatch` (v1 /write and /query)."""
+    (tmp_path / "influxdb").mkdir()
+    server = servers.influxdb(tmp_path / "influxdb").start()
+    servers.influx_query(server, "CREATE DATABASE stresswatch")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A running Mosquitto accepting anonymous clients."""
+    (tmp_path / "mosquitto").mkdir()
+    server = servers.mosquitto(tmp_path / "mosquitto").start()
+    yield server
+    server.stop()
 
 
 def pytest_runtest_logreport(report):

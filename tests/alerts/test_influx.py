@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import servers
+from servers import wait_for  # VictoriaMetrics indexes new series within ~1 s
 
 from alerts.influx import InfluxSink, beat_line, device_line, line, prompt_line, reading_line
 from alerts.prompt import Prompt
@@ -36,16 +37,6 @@ def recent_beats_and_readings(minutes: float = 6, person: str = "ann"):
     beats = [replace(b, t=b.t + shift) for b in beats]
     readings = run(beats, person, Settings(step_s=10))
     return beats, readings
-
-
-def wait_for(fn, timeout=15.0):
-    """Poll `fn` until it returns a truthy value (VictoriaMetrics indexes new series within ~1 s)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.3)
 
 
 def rr_series(vm):

@@ -20,6 +20,7 @@ import servers
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from servers import wait_for as wait
 
 from alerts.homeassistant import discovery_messages
 from alerts.mqtt import MqttSettings, MqttSink
@@ -123,15 +124,6 @@ def test_topics_retained_flags_qos_and_expiry_property(broker, tmp_path):
     sink.stop()
     late.close()
     live.close()
-
-
-def wait(cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_broker_honours_message_expiry_for_an_offline_phone(broker, tmp_path):

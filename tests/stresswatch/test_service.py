@@ -15,17 +15,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import servers
 from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus
 
 H10 = "A0:9E:1A:00:00:07"
-
-
-@pytest.fixture
-def broker(tmp_path):
-    server = servers.mosquitto(tmp_path).start()
-    yield server
-    server.stop()
 
 
 def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker, tmp_path):

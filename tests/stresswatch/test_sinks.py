@@ -18,19 +18,7 @@ import servers
 from stresswatch import config
 
 
-@pytest.fixture
-def broker_and_vm(tmp_path):
-    (tmp_path / "b").mkdir()
-    (tmp_path / "v").mkdir()
-    broker = servers.mosquitto(tmp_path / "b").start()
-    vm = servers.victoria_metrics(tmp_path / "v").start()
-    yield broker, vm
-    broker.stop()
-    vm.stop()
-
-
-def test_demo_with_mqtt_and_influx_delivers_everything(broker_and_vm, tmp_path):
-    broker, vm = broker_and_vm
+def test_demo_with_mqtt_and_influx_delivers_everything(broker, vm, tmp_path):
     env = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
         [sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", "",
