@@ -1,1 +1,1 @@
-"""Stress pattern rules, prompt policy and the MQTT / InfluxDB adapters (see the open issues)."""
+"""The alert engine (pure): when to prompt, which exercise, and the Prompt contract."""

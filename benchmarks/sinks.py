@@ -26,11 +26,11 @@ import paho.mqtt.client as mqtt
 import servers
 from paho.mqtt.enums import CallbackAPIVersion
 
-from alerts.influx import InfluxSink, beat_line
-from alerts.mqtt import MqttSettings, MqttSink
 from collector.events import Beat
 from processing.reading import Reading
-from stresswatch.state import StateStore
+from sinks.influx import InfluxSink, beat_line
+from sinks.mqtt import MqttSettings, MqttSink
+from sinks.store import StateStore
 
 
 def mqtt_latency(tmp: Path, n: int = 2000) -> tuple[float, float, float]:

@@ -1,3 +1,5 @@
 """The stresswatch application: configuration, command line and the wiring of the stages."""
 
-__version__ = "0.1.0"
+from sinks.version import VERSION as __version__
+
+__all__ = ["__version__"]

@@ -16,10 +16,9 @@ from collector.files import FORMATS, RecordingError, read_recording
 from collector.simulator import demo_day, simulate
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
+from sinks.fanout import Sinks
 from stresswatch import config as configuration
 from stresswatch import report
-from stresswatch.service import model_of, settings_of
-from stresswatch.sinks import Sinks
 
 EXIT_BAD_INPUT = 2
 
@@ -188,14 +187,14 @@ def _print_sink_summary(sinks: Sinks) -> None:
 def cmd_analyze(args) -> int:
     cfg = configuration.load(args.config)
     rec = read_recording(args.file, args.format, person=args.person)
-    base = settings_of(cfg)
+    base = cfg.processing.settings()
     if args.whole:
         settings = Settings.whole(correction=not args.no_correction)
     else:
         window = args.window or base.window_s
         step = base.step_s if args.step is None else args.step
         settings = Settings(window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction)
-    pipe = Pipeline(args.person, settings, model_of(cfg, args.person))
+    pipe = Pipeline(args.person, settings, cfg.person(args.person).model())
     progress = _Progress(len(rec.events)) if sys.stderr.isatty() and len(rec.events) > 20000 else None
     out = sys.stdout
     if not args.json:
@@ -294,8 +293,8 @@ def cmd_demo(args) -> int:
     t_start = spans[0].start
     duration = max(1.0, spans[-1].end - t_start)
     pace = args.seconds / duration if args.seconds > 0 else 0.0
-    pipe = Pipeline(person, settings_of(cfg), model_of(cfg, person))
-    sinks = Sinks(cfg)
+    pipe = Pipeline(person, cfg.processing.settings(), cfg.person(person).model())
+    sinks = Sinks(cfg.sink_settings())
     what = Path(args.recording).name if args.recording else "a simulated day"
     print(f"stresswatch demo: {what}, {len(beats)} beats over {duration / 60:.0f} min, "
           f"replayed in ~{args.seconds:g} s\n")

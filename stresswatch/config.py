@@ -4,6 +4,10 @@ Every problem is reported with the dotted key that has it (`processing.window_s:
 got -5`); all problems are collected, not just the first. Environment overrides use a double
 underscore between levels: `STRESSWATCH_PROCESSING__STEP_S=5`. Later issues add sections
 (devices, mqtt, influx) by adding dataclasses here.
+
+Each section turns itself into the settings object of the stage it configures
+(`ProcessingConfig.settings()`, `PersonConfig.model()`, `MqttConfig.settings()`, ...), so the
+stages never import this module.
 """
 
 from __future__ import annotations
@@ -15,6 +19,13 @@ import tomllib
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from processing.pipeline import Settings as PipelineSettings
+from processing.stress import StressModel
+from sinks.fanout import SinkSettings
+from sinks.influx import InfluxSettings
+from sinks.mqtt import MqttSettings
 
 
 class ConfigError(ValueError):
@@ -37,6 +48,11 @@ class ProcessingConfig:
     step_s: float = field(default=10.0, metadata=_rule(min=0, doc="seconds between readings"))
     artifact_correction: bool = field(default=True, metadata=_rule(doc="Kubios-method correction"))
 
+    def settings(self) -> PipelineSettings:
+        """The pipeline's settings; LF/HF is recomputed at most every 10 s (its cost)."""
+        return PipelineSettings(self.window_s, self.rmssd_window_s, self.step_s, max(self.step_s, 10.0),
+                                self.artifact_correction)
+
 
 @dataclass
 class PersonConfig:
@@ -44,6 +60,10 @@ class PersonConfig:
     age: float = field(default=40.0, metadata=_rule(min=5, max=120, doc="years, for HRmax"))
     max_hr_bpm: float | None = field(default=None, metadata=_rule(min=100, max=240))
     resting_hr_bpm: float | None = field(default=None, metadata=_rule(min=30, max=120))
+
+    def model(self) -> StressModel:
+        """A fresh stress model for this person."""
+        return StressModel(age=self.age, max_hr=self.max_hr_bpm, resting_hr=self.resting_hr_bpm)
 
 
 @dataclass
@@ -82,6 +102,30 @@ class MqttConfig:
     discovery: bool = field(default=True, metadata=_rule(doc="Home Assistant MQTT discovery"))
     discovery_prefix: str = field(default="homeassistant", metadata=_rule())
 
+    def settings(self) -> MqttSettings | None:
+        """The MQTT sink's settings (secrets read from their files), None when MQTT is off."""
+        if self.url is None:
+            return None
+        u = urlsplit(self.url)
+        tls = u.scheme == "mqtts"
+        return MqttSettings(
+            host=u.hostname or "127.0.0.1",
+            port=u.port or (8883 if tls else 1883),
+            base_topic=self.base_topic,
+            client_id=self.client_id,
+            username=self.username or u.username or "",
+            password=read_secret(self.password, self.password_file),
+            tls=tls,
+            ca_file=self.ca_file or "",
+            certfile=self.certfile or "",
+            keyfile=self.keyfile or "",
+            verify_hostname=self.verify_hostname,
+            keepalive_s=self.keepalive_s,
+            session_expiry_s=self.session_expiry_s,
+            discovery=self.discovery,
+            discovery_prefix=self.discovery_prefix,
+        )
+
 
 @dataclass
 class InfluxConfig:
@@ -97,6 +141,17 @@ class InfluxConfig:
     flush_interval_s: float = field(default=5.0, metadata=_rule(min=0.1, max=3600))
     write_beats: bool = field(default=True, metadata=_rule(doc="store every beat, not only readings"))
     outbox_max_points: int = field(default=2000000, metadata=_rule(min=1000))
+
+    def settings(self) -> InfluxSettings | None:
+        """The InfluxDB sink's settings (token read from its file), None when InfluxDB is off."""
+        if self.url is None:
+            return None
+        return InfluxSettings(
+            url=self.url, bucket=self.bucket, org=self.org, token=read_secret(self.token, self.token_file),
+            api=self.api, username=self.username or "", password=self.password or "",
+            batch_size=self.batch_size, flush_interval_s=self.flush_interval_s, write_beats=self.write_beats,
+            outbox_max_points=self.outbox_max_points,
+        )
 
 
 @dataclass
@@ -119,6 +174,17 @@ class Config:
 
     def person(self, name: str) -> PersonConfig:
         return next((p for p in self.people if p.name == name), PersonConfig(name=name))
+
+    def sink_settings(self) -> SinkSettings:
+        """What the sinks need: their sections, the wearers, each wearer's device labels."""
+        devices: dict[str, list[str]] = {}
+        for d in self.devices:
+            devices.setdefault(d.person, []).append(d.address or d.name or "strap")
+        return SinkSettings(
+            state_path=Path(self.state.directory).expanduser() / "state.db",
+            mqtt=self.mqtt.settings(), influx=self.influx.settings(),
+            people=tuple(p.name for p in self.people), devices=devices,
+        )
 
 
 ENV_PREFIX = "STRESSWATCH_"
@@ -153,8 +219,6 @@ def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | Non
 
 def _check_sinks(cfg: Config, problems: list[str]) -> None:
     """Cross-field checks of the [mqtt] and [influx] sections (URLs, secret files)."""
-    from urllib.parse import urlsplit
-
     m = cfg.mqtt
     if m.url is not None:
         u = urlsplit(m.url)

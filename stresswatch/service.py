@@ -15,23 +15,12 @@ from collections.abc import Callable
 
 from collector.ble import DeviceSpec, StrapLink
 from collector.events import Beat, Event
-from processing.pipeline import Pipeline, Settings
+from processing.pipeline import Pipeline
 from processing.reading import Reading
-from processing.stress import StressModel
+from sinks.fanout import Sinks
 from stresswatch.config import Config
-from stresswatch.sinks import Sinks
 
 log = logging.getLogger("stresswatch.service")
-
-
-def settings_of(cfg: Config) -> Settings:
-    pc = cfg.processing
-    return Settings(pc.window_s, pc.rmssd_window_s, pc.step_s, max(pc.step_s, 10.0), pc.artifact_correction)
-
-
-def model_of(cfg: Config, person: str) -> StressModel:
-    pc = cfg.person(person)
-    return StressModel(age=pc.age, max_hr=pc.max_hr_bpm, resting_hr=pc.resting_hr_bpm)
 
 
 class Service:
@@ -39,9 +28,9 @@ class Service:
                  clock: Callable[[], float] = time.time):
         self.cfg = cfg
         self.clock = clock
-        self.sinks = sinks if sinks is not None else Sinks(cfg, inline_flush=False)
+        self.sinks = sinks if sinks is not None else Sinks(cfg.sink_settings(), inline_flush=False)
         self.on_reading = on_reading
-        self.pipelines = {p.name: Pipeline(p.name, settings_of(cfg), model_of(cfg, p.name)) for p in cfg.people}
+        self.pipelines = {p.name: Pipeline(p.name, cfg.processing.settings(), p.model()) for p in cfg.people}
         self.links: list[StrapLink] = []
 
     def events(self, events: list[Event]) -> None:

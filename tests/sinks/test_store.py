@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stresswatch.state import StateStore
+from sinks.store import StateStore
 
 
 def test_outbox_is_idempotent_by_key_and_replace_keeps_the_newest(tmp_path):

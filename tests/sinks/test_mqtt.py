@@ -22,11 +22,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from servers import wait_for as wait
 
-from alerts.homeassistant import discovery_messages
-from alerts.mqtt import MqttSettings, MqttSink
 from alerts.prompt import Prompt
 from processing.reading import Reading
-from stresswatch.state import StateStore
+from sinks.homeassistant import discovery_messages
+from sinks.mqtt import MqttSettings, MqttSink
+from sinks.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,8 +147,8 @@ def test_last_will_marks_a_killed_service_offline(broker, tmp_path):
     child = textwrap.dedent(f"""
         import sys, time
         sys.path[:0] = [{str(ROOT)!r}]
-        from alerts.mqtt import MqttSettings, MqttSink
-        from stresswatch.state import StateStore
+        from sinks.mqtt import MqttSettings, MqttSink
+        from sinks.store import StateStore
         sink = MqttSink(StateStore({str(tmp_path / 'child.db')!r}),
                         MqttSettings(port={broker.port}, client_id="doomed", keepalive_s=5), ["ann"])
         sink.start()
@@ -354,3 +354,29 @@ def test_tls_with_a_client_certificate(tmp_path):
         with_cert.stop()
     finally:
         broker.stop()
+
+
+def test_threads_publishing_prompts_and_states_never_deadlock(broker, tmp_path):
+    """Producers on several threads while paho's network thread acknowledges: the sink must
+    never call paho while holding its own lock (it deadlocked after three QoS 1 prompts)."""
+    import threading
+
+    sink, store = make_sink(broker, tmp_path, people=["ann", "bob", "cy"], discovery=False)
+    assert sink.connected.wait(10)
+    prompts = {name: [prompt(person=name) for _ in range(500)] for name in ("ann", "bob", "cy")}
+
+    def produce(name):
+        for k, p in enumerate(prompts[name]):
+            sink.publish_prompt(p)
+            sink.publish_state(reading(person=name, score=float(k % 100)))
+
+    threads = [threading.Thread(target=produce, args=(n,), daemon=True) for n in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a producer thread is stuck (deadlock)"
+    assert wait(lambda: store.pending("mqtt") == 0, timeout=30)
+    statuses = {store.prompt(p.id)["status"] for ps in prompts.values() for p in ps}
+    assert statuses == {"delivered"}
+    sink.stop()

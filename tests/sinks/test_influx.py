@@ -17,11 +17,11 @@ import pytest
 import servers
 from servers import wait_for  # VictoriaMetrics indexes new series within ~1 s
 
-from alerts.influx import InfluxSink, beat_line, device_line, line, prompt_line, reading_line
 from alerts.prompt import Prompt
 from collector.simulator import phase, simulate, to_beats
 from processing.pipeline import Settings, run
-from stresswatch.state import StateStore
+from sinks.influx import InfluxSink, beat_line, device_line, line, prompt_line, reading_line
+from sinks.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,8 +123,8 @@ def test_service_killed_during_outage_delivers_after_restart(vm, tmp_path):
         import sys, time
         sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}, {str(ROOT / 'tests' / 'alerts')!r}]
         from test_influx import recent_beats_and_readings
-        from alerts.influx import InfluxSink, beat_line
-        from stresswatch.state import StateStore
+        from sinks.influx import InfluxSink, beat_line
+        from sinks.store import StateStore
         beats, _ = recent_beats_and_readings()
         sink = InfluxSink(StateStore({str(db)!r}), {vm.url!r}, bucket="b", timeout_s=1)
         for b in beats:

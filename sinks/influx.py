@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from collector.events import Beat
 from processing.reading import Reading
-from stresswatch.state import OutboxRow, StateStore
+from sinks.store import OutboxRow, StateStore
 
 log = logging.getLogger("stresswatch.influx")
 SINK = "influx"
@@ -133,6 +133,23 @@ def device_line(person: str, device: str, t: float, battery_pct: float | None, c
 # -- the writer (I/O) ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class InfluxSettings:
+    """Where and how to write (see `InfluxSink`); secrets already read from their files."""
+
+    url: str
+    bucket: str = "stresswatch"
+    org: str = "-"
+    token: str = ""
+    api: str = "v2"
+    username: str = ""
+    password: str = ""
+    batch_size: int = 5000
+    flush_interval_s: float = 5.0
+    write_beats: bool = True
+    outbox_max_points: int = 2_000_000
+
+
 class InfluxSink:
     """Batches outbox rows into writes.
 
@@ -177,6 +194,11 @@ class InfluxSink:
         self._next_try = 0.0
         self.sent = 0
         self._last_error_log = 0.0
+
+    @classmethod
+    def from_settings(cls, store: StateStore, s: InfluxSettings) -> InfluxSink:
+        return cls(store, s.url, bucket=s.bucket, org=s.org, token=s.token, batch_size=s.batch_size,
+                   api=s.api, username=s.username, password=s.password)
 
     def close(self) -> None:
         if self._client is not None:

@@ -27,10 +27,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from alerts.homeassistant import discovery_messages
 from alerts.prompt import Prompt, parse_response
 from processing.reading import Reading
-from stresswatch.state import StateStore
+from sinks.homeassistant import discovery_messages
+from sinks.store import StateStore
 
 log = logging.getLogger("stresswatch.mqtt")
 SINK = "mqtt"
@@ -102,6 +102,8 @@ class MqttSink:
         c.on_publish = self._on_publish
         c.on_message = self._on_message
         self.client = c
+        # paho's lock around its table of outgoing QoS > 0 messages (an RLock; see `pump`).
+        self._paho_out_mutex = c._out_message_mutex
 
     @property
     def status_topic(self) -> str:
@@ -163,42 +165,66 @@ class MqttSink:
     # -- delivery ------------------------------------------------------------------------------
 
     def pump(self) -> int:
-        """Publish what the outbox holds (when connected); returns the number handed to paho."""
+        """Publish what the outbox holds (when connected); returns the number handed to paho.
+
+        Never calls paho while holding `self._lock`: paho's network thread holds its own
+        message mutex while it runs `_on_publish`, which takes `self._lock`, so the opposite
+        order would deadlock (it did: a thread publishing QoS 1 prompts hung after three).
+        Rows are claimed under the lock, published without it."""
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
         if not self.connected.is_set():
             return 0
-        handed = 0
         with self._lock:
-            for row in self.store.peek(SINK, 10_000):
-                if row.id in self._sending:
-                    continue
+            rows = [r for r in self.store.peek(SINK, 10_000) if r.id not in self._sending]
+            self._sending.update(r.id for r in rows)
+        handed = 0
+        try:
+            for k, row in enumerate(rows):
                 msg = json.loads(row.payload)
                 props = None
                 if row.expires is not None:
                     left = row.expires - self.clock()
                     if left <= 0:
-                        self.store.delete([row.id])
-                        self.store.bump(f"{SINK}.expired")
-                        if msg.get("prompt"):
-                            self.store.set_prompt_status(msg["prompt"], "expired")
+                        self._expire(row, msg)
                         continue
                     props = Properties(PacketTypes.PUBLISH)
                     props.MessageExpiryInterval = max(1, int(left))
-                info = self.client.publish(msg["topic"], msg["payload"], qos=msg["qos"], retain=msg["retain"],
-                                           properties=props)
-                if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
-                    break  # connection dropped meanwhile; the row stays for the next connect
-                handed += 1
                 if msg["qos"] == 0:
+                    info = self.client.publish(msg["topic"], msg["payload"], qos=0, retain=msg["retain"],
+                                               properties=props)
+                    if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+                        break  # connection dropped meanwhile; the row stays for the next connect
                     self.store.delete([row.id])
+                    with self._lock:
+                        self._sending.discard(row.id)
                 else:
-                    self._sending.add(row.id)
-                    self._inflight[info.mid] = row.id
+                    # paho's message mutex (taken before ours, the order its network thread uses)
+                    # keeps the PUBACK from being handled before the mid is registered here.
+                    with self._paho_out_mutex:
+                        info = self.client.publish(msg["topic"], msg["payload"], qos=msg["qos"],
+                                                   retain=msg["retain"], properties=props)
+                        if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+                            break
+                        with self._lock:
+                            self._inflight[info.mid] = row.id
                     if msg.get("prompt"):
                         self.store.set_prompt_status(msg["prompt"], "sent")
+                handed += 1
+        finally:
+            with self._lock:  # rows not handed over (connection dropped) are free for the next pump
+                waiting = set(self._inflight.values())
+                self._sending.difference_update(r.id for r in rows if r.id not in waiting)
         return handed
+
+    def _expire(self, row, msg: dict) -> None:
+        self.store.delete([row.id])
+        self.store.bump(f"{SINK}.expired")
+        if msg.get("prompt"):
+            self.store.set_prompt_status(msg["prompt"], "expired")
+        with self._lock:
+            self._sending.discard(row.id)
 
     # -- paho callbacks (network thread) ----------------------------------------------------------
 

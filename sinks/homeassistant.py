@@ -9,7 +9,7 @@ Pure: builds (topic, payload) pairs; the MQTT adapter publishes them.
 
 from __future__ import annotations
 
-from stresswatch import __version__
+from sinks.version import VERSION
 
 STATES = ["calm", "neutral", "stressed", "unknown"]
 PROMPT_KINDS = ["acute", "chronic", "scheduled"]
@@ -21,7 +21,7 @@ def _device(person: str) -> dict:
         "name": f"stresswatch {person}",
         "manufacturer": "stresswatch",
         "model": "HRV stress monitor",
-        "sw_version": __version__,
+        "sw_version": VERSION,
     }
 
 
@@ -36,7 +36,7 @@ def discovery_messages(
         "payload_available": "online",
         "payload_not_available": "offline",
         "device": _device(person),
-        "origin": {"name": "stresswatch", "sw_version": __version__},
+        "origin": {"name": "stresswatch", "sw_version": VERSION},
     }
 
     def sensor(key: str, name: str, template: str, **extra) -> tuple[str, dict]:

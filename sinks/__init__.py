@@ -1,0 +1,1 @@
+"""The outputs: MQTT (with Home Assistant discovery), InfluxDB, and the SQLite store behind both."""
