@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
-KINDS = ("acute", "chronic", "scheduled")
-ACTIONS = ("done", "snooze", "dismiss")
+
+class PromptKind(StrEnum):
+    """Why a prompt was sent: a sustained stress spike, a pattern over days, or a set time."""
+
+    ACUTE = "acute"
+    CHRONIC = "chronic"
+    SCHEDULED = "scheduled"
+
+
+class PromptAction(StrEnum):
+    """A phone's answer to a prompt (`<person>/prompt/response`)."""
+
+    DONE = "done"
+    SNOOZE = "snooze"
+    DISMISS = "dismiss"
+    NOT_STRESSED = "not_stressed"  # the person says the engine was wrong
+
+
+KINDS = tuple(PromptKind)
+ACTIONS = tuple(PromptAction)
 
 
 @dataclass(frozen=True)
@@ -47,7 +66,7 @@ class Prompt:
     id: str
     person: str
     time: float
-    kind: str
+    kind: PromptKind
     reason: str
     stress_score: float | None
     expires_at: float
@@ -55,7 +74,7 @@ class Prompt:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"prompt kind must be one of {KINDS}, got {self.kind!r}")
+            raise ValueError(f"prompt kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
     def to_dict(self) -> dict:
         return {
@@ -71,7 +90,7 @@ class Prompt:
 
 
 def parse_response(payload: bytes) -> dict:
-    """A phone's answer `{"id": ..., "action": "done"|"snooze"|"dismiss", "minutes": ...}`.
+    """A phone's answer `{"id": ..., "action": "done"|"snooze"|"dismiss"|"not_stressed", "minutes": ...}`.
 
     Raises ValueError with the problem for anything else (the adapter logs and counts it)."""
     import json
@@ -89,4 +108,4 @@ def parse_response(payload: bytes) -> dict:
     minutes = data.get("minutes")
     if minutes is not None and (not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or minutes < 0):
         raise ValueError("'minutes' must be a non-negative number")
-    return {"id": data["id"], "action": data["action"], "minutes": minutes}
+    return {"id": data["id"], "action": PromptAction(data["action"]), "minutes": minutes}

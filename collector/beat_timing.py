@@ -29,6 +29,17 @@ from collector.heart_rate import HeartRateMeasurement
 
 
 @dataclass
+class TimingCounts:
+    """Beats timed, repeated intervals dropped, intervals lost, gaps and no-contact periods."""
+
+    beats: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    gaps: int = 0
+    no_contact: int = 0
+
+
+@dataclass
 class BeatTimer:
     person: str
     device: str
@@ -37,7 +48,7 @@ class BeatTimer:
     max_latency_s: float = 2.5
     ahead_tolerance_s: float = 0.35
     drift_correction: float = 0.02
-    counts: dict = field(default_factory=lambda: {"beats": 0, "duplicates": 0, "missing": 0, "gaps": 0, "no_contact": 0})
+    counts: TimingCounts = field(default_factory=TimingCounts)
     _last_t: float | None = None
     _prev_raw: tuple[int, ...] = ()
     _in_gap_since: float | None = None
@@ -46,7 +57,7 @@ class BeatTimer:
         """Events for one notification that arrived at `arrival` (unix seconds)."""
         out: list[Event] = []
         if not m.has_contact:
-            self.counts["no_contact"] += 1
+            self.counts.no_contact += 1
             self._start_gap(arrival)
             return out
         raw = m.rr_raw
@@ -56,7 +67,7 @@ class BeatTimer:
         if self._in_gap_since is not None:
             times = self._anchored(arrival, rr_s, not_before=self._last_t)
             out.append(Gap(self.person, self.device, self._in_gap_since, times[0] - rr_s[0], "no contact or no data"))
-            self.counts["gaps"] += 1
+            self.counts.gaps += 1
             self._in_gap_since = None
         elif self._last_t is None:
             times = self._anchored(arrival, rr_s)
@@ -65,7 +76,7 @@ class BeatTimer:
             if chain_end > arrival + self.ahead_tolerance_s:
                 dropped = self._drop_repeats(raw)
                 if dropped:
-                    self.counts["duplicates"] += dropped
+                    self.counts.duplicates += dropped
                     raw, rr_s = raw[dropped:], rr_s[dropped:]
                     if not raw:
                         return out
@@ -74,8 +85,8 @@ class BeatTimer:
                 times = self._anchored(arrival, rr_s, not_before=self._last_t)
             elif chain_end < arrival - self.max_latency_s:
                 missing_s = arrival - self.latency_s - chain_end
-                self.counts["missing"] += max(1, round(missing_s / (sum(rr_s) / len(rr_s))))
-                self.counts["gaps"] += 1
+                self.counts.missing += max(1, round(missing_s / (sum(rr_s) / len(rr_s))))
+                self.counts.gaps += 1
                 times = self._anchored(arrival, rr_s)
                 out.append(Gap(self.person, self.device, self._last_t, times[0] - rr_s[0], "missing intervals"))
             else:
@@ -90,7 +101,7 @@ class BeatTimer:
         for t, r, rs in zip(times, raw, rr_s):
             out.append(Beat(self.person, self.device, t, r * 1000.0 / 1024.0, hr_bpm=float(m.hr_bpm),
                             contact=m.contact == "supported_detected" or None, energy_kj=m.energy_kj, source="ble"))
-        self.counts["beats"] += len(times)
+        self.counts.beats += len(times)
         self._last_t = times[-1]
         self._prev_raw = raw
         return out

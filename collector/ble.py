@@ -89,6 +89,18 @@ class _RateLimited:
 
 
 @dataclass
+class LinkCounts:
+    """What happened on one strap's link since the service started."""
+
+    connects: int = 0
+    sessions: int = 0
+    malformed: int = 0  # notifications that are not a valid Heart Rate Measurement
+    callback_errors: int = 0
+    watchdog: int = 0  # reconnects because data stopped without a disconnect
+    failed_connects: int = 0
+
+
+@dataclass
 class StrapLink:
     """Keeps one strap connected; `emit(events)` gets Beat/Gap events, `status(dict)` device status."""
 
@@ -104,8 +116,7 @@ class StrapLink:
     adapter: str | None = None  # e.g. "hci1"; None = BlueZ's default adapter
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
-    counts: dict = field(default_factory=lambda: {"connects": 0, "sessions": 0, "malformed": 0,
-                                                  "callback_errors": 0, "watchdog": 0, "failed_connects": 0})
+    counts: LinkCounts = field(default_factory=LinkCounts)
     info: dict = field(default_factory=dict)
     reconnect_latencies: list = field(default_factory=list)
 
@@ -130,7 +141,7 @@ class StrapLink:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # bleak, D-Bus and timeout errors all mean "try again"
-                self.counts["failed_connects"] += 1
+                self.counts.failed_connects += 1
                 self._log.warning("connect", "%s: connection failed: %s: %s", self.spec.label, type(exc).__name__, exc)
             self.streaming.clear()
             if self._lost_at is None:
@@ -168,7 +179,7 @@ class StrapLink:
         client = BleakClient(device, disconnected_callback=lambda c: disconnected.set(),
                              timeout=self.connect_timeout_s, **_bluez(self.adapter))
         await client.connect()
-        self.counts["connects"] += 1
+        self.counts.connects += 1
         try:
             if not self.info:
                 self.info = await self._read_info(client)
@@ -186,7 +197,7 @@ class StrapLink:
                 if self.streaming.is_set():
                     streamed = True
                 if time.monotonic() - self._last_note > self.watchdog_s:
-                    self.counts["watchdog"] += 1
+                    self.counts.watchdog += 1
                     self._log.warning("watchdog", "%s: no data for %.0f s; reconnecting", self.spec.label, self.watchdog_s)
                     break
                 if time.monotonic() >= next_battery:
@@ -195,7 +206,7 @@ class StrapLink:
                     self.status({"connected": True, "battery_pct": battery, **self.info})
             return streamed
         finally:
-            self.counts["sessions"] += 1
+            self.counts.sessions += 1
             try:
                 await asyncio.wait_for(client.disconnect(), timeout=5)
             except Exception:  # already gone: nothing to clean up
@@ -230,19 +241,19 @@ class StrapLink:
             try:
                 m = parse(data)
             except MalformedMeasurement as exc:
-                self.counts["malformed"] += 1
+                self.counts.malformed += 1
                 self._log.warning("malformed", "%s: malformed heart rate payload %s: %s",
                                   self.spec.label, bytes(data).hex(" "), exc)
                 return
             if m.malformed:
-                self.counts["malformed"] += 1
+                self.counts.malformed += 1
                 self._log.warning("malformed", "%s: heart rate payload %s has %d stray byte(s), %d impossible RR",
                                   self.spec.label, bytes(data).hex(" "), m.trailing_bytes, len(m.rejected_rr))
             events = self.timer.notification(self.clock(), m)
             if events:
                 self.emit(events)
         except Exception:
-            self.counts["callback_errors"] += 1
+            self.counts.callback_errors += 1
             log.exception("%s: error handling a notification", self.spec.label)
 
 

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 # A beat later than its own RR interval allows by more than this follows missing data: the
 # importers and the processing core both turn such a jump into a Gap.
 GAP_TOLERANCE_S = 2.0
+
+
+class ArtifactKind(StrEnum):
+    """The correction applied to a beat (processing/correction.py; Lipponen & Tarvainen 2019)."""
+
+    ECTOPIC = "ectopic"
+    MISSED = "missed"
+    EXTRA = "extra"
+    LONGSHORT = "longshort"
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,8 +25,8 @@ class Beat:
 
     `t` is unix seconds (float) of the beat; `rr_ms` the interval since the previous beat in
     milliseconds at full precision (BLE straps report 1/1024 s units, never rounded here).
-    `artifact` is empty for a beat as measured and names the correction applied otherwise
-    (`ectopic`, `missed`, `extra`, `longshort`), so downstream stages can count artifacts.
+    `artifact` is None for a beat as measured and names the correction applied otherwise
+    (an `ArtifactKind`), so downstream stages can count artifacts.
     """
 
     person: str
@@ -27,7 +37,7 @@ class Beat:
     contact: bool | None = None
     energy_kj: float | None = None
     source: str = ""
-    artifact: str = ""
+    artifact: ArtifactKind | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,9 +33,9 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left, insort
 from collections import deque
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from collector.events import Beat
+from collector.events import ArtifactKind, Beat
 from processing.window import quantile
 
 C1 = 0.13
@@ -98,6 +98,23 @@ def quartile_deviation(sorted_values: list[float]) -> float:
     return (quantile(sorted_values, 0.75) - quantile(sorted_values, 0.25)) / 2.0
 
 
+@dataclass
+class CorrectionCounts:
+    """Beats corrected so far, by kind (an inserted missed beat counts once per long interval)."""
+
+    ectopic: int = 0
+    missed: int = 0
+    extra: int = 0
+    longshort: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.ectopic + self.missed + self.extra + self.longshort
+
+    def __str__(self) -> str:
+        return f"{self.total} (ectopic {self.ectopic}, missed {self.missed}, extra {self.extra}, longshort {self.longshort})"
+
+
 class ArtifactCorrector:
     """Feed beats of one person in time order with `push`; get corrected beats back.
 
@@ -113,7 +130,7 @@ class ArtifactCorrector:
         self._abs_drr = _SortedWindow(THRESHOLD_BEATS)
         self._abs_mrr = _SortedWindow(THRESHOLD_BEATS)
         self._recent_rr: deque[float] = deque(maxlen=MEDIAN_BEATS - 1 - LOOKAHEAD)
-        self.counts = {"ectopic": 0, "missed": 0, "extra": 0, "longshort": 0}
+        self.counts = CorrectionCounts()
 
     def push(self, beat: Beat) -> list[Beat]:
         self._buf.append(beat)
@@ -162,7 +179,7 @@ class ArtifactCorrector:
             self._accept(i, med)
             return
         if self._is_couplet(i, med):
-            self._move_to_midpoint(i, "ectopic")
+            self._move_to_midpoint(i, ArtifactKind.ECTOPIC)
             self._accept(i, med)
             return
         d0 = self._drr(i)
@@ -183,13 +200,13 @@ class ArtifactCorrector:
             and max(off(i), off(i + 1)) > MIN_DEVIATION
             and not (abs(d2) > abs(d1) and d1 * d2 < 0)
         ):
-            self._move_to_midpoint(i, "ectopic")
+            self._move_to_midpoint(i, ArtifactKind.ECTOPIC)
             self._accept(i, med)
             return
         # Ectopic pair (i-1, i): the paper's rule evaluated at i (a pair whose
         # first jump stayed below Th1).
         if _is_ectopic(d0, d_prev, d1) and max(off(i - 1), off(i)) > MIN_DEVIATION:
-            self._move_to_midpoint(i - 1, "ectopic")
+            self._move_to_midpoint(i - 1, ArtifactKind.ECTOPIC)
             self._accept(i, med)
             return
         if abs(d1) > 2.0 * abs(d0):
@@ -224,7 +241,7 @@ class ArtifactCorrector:
                 self._split_missed(i, med)
                 return
         if 0 < i < len(buf) - 1:
-            self._move_to_midpoint(i, "longshort")
+            self._move_to_midpoint(i, ArtifactKind.LONGSHORT)
         self._accept(i, med)
 
     def _is_couplet(self, i: int, med: float) -> bool:
@@ -268,7 +285,7 @@ class ArtifactCorrector:
         self._recent_rr.append(rr)
         self._cur = i + 1
 
-    def _move_to_midpoint(self, i: int, kind: str) -> None:
+    def _move_to_midpoint(self, i: int, kind: ArtifactKind) -> None:
         """Move beat i (end of rr[i], start of rr[i+1]) to the middle of its neighbours."""
         a, b = self._buf[i], self._buf[i + 1]
         total = a.rr_ms + b.rr_ms
@@ -276,14 +293,14 @@ class ArtifactCorrector:
         self._buf[i + 1] = replace(b, rr_ms=total / 2)
         if i < self._cur and self._recent_rr:
             self._recent_rr[-1] = total / 2
-        self.counts[kind] += 1
+        setattr(self.counts, kind.value, getattr(self.counts, kind.value) + 1)
 
     def _merge_extra(self, i: int) -> None:
         """Delete the spurious beat i: rr[i] and rr[i+1] become one interval."""
         a, b = self._buf[i], self._buf[i + 1]
-        self._buf[i + 1] = replace(b, rr_ms=a.rr_ms + b.rr_ms, artifact="extra")
+        self._buf[i + 1] = replace(b, rr_ms=a.rr_ms + b.rr_ms, artifact=ArtifactKind.EXTRA)
         del self._buf[i]
-        self.counts["extra"] += 1
+        self.counts.extra += 1
         # Beat i is now the merged one; it is decided on the next pass with fresh neighbours.
 
     def _split_missed(self, i: int, med: float) -> None:
@@ -293,11 +310,11 @@ class ArtifactCorrector:
         step = b.rr_ms / parts
         start = b.t - b.rr_ms / 1000.0
         new = [
-            replace(b, t=start + k * step / 1000.0, rr_ms=step, hr_bpm=None, artifact="missed")
+            replace(b, t=start + k * step / 1000.0, rr_ms=step, hr_bpm=None, artifact=ArtifactKind.MISSED)
             for k in range(1, parts)
         ]
-        self._buf[i : i + 1] = new + [replace(b, rr_ms=step, artifact="missed")]
-        self.counts["missed"] += 1
+        self._buf[i : i + 1] = new + [replace(b, rr_ms=step, artifact=ArtifactKind.MISSED)]
+        self.counts.missed += 1
         for _ in range(parts):
             self._accept(self._cur, med)
 

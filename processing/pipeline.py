@@ -48,6 +48,10 @@ class Settings:
 class Pipeline:
     """Feed one person's events in time order; collect readings.
 
+    After each `feed`/`finish`, `beats_out` holds the beats that call released from artifact
+    correction (delayed by its look-ahead, each with the correction applied), for the sinks
+    that store beats.
+
     Stages: gap detection -> artifact correction (Lipponen & Tarvainen 2019) -> trailing
     windows -> HRV metrics (processing.hrv) -> activity, stress score and state
     (processing.stress).
@@ -73,10 +77,12 @@ class Pipeline:
         self._lf_hf: float | None = None
         self._energy: float | None = None
         self._pending_whole = False
+        self.beats_out: list[Beat] = []
 
     # -- input ---------------------------------------------------------------------------------
 
     def feed(self, event: Event) -> list[Reading]:
+        self.beats_out = []
         if isinstance(event, Gap):
             return self._gap()
         beat = event
@@ -101,6 +107,12 @@ class Pipeline:
 
     def finish(self) -> list[Reading]:
         """End of input: process what the corrector holds back; in whole mode emit the reading."""
+        self.beats_out = []
+        return self._drain()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _drain(self) -> list[Reading]:
         out: list[Reading] = []
         for b in self.corrector.flush():
             out += self._add(b)
@@ -109,10 +121,8 @@ class Pipeline:
             self._pending_whole = False
         return out
 
-    # -- internals -----------------------------------------------------------------------------
-
     def _gap(self) -> list[Reading]:
-        out = self.finish()
+        out = self._drain()
         self.long.clear()
         self.short.clear()
         self.n_gaps += 1
@@ -123,6 +133,7 @@ class Pipeline:
         return out
 
     def _add(self, beat: Beat) -> list[Reading]:
+        self.beats_out.append(beat)
         artifact = bool(beat.artifact)
         self.long.add(beat.t, beat.rr_ms, artifact)
         self.short.add(beat.t, beat.rr_ms, artifact)
@@ -164,7 +175,7 @@ class Pipeline:
         ln_rmssd = hrv.ln(rmssd_short)
         recent = list(islice(reversed(short.rrs), RECENT_BEATS))
         recent_hr = 60000.0 * len(recent) / sum(recent)
-        activity, score, state = self.model.assess(t, hr, ln_rmssd, quality, self._energy, recent_hr)
+        verdict = self.model.assess(t, hr, ln_rmssd, quality, self._energy, recent_hr)
         return [
             Reading(
                 person=self.person,
@@ -186,9 +197,9 @@ class Pipeline:
                 sns_index=sns,
                 lf_hf=self._lf_hf,
                 artifact_pct=100.0 * artifact_frac,
-                activity=activity,
-                stress_score=score,
-                state=state,
+                activity=verdict.activity,
+                stress_score=verdict.score,
+                state=verdict.state,
                 quality=quality,
             )
         ]

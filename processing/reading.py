@@ -4,6 +4,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+
+class Activity(StrEnum):
+    """What the body is doing (processing/stress.py decides)."""
+
+    REST = "rest"
+    ACTIVE = "active"  # physical activity: never scored as stress
+    RECOVERY = "recovery"  # the minutes after activity, while HRV is still suppressed
+    UNKNOWN = "unknown"
+
+
+class StressState(StrEnum):
+    """The stress state of a reading (processing/stress.py decides)."""
+
+    CALM = "calm"
+    NEUTRAL = "neutral"
+    STRESSED = "stressed"
+    UNKNOWN = "unknown"  # no score: poor signal or physical activity
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +55,9 @@ class Reading:
     sns_index: float | None
     lf_hf: float | None
     artifact_pct: float
-    activity: str
+    activity: Activity
     stress_score: float | None
-    state: str
+    state: StressState
     quality: float
 
     def to_dict(self, digits: int = 6) -> dict:

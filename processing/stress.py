@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from processing.reading import Activity, StressState
+
 POPULATION_LN_RMSSD = (math.log(42.0), 0.40)  # ln of Nunan 2010's 42 ms; SD of ln(RMSSD) ~0.4
 POPULATION_REST_HR = (68.0, 8.0)
 
@@ -87,6 +89,15 @@ class Baseline:
         return ln_mean, ln_sd, hr_mean, hr_sd
 
 
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """The model's verdict on one window: activity, stress score (0-100 or None) and state."""
+
+    activity: Activity
+    score: float | None
+    state: StressState
+
+
 @dataclass
 class StressModel:
     """Turns successive windows into activity, stress score and state for one person."""
@@ -99,7 +110,7 @@ class StressModel:
     def __post_init__(self) -> None:
         if self.baseline is None:
             self.baseline = Baseline()
-        self._activity = "unknown"
+        self._activity = Activity.UNKNOWN
         self._active_until = -math.inf
         self._last_energy: tuple[float, float] | None = None
         self._last_time: float | None = None
@@ -119,8 +130,8 @@ class StressModel:
         quality: float,
         energy_kj: float | None = None,
         recent_hr_bpm: float | None = None,
-    ) -> tuple[str, float | None, str]:
-        """Return (activity, stress_score, state) for a window ending at `time` (unix s).
+    ) -> Assessment:
+        """The activity, stress score and state for a window ending at `time` (unix s).
 
         `hr_bpm` is the window's heart rate; `recent_hr_bpm` (the last few beats) drives the
         activity decision when given, because it sees the onset of exercise sooner.
@@ -129,29 +140,29 @@ class StressModel:
         self._last_time = time
         activity = self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj)
         if ln_rmssd is None or quality < MIN_QUALITY:
-            return activity, None, "unknown"
-        if activity == "active":
-            return activity, None, "unknown"
+            return Assessment(activity, None, StressState.UNKNOWN)
+        if activity == Activity.ACTIVE:
+            return Assessment(activity, None, StressState.UNKNOWN)
         ln_mean, ln_sd, hr_mean, hr_sd = self.baseline.blended()
         # Lower lnRMSSD and higher HR than baseline both point to stress; vagal withdrawal
         # (lnRMSSD) weighs more because HR also moves with posture and digestion.
         z = 0.65 * (ln_mean - ln_rmssd) / ln_sd + 0.35 * (hr_bpm - hr_mean) / hr_sd
         score = 100.0 * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
         calibrating = self.baseline.rest_s < CALIBRATION_S
-        if activity == "rest" and dt > 0 and (calibrating or score < STRESSED_SCORE):
+        if activity == Activity.REST and dt > 0 and (calibrating or score < STRESSED_SCORE):
             # After calibration, learn only from rest that does not itself look stressed, so
             # that a stressful week does not become the new normal.
             self.baseline.update(ln_rmssd, hr_bpm, dt)
         climbing = recent_hr_bpm is not None and recent_hr_bpm - hr_bpm > CLIMBING_BPM
-        if score >= STRESSED_SCORE and activity == "rest" and not climbing and not calibrating:
-            state = "stressed"
+        if score >= STRESSED_SCORE and activity == Activity.REST and not climbing and not calibrating:
+            state = StressState.STRESSED
         elif score <= CALM_SCORE:
-            state = "calm"
+            state = StressState.CALM
         else:
-            state = "neutral"
-        return activity, score, state
+            state = StressState.NEUTRAL
+        return Assessment(activity, score, state)
 
-    def _activity_at(self, time: float, hr: float, energy_kj: float | None) -> str:
+    def _activity_at(self, time: float, hr: float, energy_kj: float | None) -> Activity:
         rest_hr = self.hr_rest()
         reserve = max(1.0, self.hr_max - rest_hr)
         hrr = (hr - rest_hr) / reserve
@@ -161,15 +172,15 @@ class StressModel:
                 rate = (energy_kj - self._last_energy[1]) / ((time - self._last_energy[0]) / 60.0)
                 energetic = rate >= ACTIVE_ENERGY_KJ_PER_MIN
             self._last_energy = (time, energy_kj)
-        if self._activity == "active":
+        if self._activity == Activity.ACTIVE:
             still = hrr >= ACTIVE_LEAVE_HRR or energetic
         else:
             still = hrr >= ACTIVE_ENTER_HRR or energetic
         if still:
-            self._activity = "active"
+            self._activity = Activity.ACTIVE
             self._active_until = time
         elif time - self._active_until < RECOVERY_S:
-            self._activity = "recovery"
+            self._activity = Activity.RECOVERY
         else:
-            self._activity = "rest"
+            self._activity = Activity.REST
         return self._activity

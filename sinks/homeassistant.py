@@ -9,10 +9,12 @@ Pure: builds (topic, payload) pairs; the MQTT adapter publishes them.
 
 from __future__ import annotations
 
+from alerts.prompt import PromptKind
+from processing.reading import StressState
 from sinks.version import VERSION
 
-STATES = ["calm", "neutral", "stressed", "unknown"]
-PROMPT_KINDS = ["acute", "chronic", "scheduled"]
+STATES = [s.value for s in StressState]
+PROMPT_KINDS = [k.value for k in PromptKind]
 
 
 def _device(person: str) -> dict:

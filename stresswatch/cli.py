@@ -210,12 +210,7 @@ def cmd_analyze(args) -> int:
     if progress:
         progress.done()
     if not args.json:
-        c = pipe.corrector.counts
-        print(
-            f"# corrected beats: {sum(c.values())} ({', '.join(f'{k} {v}' for k, v in c.items())}); "
-            f"gaps: {pipe.n_gaps}",
-            file=out,
-        )
+        print(f"# corrected beats: {pipe.corrector.counts}; gaps: {pipe.n_gaps}", file=out)
     return 0
 
 
@@ -323,9 +318,7 @@ def cmd_demo(args) -> int:
     if sinks.store is not None:
         _print_sink_summary(sinks)
     print("\nsummary\n" + report.summary_table(readings, spans))
-    c = pipe.corrector.counts
-    print(f"\nartifacts corrected: {sum(c.values())} ({', '.join(f'{k} {v}' for k, v in c.items())}); "
-          f"readings: {len(readings)}")
+    print(f"\nartifacts corrected: {pipe.corrector.counts}; readings: {len(readings)}")
     if args.plot and readings:
         path = report.plot(readings, spans, args.plot, title)
         print(f"plot saved to {Path(path).resolve()}")

@@ -57,7 +57,7 @@ def test_repeated_intervals_are_dropped_and_counted():
     notes.insert(6, (arrival + 0.2, payload))  # the strap sends the same intervals again
     timer = BeatTimer("p", "d")
     beats = [e for e in run(timer, notes) if isinstance(e, Beat)]
-    assert len(beats) == 22 and timer.counts["duplicates"] == len(parse(payload).rr_raw)
+    assert len(beats) == 22 and timer.counts.duplicates == len(parse(payload).rr_raw)
 
 
 def test_a_lost_notification_is_a_gap_and_its_beats_are_counted_missing():
@@ -70,7 +70,7 @@ def test_a_lost_notification_is_a_gap_and_its_beats_are_counted_missing():
     gaps = [e for e in events if isinstance(e, Gap)]
     assert len(gaps) == 1
     assert abs((gaps[0].end - gaps[0].start) - n_lost * 820 / 1024) < 0.4
-    assert timer.counts["missing"] == n_lost
+    assert timer.counts.missing == n_lost
     beats = [e.t for e in events if isinstance(e, Beat)]
     assert beats == sorted(beats)
 
@@ -85,4 +85,4 @@ def test_no_skin_contact_is_a_gap_until_contact_returns():
     kinds = [type(e).__name__ for e in events]
     assert kinds == ["Beat", "Gap", "Beat"]
     assert events[1].start == events[0].t and events[1].end < events[2].t
-    assert timer.counts["no_contact"] == 2
+    assert timer.counts.no_contact == 2

@@ -129,9 +129,9 @@ def test_the_link_drops_ten_times_and_collection_resumes_every_time(system_bus):
     h, strap, link = asyncio.run(scenario())
     received = [round(x.rr_ms * 1.024) for x in h.beats(H10)]
     lat = link.reconnect_latencies
-    print(f"\nlink drops: 10; sessions {link.counts['sessions']}, reconnect latency median "
+    print(f"\nlink drops: 10; sessions {link.counts.sessions}, reconnect latency median "
           f"{statistics.median(lat):.2f} s, max {max(lat):.2f} s; beats sent {len(strap.sent_rr)}, "
-          f"received {len(received)}, duplicates {link.timer.counts['duplicates']}")
+          f"received {len(received)}, duplicates {link.timer.counts.duplicates}")
     assert len(lat) == 10 and max(lat) < 8
     assert received == strap.sent_rr  # none lost, none doubled, across ten reconnects
     assert sum(isinstance(e, Gap) for e in h.events[H10]) == 10
@@ -151,7 +151,7 @@ def test_bluetoothd_exits_and_comes_back_the_watchdog_reconnects(system_bus):
             return h, strap, link
 
     h, strap, link = asyncio.run(scenario())
-    assert link.counts["watchdog"] >= 1
+    assert link.counts.watchdog >= 1
     assert [round(x.rr_ms * 1.024) for x in h.beats(H10)] == strap.sent_rr
 
 
@@ -165,7 +165,7 @@ def test_malformed_payloads_between_good_ones_are_counted_not_raised(system_bus)
             return h, strap, link
 
     h, strap, link = asyncio.run(scenario())
-    assert link.counts["malformed"] == strap.sent_junk and link.counts["callback_errors"] == 0
+    assert link.counts.malformed == strap.sent_junk and link.counts.callback_errors == 0
     assert [round(x.rr_ms * 1.024) for x in h.beats(H10)] == strap.sent_rr
 
 

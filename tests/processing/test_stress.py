@@ -34,14 +34,14 @@ def test_work_stress_after_rest_reads_stressed_and_exercise_reads_active():
 
 def test_no_stressed_state_while_calibrating_a_new_person():
     model = StressModel()
-    states = [model.assess(t, 95.0, 2.5, 1.0)[2] for t in range(0, 590, 10)]
+    states = [model.assess(t, 95.0, 2.5, 1.0).state for t in range(0, 590, 10)]
     assert "stressed" not in states
     assert model.baseline.rest_s > 500  # it learned from that rest even though it looked stressed
 
 
 def test_energy_expended_marks_activity_even_at_modest_heart_rate():
     model = StressModel()
-    acts = [model.assess(t, 80.0, 3.5, 1.0, energy_kj=t * 0.5)[0] for t in range(0, 300, 10)]
+    acts = [model.assess(t, 80.0, 3.5, 1.0, energy_kj=t * 0.5).activity for t in range(0, 300, 10)]
     assert acts[-1] == "active"  # 30 kJ/min
 
 
