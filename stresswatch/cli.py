@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from collector.artifacts import inject
-from collector.events import Beat, Event
+from collector.events import Event
 from collector.files import FORMATS, RecordingError, read_recording
-from collector.simulator import demo_day, simulate
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
 from sinks.fanout import Sinks
+from stresswatch.sources import simulated_day
 from stresswatch import config as configuration
 from stresswatch import report
 
@@ -123,6 +121,9 @@ def cmd_run(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = configuration.load(args.config)
+    if not cfg.devices:
+        raise configuration.ConfigError(
+            args.config or "<defaults>", ["devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"])
     t0 = time.time()
 
     def show(r: Reading) -> None:
@@ -134,13 +135,9 @@ def cmd_run(args) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Service(cfg, on_reading=show).run(stop)
+        await Service.with_straps(cfg, on_reading=show).run(stop)
 
-    try:
-        asyncio.run(main())
-    except ValueError as exc:
-        print(f"stresswatch: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    asyncio.run(main())
     return 0
 
 
@@ -242,28 +239,8 @@ class _Progress:
 # -- simulate / demo -------------------------------------------------------------------------------
 
 
-def _simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat], list[report.Span]]:
-    """Beats of the demo day (artifacts injected at `artifacts` per kind) and its phases."""
-    script = demo_day()
-    start = 1_767_254_400.0  # 2026-01-01 08:00 UTC: a fixed clock keeps the demo reproducible
-    sim = simulate(script, seed=seed, start=start)
-    times = [start] + [b.t for b in sim]
-    import numpy as np
-
-    corrupted, _ = inject(np.asarray(times), artifacts, seed=seed) if artifacts > 0 else (np.asarray(times), [])
-    beats = [
-        Beat(person, "simulator", float(t), float(round((t - p) * 1024) / 1.024), source="simulator")
-        for p, t in itertools.pairwise(corrupted)
-    ]
-    spans, t = [], start
-    for ph in script:
-        spans.append(report.Span(ph.name, t, t + ph.duration_s, ph.label))
-        t += ph.duration_s
-    return beats, spans
-
-
 def cmd_simulate(args) -> int:
-    beats, spans = _simulated_day(args.seed, args.artifacts, "me")
+    beats, spans = simulated_day(args.seed, args.artifacts, "me")
     with open(args.out, "w") as fh:
         fh.write("# stresswatch simulated day: " + ", ".join(f"{s.name} {(s.end - s.start) / 60:g} min" for s in spans) + "\n")
         fh.write("time_s,rr_ms\n")
@@ -272,8 +249,29 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+DEMO_CLIENT_ID = "stresswatch-demo"
+
+
+def demo_config(cfg: configuration.Config) -> configuration.Config:
+    """The demo next to a running service: its own MQTT client id and state directory (a shared
+    client id would make the broker drop one of the two connections; a shared outbox would mix
+    their messages)."""
+    import dataclasses
+
+    mqtt = cfg.mqtt
+    if mqtt.client_id == configuration.MqttConfig.client_id:
+        mqtt = dataclasses.replace(mqtt, client_id=DEMO_CLIENT_ID)
+    state = dataclasses.replace(cfg.state, directory=str(Path(cfg.state.directory).expanduser() / "demo"))
+    return dataclasses.replace(cfg, mqtt=mqtt, state=state)
+
+
 def cmd_demo(args) -> int:
-    cfg = configuration.load(args.config, _url_overrides(args))
+    import asyncio
+
+    from stresswatch.service import Service
+    from stresswatch.sources import ReplaySource
+
+    cfg = demo_config(configuration.load(args.config, _url_overrides(args)))
     person = cfg.people[0].name
     if args.recording:
         rec = read_recording(args.recording, args.format, person=person)
@@ -282,42 +280,32 @@ def cmd_demo(args) -> int:
         spans = [report.Span(Path(args.recording).name, beats[0].t - beats[0].rr_ms / 1000.0, beats[-1].t + 1, "")]
         title = f"stresswatch demo: {Path(args.recording).name}"
     else:
-        beats, spans = _simulated_day(args.seed, args.artifacts, person)
+        beats, spans = simulated_day(args.seed, args.artifacts, person)
         events = list(beats)
         title = "stresswatch demo: a simulated day"
     t_start = spans[0].start
     duration = max(1.0, spans[-1].end - t_start)
     pace = args.seconds / duration if args.seconds > 0 else 0.0
-    pipe = Pipeline(person, cfg.processing.settings(), cfg.person(person).model())
-    sinks = Sinks(cfg.sink_settings())
     what = Path(args.recording).name if args.recording else "a simulated day"
     print(f"stresswatch demo: {what}, {len(beats)} beats over {duration / 60:.0f} min, "
           f"replayed in ~{args.seconds:g} s\n")
     readings: list[Reading] = []
-    wall0 = time.monotonic()
-    next_line = t_start
-    for ev in events:
-        if pace:
-            ahead = (getattr(ev, "t", t_start) - t_start) * pace - (time.monotonic() - wall0)
-            if ahead > 0.02:
-                time.sleep(ahead)
-        if isinstance(ev, Beat):
-            sinks.beat(ev)
-        for r in pipe.feed(ev):
-            readings.append(r)
-            sinks.reading(r)
-            if r.time >= next_line:
-                next_line = r.time + max(60.0, duration / 60)
-                label = next((s.name for s in spans if s.start <= r.time < s.end), "")
-                pct = 100 * (r.time - t_start) / duration
-                print(f"[{pct:3.0f}%] " + report.live_line(r, t_start, label), flush=True)
-    for r in pipe.finish():
+    next_line = [t_start]
+
+    def show(r: Reading) -> None:
         readings.append(r)
-        sinks.reading(r)
-    sinks.close()
-    if sinks.store is not None:
-        _print_sink_summary(sinks)
+        if r.time >= next_line[0]:
+            next_line[0] = r.time + max(60.0, duration / 60)
+            label = next((s.name for s in spans if s.start <= r.time < s.end), "")
+            pct = 100 * (r.time - t_start) / duration
+            print(f"[{pct:3.0f}%] " + report.live_line(r, t_start, label), flush=True)
+
+    service = Service(cfg, [ReplaySource(events, pace)], on_reading=show)
+    asyncio.run(service.run(asyncio.Event()))
+    if service.sinks.store is not None:
+        _print_sink_summary(service.sinks)
     print("\nsummary\n" + report.summary_table(readings, spans))
+    pipe = service.pipelines[person]
     print(f"\nartifacts corrected: {pipe.corrector.counts}; readings: {len(readings)}")
     if args.plot and readings:
         path = report.plot(readings, spans, args.plot, title)

@@ -119,3 +119,71 @@ def test_devices_config_is_checked(tmp_path):
     assert "devices[1].address: must look like AA:BB:CC:DD:EE:FF, got 'nope'" in err.value.problems
     path.write_text('[[devices]]\nname = "Polar*"\nperson = "cy"\n')
     assert [p.name for p in config.load(path, environ={}).people] == ["me", "cy"]
+
+
+def test_beats_are_stored_once_after_correction_with_the_correction_applied(influxdb, tmp_path):
+    """The service writes each beat after artifact correction, so `beats.artifact` names the repair."""
+    import servers
+
+    from stresswatch import config
+    from stresswatch.service import Service
+    from stresswatch.sources import ReplaySource, simulated_day
+
+    cfg = config.load(None, environ={
+        "STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"), "STRESSWATCH_INFLUX__URL": influxdb.url,
+        "STRESSWATCH_INFLUX__API": "v1", "STRESSWATCH_INFLUX__BUCKET": "stresswatch",
+    })
+    beats, _ = simulated_day(seed=3, artifacts=0.01, person="me")
+    beats = beats[:1500]
+    service = Service(cfg, [ReplaySource(beats)])
+    asyncio.run(service.run(asyncio.Event()))
+    corrected = service.pipelines["me"].corrector.counts.total
+
+    def count(where: str) -> int:
+        rows = servers.influx_query(influxdb, f"SELECT count(rr_ms) FROM beats WHERE {where}", db="stresswatch")
+        series = rows["results"][0].get("series")
+        return series[0]["values"][0][1] if series else 0
+
+    # `artifact` is a string field: InfluxDB keeps it (VictoriaMetrics would drop it)
+    by_kind = {kind: count(f"artifact = '{kind}'") for kind in ("ectopic", "missed", "extra", "longshort")}
+    marked = count("artifact != 'none'")
+    assert corrected > 20 and marked == sum(by_kind.values()) >= corrected  # a missed beat becomes two
+    assert by_kind["ectopic"] > 0 and by_kind["missed"] > 0 and by_kind["extra"] > 0
+
+
+def test_a_strap_task_that_fails_is_logged_and_restarted(caplog):
+    from collector.ble import DeviceSpec, StrapLink
+    from stresswatch.sources import StrapSource
+
+    link = StrapLink(DeviceSpec("ann", H10), emit=None)
+    calls = []
+
+    async def scenario():
+        stop = asyncio.Event()
+
+        async def run(stop_event):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("a bug in the link loop")
+            stop.set()
+
+        link.run = run
+        source = StrapSource([link], restart_after_s=0.05)
+        await asyncio.wait_for(source.run(lambda events: None, stop), 10)
+        return source
+
+    source = asyncio.run(scenario())
+    assert len(calls) == 2 and source.restarts == 1
+    assert any("restarting" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_run_without_devices_says_what_to_configure(tmp_path):
+    import subprocess
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n')
+    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"stresswatch: config error: {cfg}: devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"]

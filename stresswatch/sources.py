@@ -1,0 +1,134 @@
+"""Where the service's events come from: Bluetooth straps, a paced replay of a recording, the simulator.
+
+A `Source` runs as one asyncio task and hands lists of `Beat`/`Gap` events to `emit`; the
+service (stresswatch/service.py) owns everything after that. `finite` sources (a replay) end by
+themselves, and the service stops when every finite source has ended and no live source runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from collector.artifacts import inject
+from collector.ble import DeviceSpec, StrapLink
+from collector.events import Beat, Event
+from collector.simulator import demo_day, simulate
+from stresswatch.report import Span
+
+log = logging.getLogger("stresswatch.sources")
+
+Emit = Callable[[list[Event]], None]
+# 2026-01-01 08:00 UTC: a fixed clock keeps the demo day reproducible.
+DEMO_START = 1_767_254_400.0
+# Events handed over per turn of the event loop when a replay runs as fast as possible.
+REPLAY_CHUNK = 500
+
+
+class Source(Protocol):
+    finite: bool
+
+    async def run(self, emit: Emit, stop: asyncio.Event) -> None: ...
+
+
+class ReplaySource:
+    """Replays recorded events, `pace` wall seconds per recorded second (0 = as fast as possible)."""
+
+    finite = True
+
+    def __init__(self, events: Sequence[Event], pace: float = 0.0, clock: Callable[[], float] = time.monotonic):
+        self.events = events
+        self.pace = pace
+        self.clock = clock
+
+    async def run(self, emit: Emit, stop: asyncio.Event) -> None:
+        if not self.events:
+            return
+        t0 = _time_of(self.events[0])
+        wall0 = self.clock()
+        if self.pace <= 0:
+            for k in range(0, len(self.events), REPLAY_CHUNK):
+                if stop.is_set():
+                    return
+                emit(list(self.events[k : k + REPLAY_CHUNK]))
+                await asyncio.sleep(0)
+            return
+        for ev in self.events:
+            ahead = (_time_of(ev) - t0) * self.pace - (self.clock() - wall0)
+            if ahead > 0.02:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=ahead)
+                    return
+                except TimeoutError:
+                    pass
+            elif stop.is_set():
+                return
+            emit([ev])
+
+
+class StrapSource:
+    """The configured Bluetooth straps, one `StrapLink` task each, restarted if one ever fails."""
+
+    finite = False
+
+    def __init__(self, links: list[StrapLink], restart_after_s: float = 1.0):
+        self.links = links
+        self.restart_after_s = restart_after_s
+        self.restarts = 0
+
+    @classmethod
+    def from_specs(cls, specs: list[DeviceSpec], status: Callable[[DeviceSpec, dict], None], **link_options):
+        links = [StrapLink(spec, emit=None, status=lambda st, spec=spec: status(spec, st), **link_options)
+                 for spec in specs]
+        return cls(links)
+
+    async def run(self, emit: Emit, stop: asyncio.Event) -> None:
+        for link in self.links:
+            link.emit = emit
+        log.info("collecting from %d device(s)", len(self.links))
+        await asyncio.gather(*(self._supervise(link, stop) for link in self.links))
+
+    async def _supervise(self, link: StrapLink, stop: asyncio.Event) -> None:
+        """A link's loop handles every Bluetooth error itself; anything escaping it is a bug,
+        logged with its traceback, and the link starts again rather than going silent."""
+        while not stop.is_set():
+            try:
+                await link.run(stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.restarts += 1
+                log.exception("%s: the collector task failed; restarting it", link.spec.label)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.restart_after_s)
+                except TimeoutError:
+                    pass
+
+
+def simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat], list[Span]]:
+    """Beats of the demo day (artifacts injected at `artifacts` per beat and kind) and its phases."""
+    script = demo_day()
+    sim = simulate(script, seed=seed, start=DEMO_START)
+    times = np.asarray([DEMO_START] + [b.t for b in sim])
+    if artifacts > 0:
+        times, _ = inject(times, artifacts, seed=seed)
+    beats = [
+        # RR in whole 1/1024 s units, as a strap reports them
+        Beat(person, "simulator", float(t), float(round((t - p) * 1024) / 1.024), source="simulator")
+        for p, t in itertools.pairwise(times)
+    ]
+    spans, t = [], DEMO_START
+    for ph in script:
+        spans.append(Span(ph.name, t, t + ph.duration_s, ph.label))
+        t += ph.duration_s
+    return beats, spans
+
+
+def _time_of(ev: Event) -> float:
+    return ev.t if isinstance(ev, Beat) else ev.start
