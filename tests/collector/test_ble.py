@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus
 
+from collector.beat_timing import TimingCounts
 from collector.ble import DeviceSpec, StrapLink, scan
 from collector.events import Beat, Gap
 
@@ -167,6 +168,15 @@ def test_malformed_payloads_between_good_ones_are_counted_not_raised(system_bus)
     h, strap, link = asyncio.run(scenario())
     assert link.counts.malformed == strap.sent_junk and link.counts.callback_errors == 0
     assert [round(x.rr_ms * 1.024) for x in h.beats(H10)] == strap.sent_rr
+
+
+def test_a_notification_whose_flags_announce_rr_but_carry_none_is_counted_as_malformed(caplog):
+    events = []
+    link = StrapLink(DeviceSpec("ann", address=H10), emit=events.extend, clock=lambda: 1000.0)
+    link._on_notification(None, bytearray([0x10, 0x48]))  # RR flag, heart rate 72, no RR value
+    assert link.counts.malformed == 1 and link.counts.callback_errors == 0
+    assert events == [] and link.timer.counts == TimingCounts()  # the timer never saw it
+    assert "malformed heart rate payload 10 48: flags announce RR intervals" in caplog.text
 
 
 def test_battery_and_device_information_become_device_status(system_bus):
