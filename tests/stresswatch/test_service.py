@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -119,3 +120,14 @@ def test_devices_config_is_checked(tmp_path):
     assert "devices[1].address: must look like AA:BB:CC:DD:EE:FF, got 'nope'" in err.value.problems
     path.write_text('[[devices]]\nname = "Polar*"\nperson = "cy"\n')
     assert [p.name for p in config.load(path, environ={}).people] == ["me", "cy"]
+
+
+def test_scan_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
+    socket = tmp_path / "system_bus_socket"
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "scan", "--timeout", "1"],
+        env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={socket}"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"stresswatch: error: no D-Bus system bus at {socket}: install and start dbus (apt install dbus)\n"
