@@ -295,7 +295,8 @@ async def bluetooth_problem(adapter: str | None = None, timeout_s: float = 10.0)
     except (FileNotFoundError, ConnectionRefusedError):
         return f"no D-Bus system bus at {where}: install and start dbus (apt install dbus)"
     except Exception as exc:  # permissions, authentication, a bus that does not answer
-        return f"cannot use the D-Bus system bus at {where} ({type(exc).__name__}: {exc}): is dbus running (apt install dbus)?"
+        return (f"cannot use the D-Bus system bus at {where} ({type(exc).__name__}: {exc}): "
+                "is dbus running (apt install dbus)?")
     try:
         reply = await asyncio.wait_for(bus.call(Message(
             destination="org.bluez", path="/", interface="org.freedesktop.DBus.ObjectManager",
@@ -308,10 +309,13 @@ async def bluetooth_problem(adapter: str | None = None, timeout_s: float = 10.0)
         if reply.error_name == "org.freedesktop.DBus.Error.AccessDenied":
             return ("not allowed to talk to BlueZ on the system bus: sudo usermod -aG bluetooth $USER, "
                     "then log in again")
-        return "BlueZ (org.bluez) is not running on the system bus: apt install bluez; systemctl start bluetooth"
-    adapters = sorted(path.rsplit("/", 1)[-1] for path, ifaces in reply.body[0].items() if "org.bluez.Adapter1" in ifaces)
+        return ("BlueZ (org.bluez) is not running on the system bus: "
+                "apt install bluez; systemctl start bluetooth")
+    objects = reply.body[0]  # {path: {interface: properties}}
+    adapters = sorted(path.rsplit("/", 1)[-1] for path, ifs in objects.items() if "org.bluez.Adapter1" in ifs)
     if adapter and adapter not in adapters:
-        return f"Bluetooth adapter {adapter} not found (BlueZ has: {', '.join(adapters) or 'none'}); see bluetoothctl list"
+        have = ", ".join(adapters) or "none"
+        return f"Bluetooth adapter {adapter} not found (BlueZ has: {have}); see bluetoothctl list"
     if not adapters:
         return "BlueZ has no Bluetooth adapter: plug one in, or check rfkill list and bluetoothctl list"
     return None

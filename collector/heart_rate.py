@@ -82,7 +82,7 @@ def parse(data: bytes | bytearray) -> HeartRateMeasurement:
     if flags & 0x10:
         body = data[pos:]
         if len(body) < 2:
-            raise MalformedMeasurement("flags announce RR intervals but the payload ends before the first one")
+            raise MalformedMeasurement("flags announce RR intervals but the payload ends before the first")
         trailing = len(body) % 2
         for i in range(0, len(body) - trailing, 2):
             raw = body[i] | (body[i + 1] << 8)
