@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import os
 import random
 import re
 import time
@@ -268,15 +269,71 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
+# -- is Bluetooth usable here? -------------------------------------------------------------------
+
+# dbus-fast's default when DBUS_SYSTEM_BUS_ADDRESS is unset (bleak connects through dbus-fast).
+DEFAULT_SYSTEM_BUS = "unix:path=/var/run/dbus/system_bus_socket"
+
+
+class BluetoothUnavailable(RuntimeError):
+    """Bluetooth cannot work here; the message is one line saying what is missing and how to fix it."""
+
+
+async def bluetooth_problem(adapter: str | None = None, timeout_s: float = 10.0) -> str | None:
+    """What stops bleak from using Bluetooth on this machine, as one line with the fix, or None.
+
+    Checks what bleak needs, in order: the D-Bus system bus (bleak talks to BlueZ over it),
+    BlueZ answering as `org.bluez` on it (the same ObjectManager call bleak makes first, which
+    also lets D-Bus start an installed bluetoothd), and the adapter (`adapter`, or any)."""
+    from dbus_fast import BusType, Message, MessageType
+    from dbus_fast.aio import MessageBus
+
+    address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or DEFAULT_SYSTEM_BUS
+    where = address.split("path=", 1)[1].split(",", 1)[0] if "path=" in address else address
+    try:
+        bus = await asyncio.wait_for(MessageBus(bus_type=BusType.SYSTEM).connect(), timeout_s)
+    except (FileNotFoundError, ConnectionRefusedError):
+        return f"no D-Bus system bus at {where}: install and start dbus (apt install dbus)"
+    except Exception as exc:  # permissions, authentication, a bus that does not answer
+        return (f"cannot use the D-Bus system bus at {where} ({type(exc).__name__}: {exc}): "
+                "is dbus running (apt install dbus)?")
+    try:
+        reply = await asyncio.wait_for(bus.call(Message(
+            destination="org.bluez", path="/", interface="org.freedesktop.DBus.ObjectManager",
+            member="GetManagedObjects")), timeout_s)
+    except TimeoutError:
+        return "BlueZ (org.bluez) does not answer on the system bus: systemctl restart bluetooth"
+    finally:
+        bus.disconnect()
+    if reply.message_type == MessageType.ERROR:
+        if reply.error_name == "org.freedesktop.DBus.Error.AccessDenied":
+            return ("not allowed to talk to BlueZ on the system bus: sudo usermod -aG bluetooth $USER, "
+                    "then log in again")
+        return ("BlueZ (org.bluez) is not running on the system bus: "
+                "apt install bluez; systemctl start bluetooth")
+    objects = reply.body[0]  # {path: {interface: properties}}
+    adapters = sorted(path.rsplit("/", 1)[-1] for path, ifs in objects.items() if "org.bluez.Adapter1" in ifs)
+    if adapter and adapter not in adapters:
+        have = ", ".join(adapters) or "none"
+        return f"Bluetooth adapter {adapter} not found (BlueZ has: {have}); see bluetoothctl list"
+    if not adapters:
+        return "BlueZ has no Bluetooth adapter: plug one in, or check rfkill list and bluetoothctl list"
+    return None
+
+
 # -- scanning ------------------------------------------------------------------------------------
 
 
 async def scan(timeout_s: float = 8.0, details: bool = False, adapter: str | None = None) -> list[dict]:
     """Nearby heart-rate wearables: advertising 0x180D or a known wearable name. With
     `details`, connect briefly to read model, firmware and battery and to see whether the
-    strap sends RR intervals (within 5 s)."""
+    strap sends RR intervals (within 5 s). Raises BluetoothUnavailable (see
+    `bluetooth_problem`) when Bluetooth cannot work here."""
     from bleak import BleakClient, BleakScanner
 
+    problem = await bluetooth_problem(adapter)
+    if problem:
+        raise BluetoothUnavailable(problem)
     found = await BleakScanner.discover(timeout=timeout_s, return_adv=True, **_bluez(adapter))
     out = []
     for address, (device, adv) in sorted(found.items(), key=lambda kv: -(kv[1][1].rssi or -999)):

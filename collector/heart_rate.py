@@ -6,7 +6,10 @@ section "Heart Rate Measurement": byte 0 is a flags field,
 - bits 1-2: sensor contact status, 0 or 1 = not supported, 2 = supported but not detected,
   3 = supported and detected;
 - bit 3: energy expended present (uint16, kilojoules, accumulated since the last reset);
-- bit 4: RR intervals present (zero or more uint16 values, unit 1/1024 s, oldest first).
+- bit 4: RR intervals present: "one or more RR-Interval values are present" (uint16, unit
+  1/1024 s, oldest first; the characteristic definition of the flags field). A payload whose
+  bit 4 is set but which carries no whole RR value is malformed, like one whose bit 3
+  announces an energy field that is not there.
 All multi-byte fields are little-endian. RR values are kept at full precision (raw 1/1024 s
 and exact milliseconds), never rounded to whole milliseconds.
 """
@@ -78,6 +81,8 @@ def parse(data: bytes | bytearray) -> HeartRateMeasurement:
     trailing = 0
     if flags & 0x10:
         body = data[pos:]
+        if len(body) < 2:
+            raise MalformedMeasurement("flags announce RR intervals but the payload ends before the first")
         trailing = len(body) % 2
         for i in range(0, len(body) - trailing, 2):
             raw = body[i] | (body[i + 1] << 8)

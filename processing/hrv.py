@@ -60,8 +60,8 @@ def baevsky_si(win: BeatWindow) -> float | None:
 # units (% of mean RR) follow from those: SD1 = RMSSD/sqrt(2) = 29.7 ms -> 3.2 +- 1.1 %, SD2 =
 # sqrt(2 SDNN^2 - SD1^2) = 64 ms -> 6.9 +- 2.2 %. sqrt(SI): Baevsky's resting norm SI 50-150
 # -> 10 +- 3. Kubios states its PNS/SNS indices use these parameters compared with normal
-# population values but does not publish the values; ours reproduce its reference report to
-# within the residual stated in README ("Kubios parity").
+# population values but does not publish the values, so ours do not reproduce its numbers:
+# see `pns_index` for why the signs differ on its reference sample.
 NORMS = {
     "mean_rr_ms": (926.0, 90.0),
     "rmssd_ms": (42.0, 15.0),
@@ -83,6 +83,17 @@ def pns_index(mean_rr: float, rmssd: float, sd1: float) -> float:
     0 = normal resting population average; positive = more vagal activity. After the Kubios
     HRV "PNS index" (kubios.com/hrv-ans-function): parasympathetic activity lengthens RR and
     raises the respiratory (fast) variability that RMSSD and SD1 capture.
+
+    Against Kubios (README "Kubios parity"): on its reference sample both our indices have the
+    opposite sign (PNS +0.28 vs -0.88, SNS -0.83 vs +1.42) with the same inputs to 0.1 %. The
+    z-scores against NORMS are mean RR -2.43, RMSSD +0.99, SD1 % +2.26 and HR +3.18, sqrt SI
+    -0.76, SD2 % +4.89 (entered negated). Without the SD1 % / SD2 % terms the indices would be
+    -0.72 and +1.21, Kubios' signs. If Kubios' other norms were ours, its values would need
+    z(SD1 %) = -1.20 and z(SD2 %) = -1.85, i.e. this sample's SD1 (5.7 % of mean RR) and SD2
+    (17.7 %) would lie below Kubios' normal values, whereas they lie far above ours (3.2 % and
+    6.9 %, derived from Nunan's RMSSD and SDNN at a mean RR of 926 ms; the sample has SDNN
+    93 ms at a mean RR of 708 ms). Two reported values cannot identify six unpublished norms,
+    so we keep the published ones (our choice: checkable, and not fitted to one report).
     """
     return (_z("mean_rr_ms", mean_rr) + _z("rmssd_ms", rmssd) + _z("sd1_pct", 100.0 * sd1 / mean_rr)) / 3.0
 
@@ -107,6 +118,13 @@ INTERPOLATION_HZ = 4.0
 # Task Force 1996: LF needs at least 2 min of data (10 cycles of its lowest frequency ~ 4 min
 # is better); below this LF/HF is not reported.
 MIN_SPECTRAL_SPAN_S = 120.0
+# Below this total LF + HF power (ms^2) the ratio is not reported: it would be a ratio of
+# numerical noise (a constant series gives powers of ~1e-17 ms^2 and an "LF/HF" of ~1).
+# Our choice of value, with margin on both sides: 1 ms^2 is three orders of magnitude below
+# the Task Force 1996 normal values for 5 min supine recordings (LF 1170 +- 416 ms^2, HF
+# 975 +- 203 ms^2, Table 2), and about ten times what the recording resolution alone yields
+# (RR rounded to 1 ms or 1/1024 s on a near-constant series: LF + HF ~ 0.05-0.14 ms^2).
+MIN_LF_HF_POWER_MS2 = 1.0
 
 
 def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray) -> float | None:
@@ -121,6 +139,7 @@ def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray) -> float | None:
     scipy) because importing scipy's interpolate and signal modules would add ~80 MB to a
     process meant to stay under 100 MB on a Raspberry Pi. Kubios instead uses a cubic spline
     and a 300 s Welch window, so its LF/HF differs (3.03 vs 2.55 on its reference sample).
+    None below 2 min of data or below `MIN_LF_HF_POWER_MS2` of LF + HF power.
     """
     if len(rr_ms) < 16 or times_s[-1] - times_s[0] < MIN_SPECTRAL_SPAN_S:
         return None
@@ -134,7 +153,7 @@ def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray) -> float | None:
     # neurokit2 keeps frequencies in [min_freq, 0.5] before integrating each band.
     lf = _band_power(freqs, psd, (max(LF_BAND[0], min_freq), LF_BAND[1]))
     hf = _band_power(freqs, psd, (max(HF_BAND[0], min_freq), HF_BAND[1]))
-    if not hf or not lf:
+    if not hf or not lf or lf + hf < MIN_LF_HF_POWER_MS2:
         return None
     return lf / hf
 

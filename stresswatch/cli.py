@@ -97,9 +97,13 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_scan(args) -> int:
     import asyncio
 
-    from collector.ble import scan
+    from collector.ble import BluetoothUnavailable, scan
 
-    rows = asyncio.run(scan(args.timeout, args.details, args.adapter))
+    try:
+        rows = asyncio.run(scan(args.timeout, args.details, args.adapter))
+    except BluetoothUnavailable as exc:
+        print(f"stresswatch: error: {exc}", file=sys.stderr)
+        return 2
     if not rows:
         print("no heart-rate wearables found (is the strap worn, and not connected to a phone?)")
         return 1

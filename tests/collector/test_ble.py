@@ -13,7 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus
 
-from collector.ble import DeviceSpec, StrapLink, scan
+from collector.beat_timing import TimingCounts
+from collector.ble import BluetoothUnavailable, DeviceSpec, StrapLink, bluetooth_problem, scan
 from collector.events import Beat, Gap
 
 H10 = "A0:9E:1A:00:00:01"
@@ -112,12 +113,15 @@ def test_two_straps_for_two_people_stream_at_once_and_no_beat_is_lost_or_doubled
     assert all(y.t > x.t for x, y in zip(ann, ann[1:]))
 
 
-def test_the_link_drops_ten_times_and_collection_resumes_every_time(system_bus):
+DROPS = 3  # each drop is the same path (disconnect, Gap, backoff, scan, connect); 3 show it repeats
+
+
+def test_the_link_drops_repeatedly_and_collection_resumes_every_time(system_bus):
     async def scenario():
         async with Harness(system_bus) as h:
             strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script()))
             link = h.link(DeviceSpec("ann", address=H10))
-            for _ in range(10):
+            for _ in range(DROPS):
                 assert await until(lambda: link.streaming.is_set(), 30)
                 await asyncio.sleep(1.0)
                 strap.link_lost()
@@ -129,12 +133,12 @@ def test_the_link_drops_ten_times_and_collection_resumes_every_time(system_bus):
     h, strap, link = asyncio.run(scenario())
     received = [round(x.rr_ms * 1.024) for x in h.beats(H10)]
     lat = link.reconnect_latencies
-    print(f"\nlink drops: 10; sessions {link.counts.sessions}, reconnect latency median "
+    print(f"\nlink drops: {DROPS}; sessions {link.counts.sessions}, reconnect latency median "
           f"{statistics.median(lat):.2f} s, max {max(lat):.2f} s; beats sent {len(strap.sent_rr)}, "
           f"received {len(received)}, duplicates {link.timer.counts.duplicates}")
-    assert len(lat) == 10 and max(lat) < 8
-    assert received == strap.sent_rr  # none lost, none doubled, across ten reconnects
-    assert sum(isinstance(e, Gap) for e in h.events[H10]) == 10
+    assert len(lat) == DROPS and max(lat) < 8
+    assert received == strap.sent_rr  # none lost, none doubled, across every reconnect
+    assert sum(isinstance(e, Gap) for e in h.events[H10]) == DROPS
 
 
 def test_bluetoothd_exits_and_comes_back_the_watchdog_reconnects(system_bus):
@@ -167,6 +171,15 @@ def test_malformed_payloads_between_good_ones_are_counted_not_raised(system_bus)
     h, strap, link = asyncio.run(scenario())
     assert link.counts.malformed == strap.sent_junk and link.counts.callback_errors == 0
     assert [round(x.rr_ms * 1.024) for x in h.beats(H10)] == strap.sent_rr
+
+
+def test_a_notification_whose_flags_announce_rr_but_carry_none_is_counted_as_malformed(caplog):
+    events = []
+    link = StrapLink(DeviceSpec("ann", address=H10), emit=events.extend, clock=lambda: 1000.0)
+    link._on_notification(None, bytearray([0x10, 0x48]))  # RR flag, heart rate 72, no RR value
+    assert link.counts.malformed == 1 and link.counts.callback_errors == 0
+    assert events == [] and link.timer.counts == TimingCounts()  # the timer never saw it
+    assert "malformed heart rate payload 10 48: flags announce RR intervals" in caplog.text
 
 
 def test_battery_and_device_information_become_device_status(system_bus):
@@ -202,3 +215,29 @@ def test_a_strap_switched_off_and_on_collects_again_within_seconds_of_advertisin
     back_after = asyncio.run(scenario())
     print(f"\nstrap switched back on: streaming again after {back_after:.1f} s")
     assert back_after < 6
+
+
+def test_without_a_system_bus_scan_names_the_missing_socket_and_the_package(tmp_path, monkeypatch):
+    socket = tmp_path / "no-such-dir" / "system_bus_socket"
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={socket}")
+    want = f"no D-Bus system bus at {socket}: install and start dbus (apt install dbus)"
+    assert asyncio.run(bluetooth_problem()) == want
+    with pytest.raises(BluetoothUnavailable) as raised:
+        asyncio.run(scan(timeout_s=1.0))
+    assert str(raised.value) == want
+
+
+def test_a_system_bus_without_bluez_says_to_install_and_start_it(system_bus):
+    want = "BlueZ (org.bluez) is not running on the system bus: apt install bluez; systemctl start bluetooth"
+    assert asyncio.run(bluetooth_problem()) == want
+    with pytest.raises(BluetoothUnavailable, match="BlueZ"):
+        asyncio.run(scan(timeout_s=1.0))
+
+
+def test_with_bluez_running_only_a_missing_adapter_is_a_problem(system_bus):
+    async def scenario():
+        async with Harness(system_bus):
+            return [await bluetooth_problem(a) for a in (None, "hci0", "hci1")]
+
+    assert asyncio.run(scenario()) == [
+        None, None, "Bluetooth adapter hci1 not found (BlueZ has: hci0); see bluetoothctl list"]

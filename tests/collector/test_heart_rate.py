@@ -54,6 +54,27 @@ def test_truncated_payloads_raise_the_documented_error(data):
         parse(data)
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x10\x48",  # uint8 heart rate, RR flag, nothing after
+        b"\x16\x48\x04",  # contact detected, RR flag, one stray byte: no whole RR value
+        b"\x11\x48\x00",  # uint16 heart rate, RR flag, nothing after
+        b"\x19\x48\x00\x10\x27",  # uint16 heart rate + energy expended, RR flag, nothing after
+    ],
+)
+def test_rr_flag_without_an_rr_value_is_malformed(data):
+    """Flags bit 4 means "one or more RR-Interval values are present" (GATT characteristic
+    0x2A37): a payload that sets it and carries none is not a valid measurement."""
+    with pytest.raises(MalformedMeasurement, match="RR intervals"):
+        parse(data)
+
+
+def test_rr_flag_with_only_impossible_values_still_parses_and_is_flagged():
+    m = parse(bytes([0x10, 0x48, 0x00, 0x00]))  # one RR value, 0 ms: present but impossible
+    assert m.rr_raw == () and m.rejected_rr == (0,) and m.malformed
+
+
 @settings(max_examples=3000, deadline=None)
 @given(st.binary(max_size=40))
 def test_no_byte_string_raises_anything_but_the_documented_error(data):

@@ -17,11 +17,28 @@ nk = pytest.importorskip("neurokit2")
 warnings.filterwarnings("ignore", module="neurokit2")
 
 
-def nk_metrics(rr: np.ndarray, t: np.ndarray) -> dict:
-    data = {"RRI": rr, "RRI_Time": t}
-    out = nk.hrv_time(data).iloc[0].to_dict()
-    out.update(nk.hrv_nonlinear(data).iloc[0].to_dict())
-    return out
+def nk_time(rr: np.ndarray, t: np.ndarray) -> dict:
+    return nk.hrv_time({"RRI": rr, "RRI_Time": t}).iloc[0].to_dict()
+
+
+def nk_poincare(rr: np.ndarray, t: np.ndarray) -> dict:
+    """neurokit2's SD1/SD2: the two steps of `nk.hrv_nonlinear` that compute them (input
+    formatting, then its Poincare function), without the entropy and fractal measures that
+    make a call take ~1.7 s. neurokit2 is pinned in pyproject.toml; the test below checks
+    these steps still give what the public function reports."""
+    from neurokit2.hrv.hrv_nonlinear import _hrv_nonlinear_poincare
+    from neurokit2.hrv.hrv_utils import _hrv_format_input
+
+    rri, rri_time, rri_missing = _hrv_format_input({"RRI": rr, "RRI_Time": t})
+    return {f"HRV_{k}": v for k, v in _hrv_nonlinear_poincare(rri, rri_time, rri_missing, out={}).items()}
+
+
+def test_the_poincare_steps_give_what_neurokit2_hrv_nonlinear_reports():
+    rr = 800 + 40 * np.sin(np.arange(300) / 3.0) + np.arange(300) % 7
+    t = np.cumsum(rr) / 1000
+    public = nk.hrv_nonlinear({"RRI": rr, "RRI_Time": t}).iloc[0]
+    steps = nk_poincare(rr, t)
+    assert steps["HRV_SD1"] == public["HRV_SD1"] and steps["HRV_SD2"] == public["HRV_SD2"]
 
 
 def rel(a: float, b: float) -> float:
@@ -62,7 +79,8 @@ def test_windowed_metrics_equal_neurokit2_on_nsr2db(reference):
                         continue
                     lt, lr = np.array(pipe.long.times), np.array(pipe.long.rrs)
                     st, sr = np.array(pipe.short.times), np.array(pipe.short.rrs)
-                    ref_long, ref_short = nk_metrics(lr, lt), nk_metrics(sr, st)
+                    ref_long = nk_time(lr, lt) | nk_poincare(lr, lt)
+                    ref_short = nk_time(sr, st)
                     n_short = len(sr) - 1
                     pairs = [
                         (pipe.long.sdnn(), ref_long["HRV_SDNN"]),
@@ -101,21 +119,48 @@ KUBIOS = {  # values of kubios_report.txt (Kubios HRV Standard 3.1.0.1) on the s
 }
 
 
-def test_kubios_parity_on_its_reference_sample(reference):
-    """Single-sample analysis (no correction) of the Kubios sample: the time-domain and Poincare
-    values within 0.1 % of Kubios, the stress index within 0.1 %. PNS/SNS follow the published
-    definition with published norms (see processing.hrv.NORMS); the residual is printed and
-    documented in the README, and only the direction of each index is asserted."""
+def kubios_sample_reading(reference) -> dict:
+    """Single-sample analysis (no correction) of the Kubios sample, as Kubios analyses it."""
     rec = read_recording(reference / "rr/kubios_sample_5min/rr_ms.txt")
     pipe = Pipeline("p", Settings.whole(correction=False))
     readings = [r for b in rec.events for r in pipe.feed(b)] + pipe.finish()
     assert len(readings) == 1
-    r = readings[0].to_dict(digits=9)
+    return readings[0].to_dict(digits=9)
+
+
+def test_kubios_parity_on_its_reference_sample(reference):
+    """The time-domain and Poincare values and the stress index within 0.1 % of Kubios."""
+    r = kubios_sample_reading(reference)
     for key in ("mean_rr_ms", "sdnn_ms", "rmssd_ms", "pnn20_pct", "sd1_ms", "sd2_ms", "hr_bpm", "stress_index"):
         assert rel(r[key], KUBIOS[key]) < 1e-3, (key, r[key], KUBIOS[key])
-    print(f"\nPNS ours {r['pns_index']:.4f} vs Kubios {KUBIOS['pns_index']}; "
-          f"SNS ours {r['sns_index']:.4f} vs Kubios {KUBIOS['sns_index']}")
     assert r["n_beats"] == 423 and r["artifact_pct"] == 0
+
+
+def test_pns_sns_follow_the_published_definition_and_differ_from_kubios_through_the_poincare_terms(reference):
+    """PNS/SNS are the mean z-scores of the published parameters against our documented norms
+    (processing.hrv.NORMS). On this sample both signs are opposite to Kubios' (README, "Kubios
+    parity"): the SD1 % and SD2 % terms lie far above our norms and each outweighs the other two
+    terms of its index, which alone have Kubios' signs."""
+    r = kubios_sample_reading(reference)
+
+    def z(name: str, value: float) -> float:
+        mean, sd = hrv.NORMS[name]
+        return (value - mean) / sd
+
+    z_rr, z_rmssd = z("mean_rr_ms", r["mean_rr_ms"]), z("rmssd_ms", r["rmssd_ms"])
+    z_sd1 = z("sd1_pct", 100 * r["sd1_ms"] / r["mean_rr_ms"])
+    z_hr, z_si = z("hr_bpm", r["hr_bpm"]), z("stress_index", r["stress_index"])
+    z_sd2 = z("sd2_pct", 100 * r["sd2_ms"] / r["mean_rr_ms"])
+    print(f"\nz-scores: mean RR {z_rr:.3f}, RMSSD {z_rmssd:.3f}, SD1% {z_sd1:.3f} | "
+          f"HR {z_hr:.3f}, sqrt SI {z_si:.3f}, SD2% {z_sd2:.3f} (entered negated)")
+    assert r["pns_index"] == pytest.approx((z_rr + z_rmssd + z_sd1) / 3, abs=1e-9)
+    assert r["sns_index"] == pytest.approx((z_hr + z_si - z_sd2) / 3, abs=1e-9)
+    assert r["pns_index"] == pytest.approx(0.2754, abs=5e-5)  # the values the README shows
+    assert r["sns_index"] == pytest.approx(-0.8262, abs=5e-5)
+
+    assert r["pns_index"] > 0 > KUBIOS["pns_index"] and r["sns_index"] < 0 < KUBIOS["sns_index"]
+    assert (z_rr + z_rmssd) / 2 < 0 and (z_hr + z_si) / 2 > 0  # Kubios' signs without the Poincare terms
+    assert z_sd1 > -(z_rr + z_rmssd) > 0 and z_sd2 > z_hr + z_si > 0  # each outweighs the other two
 
 
 def test_window_statistics_on_a_small_hand_example():
@@ -140,6 +185,15 @@ def test_window_drops_old_beats_and_keeps_sums_exact_over_long_runs():
     assert w.sdnn() == pytest.approx(np.std(inside, ddof=1), rel=1e-12)
     assert w.rmssd() == pytest.approx(np.sqrt(np.mean(np.diff(inside) ** 2)), rel=1e-12)
     assert w.sorted == sorted(inside.tolist())
+
+
+def test_the_lf_hf_power_floor_leaves_a_real_series_unchanged(reference, monkeypatch):
+    """The Kubios sample (LF + HF ~ 6200 ms^2) keeps the LF/HF it had before the floor existed."""
+    rec = read_recording(reference / "rr/kubios_sample_5min/rr_ms.txt")
+    t, rr = np.array([b.t for b in rec.beats]), np.array([b.rr_ms for b in rec.beats])
+    with_floor = hrv.lf_hf(t, rr)
+    monkeypatch.setattr(hrv, "MIN_LF_HF_POWER_MS2", 0.0)
+    assert with_floor == hrv.lf_hf(t, rr) == pytest.approx(2.5530352876951894, rel=1e-12)
 
 
 def test_lf_hf_needs_two_minutes():

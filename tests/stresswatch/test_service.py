@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -187,3 +188,15 @@ def test_run_without_devices_says_what_to_configure(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"stresswatch: config error: {cfg}: devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"]
+
+
+def test_scan_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
+    socket = tmp_path / "system_bus_socket"
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "scan", "--timeout", "1"],
+        env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={socket}"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    want = f"no D-Bus system bus at {socket}: install and start dbus (apt install dbus)"
+    assert proc.stderr == f"stresswatch: error: {want}\n"

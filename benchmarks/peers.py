@@ -1,0 +1,156 @@
+"""Benchmark against other HRV libraries: the CPU a complete reading costs; prints figures, asserts nothing.
+
+A reading here is what stresswatch emits every 10 s: time domain, Poincare SD1/SD2 and LF/HF over
+the trailing 300 s window. The peers recompute each window from scratch, as a batch library must:
+- hrv-analysis (Aura Healthcare): time domain + Welch (4 Hz, linear interpolation) + Poincare;
+- pyhrv: time domain + Welch + Poincare (figures off);
+- neurokit2: `hrv_time` + `hrv_frequency(interpolation_rate=4)`.
+They run in a venv of their own (created on first use under ~/.cache/stresswatch/, since they
+pull in scipy, pandas and matplotlib versions the product must not depend on), on 720 windows
+(2 h) of PhysioNet nsr2db nsr001; stresswatch runs the whole 24 h (a) through the library in
+this process and (b) as `stresswatch analyze --json` in a child, CPU time per reading. Ratios are
+per-window peer CPU / per-reading stresswatch CPU.
+
+Usage: STRESSWATCH_REFERENCE_DATA=../shared/data .venv/bin/python benchmarks/peers.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# This folder holds a processing.py like the package's name: keep it off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from collector.files import read_recording  # noqa: E402
+from processing.pipeline import Pipeline  # noqa: E402
+
+PEERS = ["hrv-analysis==1.0.5", "nolds==0.6.2", "pyhrv==0.4.1", "neurokit2==0.2.13", "matplotlib"]
+VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stresswatch" / "peers-venv"
+
+PEER_CHILD = textwrap.dedent(
+    """
+    import json, sys, time, warnings
+    import numpy as np
+    warnings.filterwarnings("ignore")
+    windows = np.load(sys.argv[1], allow_pickle=True)
+    out = {}
+
+    def timed(name, fn):
+        try:
+            fn(windows[0])
+            t0 = time.process_time()
+            for w in windows:
+                fn(w)
+            out[name] = (time.process_time() - t0) / len(windows)
+        except Exception as exc:
+            out[name] = f"failed: {type(exc).__name__}: {exc}"
+
+    import hrvanalysis as ha
+    def hrv_analysis(w):
+        nn = list(w)
+        ha.get_time_domain_features(nn)
+        ha.get_frequency_domain_features(nn, method="welch", sampling_frequency=4, interpolation_method="linear")
+        ha.get_poincare_plot_features(nn)
+    timed("hrv-analysis 1.0.5: time + Welch + Poincare", hrv_analysis)
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pyhrv.time_domain as td, pyhrv.frequency_domain as fd, pyhrv.nonlinear as nl
+    def pyhrv_all(w):
+        td.time_domain(nni=w, show=False, plot=False)
+        fd.welch_psd(nni=w, show=False, mode="dev")
+        nl.poincare(nni=w, show=False, mode="dev")
+        plt.close("all")
+    timed("pyhrv 0.4.1: time + Welch + Poincare", pyhrv_all)
+
+    import neurokit2 as nk
+    def neurokit(w):
+        peaks = nk.intervals_to_peaks(w, sampling_rate=1000)
+        nk.hrv_time(peaks, sampling_rate=1000)
+        nk.hrv_frequency(peaks, sampling_rate=1000, interpolation_rate=4)
+    timed("neurokit2 0.2.13: hrv_time + hrv_frequency", neurokit)
+    print(json.dumps(out))
+    """
+)
+
+
+def ensure_peer_venv() -> Path:
+    python = VENV / "bin" / "python"
+    stamp = VENV / "installed.txt"
+    if not (python.exists() and stamp.exists() and stamp.read_text() == " ".join(PEERS)):
+        print(f"creating the peers' venv in {VENV} (once; about a minute)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PEERS],
+                       check=True)
+        stamp.write_text(" ".join(PEERS))
+    return python
+
+
+def windows_of(beats, start_index: int, n_windows: int, window_s: float = 300.0, step_s: float = 10.0):
+    t = np.array([b.t for b in beats])
+    rr = np.array([b.rr_ms for b in beats])
+    ends = t[start_index] + window_s + step_s * np.arange(n_windows)
+    out = np.empty(n_windows, dtype=object)
+    for k, e in enumerate(ends):
+        i, j = np.searchsorted(t, e - window_s, side="right"), np.searchsorted(t, e, side="right")
+        out[k] = rr[i:j]
+    return out
+
+
+def ours_library(events) -> tuple[float, int]:
+    pipe = Pipeline("p")
+    n = 0
+    t0 = time.process_time()
+    for e in events:
+        n += len(pipe.feed(e))
+    n += len(pipe.finish())
+    return (time.process_time() - t0) / n, n
+
+
+def ours_cli(path: Path, readings: int) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-m", "stresswatch.cli", "analyze", str(path), "--json"], cwd=ROOT,
+                   stdout=subprocess.DEVNULL, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu / readings
+
+
+def main() -> None:
+    data = Path(os.environ.get("STRESSWATCH_REFERENCE_DATA", ROOT.parent / "shared" / "data"))
+    path = data / "rr/nsr2db_24h/nsr001.csv"
+    rec = read_recording(path)
+    lib, n = ours_library(rec.events)
+    cli = ours_cli(path, n)
+    python = ensure_peer_venv()
+    with tempfile.TemporaryDirectory() as d:
+        wfile = Path(d) / "windows.npy"
+        np.save(wfile, windows_of(rec.beats, 40000, 720), allow_pickle=True)
+        res = subprocess.run([str(python), "-c", PEER_CHILD, str(wfile)], capture_output=True, text=True, check=True)
+    peers = json.loads(res.stdout.strip().splitlines()[-1])
+    print(f"\nnsr001 (24 h, {n} readings; peers on 720 windows of 300 s, every 10 s)")
+    print(f"{'':52s} {'CPU per reading':>16s} {'vs ours (library)':>18s} {'vs ours (CLI)':>14s}")
+    print(f"{'stresswatch: Pipeline (library)':52s} {lib * 1e3:>13.3f} ms {1:>17.1f}x {lib / cli:>13.2f}x")
+    print(f"{'stresswatch: analyze --json (whole CLI)':52s} {cli * 1e3:>13.3f} ms {cli / lib:>17.1f}x {1:>13.1f}x")
+    for name, v in peers.items():
+        if isinstance(v, str):
+            print(f"{name:52s} {v}")
+        else:
+            print(f"{name:52s} {v * 1e3:>13.3f} ms {v / lib:>17.1f}x {v / cli:>13.1f}x")
+
+
+if __name__ == "__main__":
+    main()
