@@ -191,9 +191,11 @@ def dashboard() -> dict:
         "annotations": {"list": [
             {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
              "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"},
+            # The InfluxQL annotation as Grafana's editor saves it (the query inside `target`).
             {"name": "Prompts", "datasource": DATASOURCE, "enable": True, "iconColor": "purple",
-             "query": raw("prompts", "exercise", "kind", "response", PROMPT_EFFECT),
-             "titleColumn": "exercise", "textColumn": PROMPT_EFFECT, "tagsColumn": "kind,response"},
+             "target": {"refId": "Anno", "rawQuery": True, "fromAnnotations": True, "textEditor": True,
+                        "query": raw("prompts", "exercise", "kind", "response", PROMPT_EFFECT),
+                        "titleColumn": "exercise", "textColumn": PROMPT_EFFECT, "tagsColumn": "kind,response"}},
         ]},
         "panels": panels,
     }
