@@ -89,8 +89,8 @@ def test_the_unit_runs_the_service_as_a_static_bluetooth_user_with_a_state_direc
 
 def test_the_unit_exposure_is_rated_ok_by_systemd_analyze_security(tmp_path):
     unit = installable_copy(tmp_path)
-    # --threshold is on systemd's 0-100 scale (printed /10): 30 = "OK" at most 3.0.
-    proc = subprocess.run([systemd_tool("systemd-analyze"), "security", "--offline=yes", "--threshold=30",
+    # --threshold is on systemd's 0-100 scale (printed /10): 20 = at most 2.0 (it is 1.5 with systemd 252).
+    proc = subprocess.run([systemd_tool("systemd-analyze"), "security", "--offline=yes", "--threshold=20",
                            str(unit)], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr
     assert "Overall exposure level for stresswatch.service" in proc.stdout
