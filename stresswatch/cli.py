@@ -128,6 +128,12 @@ def cmd_run(args) -> int:
     if not cfg.devices:
         raise configuration.ConfigError(
             args.config or "<defaults>", ["devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"])
+    from collector.ble import bluetooth_problem
+
+    problem = asyncio.run(bluetooth_problem(cfg.bluetooth.adapter))
+    if problem:
+        print(f"stresswatch: error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     t0 = time.time()
 
     def show(r: Reading) -> None:

@@ -200,3 +200,16 @@ def test_scan_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     want = f"no D-Bus system bus at {socket}: install and start dbus (apt install dbus)"
     assert proc.stderr == f"stresswatch: error: {want}\n"
+
+
+def test_run_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n[[devices]]\nperson = "ann"\naddress = "{H10}"\n')
+    socket = tmp_path / "system_bus_socket"
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run"],
+        env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={socket}"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr == f"stresswatch: error: no D-Bus system bus at {socket}: install and start dbus (apt install dbus)\n"
