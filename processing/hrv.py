@@ -21,6 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from processing import spline
+from processing.spline import SplineCache
 from processing.window import BeatWindow
 
 # -- Baevsky stress index ---------------------------------------------------------------------
@@ -127,7 +129,7 @@ MIN_SPECTRAL_SPAN_S = 120.0
 MIN_LF_HF_POWER_MS2 = 1.0
 
 
-def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray) -> float | None:
+def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray, cache: SplineCache | None = None) -> float | None:
     """LF/HF power ratio of RR intervals (Task Force 1996, Circulation 93:1043, bands
     LF 0.04-0.15 Hz, HF 0.15-0.40 Hz).
 
@@ -140,11 +142,13 @@ def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray) -> float | None:
     process meant to stay under 100 MB on a Raspberry Pi. Kubios instead uses a cubic spline
     and a 300 s Welch window, so its LF/HF differs (3.03 vs 2.55 on its reference sample).
     None below 2 min of data or below `MIN_LF_HF_POWER_MS2` of LF + HF power.
+    With a `cache` (processing/spline.py) successive windows of one stream re-solve the spline
+    only near their ends; the result is the same to floating-point precision.
     """
     if len(rr_ms) < 16 or times_s[-1] - times_s[0] < MIN_SPECTRAL_SPAN_S:
         return None
     x = np.arange(times_s[0], times_s[-1] + 1.0 / INTERPOLATION_HZ, 1.0 / INTERPOLATION_HZ)
-    y = _quadratic_spline_resample(times_s, rr_ms, x)
+    y = spline.resample(times_s, rr_ms, x, cache)
     y = y - y.mean()
     n = len(y)
     min_freq = 4.0 * INTERPOLATION_HZ / n  # neurokit2's default: (2 fs) / (N / 2)
@@ -156,72 +160,6 @@ def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray) -> float | None:
     if not hf or not lf or lf + hf < MIN_LF_HF_POWER_MS2:
         return None
     return lf / hf
-
-
-def _quadratic_spline_resample(x: np.ndarray, y: np.ndarray, xn: np.ndarray) -> np.ndarray:
-    """The interpolating quadratic spline through (x, y), evaluated at xn (inside [x0, x-1]).
-
-    The same spline as scipy's `interp1d(kind="quadratic")` (`make_interp_spline(k=2)`):
-    knots at x0 (triple), the midpoints between x1..x-2, and x-1 (triple); the collocation
-    system is tridiagonal and strongly diagonally dominant, so vectorised red-black
-    Gauss-Seidel sweeps solve it to 1e-6 of the data scale, far below what moves LF/HF.
-    """
-    n = len(x)
-    knots = np.concatenate(([x[0]] * 3, (x[1:-2] + x[2:-1]) / 2.0, [x[-1]] * 3))
-
-    # Reciprocal knot distances of the non-empty spans l = 2..n-1 (index l-2):
-    # 1/(t[l+1]-t[l]), 1/(t[l+1]-t[l-1]), 1/(t[l+2]-t[l]); all distances are > 0 there.
-    r10 = 1.0 / (knots[3 : n + 1] - knots[2:n])
-    r20 = 1.0 / (knots[3 : n + 1] - knots[1 : n - 1])
-    r31 = 1.0 / (knots[4 : n + 2] - knots[2:n])
-
-    # Data site j (1 <= j <= n-2) lies in knot span j+1: its basis values from plain slices.
-    u = x[1:-1]
-    t1, t2 = knots[2:n], knots[3 : n + 1]
-    b0 = (t2 - u) * (t2 - u) * r20 * r10
-    b2 = (u - t1) * (u - t1) * r31 * r10
-    lo, hi = np.zeros(n), np.zeros(n)
-    mid = np.ones(n)  # rows 0 and n-1 are identity rows
-    lo[1:-1], mid[1:-1], hi[1:-1] = b0, 1.0 - b0 - b2, b2
-    # Row j couples coefficients j-1, j, j+1. Red-black Gauss-Seidel: even rows from odd
-    # neighbours, then odd rows; ~10x less error per sweep than Jacobi.
-    inv = 1.0 / mid
-    rhs, lo_s, hi_s = y * inv, lo * inv, hi * inv
-    rhs[0], rhs[-1] = y[0], y[-1]
-    c = rhs.copy()
-    ev, ev_l, ev_r = slice(2, n - 1, 2), slice(1, n - 2, 2), slice(3, n, 2)
-    od, od_l, od_r = slice(1, n - 1, 2), slice(0, n - 2, 2), slice(2, n, 2)
-    tol = 1e-6 * max(1.0, float(np.abs(y).max()))
-    rhs_e, lo_e, hi_e = rhs[ev], lo_s[ev], hi_s[ev]
-    rhs_o, lo_o, hi_o = rhs[od], lo_s[od], hi_s[od]
-    for sweep in range(100):
-        c[ev] = rhs_e - lo_e * c[ev_l] - hi_e * c[ev_r]
-        if sweep >= 4:  # ~6 sweeps are typical; test the change of the odd rows from then on
-            new_od = rhs_o - lo_o * c[od_l] - hi_o * c[od_r]
-            change = np.abs(new_od - c[od]).max()
-            c[od] = new_od
-            if change < tol:
-                break
-        else:
-            c[od] = rhs_o - lo_o * c[od_l] - hi_o * c[od_r]
-    # Evaluate as a piecewise quadratic per knot span l in [2, n-1]: value s0 and slope d0 at
-    # t[l], value s1 at t[l+1] (B-spline identities), then Horner on the uniform output grid.
-    spans = np.arange(2, n)
-    tl = knots[2:n]
-    h = knots[3 : n + 1] - tl
-    w0 = h * r20  # B0 at t[l]
-    w2 = h * r31  # B2 at t[l+1]
-    s0 = w0 * c[spans - 2] + (1.0 - w0) * c[spans - 1]
-    s1 = (1.0 - w2) * c[spans - 1] + w2 * c[spans]
-    d0 = 2.0 * (c[spans - 1] - c[spans - 2]) * r20
-    curv = (s1 - s0 - d0 * h) / (h * h)
-    # Span of each output point: xn is sorted, so count the points from each knot on.
-    first = np.searchsorted(xn, tl, side="left")
-    k = np.repeat(np.arange(n - 2), np.diff(np.append(first, len(xn))))
-    v = xn - tl[k]
-    out = s0[k] + v * (d0[k] + v * curv[k])
-    out[xn > x[-1]] = y[-1]  # as scipy's fill value past the last beat
-    return out
 
 
 def _welch(y: np.ndarray, fs: float, nperseg: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from collector.events import GAP_TOLERANCE_S, Beat, Event, Gap
 from processing import hrv
 from processing.correction import ArtifactCorrector
 from processing.reading import Reading
+from processing.spline import SplineCache
 from processing.stress import StressModel
 from processing.window import BeatWindow
 
@@ -75,6 +76,7 @@ class Pipeline:
         self._next_emit = -math.inf
         self._next_spectral = -math.inf
         self._lf_hf: float | None = None
+        self._spline = SplineCache()
         self._energy: float | None = None
         self._pending_whole = False
         self.beats_out: list[Beat] = []
@@ -129,6 +131,7 @@ class Pipeline:
         self._next_emit = -math.inf
         self._next_spectral = -math.inf
         self._lf_hf = None
+        self._spline.clear()
         self._last_t = None
         return out
 
@@ -153,7 +156,7 @@ class Pipeline:
         t = long.times[-1]
         if t >= self._next_spectral or math.isinf(self.settings.spectral_step_s):
             n = len(long)
-            self._lf_hf = hrv.lf_hf(np.fromiter(long.times, float, n), np.fromiter(long.rrs, float, n))
+            self._lf_hf = hrv.lf_hf(np.fromiter(long.times, float, n), np.fromiter(long.rrs, float, n), self._spline)
             sp = self.settings.spectral_step_s
             self._next_spectral = (math.floor(t / sp) + 1) * sp if 0 < sp < math.inf else t
         mean_rr = long.mean_rr()

@@ -1,0 +1,50 @@
+"""The 4 Hz resampling spline: a sliding window re-solved only at its ends equals a full solve."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from collector.files import read_recording
+from processing import hrv, spline
+
+
+def sliding_windows(reference, hours=1.0, step_s=10.0, window_s=300.0):
+    beats = read_recording(reference / "rr/nsr2db_24h/nsr001.csv").beats
+    t = np.array([b.t for b in beats])
+    rr = np.array([b.rr_ms for b in beats])
+    ends = np.arange(t[30000], t[30000] + hours * 3600, step_s)
+    for e in ends:
+        i, j = np.searchsorted(t, e - window_s, side="right"), np.searchsorted(t, e, side="right")
+        yield t[i:j], rr[i:j]
+
+
+def test_sliding_windows_reuse_the_interior_and_match_a_full_solve(reference):
+    cache = spline.SplineCache()
+    worst = 0.0
+    for t, rr in sliding_windows(reference):
+        grid = np.arange(t[0], t[-1] + 0.25, 0.25)
+        incremental = spline.resample(t, rr, grid, cache)
+        full = spline.resample(t, rr, grid)
+        worst = max(worst, float(np.abs(incremental - full).max()))
+    assert cache.full_solves == 1 and cache.edge_solves > 300
+    assert worst < 1e-6  # ms, on RR values of ~1000 ms
+
+
+def test_lf_hf_is_the_same_with_and_without_the_cache(reference):
+    cache = spline.SplineCache()
+    pairs = [(hrv.lf_hf(t, rr), hrv.lf_hf(t, rr, cache)) for t, rr in sliding_windows(reference, hours=0.5)]
+    assert all(abs(a - b) <= 1e-8 * abs(a) for a, b in pairs if a is not None)
+
+
+def test_a_window_that_does_not_continue_the_last_one_is_solved_in_full():
+    rng = np.random.default_rng(1)
+    rr = 900 + 60 * rng.standard_normal(400)
+    t = np.cumsum(rr) / 1000.0
+    cache = spline.SplineCache()
+    spline.resample(t[:300], rr[:300], np.arange(t[0], t[299], 0.25), cache)
+    later = slice(350, 400)  # shares no beat with the cached window
+    out = spline.resample(t[later], rr[later], np.arange(t[350], t[399], 0.25), cache)
+    assert cache.full_solves == 2 and cache.edge_solves == 0
+    # an interpolating spline passes through its data points
+    assert np.allclose(spline.resample(t[later], rr[later], t[later]), rr[later])
+    assert np.all(np.isfinite(out))
