@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 from collector.files import read_recording  # noqa: E402
 from processing.pipeline import Pipeline  # noqa: E402
 
-PEERS = ["hrv-analysis==1.0.5", "nolds==0.6.2", "pyhrv==0.4.1", "neurokit2==0.2.13", "matplotlib"]
+# nolds 0.6.2: hrv-analysis 1.0.5 breaks with newer nolds on current numpy; peakutils: biosppy (pyhrv) needs it
+PEERS = ["hrv-analysis==1.0.5", "nolds==0.6.2", "pyhrv==0.4.1", "peakutils", "neurokit2==0.2.13", "matplotlib"]
 VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stresswatch" / "peers-venv"
 
 PEER_CHILD = textwrap.dedent(
@@ -47,8 +48,9 @@ PEER_CHILD = textwrap.dedent(
     windows = np.load(sys.argv[1], allow_pickle=True)
     out = {}
 
-    def timed(name, fn):
+    def timed(name, make):
         try:
+            fn = make()
             fn(windows[0])
             t0 = time.process_time()
             for w in windows:
@@ -57,30 +59,37 @@ PEER_CHILD = textwrap.dedent(
         except Exception as exc:
             out[name] = f"failed: {type(exc).__name__}: {exc}"
 
-    import hrvanalysis as ha
-    def hrv_analysis(w):
-        nn = list(w)
-        ha.get_time_domain_features(nn)
-        ha.get_frequency_domain_features(nn, method="welch", sampling_frequency=4, interpolation_method="linear")
-        ha.get_poincare_plot_features(nn)
+    def hrv_analysis():
+        import hrvanalysis as ha
+        def run(w):
+            nn = list(w)
+            ha.get_time_domain_features(nn)
+            ha.get_frequency_domain_features(nn, method="welch", sampling_frequency=4,
+                                             interpolation_method="linear")
+            ha.get_poincare_plot_features(nn)
+        return run
     timed("hrv-analysis 1.0.5: time + Welch + Poincare", hrv_analysis)
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pyhrv.time_domain as td, pyhrv.frequency_domain as fd, pyhrv.nonlinear as nl
-    def pyhrv_all(w):
-        td.time_domain(nni=w, show=False, plot=False)
-        fd.welch_psd(nni=w, show=False, mode="dev")
-        nl.poincare(nni=w, show=False, mode="dev")
-        plt.close("all")
+    def pyhrv_all():
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import pyhrv.time_domain as td, pyhrv.frequency_domain as fd, pyhrv.nonlinear as nl
+        def run(w):
+            td.time_domain(nni=w, show=False, plot=False)
+            fd.welch_psd(nni=w, show=False, mode="dev")
+            nl.poincare(nni=w, show=False, mode="dev")
+            plt.close("all")
+        return run
     timed("pyhrv 0.4.1: time + Welch + Poincare", pyhrv_all)
 
-    import neurokit2 as nk
-    def neurokit(w):
-        peaks = nk.intervals_to_peaks(w, sampling_rate=1000)
-        nk.hrv_time(peaks, sampling_rate=1000)
-        nk.hrv_frequency(peaks, sampling_rate=1000, interpolation_rate=4)
+    def neurokit():
+        import neurokit2 as nk
+        def run(w):
+            peaks = nk.intervals_to_peaks(w, sampling_rate=1000)
+            nk.hrv_time(peaks, sampling_rate=1000)
+            nk.hrv_frequency(peaks, sampling_rate=1000, interpolation_rate=4)
+        return run
     timed("neurokit2 0.2.13: hrv_time + hrv_frequency", neurokit)
     print(json.dumps(out))
     """
