@@ -121,7 +121,7 @@ def test_service_killed_during_outage_delivers_after_restart(vm, tmp_path):
     child = textwrap.dedent(
         f"""
         import sys, time
-        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}, {str(ROOT / 'tests' / 'alerts')!r}]
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}, {str(ROOT / 'tests' / 'sinks')!r}]
         from test_influx import recent_beats_and_readings
         from sinks.influx import InfluxSink, beat_line
         from sinks.store import StateStore
