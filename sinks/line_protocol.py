@@ -64,7 +64,7 @@ def line(measurement: str, tags: dict[str, str], fields: dict, t: float) -> Line
             parts.append(f"{_escape_tag(k)}={enc}")
     if not parts:
         return None
-    ts = int(round(t * 1000))
+    ts = round(t * 1000)
     series = _escape_tag(measurement) + tag_part
     return Line(f"{series} {ts}", f"{series} {','.join(parts)} {ts}")
 

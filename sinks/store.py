@@ -108,6 +108,7 @@ class StateStore:
         self.max_rows = max_rows
         self.limits = dict(limits or {})
         self._lock = threading.RLock()
+        self._default_max_pages: int | None = None
         self._db = self._open()
 
     def close(self) -> None:
@@ -119,10 +120,13 @@ class StateStore:
         return self.limits.get(sink, self.max_rows)
 
     def limit_pages(self, pages: int | None) -> None:
-        """Cap the database at `pages` pages (SQLite `max_page_count`; None = no cap beyond
-        SQLite's own): writes that need more space fail as on a full disk. For tests."""
+        """Cap the database at `pages` pages (SQLite `max_page_count`, never below the current
+        size; None = SQLite's default again): writes that need more space fail as on a full disk.
+        For tests."""
         with self._lock:
-            self._db.execute(f"PRAGMA max_page_count = {int(pages) if pages else 4294967294}")
+            if self._default_max_pages is None:
+                self._default_max_pages = self._db.execute("PRAGMA max_page_count").fetchone()[0]
+            self._db.execute(f"PRAGMA max_page_count = {int(pages or self._default_max_pages)}")
 
     # -- opening -------------------------------------------------------------------------------
 

@@ -138,9 +138,9 @@ def test_enqueue_work_does_not_grow_with_the_outbox(tmp_path):
     for n in (300, 30_000):
         st = StateStore(tmp_path / f"{n}.db", limits={"s": 10 * n})
         st.enqueue("s", [(f"k{i}", "x" * 100, None) for i in range(n)])
-        below = sqlite_steps(st, lambda: st.enqueue("s", [("one more", "x" * 100, None)]))
+        below = sqlite_steps(st, lambda st=st: st.enqueue("s", [("one more", "x" * 100, None)]))
         st.limits["s"] = st.pending("s")
-        at_bound = sqlite_steps(st, lambda: st.enqueue("s", [("and one", "x" * 100, None)]))
+        at_bound = sqlite_steps(st, lambda st=st: st.enqueue("s", [("and one", "x" * 100, None)]))
         assert st.pending("s") == n + 1 and st.counter("s.dropped_overflow") == 1
         work[n] = (below, at_bound)
     assert work[30_000][0] < 1.5 * work[300][0], work
