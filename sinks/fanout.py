@@ -10,11 +10,15 @@ from pathlib import Path
 
 from collector.events import Beat
 from processing.reading import Reading
-from sinks.influx import InfluxSettings, InfluxSink, beat_line, device_line, reading_line
+from sinks.influx import InfluxSettings, InfluxSink
+from sinks.line_protocol import beat_line, device_line, reading_line
 from sinks.mqtt import MqttSettings, MqttSink
-from sinks.store import StateStore
+from sinks.redact import redact_url
+from sinks.store import StateStore, StoreError
 
 log = logging.getLogger("stresswatch.sinks")
+
+STORE_ERROR_LOG_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -26,10 +30,23 @@ class SinkSettings:
     influx: InfluxSettings | None = None
     people: tuple[str, ...] = ()
     devices: dict[str, list[str]] | None = None  # person -> device labels (battery entities)
+    mqtt_outbox_max_messages: int = 100_000  # MQTT's own outbox bound ([mqtt] outbox_max_messages)
+
+    def outbox_limits(self) -> dict[str, int]:
+        """Each sink's outbox bound, for `StateStore(limits=...)`."""
+        limits = {"mqtt": self.mqtt_outbox_max_messages}
+        if self.influx is not None:
+            limits["influx"] = self.influx.outbox_max_points
+        return limits
 
 
 class Sinks:
-    """The sinks the settings enable; with none enabled every call is a no-op."""
+    """The sinks the settings enable; with none enabled every call is a no-op.
+
+    A failing state store while running (a full disk, a folder made read-only) never stops the
+    caller: what could not be queued is counted in `lost` ({"influx": points, "mqtt": messages};
+    in the store as `<sink>.lost_store_error` once it is writable again), the problem is logged at
+    most once a minute, and writes resume by themselves once the store accepts them again. Opening the store can raise `StoreError` (one line, for the CLI)."""
 
     def __init__(self, settings: SinkSettings, store: StateStore | None = None, clock=time.monotonic,
                  inline_flush: bool = True):
@@ -40,12 +57,16 @@ class Sinks:
         self.inline_flush = inline_flush
         self.mqtt: MqttSink | None = None
         self.influx: InfluxSink | None = None
+        self.lost: dict[str, int] = {"influx": 0, "mqtt": 0}
+        self._episode: dict[str, int] = {"influx": 0, "mqtt": 0}  # lost since the store last failed
+        self._store_failing = False
+        self._store_logged_at: float | None = None
+        self._owe_recovery_line = False
         self._next_flush = 0.0
         if settings.mqtt is None and settings.influx is None:
             self.store = store
             return
-        max_rows = settings.influx.outbox_max_points if settings.influx else 2_000_000
-        self.store = store or StateStore(settings.state_path, max_rows=max_rows)
+        self.store = store or StateStore(settings.state_path, limits=settings.outbox_limits())
         if settings.mqtt is not None:
             m = settings.mqtt
             self.mqtt = MqttSink(self.store, m, list(settings.people), settings.devices or {})
@@ -53,30 +74,73 @@ class Sinks:
             log.info("MQTT sink: %s:%s, base topic %s", m.host, m.port, m.base_topic)
         if settings.influx is not None:
             self.influx = InfluxSink.from_settings(self.store, settings.influx)
-            log.info("InfluxDB sink: %s (%s API), bucket %s", settings.influx.url, settings.influx.api,
+            log.info("InfluxDB sink: %s (%s API), bucket %s", redact_url(settings.influx.url), settings.influx.api,
                      settings.influx.bucket)
 
     def beat(self, beat: Beat) -> None:
         if self.influx and self.settings.influx.write_beats:
-            self.influx.add([beat_line(beat)])
+            self._store("influx", 1, self.influx.add, [beat_line(beat)])
             self._maybe_flush()
 
     def reading(self, r: Reading) -> None:
         if self.influx:
-            self.influx.add([reading_line(r)])
+            self._store("influx", 1, self.influx.add, [reading_line(r)])
             self._maybe_flush()
         if self.mqtt:
-            self.mqtt.publish_state(r)
+            self._store("mqtt", 1, self.mqtt.publish_state, r)
 
     def device(self, person: str, device: str, status: dict, t: float) -> None:
         """Device status (battery, connection, model) to MQTT (retained) and InfluxDB `devices`."""
         if self.mqtt:
-            self.mqtt.publish_device(person, device, status)
+            self._store("mqtt", 1, self.mqtt.publish_device, person, device, status)
         if self.influx:
-            self.influx.add([device_line(person, device, t, status.get("battery_pct"), bool(status.get("connected")))])
+            line = device_line(person, device, t, status.get("battery_pct"), bool(status.get("connected")))
+            self._store("influx", 1, self.influx.add, [line])
 
     def flush(self) -> int:
-        return self.influx.flush() if self.influx else 0
+        if not self.influx:
+            return 0
+        try:
+            return self.influx.flush()
+        except StoreError as exc:  # delivered points that could not be deleted are simply re-sent later
+            self._store_failed(exc)
+            return 0
+
+    def _store(self, sink: str, n: int, fn, *args) -> None:
+        """Call a producing method of a sink; a store failure costs these `n` items, not the caller."""
+        try:
+            fn(*args)
+        except StoreError as exc:
+            self.lost[sink] += n
+            self._episode[sink] += n
+            self._store_failed(exc)
+            return
+        if self._store_failing:
+            self._store_recovered()
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """Log at most once a minute, also when the store flaps between full and not."""
+        self._store_failing = True
+        now = self.clock()
+        if self._store_logged_at is None or now - self._store_logged_at >= STORE_ERROR_LOG_EVERY_S:
+            self._store_logged_at = now
+            self._owe_recovery_line = True
+            log.error("%s; not stored so far: %d InfluxDB points, %d MQTT messages", exc,
+                      self.lost["influx"], self.lost["mqtt"])
+
+    def _store_recovered(self) -> None:
+        self._store_failing = False
+        try:  # the losses of this episode, kept where the other counters are (`<sink>.lost_store_error`)
+            for sink, n in self._episode.items():
+                if n:
+                    self.store.bump(f"{sink}.lost_store_error", n)
+                    self._episode[sink] = 0
+        except StoreError:
+            return
+        if self._owe_recovery_line:
+            self._owe_recovery_line = False
+            log.warning("state store writable again; not stored while it was not: %d InfluxDB points, "
+                        "%d MQTT messages", self.lost["influx"], self.lost["mqtt"])
 
     def _maybe_flush(self) -> None:
         if not self.inline_flush:
@@ -84,13 +148,16 @@ class Sinks:
         now = self.clock()
         if now >= self._next_flush:
             self._next_flush = now + self.settings.influx.flush_interval_s
-            self.influx.flush()
+            self.flush()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Deliver what can be delivered within `timeout_s`; the rest stays in the outbox."""
         deadline = time.monotonic() + timeout_s
         if self.influx:
-            self.influx.flush(force=True)
+            try:
+                self.influx.flush(force=True)
+            except StoreError as exc:
+                self._store_failed(exc)
             self.influx.close()
         if self.mqtt:
             while self.store.pending("mqtt") and self.mqtt.connected.is_set() and time.monotonic() < deadline:

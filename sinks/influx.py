@@ -1,136 +1,32 @@
-"""InfluxDB sink: the `beats`, `hrv`, `prompts`, `devices` schema, written in batches via an outbox.
-
-Schema (contract, millisecond timestamps; see README "InfluxDB"):
-- `beats`  tags person, device;  fields rr_ms (float), hr_bpm (float), artifact (string: kind
-  or "none");
-- `hrv`    tag person;  every numeric `Reading` field (floats; n_beats integer), activity and
-  state as strings; null fields are left out;
-- `prompts` tag person;  id, kind, exercise (strings), stress_score (float), response (string),
-  and effect fields (e.g. rmssd_change_ms) when known;
-- `devices` tags person, device;  battery_pct (float), connected (boolean).
+"""InfluxDB sink: writes the `beats`, `hrv`, `prompts`, `devices` points (sinks/line_protocol.py) in
+batches via the outbox.
 
 Delivery: points go to the SQLite outbox first (`StateStore`, sink "influx") and are deleted
-only after the server answered 2xx, so an outage or a SIGKILL loses nothing; re-sending a
-point is harmless because InfluxDB (and VictoriaMetrics) keep one value per series key and
-timestamp. A batch the server refuses with 4xx (bad point) is bisected until the offending
+only after the server answered 2xx, so an outage or a SIGKILL loses nothing. Re-sending a point
+(after a time-out whose write did land) is harmless on InfluxDB, which keeps one value per
+series key and timestamp; VictoriaMetrics needs `-dedup.minScrapeInterval` for that (README).
+A batch the server refuses with 400-class errors (bad point) is bisected until the offending
 points are found; those are set aside with the server's reason and counted, the rest go
-through. Connection errors, timeouts, 5xx and 429 keep the rows and back off.
+through. 401, 403 and 404 mean the settings are wrong (credentials, API version, database or
+bucket), not the points: the rows stay, the writer backs off and logs one line saying what to
+change. Connection errors, timeouts, 5xx and 429 keep the rows and back off too.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 
-from collector.events import Beat
-from processing.reading import Reading
+from sinks.line_protocol import Line, beat_line, device_line, line, prompt_line, reading_line
+from sinks.redact import split_userinfo
 from sinks.store import OutboxRow, StateStore
+
+__all__ = ["InfluxSettings", "InfluxSink", "Line", "beat_line", "device_line", "line", "prompt_line", "reading_line"]
 
 log = logging.getLogger("stresswatch.influx")
 SINK = "influx"
-
-_STRING_FIELDS = ("activity", "state")
-_INT_FIELDS = ("n_beats",)
-_SKIP_FIELDS = ("person", "time")
-
-
-@dataclass(frozen=True)
-class Line:
-    """One line of line protocol and its idempotency key (series key + timestamp)."""
-
-    key: str
-    text: str
-
-
-def _escape_tag(s: str) -> str:
-    return s.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _escape_str(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _field(value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else None
-    return _escape_str(str(value))
-
-
-def line(measurement: str, tags: dict[str, str], fields: dict, t: float) -> Line | None:
-    """A line-protocol line with millisecond timestamp; None when no field has a value.
-
-    Floats are always written as floats (never `i`), so a value that happens to be whole
-    cannot start a type conflict in InfluxDB."""
-    tag_part = "".join(f",{_escape_tag(k)}={_escape_tag(v)}" for k, v in sorted(tags.items()) if v)
-    parts = []
-    for k, v in fields.items():
-        enc = _field(v)
-        if enc is not None:
-            parts.append(f"{_escape_tag(k)}={enc}")
-    if not parts:
-        return None
-    ts = int(round(t * 1000))
-    series = _escape_tag(measurement) + tag_part
-    return Line(f"{series} {ts}", f"{series} {','.join(parts)} {ts}")
-
-
-def beat_line(beat: Beat) -> Line | None:
-    return line(
-        "beats",
-        {"person": beat.person, "device": beat.device},
-        {
-            "rr_ms": float(beat.rr_ms),
-            "hr_bpm": None if beat.hr_bpm is None else float(beat.hr_bpm),
-            "artifact": beat.artifact or "none",
-        },
-        beat.t,
-    )
-
-
-def reading_line(r: Reading) -> Line | None:
-    fields = {}
-    for k, v in r.to_dict(digits=9).items():
-        if k in _SKIP_FIELDS:
-            continue
-        if k in _STRING_FIELDS:
-            fields[k] = v
-        elif k in _INT_FIELDS:
-            fields[k] = int(v)
-        elif v is not None:
-            fields[k] = float(v)
-    return line("hrv", {"person": r.person}, fields, r.time)
-
-
-def prompt_line(prompt: dict, response: str | None = None, effects: dict | None = None) -> Line | None:
-    fields = {
-        "id": prompt["id"],
-        "kind": prompt["kind"],
-        "exercise": prompt["exercise"]["name"],
-        "stress_score": None if prompt.get("stress_score") is None else float(prompt["stress_score"]),
-        "response": response,
-    }
-    fields.update({k: float(v) for k, v in (effects or {}).items()})
-    return line("prompts", {"person": prompt["person"]}, fields, prompt["time"])
-
-
-def device_line(person: str, device: str, t: float, battery_pct: float | None, connected: bool) -> Line | None:
-    return line(
-        "devices",
-        {"person": person, "device": device},
-        {"battery_pct": None if battery_pct is None else float(battery_pct), "connected": bool(connected)},
-        t,
-    )
-
-
-# -- the writer (I/O) ----------------------------------------------------------------------------
+_CONFIG_STATUSES = (401, 403, 404)  # the settings are wrong, not the points
 
 
 @dataclass(frozen=True)
@@ -158,6 +54,9 @@ class InfluxSink:
     `api="v1"` posts line protocol to `/write?db=<bucket>` with HTTP basic auth (`username`,
     `password`), for InfluxDB 1.x before 1.8 (Debian and Raspberry Pi OS ship 1.6.7), which
     has no v2 endpoint; influxdb-client cannot talk to those.
+    Credentials in the URL (`http://user:password@host:8086`) are taken out of it before it is
+    used or logged: they become the basic-auth user and password (v1) or the token
+    `user:password` (v2, InfluxDB 1.8+) unless those are set explicitly.
     """
 
     def __init__(
@@ -175,11 +74,15 @@ class InfluxSink:
     ):
         if api not in ("v1", "v2"):
             raise ValueError(f"api must be v1 or v2, got {api!r}")
+        url, url_user, url_password = split_userinfo(url)
+        if url_user and not (username or token):
+            username, password = url_user, url_password
+            token = f"{url_user}:{url_password}"
         self.store = store
         self.bucket = bucket
         self.org = org
         self.batch_size = batch_size
-        self.url = url.rstrip("/")
+        self.url = url.rstrip("/")  # never holds credentials: safe to log
         self.api = api
         self.timeout_s = timeout_s
         self._auth = (username, password)
@@ -188,12 +91,14 @@ class InfluxSink:
             from influxdb_client import InfluxDBClient
             from influxdb_client.client.write_api import SYNCHRONOUS
 
-            self._client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout_s * 1000), retries=False)
+            self._client = InfluxDBClient(url=self.url, token=token, org=org, timeout=int(timeout_s * 1000),
+                                          retries=False)
             self._write = self._client.write_api(write_options=SYNCHRONOUS)
         self.backoff_s = 0.0
         self._next_try = 0.0
         self.sent = 0
-        self._last_error_log = 0.0
+        self._problem = ""  # the last problem logged, "" while writes go through
+        self._problem_logged_at = 0.0
 
     @classmethod
     def from_settings(cls, store: StateStore, s: InfluxSettings) -> InfluxSink:
@@ -231,6 +136,9 @@ class InfluxSink:
                 return accepted
         self.backoff_s = 0.0
         self.sent += accepted
+        if self._problem and accepted:
+            log.info("InfluxDB at %s accepts writes again", self.url)
+            self._problem = ""
         return accepted
 
     def _deliver(self, rows: list[OutboxRow]) -> tuple[bool, int]:
@@ -238,8 +146,11 @@ class InfluxSink:
         status, reason = self._post([r.payload for r in rows])
         if status is None:
             return True, self._done(rows)
-        if status == "unreachable" or status >= 500 or status in (401, 403, 408, 429):
-            self._log_error(f"InfluxDB at {self.url} not accepting writes ({status}): {reason}")
+        if status in _CONFIG_STATUSES:
+            self._log_problem(self._settings_hint(status, reason), every_s=600)
+            return False, 0
+        if status == "unreachable" or status >= 500 or status in (408, 429):
+            self._log_problem(f"InfluxDB at {self.url} not accepting writes ({status}): {reason}", every_s=60)
             return False, 0
         if len(rows) == 1:
             log.warning("InfluxDB refused a point (%s): %s; set aside: %s", status, reason, rows[0].payload[:200])
@@ -291,8 +202,27 @@ class InfluxSink:
         except OSError as exc:
             return "unreachable", type(exc).__name__
 
-    def _log_error(self, message: str) -> None:
+    def _settings_hint(self, status: int, reason: str) -> str:
+        """One line for a 401/403/404: what is wrong and which setting to change."""
+        said = " ".join(reason.split())[:200]
+        if status in (401, 403):
+            which = "username / password" if self.api == "v1" else 'token / token_file (InfluxDB 1.8+: token = "user:password")'
+            return (f"InfluxDB at {self.url} refused our credentials (HTTP {status}: {said}): "
+                    f"check [influx] {which}")
+        if self.api == "v1":
+            if "database not found" in reason:
+                return (f"InfluxDB at {self.url} has no database {self.bucket!r} (HTTP 404): create it "
+                        f"(CREATE DATABASE \"{self.bucket}\") or set [influx] bucket to an existing one")
+            return f"InfluxDB at {self.url} answered HTTP 404 on /write ({said}): check [influx] url"
+        if "bucket" in reason.lower():
+            return (f"InfluxDB at {self.url} has no bucket {self.bucket!r} (HTTP 404: {said}): create it "
+                    f"or set [influx] bucket (and org) to an existing one")
+        return (f"InfluxDB at {self.url} has no v2 write API (HTTP 404 on /api/v2/write): for InfluxDB 1.x "
+                f'before 1.8 set [influx] api = "v1"')
+
+    def _log_problem(self, message: str, every_s: float) -> None:
+        """Log a delivery problem once when it starts or changes, then at most every `every_s`."""
         now = time.monotonic()
-        if now - self._last_error_log > 60:
-            self._last_error_log = now
-            log.warning("%s; %d points wait in the outbox", message, self.store.pending(SINK))
+        if message != self._problem or now - self._problem_logged_at > every_s:
+            self._problem, self._problem_logged_at = message, now
+            log.warning("%s; %d points kept in the outbox, retrying with backoff", message, self.store.pending(SINK))

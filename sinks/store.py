@@ -6,22 +6,35 @@ the server accepted. Rows have a per-sink unique `key` (InfluxDB: series + times
 state: the topic; MQTT prompt: its id), so re-enqueueing the same thing is idempotent and a
 newer retained state replaces an undelivered older one.
 
-Bounded: each sink keeps at most `max_rows` rows; beyond that the oldest rows are dropped and
-counted in `counters` (`<sink>.dropped_overflow`), so a week-long outage cannot fill the SD card.
+Bounded per sink: `limits` ({"influx": points, "mqtt": messages}; `max_rows` for any other
+sink); beyond its bound a sink's oldest rows are dropped and counted in `counters`
+(`<sink>.dropped_overflow`), so a week-long outage cannot fill the SD card. The bound check is
+O(1): triggers keep a per-sink row count (`outbox_count`) in the same transactions as the rows,
+so it stays exact through inserts, ignored duplicates, replacements, deletes and restarts.
+
+Private: the directory is created 0700 and the files are 0600 (they hold health data).
+Errors a person can act on (a file in the way, a read-only folder, a full disk) raise
+`StoreError` with one line naming the path and what to do; a damaged database is moved aside
+as `state.db.corrupt-<time>` and a fresh one started (what was queued in it is lost, loudly).
 Thread-safe (paho-mqtt calls back from its network thread): one connection behind a lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
+log = logging.getLogger("stresswatch.store")
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     sink TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -29,19 +42,19 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL,
     expires REAL,
     UNIQUE (sink, key)
-);
-CREATE TABLE IF NOT EXISTS rejected (
+)""",
+    # Oldest-first reads and overflow drops of one sink without sorting the whole table.
+    "CREATE INDEX IF NOT EXISTS outbox_order ON outbox (sink, id)",
+    "CREATE TABLE IF NOT EXISTS outbox_count (sink TEXT PRIMARY KEY, n INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     sink TEXT NOT NULL,
     payload TEXT NOT NULL,
     reason TEXT NOT NULL,
     at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counters (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS prompts (
+)""",
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS prompts (
     id TEXT PRIMARY KEY,
     person TEXT NOT NULL,
     created REAL NOT NULL,
@@ -49,8 +62,31 @@ CREATE TABLE IF NOT EXISTS prompts (
     status TEXT NOT NULL,
     response TEXT,
     body TEXT NOT NULL
-);
-"""
+)""",
+)
+
+# The row count per sink, kept by the database itself. INSERT OR REPLACE deletes the old row
+# first; its delete trigger fires only with `PRAGMA recursive_triggers=ON` (set on connect).
+COUNT_TRIGGERS = (
+    """CREATE TRIGGER outbox_count_insert AFTER INSERT ON outbox BEGIN
+    INSERT INTO outbox_count (sink, n) VALUES (NEW.sink, 1) ON CONFLICT(sink) DO UPDATE SET n = n + 1;
+END""",
+    """CREATE TRIGGER outbox_count_delete AFTER DELETE ON outbox BEGIN
+    UPDATE outbox_count SET n = n - 1 WHERE sink = OLD.sink;
+END""",
+)
+
+# SQLite primary result codes (https://www.sqlite.org/rescode.html).
+_PERM, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 3, 8, 10, 11, 13, 14, 26
+_ACTIONABLE = (_PERM, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB)
+
+
+class StoreError(OSError):
+    """The state database cannot be used; the message is one line naming the path and what to do."""
+
+
+class StoreFull(StoreError):
+    """A write failed because the disk holding the state database is full; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -62,22 +98,115 @@ class OutboxRow:
 
 
 class StateStore:
-    """The state database. `path` may be ':memory:' for tests of pure logic."""
+    """The state database. `path` may be ':memory:' for tests of pure logic.
 
-    def __init__(self, path: str | Path, max_rows: int = 2_000_000):
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    `limits` bounds the outbox per sink ({"influx": N, "mqtt": M}); sinks not named there get
+    `max_rows`."""
+
+    def __init__(self, path: str | Path, max_rows: int = 2_000_000, limits: dict[str, int] | None = None):
         self.path = str(path)
         self.max_rows = max_rows
+        self.limits = dict(limits or {})
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
-        self._db.executescript(SCHEMA)
+        self._default_max_pages: int | None = None
+        self._db = self._open()
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def limit(self, sink: str) -> int:
+        """The most rows `sink` may keep in the outbox."""
+        return self.limits.get(sink, self.max_rows)
+
+    def limit_pages(self, pages: int | None) -> None:
+        """Cap the database at `pages` pages (SQLite `max_page_count`, never below the current
+        size; None = SQLite's default again): writes that need more space fail as on a full disk.
+        For tests."""
+        with self._lock:
+            if self._default_max_pages is None:
+                self._default_max_pages = self._db.execute("PRAGMA max_page_count").fetchone()[0]
+            self._db.execute(f"PRAGMA max_page_count = {int(pages or self._default_max_pages)}")
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path == ":memory:":
+            return self._connect()
+        db_path = Path(self.path)
+        _private_dir(db_path.parent)
+        for f in _files(db_path):
+            try:
+                os.chmod(f, 0o600)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("could not make %s private (chmod 600): %s", f, exc.strerror)
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            if _code(exc) not in (_CORRUPT, _NOTADB):
+                raise self._error(exc) from None
+        aside = _move_aside(db_path)
+        log.error(
+            "STATE DATABASE DAMAGED: %s could not be read (truncated or not an SQLite file); moved it "
+            "aside to %s and started an empty one. Points and messages queued in it are not delivered; "
+            "baselines and prompt history start over.", db_path, aside,
+        )
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        old_umask = os.umask(0o077)  # new files (state.db, -wal, -shm) readable by this user only
+        try:
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
+                db.execute("PRAGMA recursive_triggers=ON")
+                _migrate(db)
+            except BaseException:
+                db.close()
+                raise
+        finally:
+            os.umask(old_umask)
+        return db
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        """`exc` as a `StoreError` whose message tells a person what to do."""
+        where = Path(self.path).parent
+        code = _code(exc)
+        if code == _FULL:
+            return StoreFull(f"state database {self.path}: the disk is full; free some space on it "
+                             f"(or set state.directory to a folder on another disk)")
+        if code in (_READONLY, _CANTOPEN, _PERM):
+            return StoreError(f"cannot write the state database {self.path}: make {where} writable for this "
+                              f"user (uid {os.getuid()}) or set state.directory to a writable folder")
+        if code == _IOERR:
+            return StoreError(f"input/output error on the state database {self.path} ({exc}): check the disk")
+        if code in (_CORRUPT, _NOTADB):
+            return StoreError(f"the state database {self.path} is damaged ({exc}): restart stresswatch, "
+                              f"which moves it aside and starts a fresh one")
+        return StoreError(f"state database {self.path}: {exc}")
+
+    @contextlib.contextmanager
+    def _write(self):
+        """One write transaction; failures a person can fix become `StoreError`, nothing half-written."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                yield
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                # SQLite may already have rolled back (it does on some SQLITE_FULL / IOERR cases).
+                with contextlib.suppress(sqlite3.Error):
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.DatabaseError) and _code(exc) in _ACTIONABLE:
+                    raise self._error(exc) from None
+                raise
 
     # -- outbox --------------------------------------------------------------------------------
 
@@ -90,20 +219,18 @@ class StateStore:
             return
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN")
+        with self._write():
             self._db.executemany(
                 f"{verb} INTO outbox (sink, key, payload, created, expires) VALUES (?, ?, ?, ?, ?)",
                 [(sink, k, p, now, e) for k, p, e in items],
             )
-            over = self._count(sink) - self.max_rows
+            over = self._count(sink) - self.limit(sink)
             if over > 0:
                 self._db.execute(
                     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE sink = ? ORDER BY id LIMIT ?)",
                     (sink, over),
                 )
                 self._bump(f"{sink}.dropped_overflow", over)
-            self._db.execute("COMMIT")
 
     def peek(self, sink: str, limit: int) -> list[OutboxRow]:
         """The oldest `limit` rows of `sink`, not removed."""
@@ -124,10 +251,8 @@ class StateStore:
         """Remove delivered rows."""
         if not ids:
             return
-        with self._lock:
-            self._db.execute("BEGIN")
+        with self._write():
             self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
-            self._db.execute("COMMIT")
 
     def pending(self, sink: str) -> int:
         with self._lock:
@@ -135,15 +260,13 @@ class StateStore:
 
     def set_aside(self, sink: str, row: OutboxRow, reason: str) -> None:
         """A row the server refused for good (e.g. HTTP 400): keep it with the reason, stop retrying."""
-        with self._lock:
-            self._db.execute("BEGIN")
+        with self._write():
             self._db.execute(
                 "INSERT INTO rejected (sink, payload, reason, at) VALUES (?, ?, ?, ?)",
                 (sink, row.payload, reason[:2000], time.time()),
             )
             self._db.execute("DELETE FROM outbox WHERE id = ?", (row.id,))
             self._bump(f"{sink}.rejected", 1)
-            self._db.execute("COMMIT")
 
     def rejected(self, sink: str) -> list[tuple[str, str]]:
         with self._lock:
@@ -152,7 +275,7 @@ class StateStore:
     # -- counters ------------------------------------------------------------------------------
 
     def bump(self, name: str, by: int = 1) -> None:
-        with self._lock:
+        with self._write():
             self._bump(name, by)
 
     def counter(self, name: str) -> int:
@@ -167,13 +290,14 @@ class StateStore:
         )
 
     def _count(self, sink: str) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM outbox WHERE sink = ?", (sink,)).fetchone()[0]
+        row = self._db.execute("SELECT n FROM outbox_count WHERE sink = ?", (sink,)).fetchone()
+        return row[0] if row else 0
 
     # -- prompts -------------------------------------------------------------------------------
 
     def record_prompt(self, prompt: dict) -> None:
         """Remember a prompt that was produced (status `pending` until delivered)."""
-        with self._lock:
+        with self._write():
             self._db.execute(
                 "INSERT OR IGNORE INTO prompts (id, person, created, expires, status, body) VALUES (?, ?, ?, ?, ?, ?)",
                 (prompt["id"], prompt["person"], prompt["time"], prompt["expires_at"], "pending", json.dumps(prompt)),
@@ -182,7 +306,7 @@ class StateStore:
     def set_prompt_status(self, prompt_id: str, status: str, response: dict | None = None) -> bool:
         """Update a prompt's status (`delivered`, `expired`, `done`, `snooze`, `dismiss`);
         False when the id is unknown."""
-        with self._lock:
+        with self._write():
             cur = self._db.execute(
                 "UPDATE prompts SET status = ?, response = COALESCE(?, response) WHERE id = ?",
                 (status, json.dumps(response) if response is not None else None, prompt_id),
@@ -197,3 +321,68 @@ class StateStore:
         if row is None:
             return None
         return {"status": row[0], "response": json.loads(row[1]) if row[1] else None, "prompt": json.loads(row[2])}
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _code(exc: sqlite3.Error) -> int:
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def _files(db_path: Path) -> tuple[Path, Path, Path]:
+    return db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")
+
+
+def _private_dir(directory: Path) -> None:
+    """Create the state directory 0700 (an existing one is left as its owner set it)."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise StoreError(f"the state directory {directory} is not a directory (a file is in the way): "
+                         f"move that file or set state.directory to another path") from None
+    except PermissionError:
+        raise StoreError(f"cannot create the state directory {directory}: create it for this user "
+                         f"(uid {os.getuid()}) or set state.directory to a writable folder") from None
+    except OSError as exc:
+        raise StoreError(f"cannot create the state directory {directory}: {exc.strerror}") from None
+
+
+def _move_aside(db_path: Path) -> Path:
+    """Rename a damaged database (and its WAL, which must not be replayed onto a fresh file)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}-{n}")
+    for src, suffix in zip(_files(db_path), ("", "-wal", "-shm"), strict=True):
+        try:
+            os.replace(src, f"{aside}{suffix}")
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"the state database {db_path} is damaged and could not be moved aside "
+                             f"({exc.strerror}): move or delete it by hand") from None
+    return aside
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create the tables; on a database from before the maintained counts, count once."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for stmt in SCHEMA:
+            db.execute(stmt)
+        have = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'outbox_count_%'")
+        if have.fetchone()[0] != len(COUNT_TRIGGERS):
+            db.execute("DROP TRIGGER IF EXISTS outbox_count_insert")
+            db.execute("DROP TRIGGER IF EXISTS outbox_count_delete")
+            for stmt in COUNT_TRIGGERS:
+                db.execute(stmt)
+            db.execute("DELETE FROM outbox_count")
+            db.execute("INSERT INTO outbox_count (sink, n) SELECT sink, COUNT(*) FROM outbox GROUP BY sink")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

@@ -7,6 +7,7 @@ fixture that made it.
 
 from __future__ import annotations
 
+import base64
 import getpass
 import json
 import os
@@ -131,7 +132,10 @@ def mosquitto(
     return Server("mosquitto", [binary, "-c", str(conf)], port, workdir)
 
 
-def victoria_metrics(workdir: Path) -> Server:
+def victoria_metrics(workdir: Path, dedup: bool = True) -> Server:
+    """VictoriaMetrics as we tell users to run it: with de-duplication, so a point re-sent after
+    a client time-out (same series, same millisecond) is kept once (`dedup=False`: the default
+    of VictoriaMetrics, which keeps both)."""
     binary = need("victoria-metrics")
     port = free_port()
     argv = [
@@ -142,15 +146,18 @@ def victoria_metrics(workdir: Path) -> Server:
         "-search.latencyOffset=0s",
         "-search.disableCache",
     ]
+    if dedup:
+        argv.append("-dedup.minScrapeInterval=1ms")
     return Server("victoria-metrics", argv, port, workdir)
 
 
-def vm_export(server: Server, match: str) -> dict[tuple, dict[int, float]]:
-    """All samples of the series matching `match`: {(name, sorted tags): {ts_ms: value}}."""
+def vm_samples(server: Server, match: str) -> dict[tuple, list[tuple[int, float]]]:
+    """Every stored sample of the series matching `match`, duplicates included:
+    {(name, sorted tags): [(ts_ms, value), ...]}."""
     urllib.request.urlopen(server.url + "/internal/force_flush", timeout=10).read()
     query = urllib.parse.urlencode({"match[]": match, "start": "0"})
     body = urllib.request.urlopen(f"{server.url}/api/v1/export?{query}", timeout=30).read().decode()
-    out: dict[tuple, dict[int, float]] = {}
+    out: dict[tuple, list[tuple[int, float]]] = {}
     for row in body.splitlines():
         if not row.strip():
             continue
@@ -158,12 +165,24 @@ def vm_export(server: Server, match: str) -> dict[tuple, dict[int, float]]:
         metric = dict(rec["metric"])
         name = metric.pop("__name__")
         key = (name, tuple(sorted(metric.items())))
-        series = out.setdefault(key, {})
-        series.update(zip(rec["timestamps"], rec["values"]))
+        out.setdefault(key, []).extend(zip(rec["timestamps"], rec["values"]))
     return out
 
 
-def influxdb(workdir: Path) -> Server:
+def vm_export(server: Server, match: str) -> dict[tuple, dict[int, float]]:
+    """All samples of the series matching `match`: {(name, sorted tags): {ts_ms: value}};
+    fails when a series holds two samples with the same timestamp (a duplicate)."""
+    out = {}
+    for key, samples in vm_samples(server, match).items():
+        series = dict(samples)
+        assert len(series) == len(samples), f"{key}: {len(samples) - len(series)} duplicate samples"
+        out[key] = series
+    return out
+
+
+def influxdb(workdir: Path, auth: bool = False) -> Server:
+    """InfluxDB 1.6.7; with `auth`, HTTP authentication is on (create the first admin user with
+    `influx_query` before anything else, as its documentation says)."""
     binary = need("influxd")
     port, rpc = free_port(), free_port()
     conf = workdir / "influxdb.conf"
@@ -172,15 +191,18 @@ def influxdb(workdir: Path) -> Server:
         f'[meta]\n  dir = "{workdir}/meta"\n'
         f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
         f'[http]\n  bind-address = "127.0.0.1:{port}"\n  log-enabled = false\n'
+        f"  auth-enabled = {'true' if auth else 'false'}\n"
         "[monitor]\n  store-enabled = false\n"
         "[ifql]\n  enabled = false\n"
     )
     return Server("influxd", [binary, "-config", str(conf)], port, workdir)
 
 
-def influx_query(server: Server, q: str, db: str | None = None) -> dict:
+def influx_query(server: Server, q: str, db: str | None = None, auth: tuple[str, str] | None = None) -> dict:
     params = {"q": q, "epoch": "ms"}
     if db:
         params["db"] = db
-    data = urllib.parse.urlencode(params).encode()
-    return json.loads(urllib.request.urlopen(server.url + "/query", data=data, timeout=10).read())
+    req = urllib.request.Request(server.url + "/query", data=urllib.parse.urlencode(params).encode())
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
+    return json.loads(urllib.request.urlopen(req, timeout=10).read())

@@ -1,8 +1,10 @@
-"""The demo with real sinks: `stresswatch demo --mqtt URL --influx URL` end to end."""
+"""The sinks behind one object: the demo with real sinks end to end; per-sink outbox bounds;
+no secret in any log line; a failing state store never stops the service."""
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -15,6 +17,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import servers
 
+from collector.events import Beat
+from sinks.fanout import Sinks, SinkSettings
+from sinks.influx import InfluxSettings
+from sinks.mqtt import MqttSettings
+from sinks.store import StateStore
 from stresswatch import config
 
 
@@ -71,3 +78,125 @@ def test_sink_sections_report_each_problem_with_its_key(tmp_path):
     ):
         assert expected in problems
     assert "pw" not in problems.replace("password", "")  # the secret itself is never echoed
+
+
+# -- the fanout's own duties -------------------------------------------------------------------------
+
+SECRET = "s3cr3t-Pw"
+
+
+def recent_beats(n: int, person: str = "me"):
+    t0 = time.time() - n
+    return [Beat(person, "h10", t0 + i * 0.8, 800.0 + i % 7, hr_bpm=75.0) for i in range(n)]
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def assert_secret_never_logged(caplog):
+    assert caplog.records  # something was logged, so the check below could have failed
+    for r in caplog.records:
+        assert SECRET not in r.getMessage(), r.getMessage()
+    assert SECRET not in caplog.text  # with arguments, exceptions and tracebacks formatted
+
+
+def run_sinks_with(url: str, api: str, tmp_path) -> Sinks:
+    sinks = Sinks(SinkSettings(state_path=tmp_path / "state" / "state.db",
+                               influx=InfluxSettings(url=url, api=api, bucket="stresswatch")))
+    for b in recent_beats(50):
+        sinks.beat(b)
+    sinks.flush()
+    sinks.close(timeout_s=2)
+    return sinks
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_a_password_in_the_influx_url_is_never_logged_server_down(api, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)  # every logger, the client libraries' too
+    url = f"http://writer:{SECRET}@127.0.0.1:{servers.free_port()}"  # nothing listens there
+    sinks = run_sinks_with(url, api, tmp_path)
+    assert sinks.store.pending("influx") == 50
+    assert any("not accepting writes" in r.getMessage() for r in caplog.records)
+    assert any("http://***@127.0.0.1" in r.getMessage() for r in caplog.records)
+    assert_secret_never_logged(caplog)
+
+
+def test_a_password_in_the_influx_url_is_used_and_never_logged_influxdb_v1(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    (tmp_path / "influxdb").mkdir()
+    server = servers.influxdb(tmp_path / "influxdb", auth=True).start()
+    try:
+        servers.influx_query(server, f"CREATE USER writer WITH PASSWORD '{SECRET}' WITH ALL PRIVILEGES")
+        servers.influx_query(server, "CREATE DATABASE stresswatch", auth=("writer", SECRET))
+        caplog.clear()
+        sinks = run_sinks_with(f"http://writer:{SECRET}@127.0.0.1:{server.port}", "v1", tmp_path)
+        assert sinks.influx.sent == 50 and sinks.store.pending("influx") == 0  # the URL's credentials work
+        assert_secret_never_logged(caplog)
+    finally:
+        server.stop()
+
+
+def test_a_password_in_the_influx_url_is_never_logged_victoriametrics_v2(vm, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    sinks = run_sinks_with(f"http://writer:{SECRET}@127.0.0.1:{vm.port}", "v2", tmp_path)
+    assert sinks.influx.sent == 50 and sinks.store.pending("influx") == 0
+    assert_secret_never_logged(caplog)
+
+
+def test_mqtt_has_its_own_outbox_bound(tmp_path):
+    """[mqtt] outbox_max_messages bounds MQTT's outbox; [influx] outbox_max_points only InfluxDB's."""
+    down = servers.free_port()  # neither server is there: everything waits in the outbox
+    settings = SinkSettings(
+        state_path=tmp_path / "state.db",
+        mqtt=MqttSettings(port=down, discovery=False),
+        influx=InfluxSettings(url=f"http://127.0.0.1:{down}", outbox_max_points=1000),
+        mqtt_outbox_max_messages=5,
+    )
+    sinks = Sinks(settings)
+    try:
+        for i in range(20):  # 20 straps: 20 retained device topics, 20 `devices` points
+            sinks.device("me", f"strap{i}", {"battery_pct": 80.0, "connected": True}, time.time())
+        assert sinks.store.pending("mqtt") == 5 and sinks.store.counter("mqtt.dropped_overflow") == 15
+        assert sinks.store.pending("influx") == 20
+    finally:
+        sinks.close(timeout_s=0)
+
+
+def test_a_full_disk_costs_only_what_did_not_fit_is_logged_once_a_minute_and_heals(vm, tmp_path, caplog):
+    clock = FakeClock()
+    store = StateStore(tmp_path / "state.db")
+    sinks = Sinks(SinkSettings(state_path=tmp_path / "state.db", influx=InfluxSettings(url=vm.url, bucket="b")),
+                  store=store, clock=clock, inline_flush=False)
+    beats = recent_beats(900)
+    stored, lost = [], []
+
+    def feed(chunk):
+        for b in chunk:
+            before = sinks.lost["influx"]
+            sinks.beat(b)  # never raises
+            (lost if sinks.lost["influx"] > before else stored).append(b)
+
+    feed(beats[:300])
+    store.limit_pages(1)  # the disk is full from here on
+    feed(beats[300:450])
+    assert len(lost) > 100 and sinks.lost["influx"] == len(lost)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "disk is full" in errors[0] and str(tmp_path / "state.db") in errors[0]
+    clock.now += 61
+    feed(beats[450:600])
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 2  # a minute later, once more
+    store.limit_pages(None)  # space freed: no restart needed
+    feed(beats[600:])
+    assert stored[-300:] == beats[600:]
+    assert any("writable again" in r.getMessage() for r in caplog.records)
+    assert store.counter("influx.lost_store_error") == len(lost)
+    assert sinks.flush() == len(stored)
+    got = servers.wait_for(lambda: (s := servers.vm_export(vm, '{__name__="beats_rr_ms"}'))
+                           and sum(map(len, s.values())) >= len(stored) and s)
+    assert sorted(next(iter(got.values()))) == sorted(round(b.t * 1000) for b in stored)
+    sinks.close(timeout_s=0)

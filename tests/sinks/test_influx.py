@@ -5,6 +5,7 @@ Every point produced arrives, none twice, through server outages and a killed se
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -196,3 +197,136 @@ def test_a_point_the_server_refuses_is_set_aside_and_does_not_block_the_rest(inf
     assert store.counter("influx.rejected") == 1
     res = servers.influx_query(influxdb, "SELECT count(rr_ms) FROM beats", db="stresswatch")
     assert res["results"][0]["series"][0]["values"][0][1] == 80
+
+
+@pytest.mark.parametrize("dedup", [True, False], ids=["with-dedup-flag", "vm-default"])
+def test_a_resent_point_is_kept_once_only_where_the_server_deduplicates(tmp_path, dedup):
+    """A write that landed but whose answer was lost (client time-out) is sent again. InfluxDB
+    overwrites the same series key + timestamp; VictoriaMetrics keeps one copy only when started
+    with -dedup.minScrapeInterval (as the test server and the README do), otherwise both."""
+    (tmp_path / "vm").mkdir()
+    server = servers.victoria_metrics(tmp_path / "vm", dedup=dedup).start()
+    try:
+        beats, _ = recent_beats_and_readings(minutes=2)
+        sink = InfluxSink(StateStore(tmp_path / "state.db"), server.url, bucket="b")
+        for _ in range(2):
+            sink.add([beat_line(b) for b in beats])
+            assert sink.flush() == len(beats)
+        want = len(beats) if dedup else 2 * len(beats)
+        got = wait_for(lambda: (s := servers.vm_samples(server, '{__name__="beats_rr_ms"}')) and
+                       sum(map(len, s.values())) >= want and s)
+        stamps = sorted(ts for ts, _ in got[("beats_rr_ms", (("device", "h10"), ("person", "ann")))])
+        expected = sorted(round(b.t * 1000) for b in beats)
+        assert stamps == (expected if dedup else sorted(expected * 2))
+    finally:
+        server.stop()
+
+
+# -- settings problems: 401, 403, 404 keep the points ----------------------------------------------
+
+
+def warnings_of(caplog, logger="stresswatch.influx"):
+    return [r.getMessage() for r in caplog.records if r.name == logger and r.levelno >= logging.WARNING]
+
+
+def influx_count(server, auth=None) -> int:
+    res = servers.influx_query(server, "SELECT count(rr_ms) FROM beats", db="stresswatch", auth=auth)
+    series = res["results"][0].get("series")
+    return series[0]["values"][0][1] if series else 0
+
+
+def test_v2_api_against_influxdb_before_1_8_keeps_points_and_says_to_set_api_v1(influxdb, tmp_path, caplog):
+    """InfluxDB 1.6.7 has no /api/v2/write (404): that is the setting, not the points."""
+    beats, _ = recent_beats_and_readings(minutes=4)
+    store = StateStore(tmp_path / "state.db")
+    sink = InfluxSink(store, influxdb.url, bucket="stresswatch", timeout_s=5)  # api="v2", the default
+    sink.add([beat_line(b) for b in beats])
+    for _ in range(3):
+        assert sink.flush(force=True) == 0
+    assert store.pending("influx") == len(beats) and store.rejected("influx") == []
+    assert sink.backoff_s > 0
+    [warning] = warnings_of(caplog)  # one line, not one per point
+    assert "404" in warning and 'api = "v1"' in warning and influxdb.url in warning
+    fixed = InfluxSink(store, influxdb.url, bucket="stresswatch", api="v1")  # the user fixes the setting
+    assert fixed.flush() == len(beats)
+    assert influx_count(influxdb) == len(beats)
+
+
+def test_v1_database_that_does_not_exist_keeps_points_until_it_is_created(influxdb, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="stresswatch")
+    beats, _ = recent_beats_and_readings(minutes=4)
+    store = StateStore(tmp_path / "state.db")
+    sink = InfluxSink(store, influxdb.url, bucket="health", api="v1")
+    sink.add([beat_line(b) for b in beats])
+    for _ in range(3):
+        assert sink.flush(force=True) == 0
+    assert store.pending("influx") == len(beats) and store.rejected("influx") == []
+    [warning] = warnings_of(caplog)
+    assert "404" in warning and "'health'" in warning and 'CREATE DATABASE "health"' in warning
+    servers.influx_query(influxdb, 'CREATE DATABASE "health"')
+    assert sink.flush(force=True) == len(beats)
+    res = servers.influx_query(influxdb, "SELECT count(rr_ms) FROM beats", db="health")
+    assert res["results"][0]["series"][0]["values"][0][1] == len(beats)
+    assert any("accepts writes again" in r.getMessage() for r in caplog.records)
+
+
+def test_wrong_password_keeps_points_and_points_at_the_credentials(tmp_path, caplog):
+    (tmp_path / "influxdb").mkdir()
+    server = servers.influxdb(tmp_path / "influxdb", auth=True).start()
+    try:
+        admin = ("admin", "right-pw")
+        servers.influx_query(server, "CREATE USER admin WITH PASSWORD 'right-pw' WITH ALL PRIVILEGES")
+        servers.influx_query(server, "CREATE DATABASE stresswatch", auth=admin)
+        beats, _ = recent_beats_and_readings(minutes=2)
+        store = StateStore(tmp_path / "state.db")
+        sink = InfluxSink(store, server.url, bucket="stresswatch", api="v1", username="admin", password="wrong")
+        sink.add([beat_line(b) for b in beats])
+        assert sink.flush(force=True) == 0 and sink.flush(force=True) == 0
+        assert store.pending("influx") == len(beats) and store.rejected("influx") == []
+        [warning] = warnings_of(caplog)
+        assert "401" in warning and "username / password" in warning and "wrong" not in warning
+        fixed = InfluxSink(store, server.url, bucket="stresswatch", api="v1", username="admin", password="right-pw")
+        assert fixed.flush() == len(beats)
+        assert influx_count(server, auth=admin) == len(beats)
+    finally:
+        server.stop()
+
+
+# -- beats carry the correction applied ------------------------------------------------------------
+
+
+def with_ectopic_beats(beats, every: int = 60):
+    """A premature beat (60 % of the RR) and its compensatory pause every `every` beats."""
+    from dataclasses import replace
+
+    out = list(beats)
+    for i in range(every, len(out) - 1, every):
+        early = out[i].rr_ms * 0.6
+        out[i] = replace(out[i], t=out[i - 1].t + early / 1000.0, rr_ms=early)
+        out[i + 1] = replace(out[i + 1], rr_ms=out[i + 1].rr_ms + out[i].rr_ms / 0.6 * 0.4)
+    return out
+
+
+def test_corrected_beats_are_stored_with_the_kind_of_correction(influxdb, tmp_path):
+    """The pipeline's corrected beats (`beats_out`) reach `beats.artifact` as the kind's value
+    ("ectopic", ...), the untouched ones as "none"."""
+    from processing.pipeline import Pipeline
+
+    beats, _ = recent_beats_and_readings(minutes=4)
+    pipe = Pipeline("ann")
+    corrected = []
+    for b in with_ectopic_beats(beats):
+        pipe.feed(b)
+        corrected += pipe.beats_out
+    pipe.finish()
+    corrected += pipe.beats_out
+    kinds = {b.artifact for b in corrected if b.artifact is not None}
+    assert kinds  # the corrector found the ectopic beats
+    store = StateStore(tmp_path / "state.db")
+    sink = InfluxSink(store, influxdb.url, bucket="stresswatch", api="v1")
+    sink.add([beat_line(b) for b in corrected])
+    sink.flush()
+    res = servers.influx_query(influxdb, "SELECT artifact FROM beats", db="stresswatch")
+    stored = {t: a for t, a in res["results"][0]["series"][0]["values"]}
+    assert stored == {round(b.t * 1000): (b.artifact.value if b.artifact else "none") for b in corrected}
+    assert {a for a in stored.values()} == {k.value for k in kinds} | {"none"}

@@ -1,8 +1,17 @@
-"""The SQLite state store: durable, idempotent, bounded outbox; prompt history."""
+"""The SQLite state store: durable, idempotent, bounded outbox; prompt history; private files;
+errors a person can act on."""
 
 from __future__ import annotations
 
-from sinks.store import StateStore
+import contextlib
+import logging
+import os
+import stat
+import subprocess
+
+import pytest
+
+from sinks.store import StateStore, StoreError, StoreFull
 
 
 def test_outbox_is_idempotent_by_key_and_replace_keeps_the_newest(tmp_path):
@@ -48,3 +57,217 @@ def test_prompt_history():
     assert st.set_prompt_status("p1", "done", {"action": "done"})
     assert st.prompt("p1")["response"] == {"action": "done"}
     assert not st.set_prompt_status("nope", "done")
+
+
+# -- the per-sink row count: exact, and O(1) ------------------------------------------------------
+
+
+def true_count(st: StateStore, sink: str) -> int:
+    return st._db.execute("SELECT COUNT(*) FROM outbox WHERE sink = ?", (sink,)).fetchone()[0]
+
+
+def test_row_count_stays_exact_through_every_operation_and_a_reopen(tmp_path):
+    st = StateStore(tmp_path / "state.db", limits={"a": 50, "b": 1000})
+
+    def check():
+        for sink in ("a", "b"):
+            assert st.pending(sink) == true_count(st, sink)
+
+    st.enqueue("a", [(f"k{i}", "x", None) for i in range(30)])
+    check()
+    st.enqueue("a", [(f"k{i}", "again", None) for i in range(20, 40)])  # 10 duplicates ignored
+    check()
+    assert st.pending("a") == 40
+    st.enqueue("a", [(f"k{i}", "newer", None) for i in range(35, 45)], replace=True)  # 5 replaced, 5 new
+    check()
+    assert st.pending("a") == 45
+    st.enqueue("a", [(f"n{i}", "x", None) for i in range(20)])  # 65 > 50: the oldest 15 dropped
+    check()
+    assert st.pending("a") == 50 and st.counter("a.dropped_overflow") == 15
+    st.enqueue("b", [(f"k{i}", "x", None) for i in range(7)])
+    st.delete([r.id for r in st.peek("a", 12)])
+    check()
+    st.set_aside("a", st.peek("a", 1)[0], "400: bad")
+    check()
+    assert (st.pending("a"), st.pending("b")) == (37, 7)
+    st.close()
+    st = StateStore(tmp_path / "state.db", limits={"a": 50, "b": 1000})
+    check()
+    assert (st.pending("a"), st.pending("b")) == (37, 7)
+    st.enqueue("a", [("after-reopen", "x", None)])
+    check()
+
+
+def test_a_database_from_before_the_maintained_count_is_counted_once_on_open(tmp_path):
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "state.db")
+    old.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, key TEXT NOT NULL,"
+                " payload TEXT NOT NULL, created REAL NOT NULL, expires REAL, UNIQUE (sink, key))")
+    old.executemany("INSERT INTO outbox (sink, key, payload, created) VALUES (?, ?, 'p', 0)",
+                    [("influx", str(i)) for i in range(120)] + [("mqtt", str(i)) for i in range(3)])
+    old.commit()
+    old.close()
+    st = StateStore(tmp_path / "state.db")
+    assert (st.pending("influx"), st.pending("mqtt")) == (120, 3)
+    st.delete([r.id for r in st.peek("influx", 20)])
+    assert st.pending("influx") == true_count(st, "influx") == 100
+
+
+def sqlite_steps(st: StateStore, fn) -> int:
+    """SQLite virtual-machine instructions `fn` makes the store execute (a measure of work that,
+    unlike time, does not depend on the machine)."""
+    steps = [0]
+
+    def tick():
+        steps[0] += 1
+        return 0
+
+    st._db.set_progress_handler(tick, 1)
+    try:
+        fn()
+    finally:
+        st._db.set_progress_handler(None, 1)
+    return steps[0]
+
+
+def test_enqueue_work_does_not_grow_with_the_outbox(tmp_path):
+    """One enqueue at 30,000 waiting rows does no more work than at 300, below and at the bound
+    (benchmarks/store.py times it up to 2,000,000 rows)."""
+    work = {}
+    for n in (300, 30_000):
+        st = StateStore(tmp_path / f"{n}.db", limits={"s": 10 * n})
+        st.enqueue("s", [(f"k{i}", "x" * 100, None) for i in range(n)])
+        below = sqlite_steps(st, lambda st=st: st.enqueue("s", [("one more", "x" * 100, None)]))
+        st.limits["s"] = st.pending("s")
+        at_bound = sqlite_steps(st, lambda st=st: st.enqueue("s", [("and one", "x" * 100, None)]))
+        assert st.pending("s") == n + 1 and st.counter("s.dropped_overflow") == 1
+        work[n] = (below, at_bound)
+    assert work[30_000][0] < 1.5 * work[300][0], work
+    assert work[30_000][1] < 1.5 * work[300][1], work
+
+
+# -- per-sink bounds --------------------------------------------------------------------------------
+
+
+def test_each_sink_has_its_own_bound(tmp_path):
+    st = StateStore(tmp_path / "state.db", max_rows=7, limits={"influx": 20, "mqtt": 5})
+    for sink in ("influx", "mqtt", "other"):
+        st.enqueue(sink, [(str(i), str(i), None) for i in range(30)])
+    assert (st.pending("influx"), st.pending("mqtt"), st.pending("other")) == (20, 5, 7)
+    assert st.counter("mqtt.dropped_overflow") == 25 and st.counter("influx.dropped_overflow") == 10
+    assert st.peek("mqtt", 1)[0].payload == "25"  # the oldest went first
+
+
+# -- private files ----------------------------------------------------------------------------------
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_state_directory_is_0700_and_its_files_0600(tmp_path):
+    st = StateStore(tmp_path / "new" / "state" / "state.db")
+    st.enqueue("s", [("k", "heart rate", None)])
+    folder = tmp_path / "new" / "state"
+    assert mode(folder) == 0o700
+    for name in ("state.db", "state.db-wal", "state.db-shm"):  # all exist while the store is open
+        assert mode(folder / name) == 0o600, name
+
+
+def test_files_a_previous_version_left_world_readable_are_made_private(tmp_path):
+    StateStore(tmp_path / "state.db").close()
+    os.chmod(tmp_path / "state.db", 0o644)
+    st = StateStore(tmp_path / "state.db")
+    st.enqueue("s", [("k", "v", None)])
+    assert [mode(tmp_path / n) for n in ("state.db", "state.db-wal", "state.db-shm")] == [0o600] * 3
+
+
+# -- errors a person can act on ---------------------------------------------------------------------
+
+
+def one_line(err) -> str:
+    text = str(err.value)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+def test_a_garbage_state_db_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog):
+    (tmp_path / "state.db").write_bytes(b"this is not a database\n" * 300)
+    st = StateStore(tmp_path / "state.db")
+    st.enqueue("s", [("k", "v", None)])
+    assert st.pending("s") == 1
+    [aside] = tmp_path.glob("state.db.corrupt-*")
+    assert aside.read_bytes().startswith(b"this is not a database")
+    [msg] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "DAMAGED" in msg and str(tmp_path / "state.db") in msg and aside.name in msg
+
+
+def test_a_truncated_state_db_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog):
+    st = StateStore(tmp_path / "state.db")
+    st.enqueue("s", [(str(i), "x" * 200, None) for i in range(5000)])
+    st.close()
+    size = os.path.getsize(tmp_path / "state.db")
+    with open(tmp_path / "state.db", "r+b") as fh:
+        fh.truncate(size // 2)  # e.g. a copy interrupted, a power cut on a card that lies about fsync
+    st = StateStore(tmp_path / "state.db")
+    assert st.pending("s") == 0
+    st.enqueue("s", [("k", "v", None)])
+    assert st.pending("s") == 1
+    [aside] = tmp_path.glob("state.db.corrupt-*")
+    assert os.path.getsize(aside) == size // 2
+    assert any("DAMAGED" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+
+
+def test_a_file_where_the_state_directory_should_be_is_one_clear_error(tmp_path):
+    (tmp_path / "state").write_text("oops")
+    with pytest.raises(StoreError) as err:
+        StateStore(tmp_path / "state" / "state.db")
+    text = one_line(err)
+    assert str(tmp_path / "state") in text and "not a directory" in text and "state.directory" in text
+
+
+@contextlib.contextmanager
+def read_only(folder):
+    """`folder` that this process cannot write to; root ignores file modes, so as root the folder
+    is made immutable instead (chattr +i)."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-database", "existing-database"])
+def test_a_read_only_state_directory_is_one_clear_error(tmp_path, existing):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    if existing:
+        StateStore(folder / "state.db").close()
+    with read_only(folder), pytest.raises(StoreError) as err:
+        StateStore(folder / "state.db")
+    text = one_line(err)
+    assert str(folder / "state.db") in text and "writable" in text and "state.directory" in text
+
+
+def test_a_full_disk_fails_the_write_whole_and_writes_resume_when_space_is_freed(tmp_path):
+    """A full disk, made real with SQLite's own page limit on the store's connection."""
+    st = StateStore(tmp_path / "state.db")
+    st.enqueue("s", [(f"a{i}", "x" * 200, None) for i in range(100)])
+    st.limit_pages(1)  # SQLite keeps the current size: nothing more fits
+    with pytest.raises(StoreFull) as err:
+        st.enqueue("s", [(f"b{i}", "x" * 200, None) for i in range(100)])
+    text = one_line(err)
+    assert str(tmp_path / "state.db") in text and "disk is full" in text
+    assert isinstance(err.value, StoreError)
+    assert st.pending("s") == true_count(st, "s") == 100  # all or nothing
+    st.limit_pages(None)  # space freed
+    st.enqueue("s", [(f"b{i}", "x" * 200, None) for i in range(100)])
+    assert st.pending("s") == true_count(st, "s") == 200

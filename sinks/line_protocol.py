@@ -1,0 +1,123 @@
+"""InfluxDB line protocol for the stresswatch schema: pure functions from events to lines.
+
+Schema (contract, millisecond timestamps; see README "InfluxDB"):
+- `beats`  tags person, device;  fields rr_ms (float), hr_bpm (float), artifact (string: the
+  `ArtifactKind` value of the correction applied, e.g. "ectopic", or "none");
+- `hrv`    tag person;  every numeric `Reading` field (floats; n_beats integer), activity and
+  state as strings; null fields are left out;
+- `prompts` tag person;  id, kind, exercise (strings), stress_score (float), response (string),
+  and effect fields (e.g. rmssd_change_ms) when known;
+- `devices` tags person, device;  battery_pct (float), connected (boolean).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from collector.events import ArtifactKind, Beat
+from processing.reading import Reading
+
+_STRING_FIELDS = ("activity", "state")
+_INT_FIELDS = ("n_beats",)
+_SKIP_FIELDS = ("person", "time")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of line protocol and its idempotency key (series key + timestamp)."""
+
+    key: str
+    text: str
+
+
+def _escape_tag(s: str) -> str:
+    return s.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _escape_str(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _field(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    return _escape_str(str(value))
+
+
+def line(measurement: str, tags: dict[str, str], fields: dict, t: float) -> Line | None:
+    """A line-protocol line with millisecond timestamp; None when no field has a value.
+
+    Floats are always written as floats (never `i`), so a value that happens to be whole
+    cannot start a type conflict in InfluxDB."""
+    tag_part = "".join(f",{_escape_tag(k)}={_escape_tag(v)}" for k, v in sorted(tags.items()) if v)
+    parts = []
+    for k, v in fields.items():
+        enc = _field(v)
+        if enc is not None:
+            parts.append(f"{_escape_tag(k)}={enc}")
+    if not parts:
+        return None
+    ts = round(t * 1000)
+    series = _escape_tag(measurement) + tag_part
+    return Line(f"{series} {ts}", f"{series} {','.join(parts)} {ts}")
+
+
+def beat_line(beat: Beat) -> Line | None:
+    """A `beats` point; `artifact` is the correction's kind as a plain string ("ectopic", ...)
+    or "none", so InfluxQL can filter on it (`WHERE artifact != 'none'`)."""
+    artifact = "none" if beat.artifact is None else ArtifactKind(beat.artifact).value
+    return line(
+        "beats",
+        {"person": beat.person, "device": beat.device},
+        {
+            "rr_ms": float(beat.rr_ms),
+            "hr_bpm": None if beat.hr_bpm is None else float(beat.hr_bpm),
+            "artifact": artifact,
+        },
+        beat.t,
+    )
+
+
+def reading_line(r: Reading) -> Line | None:
+    """An `hrv` point with every field of the reading (types as in the module docstring)."""
+    fields = {}
+    for k, v in r.to_dict(digits=9).items():
+        if k in _SKIP_FIELDS:
+            continue
+        if k in _STRING_FIELDS:
+            fields[k] = v
+        elif k in _INT_FIELDS:
+            fields[k] = int(v)
+        elif v is not None:
+            fields[k] = float(v)
+    return line("hrv", {"person": r.person}, fields, r.time)
+
+
+def prompt_line(prompt: dict, response: str | None = None, effects: dict | None = None) -> Line | None:
+    """A `prompts` point from a `Prompt.to_dict()`, with the person's response and measured effects."""
+    fields = {
+        "id": prompt["id"],
+        "kind": prompt["kind"],
+        "exercise": prompt["exercise"]["name"],
+        "stress_score": None if prompt.get("stress_score") is None else float(prompt["stress_score"]),
+        "response": response,
+    }
+    fields.update({k: float(v) for k, v in (effects or {}).items()})
+    return line("prompts", {"person": prompt["person"]}, fields, prompt["time"])
+
+
+def device_line(person: str, device: str, t: float, battery_pct: float | None, connected: bool) -> Line | None:
+    """A `devices` point: battery level and connection state of one strap."""
+    return line(
+        "devices",
+        {"person": person, "device": device},
+        {"battery_pct": None if battery_pct is None else float(battery_pct), "connected": bool(connected)},
+        t,
+    )
