@@ -47,10 +47,9 @@ class Finding:
         return text + (f"\n        fix: {self.fix}" if self.fix else "")
 
 
-def check_all(cfg: Config, environ: dict[str, str] | None = None) -> list[Finding]:
-    environ = dict(os.environ) if environ is None else environ
+def check_all(cfg: Config) -> list[Finding]:
     found = [check_python(), *check_state(cfg)]
-    found += check_bluetooth(cfg, environ)
+    found += check_bluetooth(cfg)
     if cfg.mqtt.url is not None:
         found.append(check_mqtt(cfg))
     if cfg.influx.url is not None:
@@ -90,23 +89,23 @@ def check_state(cfg: Config) -> list[Finding]:
     return out
 
 
-def check_bluetooth(cfg: Config, environ: dict[str, str]) -> list[Finding]:
+def check_bluetooth(cfg: Config) -> list[Finding]:
     """D-Bus, BlueZ and the adapter (blocking only when straps are configured), and the group."""
+    import asyncio
+
     from collector.ble import bluetooth_problem
 
-    needed = bool(cfg.devices)
-    level = Level.PROBLEM if needed else Level.WARN
+    level = Level.PROBLEM if cfg.devices else Level.WARN
     out = []
-    problem = bluetooth_problem(cfg.bluetooth.adapter, environ)
+    # bluetooth_problem's line already ends with what to do ("...: apt install dbus")
+    problem = asyncio.run(bluetooth_problem(cfg.bluetooth.adapter))
     if problem:
-        out.append(Finding("bluetooth", level, problem.message, problem.fix))
+        out.append(Finding("bluetooth", level, problem))
     else:
-        out.append(Finding("bluetooth", Level.OK, f"BlueZ on the system bus, adapter {cfg.bluetooth.adapter or 'default'}"))
+        out.append(Finding("bluetooth", Level.OK, f"BlueZ answers, adapter {cfg.bluetooth.adapter or 'default'} present"))
     if os.geteuid() != 0:
         try:
-            members = grp.getgrnam("bluetooth")
-            groups = {g for g in os.getgroups()}
-            if members.gr_gid not in groups:
+            if grp.getgrnam("bluetooth").gr_gid not in os.getgroups():
                 out.append(Finding("bluetooth group", level, "this user is not in the `bluetooth` group",
                                    "sudo usermod -aG bluetooth $USER, then log in again"))
         except KeyError:

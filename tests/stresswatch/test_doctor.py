@@ -25,7 +25,7 @@ def by_what(findings, prefix):
 def test_a_working_broker_database_and_state_directory_are_ok(broker, influxdb, tmp_path):
     cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}", influx__url=influxdb.url,
                influx__api="v1", influx__bucket="stresswatch")
-    found = check_all(cfg, environ={})
+    found = check_all(cfg)
     assert [f.level for f in by_what(found, "MQTT")] == [Level.OK]
     assert [f.level for f in by_what(found, "InfluxDB")] == [Level.OK]
     assert [f.level for f in by_what(found, "state directory")] == [Level.OK]
@@ -38,7 +38,7 @@ def test_a_wrong_broker_password_is_named_and_never_shown(tmp_path):
     try:
         cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}", mqtt__username="stresswatch",
                    mqtt__password="wrong-secret-123")
-        [f] = by_what(check_all(cfg, environ={}), "MQTT")
+        [f] = by_what(check_all(cfg), "MQTT")
     finally:
         broker.stop()
     assert f.level == Level.PROBLEM and "refused" in f.detail and "password" in f.fix
@@ -47,25 +47,25 @@ def test_a_wrong_broker_password_is_named_and_never_shown(tmp_path):
 
 def test_an_unreachable_broker_is_a_problem(tmp_path):
     cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{servers.free_port()}")
-    [f] = by_what(check_all(cfg, environ={}), "MQTT")
+    [f] = by_what(check_all(cfg), "MQTT")
     assert f.level == Level.PROBLEM and "cannot connect" in f.detail
 
 
 def test_a_missing_database_says_how_to_create_it(influxdb, tmp_path):
     cfg = load(tmp_path, influx__url=influxdb.url, influx__api="v1", influx__bucket="nope")
-    [f] = by_what(check_all(cfg, environ={}), "InfluxDB")
+    [f] = by_what(check_all(cfg), "InfluxDB")
     assert f.level == Level.PROBLEM and "'nope' does not exist" in f.detail and "CREATE DATABASE" in f.fix
 
 
 def test_the_v2_api_against_influxdb_1_6_says_to_use_v1(influxdb, tmp_path):
     cfg = load(tmp_path, influx__url=influxdb.url, influx__bucket="stresswatch")
-    [f] = by_what(check_all(cfg, environ={}), "InfluxDB")
+    [f] = by_what(check_all(cfg), "InfluxDB")
     assert f.level == Level.PROBLEM and 'api = "v1"' in f.fix
 
 
 def test_a_state_directory_that_is_a_file_blocks_the_service(tmp_path):
     (tmp_path / "state").write_text("not a directory")
-    [f] = by_what(check_all(load(tmp_path), environ={}), "state directory")
+    [f] = by_what(check_all(load(tmp_path)), "state directory")
     assert f.level == Level.PROBLEM and "is a file" in f.detail
 
 
