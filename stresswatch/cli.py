@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no line per reading on stdout")
     r.set_defaults(func=cmd_run)
 
+    dr = sub.add_parser("doctor", help="check Python, Bluetooth, the broker, InfluxDB and the state directory")
+    dr.set_defaults(func=cmd_doctor)
+
     c = sub.add_parser("config", help="configuration tools")
     csub = c.add_subparsers(metavar="ACTION")
     ck = csub.add_parser("check", help="validate a configuration file and the environment overrides")
@@ -149,6 +152,18 @@ def cmd_run(args) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def cmd_doctor(args) -> int:
+    """Exit 1 when something blocks the service (a PROBLEM), 0 otherwise (warnings included)."""
+    from stresswatch.doctor import Level, check_all
+
+    findings = check_all(configuration.load(args.config))
+    for f in findings:
+        print(f.line())
+    problems = sum(f.level == Level.PROBLEM for f in findings)
+    print(f"\n{problems} problem(s) block the service" if problems else "\nnothing blocks the service")
+    return 1 if problems else 0
 
 
 def _print_config_problems(exc: configuration.ConfigError) -> None:

@@ -1,0 +1,237 @@
+"""`stresswatch doctor`: checks what the service needs on this machine and says what to fix.
+
+Each check returns a `Finding`: ok, a warning (the service runs, but something is off), or a
+problem that blocks the service; every non-ok finding carries the fix in one line. Nothing is
+changed: the checks only look (a test write to the state directory is removed again; the MQTT
+check connects and disconnects without publishing).
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import shutil
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from sinks.redact import redact_url
+from stresswatch.config import Config
+
+# Below this free space the outbox (~100 bytes a beat) could fill the disk within days of an outage.
+MIN_FREE_BYTES = 200 * 1024 * 1024
+TIMEOUT_S = 5.0
+
+
+class Level(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    PROBLEM = "PROBLEM"
+
+
+@dataclass(frozen=True)
+class Finding:
+    what: str
+    level: Level
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{self.level.value:<8s}{self.what}: {self.detail}"
+        return text + (f"\n        fix: {self.fix}" if self.fix else "")
+
+
+def check_all(cfg: Config) -> list[Finding]:
+    found = [check_python(), *check_state(cfg)]
+    found += check_bluetooth(cfg)
+    if cfg.mqtt.url is not None:
+        found.append(check_mqtt(cfg))
+    if cfg.influx.url is not None:
+        found += check_influx(cfg)
+    return found
+
+
+def check_python() -> Finding:
+    v = sys.version_info
+    if v < (3, 11):
+        return Finding("python", Level.PROBLEM, f"{v.major}.{v.minor} is too old", "install Python >= 3.11")
+    return Finding("python", Level.OK, f"{v.major}.{v.minor}.{v.micro}")
+
+
+def check_state(cfg: Config) -> list[Finding]:
+    """Writable, private (health data), with room for an outbox that grows during outages."""
+    path = Path(cfg.state.directory).expanduser()
+    what = f"state directory {path}"
+    if path.exists() and not path.is_dir():
+        return [Finding(what, Level.PROBLEM, "is a file, not a directory", "point [state] directory elsewhere")]
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return [Finding(what, Level.PROBLEM, f"{existing} is not writable by this user",
+                        f"create it for this user: mkdir -p {path} && chmod 700 {path}")]
+    out = []
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        out.append(Finding(what, Level.WARN, f"only {free / 2**20:.0f} MiB free",
+                           "free some space: an outage buffers every beat on disk"))
+    if path.exists() and path.stat().st_mode & 0o077:
+        out.append(Finding(what, Level.WARN, f"readable by others (mode {path.stat().st_mode & 0o777:o})",
+                           f"chmod 700 {path}"))
+    if not out:
+        out.append(Finding(what, Level.OK, f"writable, {free / 2**30:.1f} GiB free"))
+    return out
+
+
+def check_bluetooth(cfg: Config) -> list[Finding]:
+    """D-Bus, BlueZ and the adapter (blocking only when straps are configured), and the group."""
+    import asyncio
+
+    from collector.ble import bluetooth_problem
+
+    level = Level.PROBLEM if cfg.devices else Level.WARN
+    out = []
+    # bluetooth_problem's line already ends with what to do ("...: apt install dbus")
+    problem = asyncio.run(bluetooth_problem(cfg.bluetooth.adapter))
+    if problem:
+        out.append(Finding("bluetooth", level, problem))
+    else:
+        out.append(Finding("bluetooth", Level.OK, f"BlueZ answers, adapter {cfg.bluetooth.adapter or 'default'} present"))
+    if os.geteuid() != 0:
+        try:
+            if grp.getgrnam("bluetooth").gr_gid not in os.getgroups():
+                out.append(Finding("bluetooth group", level, "this user is not in the `bluetooth` group",
+                                   "sudo usermod -aG bluetooth $USER, then log in again"))
+        except KeyError:
+            out.append(Finding("bluetooth group", level, "there is no `bluetooth` group", "sudo apt install bluez"))
+    return out
+
+
+def check_mqtt(cfg: Config) -> Finding:
+    """Connects once (no publishing) and reports the broker's answer."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    s = cfg.mqtt.settings()
+    what = f"MQTT broker {s.host}:{s.port}"
+    done = threading.Event()
+    result: dict = {}
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{s.client_id}-doctor", protocol=mqtt.MQTTv5)
+    if s.username:
+        c.username_pw_set(s.username, s.password or None)
+    if s.tls:
+        import ssl
+
+        c.tls_set(ca_certs=s.ca_file or None, certfile=s.certfile or None, keyfile=s.keyfile or None,
+                  cert_reqs=ssl.CERT_REQUIRED)
+        c.tls_insecure_set(not s.verify_hostname)
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        result["rc"] = reason_code
+        done.set()
+
+    c.on_connect = on_connect
+    try:
+        c.connect(s.host, s.port, keepalive=10)
+    except OSError as exc:  # refused, unreachable, TLS handshake or certificate errors
+        return Finding(what, Level.PROBLEM, f"cannot connect: {exc.strerror or exc}",
+                       "is the broker running and the [mqtt] url right? (mosquitto: systemctl status mosquitto)")
+    c.loop_start()
+    try:
+        if not done.wait(TIMEOUT_S):
+            return Finding(what, Level.PROBLEM, f"no answer within {TIMEOUT_S:g} s", "check the [mqtt] url and port")
+        rc = result["rc"]
+        if rc.is_failure:
+            fix = ("check [mqtt] username and password (or password_file)" if rc.value in (0x86, 0x87, 4, 5)
+                   else "see the broker's log")
+            return Finding(what, Level.PROBLEM, f"the broker refused the connection: {rc}", fix)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    auth = "with a password" if s.username else "anonymously"
+    tls = "over TLS" if s.tls else "without TLS"
+    return Finding(what, Level.OK, f"connected {auth}, {tls}")
+
+
+def check_influx(cfg: Config) -> list[Finding]:
+    """Reachable, credentials accepted, the database (bucket) exists, InfluxQL answers."""
+    i = cfg.influx
+    s = i.settings()
+    base = s.url.rstrip("/")
+    what = f"InfluxDB {redact_url(base)}"
+    headers = {}
+    if s.api == "v1" and s.username:
+        import base64
+
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{s.username}:{s.password}".encode()).decode()
+    elif s.token:
+        headers["Authorization"] = f"Token {s.token}"
+    try:
+        status, _ = _http("GET", base + "/ping", headers)
+    except OSError as exc:
+        return [Finding(what, Level.PROBLEM, f"not reachable: {getattr(exc, 'reason', None) or exc}",
+                        "is InfluxDB running and the [influx] url right?")]
+    if status >= 400:
+        return [Finding(what, Level.PROBLEM, f"/ping answered {status}", "check the [influx] url")]
+    db = s.bucket.split("/")[0]
+    query = urllib.parse.urlencode({"q": "SHOW DATABASES"})
+    try:
+        status, body = _http("GET", f"{base}/query?{query}", headers)
+    except OSError as exc:
+        return [Finding(what, Level.PROBLEM, f"InfluxQL query failed: {exc}", "check the [influx] url")]
+    if status in (401, 403):
+        key = "username and password" if s.api == "v1" else "token (or token_file)"
+        return [Finding(what, Level.PROBLEM, f"credentials refused ({status})", f"check [influx] {key}")]
+    if status == 404 and s.api == "v2":
+        return [Finding(what, Level.PROBLEM, "no InfluxQL endpoint (/query)",
+                        "InfluxDB 2.x/3.x: enable the v1 compatibility API and a DBRP mapping for the dashboards")]
+    if status >= 400:
+        return [Finding(what, Level.PROBLEM, f"InfluxQL answered {status}: {body[:200]}", "see the server's log")]
+    names = _database_names(body)
+    if names is not None and db not in names:
+        fix = (f"create it: influx -execute 'CREATE DATABASE \"{db}\"'" if s.api == "v1"
+               else f"create bucket {db!r} and a DBRP mapping for it")
+        return [Finding(what, Level.PROBLEM, f"database {db!r} does not exist (there are: {', '.join(names) or 'none'})", fix)]
+    version = ""
+    if s.api == "v2" and _looks_like_influx_1x(base, headers):
+        return [Finding(what, Level.PROBLEM, "this is InfluxDB 1.x before 1.8, which has no v2 write API",
+                        'set [influx] api = "v1"')]
+    return [Finding(what, Level.OK, f"reachable, database {db!r} exists, InfluxQL answers{version}")]
+
+
+def _http(method: str, url: str, headers: dict) -> tuple[int, str]:
+    req = urllib.request.Request(url, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+            return resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def _database_names(body: str) -> list[str] | None:
+    try:
+        series = json.loads(body)["results"][0].get("series") or []
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return [row[0] for s in series for row in s.get("values") or []]
+
+
+def _looks_like_influx_1x(base: str, headers: dict) -> bool:
+    """InfluxDB < 1.8 answers /ping with X-Influxdb-Version 1.x and has no /api/v2/write."""
+    req = urllib.request.Request(base + "/ping", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+            version = resp.headers.get("X-Influxdb-Version", "")
+    except OSError:
+        return False
+    parts = version.lstrip("v").split(".")
+    try:
+        return int(parts[0]) == 1 and int(parts[1]) < 8
+    except (ValueError, IndexError):
+        return False

@@ -1,0 +1,89 @@
+"""`stresswatch doctor` against real servers: each problem is found and comes with its fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import servers
+
+from stresswatch import config
+from stresswatch.doctor import Level, check_all
+
+
+def load(tmp_path, **env) -> config.Config:
+    environ = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state")}
+    environ.update({f"STRESSWATCH_{k.upper()}": v for k, v in env.items()})
+    return config.load(None, environ=environ)
+
+
+def by_what(findings, prefix):
+    return [f for f in findings if f.what.startswith(prefix)]
+
+
+def test_a_working_broker_database_and_state_directory_are_ok(broker, influxdb, tmp_path):
+    cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}", influx__url=influxdb.url,
+               influx__api="v1", influx__bucket="stresswatch")
+    found = check_all(cfg)
+    assert [f.level for f in by_what(found, "MQTT")] == [Level.OK]
+    assert [f.level for f in by_what(found, "InfluxDB")] == [Level.OK]
+    assert [f.level for f in by_what(found, "state directory")] == [Level.OK]
+    assert by_what(found, "python")[0].level == Level.OK
+
+
+def test_a_wrong_broker_password_is_named_and_never_shown(tmp_path):
+    (tmp_path / "m").mkdir()
+    broker = servers.mosquitto(tmp_path / "m", users={"stresswatch": "right-secret"}).start()
+    try:
+        cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}", mqtt__username="stresswatch",
+                   mqtt__password="wrong-secret-123")
+        [f] = by_what(check_all(cfg), "MQTT")
+    finally:
+        broker.stop()
+    assert f.level == Level.PROBLEM and "refused" in f.detail and "password" in f.fix
+    assert "wrong-secret-123" not in f.line()
+
+
+def test_an_unreachable_broker_is_a_problem(tmp_path):
+    cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{servers.free_port()}")
+    [f] = by_what(check_all(cfg), "MQTT")
+    assert f.level == Level.PROBLEM and "cannot connect" in f.detail
+
+
+def test_a_missing_database_says_how_to_create_it(influxdb, tmp_path):
+    cfg = load(tmp_path, influx__url=influxdb.url, influx__api="v1", influx__bucket="nope")
+    [f] = by_what(check_all(cfg), "InfluxDB")
+    assert f.level == Level.PROBLEM and "'nope' does not exist" in f.detail and "CREATE DATABASE" in f.fix
+
+
+def test_the_v2_api_against_influxdb_1_6_says_to_use_v1(influxdb, tmp_path):
+    cfg = load(tmp_path, influx__url=influxdb.url, influx__bucket="stresswatch")
+    [f] = by_what(check_all(cfg), "InfluxDB")
+    assert f.level == Level.PROBLEM and 'api = "v1"' in f.fix
+
+
+def test_a_state_directory_that_is_a_file_blocks_the_service(tmp_path):
+    (tmp_path / "state").write_text("not a directory")
+    [f] = by_what(check_all(load(tmp_path)), "state directory")
+    assert f.level == Level.PROBLEM and "is a file" in f.detail
+
+
+def test_without_a_system_bus_configured_straps_cannot_work_and_the_exit_code_says_so(tmp_path):
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n'
+                        '[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:00:00:07"\n')
+    env = {"PATH": "/usr/bin:/bin", "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path / 'no-bus'}"}
+    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "--config", str(cfg_file), "doctor"],
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "PROBLEM bluetooth" in proc.stdout and "D-Bus" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("level", [Level.OK, Level.WARN, Level.PROBLEM])
+def test_every_level_prints_as_one_line_plus_its_fix(level):
+    from stresswatch.doctor import Finding
+
+    text = Finding("x", level, "detail", "do this" if level != Level.OK else "").line()
+    assert text.startswith(level.value) and ("fix: do this" in text) == (level != Level.OK)
