@@ -14,6 +14,7 @@ from collector.files import FORMATS, RecordingError, read_recording
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
 from sinks.fanout import Sinks
+from sinks.store import StoreError
 from stresswatch.sources import simulated_day
 from stresswatch import config as configuration
 from stresswatch import report
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return args.func(args)
-    except RecordingError as exc:
+    except (RecordingError, StoreError) as exc:
         print(f"stresswatch: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except configuration.ConfigError as exc:

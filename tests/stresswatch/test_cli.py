@@ -74,3 +74,16 @@ def test_demo_replays_a_real_recording(reference, tmp_path):
                    "--seconds", "0", "--plot", str(tmp_path / "x.png"))
     assert proc.returncode == 0, proc.stderr
     assert "exercise_rri.hrm" in proc.stdout and (tmp_path / "x.png").exists()
+
+
+def test_demo_with_a_state_directory_that_is_a_file_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "state").write_text("a file, not a folder")
+    env = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", "",
+                           "--mqtt", "mqtt://127.0.0.1:1"], capture_output=True, text=True, timeout=120, env=env,
+                          check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("stresswatch: error: ") and len(proc.stderr.strip().splitlines()) == 1
