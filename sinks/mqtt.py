@@ -284,8 +284,8 @@ class MqttSink:
                                 break
                             with self._lock:
                                 self._inflight[info.mid] = row.id
-                        if msg.get("prompt"):
-                            self.store.set_prompt_status(msg["prompt"], "sent")
+                            if msg.get("prompt"):  # before the PUBACK can make it `delivered`
+                                self.store.set_prompt_status(msg["prompt"], "sent")
                 except ValueError as exc:  # paho refuses it (payload too large, ...): it never will send it
                     self._reject(row, msg, str(exc))
                     continue
