@@ -309,9 +309,9 @@ class MqttSink:
         with self._lock:
             self.store.set_aside(SINK, row, reason)
             self._sending.discard(row.id)
+        log.warning("MQTT: set aside a message for %s: %s", msg["topic"], reason)
         if msg.get("prompt"):
             self.store.set_prompt_status(msg["prompt"], "rejected")
-        log.warning("MQTT: set aside a message for %s: %s", msg["topic"], reason)
 
     def _connect_failed(self, reason: str) -> None:
         """Remember and log (once per REPORT_EVERY_S for the same reason) a failed connection."""
@@ -407,9 +407,9 @@ class MqttSink:
             self.store.bump(f"{SINK}.refused_retry")
             log.warning("MQTT broker refused %s for now (%s); will retry", msg["topic"], reason_code)
         else:
+            log.warning("MQTT broker refused %s: %s; set aside (mqtt.rejected)", msg["topic"], reason_code)
             if pid:
                 self.store.set_prompt_status(pid, "rejected")
-            log.warning("MQTT broker refused %s: %s; set aside (mqtt.rejected)", msg["topic"], reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.topic == f"{self.s.discovery_prefix}/status":

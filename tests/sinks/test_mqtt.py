@@ -448,7 +448,7 @@ def test_a_prompt_frozen_in_a_dead_connection_never_reaches_the_phone_after_it_e
         late = [round(t - frozen.expires_at, 1) for t, pid in arrivals if pid == "frozen" and t > frozen.expires_at]
         assert late == [], f"the expired prompt arrived {late} s after expires_at"
         assert store.prompt("frozen")["status"] == "expired" and store.counter("mqtt.expired") == 1
-        assert store.prompt("live")["status"] == "delivered" and store.pending("mqtt") == 0
+        assert wait(lambda: store.prompt("live")["status"] == "delivered" and store.pending("mqtt") == 0)
         sink.stop()
     finally:
         phone.close()
