@@ -2,7 +2,10 @@
 
 1. End-to-end latency from a `Reading` handed to the MQTT sink to the state message arriving at
    a subscribed client (real Mosquitto, same process, so one clock): median and p99.
-2. Write throughput into VictoriaMetrics through the outbox and influxdb-client (batches of
+2. QoS 1 prompts through the sink (SQLite outbox, PUBACK bookkeeping, expiry, status) until
+   every one is `delivered`, against bare paho publishing the same payloads at QoS 1 and
+   waiting for every PUBACK (the reference, same broker, same process): prompts/s and ratio.
+3. Write throughput into VictoriaMetrics through the outbox and influxdb-client (batches of
    5000 beat points): points/s, enqueue and delivery separately.
 
 Needs the Debian packages mosquitto and victoria-metrics (scripts/test installs them).
@@ -26,6 +29,7 @@ import paho.mqtt.client as mqtt
 import servers
 from paho.mqtt.enums import CallbackAPIVersion
 
+from alerts.prompt import Prompt
 from collector.events import Beat
 from processing.reading import Reading
 from sinks.influx import InfluxSink, beat_line
@@ -72,6 +76,41 @@ def mqtt_latency(tmp: Path, n: int = 2000) -> tuple[float, float, float]:
         broker.stop()
 
 
+def mqtt_prompt_throughput(tmp: Path, n: int = 2000) -> tuple[float, float]:
+    """(sink prompts/s, bare paho QoS 1 messages/s), each until the broker acknowledged all."""
+    broker = servers.mosquitto(tmp).start()
+    try:
+        now = time.time()
+        prompts = [Prompt(f"p{i}", "me", now, "acute", "benchmark", 80.0, now + 3600) for i in range(n)]
+        payloads = [json.dumps(p.to_dict()) for p in prompts]
+
+        bare = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        bare.connect("127.0.0.1", broker.port)
+        bare.loop_start()
+        start = time.perf_counter()
+        infos = [bare.publish("stresswatch/me/prompt", body, qos=1) for body in payloads]
+        for info in infos:
+            info.wait_for_publish(30)
+        reference = n / (time.perf_counter() - start)
+        bare.disconnect()
+        bare.loop_stop()
+
+        store = StateStore(tmp / "prompts.db")
+        sink = MqttSink(store, MqttSettings(port=broker.port, discovery=False), ["me"])
+        sink.start()
+        sink.connected.wait(10)
+        start = time.perf_counter()
+        for p in prompts:
+            sink.publish_prompt(p)
+        servers.wait_for(lambda: store.pending("mqtt") == 0, 60)
+        ours = n / (time.perf_counter() - start)
+        assert store.prompt(prompts[-1].id)["status"] == "delivered"
+        sink.stop()
+        return ours, reference
+    finally:
+        broker.stop()
+
+
 def vm_throughput(tmp: Path, n: int = 200_000) -> tuple[float, float]:
     vm = servers.victoria_metrics(tmp).start()
     try:
@@ -97,10 +136,13 @@ def vm_throughput(tmp: Path, n: int = 200_000) -> tuple[float, float]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         p50, p99, received = mqtt_latency(Path(a))
+        ours, bare = mqtt_prompt_throughput(Path(a))
         enq, dlv = vm_throughput(Path(b))
     print("stresswatch sinks benchmark (loopback, this machine)")
     print(f"  Reading -> MQTT state message at a subscriber: median {p50:.2f} ms, p99 {p99:.2f} ms "
           f"(goal p99 <= 20 ms; {100 * received:.0f} % received)")
+    print(f"  QoS 1 prompts until acknowledged: sink {ours:,.0f} /s, bare paho {bare:,.0f} /s "
+          f"(sink/bare {ours / bare:.2f})")
     print(f"  InfluxDB points into the outbox (SQLite, batches of 1000): {enq:,.0f} points/s")
     print(f"  outbox -> VictoriaMetrics via influxdb-client, batches of 5000: {dlv:,.0f} points/s")
 

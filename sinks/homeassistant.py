@@ -4,6 +4,10 @@ Follows the MQTT discovery documentation of Home Assistant (home-assistant.io/in
 mqtt/#mqtt-discovery, sensor.mqtt, event.mqtt): config topics
 `<prefix>/<component>/<node_id>/<object_id>/config`, retained; `unique_id` per entity, a shared
 `device` block, availability tied to our retained `<base>/status` (last will `offline`).
+A value that is null in the Reading renders as `None`, which an MQTT sensor takes as "unknown"
+(any other text, e.g. `unknown`, is an invalid number and logs an error in Home Assistant);
+the reading sensors have `expire_after`, so a strap taken off shows "unavailable" rather than
+its last value.
 Pure: builds (topic, payload) pairs; the MQTT adapter publishes them.
 """
 
@@ -15,6 +19,14 @@ from sinks.version import VERSION
 
 STATES = [s.value for s in StressState]
 PROMPT_KINDS = [k.value for k in PromptKind]
+# Ours: readings come every `step_s` (10 s by default); two minutes without one means the
+# strap is off or the service stopped, while a few lost messages do not blank the sensors.
+EXPIRE_AFTER_S = 120
+
+
+def _number(field: str, digits: int) -> str:
+    """A value template that rounds `field`, or renders `None` (unknown) when it is null."""
+    return f"{{{{ value_json.{field} | round({digits}) if value_json.{field} is not none else None }}}}"
 
 
 def _device(person: str) -> dict:
@@ -54,14 +66,14 @@ def discovery_messages(
         return f"{prefix}/sensor/{node}/{key}/config", payload
 
     out = [
-        sensor("heart_rate", "Heart rate", "{{ value_json.hr_bpm | round(0) }}",
-               unit_of_measurement="bpm", state_class="measurement", icon="mdi:heart-pulse"),
-        sensor("rmssd", "RMSSD", "{{ value_json.rmssd_ms | round(1) }}",
-               unit_of_measurement="ms", device_class="duration", state_class="measurement", icon="mdi:pulse"),
-        sensor("stress_score", "Stress score", "{{ value_json.stress_score | round(0) if value_json.stress_score is not none else 'unknown' }}",
-               state_class="measurement", icon="mdi:gauge"),
+        sensor("heart_rate", "Heart rate", _number("hr_bpm", 0), unit_of_measurement="bpm",
+               state_class="measurement", icon="mdi:heart-pulse", expire_after=EXPIRE_AFTER_S),
+        sensor("rmssd", "RMSSD", _number("rmssd_ms", 1), unit_of_measurement="ms", device_class="duration",
+               state_class="measurement", icon="mdi:pulse", expire_after=EXPIRE_AFTER_S),
+        sensor("stress_score", "Stress score", _number("stress_score", 0), state_class="measurement",
+               icon="mdi:gauge", expire_after=EXPIRE_AFTER_S),
         sensor("stress_state", "Stress state", "{{ value_json.state }}", device_class="enum", options=STATES,
-               icon="mdi:head-heart"),
+               icon="mdi:head-heart", expire_after=EXPIRE_AFTER_S),
     ]
     for dev in devices:
         topic, payload = sensor(

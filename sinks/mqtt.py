@@ -2,27 +2,34 @@
 
 Topics (contract; base topic configurable, default `stresswatch`):
 | topic | retained | QoS | payload |
-| `<base>/status` | yes | 1 | `online` / `offline` (last will) |
+| `<base>/status` | yes | 1 | `online` / `offline` (last will); none with `announce_status=False` |
 | `<base>/<person>/state` | yes | 0 | JSON summary of the latest Reading |
 | `<base>/<person>/prompt` | no | 1 | JSON Prompt; MQTT v5 message expiry = time left to `expires_at` |
-| `<base>/<person>/prompt/response` | no | 1 | subscribed: `{"id", "action": done/snooze/dismiss, "minutes"}` |
+| `<base>/<person>/prompt/response` | no | 1 | subscribed: `{"id", "action": done/snooze/dismiss/not_stressed, "minutes"}`; only for a prompt of that person |
 | `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model |
 | `homeassistant/...` | yes | 1 | discovery configs, re-sent when HA announces `online` |
 
 Delivery: every outgoing message is written to the SQLite outbox first (sink "mqtt"; state and
 device status keyed by topic so only the newest waits, prompts by id), then published when
-connected; a QoS 1 row is deleted on PUBACK, a QoS 0 row once handed to the socket. A prompt
-whose `expires_at` passed while it waited is dropped and counted (`mqtt.expired`), never sent
-late. The session is persistent (`clean_start=False`, session expiry interval) so QoS 1
-traffic in flight survives a broker blip; paho reconnects with backoff (1 s to 30 s).
-Passwords are never logged.
+connected; a QoS 1 row is deleted on a successful PUBACK, a QoS 0 row once handed to the
+socket. A row that can never be sent (an invalid topic) or that the broker refuses for good (a
+PUBACK reason code >= 0x80 such as "Not authorized") is set aside in the store with the reason
+(`mqtt.rejected`), logged, and never blocks the others. A prompt whose `expires_at` passed (or
+has less than a second left) while it waited is dropped and counted (`mqtt.expired`), never
+sent late: on every (re)connect the messages paho still holds unacknowledged are dropped and
+their outbox rows published afresh, so the expiry is checked and the MQTT expiry interval
+recomputed. The session is persistent (`clean_start=False`, session expiry interval); paho
+reconnects with backoff (1 s to 30 s). Connection failures are logged with their reason once
+per minute per reason and kept in `last_error`. Passwords are never logged.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +41,11 @@ from sinks.store import StateStore
 
 log = logging.getLogger("stresswatch.mqtt")
 SINK = "mqtt"
+REPORT_EVERY_S = 60.0  # a failure that repeats (paho retries every 1-30 s) is logged once a minute
+# PUBACK reason codes worth retrying (MQTT v5 section 3.4.2.1): 0x91 packet identifier in use,
+# 0x97 quota exceeded. Every other failure code (not authorized, topic name invalid, payload
+# format invalid, ...) will not fix itself, so that row is set aside.
+RETRY_REASONS = frozenset({0x91, 0x97})
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,54 @@ class MqttSettings:
     session_expiry_s: int = 3600
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    # False: never touch `<base>/status` (no last will, no `online`, no `offline`), so a demo
+    # run next to a real service does not mark that service offline.
+    announce_status: bool = True
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why `topic` can never be published (MQTT v5 section 4.7), or None when it can."""
+    if not topic:
+        return "empty topic"
+    if "+" in topic or "#" in topic:
+        return f"topic {topic!r} contains a wildcard (+ or #)"
+    if "\x00" in topic:
+        return f"topic {topic!r} contains a NUL character"
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError:
+        return f"topic {topic!r} is not valid UTF-8"
+    if size > 65535:
+        return f"topic is {size} bytes long (at most 65535)"
+    return None
+
+
+def exposure_warning(s: MqttSettings) -> str | None:
+    """A warning when readings would cross a network in clear text to an anonymous broker."""
+    if s.tls or s.password:
+        return None
+    host = s.host.strip("[]")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host.lower() == "localhost"
+    if loopback:
+        return None
+    return (f"MQTT: readings go unencrypted and unauthenticated to {s.host}:{s.port} "
+            "(set a password and use mqtts:// with TLS)")
+
+
+def _describe(exc: BaseException | None) -> str:
+    """A one-line reason for a failed connection attempt."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not accepted: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if exc is not None:
+        return str(exc) or type(exc).__name__
+    return "connection failed"
 
 
 def state_payload(r: Reading) -> dict:
@@ -80,6 +140,10 @@ class MqttSink:
         self.on_response = on_response
         self.clock = clock
         self.connected = threading.Event()
+        self.last_error: str | None = None  # why the last connection attempt failed; None once connected
+        self._reported: dict[str, float] = {}  # failure reason -> when it was last logged (monotonic)
+        self._paho_error: str | None = None  # paho's last socket error message (see `_on_log`)
+        self._attempt_failed = False  # the current connection attempt's failure is already reported
         self._lock = threading.RLock()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
         self._sending: set[int] = set()  # outbox row ids handed to paho
@@ -95,15 +159,21 @@ class MqttSink:
                 cert_reqs=ssl.CERT_REQUIRED,
             )
             c.tls_insecure_set(not settings.verify_hostname)
-        c.will_set(self.status_topic, "offline", qos=1, retain=True)
+        if settings.announce_status:
+            c.will_set(self.status_topic, "offline", qos=1, retain=True)
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.on_connect = self._on_connect
+        c.on_connect_fail = self._on_connect_fail
+        c.on_pre_connect = self._on_pre_connect
         c.on_disconnect = self._on_disconnect
+        c.on_log = self._on_log
         c.on_publish = self._on_publish
         c.on_message = self._on_message
         self.client = c
         # paho's lock around its table of outgoing QoS > 0 messages (an RLock; see `pump`).
         self._paho_out_mutex = c._out_message_mutex
+        if (warning := exposure_warning(settings)) is not None:
+            log.warning(warning)
 
     @property
     def status_topic(self) -> str:
@@ -124,7 +194,7 @@ class MqttSink:
 
     def stop(self) -> None:
         """Clean shutdown: retained `offline`, then disconnect (the will is for crashes)."""
-        if self.connected.is_set():
+        if self.connected.is_set() and self.s.announce_status:
             info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
             info.wait_for_publish(timeout=5)
         self.client.disconnect()
@@ -181,36 +251,44 @@ class MqttSink:
             self._sending.update(r.id for r in rows)
         handed = 0
         try:
-            for k, row in enumerate(rows):
+            for row in rows:
                 msg = json.loads(row.payload)
+                problem = topic_problem(msg["topic"])
+                if problem is not None:
+                    self._reject(row, msg, problem)
+                    continue
                 props = None
                 if row.expires is not None:
-                    left = row.expires - self.clock()
-                    if left <= 0:
+                    left = int(row.expires - self.clock())  # whole seconds: the broker's expiry never outlives expires_at
+                    if left < 1:
                         self._expire(row, msg)
                         continue
                     props = Properties(PacketTypes.PUBLISH)
-                    props.MessageExpiryInterval = max(1, int(left))
-                if msg["qos"] == 0:
-                    info = self.client.publish(msg["topic"], msg["payload"], qos=0, retain=msg["retain"],
-                                               properties=props)
-                    if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
-                        break  # connection dropped meanwhile; the row stays for the next connect
-                    self.store.delete([row.id])
-                    with self._lock:
-                        self._sending.discard(row.id)
-                else:
-                    # paho's message mutex (taken before ours, the order its network thread uses)
-                    # keeps the PUBACK from being handled before the mid is registered here.
-                    with self._paho_out_mutex:
-                        info = self.client.publish(msg["topic"], msg["payload"], qos=msg["qos"],
-                                                   retain=msg["retain"], properties=props)
+                    props.MessageExpiryInterval = left
+                try:
+                    if msg["qos"] == 0:
+                        info = self.client.publish(msg["topic"], msg["payload"], qos=0, retain=msg["retain"],
+                                                   properties=props)
                         if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
-                            break
+                            break  # connection dropped meanwhile; the row stays for the next connect
                         with self._lock:
-                            self._inflight[info.mid] = row.id
-                    if msg.get("prompt"):
-                        self.store.set_prompt_status(msg["prompt"], "sent")
+                            self.store.delete([row.id])
+                            self._sending.discard(row.id)
+                    else:
+                        # paho's message mutex (taken before ours, the order its network thread uses)
+                        # keeps the PUBACK from being handled before the mid is registered here.
+                        with self._paho_out_mutex:
+                            info = self.client.publish(msg["topic"], msg["payload"], qos=msg["qos"],
+                                                       retain=msg["retain"], properties=props)
+                            if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+                                break
+                            with self._lock:
+                                self._inflight[info.mid] = row.id
+                            if msg.get("prompt"):  # before the PUBACK can make it `delivered`
+                                self.store.set_prompt_status(msg["prompt"], "sent")
+                except ValueError as exc:  # paho refuses it (payload too large, ...): it never will send it
+                    self._reject(row, msg, str(exc))
+                    continue
                 handed += 1
         finally:
             with self._lock:  # rows not handed over (connection dropped) are free for the next pump
@@ -219,29 +297,89 @@ class MqttSink:
         return handed
 
     def _expire(self, row, msg: dict) -> None:
-        self.store.delete([row.id])
+        with self._lock:
+            self.store.delete([row.id])
+            self._sending.discard(row.id)
         self.store.bump(f"{SINK}.expired")
         if msg.get("prompt"):
             self.store.set_prompt_status(msg["prompt"], "expired")
+
+    def _reject(self, row, msg: dict, reason: str) -> None:
+        """Set aside a row that will never be delivered (counted as `mqtt.rejected`)."""
         with self._lock:
+            self.store.set_aside(SINK, row, reason)
             self._sending.discard(row.id)
+        log.warning("MQTT: set aside a message for %s: %s", msg["topic"], reason)
+        if msg.get("prompt"):
+            self.store.set_prompt_status(msg["prompt"], "rejected")
+
+    def _connect_failed(self, reason: str) -> None:
+        """Remember and log (once per REPORT_EVERY_S for the same reason) a failed connection."""
+        self.last_error = reason
+        self._attempt_failed = True
+        now = time.monotonic()
+        with self._lock:
+            last = self._reported.get(reason)
+            if last is not None and now - last < REPORT_EVERY_S:
+                return
+            self._reported[reason] = now
+        log.warning("could not connect to MQTT broker %s:%s: %s (retrying)", self.s.host, self.s.port, reason)
 
     # -- paho callbacks (network thread) ----------------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("MQTT broker %s:%s refused the connection: %s", self.s.host, self.s.port, reason_code)
+            self._connect_failed(f"the broker refused the connection: {reason_code}")
             return
+        self.last_error = self._paho_error = None
+        self._reported.clear()
         log.info("connected to MQTT broker %s:%s (session present: %s)", self.s.host, self.s.port,
                  flags.session_present)
-        client.publish(self.status_topic, "online", qos=1, retain=True)
+        # paho would now re-send every QoS 1 message the last connection left unacknowledged,
+        # as it was, with no look at its expiry: a prompt frozen in a dead connection would reach
+        # the phone after `expires_at`. Their outbox rows are still there (deleted only on
+        # PUBACK), so drop paho's copies and let `pump` publish the rows afresh: expired prompts
+        # are dropped, the others carry the time left. For QoS 1 a broker does not de-duplicate
+        # by packet id, so a new id gives the same at-least-once delivery.
+        with self._paho_out_mutex:
+            client.drop_out_messages()
+            with self._lock:
+                self._sending.difference_update(self._inflight.values())
+                self._inflight.clear()
+        if self.s.announce_status:
+            client.publish(self.status_topic, "online", qos=1, retain=True)
         client.subscribe([(f"{self.s.base_topic}/+/prompt/response", 1), (f"{self.s.discovery_prefix}/status", 1)])
         self.connected.set()
         self.publish_discovery()
         self.pump()
 
+    def _on_pre_connect(self, client, userdata) -> None:
+        self._attempt_failed = False
+        self._paho_error = None
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho passes no reason, but calls this from inside its `except OSError:` around the
+        # connection attempt, so the exception being handled is the reason (refused, timed
+        # out, TLS certificate not trusted, ...). tests/sinks/test_mqtt.py checks the reason
+        # still shows up in the log, so a paho change that breaks this fails a test.
+        self.store.bump(f"{SINK}.connect_failures")
+        self._connect_failed(_describe(sys.exc_info()[1]))
+
+    def _on_log(self, client, userdata, level, buf) -> None:
+        # Keeps paho's socket errors: a TLS handshake the broker rejects after the fact (it
+        # wants a client certificate) shows up only here, followed by a bare disconnect.
+        if level == self._mqtt.MQTT_LOG_ERR and buf.startswith(("failed to receive", "failed to send", "timeout")):
+            self._paho_error = buf
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was_connected = self.connected.is_set()
         self.connected.clear()
+        if not was_connected:
+            # The attempt ended before the broker accepted it; a refusal in CONNACK is reported already.
+            if reason_code.is_failure and not self._attempt_failed:
+                detail = self._paho_error or str(reason_code)
+                self._connect_failed(f"connection closed before the broker accepted it: {detail}")
+            return
         log.info("disconnected from MQTT broker (%s); %d messages wait in the outbox",
                  reason_code, self.store.pending(SINK))
 
@@ -251,12 +389,27 @@ class MqttSink:
             if row_id is None:
                 return
             self._sending.discard(row_id)
-            prompt_row = self.store.peek_id(SINK, row_id)
-            self.store.delete([row_id])
-        if prompt_row is not None:
-            pid = json.loads(prompt_row.payload).get("prompt")
+            row = self.store.peek_id(SINK, row_id)
+            if row is None:
+                return
+            refused = reason_code.is_failure
+            if not refused:
+                self.store.delete([row_id])
+            elif reason_code.value not in RETRY_REASONS:
+                self.store.set_aside(SINK, row, f"broker refused: {reason_code}")
+            # else: the row stays and goes again with the next pump
+        msg = json.loads(row.payload)
+        pid = msg.get("prompt")
+        if not refused:
             if pid:
                 self.store.set_prompt_status(pid, "delivered")
+        elif reason_code.value in RETRY_REASONS:
+            self.store.bump(f"{SINK}.refused_retry")
+            log.warning("MQTT broker refused %s for now (%s); will retry", msg["topic"], reason_code)
+        else:
+            log.warning("MQTT broker refused %s: %s; set aside (mqtt.rejected)", msg["topic"], reason_code)
+            if pid:
+                self.store.set_prompt_status(pid, "rejected")
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.topic == f"{self.s.discovery_prefix}/status":
@@ -271,9 +424,15 @@ class MqttSink:
             self.store.bump(f"{SINK}.bad_responses")
             log.warning("ignored a malformed prompt response on %s: %s", msg.topic, exc)
             return
-        if not self.store.set_prompt_status(response["id"], response["action"], response):
+        known = self.store.prompt(response["id"])
+        if known is None:
             self.store.bump(f"{SINK}.unknown_responses")
             log.warning("response for unknown prompt id %r on %s", response["id"], msg.topic)
             return
+        if known["prompt"]["person"] != person:  # one person's phone must not answer another's prompt
+            self.store.bump(f"{SINK}.foreign_responses")
+            log.warning("ignored a response on %s for prompt %r of another person", msg.topic, response["id"])
+            return
+        self.store.set_prompt_status(response["id"], response["action"], response)
         if self.on_response:
             self.on_response(person, response)

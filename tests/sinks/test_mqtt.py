@@ -4,6 +4,7 @@ responses, authentication and ACLs, and a broker outage."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import signal
@@ -22,10 +23,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from servers import wait_for as wait
 
-from alerts.prompt import Prompt
+from alerts.prompt import Prompt, PromptAction
 from processing.reading import Reading
-from sinks.homeassistant import discovery_messages
-from sinks.mqtt import MqttSettings, MqttSink
+from sinks.homeassistant import EXPIRE_AFTER_S, discovery_messages
+from sinks.mqtt import REPORT_EVERY_S, MqttSettings, MqttSink
 from sinks.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,14 +144,15 @@ def test_broker_honours_message_expiry_for_an_offline_phone(broker, tmp_path):
     sink.stop()
 
 
-def test_last_will_marks_a_killed_service_offline(broker, tmp_path):
+def start_child_sink(broker, tmp_path, **settings) -> subprocess.Popen:
+    """A service in another process (to be killed), connected to `broker` once this returns."""
     child = textwrap.dedent(f"""
         import sys, time
         sys.path[:0] = [{str(ROOT)!r}]
         from sinks.mqtt import MqttSettings, MqttSink
         from sinks.store import StateStore
-        sink = MqttSink(StateStore({str(tmp_path / 'child.db')!r}),
-                        MqttSettings(port={broker.port}, client_id="doomed", keepalive_s=5), ["ann"])
+        sink = MqttSink(StateStore({str(tmp_path / f'child-{uuid.uuid4().hex[:6]}.db')!r}),
+                        MqttSettings(port={broker.port}, client_id="doomed", keepalive_s=5, **{settings!r}), ["ann"])
         sink.start()
         sink.connected.wait(10)
         print("up", flush=True)
@@ -158,6 +160,11 @@ def test_last_will_marks_a_killed_service_offline(broker, tmp_path):
     """)
     proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "up"
+    return proc
+
+
+def test_last_will_marks_a_killed_service_offline(broker, tmp_path):
+    proc = start_child_sink(broker, tmp_path)
     watcher = Listener(broker.port, ["stresswatch/status"]).connect()
     assert [m.payload for m in watcher.collect(1)] == [b"online"]
     os.kill(proc.pid, signal.SIGKILL)
@@ -250,6 +257,7 @@ def test_password_and_acl_restrict_a_phone_to_its_own_person(tmp_path):
         wrong, _ = make_sink(broker, tmp_path, username="stresswatch", password="wrong")
         assert not wrong.connected.wait(2)
         wrong.client.loop_stop()
+        assert wrong.last_error == "the broker refused the connection: Not authorized"
         ann = Listener(broker.port, ["stresswatch/#"], username="ann", password="annpw").connect()
         sink, store = make_sink(broker, tmp_path, username="stresswatch", password="s3cret", people=["ann", "bob"])
         assert sink.connected.wait(10)
@@ -380,3 +388,229 @@ def test_threads_publishing_prompts_and_states_never_deadlock(broker, tmp_path):
     statuses = {store.prompt(p.id)["status"] for ps in prompts.values() for p in ps}
     assert statuses == {"delivered"}
     sink.stop()
+
+
+def test_a_publish_the_broker_refuses_is_set_aside_and_never_counts_as_delivered(tmp_path, caplog):
+    """An ACL deny comes back as PUBACK reason code 0x87 "Not authorized" (MQTT v5): the prompt
+    is not delivered, its row is set aside with the reason, and the other rows go on."""
+    acl = textwrap.dedent("""
+        user stresswatch
+        topic readwrite stresswatch/status
+        topic readwrite stresswatch/ann/#
+        topic read stresswatch/+/prompt/response
+        topic readwrite homeassistant/#
+    """)
+    broker = servers.mosquitto(tmp_path, users={"stresswatch": "s3cret"}, acl=acl).start()
+    try:
+        sink, store = make_sink(broker, tmp_path, username="stresswatch", password="s3cret", people=["ann", "bob"])
+        assert sink.connected.wait(10)
+        bobs, anns = prompt("bob"), prompt("ann")
+        sink.publish_prompt(bobs)
+        sink.publish_prompt(anns)
+        sink.publish_state(reading("ann"))
+        assert wait(lambda: store.prompt(anns.id)["status"] == "delivered")
+        assert wait(lambda: store.prompt(bobs.id)["status"] == "rejected")
+        assert store.pending("mqtt") == 0
+        [(payload, reason)] = store.rejected("mqtt")
+        assert json.loads(payload)["prompt"] == bobs.id and reason == "broker refused: Not authorized"
+        assert store.counter("mqtt.rejected") == 1
+        assert [r.getMessage() for r in caplog.records if "refused stresswatch/bob/prompt" in r.getMessage()] == [
+            "MQTT broker refused stresswatch/bob/prompt: Not authorized; set aside (mqtt.rejected)"]
+        sink.stop()
+    finally:
+        broker.stop()
+
+
+def test_a_prompt_frozen_in_a_dead_connection_never_reaches_the_phone_after_it_expires(tmp_path):
+    """The broker hangs (SIGSTOP) with a prompt unacknowledged, dies (SIGKILL) after the prompt
+    expired and comes back on the same port and data folder: the prompt must not arrive late."""
+    broker = servers.mosquitto(tmp_path, persistence=True).start()
+    arrivals: list[tuple[float, str]] = []
+    phone = Listener(broker.port, ["stresswatch/ann/prompt"], client_id="phone", persistent=True)
+    phone.client.on_message = lambda c, u, m: arrivals.append((time.time(), json.loads(m.payload)["id"]))
+    try:
+        phone.connect()
+        sink, store = make_sink(broker, tmp_path, discovery=False)
+        assert sink.connected.wait(10)
+        time.sleep(1.5)  # the broker saves the phone's session (autosave every second)
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        frozen = prompt(expires_in=5, pid="frozen")
+        sink.publish_prompt(frozen)
+        assert wait(lambda: store.prompt("frozen")["status"] == "sent")
+        time.sleep(8)
+        broker.kill()
+        broker.start()
+        assert wait(lambda: store.prompt("frozen")["status"] != "sent", 30)
+        assert wait(sink.connected.is_set, 30)
+        # A live prompt after the restart: once the phone has it, anything sent before has arrived.
+        sink.publish_prompt(prompt(expires_in=600, pid="live"))
+        assert wait(lambda: any(pid == "live" for _, pid in arrivals), 30)
+        late = [round(t - frozen.expires_at, 1) for t, pid in arrivals if pid == "frozen" and t > frozen.expires_at]
+        assert late == [], f"the expired prompt arrived {late} s after expires_at"
+        assert store.prompt("frozen")["status"] == "expired" and store.counter("mqtt.expired") == 1
+        assert wait(lambda: store.prompt("live")["status"] == "delivered" and store.pending("mqtt") == 0)
+        sink.stop()
+    finally:
+        phone.close()
+        broker.stop()
+
+
+def test_a_message_that_can_never_be_sent_is_set_aside_without_blocking_the_others(broker, tmp_path):
+    live = Listener(broker.port, ["stresswatch/#"]).connect()
+    sink, store = make_sink(broker, tmp_path, discovery=False)
+    assert sink.connected.wait(10)
+    bad_people = ("a+b", "c#", "nul\x00")
+    for person in bad_people:
+        sink.publish_state(reading(person))
+        sink.publish_prompt(prompt(person, pid=f"bad-{person}"))
+    good = prompt("ann")
+    sink.publish_prompt(good)
+    sink.publish_state(reading("ann"))
+    assert wait(lambda: store.prompt(good.id)["status"] == "delivered")
+    got = live.collect(3, until=lambda ms: any(m.topic == "stresswatch/ann/state" for m in ms))
+    assert "stresswatch/ann/state" in {m.topic for m in got}
+    assert store.pending("mqtt") == 0
+    reasons = [reason for _, reason in store.rejected("mqtt")]
+    assert len(reasons) == 6 and store.counter("mqtt.rejected") == 6
+    assert sum("wildcard" in r for r in reasons) == 4 and sum("NUL" in r for r in reasons) == 2
+    assert {store.prompt(f"bad-{p}")["status"] for p in bad_people} == {"rejected"}
+    assert sink.connected.is_set()
+    sink.stop()
+    live.close()
+
+
+def test_a_phone_cannot_answer_another_persons_prompt(broker, tmp_path, caplog):
+    answers = []
+    sink, store = make_sink(broker, tmp_path, people=["ann", "bob"], discovery=False,
+                            on_response=lambda person, r: answers.append((person, r)))
+    assert sink.connected.wait(10)
+    anns = prompt("ann")
+    sink.publish_prompt(anns)
+    assert wait(lambda: store.prompt(anns.id)["status"] == "delivered")
+    phone = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    phone.connect("127.0.0.1", broker.port)
+    phone.loop_start()
+    foreign = {"id": anns.id, "action": "dismiss"}
+    phone.publish("stresswatch/bob/prompt/response", json.dumps(foreign), qos=1).wait_for_publish(5)
+    phone.publish("stresswatch/ann/prompt/response", json.dumps({"id": anns.id, "action": "done"}),
+                  qos=1).wait_for_publish(5)
+    assert wait(lambda: store.prompt(anns.id)["status"] == "done")
+    assert answers == [("ann", {"id": anns.id, "action": "done", "minutes": None})]
+    assert store.counter("mqtt.foreign_responses") == 1
+    assert any("stresswatch/bob/prompt/response" in r.getMessage() and "another person" in r.getMessage()
+               for r in caplog.records if r.levelno == logging.WARNING)
+    phone.loop_stop()
+    sink.stop()
+
+
+def test_every_prompt_action_is_stored_including_not_stressed(broker, tmp_path):
+    sink, store = make_sink(broker, tmp_path, discovery=False)
+    assert sink.connected.wait(10)
+    asked = {action: prompt("ann") for action in PromptAction}
+    for p in asked.values():
+        sink.publish_prompt(p)
+    assert wait(lambda: {store.prompt(p.id)["status"] for p in asked.values()} == {"delivered"})
+    phone = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    phone.connect("127.0.0.1", broker.port)
+    phone.loop_start()
+    for action, p in asked.items():
+        phone.publish("stresswatch/ann/prompt/response", json.dumps({"id": p.id, "action": action}),
+                      qos=1).wait_for_publish(5)
+    assert wait(lambda: all(store.prompt(p.id)["status"] == a for a, p in asked.items()))
+    assert store.prompt(asked[PromptAction.NOT_STRESSED].id)["response"] == {
+        "id": asked[PromptAction.NOT_STRESSED].id, "action": "not_stressed", "minutes": None}
+    phone.loop_stop()
+    sink.stop()
+
+
+def test_without_announce_status_the_status_topic_is_never_touched(broker, tmp_path):
+    """A demo run beside a real service must not mark it online or offline (nor leave a will)."""
+    watcher = Listener(broker.port, ["stresswatch/#"]).connect()
+    sink, _ = make_sink(broker, tmp_path, announce_status=False, discovery=False)
+    assert sink.connected.wait(10)
+    sink.publish_state(reading())
+    got = watcher.collect(3, until=lambda ms: any(m.topic == "stresswatch/ann/state" for m in ms))
+    sink.stop()
+    proc = start_child_sink(broker, tmp_path, announce_status=False)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    got += watcher.collect(2)
+    topics = [m.topic for m in got]
+    assert "stresswatch/ann/state" in topics and "stresswatch/status" not in topics
+    late = Listener(broker.port, ["stresswatch/status"]).connect()
+    assert late.collect(1) == []
+    late.close()
+    watcher.close()
+
+
+def test_an_unreachable_broker_is_logged_with_the_reason_once_a_minute(tmp_path, caplog):
+    port = servers.free_port()  # nothing listens there
+    store = StateStore(tmp_path / "state.db")
+    sink = MqttSink(store, MqttSettings(host="127.0.0.1", port=port, client_id="lonely"), ["ann"])
+    sink.start()
+    try:
+        assert wait(lambda: store.counter("mqtt.connect_failures") >= 3, 15)  # paho retries after 1 s, 2 s
+    finally:
+        sink.client.loop_stop()
+    assert REPORT_EVERY_S >= 60
+    assert [r.getMessage() for r in caplog.records if r.name == "stresswatch.mqtt"] == [
+        f"could not connect to MQTT broker 127.0.0.1:{port}: Connection refused (retrying)"]
+    assert sink.last_error == "Connection refused"
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("untrusted CA", "TLS certificate not accepted: self-signed certificate in certificate chain"),
+    ("no client certificate", "CERTIFICATE_REQUIRED"),
+])
+def test_a_failed_tls_handshake_is_logged_with_the_reason(tmp_path, caplog, case, expected):
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "other").mkdir()
+    pki, other = make_pki(tmp_path / "ours", "IP:127.0.0.1"), make_pki(tmp_path / "other", "IP:127.0.0.1")
+    tls = {**pki, "require_certificate": "1"} if case == "no client certificate" else pki
+    broker = servers.mosquitto(tmp_path, tls=tls).start()
+    try:
+        ca = other["cafile"] if case == "untrusted CA" else pki["cafile"]
+        sink, _ = make_sink(broker, tmp_path, tls=True, ca_file=ca)
+        assert wait(lambda: sink.last_error, 10)
+        sink.client.loop_stop()
+    finally:
+        broker.stop()
+    assert not sink.connected.is_set() and expected in sink.last_error
+    logged = [r.getMessage() for r in caplog.records if r.name == "stresswatch.mqtt" and r.levelno == logging.WARNING]
+    assert len(logged) == 1 and expected in logged[0] and f"127.0.0.1:{broker.port}" in logged[0]
+
+
+@pytest.mark.parametrize("host, extra, warns", [
+    ("192.0.2.1", {}, True),
+    ("broker.example", {}, True),
+    ("192.0.2.1", {"username": "sw", "password": "pw"}, False),
+    ("192.0.2.1", {"tls": True}, False),
+    ("127.0.0.1", {}, False),
+    ("localhost", {}, False),
+    ("::1", {}, False),
+])
+def test_clear_text_to_a_remote_anonymous_broker_is_warned_about_at_start_up(caplog, host, extra, warns):
+    # Only constructed, never started: nothing is contacted.
+    MqttSink(StateStore(":memory:"), MqttSettings(host=host, port=1883, **extra), ["ann"])
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warning = f"MQTT: readings go unencrypted and unauthenticated to {host}:1883 (set a password and use mqtts:// with TLS)"
+    assert logged == ([warning] if warns else [])
+
+
+def test_home_assistant_reading_sensors_render_none_when_null_and_expire():
+    """MQTT sensors take a rendered `None` as unknown; the text `unknown` is an invalid number
+    and logs an error in Home Assistant at every reading. `expire_after` outlasts the reading
+    step (10 s by default), so only a strap taken off or a stopped service shows unavailable."""
+    configs = dict(discovery_messages("ann", devices=["h10"]))
+    numbers = {"heart_rate": ("hr_bpm", 0), "rmssd": ("rmssd_ms", 1), "stress_score": ("stress_score", 0)}
+    for key, (field, digits) in numbers.items():
+        template = configs[f"homeassistant/sensor/stresswatch_ann/{key}/config"]["value_template"]
+        assert template == (f"{{{{ value_json.{field} | round({digits}) "
+                            f"if value_json.{field} is not none else None }}}}")
+    readings = [*numbers, "stress_state"]
+    for key in readings:
+        assert configs[f"homeassistant/sensor/stresswatch_ann/{key}/config"]["expire_after"] == EXPIRE_AFTER_S
+    assert 10 * 3 <= EXPIRE_AFTER_S
+    others = [p for t, p in configs.items() if not any(f"/{k}/config" in t for k in readings)]
+    assert len(others) == 2 and not any("expire_after" in p for p in others)  # battery and prompt event
+    assert not any("unknown" in p.get("value_template", "") for p in configs.values())
