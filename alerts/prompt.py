@@ -46,12 +46,22 @@ class Exercise:
     instructions: str = "Breathe in slowly through your nose for 5.5 s, then out for 5.5 s. Repeat for about 3 minutes."
 
     @property
+    def cycle_s(self) -> float:
+        return self.inhale_s + self.hold_in_s + self.exhale_s + self.hold_out_s
+
+    @property
     def duration_s(self) -> float:
-        return self.cycles * (self.inhale_s + self.hold_in_s + self.exhale_s + self.hold_out_s)
+        return self.cycles * self.cycle_s
+
+    @property
+    def breaths_per_min(self) -> float:
+        """The paced breathing rate; the RR spectrum should peak at this / 60 Hz (alerts/effect.py)."""
+        return 60.0 / self.cycle_s
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["duration_s"] = self.duration_s
+        d["breaths_per_min"] = round(self.breaths_per_min, 3)
         return d
 
 
