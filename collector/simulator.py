@@ -277,15 +277,15 @@ def simulate_minutes(days: list[list[Segment]], seed: int = 0, start: float = 0.
         for seg in segments:
             if seg.label == "off":
                 continue
-            first = math.ceil(seg.start_s / 60.0)
-            last = int((seg.start_s + seg.duration_s) // 60.0)
-            n = last - first
+            # The minutes whose end lies in (start, end] belong to this segment.
+            first = int(seg.start_s // 60.0) + 1
+            n = int((seg.start_s + seg.duration_s) // 60.0) - first + 1
             if n <= 0:
                 continue
             hr = seg.hr_bpm + 1.5 * rng.standard_normal(n)
             rm = seg.rmssd_ms * np.exp(0.08 * rng.standard_normal(n))
             base = start + d * 86400.0
-            out.extend(Minute(base + (first + i + 1) * 60.0, seg.label, float(hr[i]), float(rm[i])) for i in range(n))
+            out.extend(Minute(base + (first + i) * 60.0, seg.label, float(hr[i]), float(rm[i])) for i in range(n))
     return out
 
 
