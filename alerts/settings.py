@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from alerts.timeofday import parse_hhmm
+from alerts.timeofday import in_window, parse_hhmm
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ class AlertSettings:
             for v in value:
                 parse_hhmm(v, key)
             object.__setattr__(self, key, tuple(value))
-        parse_hhmm(self.session_time, "session_time")
+        if in_window(parse_hhmm(self.session_time, "session_time"), *self.window("quiet_hours")):
+            raise ValueError(f"session_time: {self.session_time} is inside quiet_hours, so the session would never come")
         if not 0 < self.acute_n_min <= self.acute_m_min:
             raise ValueError("acute_n_min: must be > 0 and <= acute_m_min")
         if self.daily_cap < 0:

@@ -52,8 +52,9 @@ def score_of(m: Minute, person: Person) -> float:
     return 100.0 * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
-def minute_readings(mins: list[Minute], person: Person = Person(), name: str = "p") -> list[Reading]:
+def minute_readings(mins: list[Minute], person: Person | None = None, name: str = "p") -> list[Reading]:
     """The coarse simulator's minutes as Readings (see the module docstring)."""
+    person = person or Person()
     out = []
     for m in mins:
         ln = math.log(m.rmssd_ms)

@@ -61,7 +61,7 @@ def test_calibrating_until_the_warm_up_and_no_chronic_rule_before_it():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_chronic_stress_period_is_detected_within_3_days_of_its_start(seed):
     # From day 35: nightly and resting lnRMSSD 0.3 lower (2 daily SDs) and 3 more stress episodes a day.
-    eng, out = weeks(42, seed, Chronic(start=35))
+    _, out = weeks(42, seed, Chronic(start=35))
     findings = of_type(out, Decision, what="chronic")
     assert findings and day_index(findings[0].time) - 1 <= 35 + 2  # decided when day 37 closes, at the latest
     assert all(day_index(f.time) > 35 for f in findings)
@@ -89,3 +89,23 @@ def test_invalid_days_feed_no_baseline():
     out = run(eng, minute_readings(simulate_minutes(plan_days(3, 1), 1, T0)[::10]))  # a reading every 10 min
     assert [d.valid for d in of_type(out, DailySummary)] == [False, False]
     assert eng.status()["valid_days"] == 0
+
+
+def test_the_chronic_session_always_fits_under_the_daily_cap():
+    _, out = weeks(42, 1, Chronic(start=35))
+    per_day: dict[int, list[Prompt]] = {}
+    for p in of_type(out, Prompt):
+        per_day.setdefault(day_index(p.time), []).append(p)
+    assert max(len(v) for v in per_day.values()) <= 3
+    session_days = {d for d, v in per_day.items() if any(p.kind == PromptKind.CHRONIC for p in v)}
+    findings = {day_index(f.time) for f in of_type(out, Decision, what="chronic")}
+    assert session_days == {d for d in findings if d < 42}  # every finding got its session the next day
+    assert all(sum(p.kind == PromptKind.ACUTE for p in per_day[d]) <= 2 for d in session_days)
+
+
+def test_each_day_counts_its_prompts_answers_and_effects():
+    _, out = weeks(42, 1, Chronic(start=35))
+    days = of_type(out, DailySummary)
+    prompts = of_type(out, Prompt)
+    assert len(days) == 42 and sum(d.prompts for d in days) == len(prompts) > 0
+    assert all(d.answered == 0 and d.effects == [] for d in days)  # nobody answered in this run

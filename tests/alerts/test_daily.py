@@ -96,3 +96,14 @@ def test_local_time_follows_the_utc_offset():
     closed = book.feed(calm(T0 + 22.5 * HOUR))  # 00:30 local, the next day
     assert [d.date for d in closed] == ["2023-11-15"]
     assert math.isclose(book.open.day, closed[0].day + 1)
+
+
+def test_finish_closes_the_open_day_of_a_recording_as_it_stands():
+    from alerts.engine import AlertEngine
+
+    eng = AlertEngine("p")
+    for r in minutes(T0 + 9 * HOUR, 300):
+        eng.feed(r)
+    (day,) = eng.finish()
+    assert day.date == "2023-11-15" and day.worn_min == pytest.approx(299) and day.valid
+    assert eng.finish() == []
