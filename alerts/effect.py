@@ -8,8 +8,8 @@ needs >= `MIN_COVER_MIN` minutes of rest with good signal, else the effect is "n
 
 Judgement (Hopkins 2000, Sports Med 30:1, doi:10.2165/00007256-200030010-00001): the typical
 error TE of a 5-minute resting lnRMSSD is SD(difference of consecutive blocks) / sqrt(2), learned
-from the person's own rest (`Noise`); the smallest worthwhile change SWC is 0.5 x the SD of their
-5-minute resting values (Buchheit 2014, Front Physiol 5:73). A change counts as an effect when it
+from the person's own rest (`Noise`, robust estimates); the smallest worthwhile change SWC is
+0.5 x the SD of their 5-minute resting values (Buchheit 2014, Front Physiol 5:73). A change counts as an effect when it
 exceeds both SWC and 1.645 x sqrt(2) x TE (the one-sided 95 % limit of a change between two noisy
 windows); otherwise the verdict is "no measurable effect". Until `MIN_PAIRS` block pairs exist the
 defaults TE 0.08 and SWC 0.10 ln units are used (ours: the order of the day-to-day CV of resting
@@ -30,8 +30,11 @@ BEFORE_MIN = 5.0
 SETTLE_MIN = 1.0
 AFTER_MIN = 5.0
 MIN_COVER_MIN = 3.0
+EXERCISE_EXCLUDE_MIN = 30.0
 BLOCK_S = 300.0
 MIN_PAIRS = 20
+KEEP_BLOCKS = 288  # a day of 5-minute blocks
+MIN_TE = 0.02  # ln units; ours: finer than a 5-minute lnRMSSD can be told apart (and never zero)
 DEFAULT_TE = 0.08
 DEFAULT_SWC = 0.10
 FS_HZ = 4.0
@@ -55,13 +58,20 @@ def window_stats(rows: list[list]) -> dict | None:
 
 
 class Noise:
-    """Running typical error and between-block SD of the person's 5-minute resting lnRMSSD."""
+    """The person's typical error and between-block spread of 5-minute resting lnRMSSD.
+
+    Robust (ours): over the last `KEEP_BLOCKS` blocks, TE = 1.4826 x median |d| / sqrt(2) for the
+    differences d of consecutive blocks, and the spread 1.4826 x MAD of the block means (the MAD
+    scaled to an SD for normal data), so that the few real changes between blocks (a stressful
+    call, the end of one) do not count as measurement noise. The engine leaves out the
+    `EXERCISE_EXCLUDE_MIN` after a prompt: an exercise changes HRV on purpose.
+    """
 
     def __init__(self) -> None:
         self.block: list = [None, 0.0, 0.0]  # block index, minutes, ln*minutes
         self.prev: list | None = None  # [block index, mean]
-        self.pairs = [0, 0.0, 0.0]  # n, sum d, sum d^2
-        self.blocks = [0, 0.0, 0.0]  # n, sum, sum^2
+        self.diffs: list[float] = []
+        self.means: list[float] = []
 
     def add(self, time: float, minutes: float, ln_rmssd: float | None) -> None:
         """Add a rest reading (None for anything else, which breaks the current block)."""
@@ -82,33 +92,31 @@ class Noise:
             return
         mean = total / minutes
         if self.prev is not None and self.prev[0] == index - 1:
-            d = mean - self.prev[1]
-            self.pairs = [self.pairs[0] + 1, self.pairs[1] + d, self.pairs[2] + d * d]
+            self.diffs = [*self.diffs[-(KEEP_BLOCKS - 1) :], round(mean - self.prev[1], 5)]
         self.prev = [index, mean]
-        self.blocks = [self.blocks[0] + 1, self.blocks[1] + mean, self.blocks[2] + mean * mean]
+        self.means = [*self.means[-(KEEP_BLOCKS - 1) :], round(mean, 5)]
 
     def te(self) -> float:
-        n, s, ss = self.pairs
-        if n < MIN_PAIRS:
+        if len(self.diffs) < MIN_PAIRS:
             return DEFAULT_TE
-        return math.sqrt(max(ss / n - (s / n) ** 2, 0.0) * n / (n - 1) / 2.0)
+        return max(1.4826 * float(np.median(np.abs(self.diffs))) / math.sqrt(2.0), MIN_TE)
 
     def swc(self) -> float:
-        n, s, ss = self.blocks
-        if self.pairs[0] < MIN_PAIRS:
+        if len(self.diffs) < MIN_PAIRS:
             return DEFAULT_SWC
-        return 0.5 * math.sqrt(max(ss / n - (s / n) ** 2, 0.0) * n / (n - 1))
+        m = np.asarray(self.means)
+        return max(0.5 * 1.4826 * float(np.median(np.abs(m - np.median(m)))), MIN_TE)
 
     def to_dict(self) -> dict:
         block = list(self.block)
         block[1] = None if block[1] == -math.inf else block[1]
-        return {"block": block, "prev": self.prev, "pairs": self.pairs, "blocks": self.blocks}
+        return {"block": block, "prev": self.prev, "diffs": self.diffs, "means": self.means}
 
     def restore(self, data: dict) -> None:
         block = list(data["block"])
         block[1] = -math.inf if block[1] is None else block[1]
         self.block, self.prev = block, data["prev"]
-        self.pairs, self.blocks = list(data["pairs"]), list(data["blocks"])
+        self.diffs, self.means = list(data["diffs"]), list(data["means"])
 
 
 def judge(before: dict | None, after: dict | None, swc: float, te: float) -> dict:

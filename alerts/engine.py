@@ -62,6 +62,7 @@ class AlertEngine:
         self.recent: deque[list] = deque()  # rest rows [t, min, ln, hr, score] for the "before" window
         self.prompts: dict[str, dict] = {}  # id -> record (kind, time, exercise, before, answer, effect)
         self.effects: dict[str, list[float]] = {}  # exercise -> measured lnRMSSD changes
+        self.pending: list[str] = []  # prompts done whose after-exercise window is still open
         self.last_done: float | None = None
         self.last_block: str | None = None
 
@@ -77,7 +78,9 @@ class AlertEngine:
         for day in self.days.feed(r):
             out += self._close_day(day, r.time)
         rest = r.activity == Activity.REST and r.quality >= s.min_quality and r.ln_rmssd is not None
-        self.noise.add(r.time, w, r.ln_rmssd if rest else None)
+        last = self.policy.last_prompt
+        exercising = self.pending or (last is not None and r.time - last < effect.EXERCISE_EXCLUDE_MIN * 60.0)
+        self.noise.add(r.time, w, r.ln_rmssd if rest and not exercising else None)
         if rest:
             self.recent.append([r.time, w, r.ln_rmssd, r.hr_bpm, r.stress_score])
         while self.recent and self.recent[0][0] <= r.time - effect.BEFORE_MIN * 60.0:
@@ -125,6 +128,7 @@ class AlertEngine:
             ex = exercises.CATALOGUE[rec["exercise"]]
             peak = None if rr is None else effect.breathing_peak_hz(*rr)
             start = now + effect.SETTLE_MIN * 60.0
+            self.pending.append(prompt_id)
             rec["pending"] = {"start": start, "end": start + effect.AFTER_MIN * 60.0, "rows": [],
                               "peak_hz": peak, "paced": effect.paced(peak, ex.breaths_per_min)}
         elif action == PromptAction.SNOOZE:
@@ -197,17 +201,17 @@ class AlertEngine:
         self.prompts[pid] = {"time": t, "kind": kind.value, "exercise": exercise, "reason": reason,
                              "before": before, "answer": None, "pending": None, "effect": None}
         for old in list(self.prompts)[:-KEEP_PROMPTS]:
-            del self.prompts[old]
+            if old not in self.pending:
+                del self.prompts[old]
         self.policy.sent(t)
         self.days.open.prompts += 1
         return prompt
 
     def _effects(self, r: Reading, w: float, rest: bool) -> list[Output]:
         out: list[Output] = []
-        for pid, rec in self.prompts.items():
+        for pid in list(self.pending):
+            rec = self.prompts[pid]
             p = rec["pending"]
-            if p is None:
-                continue
             if rest and p["start"] <= r.time < p["end"]:
                 p["rows"].append([r.time, w, r.ln_rmssd, r.hr_bpm, r.stress_score])
             if r.time >= p["end"]:
@@ -217,6 +221,7 @@ class AlertEngine:
     def _measured(self, pid: str, rec: dict, t: float) -> Decision:
         p = rec["pending"]
         rec["pending"] = None
+        self.pending.remove(pid)
         result = effect.judge(rec["before"], effect.window_stats(p["rows"]), self.noise.swc(), self.noise.te())
         result.update(id=pid, exercise=rec["exercise"], peak_hz=p["peak_hz"], paced=p["paced"])
         rec["effect"] = result
@@ -238,7 +243,7 @@ class AlertEngine:
             "history": [h.to_dict() for h in self.history], "acute": self.acute.to_dict(),
             "policy": self.policy.to_dict(), "noise": self.noise.to_dict(),
             "recent": [list(x) for x in self.recent], "prompts": self.prompts, "effects": self.effects,
-            "last_done": self.last_done, "last_block": self.last_block,
+            "pending": self.pending, "last_done": self.last_done, "last_block": self.last_block,
         }
 
     @classmethod
@@ -255,6 +260,7 @@ class AlertEngine:
         eng.recent = deque(list(x) for x in data["recent"])
         eng.prompts = {k: dict(v) for k, v in data["prompts"].items()}
         eng.effects = {k: list(v) for k, v in data["effects"].items()}
+        eng.pending = list(data["pending"])
         eng.last_done, eng.last_block = data["last_done"], data["last_block"]
         return eng
 

@@ -129,3 +129,20 @@ def test_the_choice_is_reproducible_from_the_seed_and_explores():
     assert picks == [choose(("a", "b"), effects_, 0.2, 0.1, np.random.default_rng([1, i])) for i in range(400)]
     share_b = picks.count("b") / len(picks)
     assert 0.02 < share_b < 0.1  # the exploration floor (half of 10 % lands on "b")
+
+
+def test_the_typical_error_is_learned_from_rest_and_ignores_a_few_real_changes():
+    from alerts.effect import DEFAULT_TE, Noise
+
+    rng = np.random.default_rng(4)
+    noise = Noise()
+    assert noise.te() == DEFAULT_TE  # until 20 pairs of blocks exist
+    level = 3.7
+    for minute in range(1, 24 * 60):
+        if minute % 240 == 0:
+            level += 0.5 if level < 4 else -0.5  # a real change every 4 hours
+        noise.add(T0 + minute * 60.0, 1.0, level + 0.1 * rng.standard_normal())
+    # Minute values with SD 0.1 give 5-minute means with SD 0.1 / sqrt(5) = 0.045: that is the TE.
+    assert noise.te() == pytest.approx(0.1 / math.sqrt(5), rel=0.2)
+    noise.add(T0 + 24 * 3600.0, 1.0, None)  # anything but rest breaks the block in progress
+    assert noise.block[1] == -math.inf
