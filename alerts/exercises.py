@@ -27,11 +27,7 @@ import numpy as np
 from alerts.prompt import Exercise
 
 CATALOGUE: dict[str, Exercise] = {
-    "resonance breathing": Exercise(
-        "resonance breathing", 5.0, 0.0, 5.0, 0.0, 30,
-        "Sit comfortably. Breathe in slowly through your nose for 5 seconds, then out gently for "
-        "5 seconds, without holding. That is 6 breaths a minute; keep going for 5 minutes.",
-    ),
+    "resonance breathing": Exercise(),  # the Prompt's default
     "resonance breathing (10 min)": Exercise(
         "resonance breathing (10 min)", 5.0, 0.0, 5.0, 0.0, 60,
         "Sit comfortably. Breathe in slowly through your nose for 5 seconds, then out gently for "

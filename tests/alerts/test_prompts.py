@@ -150,3 +150,20 @@ def test_unknown_state_is_never_counted_as_stress():
     eng = AlertEngine("p")
     unknown = episode(AT_10, 60, lambda t: reading(t, StressState.UNKNOWN, score=None))
     assert prompts(run(eng, unknown)) == []
+
+
+def test_each_exercise_carries_exact_pacing_and_instructions():
+    from alerts.exercises import CATALOGUE
+
+    expected = {  # name: (breaths per minute, minutes)
+        "resonance breathing": (6.0, 5.0),
+        "resonance breathing (10 min)": (6.0, 10.0),
+        "cyclic sighing": (60 / 9, 4.95),
+        "box breathing": (3.75, 304 / 60),
+    }
+    for name, (bpm, minutes_) in expected.items():
+        ex = CATALOGUE[name]
+        assert ex.name == name and ex.breaths_per_min == pytest.approx(bpm)
+        assert ex.duration_s / 60 == pytest.approx(minutes_, abs=0.1)
+        assert f"{ex.inhale_s:.0f} seconds" in ex.instructions or "2 seconds" in ex.instructions
+    assert CATALOGUE["box breathing"].hold_in_s == CATALOGUE["box breathing"].hold_out_s == 4.0
