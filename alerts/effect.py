@@ -165,3 +165,24 @@ def paced(peak_hz: float | None, breaths_per_min: float) -> bool | None:
         return None
     expected = breaths_per_min / 60.0
     return abs(peak_hz - expected) <= max(0.015, 0.15 * expected)
+
+
+def describe(exercise: str, result: dict) -> str:
+    """The measured effect as a sentence a person understands."""
+    if result["verdict"] == "not measurable":
+        return f"The effect of {exercise} could not be measured: too little resting data before or after it."
+    b, a = result["before"], result["after"]
+    text = (
+        f"After {exercise} your resting HRV (lnRMSSD) went from {b['ln_rmssd']:.2f} to {a['ln_rmssd']:.2f} "
+        f"and your heart rate from {b['hr_bpm']:.0f} to {a['hr_bpm']:.0f} bpm"
+    )
+    if result["verdict"] == "no measurable effect":
+        text += (
+            f": no measurable effect (a change needs at least {result['threshold']:.2f} "
+            "to exceed your measurement noise)."
+        )
+    else:
+        text += f": {result['verdict']} beyond your smallest worthwhile change ({result['threshold']:.2f})."
+    if result.get("paced") is False:
+        text += " Your heart rhythm did not follow the paced breathing rate, so this session is not counted."
+    return text

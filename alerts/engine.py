@@ -115,6 +115,8 @@ class AlertEngine:
         rec = self.prompts.get(prompt_id)
         if rec is None:
             raise ValueError(f"unknown prompt id {prompt_id!r}")
+        if action not in tuple(PromptAction):
+            raise ValueError(f"action must be one of {', '.join(PromptAction)}, got {action!r}")
         action = PromptAction(action)
         if rec["answer"] is not None:
             return []
@@ -154,7 +156,8 @@ class AlertEngine:
         finding = rules.chronic(self.history, self.settings)
         if finding is not None:
             self.policy.session = {"day": day.day + 1, "rule": finding.rule, "reason": finding.reason}
-            out.append(Decision(t, "chronic", finding.rule, finding.reason, {"day": day.date}))
+            numbers = {k: getattr(day, k) for k in ("hrv_week_mean", "hrv_band", "hrv_limit", "stress_load", "load_band")}
+            out.append(Decision(t, "chronic", finding.rule, finding.reason, {"day": day.date, **numbers}))
         return out
 
     def _session(self, r: Reading) -> list[Output]:
@@ -232,7 +235,7 @@ class AlertEngine:
         if self.days.open is not None:
             self.days.open.effects.append({k: result.get(k) for k in ("id", "exercise", "verdict", "d_ln_rmssd",
                                                                          "d_hr_bpm", "d_stress_score", "paced")})
-        return Decision(t, "effect", rec["exercise"], describe(rec["exercise"], result), result)
+        return Decision(t, "effect", rec["exercise"], effect.describe(rec["exercise"], result), result)
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -264,20 +267,3 @@ class AlertEngine:
         eng.last_done, eng.last_block = data["last_done"], data["last_block"]
         return eng
 
-
-def describe(exercise: str, result: dict) -> str:
-    """The measured effect as a sentence a person understands."""
-    if result["verdict"] == "not measurable":
-        return f"The effect of {exercise} could not be measured: too little resting data before or after it."
-    b, a = result["before"], result["after"]
-    text = (
-        f"After {exercise} your resting HRV (lnRMSSD) went from {b['ln_rmssd']:.2f} to {a['ln_rmssd']:.2f} "
-        f"and your heart rate from {b['hr_bpm']:.0f} to {a['hr_bpm']:.0f} bpm"
-    )
-    if result["verdict"] == "no measurable effect":
-        text += f": no measurable effect (a change needs at least {result['threshold']:.2f} to exceed your day-to-day noise)."
-    else:
-        text += f": {result['verdict']} beyond your smallest worthwhile change ({result['threshold']:.2f})."
-    if result.get("paced") is False:
-        text += " Your heart rhythm did not follow the paced breathing rate, so this session is not counted."
-    return text

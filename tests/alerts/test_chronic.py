@@ -65,6 +65,8 @@ def test_a_chronic_stress_period_is_detected_within_3_days_of_its_start(seed):
     findings = of_type(out, Decision, what="chronic")
     assert findings and day_index(findings[0].time) - 1 <= 35 + 2  # decided when day 37 closes, at the latest
     assert all(day_index(f.time) > 35 for f in findings)
+    numbers = findings[0].data
+    assert numbers["stress_load"] > numbers["load_band"][1] or numbers["hrv_week_mean"] < numbers["hrv_limit"]
     sessions = [p for p in of_type(out, Prompt) if p.kind == PromptKind.CHRONIC]
     # One suggested session a day at the chosen time, not repeated interruptions.
     assert sessions and len({day_index(p.time) for p in sessions}) == len(sessions)

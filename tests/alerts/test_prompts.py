@@ -117,7 +117,7 @@ def test_dismiss_closes_the_prompt_and_a_repeated_answer_is_ignored():
     assert prompts(run(eng, minutes(AT_10 + 10 * MIN, 60, calm))) == []
     with pytest.raises(ValueError, match="unknown prompt id 'nope'"):
         eng.respond("nope", "done", None, AT_10)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="action must be one of done, snooze, dismiss, not_stressed, got 'maybe'"):
         eng.respond(p.id, "maybe", None, AT_10)
 
 
