@@ -32,7 +32,7 @@ class AlertSettings:
     below the band by more than `hrv_margin_se` (1.645) standard errors of that mean (ours, see
     alerts/baselines.py); `load_band_sd` 2.0 SD for the stress load, the usual central-95 %
     reference interval (ours: with 0.5 or 1 SD a stable person exceeds the band on 16-30 % of
-    days, so "3 of 5" would fire every few weeks by chance; measured in tests/alerts/test_chronic.py).
+    days, so "3 of 5" would fire every few weeks by chance; figures in alerts/baselines.py).
     """
 
     utc_offset_min: int = 0  # local time = UTC + this; the service updates it (e.g. at DST changes)
