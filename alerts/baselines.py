@@ -12,11 +12,12 @@ way with `load_band_sd` SD.
 
 `hrv_below` (what the chronic rule uses) asks more than "under the band" (ours): a 7-day mean of
 an unchanged person with daily SD s has a standard error of s/sqrt(7), so it lies under mean -
-0.5 s on ~9 % of days (P(Z < -0.5 sqrt 7)); three such days in a row happened in 13 of 36
-simulated runs before any change (collector.simulator days, seeds 0-11). With the margin: none
-of those runs, while a chronic period (nights and rest 0.3 lower, more stress) was found on its
-3rd day (2nd in one run) in all 12, and a drop of the nights alone by 0.45 (3 SD) on its 4th-8th
-day. The load band at 1 SD gave a false finding in 3 of the 36 runs, at 2 SD in none. The limit `hrv_limit` is therefore the band's lower edge minus
+0.5 s on ~9 % of days (P(Z < -0.5 sqrt 7)). On simulated stable 8-week runs (collector.simulator
+days, seeds 0-11) the plain rule gave a false chronic finding in 6 of 12 runs (26 of 504 judged
+days); with the margin in none, while a chronic period (nights and rest 0.3 lower, more stress)
+was still found on its 3rd day (2nd in one run) in all 12 seeds, and a drop of the nights alone
+by 0.45 (3 SD) on its 4th-8th day. The load band at 1 SD gave a false finding in 1 of the 12
+stable runs (3 days), at 2 SD in none. The limit `hrv_limit` is therefore the band's lower edge minus
 `hrv_margin_se` (1.645) standard errors of the week's mean: the drop exceeds the smallest
 worthwhile change with ~95 % confidence, in the manner of Hopkins's magnitude-based inference
 (Hopkins 2000, Sports Med 30:1). The band itself (`hrv_band`) is reported as the literature draws it.

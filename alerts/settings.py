@@ -9,7 +9,8 @@ from alerts.timeofday import in_window, parse_hhmm
 
 @dataclass(frozen=True)
 class AlertSettings:
-    """Per-person settings. Times of day are local "HH:MM"; durations in minutes.
+    """Per-person settings. Times of day are local "HH:MM" (a window with equal start and end is
+    empty: e.g. no quiet hours); durations in minutes.
 
     Acute rule: `stressed` for >= `acute_n_min` of the last `acute_m_min` minutes at rest
     (10 of 15: ours, long enough that a single tense moment or a flight of stairs does not count,
