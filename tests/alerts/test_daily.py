@@ -107,3 +107,27 @@ def test_finish_closes_the_open_day_of_a_recording_as_it_stands():
     (day,) = eng.finish()
     assert day.date == "2023-11-15" and day.worn_min == pytest.approx(299) and day.valid
     assert eng.finish() == []
+
+
+def test_a_beat_level_night_through_the_real_pipeline_gives_the_night_value():
+    """The coarse path's night detection, checked once on 10-second Readings of simulated beats."""
+    import numpy as np
+
+    from alerts.engine import AlertEngine
+    from collector.simulator import day_script, plan_days, simulate, to_beats
+    from processing.pipeline import Pipeline
+
+    day0, day1 = plan_days(2, seed=6)
+    night = [day0[-1], *day1[:2]]  # to bed, asleep past midnight, up and resting until 07:30
+    sim = simulate(day_script(night), seed=6, start=T0 + night[0].start_s)
+    pipe, eng = Pipeline("p"), AlertEngine("p")
+    readings = [r for b in to_beats(sim) for r in pipe.feed(b)]
+    for r in readings:
+        eng.feed(r)
+    summaries = eng.finish()
+    assert [d.date for d in summaries] == ["2023-11-16"]  # day 0 (its last hour) closed during feed
+    day = summaries[0]
+    asleep = [r.ln_rmssd for r in readings if T0 + 86400 <= r.time < T0 + 86400 + day1[0].duration_s]
+    assert day.night_source == "sleep"
+    assert day.night_ln_rmssd == pytest.approx(np.mean(asleep), abs=0.05)
+    assert day.sleep_min >= 0.8 * day1[0].duration_s / 60

@@ -30,7 +30,7 @@ def test_an_acute_stress_hour_at_rest_gives_exactly_one_prompt_after_10_of_15_mi
     (p,) = prompts(out)
     assert p.time == AT_10 + 10 * MIN and p.kind == PromptKind.ACUTE
     assert p.reason == "You have been stressed for 10 of the last 15 minutes at rest (stress score 80)."
-    assert p.id == f"ann-{int(p.time)}-acute" and p.expires_at == p.time + 15 * MIN
+    assert p.id == f"ann-{int(p.time)}-acute" and p.expires_at == p.time + 15 * MIN and p.stress_score == 80
     assert p.exercise.name in AlertSettings().acute_exercises and p.exercise.instructions
     # The rest of the hour is in the cooldown; said once, not every minute.
     (held,) = of_type(out, Decision, what="suppressed")
