@@ -187,7 +187,8 @@ class AlertEngine:
             return [Decision(r.time, "suppressed", "snooze", "The snoozed reminder fell in quiet hours.")]
         first = self.prompts.get(sn["of"])
         kind = PromptKind(first["kind"]) if first else PromptKind.ACUTE
-        reason = "The reminder you asked for: " + (first["reason"] if first else "time for a breathing exercise.")
+        prefix = "The reminder you asked for: "
+        reason = prefix + (first["reason"].removeprefix(prefix) if first else "time for a breathing exercise.")
         return [self._prompt(r.time, kind, reason, r.stress_score, exercise=first and first["exercise"])]
 
     def _prompt(self, t: float, kind: PromptKind, reason: str, score: float | None, exercise=None) -> Prompt:

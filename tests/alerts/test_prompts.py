@@ -107,6 +107,9 @@ def test_snooze_brings_the_same_exercise_back_after_the_minutes_asked():
     (again,) = prompts(out)
     assert again.time == AT_10 + 31 * MIN and again.exercise == p.exercise
     assert again.reason.startswith("The reminder you asked for: You have been stressed")
+    eng.respond(again.id, "snooze", None, AT_10 + 32 * MIN)  # snoozed again: the default 15 minutes
+    (third,) = prompts(run(eng, minutes(AT_10 + 40 * MIN, 10, calm)))
+    assert third.time == AT_10 + 47 * MIN and third.reason == again.reason
 
 
 def test_dismiss_closes_the_prompt_and_a_repeated_answer_is_ignored():
