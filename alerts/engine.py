@@ -51,6 +51,7 @@ class AlertEngine:
         settings = settings or AlertSettings()
         self.person = person
         self.settings = settings
+        self.catalogue = settings.catalogue()
         self.seed = seed
         self.draws = 0
         self.last_time: float | None = None
@@ -127,12 +128,12 @@ class AlertEngine:
             self.days.open.done += action == PromptAction.DONE
         if action == PromptAction.DONE:
             self.last_done = now
-            ex = exercises.CATALOGUE[rec["exercise"]]
-            peak = None if rr is None else effect.breathing_peak_hz(*rr)
+            ex = self.catalogue.get(rec["exercise"])  # None: removed from the settings since
+            peak = None if rr is None or ex is None else effect.breathing_peak_hz(*rr)
             start = now + effect.SETTLE_MIN * 60.0
             self.pending.append(prompt_id)
             rec["pending"] = {"start": start, "end": start + effect.AFTER_MIN * 60.0, "rows": [],
-                              "peak_hz": peak, "paced": effect.paced(peak, ex.breaths_per_min)}
+                              "peak_hz": peak, "paced": ex and effect.paced(peak, ex.breaths_per_min)}
         elif action == PromptAction.SNOOZE:
             m = self.settings.snooze_default_min if minutes is None else minutes
             self.policy.snooze = {"due": now + m * 60.0, "of": prompt_id}
@@ -193,14 +194,14 @@ class AlertEngine:
 
     def _prompt(self, t: float, kind: PromptKind, reason: str, score: float | None, exercise=None) -> Prompt:
         s = self.settings
-        if exercise is None:
+        if exercise not in self.catalogue:  # none yet, or one removed from the settings since
             candidates = s.chronic_exercises if kind == PromptKind.CHRONIC else s.acute_exercises
             rng = np.random.default_rng([self.seed, self.draws])
             self.draws += 1
             exercise = exercises.choose(candidates, self.effects, math.sqrt(2.0) * self.noise.te(), s.explore, rng)
         expiry = s.session_expiry_min if kind == PromptKind.CHRONIC else s.acute_expiry_min
         pid = f"{self.person}-{int(t)}-{kind.value}"
-        prompt = Prompt(pid, self.person, t, kind, reason, score, t + expiry * 60.0, exercises.CATALOGUE[exercise])
+        prompt = Prompt(pid, self.person, t, kind, reason, score, t + expiry * 60.0, self.catalogue[exercise])
         before = effect.window_stats([row for row in self.recent if row[0] <= t])
         self.prompts[pid] = {"time": t, "kind": kind.value, "exercise": exercise, "reason": reason,
                              "before": before, "answer": None, "pending": None, "effect": None}

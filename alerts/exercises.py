@@ -11,6 +11,8 @@ Catalogue:
 - box breathing 4-4-4-4 (in, hold, out, hold), 5 minutes: the equal-phase arm of the same trial
   (Balban et al. 2023), which also improved mood, less than cyclic sighing.
 
+More exercises can be defined in the settings (`extra_exercises`, checked by `custom`).
+
 Choice (ours): Thompson sampling (Russo et al. 2018, Found Trends Mach Learn 11:1) over each
 exercise's measured effects (change in resting lnRMSSD after vs before, alerts/effect.py), with a
 normal prior N(0, 0.3^2) and a normal likelihood whose SD is the person's measurement noise; with
@@ -45,6 +47,29 @@ CATALOGUE: dict[str, Exercise] = {
         "4 seconds, hold empty for 4 seconds. Repeat for 5 minutes.",
     ),
 }
+
+EXERCISE_KEYS = ("name", "inhale_s", "hold_in_s", "exhale_s", "hold_out_s", "cycles", "instructions")
+
+
+def custom(spec: dict, key: str) -> Exercise:
+    """An exercise defined in the settings; ValueError naming `key` and the field for anything wrong."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"{key}: each exercise is a table of {', '.join(EXERCISE_KEYS)}")  # noqa: TRY004 - config errors are ValueError throughout
+    missing = [k for k in EXERCISE_KEYS if k not in spec]
+    unknown = sorted(set(spec) - set(EXERCISE_KEYS))
+    if missing or unknown:
+        raise ValueError(f"{key}: exercise {spec.get('name', '?')!r}: missing {missing}, unknown {unknown}")
+    name = spec["name"]
+    for k in EXERCISE_KEYS[1:5]:
+        v = spec[k]
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"{key}: exercise {name!r}: {k} must be a number of seconds >= 0")
+    if not isinstance(spec["cycles"], int) or spec["cycles"] < 1:
+        raise ValueError(f"{key}: exercise {name!r}: cycles must be a whole number >= 1")
+    if spec["inhale_s"] + spec["exhale_s"] <= 0 or not spec["instructions"] or not name:
+        raise ValueError(f"{key}: exercise {name!r}: needs a name, instructions and a breath longer than 0 s")
+    return Exercise(**{k: spec[k] for k in EXERCISE_KEYS})
+
 
 PRIOR_SD = 0.3  # ln units: no exercise is expected to move resting lnRMSSD by more than ~0.6
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from alerts.prompt import Exercise
 from alerts.timeofday import in_window, parse_hhmm
 
 
@@ -66,6 +67,8 @@ class AlertSettings:
     acute_exercises: tuple[str, ...] = ("cyclic sighing", "resonance breathing", "box breathing")
     chronic_exercises: tuple[str, ...] = ("resonance breathing (10 min)",)
     explore: float = 0.1  # exploration floor of the exercise choice
+    extra_exercises: tuple[dict, ...] = ()  # more exercises: tables of the Exercise fields
+
 
     def __post_init__(self) -> None:
         for key in ("quiet_hours", "sleep_window"):
@@ -86,14 +89,24 @@ class AlertSettings:
             raise ValueError("load_days: expected [n, m] with 0 < n <= m")
         if not 0.0 <= self.explore <= 1.0:
             raise ValueError("explore: must be between 0 and 1")
-        from alerts.exercises import CATALOGUE
-
+        object.__setattr__(self, "extra_exercises", tuple(self.extra_exercises))
+        known = self.catalogue()
         for key in ("acute_exercises", "chronic_exercises"):
             names = getattr(self, key)
-            unknown = [x for x in names if x not in CATALOGUE]
+            unknown = [x for x in names if x not in known]
             if not names or unknown:
-                raise ValueError(f"{key}: unknown exercise {unknown or names!r}; known: {', '.join(CATALOGUE)}")
+                raise ValueError(f"{key}: unknown exercise {unknown or names!r}; known: {', '.join(known)}")
             object.__setattr__(self, key, tuple(names))
+
+    def catalogue(self) -> dict[str, Exercise]:
+        """The built-in exercises (alerts/exercises.py) and `extra_exercises`, by name."""
+        from alerts.exercises import CATALOGUE, custom
+
+        out = dict(CATALOGUE)
+        for spec in self.extra_exercises:
+            ex = custom(spec, "extra_exercises")
+            out[ex.name] = ex
+        return out
 
     def minutes(self, key: str) -> int:
         return parse_hhmm(getattr(self, key), key)
