@@ -1,4 +1,4 @@
-"""Chronic baselines: the 7-day lnRMSSD mean and the daily stress load against the person's 60-day normal range.
+"""Chronic baselines: the 7-day lnRMSSD mean and the daily stress load against a 60-day normal range.
 
 Practice of the HRV literature: the 7-day rolling mean of the morning/night lnRMSSD is what
 moves with accumulated load, not single days (Plews et al. 2012, Eur J Appl Physiol 112:3729;
@@ -51,11 +51,17 @@ def band(values: list[float], k_sd: float, floor: float) -> list[float] | None:
 def annotate(day: DailySummary, history: list[DailySummary], s: AlertSettings) -> None:
     """Fill `day`'s chronic fields (week mean, bands, below/above) from the closed days before it."""
     prior = [h for h in history if day.day - s.baseline_days <= h.day < day.day and h.valid]
-    hrv_band = band([h.night_ln_rmssd for h in prior if h.night_ln_rmssd is not None], s.swc_sd, HRV_MIN_HALF_WIDTH)
-    load_band = band([h.stress_load for h in prior if h.stress_load is not None], s.load_band_sd, LOAD_MIN_HALF_WIDTH)
+    hrv_band = band(
+        [h.night_ln_rmssd for h in prior if h.night_ln_rmssd is not None], s.swc_sd, HRV_MIN_HALF_WIDTH
+    )
+    load_band = band(
+        [h.stress_load for h in prior if h.stress_load is not None], s.load_band_sd, LOAD_MIN_HALF_WIDTH
+    )
     week = [h for h in prior if h.day > day.day - 7] + ([day] if day.valid else [])
     week_values = [h.night_ln_rmssd for h in week if h.night_ln_rmssd is not None]
-    day.hrv_week_mean = round(float(np.mean(week_values)), 4) if len(week_values) >= s.week_min_valid else None
+    day.hrv_week_mean = (
+        round(float(np.mean(week_values)), 4) if len(week_values) >= s.week_min_valid else None
+    )
     day.hrv_band = hrv_band
     day.hrv_limit = None
     if hrv_band is not None and day.hrv_week_mean is not None:
@@ -64,7 +70,9 @@ def annotate(day: DailySummary, history: list[DailySummary], s: AlertSettings) -
     day.hrv_below = None if day.hrv_limit is None else day.hrv_week_mean < day.hrv_limit
     day.load_band = load_band
     day.load_above = (
-        None if load_band is None or not day.valid or day.stress_load is None else day.stress_load > load_band[1]
+        None
+        if load_band is None or not day.valid or day.stress_load is None
+        else day.stress_load > load_band[1]
     )
 
 

@@ -101,7 +101,9 @@ class DayBook:
         at_rest = r.activity == Activity.REST and good
         if in_window(minute, *self.sleep):
             wake = d.day + 1 if self.sleep[0] > self.sleep[1] and minute >= self.sleep[0] else d.day
-            block = self.nights.setdefault(wake, {}).setdefault(int(local_s(r.time, off) // BLOCK_S), [0.0] * 5)
+            block = self.nights.setdefault(wake, {}).setdefault(
+                int(local_s(r.time, off) // BLOCK_S), [0.0] * 5
+            )
             if at_rest:
                 block[0] += w
                 block[1] += w * r.hr_bpm

@@ -9,10 +9,10 @@ needs >= `MIN_COVER_MIN` minutes of rest with good signal, else the effect is "n
 Judgement (Hopkins 2000, Sports Med 30:1, doi:10.2165/00007256-200030010-00001): the typical
 error TE of a 5-minute resting lnRMSSD is SD(difference of consecutive blocks) / sqrt(2), learned
 from the person's own rest (`Noise`, robust estimates); the smallest worthwhile change SWC is
-0.5 x the SD of their 5-minute resting values (Buchheit 2014, Front Physiol 5:73). A change counts as an effect when it
-exceeds both SWC and 1.645 x sqrt(2) x TE (the one-sided 95 % limit of a change between two noisy
-windows); otherwise the verdict is "no measurable effect". Until `MIN_PAIRS` block pairs exist the
-defaults TE 0.08 and SWC 0.10 ln units are used (ours: the order of the day-to-day CV of resting
+0.5 x the SD of their 5-minute resting values (Buchheit 2014, Front Physiol 5:73). A change
+counts as an effect when it exceeds both SWC and 1.645 x sqrt(2) x TE (the one-sided 95 % limit
+of a change between two noisy windows); otherwise the verdict is "no measurable effect". Until
+`MIN_PAIRS` block pairs exist the defaults TE 0.08 and SWC 0.10 ln units are used (ours: the order of the day-to-day CV of resting
 lnRMSSD, ~3-4 % of ~3.5-4.0, Plews et al. 2012).
 
 Paced breathing: the peak of the RR spectrum (RR resampled at 4 Hz, linear trend removed, Hann
@@ -123,7 +123,12 @@ def judge(before: dict | None, after: dict | None, swc: float, te: float) -> dic
     """The verdict and the changes (after - before) with the threshold used."""
     threshold = max(swc, 1.645 * math.sqrt(2.0) * te)
     if before is None or after is None:
-        return {"verdict": "not measurable", "threshold": round(threshold, 4), "before": before, "after": after}
+        return {
+            "verdict": "not measurable",
+            "threshold": round(threshold, 4),
+            "before": before,
+            "after": after,
+        }
     d_ln = after["ln_rmssd"] - before["ln_rmssd"]
     verdict = "improved" if d_ln >= threshold else "worse" if d_ln <= -threshold else "no measurable effect"
     d_score = (

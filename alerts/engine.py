@@ -1,4 +1,4 @@
-"""The alert engine for one person: readings and phone responses in; prompts, decisions and daily summaries out.
+"""The alert engine for one person: readings and responses in; prompts, decisions, daily summaries out.
 
 Pure: time comes only from the readings and the `now` of responses; randomness from a seed;
 `to_dict()`/`from_dict()` hold the whole state as JSON-ready data, so the service can persist it
@@ -99,7 +99,9 @@ class AlertEngine:
                 out.append(self._prompt(r.time, PromptKind.ACUTE, finding.reason, finding.stress_score))
             elif blocked[0] != self.last_block:  # said once per episode and cause, not every reading
                 self.last_block = blocked[0]
-                out.append(Decision(r.time, "suppressed", "acute", f"{finding.reason} Not sent: {blocked[1]}."))
+                out.append(
+                    Decision(r.time, "suppressed", "acute", f"{finding.reason} Not sent: {blocked[1]}.")
+                )
         return out
 
     def finish(self) -> list[Output]:
@@ -110,7 +112,9 @@ class AlertEngine:
         self.days.open = None
         return out
 
-    def respond(self, prompt_id: str, action: str, minutes: float | None, now: float, rr=None) -> list[Output]:
+    def respond(
+        self, prompt_id: str, action: str, minutes: float | None, now: float, rr=None
+    ) -> list[Output]:
         """The phone's answer. `rr` (optional): (times_s, rr_ms) of the beats during the exercise,
         to check that paced breathing happened. A repeated answer (QoS 1 redelivery) is ignored."""
         rec = self.prompts.get(prompt_id)
@@ -132,12 +136,21 @@ class AlertEngine:
             peak = None if rr is None or ex is None else effect.breathing_peak_hz(*rr)
             start = now + effect.SETTLE_MIN * 60.0
             self.pending.append(prompt_id)
-            rec["pending"] = {"start": start, "end": start + effect.AFTER_MIN * 60.0, "rows": [],
-                              "peak_hz": peak, "paced": ex and effect.paced(peak, ex.breaths_per_min)}
+            rec["pending"] = {
+                "start": start,
+                "end": start + effect.AFTER_MIN * 60.0,
+                "rows": [],
+                "peak_hz": peak,
+                "paced": ex and effect.paced(peak, ex.breaths_per_min),
+            }
         elif action == PromptAction.SNOOZE:
             m = self.settings.snooze_default_min if minutes is None else minutes
             self.policy.snooze = {"due": now + m * 60.0, "of": prompt_id}
-        return [Decision(now, "response", rec["kind"], f"Prompt {prompt_id} answered {action.value}.", rec["answer"])]
+        return [
+            Decision(
+                now, "response", rec["kind"], f"Prompt {prompt_id} answered {action.value}.", rec["answer"]
+            )
+        ]
 
     def status(self) -> dict:
         out = baselines.status(self.history, self.settings)
@@ -157,7 +170,10 @@ class AlertEngine:
         finding = rules.chronic(self.history, self.settings)
         if finding is not None:
             self.policy.session = {"day": day.day + 1, "rule": finding.rule, "reason": finding.reason}
-            numbers = {k: getattr(day, k) for k in ("hrv_week_mean", "hrv_band", "hrv_limit", "stress_load", "load_band")}
+            numbers = {
+                k: getattr(day, k)
+                for k in ("hrv_week_mean", "hrv_band", "hrv_limit", "stress_load", "load_band")
+            }
             out.append(Decision(t, "chronic", finding.rule, finding.reason, {"day": day.date, **numbers}))
         return out
 
@@ -172,7 +188,11 @@ class AlertEngine:
             return []
         self.policy.session = None
         if r.time > at(today, s.minutes("session_time") + s.session_expiry_min, s.utc_offset_min):
-            return [Decision(r.time, "suppressed", sess["rule"], "The daily session was missed: no data at its time.")]
+            return [
+                Decision(
+                    r.time, "suppressed", sess["rule"], "The daily session was missed: no data at its time."
+                )
+            ]
         blocked = self.policy.blocked(r.time, "chronic")
         if blocked is not None:
             return [Decision(r.time, "suppressed", sess["rule"], f"{sess['reason']} Not sent: {blocked[1]}.")]
@@ -189,7 +209,9 @@ class AlertEngine:
         first = self.prompts.get(sn["of"])
         kind = PromptKind(first["kind"]) if first else PromptKind.ACUTE
         prefix = "The reminder you asked for: "
-        reason = prefix + (first["reason"].removeprefix(prefix) if first else "time for a breathing exercise.")
+        reason = prefix + (
+            first["reason"].removeprefix(prefix) if first else "time for a breathing exercise."
+        )
         return [self._prompt(r.time, kind, reason, r.stress_score, exercise=first and first["exercise"])]
 
     def _prompt(self, t: float, kind: PromptKind, reason: str, score: float | None, exercise=None) -> Prompt:
@@ -198,13 +220,23 @@ class AlertEngine:
             candidates = s.chronic_exercises if kind == PromptKind.CHRONIC else s.acute_exercises
             rng = np.random.default_rng([self.seed, self.draws])
             self.draws += 1
-            exercise = exercises.choose(candidates, self.effects, math.sqrt(2.0) * self.noise.te(), s.explore, rng)
+            exercise = exercises.choose(
+                candidates, self.effects, math.sqrt(2.0) * self.noise.te(), s.explore, rng
+            )
         expiry = s.session_expiry_min if kind == PromptKind.CHRONIC else s.acute_expiry_min
         pid = f"{self.person}-{int(t)}-{kind.value}"
         prompt = Prompt(pid, self.person, t, kind, reason, score, t + expiry * 60.0, self.catalogue[exercise])
         before = effect.window_stats([row for row in self.recent if row[0] <= t])
-        self.prompts[pid] = {"time": t, "kind": kind.value, "exercise": exercise, "reason": reason,
-                             "before": before, "answer": None, "pending": None, "effect": None}
+        self.prompts[pid] = {
+            "time": t,
+            "kind": kind.value,
+            "exercise": exercise,
+            "reason": reason,
+            "before": before,
+            "answer": None,
+            "pending": None,
+            "effect": None,
+        }
         for old in list(self.prompts)[:-KEEP_PROMPTS]:
             if old not in self.pending:
                 del self.prompts[old]
@@ -227,7 +259,9 @@ class AlertEngine:
         p = rec["pending"]
         rec["pending"] = None
         self.pending.remove(pid)
-        result = effect.judge(rec["before"], effect.window_stats(p["rows"]), self.noise.swc(), self.noise.te())
+        result = effect.judge(
+            rec["before"], effect.window_stats(p["rows"]), self.noise.swc(), self.noise.te()
+        )
         result.update(id=pid, exercise=rec["exercise"], peak_hz=p["peak_hz"], paced=p["paced"])
         rec["effect"] = result
         if "d_ln_rmssd" in result and result["paced"] is not False:
@@ -235,20 +269,42 @@ class AlertEngine:
             learned.append(result["d_ln_rmssd"])
             del learned[:-KEEP_EFFECTS]
         if self.days.open is not None:
-            self.days.open.effects.append({k: result.get(k) for k in ("id", "exercise", "verdict", "d_ln_rmssd",
-                                                                         "d_hr_bpm", "d_stress_score", "paced")})
+            self.days.open.effects.append(
+                {
+                    k: result.get(k)
+                    for k in (
+                        "id",
+                        "exercise",
+                        "verdict",
+                        "d_ln_rmssd",
+                        "d_hr_bpm",
+                        "d_stress_score",
+                        "paced",
+                    )
+                }
+            )
         return Decision(t, "effect", rec["exercise"], effect.describe(rec["exercise"], result), result)
 
     # -- persistence ---------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
         return {
-            "version": STATE_VERSION, "person": self.person, "seed": self.seed, "draws": self.draws,
-            "last_time": self.last_time, "days": self.days.to_dict(),
-            "history": [h.to_dict() for h in self.history], "acute": self.acute.to_dict(),
-            "policy": self.policy.to_dict(), "noise": self.noise.to_dict(),
-            "recent": [list(x) for x in self.recent], "prompts": self.prompts, "effects": self.effects,
-            "pending": self.pending, "last_done": self.last_done, "last_block": self.last_block,
+            "version": STATE_VERSION,
+            "person": self.person,
+            "seed": self.seed,
+            "draws": self.draws,
+            "last_time": self.last_time,
+            "days": self.days.to_dict(),
+            "history": [h.to_dict() for h in self.history],
+            "acute": self.acute.to_dict(),
+            "policy": self.policy.to_dict(),
+            "noise": self.noise.to_dict(),
+            "recent": [list(x) for x in self.recent],
+            "prompts": self.prompts,
+            "effects": self.effects,
+            "pending": self.pending,
+            "last_done": self.last_done,
+            "last_block": self.last_block,
         }
 
     @classmethod
@@ -268,4 +324,3 @@ class AlertEngine:
         eng.pending = list(data["pending"])
         eng.last_done, eng.last_block = data["last_done"], data["last_block"]
         return eng
-

@@ -31,18 +31,33 @@ from alerts.prompt import Exercise
 CATALOGUE: dict[str, Exercise] = {
     "resonance breathing": Exercise(),  # the Prompt's default
     "resonance breathing (10 min)": Exercise(
-        "resonance breathing (10 min)", 5.0, 0.0, 5.0, 0.0, 60,
+        "resonance breathing (10 min)",
+        5.0,
+        0.0,
+        5.0,
+        0.0,
+        60,
         "Sit comfortably. Breathe in slowly through your nose for 5 seconds, then out gently for "
         "5 seconds, without holding. That is 6 breaths a minute; keep going for 10 minutes.",
     ),
     "cyclic sighing": Exercise(
-        "cyclic sighing", 3.0, 0.0, 6.0, 0.0, 33,
+        "cyclic sighing",
+        3.0,
+        0.0,
+        6.0,
+        0.0,
+        33,
         "Breathe in through your nose for about 2 seconds, then take a second short sniff to fill "
         "your lungs fully (1 second). Then breathe out slowly through your mouth for 6 seconds, "
         "until your lungs are empty. Repeat for 5 minutes.",
     ),
     "box breathing": Exercise(
-        "box breathing", 4.0, 4.0, 4.0, 4.0, 19,
+        "box breathing",
+        4.0,
+        4.0,
+        4.0,
+        4.0,
+        19,
         "Breathe in through your nose for 4 seconds, hold for 4 seconds, breathe out for "
         "4 seconds, hold empty for 4 seconds. Repeat for 5 minutes.",
     ),
@@ -54,7 +69,8 @@ EXERCISE_KEYS = ("name", "inhale_s", "hold_in_s", "exhale_s", "hold_out_s", "cyc
 def custom(spec: dict, key: str) -> Exercise:
     """An exercise defined in the settings; ValueError naming `key` and the field for anything wrong."""
     if not isinstance(spec, dict):
-        raise ValueError(f"{key}: each exercise is a table of {', '.join(EXERCISE_KEYS)}")  # noqa: TRY004 - config errors are ValueError throughout
+        # Every settings error is a ValueError, which the CLI reports in one line.
+        raise ValueError(f"{key}: each exercise is a table of {', '.join(EXERCISE_KEYS)}")  # noqa: TRY004
     missing = [k for k in EXERCISE_KEYS if k not in spec]
     unknown = sorted(set(spec) - set(EXERCISE_KEYS))
     if missing or unknown:
@@ -82,7 +98,10 @@ def posterior(effects: list[float], noise_sd: float) -> tuple[float, float]:
 
 
 def choose(
-    candidates: tuple[str, ...], effects: dict[str, list[float]], noise_sd: float, explore: float,
+    candidates: tuple[str, ...],
+    effects: dict[str, list[float]],
+    noise_sd: float,
+    explore: float,
     rng: np.random.Generator,
 ) -> str:
     """The exercise to offer: Thompson sampling with an exploration floor (see module docstring)."""

@@ -49,7 +49,9 @@ class Policy:
     def required_by_context(self) -> dict[str, float]:
         """Stressed minutes (of the last M) the acute rule needs, per context."""
         s = self.settings
-        return {c: min(s.acute_m_min, s.acute_n_min + s.eagerness_step_min * k) for c, k in self.steps.items()}
+        return {
+            c: min(s.acute_m_min, s.acute_n_min + s.eagerness_step_min * k) for c, k in self.steps.items()
+        }
 
     def quiet_now(self, t: float) -> bool:
         return in_window(minute_of_day(t, self.settings.utc_offset_min), *self.quiet)

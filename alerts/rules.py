@@ -1,4 +1,4 @@
-"""The pattern rules: acute sustained stress at rest (N of the last M minutes) and the chronic patterns over days.
+"""The pattern rules: acute sustained stress at rest (N of the last M minutes) and chronic patterns over days.
 
 Acute (ours, in the spirit of sustained-stress detection in wearables, e.g. Garmin/Firstbeat
 stress levels over minutes rather than single readings; cStress, Hovsepian et al. 2015, Proc
@@ -91,7 +91,8 @@ def chronic(history: list[DailySummary], s: AlertSettings) -> Finding | None:
         return Finding(
             "chronic_hrv",
             f"Your 7-day average night-time HRV (lnRMSSD {last.hrv_week_mean:.2f}) has been below your "
-            f"normal range ({last.hrv_band[0]:.2f}-{last.hrv_band[1]:.2f}) for {s.hrv_run_days} days in a row.",
+            f"normal range ({last.hrv_band[0]:.2f}-{last.hrv_band[1]:.2f}) "
+            f"for {s.hrv_run_days} days in a row.",
         )
     n, m = s.load_days
     judged = [h for h in history if h.load_above is not None][-m:]

@@ -69,7 +69,6 @@ class AlertSettings:
     explore: float = 0.1  # exploration floor of the exercise choice
     extra_exercises: tuple[dict, ...] = ()  # more exercises: tables of the Exercise fields
 
-
     def __post_init__(self) -> None:
         for key in ("quiet_hours", "sleep_window"):
             value = getattr(self, key)
@@ -79,7 +78,9 @@ class AlertSettings:
                 parse_hhmm(v, key)
             object.__setattr__(self, key, tuple(value))
         if in_window(parse_hhmm(self.session_time, "session_time"), *self.window("quiet_hours")):
-            raise ValueError(f"session_time: {self.session_time} is inside quiet_hours, so the session would never come")
+            raise ValueError(
+                f"session_time: {self.session_time} is inside quiet_hours, so the session would never come"
+            )
         if not 0 < self.acute_n_min <= self.acute_m_min:
             raise ValueError("acute_n_min: must be > 0 and <= acute_m_min")
         if self.daily_cap < 0:

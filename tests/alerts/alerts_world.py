@@ -29,8 +29,29 @@ def reading(
 ) -> Reading:
     rmssd = None if ln_rmssd is None else math.exp(ln_rmssd)
     return Reading(
-        person, t, 60.0, 60, 60000.0 / hr, hr, rmssd, ln_rmssd, rmssd, None, None, None, None, None, None, None,
-        None, None, 0.0, activity, score, state, quality,
+        person,
+        t,
+        60.0,
+        60,
+        60000.0 / hr,
+        hr,
+        rmssd,
+        ln_rmssd,
+        rmssd,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        0.0,
+        activity,
+        score,
+        state,
+        quality,
     )
 
 
@@ -48,7 +69,10 @@ def minutes(start: float, n: int, make=calm, step: float = MIN) -> list[Reading]
 
 
 def score_of(m: Minute, person: Person) -> float:
-    z = 0.65 * (math.log(person.rest_rmssd_ms) - math.log(m.rmssd_ms)) / 0.4 + 0.35 * (m.hr_bpm - person.rest_hr_bpm) / 8
+    z = (
+        0.65 * (math.log(person.rest_rmssd_ms) - math.log(m.rmssd_ms)) / 0.4
+        + 0.35 * (m.hr_bpm - person.rest_hr_bpm) / 8
+    )
     return 100.0 * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 

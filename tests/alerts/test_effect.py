@@ -27,8 +27,14 @@ from processing.reading import Activity, StressState
 HOUR = 3600.0
 
 
-def session(eng: AlertEngine, pipe: Pipeline, start: float, helps: dict[str, float], seed: int,
-            breathe_at: float | None = None) -> list:
+def session(
+    eng: AlertEngine,
+    pipe: Pipeline,
+    start: float,
+    helps: dict[str, float],
+    seed: int,
+    breathe_at: float | None = None,
+) -> list:
     """A stressed person at rest gets a prompt, does the exercise offered (at its pace, or at
     `breathe_at` breaths/min) when the stressed stretch ends, and answers `done` at its end."""
     out: list = []
@@ -45,17 +51,23 @@ def session(eng: AlertEngine, pipe: Pipeline, start: float, helps: dict[str, flo
     assert prompt is not None, "the stressed stretch gave no prompt"
     ex = prompt.exercise
     rate = breathe_at or ex.breaths_per_min
-    script = exercise_session(rate, helps[ex.name], before_min=0.0, during_min=ex.duration_s / 60.0, after_min=8.0)
+    script = exercise_session(
+        rate, helps[ex.name], before_min=0.0, during_min=ex.duration_s / 60.0, after_min=8.0
+    )
     rest = simulate(script[1:], seed=seed + 1000, start=stress[-1].t)
     during = [b for b in rest if b.phase == "exercise"]
     done_at = during[-1].t
     answered = False
     for b in to_beats(rest):
         if not answered and b.t > done_at:
-            out += eng.respond(prompt.id, "done", None, done_at, rr=([x.t for x in during], [x.rr_ms for x in during]))
+            out += eng.respond(
+                prompt.id, "done", None, done_at, rr=([x.t for x in during], [x.rr_ms for x in during])
+            )
             answered = True
         for r in pipe.feed(b):
-            out += eng.feed(replace(r, state=StressState.NEUTRAL if r.state != StressState.UNKNOWN else r.state))
+            out += eng.feed(
+                replace(r, state=StressState.NEUTRAL if r.state != StressState.UNKNOWN else r.state)
+            )
     return out
 
 
@@ -104,7 +116,9 @@ def test_a_session_without_paced_breathing_is_reported_and_not_learned_from():
 def test_no_rest_after_the_exercise_means_not_measurable():
     result = judge({"ln_rmssd": 3.0, "hr_bpm": 80.0, "stress_score": 80.0, "minutes": 5.0}, None, 0.1, 0.08)
     assert result["verdict"] == "not measurable"
-    assert judge(None, None, 0.1, 0.08)["threshold"] == pytest.approx(max(0.1, 1.645 * math.sqrt(2) * 0.08), abs=1e-4)
+    assert judge(None, None, 0.1, 0.08)["threshold"] == pytest.approx(
+        max(0.1, 1.645 * math.sqrt(2) * 0.08), abs=1e-4
+    )
 
 
 def test_a_person_whom_one_exercise_helps_ends_up_being_offered_that_one():
@@ -119,14 +133,19 @@ def test_a_person_whom_one_exercise_helps_ends_up_being_offered_that_one():
         offered += [p.exercise.name for p in out if isinstance(p, Prompt)]
     assert len(offered) == 14
     assert offered[-6:].count("cyclic sighing") >= 5, offered
-    sighing, box = posterior(eng.effects["cyclic sighing"], 0.2), posterior(eng.effects.get("box breathing", []), 0.2)
+    sighing, box = (
+        posterior(eng.effects["cyclic sighing"], 0.2),
+        posterior(eng.effects.get("box breathing", []), 0.2),
+    )
     assert sighing[0] > 0.2 and abs(box[0]) < 0.15
 
 
 def test_the_choice_is_reproducible_from_the_seed_and_explores():
     effects_ = {"a": [0.5] * 10, "b": [0.0] * 10}
     picks = [choose(("a", "b"), effects_, 0.2, 0.1, np.random.default_rng([1, i])) for i in range(400)]
-    assert picks == [choose(("a", "b"), effects_, 0.2, 0.1, np.random.default_rng([1, i])) for i in range(400)]
+    assert picks == [
+        choose(("a", "b"), effects_, 0.2, 0.1, np.random.default_rng([1, i])) for i in range(400)
+    ]
     share_b = picks.count("b") / len(picks)
     assert 0.02 < share_b < 0.1  # the exploration floor (half of 10 % lands on "b")
 

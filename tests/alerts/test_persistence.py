@@ -1,4 +1,4 @@
-"""The engine's whole state survives a restart: save and restore mid-day (through JSON) changes no decision."""
+"""The engine's whole state survives a restart: saving and restoring mid-day (as JSON) changes no decision."""
 
 from __future__ import annotations
 
@@ -60,7 +60,13 @@ def test_a_restart_mid_week_and_mid_day_keeps_baselines_cooldowns_and_every_deci
     after = phone.drive(second, readings[cut:])
     assert [canonical(o) for o in before + after] == straight
     kinds = {c[0] for c in straight} | {c[2] for c in straight if c[0] == "decision"}
-    assert {"prompt", "day", "chronic", "effect", "response"} <= kinds  # every part of the state was exercised
+    assert {
+        "prompt",
+        "day",
+        "chronic",
+        "effect",
+        "response",
+    } <= kinds  # every part of the state was exercised
     assert second.to_dict() == json.loads(json.dumps(second.to_dict()))  # plain JSON data, nothing else
 
 

@@ -120,7 +120,9 @@ def test_dismiss_closes_the_prompt_and_a_repeated_answer_is_ignored():
     assert prompts(run(eng, minutes(AT_10 + 10 * MIN, 60, calm))) == []
     with pytest.raises(ValueError, match="unknown prompt id 'nope'"):
         eng.respond("nope", "done", None, AT_10)
-    with pytest.raises(ValueError, match="action must be one of done, snooze, dismiss, not_stressed, got 'maybe'"):
+    with pytest.raises(
+        ValueError, match="action must be one of done, snooze, dismiss, not_stressed, got 'maybe'"
+    ):
         eng.respond(p.id, "maybe", None, AT_10)
 
 
@@ -129,14 +131,21 @@ def test_not_stressed_makes_the_engine_less_eager_in_that_context_only():
     (p,) = prompts(run(eng, episode(AT_10, 10)))  # morning (06-12)
     eng.respond(p.id, "not_stressed", None, AT_10 + 11 * MIN)
     assert eng.status()["not_stressed"]["morning"] == 1
-    assert eng.status()["required_stressed_min"] == {"night": 10, "morning": 12, "afternoon": 10, "evening": 10}
+    assert eng.status()["required_stressed_min"] == {
+        "night": 10,
+        "morning": 12,
+        "afternoon": 10,
+        "evening": 10,
+    }
     run(eng, minutes(AT_10 + 10 * MIN, 30))
     assert prompts(run(eng, minutes(AT_10 + 40 * MIN, 11, stressed))) == []  # 11 < 12 minutes: not enough
     assert prompts(run(eng, minutes(AT_10 + 51 * MIN, 1, stressed)))  # the 12th minute
     run(eng, minutes(T0 + 13 * HOUR, 30))
     assert len(prompts(run(eng, minutes(T0 + 13.5 * HOUR, 10, stressed)))) == 1  # afternoon: 10 still suffice
     # `done` in the morning context takes the step back.
-    eng.respond(prompts(run(eng, minutes(AT_10 + 86400, 12, stressed)))[0].id, "done", None, AT_10 + 86400 + 13 * MIN)
+    eng.respond(
+        prompts(run(eng, minutes(AT_10 + 86400, 12, stressed)))[0].id, "done", None, AT_10 + 86400 + 13 * MIN
+    )
     assert eng.status()["required_stressed_min"]["morning"] == 10
 
 
@@ -145,8 +154,17 @@ def test_prompt_json_keeps_the_contract_fields():
     (p,) = prompts(run(eng, episode(AT_10, 10)))
     d = p.to_dict()
     assert set(d) == {"id", "person", "time", "kind", "exercise", "reason", "stress_score", "expires_at"}
-    assert set(d["exercise"]) >= {"name", "inhale_s", "hold_in_s", "exhale_s", "hold_out_s", "cycles", "duration_s",
-                                  "instructions", "breaths_per_min"}
+    assert set(d["exercise"]) >= {
+        "name",
+        "inhale_s",
+        "hold_in_s",
+        "exhale_s",
+        "hold_out_s",
+        "cycles",
+        "duration_s",
+        "instructions",
+        "breaths_per_min",
+    }
 
 
 def test_unknown_state_is_never_counted_as_stress():

@@ -44,15 +44,29 @@ def test_settings_round_trip_through_plain_data_and_unknown_keys_are_named():
 
 
 def test_an_exercise_defined_in_the_settings_is_offered_with_its_instructions():
-    hum = {"name": "humming", "inhale_s": 4, "hold_in_s": 0, "exhale_s": 8, "hold_out_s": 0, "cycles": 25,
-           "instructions": "Breathe in for 4 seconds, hum softly while breathing out for 8 seconds."}
+    hum = {
+        "name": "humming",
+        "inhale_s": 4,
+        "hold_in_s": 0,
+        "exhale_s": 8,
+        "hold_out_s": 0,
+        "cycles": 25,
+        "instructions": "Breathe in for 4 seconds, hum softly while breathing out for 8 seconds.",
+    }
     s = AlertSettings(extra_exercises=[hum], acute_exercises=["humming"])
     assert AlertSettings.from_dict(s.to_dict()) == s
     eng = AlertEngine("p", s)
-    (p,) = [o for o in run(eng, minutes(T0 + 9 * 3600, 30) + minutes(T0 + 9.5 * 3600, 10, stressed))
-            if hasattr(o, "exercise")]
+    (p,) = [
+        o
+        for o in run(eng, minutes(T0 + 9 * 3600, 30) + minutes(T0 + 9.5 * 3600, 10, stressed))
+        if hasattr(o, "exercise")
+    ]
     assert p.exercise.name == "humming" and p.exercise.breaths_per_min == 5.0 and p.exercise.duration_s == 300
-    with pytest.raises(ValueError, match=r"^extra_exercises: exercise 'humming': cycles must be a whole number >= 1$"):
+    with pytest.raises(
+        ValueError, match=r"^extra_exercises: exercise 'humming': cycles must be a whole number >= 1$"
+    ):
         AlertSettings(extra_exercises=[{**hum, "cycles": 0}])
-    with pytest.raises(ValueError, match=r"^extra_exercises: exercise 'humming': missing \['instructions'\], unknown \[\]$"):
+    with pytest.raises(
+        ValueError, match=r"^extra_exercises: exercise 'humming': missing \['instructions'\], unknown \[\]$"
+    ):
         AlertSettings(extra_exercises=[{k: v for k, v in hum.items() if k != "instructions"}])
