@@ -12,8 +12,8 @@ from the person's own rest (`Noise`, robust estimates); the smallest worthwhile 
 0.5 x the SD of their 5-minute resting values (Buchheit 2014, Front Physiol 5:73). A change
 counts as an effect when it exceeds both SWC and 1.645 x sqrt(2) x TE (the one-sided 95 % limit
 of a change between two noisy windows); otherwise the verdict is "no measurable effect". Until
-`MIN_PAIRS` block pairs exist the defaults TE 0.08 and SWC 0.10 ln units are used (ours: the order of the day-to-day CV of resting
-lnRMSSD, ~3-4 % of ~3.5-4.0, Plews et al. 2012).
+`MIN_PAIRS` block pairs exist the defaults TE 0.08 and SWC 0.10 ln units are used (ours: the
+order of the day-to-day CV of resting lnRMSSD, ~3-4 % of ~3.5-4.0, Plews et al. 2012).
 
 Paced breathing: the peak of the RR spectrum (RR resampled at 4 Hz, linear trend removed, Hann
 window, periodogram) between 0.03 and 0.5 Hz should lie within 0.015 Hz or 15 % of the
