@@ -31,27 +31,40 @@ ACTIONS = tuple(PromptAction)
 class Exercise:
     """A paced-breathing pattern; durations in seconds.
 
-    Default: resonance breathing at 6 breaths/min (5.5 s in, 5.5 s out), which maximises the
+    Default: resonance breathing at 6 breaths/min (5 s in, 5 s out, 5 minutes), which maximises the
     heart-rate oscillation and baroreflex gain (Lehrer & Gevirtz 2014, Front Psychol 5:756,
     doi:10.3389/fpsyg.2014.00756); slow breathing lowers self-rated anxiety and arousal
     (Zaccaro et al. 2018, Front Hum Neurosci 12:353, doi:10.3389/fnhum.2018.00353).
     """
 
     name: str = "resonance breathing"
-    inhale_s: float = 5.5
+    inhale_s: float = 5.0
     hold_in_s: float = 0.0
-    exhale_s: float = 5.5
+    exhale_s: float = 5.0
     hold_out_s: float = 0.0
-    cycles: int = 18
-    instructions: str = "Breathe in slowly through your nose for 5.5 s, then out for 5.5 s. Repeat for about 3 minutes."
+    cycles: int = 30
+    instructions: str = (
+        "Sit comfortably. Breathe in slowly through your nose for 5 seconds, then out gently for "
+        "5 seconds, without holding. That is 6 breaths a minute; keep going for 5 minutes."
+    )
+
+    @property
+    def cycle_s(self) -> float:
+        return self.inhale_s + self.hold_in_s + self.exhale_s + self.hold_out_s
 
     @property
     def duration_s(self) -> float:
-        return self.cycles * (self.inhale_s + self.hold_in_s + self.exhale_s + self.hold_out_s)
+        return self.cycles * self.cycle_s
+
+    @property
+    def breaths_per_min(self) -> float:
+        """The paced breathing rate; the RR spectrum should peak at this / 60 Hz (alerts/effect.py)."""
+        return 60.0 / self.cycle_s
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["duration_s"] = self.duration_s
+        d["breaths_per_min"] = round(self.breaths_per_min, 3)
         return d
 
 

@@ -130,3 +130,175 @@ def to_beats(sim: list[SimulatedBeat], person: str = "me", device: str = "simula
         rr = round(b.rr_ms * 1.024) / 1.024
         out.append(Beat(person, device, b.t, rr, hr_bpm=round(60000.0 / rr), contact=True, source="simulator"))
     return out
+
+
+# -- breathing exercises ----------------------------------------------------------------------
+
+
+def breathing(minutes: float, breaths_per_min: float, name: str = "breathing", rsa_ms: float = 60.0) -> Phase:
+    """Paced breathing: RSA at the paced rate, larger the slower the breathing (slow breathing
+    near 6/min resonates with the baroreflex and gives the largest RSA: Lehrer & Gevirtz 2014,
+    Front Psychol 5:756); HR a little below rest."""
+    return phase("calm", minutes, name, breaths_per_min=breaths_per_min, rsa_ms=rsa_ms, hr_bpm=66)
+
+
+def exercise_session(
+    breaths_per_min: float, helps: float, before_min: float = 8.0, during_min: float = 5.0, after_min: float = 8.0
+) -> list[Phase]:
+    """A stressed person at rest does a breathing exercise; `helps` (0-1) is how much of the way
+    from the stressed state back to rest the person gets afterwards (0: no effect at all)."""
+    stress, rest = PRESETS["stress"], PRESETS["rest"]
+
+    def mix(a: float, b: float) -> float:
+        return a + helps * (b - a)
+
+    after = replace(
+        stress, name="after", duration_s=after_min * 60.0, hr_bpm=mix(stress.hr_bpm, rest.hr_bpm),
+        rsa_ms=mix(stress.rsa_ms, rest.rsa_ms), breaths_per_min=mix(stress.breaths_per_min, rest.breaths_per_min),
+        noise_ms=mix(stress.noise_ms, rest.noise_ms), mayer_ms=mix(stress.mayer_ms, rest.mayer_ms),
+    )
+    return [phase("stress", before_min, "before"), breathing(during_min, breaths_per_min, "exercise"), after]
+
+
+# -- days and weeks ---------------------------------------------------------------------------
+#
+# A day is a list of segments at local times (sleep, morning, work with stress episodes, an
+# optional workout, evening). Values per person and day: a nightly lnRMSSD drawn around the
+# person's mean with day-to-day SD `night_sd` (0.15 ln units, ours: ~4 % of a nightly lnRMSSD of
+# ~4, the order of the day-to-day CV reported by Plews et al. 2012, Eur J Appl Physiol 112:3729),
+# HR and RMSSD per activity as in PRESETS. A chronic-stress period (from a given day) lowers the
+# nightly and daytime lnRMSSD and adds work stress episodes, as chronic stress lowers vagal tone
+# (Kim et al. 2018, Psychiatry Investig 15:235).
+#
+# Two paths: `day_script` gives beat-level phases (exact, ~100 k beats a day, seconds per day
+# through the pipeline); `simulate_minutes` gives one summary per minute (label, HR, RMSSD)
+# directly, so weeks run in about a second: the chronic tests use it.
+
+
+@dataclass(frozen=True)
+class Person:
+    """A simulated wearer's typical values; RMSSD in ms, HR in bpm, times as local minutes."""
+
+    night_ln_rmssd: float = 4.1  # ln(60 ms) asleep
+    night_sd: float = 0.15
+    rest_rmssd_ms: float = 42.0  # Nunan et al. 2010
+    rest_hr_bpm: float = 64.0
+    sleep_hr_bpm: float = 54.0
+    stress_episodes: float = 1.5  # per working day (mean of a Poisson count)
+    workout_prob: float = 0.4
+
+
+@dataclass(frozen=True)
+class Chronic:
+    """A chronic-stress period from day `start` (inclusive) for `days` days."""
+
+    start: int
+    days: int = 10_000
+    ln_drop: float = 0.3  # of the nightly lnRMSSD
+    rest_drop: float | None = None  # of the daytime resting lnRMSSD (default: ln_drop)
+    extra_episodes: float = 3.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of one day: label, start and length in seconds after local midnight, values."""
+
+    label: str  # sleep / rest / stress / active / recovery / off
+    start_s: float
+    duration_s: float
+    hr_bpm: float
+    rmssd_ms: float
+
+
+def plan_day(day: int, person: Person, rng: np.random.Generator, chronic: Chronic | None = None) -> list[Segment]:
+    """One local day's segments, ordered, covering 00:00-24:00."""
+    hit = chronic is not None and chronic.start <= day < chronic.start + chronic.days
+    drop = chronic.ln_drop if hit else 0.0
+    rest_drop = (drop if chronic.rest_drop is None else chronic.rest_drop) if hit else 0.0
+    night = math.exp(person.night_ln_rmssd - drop + person.night_sd * rng.standard_normal())
+    rest = person.rest_rmssd_ms * math.exp(-rest_drop + 0.05 * rng.standard_normal())
+    wake = 6.75 * 3600 + rng.normal(0, 900)
+    bed = 23.0 * 3600 + rng.normal(0, 900)
+    stress_hr, stress_rmssd = person.rest_hr_bpm + 20, rest * 0.3
+    marks: list[Segment] = [
+        Segment("sleep", 0.0, wake, person.sleep_hr_bpm, night),
+        Segment("rest", wake, 7.5 * 3600 - wake, person.rest_hr_bpm, rest),
+        Segment("off", 7.5 * 3600, 900, 0.0, 0.0),  # a shower: strap off
+        Segment("rest", 7.75 * 3600, 3600 * 0.75, person.rest_hr_bpm + 2, rest),
+    ]
+    work_start, work_end = 8.5 * 3600, 17.0 * 3600
+    episodes = rng.poisson(person.stress_episodes + (chronic.extra_episodes if hit else 0.0))
+    starts = np.sort(rng.uniform(work_start, work_end - 2700, episodes))
+    t = work_start
+    for s in starts:
+        if s < t:
+            continue
+        length = float(rng.uniform(900, 2700))
+        marks.append(Segment("rest", t, s - t, person.rest_hr_bpm + 4, rest * 0.9))
+        marks.append(Segment("stress", s, length, stress_hr, stress_rmssd))
+        t = s + length
+    marks.append(Segment("rest", t, work_end - t, person.rest_hr_bpm + 4, rest * 0.9))
+    t = work_end
+    if rng.random() < person.workout_prob:
+        marks.append(Segment("rest", t, 1800, person.rest_hr_bpm, rest))
+        marks.append(Segment("active", t + 1800, 2700, 140.0, 5.0))
+        marks.append(Segment("recovery", t + 4500, 900, 85.0, 15.0))
+        t += 5400
+    marks.append(Segment("rest", t, bed - t, person.rest_hr_bpm - 2, rest * 1.1))
+    marks.append(Segment("sleep", bed, 86400 - bed, person.sleep_hr_bpm, night))
+    return [m for m in marks if m.duration_s > 0]
+
+
+def plan_days(
+    n_days: int, seed: int = 0, person: Person = Person(), chronic: Chronic | None = None
+) -> list[list[Segment]]:
+    """`n_days` consecutive days (day 0 first), reproducible from `seed`."""
+    rng = np.random.default_rng(seed)
+    return [plan_day(d, person, rng, chronic) for d in range(n_days)]
+
+
+@dataclass(frozen=True)
+class Minute:
+    """One simulated minute: its end time (unix s), label, HR and RMSSD (coarse path)."""
+
+    t: float
+    label: str
+    hr_bpm: float
+    rmssd_ms: float
+
+
+def simulate_minutes(days: list[list[Segment]], seed: int = 0, start: float = 0.0) -> list[Minute]:
+    """Per-minute values of planned days from unix time `start` (local midnight of day 0): the
+    segment's values with minute-to-minute noise (HR SD 1.5 bpm, lnRMSSD SD 0.08: ours, the
+    spread of successive 1-minute windows at steady rest). Minutes with the strap off are absent."""
+    rng = np.random.default_rng(seed)
+    out: list[Minute] = []
+    for d, segments in enumerate(days):
+        for seg in segments:
+            if seg.label == "off":
+                continue
+            # The minutes whose end lies in (start, end] belong to this segment.
+            first = int(seg.start_s // 60.0) + 1
+            n = int((seg.start_s + seg.duration_s) // 60.0) - first + 1
+            if n <= 0:
+                continue
+            hr = seg.hr_bpm + 1.5 * rng.standard_normal(n)
+            rm = seg.rmssd_ms * np.exp(0.08 * rng.standard_normal(n))
+            base = start + d * 86400.0
+            out.extend(Minute(base + (first + i) * 60.0, seg.label, float(hr[i]), float(rm[i])) for i in range(n))
+    return out
+
+
+def day_script(segments: list[Segment]) -> list[Phase]:
+    """Beat-level phases for one planned day (strap-off time becomes a gap-free rest here: use
+    `simulate(...)` per worn stretch to model it). RSA amplitude ~ RMSSD / 0.76 (a sinusoid of
+    amplitude A at 0.2 Hz sampled once per beat has an RMSSD of ~0.76 A)."""
+    kinds = {"sleep": "sleep", "rest": "rest", "stress": "stress", "active": "exercise", "recovery": "recovery",
+             "off": "rest"}
+    out = []
+    for seg in segments:
+        ph = phase(kinds[seg.label], seg.duration_s / 60.0, seg.label)
+        if seg.label != "off":
+            ph = replace(ph, hr_bpm=seg.hr_bpm, rsa_ms=max(seg.rmssd_ms / 0.76, 1.0))
+        out.append(ph)
+    return out

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 
 from collector.artifacts import inject, score_repairs
-from collector.simulator import phase, simulate, to_beats
+from collector.simulator import (
+    PRESETS,
+    Chronic,
+    day_script,
+    exercise_session,
+    phase,
+    plan_days,
+    simulate,
+    simulate_minutes,
+    to_beats,
+)
 from processing.pipeline import Settings, run
 
 
@@ -47,3 +60,51 @@ def test_injection_counts_and_perfect_repair_scores_full():
     assert score_repairs(times, injected) == {"missed": (20, 20), "extra": (20, 20), "ectopic": (20, 20)}
     scores = score_repairs(bad, injected)
     assert all(ok == 0 for ok, _ in scores.values())
+
+
+def test_planned_days_are_reproducible_and_cover_each_day_in_order():
+    days = plan_days(7, seed=3)
+    assert days == plan_days(7, seed=3) and days != plan_days(7, seed=4)
+    for segments in days:
+        assert segments[0].start_s == 0 and segments[0].label == "sleep" and segments[-1].label == "sleep"
+        ends = [s.start_s + s.duration_s for s in segments]
+        assert ends[-1] == 86400 and all(b.start_s == pytest.approx(a) for a, b in zip(ends, segments[1:]))
+
+
+def test_a_chronic_period_lowers_night_hrv_and_adds_stress_from_its_first_day():
+    def night_and_stress(days):
+        night = [math.log(d[0].rmssd_ms) for d in days]
+        stress = [sum(s.duration_s for s in d if s.label == "stress") / 60 for d in days]
+        return np.array(night), np.array(stress)
+
+    n0, s0 = night_and_stress(plan_days(60, seed=1))
+    n1, s1 = night_and_stress(plan_days(60, seed=1, chronic=Chronic(start=30)))
+    assert abs(n0[30:].mean() - n0[:30].mean()) < 0.1
+    assert n1[:30].mean() - n1[30:].mean() == pytest.approx(0.3, abs=0.1)
+    assert s1[30:].mean() > s0[30:].mean() + 40  # ~3 more episodes of 15-45 min
+
+
+def test_the_minute_path_has_one_value_per_worn_minute_with_the_segment_labels():
+    mins = simulate_minutes(plan_days(2, seed=2), seed=2, start=1000.0 * 86400)
+    per_day = [sum(1 for m in mins if int(m.t // 86400) - 1000 == d) for d in (0, 1)]
+    assert all(1420 <= n <= 1425 for n in per_day)  # 1440 minus the 15 with the strap off
+    assert np.all(np.diff([m.t for m in mins]) > 0)
+    sleep = [m for m in mins if m.label == "sleep"]
+    assert 50 < np.mean([m.hr_bpm for m in sleep]) < 58 and {m.label for m in mins} >= {"sleep", "rest", "stress"}
+
+
+def test_an_exercise_that_helps_moves_the_after_phase_back_to_rest():
+    helped = exercise_session(6.0, helps=1.0)[2]
+    useless = exercise_session(6.0, helps=0.0)[2]
+    assert (helped.hr_bpm, helped.rsa_ms) == (PRESETS["rest"].hr_bpm, PRESETS["rest"].rsa_ms)
+    assert (useless.hr_bpm, useless.rsa_ms) == (PRESETS["stress"].hr_bpm, PRESETS["stress"].rsa_ms)
+    assert exercise_session(6.0, 0.5)[1].breaths_per_min == 6.0
+
+
+def test_a_planned_day_as_beat_level_phases():
+    segments = plan_days(1, seed=5)[0]
+    script = day_script(segments)
+    assert sum(p.duration_s for p in script) == pytest.approx(86400)
+    assert [p.name for p in script] == [s.label for s in segments]
+    sleep = script[0]
+    assert sleep.hr_bpm == segments[0].hr_bpm and sleep.rsa_ms == pytest.approx(segments[0].rmssd_ms / 0.76)

@@ -1,0 +1,326 @@
+"""The alert engine for one person: readings and responses in; prompts, decisions, daily summaries out.
+
+Pure: time comes only from the readings and the `now` of responses; randomness from a seed;
+`to_dict()`/`from_dict()` hold the whole state as JSON-ready data, so the service can persist it
+and a restart in the middle of a day changes no decision. The parts: daily summaries
+(alerts/daily.py), chronic bands (alerts/baselines.py), rules (alerts/rules.py), policy
+(alerts/policy.py), exercises and their choice (alerts/exercises.py), effects (alerts/effect.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from alerts import baselines, effect, exercises, rules
+from alerts.daily import DailySummary, DayBook
+from alerts.policy import Policy
+from alerts.prompt import Prompt, PromptAction, PromptKind
+from alerts.settings import AlertSettings
+from alerts.timeofday import at, day_of, minute_of_day
+from processing.reading import Activity, Reading
+
+STATE_VERSION = 1
+KEEP_PROMPTS = 200
+KEEP_EFFECTS = 50
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Something the engine decided that is not a prompt: a suppressed prompt ("suppressed"),
+    a chronic finding ("chronic"), an exercise's measured effect ("effect"), a response taken
+    ("response"). `reason` is a sentence; `data` the numbers."""
+
+    time: float
+    what: str
+    rule: str
+    reason: str
+    data: dict = field(default_factory=dict)
+
+
+Output = Prompt | Decision | DailySummary
+
+
+class AlertEngine:
+    """Feed one person's readings in time order; answer responses; persist with to_dict()."""
+
+    def __init__(self, person: str, settings: AlertSettings | None = None, seed: int = 0):
+        settings = settings or AlertSettings()
+        self.person = person
+        self.settings = settings
+        self.catalogue = settings.catalogue()
+        self.seed = seed
+        self.draws = 0
+        self.last_time: float | None = None
+        self.days = DayBook(settings)
+        self.history: list[DailySummary] = []
+        self.acute = rules.AcuteRule(settings)
+        self.policy = Policy(settings)
+        self.noise = effect.Noise()
+        self.recent: deque[list] = deque()  # rest rows [t, min, ln, hr, score] for the "before" window
+        self.prompts: dict[str, dict] = {}  # id -> record (kind, time, exercise, before, answer, effect)
+        self.effects: dict[str, list[float]] = {}  # exercise -> measured lnRMSSD changes
+        self.pending: list[str] = []  # prompts done whose after-exercise window is still open
+        self.last_done: float | None = None
+        self.last_block: str | None = None
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def feed(self, r: Reading) -> list[Output]:
+        if self.last_time is not None and r.time <= self.last_time:
+            return []
+        s = self.settings
+        w = 0.0 if self.last_time is None else min((r.time - self.last_time) / 60.0, 1.0)
+        self.last_time = r.time
+        out: list[Output] = []
+        for day in self.days.feed(r):
+            out += self._close_day(day, r.time)
+        rest = r.activity == Activity.REST and r.quality >= s.min_quality and r.ln_rmssd is not None
+        last = self.policy.last_prompt
+        exercising = self.pending or (last is not None and r.time - last < effect.EXERCISE_EXCLUDE_MIN * 60.0)
+        self.noise.add(r.time, w, r.ln_rmssd if rest and not exercising else None)
+        if rest:
+            self.recent.append([r.time, w, r.ln_rmssd, r.hr_bpm, r.stress_score])
+        while self.recent and self.recent[0][0] <= r.time - effect.BEFORE_MIN * 60.0:
+            self.recent.popleft()
+        out += self._effects(r, w, rest)
+        out += self._snoozed(r)
+        out += self._session(r)
+        finding = self.acute.feed(r, self.policy.required_min(r.time), self.last_done)
+        if finding is None:
+            self.last_block = None
+        else:
+            blocked = self.policy.blocked(r.time, "acute")
+            if blocked is None:
+                self.last_block = None
+                out.append(self._prompt(r.time, PromptKind.ACUTE, finding.reason, finding.stress_score))
+            elif blocked[0] != self.last_block:  # said once per episode and cause, not every reading
+                self.last_block = blocked[0]
+                out.append(
+                    Decision(r.time, "suppressed", "acute", f"{finding.reason} Not sent: {blocked[1]}.")
+                )
+        return out
+
+    def finish(self) -> list[Output]:
+        """End of input (a recording): close the open day as it stands."""
+        if self.days.open is None:
+            return []
+        out = self._close_day(self.days.close(), self.last_time)
+        self.days.open = None
+        return out
+
+    def respond(
+        self, prompt_id: str, action: str, minutes: float | None, now: float, rr=None
+    ) -> list[Output]:
+        """The phone's answer. `rr` (optional): (times_s, rr_ms) of the beats during the exercise,
+        to check that paced breathing happened. A repeated answer (QoS 1 redelivery) is ignored."""
+        rec = self.prompts.get(prompt_id)
+        if rec is None:
+            raise ValueError(f"unknown prompt id {prompt_id!r}")
+        if action not in tuple(PromptAction):
+            raise ValueError(f"action must be one of {', '.join(PromptAction)}, got {action!r}")
+        action = PromptAction(action)
+        if rec["answer"] is not None:
+            return []
+        rec["answer"] = {"action": action.value, "minutes": minutes, "time": now}
+        self.policy.answered(rec["time"], action.value)
+        if self.days.open is not None:
+            self.days.open.answered += 1
+            self.days.open.done += action == PromptAction.DONE
+        if action == PromptAction.DONE:
+            self.last_done = now
+            ex = self.catalogue.get(rec["exercise"])  # None: removed from the settings since
+            peak = None if rr is None or ex is None else effect.breathing_peak_hz(*rr)
+            start = now + effect.SETTLE_MIN * 60.0
+            self.pending.append(prompt_id)
+            rec["pending"] = {
+                "start": start,
+                "end": start + effect.AFTER_MIN * 60.0,
+                "rows": [],
+                "peak_hz": peak,
+                "paced": ex and effect.paced(peak, ex.breaths_per_min),
+            }
+        elif action == PromptAction.SNOOZE:
+            m = self.settings.snooze_default_min if minutes is None else minutes
+            self.policy.snooze = {"due": now + m * 60.0, "of": prompt_id}
+        return [
+            Decision(
+                now, "response", rec["kind"], f"Prompt {prompt_id} answered {action.value}.", rec["answer"]
+            )
+        ]
+
+    def status(self) -> dict:
+        out = baselines.status(self.history, self.settings)
+        out["required_stressed_min"] = self.policy.required_by_context()
+        out["not_stressed"] = dict(self.policy.not_stressed)
+        out["typical_error"] = round(self.noise.te(), 4)
+        out["smallest_worthwhile_change"] = round(self.noise.swc(), 4)
+        return out
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _close_day(self, day: DailySummary, t: float) -> list[Output]:
+        baselines.annotate(day, self.history, self.settings)
+        self.history.append(day)
+        del self.history[: -(self.settings.baseline_days + 7)]
+        out: list[Output] = [day]
+        finding = rules.chronic(self.history, self.settings)
+        if finding is not None:
+            self.policy.session = {"day": day.day + 1, "rule": finding.rule, "reason": finding.reason}
+            numbers = {
+                k: getattr(day, k)
+                for k in ("hrv_week_mean", "hrv_band", "hrv_limit", "stress_load", "load_band")
+            }
+            out.append(Decision(t, "chronic", finding.rule, finding.reason, {"day": day.date, **numbers}))
+        return out
+
+    def _session(self, r: Reading) -> list[Output]:
+        s, sess = self.settings, self.policy.session
+        if sess is None or minute_of_day(r.time, s.utc_offset_min) < s.minutes("session_time"):
+            return []
+        today = day_of(r.time, s.utc_offset_min)
+        if sess["day"] != today:
+            if sess["day"] < today:
+                self.policy.session = None
+            return []
+        self.policy.session = None
+        if r.time > at(today, s.minutes("session_time") + s.session_expiry_min, s.utc_offset_min):
+            return [
+                Decision(
+                    r.time, "suppressed", sess["rule"], "The daily session was missed: no data at its time."
+                )
+            ]
+        blocked = self.policy.blocked(r.time, "chronic")
+        if blocked is not None:
+            return [Decision(r.time, "suppressed", sess["rule"], f"{sess['reason']} Not sent: {blocked[1]}.")]
+        reason = f"{sess['reason']} A longer breathing session today may help."
+        return [self._prompt(r.time, PromptKind.CHRONIC, reason, r.stress_score)]
+
+    def _snoozed(self, r: Reading) -> list[Output]:
+        sn = self.policy.snooze
+        if sn is None or r.time < sn["due"]:
+            return []
+        self.policy.snooze = None
+        if self.policy.quiet_now(r.time):
+            return [Decision(r.time, "suppressed", "snooze", "The snoozed reminder fell in quiet hours.")]
+        first = self.prompts.get(sn["of"])
+        kind = PromptKind(first["kind"]) if first else PromptKind.ACUTE
+        prefix = "The reminder you asked for: "
+        reason = prefix + (
+            first["reason"].removeprefix(prefix) if first else "time for a breathing exercise."
+        )
+        return [self._prompt(r.time, kind, reason, r.stress_score, exercise=first and first["exercise"])]
+
+    def _prompt(self, t: float, kind: PromptKind, reason: str, score: float | None, exercise=None) -> Prompt:
+        s = self.settings
+        if exercise not in self.catalogue:  # none yet, or one removed from the settings since
+            candidates = s.chronic_exercises if kind == PromptKind.CHRONIC else s.acute_exercises
+            rng = np.random.default_rng([self.seed, self.draws])
+            self.draws += 1
+            exercise = exercises.choose(
+                candidates, self.effects, math.sqrt(2.0) * self.noise.te(), s.explore, rng
+            )
+        expiry = s.session_expiry_min if kind == PromptKind.CHRONIC else s.acute_expiry_min
+        pid = f"{self.person}-{int(t)}-{kind.value}"
+        prompt = Prompt(pid, self.person, t, kind, reason, score, t + expiry * 60.0, self.catalogue[exercise])
+        before = effect.window_stats([row for row in self.recent if row[0] <= t])
+        self.prompts[pid] = {
+            "time": t,
+            "kind": kind.value,
+            "exercise": exercise,
+            "reason": reason,
+            "before": before,
+            "answer": None,
+            "pending": None,
+            "effect": None,
+        }
+        for old in list(self.prompts)[:-KEEP_PROMPTS]:
+            if old not in self.pending:
+                del self.prompts[old]
+        self.policy.sent(t)
+        self.days.open.prompts += 1
+        return prompt
+
+    def _effects(self, r: Reading, w: float, rest: bool) -> list[Output]:
+        out: list[Output] = []
+        for pid in list(self.pending):
+            rec = self.prompts[pid]
+            p = rec["pending"]
+            if rest and p["start"] <= r.time < p["end"]:
+                p["rows"].append([r.time, w, r.ln_rmssd, r.hr_bpm, r.stress_score])
+            if r.time >= p["end"]:
+                out.append(self._measured(pid, rec, r.time))
+        return out
+
+    def _measured(self, pid: str, rec: dict, t: float) -> Decision:
+        p = rec["pending"]
+        rec["pending"] = None
+        self.pending.remove(pid)
+        result = effect.judge(
+            rec["before"], effect.window_stats(p["rows"]), self.noise.swc(), self.noise.te()
+        )
+        result.update(id=pid, exercise=rec["exercise"], peak_hz=p["peak_hz"], paced=p["paced"])
+        rec["effect"] = result
+        if "d_ln_rmssd" in result and result["paced"] is not False:
+            learned = self.effects.setdefault(rec["exercise"], [])
+            learned.append(result["d_ln_rmssd"])
+            del learned[:-KEEP_EFFECTS]
+        if self.days.open is not None:
+            self.days.open.effects.append(
+                {
+                    k: result.get(k)
+                    for k in (
+                        "id",
+                        "exercise",
+                        "verdict",
+                        "d_ln_rmssd",
+                        "d_hr_bpm",
+                        "d_stress_score",
+                        "paced",
+                    )
+                }
+            )
+        return Decision(t, "effect", rec["exercise"], effect.describe(rec["exercise"], result), result)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {
+            "version": STATE_VERSION,
+            "person": self.person,
+            "seed": self.seed,
+            "draws": self.draws,
+            "last_time": self.last_time,
+            "days": self.days.to_dict(),
+            "history": [h.to_dict() for h in self.history],
+            "acute": self.acute.to_dict(),
+            "policy": self.policy.to_dict(),
+            "noise": self.noise.to_dict(),
+            "recent": [list(x) for x in self.recent],
+            "prompts": self.prompts,
+            "effects": self.effects,
+            "pending": self.pending,
+            "last_done": self.last_done,
+            "last_block": self.last_block,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, settings: AlertSettings | None = None) -> AlertEngine:
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"alert engine state version {data.get('version')!r} is not {STATE_VERSION}")
+        eng = cls(data["person"], settings, data["seed"])
+        eng.draws, eng.last_time = data["draws"], data["last_time"]
+        eng.days.restore(data["days"])
+        eng.history = [DailySummary.from_dict(h) for h in data["history"]]
+        eng.acute.restore(data["acute"])
+        eng.policy.restore(data["policy"])
+        eng.noise.restore(data["noise"])
+        eng.recent = deque(list(x) for x in data["recent"])
+        eng.prompts = {k: dict(v) for k, v in data["prompts"].items()}
+        eng.effects = {k: list(v) for k, v in data["effects"].items()}
+        eng.pending = list(data["pending"])
+        eng.last_done, eng.last_block = data["last_done"], data["last_block"]
+        return eng
