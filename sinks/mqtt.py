@@ -146,6 +146,8 @@ class MqttSink:
         self._attempt_failed = False  # the current connection attempt's failure is already reported
         self._lock = threading.RLock()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
+        self._cursor = 0  # highest outbox row id this connection has dealt with
+        self._connection = 0  # counts connections, so a pump spanning a reconnect moves no cursor
         self._sending: set[int] = set()  # outbox row ids handed to paho
         self._mqtt = mqtt
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
@@ -247,8 +249,12 @@ class MqttSink:
         if not self.connected.is_set():
             return 0
         with self._lock:
-            rows = [r for r in self.store.peek(SINK, 10_000) if r.id not in self._sending]
+            # Only rows this connection has not handed over yet (ids grow): each pump costs what
+            # is new, not the whole outbox (which made n messages cost O(n^2) during an outage).
+            rows = [r for r in self.store.peek(SINK, 10_000, after_id=self._cursor) if r.id not in self._sending]
             self._sending.update(r.id for r in rows)
+            connection = self._connection
+        done_upto = self._cursor
         handed = 0
         try:
             for row in rows:
@@ -256,12 +262,14 @@ class MqttSink:
                 problem = topic_problem(msg["topic"])
                 if problem is not None:
                     self._reject(row, msg, problem)
+                    done_upto = row.id
                     continue
                 props = None
                 if row.expires is not None:
                     left = int(row.expires - self.clock())  # whole seconds: the broker's expiry never outlives expires_at
                     if left < 1:
                         self._expire(row, msg)
+                        done_upto = row.id
                         continue
                     props = Properties(PacketTypes.PUBLISH)
                     props.MessageExpiryInterval = left
@@ -288,12 +296,16 @@ class MqttSink:
                                 self.store.set_prompt_status(msg["prompt"], "sent")
                 except ValueError as exc:  # paho refuses it (payload too large, ...): it never will send it
                     self._reject(row, msg, str(exc))
+                    done_upto = row.id
                     continue
                 handed += 1
+                done_upto = row.id
         finally:
             with self._lock:  # rows not handed over (connection dropped) are free for the next pump
                 waiting = set(self._inflight.values())
                 self._sending.difference_update(r.id for r in rows if r.id not in waiting)
+                if connection == self._connection:
+                    self._cursor = max(self._cursor, done_upto)
         return handed
 
     def _expire(self, row, msg: dict) -> None:
@@ -346,6 +358,8 @@ class MqttSink:
             with self._lock:
                 self._sending.difference_update(self._inflight.values())
                 self._inflight.clear()
+                self._cursor = 0  # a new connection starts from the oldest row
+                self._connection += 1
         if self.s.announce_status:
             client.publish(self.status_topic, "online", qos=1, retain=True)
         client.subscribe([(f"{self.s.base_topic}/+/prompt/response", 1), (f"{self.s.discovery_prefix}/status", 1)])
@@ -397,7 +411,8 @@ class MqttSink:
                 self.store.delete([row_id])
             elif reason_code.value not in RETRY_REASONS:
                 self.store.set_aside(SINK, row, f"broker refused: {reason_code}")
-            # else: the row stays and goes again with the next pump
+            else:  # the row stays and goes again with the next pump
+                self._cursor = min(self._cursor, row_id - 1)
         msg = json.loads(row.payload)
         pid = msg.get("prompt")
         if not refused:

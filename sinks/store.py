@@ -232,11 +232,12 @@ class StateStore:
                 )
                 self._bump(f"{sink}.dropped_overflow", over)
 
-    def peek(self, sink: str, limit: int) -> list[OutboxRow]:
-        """The oldest `limit` rows of `sink`, not removed."""
+    def peek(self, sink: str, limit: int, after_id: int = 0) -> list[OutboxRow]:
+        """The oldest `limit` rows of `sink` with an id above `after_id`, not removed."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, key, payload, expires FROM outbox WHERE sink = ? ORDER BY id LIMIT ?", (sink, limit)
+                "SELECT id, key, payload, expires FROM outbox WHERE sink = ? AND id > ? ORDER BY id LIMIT ?",
+                (sink, after_id, limit),
             ).fetchall()
         return [OutboxRow(*r) for r in rows]
 
