@@ -176,10 +176,10 @@ def figures(task: list[Reading], relax: list[Reading]) -> Figures:
     return f
 
 
-def _fmt(v: float | None, pct: bool = False) -> str:
+def _fmt(v: float | None, pct: bool = False, digits: int = 2) -> str:
     if v is None:
         return "    -"
-    return f"{100 * v:5.0f}" if pct else f"{v:5.2f}"
+    return f"{100 * v:5.0f}" if pct else f"{v:5.{digits}f}"
 
 
 def _median(vals: list[float | None]) -> float | None:
@@ -204,8 +204,8 @@ def report(results: list[Result], mode: str) -> None:
     labelled = sum(len(r.cls(TASKS)) + len(r.cls(RELAX)) for r in results)
     nulls = sum(sum(r.nulls.values()) for r in results)
     print(f"scorable subjects: {len(ok)} of {len(rows)}; null scores {nulls} of {labelled} labelled readings")
-    print(f"median   {'':11s} | {'':31s} | {_fmt(_median([f.auc_score for f in ok]))} "
-          f"{_fmt(_median([f.auc_hr for f in ok]))} {_fmt(_median([f.auc_ln for f in ok]))}    | "
+    print(f"median   {'':11s} | {'':30s} | {_fmt(_median([f.auc_score for f in ok]), digits=3)}"
+          f"{_fmt(_median([f.auc_hr for f in ok]), digits=3)}{_fmt(_median([f.auc_ln for f in ok]), digits=3)}  | "
           f"{_fmt(_median([f.stressed_task for f in ok]), True)} {_fmt(_median([f.stressed_relax for f in ok]), True)}")
     worse = sum(f.auc_score < f.auc_hr for f in ok)
     print(f"score AUC below HR-alone AUC in {worse} of {len(ok)} scorable subjects")

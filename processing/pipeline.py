@@ -20,13 +20,14 @@ MAX_RR_MS = 3000.0
 # Readings start once the short window holds this many beats.
 MIN_BEATS = 20
 # Valid successive pairs the RMSSD window needs for a stress score (quality 0.5; quality 1 at
-# twice as many). Ultra-short RMSSD agrees with 5 min RMSSD from ~10 s of beats at rest
-# (Nussinovitch et al. 2011, Ann Noninvasive Electrocardiol 16:117, doi:10.1111/j.1542-474X.2011.00417.x;
-# Munoz et al. 2015, PLoS One 10:e0138921: 10 s r ~0.9, 30 s r > 0.95; Baek et al. 2015, Telemed
-# J E Health 21:404: RMSSD from 10 s); what matters is the number of differences averaged, not
-# the seconds they cover, so a window that lost beats to gaps still counts the pairs it has.
-# 15 pairs (~12 s of beats at 75 bpm) is ours: the low end of those studies, so that a wrist
-# device that drops most beats still yields a (noisier) score.
+# twice as many). Ultra-short RMSSD agrees closely with 5 min RMSSD from 10-30 s of beats at
+# rest (Nussinovitch et al. 2011, Ann Noninvasive Electrocardiol 16:117,
+# doi:10.1111/j.1542-474X.2011.00417.x; Munoz et al. 2015, PLoS One 10:e0138921; Baek et al.
+# 2015, Telemed J E Health 21:404); what matters is how many differences are averaged, not the
+# seconds they cover, so a window that lost beats to gaps still counts the pairs it has.
+# 25 pairs (~20 s of beats at 75 bpm) is ours, inside that range: on Stress-Predict (E4 wrist)
+# 20 pairs scored one more subject but the noisier readings cost ~0.05 AUC; 40 pairs scored
+# three fewer (benchmarks/stress_predict.py).
 MIN_PAIRS = 25
 # Activity is judged on the heart rate of the last few beats, so the onset of exercise is seen
 # within seconds rather than after the 60 s window catches up.

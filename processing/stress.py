@@ -10,6 +10,19 @@ doi:10.1007/s40279-013-0071-8: a rolling personal lnRMSSD baseline), and uses po
 norms (Nunan et al. 2010, PACE 33:1407) until enough personal rest data exists; the baseline
 itself (what it learns from, day and night, resting heart rate) is processing/baseline.py.
 
+The score: z = HR_WEIGHT (HR - HRbase) / SD_HR + LN_RMSSD_WEIGHT (lnRMSSDbase - lnRMSSD) / SD_ln,
+score = 100 Phi(z) (Phi the standard normal CDF), so 50 is the person's median rest and 70 is
+z = 0.52. The weights 0.9 / 0.1 are ours, chosen on Stress-Predict S01-S17 (Iqbal et al. 2022,
+Sensors 22:8135; benchmarks/stress_predict.py) with one set for everyone: on those wrist (E4)
+recordings heart rate separates tasks from relax (median within-person AUC ~0.9) and -lnRMSSD
+barely does (~0.58): PPG beat timing adds jitter to RMSSD, speech in the interview and the deep
+breathing of hyperventilation raise respiratory sinus arrhythmia without any loss of stress
+(Grossman & Taylor 2007, Biol Psychol 74:263: RSA depends on breathing rate and depth). Weights
+from 0.6 to 1.0 on HR were tried; the AUC rises towards HR alone, and 0.9 keeps a small vagal
+term (the direction every stress meta-analysis reports, and cleaner from a chest strap) at a cost
+of < 0.02 AUC there. `stressed` needs score >= STRESSED_SCORE (70, as before: the 70th percentile
+of a person's own rest under a normal model), a calibrated baseline, rest, and no climb of HR.
+
 Physical activity lowers HRV and raises HR far more than stress does, so it must never read as
 stress. Activity is judged on heart-rate reserve, HRR% = (HR - HRrest) / (HRmax - HRrest)
 (Karvonen et al. 1957, Ann Med Exp Biol Fenn 35:307), with HRmax = 208 - 0.7 age (Tanaka et
@@ -18,12 +31,15 @@ HRR as at least light-to-moderate exercise (Garber et al. 2011, Med Sci Sports E
 mental stress raises HR by ~5-15 bpm (Kim et al. 2018), i.e. usually < 20 % HRR. When a strap
 reports energy expended, a rise of >= 20 kJ/min (~5 kcal/min, ~4 METs for 75 kg) also counts as
 activity. After activity, HRV stays suppressed for minutes to hours (Michael et al. 2017, Front
-Physiol 8:301), so a `recovery` period follows during which the state is never `stressed`.
+Physiol 8:301), so a `recovery` period follows during which the state is never `stressed`: up
+to RECOVERY_S, and for a short bout only as long as the bout plus a minute. Activity cannot
+stick: the resting heart rate under HRR is the lowest heart rate the person sustains (learned
+from every reading, processing/baseline.py), so a heart rate that stays flat and high for an
+hour becomes the resting heart rate within minutes instead of reading as exercise for ever.
 
 Pure: no I/O and no clock; all state is in `StressModel` and its `Baseline`, which the
 application persists (`Baseline.to_dict`).
 """
-
 
 from __future__ import annotations
 

@@ -90,10 +90,10 @@ class BeatWindow:
         x = rr_ms - self.ref
         self.s1 += x
         self.s2 += x * x
-        paired = successive and bool(self.rrs)
-        if paired:
+        rrs = self.rrs
+        if successive and rrs:
             # A new successive pair (previous, this); inlined _pair for the per-beat hot path.
-            a = self.rrs[-1]
+            a = rrs[-1]
             d = rr_ms - a
             p = a + rr_ms - 2 * self.ref
             self.d1 += d
@@ -106,10 +106,12 @@ class BeatWindow:
                 self.nn20 += 1
                 if ad > 50.0:
                     self.nn50 += 1
+            self.paired.append(True)
+        else:
+            self.paired.append(False)
         self.times.append(t)
-        self.rrs.append(rr_ms)
+        rrs.append(rr_ms)
         self.artifacts.append(artifact)
-        self.paired.append(paired)
         self.n_artifacts += artifact
         if self.keep_sorted:
             insort(self.sorted, rr_ms)

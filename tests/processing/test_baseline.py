@@ -89,6 +89,8 @@ def test_round_trip_through_json_keeps_everything_learned():
     last = max(row[0] for rows in b.to_dict()["rest"].values() for row in rows)
     assert not copy.add_rest(last + SAMPLE_S / 2, 3.0, 70.0)
     assert copy.add_rest(last + SAMPLE_S, 3.0, 70.0)
+    # a clock that went back (an older recording replayed on it) does not stop the learning
+    assert copy.add_rest(last - 7 * 86400.0, 3.0, 70.0)
 
 
 @pytest.mark.parametrize("data", [None, {}, {"version": 2}, {"version": 1, "rest": {"dusk": []}, "hr": []},
