@@ -156,3 +156,25 @@ def test_real_recovery_after_cycling_is_never_stressed(reference):
     print(f"\nexercise_rri.hrm after minute 36: {dict(counts)}")
     assert len(after) > 20
     assert not any(r.state == "stressed" for r in after)
+
+
+def test_a_short_bout_gets_a_short_recovery_and_a_long_one_ten_minutes():
+    """A minute on the stairs blanks about two minutes, not ten; 20 min of exercise gets the
+    full 10 min recovery (HRV recovers in proportion to the exertion)."""
+
+    def recovery_minutes(bout_s: float) -> float:
+        model = StressModel()
+        t = 0.0
+        for _ in range(60):  # 10 min of rest at 65 bpm: the resting heart rate is learned
+            model.assess(t, 65.0, 3.6, 1.0)
+            t += 10.0
+        while bout_s > 0:
+            assert model.assess(t, 150.0, 2.0, 1.0).activity == "active"
+            t, bout_s = t + 10.0, bout_s - 10.0
+        n = 0
+        while model.assess(t, 70.0, 3.5, 1.0).activity == "recovery":
+            t, n = t + 10.0, n + 1
+        return n * 10.0 / 60.0
+
+    assert recovery_minutes(60.0) <= 2.0
+    assert 9.5 <= recovery_minutes(1200.0) <= 10.0
