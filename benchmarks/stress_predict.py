@@ -25,7 +25,6 @@ Usage: STRESSWATCH_REFERENCE_DATA=/work/shared/data python benchmarks/stress_pre
 from __future__ import annotations
 
 import csv
-import math
 import os
 import statistics
 import sys
@@ -68,15 +67,16 @@ def phase_times(root: Path) -> dict[str, dict[str, tuple[float, float]]]:
         if not row or not row[0].startswith("S"):
             continue
         day = datetime.strptime(row[-1].split()[0], "%Y-%m-%d").replace(tzinfo=UTC)
-
-        def at(cell: str) -> float:
-            h, m, s = (int(x) for x in cell.split(":"))
-            if h < 8:  # 12-hour clock for afternoon sessions
-                h += 12
-            return day.timestamp() + 3600 * h + 60 * m + s
-
-        out[row[0]] = {name: (at(row[col]), at(row[col + 1])) for col, name in PHASES.items()}
+        out[row[0]] = {name: (_at(day, row[col]), _at(day, row[col + 1])) for col, name in PHASES.items()}
     return out
+
+
+def _at(day: datetime, cell: str) -> float:
+    """Unix time of a time_logs.csv clock time on `day`."""
+    h, m, s = (int(x) for x in cell.split(":"))
+    if h < 8:  # 12-hour clock for afternoon sessions
+        h += 12
+    return day.timestamp() + 3600 * h + 60 * m + s
 
 
 def label(r: Reading, phases: dict[str, tuple[float, float]]) -> str | None:
@@ -204,8 +204,8 @@ def report(results: list[Result], mode: str) -> None:
     labelled = sum(len(r.cls(TASKS)) + len(r.cls(RELAX)) for r in results)
     nulls = sum(sum(r.nulls.values()) for r in results)
     print(f"scorable subjects: {len(ok)} of {len(rows)}; null scores {nulls} of {labelled} labelled readings")
-    print(f"median   {'':11s} | {'':30s} | {_fmt(_median([f.auc_score for f in ok]), digits=3)}"
-          f"{_fmt(_median([f.auc_hr for f in ok]), digits=3)}{_fmt(_median([f.auc_ln for f in ok]), digits=3)}  | "
+    print(f"median   {'':11s} | {'':30s} | {_fmt(_median([f.auc_score for f in ok]), digits=3)} "
+          f"{_fmt(_median([f.auc_hr for f in ok]), digits=3)} {_fmt(_median([f.auc_ln for f in ok]), digits=3)}  | "
           f"{_fmt(_median([f.stressed_task for f in ok]), True)} {_fmt(_median([f.stressed_relax for f in ok]), True)}")
     worse = sum(f.auc_score < f.auc_hr for f in ok)
     print(f"score AUC below HR-alone AUC in {worse} of {len(ok)} scorable subjects")

@@ -97,7 +97,7 @@ class Reference:
 class _Ring:
     """The last `size` rest samples (time, lnRMSSD, HR) in arrival order, and each column sorted."""
 
-    __slots__ = ("rows", "ln", "hr", "size")
+    __slots__ = ("hr", "ln", "rows", "size")
 
     def __init__(self, size: int):
         self.size = size
