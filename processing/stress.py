@@ -87,16 +87,20 @@ class Assessment:
 
 @dataclass
 class StressModel:
-    """Turns successive windows into activity, stress score and state for one person."""
+    """Turns successive windows into activity, stress score and state for one person.
+
+    `utc_offset_s` (local time - UTC) places readings in the day or night baseline when no
+    `baseline` is given (a saved one carries its own)."""
 
     age: float = 40.0
     max_hr: float | None = None
     resting_hr: float | None = None
     baseline: Baseline | None = None
+    utc_offset_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.baseline is None:
-            self.baseline = Baseline()
+            self.baseline = Baseline(self.utc_offset_s)
         self._activity = Activity.UNKNOWN
         self._active_until = -math.inf
         self._active_since = -math.inf

@@ -14,6 +14,7 @@ from processing.baseline import (
     SAMPLE_S,
     Baseline,
 )
+from processing.stress import StressModel
 
 DAY = 1_767_268_800.0  # 2026-01-01 12:00 UTC
 NIGHT = DAY + 14 * 3600.0  # 02:00 UTC the next night
@@ -64,6 +65,7 @@ def test_night_rest_has_its_own_baseline_and_borrows_the_days_until_calibrated()
 def test_local_time_decides_the_period():
     """02:00 UTC is 11:00 in Tokyo (UTC+9): day there."""
     assert Baseline(utc_offset_s=9 * 3600).period(NIGHT) == "day"
+    assert StressModel(utc_offset_s=9 * 3600).baseline.period(NIGHT) == "day"
 
 
 def test_resting_heart_rate_is_the_lowest_sustained_heart_rate():
