@@ -116,3 +116,24 @@ def test_too_few_pairs_give_no_score():
         readings += pipe.feed(ev)
     assert MIN_PAIRS > 22
     assert readings and all(r.stress_score is None and r.quality < 0.5 for r in readings)
+
+
+def test_lf_hf_never_interpolates_across_a_gap():
+    """4 min of beats, a 30 s gap, then 90 s: the 300 s window holds beats on both sides, but
+    LF/HF needs 2 min of continuous beats, so it is absent until the new segment has them."""
+    events, t = [], 0.0
+    for k in range(int(240 / 0.8)):
+        t += 0.8
+        events.append(Beat("p", "d", t, 800.0 + 30 * math.sin(k / 2)))
+    events.append(Gap("p", "d", t, t + 30.0, "test"))
+    t += 30.0
+    for k in range(int(90 / 0.8)):
+        t += 0.8
+        events.append(Beat("p", "d", t, 800.0 + 30 * math.sin(k / 2)))
+    pipe = Pipeline("p", Settings())
+    readings = [r for e in events for r in pipe.feed(e)]
+    before = [r for r in readings if r.time <= 240]
+    after = [r for r in readings if r.time > 280]
+    assert before[-1].lf_hf is not None
+    assert after and all(r.lf_hf is None for r in after)
+    assert all(r.n_beats > 300 for r in after)  # the long window kept the beats before the gap
