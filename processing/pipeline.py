@@ -20,6 +20,16 @@ from processing.window import BeatWindow
 MAX_RR_MS = 3000.0
 # Readings start once the short window holds this many beats.
 MIN_BEATS = 20
+# Valid successive pairs the RMSSD window needs for a stress score (quality 0.5; quality 1 at
+# twice as many). Ultra-short RMSSD agrees closely with 5 min RMSSD from 10-30 s of beats at
+# rest (Nussinovitch et al. 2011, Ann Noninvasive Electrocardiol 16:117,
+# doi:10.1111/j.1542-474X.2011.00417.x; Munoz et al. 2015, PLoS One 10:e0138921; Baek et al.
+# 2015, Telemed J E Health 21:404); what matters is how many differences are averaged, not the
+# seconds they cover, so a window that lost beats to gaps still counts the pairs it has.
+# 25 pairs (~20 s of beats at 75 bpm) is ours, inside that range: on Stress-Predict (E4 wrist)
+# 20 pairs scored one more subject but the noisier readings cost ~0.05 AUC; 40 pairs scored
+# three fewer (benchmarks/stress_predict.py).
+MIN_PAIRS = 25
 # Activity is judged on the heart rate of the last few beats, so the onset of exercise is seen
 # within seconds rather than after the 60 s window catches up.
 RECENT_BEATS = 8
@@ -56,6 +66,19 @@ class Pipeline:
     Stages: gap detection -> artifact correction (Lipponen & Tarvainen 2019) -> trailing
     windows -> HRV metrics (processing.hrv) -> activity, stress score and state
     (processing.stress).
+
+    Gaps: the corrector is flushed at a gap and no successive pair spans it, but the trailing
+    windows keep the beats on both sides (a gappy wrist recording still gets readings from the
+    pairs it has); LF/HF uses only the beats since the last gap, because its spline would
+    otherwise interpolate across it. In whole-recording mode windows restart at each gap (one
+    reading per continuous segment, as Kubios).
+
+    `calibration` = (start, end) unix seconds: a span the user declares as rest (a lab
+    baseline, or the first minutes of a recording). Readings whose RMSSD window lies inside it
+    are learned from as rest whatever the heart rate, and never called stressed.
+
+    Quality (0-1) = (1 - 3 x the fraction of corrected beats in the long window) x
+    min(1, valid pairs in the RMSSD window / (2 MIN_PAIRS)): a score needs quality >= 0.5.
     """
 
     def __init__(
@@ -63,10 +86,12 @@ class Pipeline:
         person: str,
         settings: Settings = Settings(),
         model: StressModel | None = None,
+        calibration: tuple[float, float] | None = None,
     ):
         self.person = person
         self.settings = settings
         self.model = model or StressModel()
+        self.calibration = calibration
         self.corrector = ArtifactCorrector()
         self.long = BeatWindow(settings.window_s, keep_sorted=True)
         self.short = BeatWindow(settings.rmssd_window_s)
@@ -79,6 +104,8 @@ class Pipeline:
         self._spline = SplineCache()
         self._energy: float | None = None
         self._pending_whole = False
+        self._after_gap = False
+        self._segment_start = -math.inf
         self.beats_out: list[Beat] = []
 
     # -- input ---------------------------------------------------------------------------------
@@ -125,10 +152,12 @@ class Pipeline:
 
     def _gap(self) -> list[Reading]:
         out = self._drain()
-        self.long.clear()
-        self.short.clear()
+        for window in (self.long, self.short):
+            if math.isinf(window.duration_s):  # "since the last gap"
+                window.clear()
+        self._after_gap = True
+        self._segment_start = math.inf  # set to the first beat after the gap
         self.n_gaps += 1
-        self._next_emit = -math.inf
         self._next_spectral = -math.inf
         self._lf_hf = None
         self._spline.clear()
@@ -138,8 +167,12 @@ class Pipeline:
     def _add(self, beat: Beat) -> list[Reading]:
         self.beats_out.append(beat)
         artifact = bool(beat.artifact)
-        self.long.add(beat.t, beat.rr_ms, artifact)
-        self.short.add(beat.t, beat.rr_ms, artifact)
+        successive = not self._after_gap
+        if self._after_gap:
+            self._after_gap = False
+            self._segment_start = beat.t
+        self.long.add(beat.t, beat.rr_ms, artifact, successive)
+        self.short.add(beat.t, beat.rr_ms, artifact, successive)
         if math.isinf(self.settings.step_s):
             self._pending_whole = True
             return []
@@ -156,7 +189,9 @@ class Pipeline:
         t = long.times[-1]
         if t >= self._next_spectral or math.isinf(self.settings.spectral_step_s):
             n = len(long)
-            self._lf_hf = hrv.lf_hf(np.fromiter(long.times, float, n), np.fromiter(long.rrs, float, n), self._spline)
+            times = np.fromiter(long.times, float, n)
+            first = int(np.searchsorted(times, self._segment_start)) if self._segment_start > times[0] else 0
+            self._lf_hf = hrv.lf_hf(times[first:], np.fromiter(long.rrs, float, n)[first:], self._spline)
             sp = self.settings.spectral_step_s
             self._next_spectral = (math.floor(t / sp) + 1) * sp if 0 < sp < math.inf else t
         mean_rr = long.mean_rr()
@@ -172,13 +207,11 @@ class Pipeline:
             pns = hrv.pns_index(mean_rr, rmssd_long, sd1)
             sns = hrv.sns_index(60000.0 / mean_rr, stress_index, sd2, mean_rr)
         artifact_frac = long.n_artifacts / len(long)
-        horizon = self.settings.rmssd_window_s
-        coverage = 1.0 if math.isinf(horizon) else min(1.0, short.span_s() / horizon)
-        quality = max(0.0, 1.0 - 3.0 * artifact_frac) * coverage
+        quality = max(0.0, 1.0 - 3.0 * artifact_frac) * min(1.0, short.n_pairs / (2.0 * MIN_PAIRS))
         ln_rmssd = hrv.ln(rmssd_short)
         recent = list(islice(reversed(short.rrs), RECENT_BEATS))
         recent_hr = 60000.0 * len(recent) / sum(recent)
-        verdict = self.model.assess(t, hr, ln_rmssd, quality, self._energy, recent_hr)
+        verdict = self.model.assess(t, hr, ln_rmssd, quality, self._energy, recent_hr, self._known_rest(t))
         return [
             Reading(
                 person=self.person,
@@ -206,6 +239,14 @@ class Pipeline:
                 quality=quality,
             )
         ]
+
+
+    def _known_rest(self, t: float) -> bool:
+        if self.calibration is None:
+            return False
+        start, end = self.calibration
+        horizon = self.settings.rmssd_window_s
+        return start + (0.0 if math.isinf(horizon) else horizon) <= t <= end
 
 
 def run(events: list[Event], person: str, settings: Settings = Settings(), **kw) -> list[Reading]:

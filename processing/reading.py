@@ -31,9 +31,11 @@ class Reading:
 
     Units: time in unix seconds; *_ms in milliseconds; hr_bpm in beats/min; *_pct in percent;
     baevsky_si dimensionless (Kubios convention); stress_index = sqrt(baevsky_si);
-    stress_score 0-100 relative to the person's resting baseline; quality 0-1.
-    `None` means "not computable from this window" (too few beats, too short for LF/HF, or
-    a stress score while physically active).
+    stress_score 0-100 relative to the person's resting baseline; quality 0-1 (from the share
+    of corrected beats and the number of valid successive pairs in the RMSSD window; a score
+    needs >= 0.5, see processing/pipeline.py).
+    `None` means "not computable from this window" (too few beats or pairs, too short for
+    LF/HF, or a stress score while physically active).
     """
 
     person: str

@@ -7,7 +7,27 @@ doi:10.30773/pi.2017.08.17; Castaldo et al. 2015, Biomed Signal Process Control 
 doi:10.1016/j.bspc.2015.02.012). Between people these values differ several-fold, so the score
 compares a person with their own resting baseline (Plews et al. 2013, Sports Med 43:773,
 doi:10.1007/s40279-013-0071-8: a rolling personal lnRMSSD baseline), and uses population
-norms (Nunan et al. 2010, PACE 33:1407) until enough personal rest data exists.
+norms (Nunan et al. 2010, PACE 33:1407) until enough personal rest data exists; the baseline
+itself (what it learns from, day and night, resting heart rate) is processing/baseline.py.
+
+The score: z = HR_WEIGHT (HR - HRbase) / SD_HR + LN_RMSSD_WEIGHT (lnRMSSDbase - lnRMSSD) / SD_ln,
+score = 100 Phi(z) (Phi the standard normal CDF), so 50 is the person's median rest and 70 is
+z = 0.52. The weights (1.0 on HR, 0 on lnRMSSD) are ours, chosen on Stress-Predict S01-S17
+(Iqbal et al. 2022, Sensors 22:8135; benchmarks/stress_predict.py) with one set for everyone:
+on those wrist (E4) recordings heart rate separates tasks from relax (median within-person AUC
+0.905) and -lnRMSSD barely does (0.58): PPG beat timing adds jitter to RMSSD, and speech in the
+interview and the deep breathing of hyperventilation raise respiratory sinus arrhythmia whatever
+the stress (Grossman & Taylor 2007, Biol Psychol 74:263: RSA depends on breathing rate and
+depth). HR weights 0.6, 0.8, 0.9 and 1.0 were tried with 20, 25 and 30 pairs per window (and
+0.95 with 25); leaving each subject out in turn and choosing on the other 16 picked 1.0 (and 25
+pairs) in all 17 folds, and 0.9 fell below HR alone for a new user (median AUC 0.899 vs 0.905;
+1.0: 0.916). So lnRMSSD does not earn a place in the score on the only labelled recordings we
+have; the term stays, at weight 0, for an evaluation on chest-strap recordings (where RMSSD is
+clean and the meta-analyses above find vagal withdrawal) to set. HR alone is fooled by exercise
+and its recovery: those readings get no score or are never `stressed` (below), and the score is
+HR relative to the person's own rest, by day and night. `stressed` needs score >= STRESSED_SCORE
+(70, as before: the 70th percentile of a person's own rest under a normal model), a calibrated
+baseline, rest, and no climb of HR.
 
 Physical activity lowers HRV and raises HR far more than stress does, so it must never read as
 stress. Activity is judged on heart-rate reserve, HRR% = (HR - HRrest) / (HRmax - HRrest)
@@ -17,10 +37,14 @@ HRR as at least light-to-moderate exercise (Garber et al. 2011, Med Sci Sports E
 mental stress raises HR by ~5-15 bpm (Kim et al. 2018), i.e. usually < 20 % HRR. When a strap
 reports energy expended, a rise of >= 20 kJ/min (~5 kcal/min, ~4 METs for 75 kg) also counts as
 activity. After activity, HRV stays suppressed for minutes to hours (Michael et al. 2017, Front
-Physiol 8:301), so a `recovery` period follows during which the state is never `stressed`.
+Physiol 8:301), so a `recovery` period follows during which the state is never `stressed`: up
+to RECOVERY_S, and for a short bout only as long as the bout plus a minute. Activity cannot
+stick: the resting heart rate under HRR is the lowest heart rate the person sustains (learned
+from every reading, processing/baseline.py), so a heart rate that stays flat and high for an
+hour becomes the resting heart rate within minutes instead of reading as exercise for ever.
 
 Pure: no I/O and no clock; all state is in `StressModel` and its `Baseline`, which the
-application may persist.
+application persists (`Baseline.to_dict`).
 """
 
 from __future__ import annotations
@@ -28,65 +52,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from processing.baseline import Baseline
 from processing.reading import Activity, StressState
-
-POPULATION_LN_RMSSD = (math.log(42.0), 0.40)  # ln of Nunan 2010's 42 ms; SD of ln(RMSSD) ~0.4
-POPULATION_REST_HR = (68.0, 8.0)
 
 ACTIVE_ENTER_HRR = 0.30
 ACTIVE_LEAVE_HRR = 0.20
 ACTIVE_ENERGY_KJ_PER_MIN = 20.0
 RECOVERY_S = 600.0
-# Rest readings (each step) the personal baseline needs before it outweighs population norms.
-BASELINE_FULL_WEIGHT_S = 1800.0
+# Ours: a short bout of activity gets a recovery as long as the bout plus one RMSSD window, not
+# the full RECOVERY_S: HRV recovers in proportion to the exertion (Michael et al. 2017), and a
+# minute on the stairs, or a high heart rate misread as activity before the resting heart rate
+# was learned, must not blank the next ten minutes.
+RECOVERY_PER_BOUT_EXTRA_S = 60.0
+# Weights of the heart-rate and lnRMSSD deviations in the score (see the module docstring).
+HR_WEIGHT = 1.0
+LN_RMSSD_WEIGHT = 0.0
 STRESSED_SCORE = 70.0
-# Rest seconds a new person's baseline needs before `stressed` is ever declared: population
-# norms alone misjudge many people (resting RMSSD varies several-fold between healthy adults).
-CALIBRATION_S = 600.0
 # Heart rate of the last beats this far above the window's: HR is climbing fast, as at the onset
 # of exercise before it crosses the activity threshold; such a reading is not called stressed.
 CLIMBING_BPM = 8.0
 CALM_SCORE = 35.0
+# Readings below this quality get no score; processing/pipeline.py says what quality is.
 MIN_QUALITY = 0.5
-
-
-@dataclass
-class Baseline:
-    """Running mean and variance (exponentially weighted, ~1 day memory in rest time) of
-    lnRMSSD and heart rate during rest; `rest_s` counts the rest seconds seen."""
-
-    ln_rmssd_mean: float = POPULATION_LN_RMSSD[0]
-    ln_rmssd_var: float = POPULATION_LN_RMSSD[1] ** 2
-    hr_mean: float = POPULATION_REST_HR[0]
-    hr_var: float = POPULATION_REST_HR[1] ** 2
-    rest_s: float = 0.0
-
-    def update(self, ln_rmssd: float, hr: float, dt_s: float) -> None:
-        """Fold one rest reading covering `dt_s` seconds into the baseline."""
-        self.rest_s += dt_s
-        # Learning rate: fast while young (a plain mean of what has been seen), then a 24 h memory.
-        alpha = max(dt_s / max(self.rest_s, dt_s), dt_s / 86400.0)
-        for name, x in (("ln_rmssd", ln_rmssd), ("hr", hr)):
-            mean = getattr(self, f"{name}_mean")
-            var = getattr(self, f"{name}_var")
-            delta = x - mean
-            mean += alpha * delta
-            var = (1 - alpha) * (var + alpha * delta * delta)
-            setattr(self, f"{name}_mean", mean)
-            setattr(self, f"{name}_var", var)
-
-    def blended(self) -> tuple[float, float, float, float]:
-        """(lnRMSSD mean, lnRMSSD SD, HR mean, HR SD), personal values weighted by how much rest
-        data exists, population norms for the rest. SDs have floors so that a very steady person
-        does not read every small change as stress."""
-        w = min(1.0, self.rest_s / BASELINE_FULL_WEIGHT_S)
-        pm, ps = POPULATION_LN_RMSSD
-        hm, hs = POPULATION_REST_HR
-        ln_mean = w * self.ln_rmssd_mean + (1 - w) * pm
-        ln_sd = max(0.15, w * math.sqrt(self.ln_rmssd_var) + (1 - w) * ps)
-        hr_mean = w * self.hr_mean + (1 - w) * hm
-        hr_sd = max(3.0, w * math.sqrt(self.hr_var) + (1 - w) * hs)
-        return ln_mean, ln_sd, hr_mean, hr_sd
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,27 +87,32 @@ class Assessment:
 
 @dataclass
 class StressModel:
-    """Turns successive windows into activity, stress score and state for one person."""
+    """Turns successive windows into activity, stress score and state for one person.
+
+    `utc_offset_s` (local time - UTC) places readings in the day or night baseline when no
+    `baseline` is given (a saved one carries its own)."""
 
     age: float = 40.0
     max_hr: float | None = None
     resting_hr: float | None = None
     baseline: Baseline | None = None
+    utc_offset_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.baseline is None:
-            self.baseline = Baseline()
+            self.baseline = Baseline(self.utc_offset_s)
         self._activity = Activity.UNKNOWN
         self._active_until = -math.inf
+        self._active_since = -math.inf
         self._last_energy: tuple[float, float] | None = None
-        self._last_time: float | None = None
 
     @property
     def hr_max(self) -> float:
         return self.max_hr or 208.0 - 0.7 * self.age
 
     def hr_rest(self) -> float:
-        return self.resting_hr or self.baseline.blended()[2]
+        """The configured resting heart rate, else the one the baseline learned."""
+        return self.resting_hr or self.baseline.resting_hr()
 
     def assess(
         self,
@@ -130,31 +122,33 @@ class StressModel:
         quality: float,
         energy_kj: float | None = None,
         recent_hr_bpm: float | None = None,
+        known_rest: bool = False,
     ) -> Assessment:
         """The activity, stress score and state for a window ending at `time` (unix s).
 
         `hr_bpm` is the window's heart rate; `recent_hr_bpm` (the last few beats) drives the
         activity decision when given, because it sees the onset of exercise sooner.
+        `known_rest`: the reading lies in a calibration span the user declared as rest; it is
+        learned from as rest and never called stressed.
         """
-        dt = 0.0 if self._last_time is None else max(0.0, time - self._last_time)
-        self._last_time = time
-        activity = self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj)
-        if ln_rmssd is None or quality < MIN_QUALITY:
+        good = ln_rmssd is not None and quality >= MIN_QUALITY
+        if known_rest:
+            self._activity = activity = Activity.REST
+        else:
+            activity = self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj)
+        if good:
+            self.baseline.add_hr(time, hr_bpm)
+        if not good or activity == Activity.ACTIVE:
             return Assessment(activity, None, StressState.UNKNOWN)
-        if activity == Activity.ACTIVE:
-            return Assessment(activity, None, StressState.UNKNOWN)
-        ln_mean, ln_sd, hr_mean, hr_sd = self.baseline.blended()
-        # Lower lnRMSSD and higher HR than baseline both point to stress; vagal withdrawal
-        # (lnRMSSD) weighs more because HR also moves with posture and digestion.
-        z = 0.65 * (ln_mean - ln_rmssd) / ln_sd + 0.35 * (hr_bpm - hr_mean) / hr_sd
+        ref = self.baseline.reference(time)
+        z = (HR_WEIGHT * (hr_bpm - ref.hr_mean) / ref.hr_sd
+             + LN_RMSSD_WEIGHT * (ref.ln_rmssd_mean - ln_rmssd) / ref.ln_rmssd_sd)
         score = 100.0 * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-        calibrating = self.baseline.rest_s < CALIBRATION_S
-        if activity == Activity.REST and dt > 0 and (calibrating or score < STRESSED_SCORE):
-            # After calibration, learn only from rest that does not itself look stressed, so
-            # that a stressful week does not become the new normal.
-            self.baseline.update(ln_rmssd, hr_bpm, dt)
+        if activity == Activity.REST:
+            self.baseline.add_rest(time, ln_rmssd, hr_bpm, known_rest)
         climbing = recent_hr_bpm is not None and recent_hr_bpm - hr_bpm > CLIMBING_BPM
-        if score >= STRESSED_SCORE and activity == Activity.REST and not climbing and not calibrating:
+        if (score >= STRESSED_SCORE and activity == Activity.REST and not climbing and not known_rest
+                and self.baseline.calibrated):
             state = StressState.STRESSED
         elif score <= CALM_SCORE:
             state = StressState.CALM
@@ -177,9 +171,13 @@ class StressModel:
         else:
             still = hrr >= ACTIVE_ENTER_HRR or energetic
         if still:
+            if self._activity != Activity.ACTIVE:
+                self._active_since = time
             self._activity = Activity.ACTIVE
             self._active_until = time
-        elif time - self._active_until < RECOVERY_S:
+        elif time - self._active_until < min(
+            RECOVERY_S, self._active_until - self._active_since + RECOVERY_PER_BOUT_EXTRA_S
+        ):
             self._activity = Activity.RECOVERY
         else:
             self._activity = Activity.REST

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from collector.events import Event
 from collector.files import FORMATS, RecordingError, read_recording
+from processing.baseline import Baseline
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
 from sinks.fanout import Sinks
@@ -67,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-correction", action="store_true", help="skip artifact correction")
     a.add_argument("--json", action="store_true", help="one JSON object per line with the Reading fields")
     a.add_argument("--person", default="me")
+    a.add_argument("--calibrate", metavar="MIN[-MIN]",
+                   help="a known rest to calibrate on: the first N minutes, or minutes A-B from the start")
+    a.add_argument("--baseline", metavar="FILE", help="start from a baseline saved with --save-baseline")
+    a.add_argument("--save-baseline", metavar="FILE", help="write the learned baseline (JSON) at the end")
     a.set_defaults(func=cmd_analyze)
 
     s = sub.add_parser("simulate", help="write a simulated day as a CSV recording")
@@ -218,6 +223,7 @@ def cmd_analyze(args) -> int:
         step = base.step_s if args.step is None else args.step
         settings = Settings(window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction)
     pipe = Pipeline(args.person, settings, cfg.person(args.person).model())
+    _calibration(args, pipe, rec)
     progress = _Progress(len(rec.events)) if sys.stderr.isatty() and len(rec.events) > 20000 else None
     out = sys.stdout
     if not args.json:
@@ -234,7 +240,28 @@ def cmd_analyze(args) -> int:
         progress.done()
     if not args.json:
         print(f"# corrected beats: {pipe.corrector.counts}; gaps: {pipe.n_gaps}", file=out)
+    if args.save_baseline:
+        Path(args.save_baseline).write_text(json.dumps(pipe.model.baseline.to_dict()) + "\n")
     return 0
+
+
+def _calibration(args, pipe: Pipeline, rec) -> None:
+    """--baseline and --calibrate: a saved baseline, and/or a span of the recording as known rest."""
+    if args.baseline:
+        try:
+            pipe.model.baseline = Baseline.from_dict(json.loads(Path(args.baseline).read_text()))
+        except (OSError, ValueError) as exc:
+            raise RecordingError(args.baseline, None, f"cannot use as a baseline: {exc}") from None
+    if args.calibrate and rec.beats:
+        try:
+            a, _, b = args.calibrate.partition("-")
+            lo, hi = (0.0, float(a)) if not b else (float(a), float(b))
+        except ValueError:
+            lo = hi = -1.0
+        if not 0 <= lo < hi:
+            raise RecordingError(args.file, None, f"--calibrate {args.calibrate!r}: expected minutes N or A-B with A < B")
+        start = rec.beats[0].t - rec.beats[0].rr_ms / 1000.0
+        pipe.calibration = (start + 60.0 * lo, start + 60.0 * hi)
 
 
 def _emit(r: Reading, as_json: bool, t0: float, out) -> None:

@@ -1,0 +1,234 @@
+"""Benchmark of the stress score on real people (Stress-Predict, S01-S17); prints figures, asserts nothing.
+
+Data: Iqbal et al. 2022, "Stress-Predict Dataset", Sensors 22:8135 (MIT licence), Empatica E4
+wrist IBI (gappy), a 60 min protocol per subject: baseline, Stroop test, relax, interview,
+relax, hyperventilation, relax. `time_logs.csv` gives each phase's local start and end (Irish
+time = UTC in February; afternoon sessions are written on a 12-hour clock, so hours before 08
+are read as p.m.).
+
+Protocol (issue 8): each subject's IBI.csv goes through the same pipeline as
+`stresswatch analyze --format ibi --json` at default settings (default configuration, 60 s
+RMSSD window, a reading every 10 s). A reading is labelled by its last 60 s: `task` when they
+lie inside a Stroop, interview or hyperventilation phase, `relax` inside one of the three relax
+phases; readings that straddle a boundary are dropped. Per subject: readings per class, null
+scores and why, and on the readings with a score the AUC (task vs relax) of the stress score,
+of heart rate alone and of -lnRMSSD alone, and the share of `stressed` readings per class. A
+subject is scorable when it has >= 5 scored readings in each class.
+
+Two modes: `new` (a new user, no prior data) and `established` (calibrated on that subject's
+own first baseline phase, as `analyze --calibrate START-END` does). Per task, the same figures
+with one task's readings against all relax readings.
+
+Usage: STRESSWATCH_REFERENCE_DATA=/work/shared/data python benchmarks/stress_predict.py [S01 ...]
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import statistics
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+# This folder holds a file named like the `processing` package; keep it off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from collector.files import read_recording
+from processing.pipeline import Pipeline, Settings
+from processing.reading import Reading
+from stresswatch import config as configuration
+
+SUBJECTS = [f"S{k:02d}" for k in range(1, 18)]
+# Column pairs of time_logs.csv (0-based start column) and what each phase is.
+PHASES = {
+    6: "baseline",
+    8: "stroop",
+    10: "relax1",
+    12: "interview",
+    14: "relax2",
+    16: "hyperventilation",
+    18: "relax3",
+}
+TASKS = ("stroop", "interview", "hyperventilation")
+RELAX = ("relax1", "relax2", "relax3")
+LABEL_S = 60.0
+MIN_PER_CLASS = 5
+
+
+def phase_times(root: Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """{subject: {phase: (start, end) unix s}} from time_logs.csv."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    with open(root / "time_logs.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    for row in rows[2:]:
+        if not row or not row[0].startswith("S"):
+            continue
+        day = datetime.strptime(row[-1].split()[0], "%Y-%m-%d").replace(tzinfo=UTC)
+        out[row[0]] = {name: (_at(day, row[col]), _at(day, row[col + 1])) for col, name in PHASES.items()}
+    return out
+
+
+def _at(day: datetime, cell: str) -> float:
+    """Unix time of a time_logs.csv clock time on `day`."""
+    h, m, s = (int(x) for x in cell.split(":"))
+    if h < 8:  # 12-hour clock for afternoon sessions
+        h += 12
+    return day.timestamp() + 3600 * h + 60 * m + s
+
+
+def label(r: Reading, phases: dict[str, tuple[float, float]]) -> str | None:
+    lo = r.time - LABEL_S
+    for name, (start, end) in phases.items():
+        if start <= lo and r.time <= end:
+            return name
+    return None
+
+
+def auc(pos: list[float], neg: list[float]) -> float | None:
+    """Mann-Whitney AUC: P(pos > neg) + P(tie)/2."""
+    if not pos or not neg:
+        return None
+    allv = sorted([(v, 1) for v in pos] + [(v, 0) for v in neg])
+    ranks = [0.0] * len(allv)
+    i = 0
+    while i < len(allv):
+        j = i
+        while j + 1 < len(allv) and allv[j + 1][0] == allv[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[k] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    rank_pos = sum(rk for rk, (_, c) in zip(ranks, allv) if c)
+    n1, n0 = len(pos), len(neg)
+    return (rank_pos - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+
+
+@dataclass
+class Result:
+    subject: str
+    readings: dict[str, list[Reading]] = field(default_factory=dict)  # phase -> readings
+    nulls: Counter = field(default_factory=Counter)
+
+    def cls(self, names: tuple[str, ...]) -> list[Reading]:
+        return [r for n in names for r in self.readings.get(n, [])]
+
+
+def run_subject(root: Path, subject: str, phases: dict[str, tuple[float, float]], established: bool) -> Result:
+    rec = read_recording(root / subject / "IBI.csv", "ibi", person=subject)
+    cfg = configuration.load(None)
+    model = cfg.person(subject).model() if _has_person(cfg, subject) else cfg.people[0].model()
+    calibration = phases["baseline"] if established else None
+    pipe = Pipeline(subject, Settings(), model, calibration=calibration)
+    res = Result(subject)
+    readings: list[Reading] = []
+    for ev in rec.events:
+        readings += pipe.feed(ev)
+    readings += pipe.finish()
+    for r in readings:
+        name = label(r, phases)
+        if name is None or name == "baseline":
+            continue
+        res.readings.setdefault(name, []).append(r)
+        if r.stress_score is None:
+            res.nulls[_why_null(r)] += 1
+    return res
+
+
+def _has_person(cfg, name: str) -> bool:
+    return any(p.name == name for p in cfg.people)
+
+
+def _why_null(r: Reading) -> str:
+    if r.activity == "active":
+        return "active"
+    return "quality"
+
+
+@dataclass
+class Figures:
+    n_task: int
+    n_relax: int
+    auc_score: float | None
+    auc_hr: float | None
+    auc_ln: float | None
+    stressed_task: float | None
+    stressed_relax: float | None
+
+    @property
+    def scorable(self) -> bool:
+        return self.n_task >= MIN_PER_CLASS and self.n_relax >= MIN_PER_CLASS
+
+
+def figures(task: list[Reading], relax: list[Reading]) -> Figures:
+    t = [r for r in task if r.stress_score is not None]
+    x = [r for r in relax if r.stress_score is not None]
+    f = Figures(len(t), len(x), None, None, None, None, None)
+    if not f.scorable:
+        return f
+    f.auc_score = auc([r.stress_score for r in t], [r.stress_score for r in x])
+    f.auc_hr = auc([r.hr_bpm for r in t], [r.hr_bpm for r in x])
+    f.auc_ln = auc([-r.ln_rmssd for r in t], [-r.ln_rmssd for r in x])
+    f.stressed_task = sum(r.state == "stressed" for r in t) / len(t)
+    f.stressed_relax = sum(r.state == "stressed" for r in x) / len(x)
+    return f
+
+
+def _fmt(v: float | None, pct: bool = False, digits: int = 2) -> str:
+    if v is None:
+        return "    -"
+    return f"{100 * v:5.0f}" if pct else f"{v:5.{digits}f}"
+
+
+def _median(vals: list[float | None]) -> float | None:
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def report(results: list[Result], mode: str) -> None:
+    print(f"\n== {mode} ==")
+    print("subject  task relax | labelled  null(quality, active) | AUC score   HR -lnRMSSD | stressed% task relax")
+    rows: list[Figures] = []
+    for res in results:
+        task, relax = res.cls(TASKS), res.cls(RELAX)
+        f = figures(task, relax)
+        rows.append(f)
+        labelled = len(task) + len(relax)
+        null = sum(res.nulls.values())
+        print(f"{res.subject:7s} {f.n_task:5d} {f.n_relax:5d} | {labelled:8d} {null:5d} ({res.nulls['quality']:4d}, "
+              f"{res.nulls['active']:4d}) | {_fmt(f.auc_score)} {_fmt(f.auc_hr)} {_fmt(f.auc_ln)}    | "
+              f"{_fmt(f.stressed_task, True)} {_fmt(f.stressed_relax, True)}")
+    ok = [f for f in rows if f.scorable]
+    labelled = sum(len(r.cls(TASKS)) + len(r.cls(RELAX)) for r in results)
+    nulls = sum(sum(r.nulls.values()) for r in results)
+    print(f"scorable subjects: {len(ok)} of {len(rows)}; null scores {nulls} of {labelled} labelled readings")
+    print(f"median   {'':11s} | {'':30s} | {_fmt(_median([f.auc_score for f in ok]), digits=3)} "
+          f"{_fmt(_median([f.auc_hr for f in ok]), digits=3)} {_fmt(_median([f.auc_ln for f in ok]), digits=3)}  | "
+          f"{_fmt(_median([f.stressed_task for f in ok]), True)} {_fmt(_median([f.stressed_relax for f in ok]), True)}")
+    worse = sum(f.auc_score < f.auc_hr for f in ok)
+    print(f"score AUC below HR-alone AUC in {worse} of {len(ok)} scorable subjects")
+    print("per task (that task's readings vs all relax readings; medians over scorable subjects):")
+    print("task              subjects | AUC score   HR -lnRMSSD | stressed% task")
+    for task_name in TASKS:
+        fs = [figures(res.cls((task_name,)), res.cls(RELAX)) for res in results]
+        fs = [f for f in fs if f.scorable]
+        print(f"{task_name:17s} {len(fs):8d} | {_fmt(_median([f.auc_score for f in fs]))} "
+              f"{_fmt(_median([f.auc_hr for f in fs]))} {_fmt(_median([f.auc_ln for f in fs]))}    | "
+              f"{_fmt(_median([f.stressed_task for f in fs]), True)}")
+
+
+def main() -> None:
+    data = Path(os.environ.get("STRESSWATCH_REFERENCE_DATA", "../shared/data"))
+    root = data / "stress/stress_predict"
+    subjects = [a for a in sys.argv[1:] if a.startswith("S")] or SUBJECTS
+    phases = phase_times(root)
+    print(f"Stress-Predict (Iqbal et al. 2022), subjects {subjects[0]}-{subjects[-1]}: "
+          f"task = {', '.join(TASKS)}; relax = the three relax phases; reading labelled by its last {LABEL_S:.0f} s")
+    for mode, established in (("new user (no prior data)", False), ("established user (calibrated on own baseline phase)", True)):
+        report([run_subject(root, s, phases[s], established) for s in subjects], mode)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""A person's resting baseline (lnRMSSD and heart rate, by day and night) and resting heart rate.
+
+What it learns from, and why it cannot lock in:
+- Rest samples: one per SAMPLE_S of rest, kept in a ring of the last MAX_SAMPLES rest samples per
+  period of the day. The baseline is the median of the ring and its spread the interquartile
+  range / 1.349 (the SD of a normal distribution with that IQR). Every rest reading is learned
+  from, whatever it scores: an earlier version learned only from rest scoring below the stressed
+  threshold, so a person whose own quiet rest scored above it against a wrong prior never
+  updated again (issue 8). A median needs more than half of the ring to move, so a stressful
+  hour in a day of rest barely shifts it, but a person's real resting level always wins within
+  half a ring. (Robust location and scale: Huber & Ronchetti 2009, Robust Statistics, 2nd ed.;
+  Plews et al. 2013, Sports Med 43:773, doi:10.1007/s40279-013-0071-8, for a rolling personal
+  lnRMSSD baseline.)
+- Day and night: heart rate is lower and HRV higher during the night and early morning than in
+  the day (circadian and sleep-related vagal dominance: Bonnemeier et al. 2003, J Cardiovasc
+  Electrophysiol 14:791, doi:10.1046/j.1540-8167.2003.03078.x), so rest is compared with rest
+  from the same part of the day. NIGHT_HOURS (local
+  22:00-07:00) is our choice: the usual sleep window. Until a period has CALIBRATION_SAMPLES
+  of its own, the other period's ring stands in (and population norms before either has).
+- Resting heart rate (for the heart-rate reserve of the activity decision): the
+  REST_HR_QUANTILE of the 60 s heart rates of the last REST_HR_MEMORY_S, whatever the activity.
+  A low quantile of sustained (60 s) heart rate is the lowest HR a person sustains; learning
+  it from every reading, not only from rest, means a seated person with a high HR is not
+  called `active` for ever because their rest was never scored (issue 8).
+
+Pure: no I/O and no clock; `to_dict`/`from_dict` let the application persist it so that a
+restart never starts calibration over.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections import deque
+from dataclasses import dataclass
+
+from processing.window import quantile
+
+# Population resting norms, used until personal data exists: lnRMSSD from Nunan et al. 2010
+# (PACE 33:1407: RMSSD 42 ms) with the between-person SD of lnRMSSD ~0.4; resting HR 68 +- 8 bpm.
+POPULATION_LN_RMSSD = (math.log(42.0), 0.40)
+POPULATION_REST_HR = (68.0, 8.0)
+
+# Ours: one rest sample per 30 s. Readings overlap (60 s RMSSD window every 10 s), so samples
+# closer than that add little information; 30 s still gives 20 samples from a 10 min rest.
+SAMPLE_S = 30.0
+# Ours: 12 h of rest samples per period (several days of daytime rest for a wearable; a whole
+# lab session many times over).
+MAX_SAMPLES = 1440
+# Ours: 10 min of rest (20 samples) before the personal baseline is trusted alone and before
+# `stressed` is ever declared. 10 min is the usual psychophysiology resting baseline (e.g.
+# Jennings et al. 1992, Psychophysiology 29:742, "Alternative cardiovascular baseline assessment
+# techniques": 10 min vanilla baseline), and population norms alone misjudge many people
+# (resting RMSSD varies several-fold between healthy adults).
+CALIBRATION_SAMPLES = 20
+# Ours: a rest span the user declared (calibration) is trusted once it gave this many readings
+# (1 min of readings 10 s apart): a wrist device may lose most of a 10 min lab baseline to gaps,
+# and the person said it was rest, so there is no doubt to wait out.
+MIN_KNOWN_SAMPLES = 6
+# Ours: rest samples after which the score compares with the person's own median alone, while
+# `stressed` still waits for calibration: population norms put people in the wrong place far
+# more than 3 min of their own rest does (resting HR and RMSSD vary several-fold between people).
+BLEND_SAMPLES = 6
+# Spread floors (ours): lnRMSSD 0.15 (of the order of the day-to-day SD of resting lnRMSSD in one
+# person, a CV of a few percent in Plews et al. 2013) and 2 bpm for heart rate (a minute-to-minute
+# wobble of seated heart rate), so that a very steady calibration does not read every small
+# change as stress. 2 rather than 3 bpm: on Stress-Predict the 10 min lab baselines are that
+# steady, and 3 bpm hid a third of the task readings' rise (benchmarks/stress_predict.py).
+MIN_LN_SD = 0.15
+MIN_HR_SD = 2.0
+# Local hours of the night period (ours; see the module docstring).
+NIGHT_HOURS = (22, 7)
+# Resting heart rate: 5th percentile (ours) of 60 s heart rates over the last 24 h, once 2 min
+# of them exist (population norm before). 5 % lets exercise fill 95 % of a day's readings before
+# it is taken for rest; 2 min keeps a seated person with a high heart rate `active` for 2 min at
+# most at the start of a recording.
+REST_HR_QUANTILE = 0.05
+REST_HR_MEMORY_S = 86400.0
+REST_HR_MIN_SAMPLES = 4
+# A resting HR above 100 bpm is tachycardia by definition; 110 (ours) leaves a margin for a
+# nervous seated person while a person exercising for hours from the start is still `active`.
+MAX_REST_HR = 110.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """What a reading is compared with: lnRMSSD and HR location and spread, and how many rest
+    samples of the person's own they rest on (0 = population norms only)."""
+
+    ln_rmssd_mean: float
+    ln_rmssd_sd: float
+    hr_mean: float
+    hr_sd: float
+    samples: int
+
+
+class _Ring:
+    """The last `size` rest samples (time, lnRMSSD, HR) in arrival order, and each column sorted."""
+
+    __slots__ = ("hr", "ln", "rows", "size")
+
+    def __init__(self, size: int):
+        self.size = size
+        self.rows: deque[tuple[float, float, float]] = deque()
+        self.ln: list[float] = []
+        self.hr: list[float] = []
+
+    def push(self, t: float, ln: float, hr: float) -> None:
+        self.rows.append((t, ln, hr))
+        insort(self.ln, ln)
+        insort(self.hr, hr)
+        if len(self.rows) > self.size:
+            _, old_ln, old_hr = self.rows.popleft()
+            del self.ln[bisect_left(self.ln, old_ln)]
+            del self.hr[bisect_left(self.hr, old_hr)]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def reference(self) -> Reference:
+        return Reference(
+            quantile(self.ln, 0.5),
+            max(MIN_LN_SD, _iqr_sd(self.ln)),
+            quantile(self.hr, 0.5),
+            max(MIN_HR_SD, _iqr_sd(self.hr)),
+            len(self.rows),
+        )
+
+
+def _iqr_sd(s: list[float]) -> float:
+    """Robust SD: interquartile range / 1.349 (exact for a normal distribution)."""
+    return (quantile(s, 0.75) - quantile(s, 0.25)) / 1.349
+
+
+class Baseline:
+    """One person's resting baseline by period of the day, and resting heart rate.
+
+    `utc_offset_s` turns unix time into local time for the day/night split (the core reads no
+    clock or time zone; the application passes it).
+    """
+
+    def __init__(self, utc_offset_s: float = 0.0):
+        self.utc_offset_s = utc_offset_s
+        self.periods = {"day": _Ring(MAX_SAMPLES), "night": _Ring(MAX_SAMPLES)}
+        self._last_rest_t = -math.inf
+        self.known_samples = 0
+        self._hr_times: deque[float] = deque()
+        self._hr_values: deque[float] = deque()
+        self._hr_sorted: list[float] = []
+        self._last_hr_t = -math.inf
+        self._cache: dict[str, Reference] = {}
+
+    # -- learning -------------------------------------------------------------------------------
+
+    def add_rest(self, t: float, ln_rmssd: float, hr_bpm: float, known: bool = False) -> bool:
+        """Learn from a rest reading at unix time `t`; True if taken. Rest inferred from the
+        activity decision gives one sample per SAMPLE_S; rest the user declared (`known`, a
+        calibration span) gives a sample per reading: it is trusted more (ours), so that the
+        tasks of a lab session or a stressful day after a calibration move the median less."""
+        # abs: a clock that went back (a saved baseline replayed on an older recording) must
+        # not stop the learning.
+        if not known and abs(t - self._last_rest_t) < SAMPLE_S:
+            return False
+        self._last_rest_t = t
+        self.known_samples += known
+        self.periods[self.period(t)].push(t, ln_rmssd, hr_bpm)
+        self._cache.clear()
+        return True
+
+    def add_hr(self, t: float, hr_bpm: float) -> None:
+        """Learn from the 60 s heart rate of any reading (for the resting heart rate)."""
+        if abs(t - self._last_hr_t) < SAMPLE_S:
+            return
+        self._last_hr_t = t
+        self._hr_times.append(t)
+        self._hr_values.append(hr_bpm)
+        insort(self._hr_sorted, hr_bpm)
+        while self._hr_times and self._hr_times[0] < t - REST_HR_MEMORY_S:
+            self._hr_times.popleft()
+            del self._hr_sorted[bisect_left(self._hr_sorted, self._hr_values.popleft())]
+
+    # -- what it knows --------------------------------------------------------------------------
+
+    def period(self, t: float) -> str:
+        """'night' for local NIGHT_HOURS, else 'day'."""
+        hour = ((t + self.utc_offset_s) % 86400.0) / 3600.0
+        start, end = NIGHT_HOURS
+        return "night" if hour >= start or hour < end else "day"
+
+    @property
+    def samples(self) -> int:
+        """Rest samples held, both periods."""
+        return sum(len(r) for r in self.periods.values())
+
+    @property
+    def rest_s(self) -> float:
+        """Rest time the baseline has learned from (s, both periods, at most the rings' span)."""
+        return SAMPLE_S * self.samples
+
+    @property
+    def calibrated(self) -> bool:
+        """Enough rest of the person's own (either period) to trust the personal baseline: 10 min
+        of rest, or a declared rest span that gave MIN_KNOWN_SAMPLES readings."""
+        return (self.known_samples >= MIN_KNOWN_SAMPLES
+                or max(len(r) for r in self.periods.values()) >= CALIBRATION_SAMPLES)
+
+    def reference(self, t: float) -> Reference:
+        """The baseline for a reading at `t`: the ring of t's period once calibrated, else the
+        other period's when it is; else the largest ring blended with population norms in
+        proportion to how much of a calibration it holds."""
+        name = self.period(t)
+        if name in self._cache:
+            return self._cache[name]
+        own = self.periods[name]
+        other = self.periods["night" if name == "day" else "day"]
+        ring = own if len(own) >= CALIBRATION_SAMPLES or len(own) >= len(other) else other
+        pm, ps = POPULATION_LN_RMSSD
+        hm, hs = POPULATION_REST_HR
+        if not len(ring):
+            ref = Reference(pm, ps, hm, hs, 0)
+        else:
+            mine = ring.reference()
+            w = 1.0 if self.calibrated else min(1.0, len(ring) / BLEND_SAMPLES)
+            ref = Reference(
+                w * mine.ln_rmssd_mean + (1 - w) * pm,
+                w * mine.ln_rmssd_sd + (1 - w) * ps,
+                w * mine.hr_mean + (1 - w) * hm,
+                w * mine.hr_sd + (1 - w) * hs,
+                len(ring),
+            )
+        self._cache[name] = ref
+        return ref
+
+    def resting_hr(self) -> float:
+        """The lowest heart rate the person sustains (see the module docstring), in bpm."""
+        if len(self._hr_sorted) < REST_HR_MIN_SAMPLES:
+            return POPULATION_REST_HR[0]
+        return min(MAX_REST_HR, quantile(self._hr_sorted, REST_HR_QUANTILE))
+
+    # -- persistence ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of everything learned (version 1)."""
+        return {
+            "version": 1,
+            "utc_offset_s": self.utc_offset_s,
+            "known_samples": self.known_samples,
+            "rest": {name: [[round(t, 3), round(ln, 5), round(hr, 3)] for t, ln, hr in ring.rows]
+                     for name, ring in self.periods.items()},
+            "hr": [[round(t, 3), round(hr, 3)] for t, hr in zip(self._hr_times, self._hr_values)],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Baseline:
+        """The inverse of `to_dict`; ValueError (naming the key) for data it cannot read."""
+        if not isinstance(data, dict) or data.get("version") != 1:
+            raise ValueError("baseline: expected a dict with version 1")
+        try:
+            b = cls(float(data.get("utc_offset_s", 0.0)))
+            b.known_samples = int(data.get("known_samples", 0))
+            for name, rows in data["rest"].items():
+                if name not in b.periods:
+                    raise ValueError(f"baseline: unknown period {name!r} in 'rest'")
+                for t, ln, hr in rows:
+                    b.periods[name].push(float(t), float(ln), float(hr))
+                    b._last_rest_t = max(b._last_rest_t, float(t))
+            for t, hr in data["hr"]:
+                b.add_hr(float(t), float(hr))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if str(exc).startswith("baseline:"):
+                raise
+            raise ValueError(f"baseline: malformed data ({exc!r})") from None
+        return b

@@ -1,0 +1,109 @@
+"""The personal baseline: robust, always learning from rest, by day and night, persistable."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from processing.baseline import (
+    CALIBRATION_SAMPLES,
+    POPULATION_LN_RMSSD,
+    POPULATION_REST_HR,
+    SAMPLE_S,
+    Baseline,
+)
+from processing.stress import StressModel
+
+DAY = 1_767_268_800.0  # 2026-01-01 12:00 UTC
+NIGHT = DAY + 14 * 3600.0  # 02:00 UTC the next night
+
+
+def feed(b: Baseline, start: float, minutes: float, ln: float, hr: float) -> None:
+    t = start
+    while t < start + minutes * 60:
+        b.add_rest(t, ln, hr)
+        b.add_hr(t, hr)
+        t += 10.0
+
+
+def test_new_baseline_is_the_population_norm():
+    ref = Baseline().reference(DAY)
+    assert (ref.ln_rmssd_mean, ref.hr_mean, ref.samples) == (POPULATION_LN_RMSSD[0], POPULATION_REST_HR[0], 0)
+    assert not Baseline().calibrated
+
+
+def test_ten_minutes_of_rest_calibrate_and_the_median_is_the_person():
+    b = Baseline()
+    feed(b, DAY, 10, ln=3.2, hr=74.0)
+    ref = b.reference(DAY + 600)
+    assert b.calibrated and ref.samples == CALIBRATION_SAMPLES
+    assert ref.ln_rmssd_mean == pytest.approx(3.2) and ref.hr_mean == pytest.approx(74.0)
+
+
+def test_a_stressful_hour_in_a_day_of_rest_barely_moves_it_but_a_new_normal_wins():
+    b = Baseline()
+    feed(b, DAY - 4 * 3600, 120, ln=3.6, hr=64.0)
+    feed(b, DAY - 2 * 3600, 60, ln=2.8, hr=85.0)  # a stressful hour, seated
+    assert b.reference(DAY).hr_mean == pytest.approx(64.0)
+    feed(b, DAY - 3600, 150, ln=3.3, hr=70.0)  # rest is now higher: the baseline follows
+    assert b.reference(DAY).hr_mean == pytest.approx(70.0)
+
+
+def test_night_rest_has_its_own_baseline_and_borrows_the_days_until_calibrated():
+    b = Baseline()
+    feed(b, DAY, 30, ln=3.3, hr=72.0)
+    assert b.period(DAY) == "day" and b.period(NIGHT) == "night"
+    assert b.reference(NIGHT).hr_mean == pytest.approx(72.0)  # no night data yet: the day's
+    feed(b, NIGHT, 30, ln=4.0, hr=54.0)
+    night, day = b.reference(NIGHT), b.reference(DAY)
+    assert night.hr_mean == pytest.approx(54.0) and night.ln_rmssd_mean == pytest.approx(4.0)
+    assert day.hr_mean == pytest.approx(72.0) and day.ln_rmssd_mean == pytest.approx(3.3)
+
+
+def test_local_time_decides_the_period():
+    """02:00 UTC is 11:00 in Tokyo (UTC+9): day there."""
+    assert Baseline(utc_offset_s=9 * 3600).period(NIGHT) == "day"
+    assert StressModel(utc_offset_s=9 * 3600).baseline.period(NIGHT) == "day"
+
+
+def test_resting_heart_rate_is_the_lowest_sustained_heart_rate():
+    b = Baseline()
+    assert b.resting_hr() == POPULATION_REST_HR[0]
+    feed(b, DAY, 5, ln=3.0, hr=62.0)
+    feed(b, DAY + 300, 30, ln=1.5, hr=150.0)  # exercise: most of the readings
+    assert b.resting_hr() == pytest.approx(62.0)
+    flat = Baseline()
+    feed(flat, DAY, 60, ln=3.0, hr=97.0)  # seated all hour at a high heart rate
+    assert flat.resting_hr() == pytest.approx(97.0)
+
+
+def test_round_trip_through_json_keeps_everything_learned():
+    b = Baseline(utc_offset_s=3600.0)
+    feed(b, DAY, 25, ln=3.1, hr=71.0)
+    feed(b, NIGHT, 12, ln=3.9, hr=55.0)
+    copy = Baseline.from_dict(json.loads(json.dumps(b.to_dict())))
+    for t in (DAY, NIGHT):
+        assert copy.reference(t) == b.reference(t)
+    assert copy.resting_hr() == b.resting_hr() and copy.calibrated and copy.utc_offset_s == 3600.0
+    # and it goes on learning where it left off: the next sample is 30 s after the last one
+    last = max(row[0] for rows in b.to_dict()["rest"].values() for row in rows)
+    assert not copy.add_rest(last + SAMPLE_S / 2, 3.0, 70.0)
+    assert copy.add_rest(last + SAMPLE_S, 3.0, 70.0)
+    # a clock that went back (an older recording replayed on it) does not stop the learning
+    assert copy.add_rest(last - 7 * 86400.0, 3.0, 70.0)
+
+
+@pytest.mark.parametrize("data", [None, {}, {"version": 2}, {"version": 1, "rest": {"dusk": []}, "hr": []},
+                                  {"version": 1, "rest": {"day": [[1.0, 2.0]]}, "hr": []}])
+def test_unreadable_baseline_data_is_a_value_error(data):
+    with pytest.raises(ValueError, match="baseline"):
+        Baseline.from_dict(data)
+
+
+def test_spread_has_floors():
+    b = Baseline()
+    feed(b, DAY, 20, ln=3.0, hr=70.0)  # perfectly steady: zero spread
+    ref = b.reference(DAY)
+    assert ref.hr_sd > 0 and ref.ln_rmssd_sd > 0 and not math.isnan(ref.hr_sd)

@@ -1,0 +1,139 @@
+"""The trailing beat window: pair statistics from valid successive pairs only, pNNx for any x."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from collector.events import Beat, Gap
+from processing.pipeline import MIN_PAIRS, Pipeline, Settings
+from processing.window import BeatWindow
+
+
+def brute_force(rr: list[float], paired: list[bool]) -> dict:
+    """The statistics recomputed from scratch over the pairs flagged valid."""
+    d = np.array([rr[k] - rr[k - 1] for k in range(1, len(rr)) if paired[k]])
+    return {"n": len(d), "rmssd": math.sqrt(np.mean(d**2)) if len(d) else None,
+            "pnn30": 100.0 * np.mean(np.abs(d) > 30) if len(d) else None,
+            "sd1": math.sqrt(np.var(d, ddof=1) / 2) if len(d) > 1 else None}
+
+
+def test_pnn_counts_the_threshold_it_is_given():
+    """Differences 25, 40 and 22 ms: pNN20 is 100 %, pNN30 33.3 %, pNN50 0 % (pnn(30) used to
+    return pNN20)."""
+    w = BeatWindow(math.inf)
+    for t, rr in enumerate([800, 825, 865, 887]):
+        w.add(float(t), rr)
+    assert w.pnn(20) == 100.0
+    assert w.pnn(30) == pytest.approx(100.0 / 3)
+    assert w.pnn(50) == 0.0
+    assert w.pnn(10) == 100.0
+
+
+def test_no_pair_spans_a_gap():
+    """Two runs of beats with a gap between them (and a jump of 300 ms across it): RMSSD is that
+    of the pairs inside each run; the jump is not a difference."""
+    w = BeatWindow(math.inf)
+    first, second = [800, 820, 800, 820], [1100, 1120, 1100]
+    t = 0.0
+    for rr in first:
+        t += rr / 1000
+        w.add(t, rr)
+    t += 30.0
+    for k, rr in enumerate(second):
+        t += rr / 1000
+        w.add(t, rr, successive=k > 0)
+    assert len(w) == 7 and w.n_pairs == 5
+    assert w.rmssd() == pytest.approx(20.0)
+    assert w.pnn(50) == 0.0
+
+
+def test_sums_stay_exact_when_gapped_beats_leave_the_window():
+    """Random beats with random gaps through a 60 s window (past several rebuilds): every pair
+    statistic equals a from-scratch computation over the valid pairs still inside."""
+    rng = np.random.default_rng(3)
+    w = BeatWindow(60.0, keep_sorted=True)
+    times, rrs, flags = [], [], []
+    t = 0.0
+    for _ in range(12000):
+        rr = float(800 + 60 * rng.standard_normal())
+        successive = rng.random() > 0.05
+        t += rr / 1000 + (0.0 if successive else rng.uniform(2, 20))
+        w.add(t, rr, successive=successive)
+        times.append(t)
+        rrs.append(rr)
+        flags.append(successive)
+    start = next(k for k, x in enumerate(times) if x > t - 60.0)
+    inside, paired = rrs[start:], [False] + flags[start + 1:]
+    want = brute_force(inside, paired)
+    assert len(w) == len(inside) and w.n_pairs == want["n"]
+    assert w.rmssd() == pytest.approx(want["rmssd"], rel=1e-9)
+    assert w.pnn(30) == pytest.approx(want["pnn30"])
+    assert w.sd1() == pytest.approx(want["sd1"], rel=1e-9)
+    assert w.sorted == sorted(inside)
+
+
+def gappy_beats(keep_s: float, every_s: float, minutes: float, rr: float = 800.0) -> list:
+    """Beats at a steady RR with small alternation, of which only the first `keep_s` seconds of
+    every `every_s` survive (a wrist device losing the pulse), with Gap events between runs."""
+    events, t, run_start, last = [], 0.0, 0.0, None
+    k = 0
+    while t < minutes * 60:
+        t += rr / 1000
+        k += 1
+        if t - run_start >= every_s:
+            run_start = t
+        if t - run_start < keep_s:
+            if last is not None and t - last > 2 * rr / 1000:
+                events.append(Gap("p", "d", last, t - rr / 1000, "test"))
+            events.append(Beat("p", "d", t, rr + (10.0 if k % 2 else -10.0)))
+            last = t
+    return events
+
+
+def test_a_reading_with_enough_pairs_is_scored_however_much_of_the_window_was_lost():
+    """Only 25 s of every 60 s arrive (~30 pairs per RMSSD window, over MIN_PAIRS): readings get
+    a score, RMSSD is exactly that of the alternation (20 ms), and never that of a gap."""
+    readings = []
+    pipe = Pipeline("p", Settings())
+    for ev in gappy_beats(keep_s=25.0, every_s=60.0, minutes=15):
+        readings += pipe.feed(ev)
+    late = [r for r in readings if r.time > 120]
+    assert late and pipe.n_gaps > 10
+    assert all(r.rmssd_ms == pytest.approx(20.0) for r in late)
+    assert all(r.stress_score is not None for r in late)
+    assert all(r.quality >= 0.5 for r in late)
+
+
+def test_too_few_pairs_give_no_score():
+    """Only 10 s of every 40 s: at most ~22 pairs per RMSSD window, fewer than MIN_PAIRS, so
+    readings come (>= 20 beats) but without a score (quality < 0.5)."""
+    readings = []
+    pipe = Pipeline("p", Settings())
+    for ev in gappy_beats(keep_s=10.0, every_s=40.0, minutes=10):
+        readings += pipe.feed(ev)
+    assert MIN_PAIRS > 22
+    assert readings and all(r.stress_score is None and r.quality < 0.5 for r in readings)
+
+
+def test_lf_hf_never_interpolates_across_a_gap():
+    """4 min of beats, a 30 s gap, then 90 s: the 300 s window holds beats on both sides, but
+    LF/HF needs 2 min of continuous beats, so it is absent until the new segment has them."""
+    events, t = [], 0.0
+    for k in range(int(240 / 0.8)):
+        t += 0.8
+        events.append(Beat("p", "d", t, 800.0 + 30 * math.sin(k / 2)))
+    events.append(Gap("p", "d", t, t + 30.0, "test"))
+    t += 30.0
+    for k in range(int(90 / 0.8)):
+        t += 0.8
+        events.append(Beat("p", "d", t, 800.0 + 30 * math.sin(k / 2)))
+    pipe = Pipeline("p", Settings())
+    readings = [r for e in events for r in pipe.feed(e)]
+    before = [r for r in readings if r.time <= 240]
+    after = [r for r in readings if r.time > 280]
+    assert before[-1].lf_hf is not None
+    assert after and all(r.lf_hf is None for r in after)
+    assert all(r.n_beats > 300 for r in after)  # the long window kept the beats before the gap
