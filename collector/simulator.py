@@ -65,13 +65,19 @@ def phase(kind: str, minutes: float, name: str | None = None, **overrides: float
 
 
 def demo_day() -> list[Phase]:
-    """The demo script: a compressed day of rest, work stress, exercise, recovery and evening calm."""
+    """The demo script: a compressed day of rest, work stress, exercise, recovery and evening calm.
+
+    The person takes the breathing prompt the work stress brings (the alert engine prompts after
+    10 of 15 stressed minutes at rest) and breathes at 6 breaths/min for 5 minutes, then rests;
+    a tense call in the evening brings a second prompt, which they say was wrong."""
     return [
         phase("rest", 12, "morning rest"),
         phase("stress", 12, "work stress"),
-        phase("rest", 6, "break"),
+        breathing(5, 6.0, "breathing"),
+        phase("rest", 8, "break"),
         phase("exercise", 10, "exercise"),
         phase("recovery", 8, "recovery"),
+        phase("stress", 14, "tense call"),
         phase("calm", 12, "evening calm"),
     ]
 

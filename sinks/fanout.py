@@ -8,10 +8,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from alerts.prompt import Prompt
 from collector.events import Beat
 from processing.reading import Reading
 from sinks.influx import InfluxSettings, InfluxSink
-from sinks.line_protocol import beat_line, device_line, reading_line
+from sinks.line_protocol import beat_line, daily_line, device_line, prompt_line, reading_line
 from sinks.mqtt import MqttSettings, MqttSink
 from sinks.redact import redact_url
 from sinks.store import StateStore, StoreError
@@ -82,12 +83,33 @@ class Sinks:
             self._store("influx", 1, self.influx.add, [beat_line(beat)])
             self._maybe_flush()
 
-    def reading(self, r: Reading) -> None:
+    def reading(self, r: Reading, status: dict | None = None) -> None:
+        """A reading to InfluxDB `hrv` and, with the alert engine's `status`, the retained MQTT state."""
         if self.influx:
             self._store("influx", 1, self.influx.add, [reading_line(r)])
             self._maybe_flush()
         if self.mqtt:
-            self._store("mqtt", 1, self.mqtt.publish_state, r)
+            self._store("mqtt", 1, self.mqtt.publish_state, r, status)
+
+    def prompt(self, prompt: Prompt) -> None:
+        """A breathing prompt to the phone (MQTT, QoS 1, expiring) and to InfluxDB `prompts`."""
+        if self.mqtt:
+            self._store("mqtt", 1, self.mqtt.publish_prompt, prompt)
+        elif self.store is not None:
+            self._store("mqtt", 0, self.store.record_prompt, prompt.to_dict())
+        if self.influx:
+            self._store("influx", 1, self.influx.add, [prompt_line(prompt.to_dict())])
+
+    def prompt_outcome(self, prompt: dict, response: str | None, effects: dict | None = None) -> None:
+        """The phone's answer and the measured effect, on the prompt's own `prompts` point (same
+        series and time: InfluxDB merges the fields)."""
+        if self.influx:
+            self._store("influx", 1, self.influx.add, [prompt_line(prompt, response, effects)], True)
+
+    def daily(self, person: str, summary: dict, t: float) -> None:
+        """A day's summary and the chronic bands (InfluxDB `daily`)."""
+        if self.influx:
+            self._store("influx", 1, self.influx.add, [daily_line(person, summary, t)])
 
     def device(self, person: str, device: str, status: dict, t: float) -> None:
         """Device status (battery, connection, model) to MQTT (retained) and InfluxDB `devices`."""
@@ -96,6 +118,15 @@ class Sinks:
         if self.influx:
             line = device_line(person, device, t, status.get("battery_pct"), bool(status.get("connected")))
             self._store("influx", 1, self.influx.add, [line])
+
+    def save_state(self, key: str, value: dict) -> None:
+        """Keep what the service restores at start; a failing store is logged like the others."""
+        if self.store is None:
+            return
+        try:
+            self.store.save_state(key, value)
+        except StoreError as exc:
+            self._store_failed(exc)
 
     def flush(self) -> int:
         if not self.influx:

@@ -109,9 +109,11 @@ class InfluxSink:
         if self._client is not None:
             self._client.close()
 
-    def add(self, lines: list[Line | None]) -> None:
-        """Queue lines durably; they are written by `flush`."""
-        self.store.enqueue(SINK, [(ln.key, ln.text, None) for ln in lines if ln is not None])
+    def add(self, lines: list[Line | None], replace: bool = False) -> None:
+        """Queue lines durably; they are written by `flush`. A line whose point (series and time)
+        already waits is ignored (a re-send), unless `replace`: a newer version of the same point
+        (a prompt with its answer and effect) takes the waiting one's place."""
+        self.store.enqueue(SINK, [(ln.key, ln.text, None) for ln in lines if ln is not None], replace=replace)
 
     def flush(self, force: bool = False, max_batches: int = 100) -> int:
         """Write what the outbox holds, batch by batch; returns the number of points accepted.

@@ -113,6 +113,34 @@ def prompt_line(prompt: dict, response: str | None = None, effects: dict | None 
     return line("prompts", {"person": prompt["person"]}, fields, prompt["time"])
 
 
+def daily_line(person: str, summary: dict, t: float) -> Line | None:
+    """A `daily` point (at local midnight `t` of the day) from `DailySummary.to_dict()`: the day's
+    figures and the chronic bands as of that day, named as the Grafana dashboard reads them."""
+    band = summary.get("hrv_band") or (None, None)
+    load_band = summary.get("load_band") or (None, None)
+    number = lambda v: None if v is None else float(v)  # noqa: E731
+    fields = {
+        "valid": bool(summary.get("valid")),
+        "worn_min": number(summary.get("worn_min")),
+        "rest_min": number(summary.get("rest_min")),
+        "stressed_rest_min": number(summary.get("stressed_rest_min")),
+        "sleep_min": number(summary.get("sleep_min")),
+        "stress_load": number(summary.get("stress_load")),
+        "load_integral": number(summary.get("load_integral")),
+        "night_ln_rmssd": number(summary.get("night_ln_rmssd")),
+        "night_source": summary.get("night_source"),
+        "ln_rmssd_7d": number(summary.get("hrv_week_mean")),
+        "normal_low": number(band[0]),
+        "normal_high": number(band[1]),
+        "load_normal_low": number(load_band[0]),
+        "load_normal_high": number(load_band[1]),
+        "prompts": number(summary.get("prompts")),
+        "answered": number(summary.get("answered")),
+        "done": number(summary.get("done")),
+    }
+    return line("daily", {"person": person}, fields, t)
+
+
 def device_line(person: str, device: str, t: float, battery_pct: float | None, connected: bool) -> Line | None:
     """A `devices` point: battery level and connection state of one strap."""
     return line(

@@ -115,9 +115,14 @@ def _describe(exc: BaseException | None) -> str:
     return "connection failed"
 
 
-def state_payload(r: Reading) -> dict:
-    """The retained state message: the Reading's fields, rounded for humans and dashboards."""
-    return r.to_dict(digits=3)
+def state_payload(r: Reading, status: dict | None = None) -> dict:
+    """The retained state message: the Reading's fields, rounded for humans and dashboards, and
+    with the alert engine's `status` under "alerts" (baseline calibrating or personal, today's
+    stress load, the chronic bands)."""
+    out = r.to_dict(digits=3)
+    if status is not None:
+        out["alerts"] = status
+    return out
 
 
 class MqttSink:
@@ -204,9 +209,9 @@ class MqttSink:
 
     # -- producing -----------------------------------------------------------------------------
 
-    def publish_state(self, reading: Reading) -> None:
+    def publish_state(self, reading: Reading, status: dict | None = None) -> None:
         topic = f"{self.s.base_topic}/{reading.person}/state"
-        self._enqueue(topic, json.dumps(state_payload(reading)), qos=0, retain=True, key=topic)
+        self._enqueue(topic, json.dumps(state_payload(reading, status)), qos=0, retain=True, key=topic)
 
     def publish_prompt(self, prompt: Prompt) -> None:
         body = prompt.to_dict()

@@ -54,6 +54,8 @@ SCHEMA = (
     at REAL NOT NULL
 )""",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    # What the service restores at start: each person's stress baseline and alert engine (JSON).
+    "CREATE TABLE IF NOT EXISTS saved_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, saved REAL NOT NULL)",
     """CREATE TABLE IF NOT EXISTS prompts (
     id TEXT PRIMARY KEY,
     person TEXT NOT NULL,
@@ -296,6 +298,22 @@ class StateStore:
 
     # -- prompts -------------------------------------------------------------------------------
 
+    def save_state(self, key: str, value: dict) -> None:
+        """Keep `value` (JSON-ready) under `key`, replacing what was there."""
+        text = json.dumps(value)
+        with self._write():
+            self._db.execute(
+                "INSERT INTO saved_state (key, value, saved) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, saved = excluded.saved",
+                (key, text, time.time()),
+            )
+
+    def load_state(self, key: str) -> dict | None:
+        """What `save_state` kept under `key`, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM saved_state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def record_prompt(self, prompt: dict) -> None:
         """Remember a prompt that was produced (status `pending` until delivered)."""
         with self._write():
@@ -305,8 +323,8 @@ class StateStore:
             )
 
     def set_prompt_status(self, prompt_id: str, status: str, response: dict | None = None) -> bool:
-        """Update a prompt's status (`delivered`, `expired`, `done`, `snooze`, `dismiss`);
-        False when the id is unknown."""
+        """Update a prompt's status (`pending`, `sent`, `delivered`, `expired`, `rejected`, or the
+        phone's answer `done`, `snooze`, `dismiss`, `not_stressed`); False when the id is unknown."""
         with self._write():
             cur = self._db.execute(
                 "UPDATE prompts SET status = ?, response = COALESCE(?, response) WHERE id = ?",

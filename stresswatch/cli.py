@@ -9,12 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from collector.events import Event
 from collector.files import FORMATS, RecordingError, read_recording
 from processing.baseline import Baseline
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
-from sinks.fanout import Sinks
 from sinks.store import StoreError
 from stresswatch.sources import simulated_day
 from stresswatch import config as configuration
@@ -198,17 +196,6 @@ def _url_overrides(args) -> dict[str, str]:
     return env
 
 
-def _print_sink_summary(sinks: Sinks) -> None:
-    st = sinks.store
-    parts = []
-    if sinks.influx:
-        parts.append(f"InfluxDB: {sinks.influx.sent} points written, {st.pending('influx')} waiting, "
-                     f"{st.counter('influx.rejected')} rejected")
-    if sinks.mqtt:
-        parts.append(f"MQTT: {st.pending('mqtt')} messages waiting")
-    print("\n" + "; ".join(parts))
-
-
 # -- analyze -------------------------------------------------------------------------------------
 
 
@@ -302,68 +289,10 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-DEMO_CLIENT_ID = "stresswatch-demo"
-
-
-def demo_config(cfg: configuration.Config) -> configuration.Config:
-    """The demo next to a running service: its own MQTT client id and state directory (a shared
-    client id would make the broker drop one of the two connections; a shared outbox would mix
-    their messages)."""
-    import dataclasses
-
-    mqtt = cfg.mqtt
-    if mqtt.client_id == configuration.MqttConfig.client_id:
-        mqtt = dataclasses.replace(mqtt, client_id=DEMO_CLIENT_ID)
-    state = dataclasses.replace(cfg.state, directory=str(Path(cfg.state.directory).expanduser() / "demo"))
-    return dataclasses.replace(cfg, mqtt=mqtt, state=state)
-
-
 def cmd_demo(args) -> int:
-    import asyncio
+    from stresswatch import demo
 
-    from stresswatch.service import Service
-    from stresswatch.sources import ReplaySource
-
-    cfg = demo_config(configuration.load(args.config, _url_overrides(args)))
-    person = cfg.people[0].name
-    if args.recording:
-        rec = read_recording(args.recording, args.format, person=person)
-        events: list[Event] = rec.events
-        beats = rec.beats
-        spans = [report.Span(Path(args.recording).name, beats[0].t - beats[0].rr_ms / 1000.0, beats[-1].t + 1, "")]
-        title = f"stresswatch demo: {Path(args.recording).name}"
-    else:
-        beats, spans = simulated_day(args.seed, args.artifacts, person)
-        events = list(beats)
-        title = "stresswatch demo: a simulated day"
-    t_start = spans[0].start
-    duration = max(1.0, spans[-1].end - t_start)
-    pace = args.seconds / duration if args.seconds > 0 else 0.0
-    what = Path(args.recording).name if args.recording else "a simulated day"
-    print(f"stresswatch demo: {what}, {len(beats)} beats over {duration / 60:.0f} min, "
-          f"replayed in ~{args.seconds:g} s\n")
-    readings: list[Reading] = []
-    next_line = [t_start]
-
-    def show(r: Reading) -> None:
-        readings.append(r)
-        if r.time >= next_line[0]:
-            next_line[0] = r.time + max(60.0, duration / 60)
-            label = next((s.name for s in spans if s.start <= r.time < s.end), "")
-            pct = 100 * (r.time - t_start) / duration
-            print(f"[{pct:3.0f}%] " + report.live_line(r, t_start, label), flush=True)
-
-    service = Service(cfg, [ReplaySource(events, pace)], on_reading=show)
-    asyncio.run(service.run(asyncio.Event()))
-    if service.sinks.store is not None:
-        _print_sink_summary(service.sinks)
-    print("\nsummary\n" + report.summary_table(readings, spans))
-    pipe = service.pipelines[person]
-    print(f"\nartifacts corrected: {pipe.corrector.counts}; readings: {len(readings)}")
-    if args.plot and readings:
-        path = report.plot(readings, spans, args.plot, title)
-        print(f"plot saved to {Path(path).resolve()}")
-    return 0
+    return demo.run(args, configuration.load(args.config, _url_overrides(args)))
 
 
 if __name__ == "__main__":

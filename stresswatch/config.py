@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from processing.pipeline import Settings as PipelineSettings
+from processing.baseline import Baseline
 from processing.stress import StressModel
 from sinks.fanout import SinkSettings
 from sinks.influx import InfluxSettings
@@ -61,9 +62,10 @@ class PersonConfig:
     max_hr_bpm: float | None = field(default=None, metadata=_rule(min=100, max=240))
     resting_hr_bpm: float | None = field(default=None, metadata=_rule(min=30, max=120))
 
-    def model(self) -> StressModel:
-        """A fresh stress model for this person."""
-        return StressModel(age=self.age, max_hr=self.max_hr_bpm, resting_hr=self.resting_hr_bpm)
+    def model(self, baseline: Baseline | None = None, utc_offset_s: float = 0.0) -> StressModel:
+        """This person's stress model: a fresh baseline, or one restored from the state store."""
+        return StressModel(age=self.age, max_hr=self.max_hr_bpm, resting_hr=self.resting_hr_bpm,
+                           baseline=baseline, utc_offset_s=utc_offset_s)
 
 
 @dataclass

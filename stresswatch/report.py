@@ -68,8 +68,10 @@ def _row(name: str, minutes: float, rows: list[Reading]) -> str:
     )
 
 
-def plot(readings: list[Reading], spans: list[Span], path: str, title: str) -> str:
-    """Save a PNG of HR, RMSSD and stress score over time with the spans shaded; return path."""
+def plot(readings: list[Reading], spans: list[Span], path: str, title: str,
+         marks: list[tuple[float, str]] = ()) -> str:
+    """Save a PNG of HR, RMSSD and stress score over time with the spans shaded and `marks`
+    (time, label: the prompts) drawn as labelled vertical lines; return path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,6 +98,11 @@ def plot(readings: list[Reading], spans: list[Span], path: str, title: str) -> s
     for sp in spans:
         mid = ((sp.start + sp.end) / 2 - t0) / 60.0
         axes[0].text(mid, 1.02, sp.name, transform=axes[0].get_xaxis_transform(), ha="center", fontsize=8)
+    for t, label in marks:
+        x = (t - t0) / 60.0
+        for ax in axes:
+            ax.axvline(x, color="black", lw=1.0, ls=":")
+        axes[2].text(x, 0.97, " " + label, transform=axes[2].get_xaxis_transform(), fontsize=8, va="top")
     axes[2].set_xlabel("minutes")
     fig.suptitle(title)
     fig.savefig(path, dpi=110)

@@ -1,11 +1,17 @@
-"""The one run loop: sources -> per-person pipelines -> sinks (`stresswatch run` and `stresswatch demo`).
+"""The one run loop: sources -> per-person pipelines -> alert engines -> sinks (`run` and `demo`).
 
 One asyncio event loop. Each `Source` (stresswatch/sources.py: Bluetooth straps, a paced replay,
 the simulator) is a task that hands `Beat`/`Gap` events to `Service.events`, which feeds them
-inline to the pure per-person `Pipeline` (microseconds per beat) and hands the corrected beats
-and the readings to the sinks. InfluxDB batches are written from a worker thread so a slow
-server never stalls the Bluetooth callbacks. The next stage, the alert engine, slots in
-between the pipeline and the sinks here.
+inline to the person's pure `Pipeline` (microseconds per beat); each reading goes to the
+person's pure `AlertEngine` (alerts/engine.py), and the corrected beats, readings, prompts,
+daily summaries and measured effects go to the sinks. Phone answers arrive on paho's thread and
+are handed to the loop. InfluxDB batches are written from a worker thread so a slow server
+never stalls the Bluetooth callbacks.
+
+What must survive a restart is kept in the state store (sinks/store.py, table saved_state):
+each person's stress baseline and alert engine, saved every `SAVE_EVERY_S` of readings, at
+every prompt, answer and day's end, and at a clean stop; a start restores them, so a restart
+neither starts calibration over nor forgets a cooldown.
 """
 
 from __future__ import annotations
@@ -13,31 +19,86 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
+import numpy as np
+
+from alerts.daily import DailySummary
+from alerts.engine import AlertEngine, Decision
+from alerts.prompt import Prompt
+from alerts.settings import AlertSettings
+from alerts.timeofday import day_start
 from collector.ble import DeviceSpec
 from collector.events import Event
+from processing.baseline import Baseline
 from processing.pipeline import Pipeline
 from processing.reading import Reading
 from sinks.fanout import Sinks
+from sinks.store import StateStore
 from stresswatch.config import Config
 from stresswatch.sources import Source, StrapSource
 
 log = logging.getLogger("stresswatch.service")
 
+# Readings' time between two saves of a person's baseline and engine (a crash loses at most this).
+SAVE_EVERY_S = 300.0
+# Beats kept per person to check, when an exercise is marked done, that paced breathing happened.
+RECENT_BEATS_S = 1800.0
+
+
+@dataclass
+class Wearer:
+    """One person's stages and what the service keeps for them."""
+
+    name: str
+    pipeline: Pipeline
+    engine: AlertEngine
+    recent: deque = field(default_factory=deque)  # (t, rr_ms) of the last RECENT_BEATS_S
+    last_save: float = float("-inf")
+
 
 class Service:
-    """Owns the path events -> pipeline -> sinks for every configured person."""
+    """Owns the path events -> pipeline -> alert engine -> sinks for every configured person."""
 
     def __init__(self, cfg: Config, sources: list[Source], sinks: Sinks | None = None,
-                 on_reading: Callable[[Reading], None] | None = None, clock: Callable[[], float] = time.time):
+                 on_reading: Callable[[Reading], None] | None = None,
+                 on_prompt: Callable[[Prompt], None] | None = None,
+                 on_decision: Callable[[str, Decision], None] | None = None,
+                 on_daily: Callable[[str, DailySummary], None] | None = None,
+                 clock: Callable[[], float] = time.time, utc_offset_s: float | None = None,
+                 alert_settings: AlertSettings | None = None, restore: bool = True):
+        """`restore=False` starts every person afresh (the demo: reproducible), still saving."""
         self.cfg = cfg
         self.sources = sources
         self.clock = clock
-        self.sinks = sinks if sinks is not None else Sinks(cfg.sink_settings(), inline_flush=False)
         self.on_reading = on_reading
-        settings = cfg.processing.settings()
-        self.pipelines = {p.name: Pipeline(p.name, settings, p.model()) for p in cfg.people}
+        self.on_prompt = on_prompt
+        self.on_decision = on_decision
+        self.on_daily = on_daily
+        settings = cfg.sink_settings()
+        if sinks is None:
+            store = StateStore(settings.state_path, limits=settings.outbox_limits())
+            sinks = Sinks(settings, store=store, inline_flush=False)
+        self.sinks = sinks
+        self.store: StateStore | None = sinks.store
+        # Local time for the day/night baseline and the alert engine's days and quiet hours;
+        # taken once at start (a DST change takes effect at the next start).
+        offset = time.localtime(clock()).tm_gmtoff if utc_offset_s is None else utc_offset_s
+        alerts = alert_settings or AlertSettings()
+        alerts = AlertSettings.from_dict({**_fields(alerts), "utc_offset_min": round(offset / 60)})
+        self.people: dict[str, Wearer] = {}
+        for p in cfg.people:
+            self.people[p.name] = self._restore(p, cfg, alerts, offset, restore)
+        if self.sinks.mqtt is not None:
+            self.sinks.mqtt.on_response = self._response_from_phone
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def pipelines(self) -> dict[str, Pipeline]:
+        return {name: w.pipeline for name, w in self.people.items()}
 
     @classmethod
     def with_straps(cls, cfg: Config, **kw) -> Service:
@@ -56,35 +117,145 @@ class Service:
     def events(self, events: list[Event]) -> None:
         """Feed events (any people, time order per person) through to the sinks."""
         for e in events:
-            pipe = self.pipelines.get(e.person)
-            if pipe is None:
+            w = self.people.get(e.person)
+            if w is None:
                 continue  # a source for a person who is not configured: config check prevents it
-            readings = pipe.feed(e)
-            for b in pipe.beats_out:  # stored once, after correction, with the correction applied
-                self.sinks.beat(b)
-            self._readings(readings)
+            readings = w.pipeline.feed(e)
+            self._beats(w)
+            for r in readings:
+                self._reading(w, r)
 
-    def finish(self) -> None:
-        """End of input: what the artifact correction still holds back, and the last readings."""
-        for pipe in self.pipelines.values():
-            readings = pipe.finish()
-            for b in pipe.beats_out:
-                self.sinks.beat(b)
-            self._readings(readings)
+    def finish(self, close_days: bool = False) -> None:
+        """End of input: what artifact correction still holds back, the last readings; saved.
+        With `close_days` (a replay that has ended, not a service stopping for the night) the open
+        day is closed and summarised as it stands."""
+        for w in self.people.values():
+            readings = w.pipeline.finish()
+            self._beats(w)
+            for r in readings:
+                self._reading(w, r)
+            if close_days:
+                self._outputs(w, w.engine.finish())
+            self._save(w)
+
+    def respond(self, person: str, response: dict, now: float | None = None) -> None:
+        """A phone's answer to a prompt (already checked to be this person's by the MQTT sink)."""
+        w = self.people.get(person)
+        if w is None:
+            return
+        now = self.clock() if now is None else now
+        pid, action = response["id"], str(response["action"])
+        try:
+            outputs = w.engine.respond(pid, action, response.get("minutes"), now, rr=self._exercise_beats(w, pid))
+        except ValueError as exc:  # an id this engine never sent (e.g. from before a reset)
+            log.warning("%s: answer %s to prompt %s not taken: %s", person, action, pid, exc)
+            return
+        log.info("%s answered prompt %s: %s", person, pid, action)
+        body = self._prompt_body(pid)
+        if body is not None:
+            self.sinks.prompt_outcome(body, action)
+        self._outputs(w, outputs)
+        self._save(w)
 
     def device_status(self, spec: DeviceSpec, status: dict) -> None:
         self.sinks.device(spec.person, spec.label, status, self.clock())
 
-    def _readings(self, readings: list[Reading]) -> None:
-        for r in readings:
-            self.sinks.reading(r)
-            if self.on_reading:
-                self.on_reading(r)
+    def _beats(self, w: Wearer) -> None:
+        for b in w.pipeline.beats_out:  # stored once, after correction, with the correction applied
+            self.sinks.beat(b)
+            w.recent.append((b.t, b.rr_ms))
+        while w.recent and w.recent[-1][0] - w.recent[0][0] > RECENT_BEATS_S:
+            w.recent.popleft()
+
+    def _reading(self, w: Wearer, r: Reading) -> None:
+        outputs = w.engine.feed(r)
+        self.sinks.reading(r, w.engine.status())
+        if self.on_reading:
+            self.on_reading(r)
+        self._outputs(w, outputs)
+        if outputs or r.time - w.last_save >= SAVE_EVERY_S:
+            self._save(w)
+
+    def _outputs(self, w: Wearer, outputs: list) -> None:
+        for out in outputs:
+            if isinstance(out, Prompt):
+                log.info("%s: %s prompt %s (%s): %s", w.name, out.kind, out.id, out.exercise.name, out.reason)
+                self.sinks.prompt(out)
+                if self.on_prompt:
+                    self.on_prompt(out)
+            elif isinstance(out, DailySummary):
+                d = out.to_dict()
+                log.info("%s: day %s %s, stress load %s", w.name, out.date, "valid" if out.valid else
+                         f"invalid ({out.invalid_reason})", d.get("stress_load"))
+                self.sinks.daily(w.name, d, day_start(out.day, w.engine.settings.utc_offset_min))
+                if self.on_daily:
+                    self.on_daily(w.name, out)
+            elif isinstance(out, Decision):
+                if out.what == "effect":
+                    body = self._prompt_body(out.data.get("id", ""))
+                    if body is not None:
+                        numbers = {k: v for k, v in out.data.items()
+                                   if isinstance(v, int | float) and not isinstance(v, bool) and v is not None}
+                        self.sinks.prompt_outcome(body, "done", numbers)
+                level = logging.DEBUG if out.what == "suppressed" else logging.INFO
+                log.log(level, "%s: %s", w.name, out.reason)
+                if self.on_decision:
+                    self.on_decision(w.name, out)
+
+    def _prompt_body(self, prompt_id: str) -> dict | None:
+        if self.store is None:
+            return None
+        rec = self.store.prompt(prompt_id)
+        return rec["prompt"] if rec else None
+
+    def _exercise_beats(self, w: Wearer, prompt_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The beats since the prompt was sent (the exercise lies in them), for the breathing check."""
+        body = self._prompt_body(prompt_id)
+        if body is None or not w.recent:
+            return None
+        beats = [(t, rr) for t, rr in w.recent if t >= body["time"]]
+        if len(beats) < 30:
+            return None
+        t, rr = zip(*beats, strict=True)
+        return np.asarray(t), np.asarray(rr)
+
+    # -- what survives a restart -----------------------------------------------------------------
+
+    def _restore(self, person, cfg: Config, alerts: AlertSettings, offset: float, restore: bool) -> Wearer:
+        baseline = engine = None
+        if self.store is not None and restore:
+            try:
+                saved = self.store.load_state(f"baseline/{person.name}")
+                baseline = Baseline.from_dict(saved) if saved else None
+                saved = self.store.load_state(f"alerts/{person.name}")
+                engine = AlertEngine.from_dict(saved, alerts) if saved else None
+            except (ValueError, KeyError, TypeError) as exc:  # from an incompatible version
+                log.warning("%s: saved state not restored (%s); starting afresh", person.name, exc)
+                baseline = engine = None
+        model = person.model(baseline=baseline, utc_offset_s=offset)
+        pipeline = Pipeline(person.name, cfg.processing.settings(), model)
+        engine = engine or AlertEngine(person.name, alerts, seed=zlib.crc32(person.name.encode()))
+        if baseline is not None:
+            log.info("%s: baseline and alert state restored", person.name)
+        return Wearer(person.name, pipeline, engine)
+
+    def _save(self, w: Wearer) -> None:
+        if self.store is None or w.engine.last_time is None:
+            return
+        w.last_save = w.engine.last_time
+        self.sinks.save_state(f"baseline/{w.name}", w.pipeline.model.baseline.to_dict())
+        self.sinks.save_state(f"alerts/{w.name}", w.engine.to_dict())
+
+    def _response_from_phone(self, person: str, response: dict) -> None:
+        """Called on paho's network thread: the engines belong to the event loop's thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.respond, person, response)
 
     # -- the loop --------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set or every source has ended; then finish and close the sinks."""
+        self._loop = asyncio.get_running_loop()
         source_tasks = [asyncio.create_task(s.run(self.events, stop)) for s in self.sources]
         flusher = asyncio.create_task(self._flush_loop(stop))
         watcher = asyncio.create_task(self._stop_when_sources_end(source_tasks, stop))
@@ -95,9 +266,10 @@ class Service:
             for t in (*source_tasks, flusher, watcher):
                 t.cancel()
             results = await asyncio.gather(*source_tasks, flusher, watcher, return_exceptions=True)
-            self.finish()
+            self.finish(close_days=bool(self.sources) and all(s.finite for s in self.sources))
             await asyncio.to_thread(self.sinks.close)
-        for source, result in zip(self.sources, results, strict=False):
+            self._loop = None
+        for result in results[: len(self.sources)]:
             if isinstance(result, Exception):
                 raise result  # a finite source failed: that is the run's outcome (e.g. a bad file)
 
@@ -120,3 +292,9 @@ class Service:
             except TimeoutError:
                 pass
             await asyncio.to_thread(self.sinks.flush)
+
+
+def _fields(settings: AlertSettings) -> dict:
+    from dataclasses import fields
+
+    return {f.name: getattr(settings, f.name) for f in fields(settings)}
