@@ -6,8 +6,8 @@ the trailing 300 s window. The peers recompute each window from scratch, as a ba
 - pyhrv: time domain + Welch + Poincare (figures off);
 - neurokit2: `hrv_time` + `hrv_frequency(interpolation_rate=4)`.
 They run in a venv of their own (created on first use under ~/.cache/stresswatch/, since they
-pull in scipy, pandas and matplotlib versions the product must not depend on), on 720 windows
-(2 h) of PhysioNet nsr2db nsr001; stresswatch runs the whole 24 h (a) through the library in
+pull in scipy, pandas and matplotlib versions the product must not depend on), on 120 windows
+(20 min) of PhysioNet nsr2db nsr001; stresswatch runs the whole 24 h (a) through the library in
 this process and (b) as `stresswatch analyze --json` in a child, CPU time per reading. Ratios are
 per-window peer CPU / per-reading stresswatch CPU.
 
@@ -38,6 +38,8 @@ from processing.pipeline import Pipeline  # noqa: E402
 
 # nolds 0.6.2: hrv-analysis 1.0.5 breaks with newer nolds on current numpy; peakutils: biosppy (pyhrv) needs it
 PEERS = ["hrv-analysis==1.0.5", "nolds==0.6.2", "pyhrv==0.4.1", "peakutils", "neurokit2==0.2.13", "matplotlib"]
+# Windows the peers compute (20 min of readings): pyhrv needs about a second per window.
+PEER_WINDOWS = 120
 VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stresswatch" / "peers-venv"
 
 PEER_CHILD = textwrap.dedent(
@@ -147,10 +149,10 @@ def main() -> None:
     python = ensure_peer_venv()
     with tempfile.TemporaryDirectory() as d:
         wfile = Path(d) / "windows.npy"
-        np.save(wfile, windows_of(rec.beats, 40000, 720), allow_pickle=True)
+        np.save(wfile, windows_of(rec.beats, 40000, PEER_WINDOWS), allow_pickle=True)
         res = subprocess.run([str(python), "-c", PEER_CHILD, str(wfile)], capture_output=True, text=True, check=True)
     peers = json.loads(res.stdout.strip().splitlines()[-1])
-    print(f"\nnsr001 (24 h, {n} readings; peers on 720 windows of 300 s, every 10 s)")
+    print(f"\nnsr001 (24 h, {n} readings; peers on {PEER_WINDOWS} windows of 300 s, every 10 s)")
     print(f"{'':52s} {'CPU per reading':>16s} {'vs ours (library)':>18s} {'vs ours (CLI)':>14s}")
     print(f"{'stresswatch: Pipeline (library)':52s} {lib * 1e3:>13.3f} ms {1:>17.1f}x {lib / cli:>13.2f}x")
     print(f"{'stresswatch: analyze --json (whole CLI)':52s} {cli * 1e3:>13.3f} ms {cli / lib:>17.1f}x {1:>13.1f}x")
