@@ -70,7 +70,7 @@ class Exercise:
 
 @dataclass(frozen=True)
 class Prompt:
-    """Field names are the contract of ARCHITECTURE.md (MQTT `<person>/prompt`, Influx `prompts`).
+    """Field names are a contract (README "MQTT"; MQTT `<person>/prompt`, InfluxDB `prompts`).
 
     `time` and `expires_at` are unix seconds; `stress_score` 0-100; `reason` a sentence a person
     understands.

@@ -27,7 +27,7 @@ class StressState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """Field names and meanings are the contract of ARCHITECTURE.md (MQTT state, Influx `hrv`).
+    """Field names and meanings are a contract (README "The Reading"; MQTT state, InfluxDB `hrv`).
 
     Units: time in unix seconds; *_ms in milliseconds; hr_bpm in beats/min; *_pct in percent;
     baevsky_si dimensionless (Kubios convention); stress_index = sqrt(baevsky_si);
