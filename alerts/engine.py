@@ -158,6 +158,12 @@ class AlertEngine:
         out["not_stressed"] = dict(self.policy.not_stressed)
         out["typical_error"] = round(self.noise.te(), 4)
         out["smallest_worthwhile_change"] = round(self.noise.swc(), 4)
+        today = self.days.open
+        # So far today: the share of awake resting minutes spent stressed (the day's stress load
+        # as it stands), and the prompts given; None before any rest today.
+        out["today_stress_load"] = (round(today.stressed_rest_min / today.rest_min, 4)
+                                    if today is not None and today.rest_min > 0 else None)
+        out["today_prompts"] = today.prompts if today is not None else 0
         return out
 
     # -- internals -----------------------------------------------------------------------------

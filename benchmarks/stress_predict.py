@@ -111,6 +111,7 @@ class Result:
     subject: str
     readings: dict[str, list[Reading]] = field(default_factory=dict)  # phase -> readings
     nulls: Counter = field(default_factory=Counter)
+    stream: list[Reading] = field(default_factory=list)  # every reading, in time order
 
     def cls(self, names: tuple[str, ...]) -> list[Reading]:
         return [r for n in names for r in self.readings.get(n, [])]
@@ -127,6 +128,7 @@ def run_subject(root: Path, subject: str, phases: dict[str, tuple[float, float]]
     for ev in rec.events:
         readings += pipe.feed(ev)
     readings += pipe.finish()
+    res.stream = readings
     for r in readings:
         name = label(r, phases)
         if name is None or name == "baseline":
@@ -219,6 +221,58 @@ def report(results: list[Result], mode: str) -> None:
               f"{_fmt(_median([f.stressed_task for f in fs]), True)}")
 
 
+def acute_prompts(results: list[Result], phases: dict[str, dict[str, tuple[float, float]]]) -> None:
+    """Issue 9: would the alert engine's acute rule have fired during a task, and during relax?
+
+    Each subject's readings (established user) go through a fresh `AlertEngine` (local time =
+    UTC: Irish time in February). "Fired" counts a prompt sent and a firing the policy held back
+    (cooldown, cap): the rule's verdict, whatever the policy did with it; it is placed in the
+    phase that holds it. Run with the defaults (>= 10 of the last 15 min stressed at rest, meant
+    for sustained stress such as a long meeting) and, as a sensitivity check that is not the
+    default, with 5 of the last 10 min: this protocol's tasks last 6, 10 and 2 min, 5 min of
+    relax apart, and the wrist device records part of each minute."""
+    from alerts.engine import AlertEngine, Decision
+    from alerts.prompt import Prompt
+    from alerts.settings import AlertSettings
+
+    for title, settings in (("defaults: >= 10 of the last 15 min", AlertSettings()),
+                            ("sensitivity, not the default: >= 5 of the last 10 min",
+                             AlertSettings(acute_n_min=5.0, acute_m_min=10.0))):
+        print(f"\nAcute prompts, established user ({title} stressed at rest)")
+        print(f"{'subject':8s} {'most stressed min in 15':>24s}  {'fired in task':28s} {'fired in relax':16s} first sent")
+        good = judged = 0
+        for res in results:
+            engine = AlertEngine(res.subject, settings)
+            fired: list[tuple[float, str]] = []
+            for r in res.stream:
+                for out in engine.feed(r):
+                    if isinstance(out, Prompt):
+                        fired.append((out.time, "sent"))
+                    elif isinstance(out, Decision) and out.what == "suppressed":
+                        fired.append((out.time, "held"))
+            where = [(next((n for n, (a, b) in phases[res.subject].items() if a <= t <= b), "between"), how)
+                     for t, how in fired]
+            in_task = sorted({n for n, _ in where if n in TASKS})
+            in_relax = sorted({n for n, _ in where if n in RELAX})
+            first = next((n for n, how in where if how == "sent"), "-")
+            judged += 1
+            good += bool(in_task) and not in_relax
+            print(f"{res.subject:8s} {_most_stressed_minutes(res.stream):>24.1f}  {', '.join(in_task) or '-':28s} "
+                  f"{', '.join(in_relax) or '-':16s} {first}")
+        print(f"subjects with a firing in a task and none in relax: {good} of {judged}")
+
+
+def _most_stressed_minutes(stream: list[Reading], window_s: float = 900.0) -> float:
+    """The most minutes of `stressed` readings (10 s each) in any 15 min: what the rule can see."""
+    times = [r.time for r in stream if r.state == "stressed"]
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - window_s:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best * 10.0 / 60.0
+
+
 def main() -> None:
     data = Path(os.environ.get("STRESSWATCH_REFERENCE_DATA", "../shared/data"))
     root = data / "stress/stress_predict"
@@ -227,7 +281,9 @@ def main() -> None:
     print(f"Stress-Predict (Iqbal et al. 2022), subjects {subjects[0]}-{subjects[-1]}: "
           f"task = {', '.join(TASKS)}; relax = the three relax phases; reading labelled by its last {LABEL_S:.0f} s")
     for mode, established in (("new user (no prior data)", False), ("established user (calibrated on own baseline phase)", True)):
-        report([run_subject(root, s, phases[s], established) for s in subjects], mode)
+        results = [run_subject(root, s, phases[s], established) for s in subjects]
+        report(results, mode)
+    acute_prompts(results, phases)
 
 
 if __name__ == "__main__":

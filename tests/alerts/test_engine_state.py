@@ -91,3 +91,19 @@ def test_the_state_is_strict_json_even_mid_block_after_poor_signal():
     run(eng, minutes(T0 + 9 * HOUR, 30, stressed) + [stressed(T0 + 9 * HOUR + 31 * MIN, quality=0.1)])
     restored = AlertEngine.from_dict(json.loads(json.dumps(eng.to_dict(), allow_nan=False)))
     assert restored.noise.block[1] == -math.inf  # the broken 5-minute block stays broken
+
+
+def test_the_status_carries_todays_stress_load_as_it_stands():
+    from alerts.engine import AlertEngine
+    from processing.reading import Activity, Reading, StressState
+
+    engine = AlertEngine("ann")
+    assert engine.status()["today_stress_load"] is None
+    t0 = 1_767_254_400.0 + 9 * 3600  # 09:00 UTC, awake
+    for k in range(40):  # 20 min calm rest, then 20 min stressed rest, a reading a minute
+        state = StressState.CALM if k < 20 else StressState.STRESSED
+        engine.feed(Reading("ann", t0 + 60 * k, 300.0, 300, 900.0, 66.7, 42.0, 3.74, 50.0, 20.0, 45.0, 29.7,
+                            60.0, 90.0, 9.5, 0.1, -0.2, 1.1, 0.0, Activity.REST, 40.0 if k < 20 else 85.0,
+                            state, 1.0))
+    load = engine.status()["today_stress_load"]
+    assert 0.45 <= load <= 0.55  # half of the resting time was stressed

@@ -112,3 +112,19 @@ def test_the_demo_plays_the_person_and_reports_the_measured_effect(tmp_path):
     assert "answered done" in out and "answered: not stressed" in out
     assert "After resonance breathing your resting HRV (lnRMSSD) went from" in out
     assert "prompts: 2" in out
+
+
+def test_real_cycling_and_its_recovery_never_prompt(reference, tmp_path):
+    """exercise_rri.hrm (seated rest, ~30 min cycling, recovery): exercise is not stress."""
+    from collector.files import read_recording
+    from processing.reading import Activity
+
+    rec = read_recording(reference / "rr/rest_exercise/exercise_rri.hrm", person="me")
+    decisions, readings, prompts = [], [], []
+    service = Service(load(tmp_path), [ReplaySource(rec.events)], utc_offset_s=0.0, alert_settings=ANY_HOUR,
+                      on_prompt=prompts.append, on_reading=readings.append,
+                      on_decision=lambda person, d: decisions.append(d))
+    asyncio.run(service.run(asyncio.Event()))
+    moving = [r for r in readings if r.activity in (Activity.ACTIVE, Activity.RECOVERY)]
+    assert len(moving) > 150  # the cycling was seen as activity
+    assert prompts == [] and not [d for d in decisions if d.what == "suppressed"]
