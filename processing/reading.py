@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -64,10 +64,15 @@ class Reading:
 
     def to_dict(self, digits: int = 6) -> dict:
         """A JSON-ready dict; floats rounded to `digits` significant decimals, NaN -> None."""
+        # A plain loop over the fields: dataclasses.asdict deep-copies every value and cost
+        # `analyze --json` ~0.1 ms a reading.
         out = {}
-        for k, v in asdict(self).items():
-            if isinstance(v, float):
-                v = None if not math.isfinite(v) else round(v, digits)
+        for k in FIELDS:
+            v = getattr(self, k)
+            if isinstance(v, float):  # numpy floats too
+                v = round(v, digits) if math.isfinite(v) else None
+            elif isinstance(v, StrEnum):
+                v = v.value
             out[k] = v
         return out
 
