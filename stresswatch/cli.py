@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from collector.artifacts import inject
 from collector.events import Beat, Event
-from collector.files import FORMATS, RecordingError, read_recording
+from collector.files import FORMATS, RecordingError, RecordingStream, read_recording
 from collector.simulator import demo_day, simulate
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return args.func(args)
-    except RecordingError as exc:
+    except (RecordingError, CommandError) as exc:
         print(f"stresswatch: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except configuration.ConfigError as exc:
@@ -43,6 +44,59 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+class CommandError(ValueError):
+    """A command cannot do what was asked (options that clash, an unwritable output); one line says why."""
+
+
+def _number(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return x
+
+
+def _positive_seconds(text: str) -> float:
+    x = _number(text)
+    if x <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return x
+
+
+def _replay_seconds(text: str) -> float:
+    x = _number(text)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no pauses) or more seconds, got {text!r}")
+    return x
+
+
+MAX_ARTIFACT_RATE = 0.2  # above this the corrector faces more artifacts than beats it can trust
+
+
+def _artifact_rate(text: str) -> float:
+    x = _number(text)
+    if not 0 <= x <= MAX_ARTIFACT_RATE:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_ARTIFACT_RATE:g} per beat, got {text!r}")
+    return x
+
+
+def _writable_file(text: str) -> str:
+    """A path a file can be written to, checked before a long run rather than after it."""
+    if not text:
+        return text
+    path = Path(text).expanduser()
+    folder = path.parent
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file name")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"directory {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"directory {str(folder)!r} is not writable")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stresswatch", description=__doc__)
     p.add_argument("--config", help="TOML configuration file (default: built-in defaults)")
@@ -51,10 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="a simulated day (or a recording) through the whole pipeline")
     d.add_argument("--recording", help="replay this RR file instead of the simulated wearer")
     d.add_argument("--format", choices=FORMATS, default="auto")
-    d.add_argument("--seconds", type=float, default=25.0, help="wall time to spread the replay over (0 = no pauses)")
+    d.add_argument("--seconds", type=_replay_seconds, default=25.0,
+                   help="wall time to spread the replay over (0 = no pauses)")
     d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--artifacts", type=float, default=0.005, help="injected artifacts of each kind per beat")
-    d.add_argument("--plot", default="stresswatch-demo.png", help="PNG path ('' for none)")
+    d.add_argument("--artifacts", type=_artifact_rate, default=0.005,
+                   help=f"injected artifacts of each kind per beat (0-{MAX_ARTIFACT_RATE:g})")
+    d.add_argument("--plot", type=_writable_file, default="stresswatch-demo.png", help="PNG path ('' for none)")
     d.add_argument("--mqtt", metavar="URL", help="also publish to this MQTT broker (mqtt://host:1883)")
     d.add_argument("--influx", metavar="URL", help="also write to this InfluxDB (http://host:8086)")
     d.set_defaults(func=cmd_demo)
@@ -62,9 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="HRV and stress readings of a recorded RR file")
     a.add_argument("file")
     a.add_argument("--format", choices=FORMATS, default="auto")
-    a.add_argument("--window", type=float, help="window of SDNN/SD1/SD2/SI/LF/HF in s (default 300)")
-    a.add_argument("--step", type=float, help="seconds between readings (default 10)")
-    a.add_argument("--whole", action="store_true", help="one reading over the whole recording (per segment)")
+    a.add_argument("--window", type=_positive_seconds, help="window of SDNN/SD1/SD2/SI/LF/HF in s (default 300)")
+    a.add_argument("--step", type=_positive_seconds, help="seconds between readings (default 10)")
+    a.add_argument("--whole", action="store_true",
+                   help="one reading over the whole recording (per segment; holds a segment's beats in memory)")
     a.add_argument("--no-correction", action="store_true", help="skip artifact correction")
     a.add_argument("--json", action="store_true", help="one JSON object per line with the Reading fields")
     a.add_argument("--person", default="me")
@@ -73,11 +130,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="write a simulated day as a CSV recording")
     s.add_argument("out")
     s.add_argument("--seed", type=int, default=7)
-    s.add_argument("--artifacts", type=float, default=0.0)
+    s.add_argument("--artifacts", type=_artifact_rate, default=0.0,
+                   help=f"injected artifacts of each kind per beat (0-{MAX_ARTIFACT_RATE:g})")
     s.set_defaults(func=cmd_simulate)
 
     sc = sub.add_parser("scan", help="list nearby heart-rate straps (Bluetooth)")
-    sc.add_argument("--timeout", type=float, default=8.0, help="seconds to scan")
+    sc.add_argument("--timeout", type=_positive_seconds, default=8.0, help="seconds to scan")
     sc.add_argument("--details", action="store_true", help="connect briefly: model, firmware, battery, RR support")
     sc.add_argument("--adapter", help="Bluetooth adapter, e.g. hci1")
     sc.set_defaults(func=cmd_scan)
@@ -185,32 +243,40 @@ def _print_sink_summary(sinks: Sinks) -> None:
 
 
 def cmd_analyze(args) -> int:
+    """Streams: one line of the file, and the pipeline's trailing windows, in memory at a time."""
     cfg = configuration.load(args.config)
-    rec = read_recording(args.file, args.format, person=args.person)
     base = cfg.processing.settings()
     if args.whole:
         settings = Settings.whole(correction=not args.no_correction)
     else:
         window = args.window or base.window_s
         step = base.step_s if args.step is None else args.step
+        if step > window:
+            raise CommandError(f"--step {step:g} is longer than the window ({window:g} s): beats between "
+                             "windows would never be analysed")
         settings = Settings(window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction)
     pipe = Pipeline(args.person, settings, cfg.person(args.person).model())
-    progress = _Progress(len(rec.events)) if sys.stderr.isatty() and len(rec.events) > 20000 else None
     out = sys.stdout
+    with RecordingStream(args.file, args.format, person=args.person) as stream:
+        progress = _Progress() if sys.stderr.isatty() and os.path.getsize(args.file) > 1 << 20 else None
+        if not args.json:
+            print(f"# {args.file}: format {stream.format}", file=out)
+        t0 = None
+        try:
+            for k, ev in enumerate(stream):
+                if t0 is None and isinstance(ev, Beat):
+                    t0 = ev.t - ev.rr_ms / 1000.0
+                for r in pipe.feed(ev):
+                    _emit(r, args.json, t0, out)
+                if progress and not k % 4096:
+                    progress.update(stream.progress())
+            for r in pipe.finish():
+                _emit(r, args.json, t0, out)
+        finally:
+            if progress:
+                progress.done()
     if not args.json:
-        print(f"# {rec.path}: {len(rec.beats)} beats, format {rec.format}", file=out)
-    t0 = rec.beats[0].t - rec.beats[0].rr_ms / 1000.0
-    for k, ev in enumerate(rec.events):
-        for r in pipe.feed(ev):
-            _emit(r, args.json, t0, out)
-        if progress:
-            progress.update(k)
-    for r in pipe.finish():
-        _emit(r, args.json, t0, out)
-    if progress:
-        progress.done()
-    if not args.json:
-        print(f"# corrected beats: {pipe.corrector.counts}; gaps: {pipe.n_gaps}", file=out)
+        print(f"# {stream.n_beats} beats; corrected beats: {pipe.corrector.counts}; gaps: {pipe.n_gaps}", file=out)
     return 0
 
 
@@ -222,13 +288,13 @@ def _emit(r: Reading, as_json: bool, t0: float, out) -> None:
 
 
 class _Progress:
-    """A progress bar on stderr for long files (only when stderr is a terminal)."""
+    """A progress bar on stderr for long files (only when stderr is a terminal), by bytes read."""
 
-    def __init__(self, total: int):
-        self.total, self.last = total, -1
+    def __init__(self):
+        self.last = -1
 
-    def update(self, k: int) -> None:
-        pct = 100 * k // self.total
+    def update(self, fraction: float) -> None:
+        pct = int(100 * fraction)
         if pct != self.last:
             self.last = pct
             bar = "#" * (pct // 4)
@@ -264,10 +330,13 @@ def _simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat]
 
 def cmd_simulate(args) -> int:
     beats, spans = _simulated_day(args.seed, args.artifacts, "me")
-    with open(args.out, "w") as fh:
-        fh.write("# stresswatch simulated day: " + ", ".join(f"{s.name} {(s.end - s.start) / 60:g} min" for s in spans) + "\n")
-        fh.write("time_s,rr_ms\n")
-        fh.writelines(f"{b.t:.4f},{b.rr_ms:.4f}\n" for b in beats)
+    try:
+        with open(args.out, "w") as fh:
+            fh.write("# stresswatch simulated day: " + ", ".join(f"{s.name} {(s.end - s.start) / 60:g} min" for s in spans) + "\n")
+            fh.write("time_s,rr_ms\n")
+            fh.writelines(f"{b.t:.4f},{b.rr_ms:.4f}\n" for b in beats)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {len(beats)} beats to {args.out}")
     return 0
 
