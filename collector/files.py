@@ -81,7 +81,7 @@ class RecordingStream:
     Memory does not grow with the file's length: one line is held at a time (plus the first
     UNIT_SAMPLE values while the units are guessed). `labels`, when given, collects the nsr2db
     beat annotations. `n_beats` counts the beats yielded so far, `progress()` the fraction of
-    the file read. Iterate once; raises RecordingError (file and line) on bad input.
+    the file's `size` (bytes) read. Iterate once; raises RecordingError (file and line) on bad input.
     """
 
     def __init__(self, path: str | Path, fmt: str = "auto", person: str = "me", device: str = "file",
@@ -92,16 +92,16 @@ class RecordingStream:
         try:
             self._raw = open(self.path, "rb")  # noqa: SIM115 -- closed by close() / the context manager
             head = self._raw.read(HEAD_BYTES)
-            self._size = os.fstat(self._raw.fileno()).st_size
+            self.size = os.fstat(self._raw.fileno()).st_size
             self._raw.seek(0)
         except OSError as exc:
             raise RecordingError(path, None, f"cannot read file: {exc.strerror or exc}") from None
         try:
             if b"\x00" in head[:4096]:
                 raise RecordingError(path, None, "binary data, not an RR recording")
-            self._encoding = _encoding(head, complete=len(head) == self._size)
+            self._encoding = _encoding(head, complete=len(head) == self.size)
             text = head.decode(self._encoding, errors="replace")
-            if not text.strip() and len(head) == self._size:
+            if not text.strip() and len(head) == self.size:
                 raise RecordingError(path, None, "file is empty")
             self.format = detect_format(text, path) if fmt == "auto" else fmt
         except RecordingError:
@@ -110,7 +110,7 @@ class RecordingStream:
         self.person, self.device, self.labels = person, device, labels
         self.n_beats = 0
 
-    def __enter__(self) -> RecordingStream:
+    def __enter__(self) -> typing.Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -121,7 +121,7 @@ class RecordingStream:
 
     def progress(self) -> float:
         """The fraction of the file read so far (0-1)."""
-        return min(1.0, self._raw.tell() / self._size) if self._size and not self._raw.closed else 1.0
+        return min(1.0, self._raw.tell() / self.size) if self.size and not self._raw.closed else 1.0
 
     def __iter__(self) -> Iterator[Event]:
         text = io.TextIOWrapper(self._raw, encoding=self._encoding, errors="replace", newline=None)

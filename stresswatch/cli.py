@@ -258,7 +258,7 @@ def cmd_analyze(args) -> int:
     pipe = Pipeline(args.person, settings, cfg.person(args.person).model())
     out = sys.stdout
     with RecordingStream(args.file, args.format, person=args.person) as stream:
-        progress = _Progress() if sys.stderr.isatty() and os.path.getsize(args.file) > 1 << 20 else None
+        progress = _Progress() if sys.stderr.isatty() and stream.size > 1 << 20 else None
         if not args.json:
             print(f"# {args.file}: format {stream.format}", file=out)
         t0 = None

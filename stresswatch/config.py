@@ -344,8 +344,8 @@ def _secret(path: str, key: str, problems: list[str] | None = None) -> str:
         problem = f"{key}: cannot read {path!r}: {exc.strerror or exc}"
     except UnicodeDecodeError:
         problem = f"{key}: {path!r} is not UTF-8 text"
-    if problems is None:
-        raise ConfigError(key, [problem])
+    if problems is None:  # read after load (the file changed since): still one line naming the key
+        raise ConfigError("configuration", [problem])
     problems.append(problem)
     return ""
 
@@ -424,7 +424,7 @@ def _convert(tp, value, key: str, problems: list[str], rule) -> typing.Any:
     if tp in (int, float):
         try:
             if isinstance(value, bool):
-                raise ValueError
+                raise TypeError  # float(True) would be 1.0
             number = float(value)
         except (TypeError, ValueError):
             problems.append(f"{key}: must be a number, got {value!r}")
@@ -481,7 +481,7 @@ directory = "~/.local/share/stresswatch"
 # watchdog_s = 5                  # no data this long = reconnect
 # battery_every_s = 300
 
-# [[devices]]                     # one table per strap; `stresswatch scan` lists them
+# [[devices]]                     # one table per strap, one strap per person; `stresswatch scan` lists them
 # person = "me"
 # address = "A0:9E:1A:12:34:56"   # and/or a name pattern:
 # name = "Polar H10*"
