@@ -72,7 +72,9 @@ def _replay_seconds(text: str) -> float:
     return x
 
 
-MAX_ARTIFACT_RATE = 0.2  # above this the corrector faces more artifacts than beats it can trust
+# Our bound. inject() spaces artifacts >= 12 beats apart, so more than 1/12 per beat in total is
+# capped anyway; a larger rate would only look like it did something.
+MAX_ARTIFACT_RATE = 0.2
 
 
 def _artifact_rate(text: str) -> float:
