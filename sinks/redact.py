@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 
@@ -17,9 +18,6 @@ def split_userinfo(url: str) -> tuple[str, str, str]:
 
 
 def redact_url(url: str) -> str:
-    """`url` safe to log: any userinfo becomes `***@` (the host and path stay readable)."""
-    bare, *_ = split_userinfo(url)
-    if bare == url:
-        return url
-    parts = urllib.parse.urlsplit(bare)
-    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc))
+    """`url` safe to log or to show in an error: any userinfo becomes `***@` (the host and path stay
+    readable). Text, not parsing, so that it also works on a URL too broken to parse."""
+    return re.sub(r"//[^/?#]*@", "//***@", url)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
-from collector.files import FORMATS, RecordingError, read_recording
+from collector.events import Beat
+from collector.files import FORMATS, RecordingError, RecordingStream
 from processing.baseline import Baseline
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     try:
         return args.func(args)
-    except (RecordingError, StoreError) as exc:
+    except (RecordingError, StoreError, CommandError) as exc:
         print(f"stresswatch: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except configuration.ConfigError as exc:
@@ -41,6 +43,61 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+class CommandError(ValueError):
+    """A command cannot do what was asked (options that clash, an unwritable output); one line says why."""
+
+
+def _number(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return x
+
+
+def _positive_seconds(text: str) -> float:
+    x = _number(text)
+    if x <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return x
+
+
+def _replay_seconds(text: str) -> float:
+    x = _number(text)
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no pauses) or more seconds, got {text!r}")
+    return x
+
+
+# Our bound. inject() spaces artifacts >= 12 beats apart, so more than 1/12 per beat in total is
+# capped anyway; a larger rate would only look like it did something.
+MAX_ARTIFACT_RATE = 0.2
+
+
+def _artifact_rate(text: str) -> float:
+    x = _number(text)
+    if not 0 <= x <= MAX_ARTIFACT_RATE:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_ARTIFACT_RATE:g} per beat, got {text!r}")
+    return x
+
+
+def _writable_file(text: str) -> str:
+    """A path a file can be written to, checked before a long run rather than after it."""
+    if not text:
+        return text
+    path = Path(text).expanduser()
+    folder = path.parent
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file name")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"directory {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"directory {str(folder)!r} is not writable")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stresswatch", description=__doc__)
     p.add_argument("--config", help="TOML configuration file (default: built-in defaults)")
@@ -49,10 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="a simulated day (or a recording) through the whole pipeline")
     d.add_argument("--recording", help="replay this RR file instead of the simulated wearer")
     d.add_argument("--format", choices=FORMATS, default="auto")
-    d.add_argument("--seconds", type=float, default=25.0, help="wall time to spread the replay over (0 = no pauses)")
+    d.add_argument("--seconds", type=_replay_seconds, default=25.0,
+                   help="wall time to spread the replay over (0 = no pauses)")
     d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--artifacts", type=float, default=0.005, help="injected artifacts of each kind per beat")
-    d.add_argument("--plot", default="stresswatch-demo.png", help="PNG path ('' for none)")
+    d.add_argument("--artifacts", type=_artifact_rate, default=0.005,
+                   help=f"injected artifacts of each kind per beat (0-{MAX_ARTIFACT_RATE:g})")
+    d.add_argument("--plot", type=_writable_file, default="stresswatch-demo.png", help="PNG path ('' for none)")
     d.add_argument("--mqtt", metavar="URL", help="also publish to this MQTT broker (mqtt://host:1883)")
     d.add_argument("--influx", metavar="URL", help="also write to this InfluxDB (http://host:8086)")
     d.set_defaults(func=cmd_demo)
@@ -60,9 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="HRV and stress readings of a recorded RR file")
     a.add_argument("file")
     a.add_argument("--format", choices=FORMATS, default="auto")
-    a.add_argument("--window", type=float, help="window of SDNN/SD1/SD2/SI/LF/HF in s (default 300)")
-    a.add_argument("--step", type=float, help="seconds between readings (default 10)")
-    a.add_argument("--whole", action="store_true", help="one reading over the whole recording (per segment)")
+    a.add_argument("--window", type=_positive_seconds, help="window of SDNN/SD1/SD2/SI/LF/HF in s (default 300)")
+    a.add_argument("--step", type=_positive_seconds, help="seconds between readings (default 10)")
+    a.add_argument("--whole", action="store_true",
+                   help="one reading over the whole recording (per segment; holds a segment's beats in memory)")
     a.add_argument("--no-correction", action="store_true", help="skip artifact correction")
     a.add_argument("--json", action="store_true", help="one JSON object per line with the Reading fields")
     a.add_argument("--person", default="me")
@@ -75,11 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="write a simulated day as a CSV recording")
     s.add_argument("out")
     s.add_argument("--seed", type=int, default=7)
-    s.add_argument("--artifacts", type=float, default=0.0)
+    s.add_argument("--artifacts", type=_artifact_rate, default=0.0,
+                   help=f"injected artifacts of each kind per beat (0-{MAX_ARTIFACT_RATE:g})")
     s.set_defaults(func=cmd_simulate)
 
     sc = sub.add_parser("scan", help="list nearby heart-rate straps (Bluetooth)")
-    sc.add_argument("--timeout", type=float, default=8.0, help="seconds to scan")
+    sc.add_argument("--timeout", type=_positive_seconds, default=8.0, help="seconds to scan")
     sc.add_argument("--details", action="store_true", help="connect briefly: model, firmware, battery, RR support")
     sc.add_argument("--adapter", help="Bluetooth adapter, e.g. hci1")
     sc.set_defaults(func=cmd_scan)
@@ -200,55 +261,66 @@ def _url_overrides(args) -> dict[str, str]:
 
 
 def cmd_analyze(args) -> int:
+    """Streams: one line of the file, and the pipeline's trailing windows, in memory at a time."""
     cfg = configuration.load(args.config)
-    rec = read_recording(args.file, args.format, person=args.person)
     base = cfg.processing.settings()
     if args.whole:
         settings = Settings.whole(correction=not args.no_correction)
     else:
         window = args.window or base.window_s
         step = base.step_s if args.step is None else args.step
+        if step > window:
+            raise CommandError(f"--step {step:g} is longer than the window ({window:g} s): beats between "
+                             "windows would never be analysed")
         settings = Settings(window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction)
     pipe = Pipeline(args.person, settings, cfg.person(args.person).model())
-    _calibration(args, pipe, rec)
-    progress = _Progress(len(rec.events)) if sys.stderr.isatty() and len(rec.events) > 20000 else None
+    span = _calibration(args, pipe)
     out = sys.stdout
+    with RecordingStream(args.file, args.format, person=args.person) as stream:
+        progress = _Progress() if sys.stderr.isatty() and stream.size > 1 << 20 else None
+        if not args.json:
+            print(f"# {args.file}: format {stream.format}", file=out)
+        t0 = None
+        try:
+            for k, ev in enumerate(stream):
+                if t0 is None and isinstance(ev, Beat):
+                    t0 = ev.t - ev.rr_ms / 1000.0
+                    if span:  # minutes from the start of the recording
+                        pipe.calibration = (t0 + 60.0 * span[0], t0 + 60.0 * span[1])
+                for r in pipe.feed(ev):
+                    _emit(r, args.json, t0, out)
+                if progress and not k % 4096:
+                    progress.update(stream.progress())
+            for r in pipe.finish():
+                _emit(r, args.json, t0, out)
+        finally:
+            if progress:
+                progress.done()
     if not args.json:
-        print(f"# {rec.path}: {len(rec.beats)} beats, format {rec.format}", file=out)
-    t0 = rec.beats[0].t - rec.beats[0].rr_ms / 1000.0
-    for k, ev in enumerate(rec.events):
-        for r in pipe.feed(ev):
-            _emit(r, args.json, t0, out)
-        if progress:
-            progress.update(k)
-    for r in pipe.finish():
-        _emit(r, args.json, t0, out)
-    if progress:
-        progress.done()
-    if not args.json:
-        print(f"# corrected beats: {pipe.corrector.counts}; gaps: {pipe.n_gaps}", file=out)
+        print(f"# {stream.n_beats} beats; corrected beats: {pipe.corrector.counts}; gaps: {pipe.n_gaps}", file=out)
     if args.save_baseline:
         Path(args.save_baseline).write_text(json.dumps(pipe.model.baseline.to_dict()) + "\n")
     return 0
 
 
-def _calibration(args, pipe: Pipeline, rec) -> None:
-    """--baseline and --calibrate: a saved baseline, and/or a span of the recording as known rest."""
+def _calibration(args, pipe: Pipeline) -> tuple[float, float] | None:
+    """--baseline loads a saved baseline into `pipe`; --calibrate N or A-B is returned as a span of
+    minutes from the recording's start (known rest), which is set once the first beat is read."""
     if args.baseline:
         try:
             pipe.model.baseline = Baseline.from_dict(json.loads(Path(args.baseline).read_text()))
         except (OSError, ValueError) as exc:
             raise RecordingError(args.baseline, None, f"cannot use as a baseline: {exc}") from None
-    if args.calibrate and rec.beats:
-        try:
-            a, _, b = args.calibrate.partition("-")
-            lo, hi = (0.0, float(a)) if not b else (float(a), float(b))
-        except ValueError:
-            lo = hi = -1.0
-        if not 0 <= lo < hi:
-            raise RecordingError(args.file, None, f"--calibrate {args.calibrate!r}: expected minutes N or A-B with A < B")
-        start = rec.beats[0].t - rec.beats[0].rr_ms / 1000.0
-        pipe.calibration = (start + 60.0 * lo, start + 60.0 * hi)
+    if not args.calibrate:
+        return None
+    try:
+        a, _, b = args.calibrate.partition("-")
+        lo, hi = (0.0, float(a)) if not b else (float(a), float(b))
+    except ValueError:
+        lo = hi = -1.0
+    if not 0 <= lo < hi:
+        raise RecordingError(args.file, None, f"--calibrate {args.calibrate!r}: expected minutes N or A-B with A < B")
+    return lo, hi
 
 
 def _emit(r: Reading, as_json: bool, t0: float, out) -> None:
@@ -259,13 +331,13 @@ def _emit(r: Reading, as_json: bool, t0: float, out) -> None:
 
 
 class _Progress:
-    """A progress bar on stderr for long files (only when stderr is a terminal)."""
+    """A progress bar on stderr for long files (only when stderr is a terminal), by bytes read."""
 
-    def __init__(self, total: int):
-        self.total, self.last = total, -1
+    def __init__(self):
+        self.last = -1
 
-    def update(self, k: int) -> None:
-        pct = 100 * k // self.total
+    def update(self, fraction: float) -> None:
+        pct = int(100 * fraction)
         if pct != self.last:
             self.last = pct
             bar = "#" * (pct // 4)
@@ -281,10 +353,13 @@ class _Progress:
 
 def cmd_simulate(args) -> int:
     beats, spans = simulated_day(args.seed, args.artifacts, "me")
-    with open(args.out, "w") as fh:
-        fh.write("# stresswatch simulated day: " + ", ".join(f"{s.name} {(s.end - s.start) / 60:g} min" for s in spans) + "\n")
-        fh.write("time_s,rr_ms\n")
-        fh.writelines(f"{b.t:.4f},{b.rr_ms:.4f}\n" for b in beats)
+    try:
+        with open(args.out, "w") as fh:
+            fh.write("# stresswatch simulated day: " + ", ".join(f"{s.name} {(s.end - s.start) / 60:g} min" for s in spans) + "\n")
+            fh.write("time_s,rr_ms\n")
+            fh.writelines(f"{b.t:.4f},{b.rr_ms:.4f}\n" for b in beats)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {len(beats)} beats to {args.out}")
     return 0
 

@@ -1,9 +1,10 @@
 """The one typed configuration model: a TOML file plus STRESSWATCH_* environment overrides.
 
-Every problem is reported with the dotted key that has it (`processing.window_s: must be > 0,
+Sections: [processing], [[people]], [state], [bluetooth], [[devices]], [mqtt], [influx].
+Every problem is reported with the dotted key that has it (`processing.window_s: must be >= 30,
 got -5`); all problems are collected, not just the first. Environment overrides use a double
-underscore between levels: `STRESSWATCH_PROCESSING__STEP_S=5`. Later issues add sections
-(devices, mqtt, influx) by adding dataclasses here.
+underscore between levels: `STRESSWATCH_PROCESSING__STEP_S=5`; a problem with an overridden
+value names the variable. URL credentials and secrets never appear in a problem.
 
 Each section turns itself into the settings object of the stage it configures
 (`ProcessingConfig.settings()`, `PersonConfig.model()`, `MqttConfig.settings()`, ...), so the
@@ -27,6 +28,7 @@ from processing.stress import StressModel
 from sinks.fanout import SinkSettings
 from sinks.influx import InfluxSettings
 from sinks.mqtt import MqttSettings
+from sinks.redact import redact_url
 
 
 class ConfigError(ValueError):
@@ -46,7 +48,7 @@ def _rule(*, min: float | None = None, max: float | None = None, choices: tuple 
 class ProcessingConfig:
     window_s: float = field(default=300.0, metadata=_rule(min=30, doc="window of SDNN, SD1/SD2, SI, LF/HF"))
     rmssd_window_s: float = field(default=60.0, metadata=_rule(min=10, doc="window of RMSSD and HR"))
-    step_s: float = field(default=10.0, metadata=_rule(min=0, doc="seconds between readings"))
+    step_s: float = field(default=10.0, metadata=_rule(min=0, doc="seconds between readings (0 = every beat)"))
     artifact_correction: bool = field(default=True, metadata=_rule(doc="Kubios-method correction"))
 
     def settings(self) -> PipelineSettings:
@@ -103,6 +105,7 @@ class MqttConfig:
     session_expiry_s: int = field(default=3600, metadata=_rule(min=0, max=604800))
     discovery: bool = field(default=True, metadata=_rule(doc="Home Assistant MQTT discovery"))
     discovery_prefix: str = field(default="homeassistant", metadata=_rule())
+    outbox_max_messages: int = field(default=100000, metadata=_rule(min=100, doc="undelivered messages kept"))
 
     def settings(self) -> MqttSettings | None:
         """The MQTT sink's settings (secrets read from their files), None when MQTT is off."""
@@ -116,7 +119,7 @@ class MqttConfig:
             base_topic=self.base_topic,
             client_id=self.client_id,
             username=self.username or u.username or "",
-            password=read_secret(self.password, self.password_file),
+            password=read_secret(self.password, self.password_file, "mqtt.password_file"),
             tls=tls,
             ca_file=self.ca_file or "",
             certfile=self.certfile or "",
@@ -149,7 +152,7 @@ class InfluxConfig:
         if self.url is None:
             return None
         return InfluxSettings(
-            url=self.url, bucket=self.bucket, org=self.org, token=read_secret(self.token, self.token_file),
+            url=self.url, bucket=self.bucket, org=self.org, token=read_secret(self.token, self.token_file, "influx.token_file"),
             api=self.api, username=self.username or "", password=self.password or "",
             batch_size=self.batch_size, flush_interval_s=self.flush_interval_s, write_beats=self.write_beats,
             outbox_max_points=self.outbox_max_points,
@@ -159,7 +162,7 @@ class InfluxConfig:
 @dataclass
 class Config:
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
-    people: list[PersonConfig] = field(default_factory=lambda: [PersonConfig()])
+    people: list[PersonConfig] = field(default_factory=list)
     state: StateConfig = field(default_factory=StateConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     influx: InfluxConfig = field(default_factory=InfluxConfig)
@@ -167,12 +170,16 @@ class Config:
     devices: list[DeviceConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # A device's wearer without a [[people]] entry gets the default settings.
+        # The wearers are the [[people]] entries plus each device's wearer (default settings);
+        # with neither, one default person `me` (demo, analyze). A default `me` next to the
+        # devices' wearers would be a pipeline and a Home Assistant device nobody wears.
         known = {p.name for p in self.people}
         for d in self.devices:
             if d.person not in known:
                 self.people.append(PersonConfig(name=d.person))
                 known.add(d.person)
+        if not self.people:
+            self.people.append(PersonConfig())
 
     def person(self, name: str) -> PersonConfig:
         return next((p for p in self.people if p.name == name), PersonConfig(name=name))
@@ -186,6 +193,7 @@ class Config:
             state_path=Path(self.state.directory).expanduser() / "state.db",
             mqtt=self.mqtt.settings(), influx=self.influx.settings(),
             people=tuple(p.name for p in self.people), devices=devices,
+            mqtt_outbox_max_messages=self.mqtt.outbox_max_messages,
         )
 
 
@@ -205,62 +213,154 @@ def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | Non
             raise ConfigError(source, ["file not found"]) from None
         except OSError as exc:
             raise ConfigError(source, [f"cannot read: {exc.strerror or exc}"]) from None
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
     problems: list[str] = []
-    _apply_env(data, environ, problems)
+    overridden = _apply_env(data, environ, problems)
     cfg = _build(Config, data, "", problems)
-    _check_sinks(cfg, problems)
-    names = [p.name for p in cfg.people]
-    for dup in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(f"people: name {dup!r} is used more than once")
+    people = data.get("people")
+    _check(cfg, len(people) if isinstance(people, list) else 0, problems)
     if problems:
+        problems = [_blame(p, overridden) for p in problems]
+        if all(p.startswith(ENV_PREFIX) for p in problems):
+            source = "environment"
         raise ConfigError(source, problems)
     return cfg
 
 
-def _check_sinks(cfg: Config, problems: list[str]) -> None:
-    """Cross-field checks of the [mqtt] and [influx] sections (URLs, secret files)."""
-    m = cfg.mqtt
-    if m.url is not None:
-        u = urlsplit(m.url)
-        if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
-            shown = u._replace(netloc=u.hostname or "").geturl()  # never echo credentials
-            problems.append(f"mqtt.url: must look like mqtt://host:1883 or mqtts://host:8883, got {shown!r}")
-        if u.password:
-            problems.append("mqtt.url: put the password in mqtt.password or mqtt.password_file, not in the URL")
-    if m.password and m.password_file:
-        problems.append("mqtt.password_file: set either mqtt.password or mqtt.password_file, not both")
-    for key in ("password_file", "ca_file", "certfile", "keyfile"):
-        path = getattr(m, key)
-        if path and not Path(path).expanduser().is_file():
-            problems.append(f"mqtt.{key}: file {path!r} does not exist")
-    if bool(m.certfile) != bool(m.keyfile):
-        problems.append("mqtt.keyfile: a client certificate needs both mqtt.certfile and mqtt.keyfile")
+def _blame(problem: str, overridden: dict[str, str]) -> str:
+    """`problem`, prefixed with the environment variable that set its key (if one did)."""
+    key = problem.partition(":")[0]
+    names = [var for dotted, var in overridden.items() if dotted == key or dotted.startswith(key + ".")]
+    return f"{', '.join(names)}: {problem}" if names else problem
+
+
+def _check(cfg: Config, n_people: int, problems: list[str]) -> None:
+    """Checks across keys: window lengths, names used in MQTT topics, one strap per person, sinks."""
+    p = cfg.processing
+    if p.rmssd_window_s > p.window_s:
+        problems.append(f"processing.rmssd_window_s: must be <= processing.window_s ({p.window_s:g} s), "
+                        f"got {p.rmssd_window_s:g}: RMSSD and HR come from the end of the long window")
+    if p.step_s > p.window_s:
+        problems.append(f"processing.step_s: must be <= processing.window_s ({p.window_s:g} s), got "
+                        f"{p.step_s:g}: beats between two windows would never be analysed")
+    for k, person in enumerate(cfg.people[:n_people]):
+        _check_topic(f"people[{k}].name", person.name, False, problems)
+    names = [person.name for person in cfg.people]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"people: name {dup!r} is used more than once")
+    worn: dict[str, int] = {}
     for k, d in enumerate(cfg.devices):
         if not d.address and not d.name:
             problems.append(f"devices[{k}]: give an address or a name pattern")
         if d.address and not re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", d.address):
             problems.append(f"devices[{k}].address: must look like AA:BB:CC:DD:EE:FF, got {d.address!r}")
+        if d.name and not d.address:  # without an address the name is the device's label in topics
+            _check_topic(f"devices[{k}].name", d.name, False, problems)
+        _check_topic(f"devices[{k}].person", d.person, False, problems)
+        if d.person in worn:
+            problems.append(
+                f"devices[{k}].person: {d.person!r} already wears devices[{worn[d.person]}]; one strap per "
+                f"person (two straps would merge into one beat series and halve RMSSD). For a second "
+                f"wearer add a [[people]] entry and set this device's person to its name")
+        worn.setdefault(d.person, k)
+    _check_sinks(cfg, problems)
+
+
+_TOPIC_RESERVED = {"+": "'+' (an MQTT wildcard)", "#": "'#' (an MQTT wildcard)", "\0": "a NUL character"}
+
+
+def _check_topic(key: str, value: str, levels: bool, problems: list[str]) -> None:
+    """`value` is used in MQTT topics: no wildcards, no NUL, and (unless `levels`) no `/`."""
+    why = [text for c, text in _TOPIC_RESERVED.items() if c in value]
+    if not levels and "/" in value:
+        why.append("'/' (it would add a topic level)")
+    if levels and "" in value.split("/"):
+        why.append("an empty topic level (a leading, trailing or double '/')")
+    if levels and value.startswith("$"):
+        why.append("a leading '$' (reserved for the broker's own topics)")
+    if why:
+        problems.append(f"{key}: cannot be used in MQTT topics: it contains {' and '.join(why)}, got {value!r}")
+
+
+def _check_sinks(cfg: Config, problems: list[str]) -> None:
+    """Cross-field checks of the [mqtt] and [influx] sections (URLs, topics, secret files)."""
+    m = cfg.mqtt
+    if m.url is not None:
+        u = _check_url("mqtt.url", m.url, ("mqtt", "mqtts"), "mqtt://host:1883 or mqtts://host:8883", problems)
+        if u is not None and u.password:
+            problems.append("mqtt.url: put the password in mqtt.password or mqtt.password_file, not in the URL")
+    _check_topic("mqtt.base_topic", m.base_topic, True, problems)
+    _check_topic("mqtt.discovery_prefix", m.discovery_prefix, True, problems)
+    if m.password and m.password_file:
+        problems.append("mqtt.password_file: set either mqtt.password or mqtt.password_file, not both")
+    for key in ("password_file", "ca_file", "certfile", "keyfile"):
+        path = getattr(m, key)
+        if path and not Path(path).expanduser().exists():
+            problems.append(f"mqtt.{key}: file {path!r} does not exist")
+        elif path and key == "password_file":
+            _secret(path, "mqtt.password_file", problems)
+    if bool(m.certfile) != bool(m.keyfile):
+        problems.append("mqtt.keyfile: a client certificate needs both mqtt.certfile and mqtt.keyfile")
     i = cfg.influx
     if i.url is not None:
-        u = urlsplit(i.url)
-        if u.scheme not in ("http", "https") or not u.hostname:
-            problems.append(f"influx.url: must look like http://host:8086, got {i.url!r}")
+        _check_url("influx.url", i.url, ("http", "https"), "http://host:8086", problems)
     if i.token and i.token_file:
         problems.append("influx.token_file: set either influx.token or influx.token_file, not both")
-    if i.token_file and not Path(i.token_file).expanduser().is_file():
+    if i.token_file and not Path(i.token_file).expanduser().exists():
         problems.append(f"influx.token_file: file {i.token_file!r} does not exist")
+    elif i.token_file:
+        _secret(i.token_file, "influx.token_file", problems)
 
 
-def read_secret(value: str | None, path: str | None) -> str:
-    """A secret given inline or in a file (first line, whitespace stripped)."""
+def _check_url(key: str, url: str, schemes: tuple[str, ...], example: str, problems: list[str]):
+    """The split URL when it has a scheme of `schemes`, a host and a valid port; else None."""
+    shown = redact_url(url)  # never echo credentials
+    try:
+        u = urlsplit(url)
+    except ValueError:
+        problems.append(f"{key}: not a valid URL, got {shown!r}")
+        return None
+    if u.scheme not in schemes or not u.hostname:
+        problems.append(f"{key}: must look like {example}, got {shown!r}")
+        return None
+    try:
+        port = u.port  # raises for a non-numeric or out-of-range port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        problems.append(f"{key}: the port must be a number from 1 to 65535, got {shown!r}")
+        return None
+    return u
+
+
+def _secret(path: str, key: str, problems: list[str] | None = None) -> str:
+    """The text of a secret file, surrounding whitespace stripped; a problem names `key` and the file
+    (never the content). Appends to `problems` when given, else raises ConfigError."""
+    try:
+        return Path(path).expanduser().read_bytes().decode("utf-8").strip()
+    except OSError as exc:
+        problem = f"{key}: cannot read {path!r}: {exc.strerror or exc}"
+    except UnicodeDecodeError:
+        problem = f"{key}: {path!r} is not UTF-8 text"
+    if problems is None:  # read after load (the file changed since): still one line naming the key
+        raise ConfigError("configuration", [problem])
+    problems.append(problem)
+    return ""
+
+
+def read_secret(value: str | None, path: str | None, key: str = "secret file") -> str:
+    """A secret given inline or in a file (the file's text, surrounding whitespace stripped).
+
+    Raises ConfigError naming `key` and the file when the file cannot be read as UTF-8 text."""
     if path:
-        return Path(path).expanduser().read_text().strip()
+        return _secret(path, key)
     return value or ""
 
 
-def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str]) -> None:
+def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    """Merge STRESSWATCH_A__B=value into `data`; returns which dotted key each variable set."""
+    overridden: dict[str, str] = {}
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX) or "__" not in key:
             continue
@@ -274,6 +374,8 @@ def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str
             node = nxt
         else:
             node[parts[-1]] = value  # a string; converted and checked like file values
+            overridden[".".join(parts)] = key
+    return overridden
 
 
 def _build(cls: type, data: typing.Any, prefix: str, problems: list[str]):
@@ -321,14 +423,19 @@ def _convert(tp, value, key: str, problems: list[str], rule) -> typing.Any:
     if tp in (int, float):
         try:
             if isinstance(value, bool):
-                raise ValueError
-            number = tp(value)
+                raise TypeError  # float(True) would be 1.0
+            number = float(value)
         except (TypeError, ValueError):
             problems.append(f"{key}: must be a number, got {value!r}")
             return MISSING
         if not math.isfinite(number):
             problems.append(f"{key}: must be finite, got {value!r}")
             return MISSING
+        if tp is int:
+            if number != int(number):  # int() would silently truncate 2.5 to 2
+                problems.append(f"{key}: must be a whole number, got {value!r}")
+                return MISSING
+            number = int(value) if isinstance(value, int) else int(number)
         lo, hi = rule.get("min"), rule.get("max")
         if lo is not None and number < lo:
             problems.append(f"{key}: must be >= {lo:g}, got {number:g}")
@@ -373,7 +480,7 @@ directory = "~/.local/share/stresswatch"
 # watchdog_s = 5                  # no data this long = reconnect
 # battery_every_s = 300
 
-# [[devices]]                     # one table per strap; `stresswatch scan` lists them
+# [[devices]]                     # one table per strap, one strap per person; `stresswatch scan` lists them
 # person = "me"
 # address = "A0:9E:1A:12:34:56"   # and/or a name pattern:
 # name = "Polar H10*"
@@ -388,6 +495,8 @@ directory = "~/.local/share/stresswatch"
 # verify_hostname = true
 # session_expiry_s = 3600
 # discovery = true                # Home Assistant MQTT discovery
+# discovery_prefix = "homeassistant"
+# outbox_max_messages = 100000    # undelivered messages kept while the broker is away (min 100)
 
 # [influx]                        # off unless url is set
 # url = "http://127.0.0.1:8086"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from collector.events import Gap
-from collector.files import RecordingError, detect_format, read_recording
+from collector.events import Beat, Gap
+from collector.files import RecordingError, RecordingStream, detect_format, read_recording
 
 
 def write(tmp_path, name, text):
@@ -83,6 +83,96 @@ def test_detection_of_each_format():
     assert detect_format("1644226061.000000, IBI\n") == "ibi"
     assert detect_format("time,rr\n1,800\n") == "csv"
     assert detect_format("812\n") == "text"
+
+
+def test_comment_only_csv_is_a_clear_error(tmp_path):
+    path = write(tmp_path, "c.csv", "# exported by something\n\n# nothing else\n")
+    with pytest.raises(RecordingError, match=r"c.csv: no CSV header: the file has only comments"):
+        read_recording(path, "csv")
+    with pytest.raises(RecordingError, match=r"c.csv: no data: only comments or blank lines"):
+        read_recording(path)
+
+
+def test_a_huge_csv_field_names_its_line(tmp_path):
+    path = write(tmp_path, "big.csv", "time,rr\n1,800\n2,\"" + "9" * 200_000 + "\"\n")
+    with pytest.raises(RecordingError, match=r"big.csv:3: not a valid CSV row: field larger than field limit"):
+        read_recording(path)
+
+
+def test_a_line_too_long_for_any_rr_format_is_refused(tmp_path):
+    path = write(tmp_path, "long.txt", "800\n" + "8" * (2 << 20) + "\n")
+    with pytest.raises(RecordingError, match=r"long.txt:2: line longer than"):
+        read_recording(path)
+
+
+@pytest.mark.parametrize("name, text, line", [
+    ("back.csv", "time_s,rr_ms\n10.0,800\n10.8,800\n5.0,800\n", 4),
+    ("IBI.csv", "1644226061.0, IBI\n1.0,0.9\n1.9,0.9\n1.2,0.8\n", 4),
+    ("beats.csv", "beat_time_s,rr_ms,label_prev,label_beat\n1.0,800,N,N\n1.8,800,N,N\n0.5,800,N,N\n", 4),
+])
+def test_timestamps_going_backwards_are_an_error_naming_the_line(tmp_path, name, text, line):
+    with pytest.raises(RecordingError, match=rf"{name}:{line}: time goes backwards"):
+        read_recording(write(tmp_path, name, text))
+
+
+def test_equal_timestamps_are_fine(tmp_path):
+    # Polar exports stamp every RR interval of one notification with the notification's time
+    rec = read_recording(write(tmp_path, "p.csv", "time_s,rr_ms\n10.0,800\n10.0,790\n10.8,800\n"))
+    assert len(rec.beats) == 3
+
+
+@pytest.mark.parametrize("params, line, message", [
+    ("Date=2008-02-08\nStartTime=08:50:31.0\n", 3, "Date '2008-02-08' is not a date"),
+    ("Date=20080208\nStartTime=8h50\n", 4, "StartTime '8h50' is not a time"),
+    ("Date=20080208\nStartTime=25:00:00\n", 4, "StartTime '25:00:00' is not a time"),
+])
+def test_hrm_with_an_unreadable_start_is_an_error_not_1970(tmp_path, params, line, message):
+    text = "[Params]\nVersion=106\n" + params + "Interval=238\n[HRData]\n800\n810\n"
+    with pytest.raises(RecordingError, match=rf"x.hrm:{line}: {message}"):
+        read_recording(write(tmp_path, "x.hrm", text))
+
+
+def test_one_column_csv_headed_rr_ms_is_detected(tmp_path):
+    rec = read_recording(write(tmp_path, "rr.csv", "rr_ms\n800\n810\n790\n"))
+    assert rec.format == "csv" and [b.rr_ms for b in rec.beats] == [800, 810, 790]
+
+
+@pytest.mark.parametrize("text, guessed", [
+    ("0.8\n0.81\n0.79\n70\n", "seconds"),
+    ("800\n810\n790\n70000\n", "milliseconds"),
+])
+def test_an_out_of_range_value_says_which_units_were_guessed(tmp_path, text, guessed):
+    with pytest.raises(RecordingError, match=rf"rr.txt:4: RR interval .* ms is not in .* \(units guessed as {guessed}"):
+        read_recording(write(tmp_path, "rr.txt", text))
+    csv_text = "rr\n" + text
+    with pytest.raises(RecordingError, match=rf"rr.csv:5: .*units guessed as {guessed}"):
+        read_recording(write(tmp_path, "rr.csv", csv_text))
+
+
+def test_latin1_files_are_still_read(tmp_path):
+    p = tmp_path / "old.csv"
+    p.write_bytes("# Messung M\xfcller\ntime,rr\n1,800\n2,800\n".encode("latin-1"))
+    assert len(read_recording(p).beats) == 2
+
+
+def test_the_stream_yields_events_before_the_file_is_read(tmp_path):
+    path = write(tmp_path, "long.txt", "800\n" * 200_000)
+    with RecordingStream(path) as stream:
+        assert stream.format == "text"
+        events = iter(stream)
+        first = next(events)
+        assert isinstance(first, Beat) and first.rr_ms == 800
+        assert stream.progress() < 0.5  # the rest is still on disk
+        assert sum(1 for _ in events) == 200_000 - 1
+        assert stream.n_beats == 200_000 and stream.progress() == 1.0
+
+
+def test_an_error_late_in_a_stream_comes_after_the_good_events(tmp_path):
+    path = write(tmp_path, "late.txt", "800\n" * 1000 + "oops\n")
+    got = []
+    with pytest.raises(RecordingError, match=r"late.txt:1001: RR value 'oops'"), RecordingStream(path) as stream:
+        got.extend(stream)  # what arrived before the error stays
+    assert len(got) == 1000
 
 
 # -- real recordings --------------------------------------------------------------------------

@@ -87,3 +87,81 @@ def test_demo_with_a_state_directory_that_is_a_file_is_one_line_and_exit_2(tmp_p
                           check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("stresswatch: error: ") and len(proc.stderr.strip().splitlines()) == 1
+
+
+# -- bad input is refused with the reason, in one line, before any work --------------------------
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["analyze", "x.txt", "--window", "0"], "argument --window: must be more than 0 seconds, got '0'"),
+    (["analyze", "x.txt", "--window", "-300"], "argument --window: must be more than 0 seconds"),
+    (["analyze", "x.txt", "--step", "0"], "argument --step: must be more than 0 seconds"),
+    (["analyze", "x.txt", "--step", "nan"], "argument --step: must be a finite number, got 'nan'"),
+    (["analyze", "x.txt", "--step", "often"], "argument --step: must be a number, got 'often'"),
+    (["demo", "--artifacts", "0.5"], "argument --artifacts: must be from 0 to 0.2 per beat, got '0.5'"),
+    (["simulate", "x.csv", "--artifacts", "-0.01"], "argument --artifacts: must be from 0 to 0.2 per beat"),
+    (["demo", "--seconds", "inf"], "argument --seconds: must be a finite number, got 'inf'"),
+    (["demo", "--seconds", "nan"], "argument --seconds: must be a finite number"),
+    (["demo", "--seconds", "-1"], "argument --seconds: must be 0 (no pauses) or more seconds, got '-1'"),
+    (["demo", "--plot", "/nonexistent/x.png"], "argument --plot: directory '/nonexistent' does not exist"),
+])
+def test_bad_options_are_refused_by_the_parser_with_the_reason(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert message in err and out == ""  # nothing ran
+
+
+def test_demo_plot_into_a_directory_is_refused_before_the_run(tmp_path):
+    proc = run_cli("demo", "--seconds", "0", "--plot", str(tmp_path))
+    assert proc.returncode == 2 and "is a directory, not a file name" in proc.stderr
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+
+
+def test_simulate_to_a_bad_path_is_one_line(tmp_path):
+    proc = run_cli("simulate", str(tmp_path / "missing" / "day.csv"))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "cannot write" in proc.stderr and "day.csv" in proc.stderr
+
+
+def test_analyze_refuses_a_step_longer_than_the_window(tmp_path):
+    rec = tmp_path / "rr.txt"
+    rec.write_text("800\n" * 100)
+    proc = run_cli("analyze", str(rec), "--window", "60", "--step", "120")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "--step 120 is longer than the window (60 s)" in proc.stderr
+
+
+@pytest.mark.parametrize("name, content, fmt, message", [
+    ("c.csv", "# only a comment\n\n", "csv", "c.csv: no CSV header"),
+    ("f.csv", "time,rr\n1,800\n2,\"" + "9" * 200_000 + "\"\n", "auto", "f.csv:3: not a valid CSV row"),
+    ("b.csv", "time_s,rr_ms\n10,800\n9,800\n", "auto", "b.csv:3: time goes backwards"),
+    ("d.hrm", "[Params]\nDate=yesterday\nInterval=238\n[HRData]\n800\n", "auto", "d.hrm:2: Date 'yesterday'"),
+])
+def test_analyze_bad_recordings_are_one_line_errors(tmp_path, name, content, fmt, message):
+    path = tmp_path / name
+    path.write_text(content)
+    proc = run_cli("analyze", str(path), "--format", fmt)
+    assert proc.returncode == 2
+    assert message in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_analyze_streams_readings_before_a_late_error(tmp_path):
+    # 20 minutes of beats, then a broken line: the readings of the good part are already out
+    rec = tmp_path / "rr.txt"
+    rec.write_text("".join(f"{800 + (i % 5) * 10}\n" for i in range(1500)) + "oops\n")
+    proc = run_cli("analyze", str(rec), "--json", "--step", "30")
+    assert proc.returncode == 2 and "rr.txt:1501: RR value 'oops'" in proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) > 30 and rows[-1]["time"] > 1000
+
+
+def test_analyze_text_output_names_format_then_counts(tmp_path):
+    rec = tmp_path / "rr.csv"
+    rec.write_text("rr_ms\n" + "".join(f"{800 + (i % 5) * 10}\n" for i in range(600)))
+    proc = run_cli("analyze", str(rec), "--step", "60")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"# {rec}: format csv"
+    assert lines[-1].startswith("# 600 beats; corrected beats:") and len(lines) > 5

@@ -65,3 +65,159 @@ def test_config_check_command(tmp_path, capsys):
     assert main(["config", "check", str(broken)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not valid TOML" in err and str(broken) in err
+
+
+def problems_of(tmp_path, text, environ=None):
+    with pytest.raises(config.ConfigError) as err:
+        config.load(write(tmp_path, text), environ=environ or {})
+    return err.value.problems
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[[people]]\nname = "a/b"\n', "people[0].name"),
+    ('[[people]]\nname = "ann+"\n', "people[0].name"),
+    ('[[people]]\nname = "#"\n', "people[0].name"),
+    ('[[people]]\nname = "nul\\u0000"\n', "people[0].name"),
+    ('[[devices]]\nname = "Polar/H10*"\nperson = "me"\n', "devices[0].name"),
+    ('[[devices]]\naddress = "A0:9E:1A:12:34:56"\nperson = "bo/b"\n', "devices[0].person"),
+    ('[mqtt]\nbase_topic = "home/#"\n', "mqtt.base_topic"),
+    ('[mqtt]\nbase_topic = "home//stress"\n', "mqtt.base_topic"),
+    ('[mqtt]\nbase_topic = "/stress"\n', "mqtt.base_topic"),
+    ('[mqtt]\ndiscovery_prefix = "ha/+"\n', "mqtt.discovery_prefix"),
+    ('[mqtt]\ndiscovery_prefix = "ha/"\n', "mqtt.discovery_prefix"),
+])
+def test_names_used_in_mqtt_topics_are_refused_at_load(tmp_path, text, key):
+    problems = problems_of(tmp_path, text)
+    assert any(p.startswith(f"{key}: cannot be used in MQTT topics") for p in problems), problems
+
+
+def test_topic_names_that_mqtt_accepts_pass(tmp_path):
+    cfg = config.load(write(tmp_path, '[mqtt]\nbase_topic = "home/stress"\n[[people]]\nname = "Ann Lee"\n'
+                                      '[[devices]]\nname = "Polar H10*"\nperson = "Ann Lee"\n'), environ={})
+    assert cfg.mqtt.base_topic == "home/stress" and [p.name for p in cfg.people] == ["Ann Lee"]
+    # the label in topics is the address, so a '/' in the name pattern of an addressed device is harmless
+    config.load(write(tmp_path, '[[devices]]\naddress = "A0:9E:1A:12:34:56"\nname = "a/b"\n'), environ={})
+
+
+@pytest.mark.parametrize("section, url, shown", [
+    ("mqtt", "mqtt://broker:99999", "mqtt://broker:99999"),
+    ("mqtt", "mqtt://broker:abc", "mqtt://broker:abc"),
+    ("mqtt", "mqtt://user@broker:0", "mqtt://***@broker:0"),
+    ("influx", "http://db:99999", "http://db:99999"),
+    ("influx", "http://admin:s3cret@db:abc", "http://***@db:abc"),
+])
+def test_url_with_a_bad_port_is_refused_naming_the_key(tmp_path, section, url, shown):
+    problems = problems_of(tmp_path, f'[{section}]\nurl = "{url}"\n')
+    assert problems == [f"{section}.url: the port must be a number from 1 to 65535, got {shown!r}"]
+
+
+def test_cli_config_check_refuses_a_bad_port_in_one_line(tmp_path, capsys):
+    path = write(tmp_path, '[mqtt]\nurl = "mqtt://host:abc"\n')
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mqtt.url: the port must be" in err and "Traceback" not in err
+
+
+def test_no_problem_message_contains_a_url_password(tmp_path):
+    secret = "Hunter2Secret"
+    for text in (
+        f'[influx]\nurl = "ftp://admin:{secret}@db:8086"\n',
+        f'[influx]\nurl = "http://admin:{secret}@db:99999"\n',
+        f'[influx]\nurl = "http://admin:{secret}@[::1"\n',
+        f'[mqtt]\nurl = "tcp://u:{secret}@broker"\n',
+        f'[mqtt]\nurl = "mqtt://u:{secret}@broker:abc"\n',
+        f'[mqtt]\nurl = "mqtt://u:{secret}@broker"\n',
+    ):
+        with pytest.raises(config.ConfigError) as err:
+            config.load(write(tmp_path, text), environ={})
+        assert err.value.problems and secret not in str(err.value), str(err.value)
+    from sinks.redact import redact_url
+
+    assert redact_url(f"http://admin:{secret}@db:8086/x") == "http://***@db:8086/x"
+
+
+def test_window_lengths_must_nest(tmp_path):
+    problems = problems_of(tmp_path, "[processing]\nwindow_s = 60\nrmssd_window_s = 120\nstep_s = 90\n")
+    assert any(p.startswith("processing.rmssd_window_s: must be <= processing.window_s (60 s), got 120")
+               for p in problems)
+    assert any(p.startswith("processing.step_s: must be <= processing.window_s (60 s), got 90") for p in problems)
+
+
+def test_a_fraction_for_an_integer_key_is_refused(tmp_path):
+    assert problems_of(tmp_path, "[influx]\nbatch_size = 2.5\n") == ["influx.batch_size: must be a whole number, got 2.5"]
+    assert config.load(write(tmp_path, "[influx]\nbatch_size = 2\n"), environ={}).influx.batch_size == 2
+    cfg = config.load(None, environ={"STRESSWATCH_MQTT__KEEPALIVE_S": "60"})
+    assert cfg.mqtt.keepalive_s == 60 and isinstance(cfg.mqtt.keepalive_s, int)
+
+
+def test_an_environment_override_problem_names_the_variable(tmp_path, capsys):
+    path = write(tmp_path, "[processing]\nstep_s = 10\n")
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path, environ={"STRESSWATCH_INFLUX__BATCH_SIZE": "2.5"})
+    assert err.value.source == "environment"
+    assert err.value.problems == ["STRESSWATCH_INFLUX__BATCH_SIZE: influx.batch_size: must be a whole number, got '2.5'"]
+    with pytest.raises(config.ConfigError) as err:
+        config.load(None, environ={"STRESSWATCH_PROCESSING__COLOUR": "red"})
+    assert err.value.problems[0].startswith("STRESSWATCH_PROCESSING__COLOUR: processing.colour: unknown key")
+    # mixed: the file's own problem stays the file's
+    bad = write(tmp_path, "[processing]\nwindow_s = 1\n")
+    with pytest.raises(config.ConfigError) as err:
+        config.load(bad, environ={"STRESSWATCH_PROCESSING__STEP_S": "x"})
+    assert err.value.source == str(bad)
+    assert "processing.window_s: must be >= 30, got 1" in err.value.problems
+    assert "STRESSWATCH_PROCESSING__STEP_S: processing.step_s: must be a number, got 'x'" in err.value.problems
+
+
+@pytest.mark.parametrize("content, reason", [(b"\xff\xfe\x00bad", "is not UTF-8 text"), (None, "cannot read")])
+@pytest.mark.parametrize("section, key", [("mqtt", "password_file"), ("influx", "token_file")])
+def test_an_unreadable_secret_file_is_one_line_naming_key_and_file(tmp_path, capsys, section, key, content, reason):
+    secret = tmp_path / "secret"
+    if content is None:
+        secret.mkdir()  # exists, but cannot be read as a file (as root, file modes would not stop us)
+    else:
+        secret.write_bytes(content)
+    path = write(tmp_path, f'[{section}]\nurl = "{"mqtt" if section == "mqtt" else "http"}://h"\n{key} = "{secret}"\n')
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{section}.{key}: {str(secret)!r}" in err or f"{section}.{key}: cannot read {str(secret)!r}" in err
+    assert reason in err
+
+
+def test_read_secret_names_the_key_when_the_file_is_not_utf8(tmp_path):
+    secret = tmp_path / "token"
+    secret.write_bytes(b"\xc3\x28")
+    with pytest.raises(config.ConfigError, match=r"influx.token_file: '.*token' is not UTF-8 text"):
+        config.read_secret(None, str(secret), "influx.token_file")
+
+
+def test_two_straps_for_one_person_are_refused(tmp_path):
+    problems = problems_of(tmp_path, '[[devices]]\naddress = "A0:9E:1A:12:34:56"\n'
+                                     '[[devices]]\naddress = "A0:9E:1A:12:34:57"\n')
+    assert len(problems) == 1
+    assert problems[0].startswith("devices[1].person: 'me' already wears devices[0]; one strap per person")
+    assert "[[people]]" in problems[0]
+
+
+def test_the_wearers_are_the_devices_people_without_a_phantom_me(tmp_path):
+    cfg = config.load(write(tmp_path, '[[devices]]\naddress = "A0:9E:1A:12:34:56"\nperson = "ann"\n'), environ={})
+    assert [p.name for p in cfg.people] == ["ann"]
+    assert cfg.sink_settings().people == ("ann",)
+    cfg = config.load(write(tmp_path, '[[people]]\nname = "bob"\nage = 30\n'
+                                      '[[devices]]\naddress = "A0:9E:1A:12:34:56"\nperson = "ann"\n'), environ={})
+    assert [p.name for p in cfg.people] == ["bob", "ann"]  # explicitly configured people stay
+    assert [p.name for p in config.load(None, environ={}).people] == ["me"]  # demo / analyze default
+
+
+def test_mqtt_outbox_limit(tmp_path):
+    assert config.load(None, environ={}).mqtt.outbox_max_messages == 100000
+    assert config.load(write(tmp_path, "[mqtt]\noutbox_max_messages = 500\n"), environ={}).mqtt.outbox_max_messages == 500
+    assert problems_of(tmp_path, "[mqtt]\noutbox_max_messages = 10\n") == ["mqtt.outbox_max_messages: must be >= 100, got 10"]
+
+
+def test_the_module_docs_name_every_section():
+    doc = config.__doc__
+    assert "will be added" not in doc and "Later issues" not in doc
+    for section in ("processing", "people", "state", "bluetooth", "devices", "mqtt", "influx"):
+        assert section in doc
+        assert f"[{section}]" in config.EXAMPLE or f"[[{section}]]" in config.EXAMPLE

@@ -119,7 +119,7 @@ def test_devices_config_is_checked(tmp_path):
     assert "devices[0]: give an address or a name pattern" in err.value.problems
     assert "devices[1].address: must look like AA:BB:CC:DD:EE:FF, got 'nope'" in err.value.problems
     path.write_text('[[devices]]\nname = "Polar*"\nperson = "cy"\n')
-    assert [p.name for p in config.load(path, environ={}).people] == ["me", "cy"]
+    assert [p.name for p in config.load(path, environ={}).people] == ["cy"]  # no phantom default "me"
 
 
 def test_beats_are_stored_once_after_correction_with_the_correction_applied(influxdb, tmp_path):
