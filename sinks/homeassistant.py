@@ -31,7 +31,7 @@ def _number(field: str, digits: int) -> str:
 
 def _device(person: str) -> dict:
     return {
-        "identifiers": [f"stresswatch_{person}"],
+        "identifiers": [f"stresswatch_{_slug(person)}"],
         "name": f"stresswatch {person}",
         "manufacturer": "stresswatch",
         "model": "HRV stress monitor",
@@ -43,7 +43,7 @@ def discovery_messages(
     person: str, base: str = "stresswatch", prefix: str = "homeassistant", devices: list[str] = ()
 ) -> list[tuple[str, dict]]:
     """The discovery configs for `person` (and the battery of each of their `devices`)."""
-    node = f"stresswatch_{person}"
+    node = f"stresswatch_{_slug(person)}"  # Home Assistant allows [A-Za-z0-9_-] in node ids
     state_topic = f"{base}/{person}/state"
     common = {
         "availability_topic": f"{base}/status",
@@ -102,4 +102,5 @@ def discovery_messages(
 
 
 def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in s.lower())
+    """`s` as Home Assistant accepts in node and object ids: ASCII letters and digits, `_` for the rest."""
+    return "".join(c if c.isascii() and c.isalnum() else "_" for c in s.lower())

@@ -614,3 +614,13 @@ def test_home_assistant_reading_sensors_render_none_when_null_and_expire():
     others = [p for t, p in configs.items() if not any(f"/{k}/config" in t for k in readings)]
     assert len(others) == 2 and not any("expire_after" in p for p in others)  # battery and prompt event
     assert not any("unknown" in p.get("value_template", "") for p in configs.values())
+
+
+def test_discovery_ids_of_a_person_with_a_space_or_accent_are_what_home_assistant_accepts():
+    import re
+
+    for topic, payload in discovery_messages("Zoë Lee", devices=["A0:9E:1A:00:00:07"]):
+        node, obj = topic.split("/")[2:4]
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", node) and re.fullmatch(r"[A-Za-z0-9_-]+", obj), topic
+        assert re.fullmatch(r"[a-z0-9_]+", payload["unique_id"])
+        assert payload["state_topic"].startswith("stresswatch/Zoë Lee/")  # topics keep the name
