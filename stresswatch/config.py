@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from processing.pipeline import Settings as PipelineSettings
+from alerts.settings import AlertSettings
 from processing.baseline import Baseline
 from processing.stress import StressModel
 from sinks.fanout import SinkSettings
@@ -168,6 +169,17 @@ class Config:
     influx: InfluxConfig = field(default_factory=InfluxConfig)
     bluetooth: BluetoothConfig = field(default_factory=BluetoothConfig)
     devices: list[DeviceConfig] = field(default_factory=list)
+    # The alert engine's settings: any field of alerts/settings.py AlertSettings (checked by
+    # `alert_settings`); unset keys keep the documented defaults.
+    alerts: dict = field(default_factory=dict)
+
+    def alert_settings(self) -> AlertSettings:
+        """The [alerts] table as the engine's settings; ValueError naming the key when it is wrong."""
+        problems: list[str] = []
+        settings = _alert_settings(self.alerts, problems)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return settings
 
     def __post_init__(self) -> None:
         # The wearers are the [[people]] entries plus each device's wearer (default settings);
@@ -220,12 +232,64 @@ def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | Non
     cfg = _build(Config, data, "", problems)
     people = data.get("people")
     _check(cfg, len(people) if isinstance(people, list) else 0, problems)
+    _alert_settings(cfg.alerts, problems)
     if problems:
         problems = [_blame(p, overridden) for p in problems]
         if all(p.startswith(ENV_PREFIX) for p in problems):
             source = "environment"
         raise ConfigError(source, problems)
     return cfg
+
+
+def _alert_settings(table: dict, problems: list[str]) -> AlertSettings:
+    """[alerts] as AlertSettings: each value converted to its field's type (TOML or an environment
+    string such as "22:00,07:30"), then the engine's own cross-checks; every problem names its
+    `alerts.<key>`. Falls back to the defaults when something is wrong (the caller reports)."""
+    defaults = AlertSettings()
+    known = {f.name for f in fields(AlertSettings)} - {"utc_offset_min"}  # the service sets it
+    clean = {}
+    for name, value in table.items():
+        if name not in known:
+            problems.append(f"alerts.{name}: unknown key (known: {', '.join(sorted(known))})")
+            continue
+        try:
+            clean[name] = _alert_value(getattr(defaults, name), value)
+        except ValueError as exc:
+            problems.append(f"alerts.{name}: {exc}")
+    try:
+        return AlertSettings.from_dict(clean)
+    except (ValueError, TypeError) as exc:  # the engine's messages start with the key
+        problems.append(f"alerts.{exc}")
+        return defaults
+
+
+def _alert_value(default, value):
+    if isinstance(default, bool):
+        raise ValueError("not settable")
+    if isinstance(default, int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a number, got {value!r}") from None
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"must be a finite number >= 0, got {value!r}")
+        if isinstance(default, int):
+            if number != int(number):
+                raise ValueError(f"must be a whole number, got {value!r}")
+            return int(number)
+        return number
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError(f"must be a list, got {value!r}")
+        if default and isinstance(default[0], int):
+            return tuple(_alert_value(0, v) for v in items)
+        return tuple(items)
+    raise ValueError(f"cannot be set to {value!r}")
 
 
 def _blame(problem: str, overridden: dict[str, str]) -> str:
@@ -413,6 +477,11 @@ def _convert(tp, value, key: str, problems: list[str], rule) -> typing.Any:
         return [_build(args[0], v, f"{key}[{i}].", problems) for i, v in enumerate(value)]
     if is_dataclass(tp):
         return _build(tp, value, key + ".", problems)
+    if tp is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{key}: must be a table ([{key}] in TOML), got {value!r}")
+            return MISSING
+        return value
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -497,6 +566,16 @@ directory = "~/.local/share/stresswatch"
 # discovery = true                # Home Assistant MQTT discovery
 # discovery_prefix = "homeassistant"
 # outbox_max_messages = 100000    # undelivered messages kept while the broker is away (min 100)
+
+# [alerts]                       # when breathing prompts are sent; the defaults (README "Alerts")
+# cooldown_min = 90               # between two prompts
+# daily_cap = 3                   # prompts a day at most
+# quiet_hours = ["22:00", "07:30"]
+# sleep_window = ["23:00", "07:00"]
+# acute_n_min = 10                # stressed for >= 10 of the last 15 minutes at rest
+# acute_m_min = 15
+# session_time = "18:30"          # the daily session when a chronic pattern is found
+# acute_exercises = ["cyclic sighing", "resonance breathing", "box breathing"]
 
 # [influx]                        # off unless url is set
 # url = "http://127.0.0.1:8086"

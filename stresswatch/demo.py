@@ -17,7 +17,6 @@ from pathlib import Path
 from alerts.daily import DailySummary
 from alerts.engine import Decision
 from alerts.prompt import Prompt, PromptAction
-from alerts.settings import AlertSettings
 from collector.events import Event
 from collector.files import read_recording
 from processing.reading import Reading
@@ -30,7 +29,7 @@ from stresswatch.sources import ReplaySource, simulated_day
 
 DEMO_CLIENT_ID = "stresswatch-demo"
 # The demo day is a day compressed into 80 minutes: a 90-minute cooldown would allow one prompt.
-DEMO_ALERTS = AlertSettings(cooldown_min=30.0)
+DEMO_COOLDOWN_MIN = 30.0
 # The played person's answers, in order (the last one repeats).
 ANSWERS = (PromptAction.DONE, PromptAction.NOT_STRESSED, PromptAction.DISMISS)
 
@@ -132,7 +131,7 @@ def run(args, cfg: configuration.Config) -> int:
     service = Service(cfg, [ReplaySource(events, pace)], sinks=demo_sinks(cfg), on_reading=show,
                       on_prompt=played.prompt, on_decision=played.decision, on_daily=played.daily,
                       utc_offset_s=0.0, restore=False,
-                      alert_settings=DEMO_ALERTS)
+                      alert_settings=dataclasses.replace(cfg.alert_settings(), cooldown_min=DEMO_COOLDOWN_MIN))
     played.service = service
     asyncio.run(service.run(asyncio.Event()))
     _print_sink_summary(service.sinks)

@@ -87,7 +87,7 @@ class Service:
         # Local time for the day/night baseline and the alert engine's days and quiet hours;
         # taken once at start (a DST change takes effect at the next start).
         offset = time.localtime(clock()).tm_gmtoff if utc_offset_s is None else utc_offset_s
-        alerts = alert_settings or AlertSettings()
+        alerts = alert_settings or cfg.alert_settings()
         alerts = AlertSettings.from_dict({**_fields(alerts), "utc_offset_min": round(offset / 60)})
         self.people: dict[str, Wearer] = {}
         for p in cfg.people:

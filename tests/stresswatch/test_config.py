@@ -221,3 +221,36 @@ def test_the_module_docs_name_every_section():
     for section in ("processing", "people", "state", "bluetooth", "devices", "mqtt", "influx"):
         assert section in doc
         assert f"[{section}]" in config.EXAMPLE or f"[[{section}]]" in config.EXAMPLE
+
+
+def test_the_alerts_table_sets_the_engine_and_every_problem_names_its_key(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[alerts]\ncooldown_min = 45\ndaily_cap = 2\nquiet_hours = ["21:30", "08:00"]\n'
+                    'acute_exercises = ["box breathing"]\n')
+    s = config.load(path, environ={"STRESSWATCH_ALERTS__SLEEP_WINDOW": "22:30,06:30"}).alert_settings()
+    assert (s.cooldown_min, s.daily_cap, s.quiet_hours, s.sleep_window) == (45.0, 2, ("21:30", "08:00"),
+                                                                            ("22:30", "06:30"))
+    assert s.acute_exercises == ("box breathing",)
+    path.write_text('[alerts]\ncooldown_min = "soon"\ndaily_cap = 2.5\nquiet = 1\nutc_offset_min = 60\n')
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path, environ={})
+    problems = "\n".join(err.value.problems)
+    assert "alerts.cooldown_min: must be a number, got 'soon'" in problems
+    assert "alerts.daily_cap: must be a whole number, got 2.5" in problems
+    assert "alerts.quiet: unknown key" in problems and "alerts.utc_offset_min: unknown key" in problems
+    path.write_text('[alerts]\nquiet_hours = ["22:00", "25:00"]\n')
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path, environ={})
+    assert err.value.problems == ["alerts.quiet_hours: '25:00' is not a time of day (00:00-23:59)"]
+    with pytest.raises(config.ConfigError) as err:
+        config.load(None, environ={"STRESSWATCH_ALERTS__SESSION_TIME": "23:00"})
+    assert err.value.problems[0].startswith("STRESSWATCH_ALERTS__SESSION_TIME: alerts.session_time: 23:00 is inside")
+
+
+def test_the_service_runs_the_engine_on_the_configured_alerts(tmp_path):
+    from stresswatch.service import Service
+
+    cfg = config.load(None, environ={"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "s"),
+                                     "STRESSWATCH_ALERTS__COOLDOWN_MIN": "20"})
+    assert Service(cfg, [], utc_offset_s=3600.0).people["me"].engine.settings.cooldown_min == 20.0
+    assert Service(cfg, [], utc_offset_s=3600.0).people["me"].engine.settings.utc_offset_min == 60
