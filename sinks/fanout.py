@@ -22,6 +22,20 @@ log = logging.getLogger("stresswatch.sinks")
 STORE_ERROR_LOG_EVERY_S = 60.0
 
 
+@dataclass
+class Lost:
+    """What could not be queued because the state store failed (full disk, read-only), by sink."""
+
+    influx: int = 0  # points
+    mqtt: int = 0  # messages
+
+    def __bool__(self) -> bool:
+        return bool(self.influx or self.mqtt)
+
+    def __str__(self) -> str:
+        return f"{self.influx} InfluxDB points, {self.mqtt} MQTT messages"
+
+
 @dataclass(frozen=True)
 class SinkSettings:
     """What the application decided from its configuration; `None` = that sink is off."""
@@ -58,7 +72,7 @@ class Sinks:
         self.inline_flush = inline_flush
         self.mqtt: MqttSink | None = None
         self.influx: InfluxSink | None = None
-        self.lost: dict[str, int] = {"influx": 0, "mqtt": 0}
+        self.lost = Lost()
         self._episode: dict[str, int] = {"influx": 0, "mqtt": 0}  # lost since the store last failed
         self._store_failing = False
         self._store_logged_at: float | None = None
@@ -142,7 +156,7 @@ class Sinks:
         try:
             fn(*args)
         except StoreError as exc:
-            self.lost[sink] += n
+            setattr(self.lost, sink, getattr(self.lost, sink) + n)
             self._episode[sink] += n
             self._store_failed(exc)
             return
@@ -157,7 +171,7 @@ class Sinks:
             self._store_logged_at = now
             self._owe_recovery_line = True
             log.error("%s; not stored so far: %d InfluxDB points, %d MQTT messages", exc,
-                      self.lost["influx"], self.lost["mqtt"])
+                      self.lost.influx, self.lost.mqtt)
 
     def _store_recovered(self) -> None:
         self._store_failing = False
@@ -171,7 +185,7 @@ class Sinks:
         if self._owe_recovery_line:
             self._owe_recovery_line = False
             log.warning("state store writable again; not stored while it was not: %d InfluxDB points, "
-                        "%d MQTT messages", self.lost["influx"], self.lost["mqtt"])
+                        "%d MQTT messages", self.lost.influx, self.lost.mqtt)
 
     def _maybe_flush(self) -> None:
         if not self.inline_flush:

@@ -177,7 +177,7 @@ def _print_sink_summary(sinks: Sinks) -> None:
         if sinks.mqtt.last_error:
             s = sinks.mqtt.s
             parts.append(f"could not connect to MQTT broker {s.host}:{s.port}: {sinks.mqtt.last_error}")
-    if any(sinks.lost.values()):
+    if sinks.lost:
         parts.append(f"not stored (state store failing): {sinks.lost}")
     if parts:
         print("\n" + "; ".join(parts))

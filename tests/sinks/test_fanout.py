@@ -187,14 +187,14 @@ def test_a_full_disk_costs_only_what_did_not_fit_is_logged_once_a_minute_and_hea
 
     def feed(chunk):
         for b in chunk:
-            before = sinks.lost["influx"]
+            before = sinks.lost.influx
             sinks.beat(b)  # never raises
-            (lost if sinks.lost["influx"] > before else stored).append(b)
+            (lost if sinks.lost.influx > before else stored).append(b)
 
     feed(beats[:300])
     store.limit_pages(1)  # the disk is full from here on
     feed(beats[300:450])
-    assert len(lost) > 100 and sinks.lost["influx"] == len(lost)
+    assert len(lost) > 100 and sinks.lost.influx == len(lost)
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "disk is full" in errors[0] and str(tmp_path / "state.db") in errors[0]
     clock.now += 61
