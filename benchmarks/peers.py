@@ -36,8 +36,9 @@ import numpy as np  # noqa: E402
 from collector.files import read_recording  # noqa: E402
 from processing.pipeline import Pipeline  # noqa: E402
 
-# hrv-analysis 1.0.5 needs nolds 0.6.2 and numpy < 2 (np.trapz); biosppy (for pyhrv) needs peakutils
-PEERS = ["hrv-analysis==1.0.5", "nolds==0.6.2", "numpy<2", "pyhrv==0.4.1", "peakutils", "neurokit2==0.2.13", "matplotlib"]
+# hrv-analysis 1.0.5 needs nolds 0.6.2 on current numpy (and np.trapz, shimmed in the child);
+# biosppy (for pyhrv) needs peakutils.
+PEERS = ["hrv-analysis==1.0.5", "nolds==0.6.2", "pyhrv==0.4.1", "peakutils", "neurokit2==0.2.13", "matplotlib"]
 # Windows the peers compute (20 min of readings): pyhrv needs about a second per window.
 PEER_WINDOWS = 120
 VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stresswatch" / "peers-venv"
@@ -47,6 +48,8 @@ PEER_CHILD = textwrap.dedent(
     import json, sys, time, warnings
     import numpy as np
     warnings.filterwarnings("ignore")
+    if not hasattr(np, "trapz"):  # numpy 2 renamed it; hrv-analysis 1.0.5 still calls the old name
+        np.trapz = np.trapezoid
     windows = np.load(sys.argv[1], allow_pickle=True)
     out = {}
 
