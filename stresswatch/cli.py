@@ -146,7 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=cmd_scan)
 
     r = sub.add_parser("run", help="the service: configured straps -> HRV and stress -> MQTT / InfluxDB")
-    r.add_argument("--quiet", action="store_true", help="no line per reading on stdout")
+    r.add_argument("--readings", action="store_true", help="also a line per reading on stdout")
+    r.add_argument("--quiet", action="store_true", help="no line per reading (the default; kept for old units)")
     r.set_defaults(func=cmd_run)
 
     dr = sub.add_parser("doctor", help="check Python, Bluetooth, the broker, InfluxDB and the state directory")
@@ -191,7 +192,9 @@ def cmd_run(args) -> int:
 
     from stresswatch.service import Service
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per connection change, prompt, day and error; journald adds its own timestamps.
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    logging.basicConfig(level=logging.INFO, format=stamp + "%(levelname)s %(name)s: %(message)s")
     cfg = configuration.load(args.config)
     if not cfg.devices:
         raise configuration.ConfigError(
@@ -205,7 +208,7 @@ def cmd_run(args) -> int:
     t0 = time.time()
 
     def show(r: Reading) -> None:
-        if not args.quiet:
+        if args.readings and not args.quiet:
             print(f"{r.person:<10s} " + report.live_line(r, t0), flush=True)
 
     async def main() -> None:

@@ -45,7 +45,7 @@ def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker,
         beats = asyncio.create_task(bluez.run_heartbeats(0.5, speed=3.0))
         env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run",
+            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run", "--readings",
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         seen: dict[str, mqtt.MQTTMessage] = {}
