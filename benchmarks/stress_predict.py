@@ -19,7 +19,10 @@ Two modes: `new` (a new user, no prior data) and `established` (calibrated on th
 own first baseline phase, as `analyze --calibrate START-END` does). Per task, the same figures
 with one task's readings against all relax readings.
 
-Usage: STRESSWATCH_REFERENCE_DATA=/work/shared/data python benchmarks/stress_predict.py [S01 ...]
+With --hrv-variants: instead, the search for an lnRMSSD term and the respiration feasibility
+check (issue 8; `hrv_variants`, `respiration`).
+
+Usage: STRESSWATCH_REFERENCE_DATA=/work/shared/data python benchmarks/stress_predict.py [--hrv-variants] [S01 ...]
 """
 
 from __future__ import annotations
@@ -33,12 +36,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 # This folder holds a file named like the `processing` package; keep it off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from collector.files import read_recording
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
+from processing.stress import StressModel
 from stresswatch import config as configuration
 
 SUBJECTS = [f"S{k:02d}" for k in range(1, 18)]
@@ -117,10 +123,14 @@ class Result:
         return [r for n in names for r in self.readings.get(n, [])]
 
 
-def run_subject(root: Path, subject: str, phases: dict[str, tuple[float, float]], established: bool) -> Result:
+def run_subject(root: Path, subject: str, phases: dict[str, tuple[float, float]], established: bool,
+                variant: dict | None = None) -> Result:
     rec = read_recording(root / subject / "IBI.csv", "ibi", person=subject)
     cfg = configuration.load(None)
     model = cfg.person(subject).model() if _has_person(cfg, subject) else cfg.people[0].model()
+    if variant is not None:
+        model.__class__ = HrvVariant
+        model.variant = variant
     calibration = phases["baseline"] if established else None
     pipe = Pipeline(subject, Settings(), model, calibration=calibration)
     res = Result(subject)
@@ -273,11 +283,134 @@ def _most_stressed_minutes(stream: list[Reading], window_s: float = 900.0) -> fl
     return best * 10.0 / 60.0
 
 
+class HrvVariant(StressModel):
+    """A candidate lnRMSSD term for the --hrv-variants search (issue 8); HR term as shipped.
+
+    variant: w (weight of the lnRMSSD deviation), smooth_s (the deviation uses the median
+    lnRMSSD of the scored readings of the last smooth_s, 0 = this window's alone), q (the
+    deviation is multiplied by quality**q: shrunk toward 0 when the window has few valid pairs),
+    rule "lin" (z_HR + w z_ln) or "agree" (w z_ln is added only when it agrees in sign with z_HR).
+    The baseline still learns each window's own lnRMSSD."""
+
+    variant: dict
+
+    def deviation(self, time: float, hr_bpm: float, ln_rmssd: float, quality: float) -> float:
+        v = self.variant
+        recent = self.__dict__.setdefault("_recent_ln", [])
+        recent.append((time, ln_rmssd))
+        while recent[0][0] < time - v["smooth_s"]:
+            recent.pop(0)
+        ref = self.baseline.reference(time)
+        z_hr = (hr_bpm - ref.hr_mean) / ref.hr_sd
+        ln = statistics.median(x for _, x in recent) if v["smooth_s"] else ln_rmssd
+        z_ln = (ref.ln_rmssd_mean - ln) / ref.ln_rmssd_sd * min(1.0, quality) ** v["q"]
+        if v["rule"] == "agree" and z_hr * z_ln <= 0:
+            return z_hr
+        return z_hr + v["w"] * z_ln
+
+
+HR_ONLY = {"rule": "lin", "w": 0.0, "smooth_s": 0.0, "q": 0}
+VARIANTS = [HR_ONLY] + [{"rule": rule, "w": w, "smooth_s": sm, "q": q}
+                        for rule in ("lin", "agree") for w in (0.3, 0.5, 0.7)
+                        for sm in (0.0, 300.0, 600.0) for q in (0, 4)]
+
+
+def hrv_variants(root: Path, subjects: list[str], phases: dict[str, dict[str, tuple[float, float]]]) -> None:
+    """Issue 8: does an lnRMSSD term earn a place next to heart rate? Every VARIANTS entry is run
+    in both modes; leaving each subject out in turn, the variant with the best mean (over the
+    two modes) median score AUC on the other subjects is applied to the one left out. Prints
+    each variant's medians and the held-out (leave-one-subject-out) AUCs against HR only."""
+    aucs: dict[int, dict[str, dict[str, float]]] = {}
+    print("\nHRV term variants (medians over scorable subjects; stressed% = established user)")
+    print("rule    w  smooth_s  q | AUC new   est | stressed% task relax")
+    for i, v in enumerate(VARIANTS):
+        aucs[i] = {}
+        for mode in ("new", "est"):
+            per = {}
+            for s in subjects:
+                res = run_subject(root, s, phases[s], mode == "est", v)
+                per[s] = figures(res.cls(TASKS), res.cls(RELAX))
+            aucs[i][mode] = {s: f.auc_score for s, f in per.items() if f.scorable}
+            if mode == "est":
+                ok = [f for f in per.values() if f.scorable]
+                st_task = _median([f.stressed_task for f in ok])
+                st_relax = _median([f.stressed_relax for f in ok])
+        print(f"{v['rule']:6s} {v['w']:3.1f} {v['smooth_s']:9.0f} {v['q']:2d} | "
+              f"{_fmt(_median(list(aucs[i]['new'].values())), digits=3)} "
+              f"{_fmt(_median(list(aucs[i]['est'].values())), digits=3)} | "
+              f"{_fmt(st_task, True)} {_fmt(st_relax, True)}", flush=True)
+    scored = sorted(aucs[0]["new"])
+    for mode in ("new", "est"):
+        held, picks = {}, Counter()
+        for out in scored:
+            def crit(i: int, out: str = out) -> float:
+                return sum(statistics.median(a for s, a in aucs[i][m].items() if s != out) for m in ("new", "est"))
+            best = max(aucs, key=crit)
+            picks[best] += 1
+            held[out] = aucs[best][mode][out]
+        base = aucs[0][mode]
+        better = sum(held[s] > base[s] + 1e-9 for s in scored)
+        worse = sum(held[s] < base[s] - 1e-9 for s in scored)
+        print(f"leave-one-subject-out, {mode}: held-out median AUC {statistics.median(held.values()):.3f} "
+              f"vs HR only {statistics.median(base.values()):.3f}; better in {better}, worse in {worse} of "
+              f"{len(scored)}; mean difference {statistics.mean(held[s] - base[s] for s in scored):+.4f}")
+        for i, n in picks.most_common():
+            print(f"   picked in {n:2d} folds: {VARIANTS[i]}")
+
+
+def respiration_hz(times: list[float], rrs: list[float], paired: list[bool], min_run_s: float) -> float | None:
+    """Breathing rate (Hz) as the highest peak of the RR spectrum in 0.10-0.50 Hz (6-30 breaths
+    per minute), from the last gap-free run of beats if it spans >= min_run_s (the spectral
+    RSA method of Schafer & Kratky 2008, Ann Biomed Eng 36:476, doi:10.1007/s10439-007-9428-1):
+    RR linearly resampled at 4 Hz, linear trend removed, Hann window. A feasibility check for
+    issue 8 (can the score discount RMSSD changes that breathing explains?), not a product metric."""
+    k = len(times) - 1
+    while k > 0 and paired[k]:
+        k -= 1
+    t, rr = np.array(times[k:]), np.array(rrs[k:])
+    if len(t) < 10 or t[-1] - t[0] < min_run_s:
+        return None
+    x = np.arange(t[0], t[-1], 0.25)
+    y = np.interp(x, t, rr)
+    y = (y - np.polyval(np.polyfit(x, y, 1), x)) * np.hanning(len(y))
+    freqs = np.fft.rfftfreq(1024, 0.25)
+    power = np.abs(np.fft.rfft(y, 1024)) ** 2
+    band = (freqs >= 0.10) & (freqs <= 0.50)
+    return float(freqs[band][np.argmax(power[band])])
+
+
+def respiration(root: Path, subjects: list[str], phases: dict[str, dict[str, tuple[float, float]]]) -> None:
+    """How many labelled readings a respiration estimate exists for on this wrist data, and where
+    it lands (a peak within 0.02 Hz of the band's lower edge is drift or Mayer waves, not breath)."""
+    cfg = configuration.load(None)
+    print("\nRespiration from the RR spectrum (last gap-free run of the 300 s window)")
+    for min_run in (30.0, 40.0):
+        total = estimated = edge = 0
+        for subject in subjects:
+            rec = read_recording(root / subject / "IBI.csv", "ibi", person=subject)
+            pipe = Pipeline(subject, Settings(), cfg.people[0].model())
+            for ev in rec.events:
+                for r in pipe.feed(ev):
+                    if label(r, phases[subject]) not in TASKS + RELAX:
+                        continue
+                    total += 1
+                    w = pipe.long
+                    f = respiration_hz(list(w.times), list(w.rrs), list(w.paired), min_run)
+                    estimated += f is not None
+                    edge += f is not None and f < 0.12
+        print(f"gap-free run >= {min_run:.0f} s: an estimate for {estimated} of {total} labelled readings, "
+              f"{edge} of them at the 0.10-0.12 Hz band edge")
+
+
 def main() -> None:
     data = Path(os.environ.get("STRESSWATCH_REFERENCE_DATA", "../shared/data"))
     root = data / "stress/stress_predict"
     subjects = [a for a in sys.argv[1:] if a.startswith("S")] or SUBJECTS
     phases = phase_times(root)
+    if "--hrv-variants" in sys.argv:
+        hrv_variants(root, subjects, phases)
+        respiration(root, subjects, phases)
+        return
     print(f"Stress-Predict (Iqbal et al. 2022), subjects {subjects[0]}-{subjects[-1]}: "
           f"task = {', '.join(TASKS)}; relax = the three relax phases; reading labelled by its last {LABEL_S:.0f} s")
     for mode, established in (("new user (no prior data)", False), ("established user (calibrated on own baseline phase)", True)):

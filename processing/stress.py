@@ -21,9 +21,20 @@ the stress (Grossman & Taylor 2007, Biol Psychol 74:263: RSA depends on breathin
 depth). HR weights 0.6, 0.8, 0.9 and 1.0 were tried with 20, 25 and 30 pairs per window (and
 0.95 with 25); leaving each subject out in turn and choosing on the other 16 picked 1.0 (and 25
 pairs) in all 17 folds, and 0.9 fell below HR alone for a new user (median AUC 0.899 vs 0.905;
-1.0: 0.916). So lnRMSSD does not earn a place in the score on the only labelled recordings we
-have; the term stays, at weight 0, for an evaluation on chest-strap recordings (where RMSSD is
-clean and the meta-analyses above find vagal withdrawal) to set. HR alone is fooled by exercise
+1.0: 0.916). A more robust lnRMSSD deviation was then tried (issue 8; `benchmarks/stress_predict.py
+--hrv-variants`, 36 variants): the median lnRMSSD of the last 5 or 10 min of scored readings
+instead of one 60 s window, shrunk toward 0 by quality^4 when the window holds few valid pairs,
+added linearly or only when it agrees in sign with the HR deviation, at weights 0.3-0.7. Chosen
+on all 17 subjects the best gain ~0.01 (median AUC 0.929 / 0.917 for a new / established user vs
+0.916 / 0.915), but leaving each subject out and choosing on the other 16 picks five different
+variants, and the held-out median AUC falls to 0.881 / 0.899 (better than HR alone in 5 subjects,
+worse in 6): the gain does not generalise. A respiration rate from the RR spectrum (the RSA
+peak, Schafer & Kratky 2008, Ann Biomed Eng 36:476, doi:10.1007/s10439-007-9428-1), to discount
+RMSSD changes that breathing explains, cannot be had from this wrist data: a gap-free run of
+>= 30 s exists for 213 of 1304 labelled readings, and half of those peaks sit at the 6
+breaths/min band edge. So lnRMSSD does not earn a place in the score on the only labelled
+recordings we have; the term stays, at weight 0, for an evaluation on chest-strap recordings
+(where RMSSD is clean and the meta-analyses above find vagal withdrawal) to set. HR alone is fooled by exercise
 and its recovery: those readings get no score or are never `stressed` (below), and the score is
 HR relative to the person's own rest, by day and night. `stressed` needs score >= STRESSED_SCORE
 (70, as before: the 70th percentile of a person's own rest under a normal model), a calibrated
@@ -140,9 +151,7 @@ class StressModel:
             self.baseline.add_hr(time, hr_bpm)
         if not good or activity == Activity.ACTIVE:
             return Assessment(activity, None, StressState.UNKNOWN)
-        ref = self.baseline.reference(time)
-        z = (HR_WEIGHT * (hr_bpm - ref.hr_mean) / ref.hr_sd
-             + LN_RMSSD_WEIGHT * (ref.ln_rmssd_mean - ln_rmssd) / ref.ln_rmssd_sd)
+        z = self.deviation(time, hr_bpm, ln_rmssd, quality)
         score = 100.0 * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
         if activity == Activity.REST:
             self.baseline.add_rest(time, ln_rmssd, hr_bpm, known_rest)
@@ -155,6 +164,14 @@ class StressModel:
         else:
             state = StressState.NEUTRAL
         return Assessment(activity, score, state)
+
+    def deviation(self, time: float, hr_bpm: float, ln_rmssd: float, quality: float) -> float:
+        """z of a scored reading against the person's rest baseline (the module docstring);
+        `quality` is unused by this rule (benchmarks/stress_predict.py --hrv-variants tries
+        rules that shrink the lnRMSSD term by it)."""
+        ref = self.baseline.reference(time)
+        return (HR_WEIGHT * (hr_bpm - ref.hr_mean) / ref.hr_sd
+                + LN_RMSSD_WEIGHT * (ref.ln_rmssd_mean - ln_rmssd) / ref.ln_rmssd_sd)
 
     def _activity_at(self, time: float, hr: float, energy_kj: float | None) -> Activity:
         rest_hr = self.hr_rest()

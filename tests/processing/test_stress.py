@@ -178,3 +178,19 @@ def test_a_short_bout_gets_a_short_recovery_and_a_long_one_ten_minutes():
 
     assert recovery_minutes(60.0) <= 2.0
     assert 9.5 <= recovery_minutes(1200.0) <= 10.0
+
+
+def test_the_score_follows_heart_rate_and_an_rmssd_change_alone_does_not_move_it():
+    """Issue 8: on the only labelled data (wrist) no lnRMSSD term generalised across subjects
+    (benchmarks/stress_predict.py --hrv-variants), so slow breathing or speech that raises or
+    lowers RMSSD at an unchanged heart rate must not change the score; a rise of HR must."""
+    def calibrated() -> StressModel:
+        model = StressModel(resting_hr=60.0)
+        for t in range(0, 700, 10):
+            model.assess(float(t), 70.0 + (t // 10) % 3, math.log(40.0) + 0.05 * ((t // 10) % 5), 1.0)
+        return model
+
+    same_hr = [calibrated().assess(1000.0, 71.0, math.log(rmssd), 1.0).score for rmssd in (15.0, 40.0, 120.0)]
+    assert same_hr[0] == same_hr[1] == same_hr[2]
+    faster = calibrated().assess(1000.0, 80.0, math.log(40.0), 1.0)
+    assert faster.score > same_hr[1] + 20 and faster.state == "stressed"
