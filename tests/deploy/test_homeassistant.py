@@ -59,12 +59,14 @@ class Phone:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notify"
 
-    def next(self, timeout: float = 15.0) -> dict:
-        return self.notifications.get(timeout=timeout)
-
-    def drain(self) -> None:
-        while not self.notifications.empty():
-            self.notifications.get_nowait()
+    def notification_for(self, p: Prompt, timeout: float = 15.0) -> tuple[dict, list[dict]]:
+        """The notification of prompt `p`, and those that came before it (other tests' prompts run late)."""
+        before, deadline = [], time.monotonic() + timeout
+        while True:
+            note = self.notifications.get(timeout=max(deadline - time.monotonic(), 0.01))
+            if note["data"]["actions"][0]["action"].endswith("/" + p.id):
+                return note, before
+            before.append(note)
 
 
 class Subscriber:
@@ -220,10 +222,9 @@ def test_the_blueprint_loads_as_one_automation_per_person(hass):
 
 
 def test_a_prompt_becomes_a_phone_notification_with_three_actions(hass, sink, phone):
-    phone.drain()
     p = prompt(expires_in=600.0)
     sink.publish_prompt(p)
-    note = phone.next()
+    note, _ = phone.notification_for(p)
     assert note["title"] == "Breathe: resonance breathing"
     assert note["message"].startswith(p.reason)
     assert "5 min: " + Exercise().instructions in note["message"]
@@ -239,7 +240,6 @@ def test_a_prompt_becomes_a_phone_notification_with_three_actions(hass, sink, ph
 
 
 def test_an_expired_prompt_shows_nothing(hass, mosquitto, sink, phone):
-    phone.drain()
     old = prompt(expires_in=-5.0)  # the sink would drop it; a broker holding it back would not
     fresh = prompt()
     publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -251,8 +251,8 @@ def test_an_expired_prompt_shows_nothing(hass, mosquitto, sink, phone):
     finally:
         publisher.disconnect()
         publisher.loop_stop()
-    assert phone.next()["data"]["tag"] == "stresswatch_ann"
-    assert phone.notifications.empty()
+    _, before = phone.notification_for(fresh)
+    assert [n for n in before if old.id in n["data"]["actions"][0]["action"]] == []
 
 
 @pytest.mark.parametrize(
@@ -264,7 +264,7 @@ def test_a_tap_is_answered_on_the_response_topic_and_accepted_by_stresswatch(has
                                                                            button, answer):
     p = prompt()
     sink.publish_prompt(p)
-    phone.next()
+    phone.notification_for(p)
     responses = Subscriber(mosquitto.port, "stresswatch/+/prompt/response")
     try:
         hass.fire("mobile_app_notification_action", action=f"STRESSWATCH_{button}_ann/{p.id}")
@@ -279,6 +279,8 @@ def test_a_tap_is_answered_on_the_response_topic_and_accepted_by_stresswatch(has
 def test_a_tap_answers_only_for_its_own_person(hass, mosquitto, sink, phone):
     p = prompt("Zoë Lee")
     sink.publish_prompt(p)
+    note, _ = phone.notification_for(p)
+    assert note["data"]["tag"] == "stresswatch_Zoë Lee"
     responses = Subscriber(mosquitto.port, "stresswatch/+/prompt/response")
     try:
         hass.fire("mobile_app_notification_action", action="SOME_OTHER_APP_ACTION")
