@@ -157,6 +157,10 @@ class HomeAssistant:
                 return None
             raise
 
+    def value(self, entity_id: str) -> str | None:
+        """The state of `entity_id`, None while it does not exist."""
+        return (self.state(entity_id) or {}).get("state")
+
     def call(self, domain: str, service: str, **data):
         return self.request("POST", f"/api/services/{domain}/{service}", data)
 
