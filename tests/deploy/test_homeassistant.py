@@ -5,13 +5,16 @@ answers that stresswatch's own MqttSink accepts.
 
 The phone is the `rest` notify platform posting to a receiver in this test: it gets exactly the
 message, title and `data` the Companion app would get. Home Assistant is installed into its own
-cached venv on first use (tests/homeassistant_server.py); later runs start it in seconds."""
+cached venv on first use (tests/homeassistant_server.py); later runs start it in seconds.
+Last, the README's recipe for a phone without Home Assistant, run with mosquitto_sub/pub."""
 
 from __future__ import annotations
 
 import json
 import queue
+import shlex
 import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -325,3 +328,48 @@ def test_entities_turn_unavailable_when_stresswatch_goes_offline(hass, mosquitto
     assert wait(lambda: all(hass.value(e) == "unavailable" for e in ids)), [hass.state(e) for e in ids]
     publish(mosquitto.port, "stresswatch/status", "online", retain=True)
     assert wait(lambda: hass.value("sensor.stresswatch_ann_stress_score") == "72")
+
+
+# -- README "Phone prompts through Home Assistant": the recipe for a phone without it ------------------------
+
+
+def _readme_block(starts: str) -> str:
+    """The README's fenced block whose first line starts with `starts`."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = text.split("```\n")[1::2]
+    return next(b for b in blocks if b.startswith(starts))
+
+
+def test_a_plain_mqtt_phone_gets_a_prompt_sent_while_away_and_answers_it(tmp_path):
+    acl = _readme_block("user stresswatch")
+    broker = servers.mosquitto(tmp_path, users={"stresswatch": "s3cret", "ann": "annpw"}, acl=acl).start()
+    answers: queue.Queue = queue.Queue()
+    store = StateStore(tmp_path / "state.db")
+    sink = MqttSink(store, MqttSettings(host="127.0.0.1", port=broker.port, client_id="stresswatch",
+                                        username="stresswatch", password="s3cret"),
+                    people=["ann"], on_response=lambda person, response: answers.put((person, response)))
+    recipe = _readme_block("mosquitto_sub").replace("\\\n", " ").splitlines()
+    sub, pub = ([servers.need(line.split()[0]), "-p", str(broker.port), *shlex.split(line)[1:]] for line in recipe)
+    for argv in (sub, pub):
+        argv[argv.index("BROKER")], argv[argv.index("PASSWORD")] = "127.0.0.1", "annpw"
+    try:
+        sink.start()
+        assert sink.connected.wait(10)
+        # The phone's first connection makes its session; then it goes away.
+        away = subprocess.run([*sub, "-W", "1"], capture_output=True, text=True)
+        assert "Connection error" not in away.stderr, away.stderr
+        p = prompt()
+        sink.publish_prompt(p)
+        time.sleep(0.5)
+        back = subprocess.run([*sub, "-C", "1", "-W", "10"], capture_output=True, text=True, timeout=20)
+        assert back.stdout, f"the prompt sent while the phone was away did not arrive: {back.stderr}"
+        assert json.loads(back.stdout) == json.loads(json.dumps(p.to_dict())), back.stderr
+        reply = json.loads(pub[pub.index("-m") + 1])
+        pub[pub.index("-m") + 1] = json.dumps({**reply, "id": p.id})
+        subprocess.run(pub, check=True, timeout=20)
+        person, response = answers.get(timeout=10)
+        assert (person, response) == ("ann", {"id": p.id, "action": PromptAction.SNOOZE, "minutes": 30})
+    finally:
+        sink.stop()
+        store.close()
+        broker.stop()
