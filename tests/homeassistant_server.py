@@ -20,10 +20,10 @@ from pathlib import Path
 
 # The newest Home Assistant that runs on Python 3.11 (2024.4 needs 3.12).
 VERSION = "2024.3.3"
-# josepy 2 dropped ComparableX509, which acme (pulled in by hass-nabucasa) imports: with it every
-# HTTP request of 2024.3 fails. The others are what HA would pip-install at its first start for the
-# integrations the tests load (recorder, frontend, image_upload, backup, mqtt, camera); installing
-# them up front lets `hass --skip-pip` start in seconds without network.
+# josepy 2 dropped ComparableX509, which acme (pulled in by hass-nabucasa) imports: with josepy 2
+# every HTTP request of 2024.3 fails. The others are what Home Assistant would pip-install at its
+# first start (recorder, frontend, image_upload, backup, mqtt, camera); installing them up front
+# lets `hass --skip-pip` start in a few seconds without reaching PyPI.
 EXTRAS = [
     "josepy<2",
     "SQLAlchemy",

@@ -258,7 +258,7 @@ def test_the_blueprint_loads_as_one_automation_per_person(hass):
 
 
 def test_a_prompt_becomes_a_phone_notification_with_three_actions(hass, sink, phone):
-    p = prompt(expires_in=600.0)
+    p = prompt(expires_in=437.0)
     sink.publish_prompt(p)
     note, _ = phone.notification_for(p)
     assert note["title"] == "Breathe: resonance breathing"
@@ -270,7 +270,7 @@ def test_a_prompt_becomes_a_phone_notification_with_three_actions(hass, sink, ph
         {"action": f"STRESSWATCH_NOT_STRESSED_ann/{p.id}", "title": "Not stressed"},
     ]
     assert data["tag"] == "stresswatch_ann"  # the next prompt replaces this notification
-    assert 590 <= data["timeout"] <= 600  # seconds left until expires_at
+    assert 400 <= data["timeout"] <= 437  # seconds left until expires_at
     assert data["push"] == {"interruption-level": "time-sensitive"}
 
 
@@ -329,6 +329,14 @@ def test_entities_turn_unavailable_when_stresswatch_goes_offline(hass, mosquitto
     publish(mosquitto.port, "stresswatch/status", "online", retain=True)
     assert wait(lambda: hass.value("sensor.stresswatch_ann_stress_score") == "72")
 
+
+def test_home_assistant_logged_nothing_wrong_with_any_of_the_above(hass):
+    """Run last among the Home Assistant tests: a template, discovery or MQTT problem in any of them
+    is logged by Home Assistant even where the entity or the answer still looked right."""
+    expected = ("Skipping pip installation", "Support for the running Python version")
+    problems = [ln for ln in hass.log.read_text(errors="replace").splitlines()
+                if (" WARNING " in ln or " ERROR " in ln or " CRITICAL " in ln) and not any(e in ln for e in expected)]
+    assert problems == []
 
 # -- README "Phone prompts through Home Assistant": the recipe for a phone without it ------------------------
 
