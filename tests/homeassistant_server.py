@@ -76,7 +76,7 @@ def _build(target: Path) -> None:
 
 
 def _run(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
 
@@ -160,6 +160,13 @@ class HomeAssistant:
     def value(self, entity_id: str) -> str | None:
         """The state of `entity_id`, None while it does not exist."""
         return (self.state(entity_id) or {}).get("state")
+
+    def render(self, template: str) -> str:
+        """`template` rendered by Home Assistant (POST /api/template), e.g. to reach the device registry."""
+        req = urllib.request.Request(self.url + "/api/template", data=json.dumps({"template": template}).encode(),
+                                     headers={"Authorization": f"Bearer {self.token}"}, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.read().decode()
 
     def call(self, domain: str, service: str, **data):
         return self.request("POST", f"/api/services/{domain}/{service}", data)

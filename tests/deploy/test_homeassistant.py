@@ -33,6 +33,7 @@ from alerts.prompt import Exercise, Prompt, PromptAction
 from processing.reading import Reading, StressState
 from sinks.mqtt import MqttSettings, MqttSink
 from sinks.store import StateStore
+from sinks.version import VERSION
 
 yaml = pytest.importorskip("yaml", reason="PyYAML reads the blueprint: add pyyaml to the test extras")
 
@@ -224,6 +225,23 @@ def test_discovery_makes_sensors_with_units_and_classes(hass, sink):
     assert states["sensor.stresswatch_ann_heart_rate"]["attributes"]["friendly_name"] == "stresswatch ann Heart rate"
 
 
+def test_the_sensors_and_the_prompt_event_share_one_device_per_wearer(hass, sink):
+    sink.publish_device("ann", "H10", {"battery_pct": 87, "connected": True, "model": "Polar H10"})
+    assert wait(lambda: hass.value("sensor.stresswatch_ann_battery_h10") is not None)
+    device = "device_id('sensor.stresswatch_ann_heart_rate')"
+    attrs = json.loads(hass.render(
+        f"{{{{ {{'entities': device_entities({device}) | sort, 'name': device_attr({device}, 'name'),"
+        f" 'manufacturer': device_attr({device}, 'manufacturer'), 'model': device_attr({device}, 'model'),"
+        f" 'sw_version': device_attr({device}, 'sw_version')}} | tojson }}}}"
+    ))
+    assert attrs == {
+        "entities": ["event.stresswatch_ann_prompt", "sensor.stresswatch_ann_battery_h10",
+                     "sensor.stresswatch_ann_heart_rate", "sensor.stresswatch_ann_rmssd",
+                     "sensor.stresswatch_ann_stress_score", "sensor.stresswatch_ann_stress_state"],
+        "name": "stresswatch ann", "manufacturer": "stresswatch", "model": "HRV stress monitor", "sw_version": VERSION,
+    }
+
+
 def test_a_name_with_a_space_and_an_accent_gets_its_entities(hass, sink):
     sink.publish_state(reading("Zoë Lee", score=30.0, state="calm"))
     state = wait(lambda: (e := entity(hass, "stresswatch Zoë Lee Stress state")) and e["state"] == "calm" and e)
@@ -234,7 +252,7 @@ def test_a_name_with_a_space_and_an_accent_gets_its_entities(hass, sink):
 def test_every_stress_state_is_a_value_the_enum_sensor_takes(hass, sink):
     for s in StressState:
         sink.publish_state(reading("ann", state=s.value))
-        got = wait(lambda: hass.value("sensor.stresswatch_ann_stress_state") == s.value)
+        got = wait(lambda s=s: hass.value("sensor.stresswatch_ann_stress_state") == s.value)
         assert got, (s, hass.state("sensor.stresswatch_ann_stress_state"))
 
 
@@ -243,7 +261,7 @@ def test_a_prompt_fires_the_event_entity_with_its_kind_and_reason(hass, sink):
     for kind in ("acute", "chronic", "scheduled"):
         p = prompt(kind=kind)
         sink.publish_prompt(p)
-        event = wait(lambda: (e := hass.state("event.stresswatch_ann_prompt"))
+        event = wait(lambda kind=kind: (e := hass.state("event.stresswatch_ann_prompt"))
                      and e["attributes"].get("event_type") == kind and e)
         assert event, hass.state("event.stresswatch_ann_prompt")
         assert datetime.fromisoformat(event["state"]).timestamp() >= before - 1
@@ -252,7 +270,8 @@ def test_a_prompt_fires_the_event_entity_with_its_kind_and_reason(hass, sink):
 
 
 def test_the_blueprint_loads_as_one_automation_per_person(hass):
-    automations = {s["attributes"].get("id"): s for s in hass.states().values() if s["entity_id"].startswith("automation.")}
+    automations = {s["attributes"].get("id"): s for s in hass.states().values()
+                   if s["entity_id"].startswith("automation.")}
     assert set(automations) == {"stresswatch_prompt_0", "stresswatch_prompt_1"}, hass.log_tail()
     assert all(a["state"] == "on" for a in automations.values()), automations
 
@@ -364,12 +383,13 @@ def test_a_plain_mqtt_phone_gets_a_prompt_sent_while_away_and_answers_it(tmp_pat
         sink.start()
         assert sink.connected.wait(10)
         # The phone's first connection makes its session; then it goes away.
-        away = subprocess.run([*sub, "-W", "1"], capture_output=True, text=True)
+        away = subprocess.run([*sub, "-W", "1"], check=False, capture_output=True, text=True)
         assert "Connection error" not in away.stderr, away.stderr
         p = prompt()
         sink.publish_prompt(p)
         time.sleep(0.5)
-        back = subprocess.run([*sub, "-C", "1", "-W", "10"], capture_output=True, text=True, timeout=20)
+        back = subprocess.run([*sub, "-C", "1", "-W", "10"], check=False, capture_output=True, text=True,
+                              timeout=20)
         assert back.stdout, f"the prompt sent while the phone was away did not arrive: {back.stderr}"
         assert json.loads(back.stdout) == json.loads(json.dumps(p.to_dict())), back.stderr
         reply = json.loads(pub[pub.index("-m") + 1])
