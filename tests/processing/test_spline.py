@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from collector.files import read_recording
 from processing import hrv, spline
@@ -48,3 +49,20 @@ def test_a_window_that_does_not_continue_the_last_one_is_solved_in_full():
     # an interpolating spline passes through its data points
     assert np.allclose(spline.resample(t[later], rr[later], t[later]), rr[later])
     assert np.all(np.isfinite(out))
+
+
+def test_band_powers_are_the_trapezoidal_integrals_of_scipys_welch_psd():
+    signal = pytest.importorskip("scipy.signal")
+    rng = np.random.default_rng(2)
+    for n in (1197, 1200, 1201, 600):
+        t = np.arange(n) / hrv.INTERPOLATION_HZ
+        y = 40 * np.sin(2 * np.pi * 0.1 * t) + 25 * np.sin(2 * np.pi * 0.25 * t) + 10 * rng.standard_normal(n)
+        y -= y.mean()
+        lf, hf = hrv._welch_band_powers(y)
+        min_freq = 4.0 * hrv.INTERPOLATION_HZ / n
+        nperseg = min(int(2.0 / min_freq * hrv.INTERPOLATION_HZ), n // 2)
+        nfft = hrv._welch_setup(nperseg, hrv.INTERPOLATION_HZ)[3]
+        f, p = signal.welch(y, hrv.INTERPOLATION_HZ, window="hann", nperseg=nperseg, nfft=nfft, detrend=False)
+        for got, (lo, hi) in ((lf, hrv.LF_BAND), (hf, hrv.HF_BAND)):
+            keep = (f >= max(lo, min_freq)) & (f < hi)
+            assert got == pytest.approx(np.trapezoid(p[keep], f[keep]), rel=1e-12)
