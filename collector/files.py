@@ -277,7 +277,16 @@ def _read_text(lines: _Lines, b: _BeatBuilder, labels: _Labels) -> Iterator[Even
         yield from b.add(v * scale, no, units=note)
 
 
+# Rows longer than this go through the csv module, which refuses a field over its size limit.
+_PLAIN_ROW_MAX = 1024
+
+
 def _csv_row(line: str, delim: str, path: Path, no: int) -> list[str]:
+    s = line.rstrip("\r\n")
+    if len(s) < _PLAIN_ROW_MAX and '"' not in s and "\r" not in s and "\n" not in s:
+        # Without quotes or stray line breaks the csv module splits at the delimiter; a new
+        # reader per row cost more than the rest of parsing a beat.
+        return s.split(delim)
     try:
         return next(csv.reader([line], delimiter=delim))
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
