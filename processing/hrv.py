@@ -161,24 +161,25 @@ def _welch_band_powers(y: np.ndarray) -> tuple[float, float]:
     scaling, periodic Hann window, 50 % overlap, mean of segments, trapezoidal band integrals.
 
     Everything but the samples depends only on their number (`_spectral_setup`), and only the
-    bins inside the bands are squared and summed."""
-    segments, win, nfft, lo, hi, w_lf, w_hf = _spectral_setup(len(y))
-    spec = np.fft.rfft(y[segments] * win, n=nfft, axis=1)[:, lo:hi]
+    bins inside the bands are squared and summed. `y` must be a contiguous float64 array: the
+    overlapping segments are a strided view of it, not a copy."""
+    shape, win, nfft, lo, hi, w_lf, w_hf = _spectral_setup(len(y))
+    segments = np.ndarray(shape, np.float64, y, 0, ((shape[1] - shape[1] // 2) * 8, 8))
+    spec = np.fft.rfft(segments * win, n=nfft, axis=1)[:, lo:hi]
     power = (spec.real**2 + spec.imag**2).sum(axis=0)
     return float(np.dot(power, w_lf)), float(np.dot(power, w_hf))
 
 
 @lru_cache(maxsize=64)
-def _spectral_setup(n: int) -> tuple[np.ndarray, np.ndarray, int, int, int, np.ndarray, np.ndarray]:
-    """For n samples: segment indices, Hann window, FFT length, the bins lo..hi-1 spanning both
+def _spectral_setup(n: int) -> tuple[tuple[int, int], np.ndarray, int, int, int, np.ndarray, np.ndarray]:
+    """For n samples: (segments, segment length), Hann window, FFT length, the bins lo..hi-1 spanning both
     bands and per band the weights that turn summed segment power into the band's trapezoidal
     integral of the density (cached: successive windows of a stream have the same few n)."""
     min_freq = 4.0 * INTERPOLATION_HZ / n  # neurokit2's default: (2 fs) / (N / 2)
     nperseg = min(int(2.0 / min_freq * INTERPOLATION_HZ), n // 2)
     win, scale, freqs, nfft = _welch_setup(nperseg, INTERPOLATION_HZ)
     step = nperseg - nperseg // 2
-    starts = np.arange(0, n - nperseg + 1, step)
-    segments = starts[:, None] + np.arange(nperseg)
+    n_segments = (n - nperseg) // step + 1
     # neurokit2 keeps frequencies in [min_freq, 0.5] before integrating each band.
     bands = [(max(LF_BAND[0], min_freq), LF_BAND[1]), (max(HF_BAND[0], min_freq), HF_BAND[1])]
     edges = [(int(np.searchsorted(freqs, b[0])), int(np.searchsorted(freqs, b[1]))) for b in bands]
@@ -190,8 +191,8 @@ def _spectral_setup(n: int) -> tuple[np.ndarray, np.ndarray, int, int, int, np.n
             half = np.diff(freqs[b_lo:b_hi]) / 2.0
             w[b_lo - lo : b_hi - lo - 1] += half
             w[b_lo - lo + 1 : b_hi - lo] += half
-        weights.append(w * scale[lo:hi] / len(starts))
-    return segments, win, nfft, lo, hi, weights[0], weights[1]
+        weights.append(w * scale[lo:hi] / n_segments)
+    return (n_segments, nperseg), win, nfft, lo, hi, weights[0], weights[1]
 
 
 def _welch_setup(nperseg: int, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

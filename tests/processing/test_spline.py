@@ -54,7 +54,7 @@ def test_a_window_that_does_not_continue_the_last_one_is_solved_in_full():
 def test_band_powers_are_the_trapezoidal_integrals_of_scipys_welch_psd():
     signal = pytest.importorskip("scipy.signal")
     rng = np.random.default_rng(2)
-    for n in (1197, 1200, 1201, 600):
+    for n in (1197, 1199, 1200, 1201, 1203, 600):  # odd and even segment lengths
         t = np.arange(n) / hrv.INTERPOLATION_HZ
         y = 40 * np.sin(2 * np.pi * 0.1 * t) + 25 * np.sin(2 * np.pi * 0.25 * t) + 10 * rng.standard_normal(n)
         y -= y.mean()
