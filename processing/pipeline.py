@@ -253,12 +253,10 @@ class Pipeline:
 
 
     def _lf_hf_first(self) -> int:
-        """Index of the first beat LF/HF uses: in the long window and after the last gap."""
-        first = self._seg_i
-        if not math.isinf(self.settings.window_s) and self._n > first:
-            horizon = self._t_buf[self._n - 1] - self.settings.window_s
-            first += int(np.searchsorted(self._t_buf[first : self._n], horizon, side="right"))
-        return first
+        """Index of the first beat LF/HF uses: in the long window and after the last gap. Every
+        beat goes to both the arrays and the long window, so the window's beats are the
+        arrays' last len(long)."""
+        return max(self._seg_i, self._n - len(self.long))
 
     def _compact(self) -> int:
         """Move the beats LF/HF can still use to new arrays (with room to grow); their count."""
