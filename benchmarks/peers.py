@@ -36,8 +36,9 @@ import numpy as np  # noqa: E402
 from collector.files import read_recording  # noqa: E402
 from processing.pipeline import Pipeline  # noqa: E402
 
-# hrv-analysis 1.0.5 needs nolds 0.6.2 on current numpy (and np.trapz, shimmed in the child);
-# biosppy (for pyhrv) needs peakutils.
+# hrv-analysis 1.0.5 needs nolds 0.6.2 and calls np.trapz, which numpy 2 removed: pinning numpy < 2
+# cannot be resolved together with the others, so the child aliases np.trapz to np.trapezoid
+# (the same trapezoidal rule) instead. biosppy (for pyhrv) needs peakutils.
 PEERS = ["hrv-analysis==1.0.5", "nolds==0.6.2", "pyhrv==0.4.1", "peakutils", "neurokit2==0.2.13", "matplotlib"]
 # Windows the peers compute (20 min of readings): pyhrv needs about a second per window.
 PEER_WINDOWS = 120
@@ -48,8 +49,6 @@ PEER_CHILD = textwrap.dedent(
     import json, sys, time, warnings
     import numpy as np
     warnings.filterwarnings("ignore")
-    if not hasattr(np, "trapz"):  # numpy 2 renamed it; hrv-analysis 1.0.5 still calls the old name
-        np.trapz = np.trapezoid
     windows = np.load(sys.argv[1], allow_pickle=True)
     out = {}
 
@@ -65,6 +64,8 @@ PEER_CHILD = textwrap.dedent(
             out[name] = f"failed: {type(exc).__name__}: {exc}"
 
     def hrv_analysis():
+        if not hasattr(np, "trapz"):  # numpy >= 2 (see PEERS)
+            np.trapz = np.trapezoid
         import hrvanalysis as ha
         def run(w):
             nn = list(w)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import functools
 import itertools
 import math
 import os
@@ -146,7 +147,7 @@ def _encoding(head: bytes, complete: bool) -> str:
 
 def _lines(fh: typing.TextIO, path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text without its line break), refusing lines no RR format has."""
-    for no, line in enumerate(iter(lambda: fh.readline(MAX_LINE_CHARS), ""), 1):
+    for no, line in enumerate(iter(functools.partial(fh.readline, MAX_LINE_CHARS), ""), 1):
         if len(line) >= MAX_LINE_CHARS and not line.endswith("\n"):
             raise RecordingError(path, no, f"line longer than {MAX_LINE_CHARS} characters: not an RR recording")
         yield no, line.rstrip("\r\n")
@@ -154,7 +155,7 @@ def _lines(fh: typing.TextIO, path: Path) -> Iterator[tuple[int, str]]:
 
 def _content(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
     """The lines that are neither blank nor `#` comments."""
-    return ((no, ln) for no, ln in lines if ln.strip() and not ln.lstrip().startswith("#"))
+    return ((no, ln) for no, ln in lines if (s := ln.lstrip()) and s[0] != "#")
 
 
 def detect_format(text: str, path: str | Path = "<text>") -> str:
@@ -277,7 +278,16 @@ def _read_text(lines: _Lines, b: _BeatBuilder, labels: _Labels) -> Iterator[Even
         yield from b.add(v * scale, no, units=note)
 
 
+# Rows longer than this go through the csv module, which refuses a field over its size limit.
+_PLAIN_ROW_MAX = 1024
+
+
 def _csv_row(line: str, delim: str, path: Path, no: int) -> list[str]:
+    s = line.rstrip("\r\n")
+    if len(s) < _PLAIN_ROW_MAX and '"' not in s and "\r" not in s and "\n" not in s:
+        # Without quotes or stray line breaks the csv module splits at the delimiter; a new
+        # reader per row cost more than the rest of parsing a beat.
+        return s.split(delim)
     try:
         return next(csv.reader([line], delimiter=delim))
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
@@ -353,8 +363,14 @@ def _read_nsr2db(lines: _Lines, b: _BeatBuilder, labels: _Labels) -> Iterator[Ev
         row = _csv_row(line, ",", b.path, no)
         if len(row) < 4:
             raise RecordingError(b.path, no, f"expected 4 columns (beat_time_s,rr_ms,label_prev,label_beat), found {len(row)}")
-        t = _parse_float(row[0], b.path, no, "beat time")
-        rr = _parse_float(row[1], b.path, no, "RR value")
+        try:  # the common case inline; _parse_float words the error
+            t, rr = float(row[0]), float(row[1])
+            finite = t - t == 0.0 and rr - rr == 0.0  # inf - inf and nan - nan are nan
+        except ValueError:
+            finite = False
+        if not finite:
+            t = _parse_float(row[0], b.path, no, "beat time")
+            rr = _parse_float(row[1], b.path, no, "RR value")
         yield from b.add(rr, no, clock_t=t)
         if labels is not None:
             labels.append((row[2].strip(), row[3].strip()))

@@ -149,38 +149,59 @@ def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray, cache: SplineCache | None = No
         return None
     x = np.arange(times_s[0], times_s[-1] + 1.0 / INTERPOLATION_HZ, 1.0 / INTERPOLATION_HZ)
     y = spline.resample(times_s, rr_ms, x, cache)
-    y = y - y.mean()
-    n = len(y)
-    min_freq = 4.0 * INTERPOLATION_HZ / n  # neurokit2's default: (2 fs) / (N / 2)
-    nperseg = min(int(2.0 / min_freq * INTERPOLATION_HZ), n // 2)
-    freqs, psd = _welch(y, INTERPOLATION_HZ, nperseg)
-    # neurokit2 keeps frequencies in [min_freq, 0.5] before integrating each band.
-    lf = _band_power(freqs, psd, (max(LF_BAND[0], min_freq), LF_BAND[1]))
-    hf = _band_power(freqs, psd, (max(HF_BAND[0], min_freq), HF_BAND[1]))
+    y -= y.mean()
+    lf, hf = _welch_band_powers(y)
     if not hf or not lf or lf + hf < MIN_LF_HF_POWER_MS2:
         return None
     return lf / hf
 
 
-def _welch(y: np.ndarray, fs: float, nperseg: int) -> tuple[np.ndarray, np.ndarray]:
-    """Welch PSD (density scaling, periodic Hann window, 50 % overlap, mean of segments).
+def _welch_band_powers(y: np.ndarray) -> tuple[float, float]:
+    """LF and HF power (ms^2) of the Welch PSD of `y` (sampled at INTERPOLATION_HZ): density
+    scaling, periodic Hann window, 50 % overlap, mean of segments, trapezoidal band integrals.
+
+    Everything but the samples depends only on their number (`_spectral_setup`), and only the
+    bins inside the bands are squared and summed. `y` must be a contiguous float64 array: the
+    overlapping segments are a strided view of it, not a copy."""
+    shape, win, nfft, lo, hi, w_lf, w_hf = _spectral_setup(len(y))
+    segments = np.ndarray(shape, np.float64, y, 0, ((shape[1] - shape[1] // 2) * 8, 8))
+    spec = np.fft.rfft(segments * win, n=nfft, axis=1)[:, lo:hi]
+    power = (spec.real**2 + spec.imag**2).sum(axis=0)
+    return float(np.dot(power, w_lf)), float(np.dot(power, w_hf))
+
+
+@lru_cache(maxsize=64)
+def _spectral_setup(n: int) -> tuple[tuple[int, int], np.ndarray, int, int, int, np.ndarray, np.ndarray]:
+    """For n samples: (segments, segment length), Hann window, FFT length, the bins lo..hi-1 spanning both
+    bands and per band the weights that turn summed segment power into the band's trapezoidal
+    integral of the density (cached: successive windows of a stream have the same few n)."""
+    min_freq = 4.0 * INTERPOLATION_HZ / n  # neurokit2's default: (2 fs) / (N / 2)
+    nperseg = min(int(2.0 / min_freq * INTERPOLATION_HZ), n // 2)
+    win, scale, freqs, nfft = _welch_setup(nperseg, INTERPOLATION_HZ)
+    step = nperseg - nperseg // 2
+    n_segments = (n - nperseg) // step + 1
+    # neurokit2 keeps frequencies in [min_freq, 0.5] before integrating each band.
+    bands = [(max(LF_BAND[0], min_freq), LF_BAND[1]), (max(HF_BAND[0], min_freq), HF_BAND[1])]
+    edges = [(int(np.searchsorted(freqs, b[0])), int(np.searchsorted(freqs, b[1]))) for b in bands]
+    lo, hi = min(e[0] for e in edges), max(e[1] for e in edges)
+    weights = []
+    for b_lo, b_hi in edges:
+        w = np.zeros(hi - lo)
+        if b_hi - b_lo >= 2:  # trapezoid: each interval's width / 2 to both of its ends
+            half = np.diff(freqs[b_lo:b_hi]) / 2.0
+            w[b_lo - lo : b_hi - lo - 1] += half
+            w[b_lo - lo + 1 : b_hi - lo] += half
+        weights.append(w * scale[lo:hi] / n_segments)
+    return (n_segments, nperseg), win, nfft, lo, hi, weights[0], weights[1]
+
+
+def _welch_setup(nperseg: int, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Hann window, one-sided density scale per bin, frequencies and FFT length.
 
     Segments are zero-padded to at least 2 nperseg as in neurokit2, rounded up to a length
     with only factors 2, 3 and 5: FFTs of lengths with a large prime factor are several
     times slower, and the finer frequency grid changes band powers by < 0.1 %.
     """
-    win, scale, freqs, nfft = _welch_setup(nperseg, fs)
-    step = nperseg - nperseg // 2
-    segs = np.lib.stride_tricks.sliding_window_view(y, nperseg)[::step] * win
-    spec = np.fft.rfft(segs, n=nfft, axis=1)
-    psd = (spec.real**2 + spec.imag**2).mean(axis=0) * scale
-    return freqs, psd
-
-
-@lru_cache(maxsize=64)
-def _welch_setup(nperseg: int, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Hann window, one-sided density scale per bin, frequencies and FFT length (cached:
-    successive windows of a stream have the same few lengths)."""
     nfft = _fast_length(2 * nperseg)
     win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(nperseg) / nperseg)
     scale = np.full(nfft // 2 + 1, 2.0 / (fs * (win * win).sum()))
@@ -200,15 +221,6 @@ def _fast_length(n: int) -> int:
         if m == 1:
             return n
         n += 1
-
-
-def _band_power(freqs: np.ndarray, psd: np.ndarray, band: tuple[float, float]) -> float:
-    """Trapezoidal integral of the PSD over the frequencies in [low, high) (ms^2)."""
-    lo, hi = np.searchsorted(freqs, band[0], side="left"), np.searchsorted(freqs, band[1], side="left")
-    if hi - lo < 2:
-        return 0.0
-    f, p = freqs[lo:hi], psd[lo:hi]
-    return float(np.dot(p[1:] + p[:-1], np.diff(f)) / 2.0)
 
 
 def ln(x: float | None) -> float | None:

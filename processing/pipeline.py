@@ -33,6 +33,8 @@ MIN_PAIRS = 25
 # Activity is judged on the heart rate of the last few beats, so the onset of exercise is seen
 # within seconds rather than after the 60 s window catches up.
 RECENT_BEATS = 8
+# Initial capacity of the LF/HF beat arrays (they grow when a window holds more).
+_BUFFER_BEATS = 1024
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,16 @@ class Pipeline:
         self._next_spectral = -math.inf
         self._lf_hf: float | None = None
         self._spline = SplineCache()
+        # Beat times and RR since the last gap, kept as arrays for LF/HF (converting the
+        # window's deques every step cost more than appending here). Live beats are
+        # [_seg_i:_n]; slices handed to LF/HF are never overwritten (the spline cache keeps
+        # them): appends go past _n and compaction moves to new arrays.
+        self._t_buf = np.empty(_BUFFER_BEATS)
+        self._rr_buf = np.empty(_BUFFER_BEATS)
+        self._n = self._seg_i = 0
         self._energy: float | None = None
         self._pending_whole = False
         self._after_gap = False
-        self._segment_start = -math.inf
         self.beats_out: list[Beat] = []
 
     # -- input ---------------------------------------------------------------------------------
@@ -156,11 +164,11 @@ class Pipeline:
             if math.isinf(window.duration_s):  # "since the last gap"
                 window.clear()
         self._after_gap = True
-        self._segment_start = math.inf  # set to the first beat after the gap
         self.n_gaps += 1
         self._next_spectral = -math.inf
         self._lf_hf = None
         self._spline.clear()
+        self._seg_i = self._n
         self._last_t = None
         return out
 
@@ -170,8 +178,13 @@ class Pipeline:
         successive = not self._after_gap
         if self._after_gap:
             self._after_gap = False
-            self._segment_start = beat.t
         self.long.add(beat.t, beat.rr_ms, artifact, successive)
+        n = self._n
+        if n == len(self._t_buf):
+            n = self._compact()
+        self._t_buf[n] = beat.t
+        self._rr_buf[n] = beat.rr_ms
+        self._n = n + 1
         self.short.add(beat.t, beat.rr_ms, artifact, successive)
         if math.isinf(self.settings.step_s):
             self._pending_whole = True
@@ -188,10 +201,8 @@ class Pipeline:
             return []
         t = long.times[-1]
         if t >= self._next_spectral or math.isinf(self.settings.spectral_step_s):
-            n = len(long)
-            times = np.fromiter(long.times, float, n)
-            first = int(np.searchsorted(times, self._segment_start)) if self._segment_start > times[0] else 0
-            self._lf_hf = hrv.lf_hf(times[first:], np.fromiter(long.rrs, float, n)[first:], self._spline)
+            first, n = self._lf_hf_first(), self._n
+            self._lf_hf = hrv.lf_hf(self._t_buf[first:n], self._rr_buf[first:n], self._spline)
             sp = self.settings.spectral_step_s
             self._next_spectral = (math.floor(t / sp) + 1) * sp if 0 < sp < math.inf else t
         mean_rr = long.mean_rr()
@@ -240,6 +251,24 @@ class Pipeline:
             )
         ]
 
+
+    def _lf_hf_first(self) -> int:
+        """Index of the first beat LF/HF uses: in the long window and after the last gap. Every
+        beat goes to both the arrays and the long window, so the window's beats are the
+        arrays' last len(long)."""
+        return max(self._seg_i, self._n - len(self.long))
+
+    def _compact(self) -> int:
+        """Move the beats LF/HF can still use to new arrays (with room to grow); their count."""
+        first = self._lf_hf_first()
+        live = self._n - first
+        size = max(_BUFFER_BEATS, 2 * live)
+        t_buf, rr_buf = np.empty(size), np.empty(size)
+        t_buf[:live] = self._t_buf[first : self._n]
+        rr_buf[:live] = self._rr_buf[first : self._n]
+        self._t_buf, self._rr_buf = t_buf, rr_buf
+        self._seg_i, self._n = 0, live
+        return live
 
     def _known_rest(self, t: float) -> bool:
         if self.calibration is None:

@@ -46,29 +46,34 @@ def resample(x: np.ndarray, y: np.ndarray, xn: np.ndarray, cache: SplineCache | 
     (inside [x0, x-1]; past x-1 the last value, as scipy's fill value). With a `cache` from
     the previous window of the same stream, only the rows near the ends are solved."""
     n = len(x)
-    knots = np.concatenate(([x[0]] * 3, (x[1:-2] + x[2:-1]) / 2.0, [x[-1]] * 3))
+    knots = np.empty(n + 3)
+    knots[:3] = x[0]
+    knots[n:] = x[-1]
+    np.add(x[1:-2], x[2:-1], out=knots[3:n])
+    knots[3:n] *= 0.5  # exact, as a division by 2
     # Reciprocal knot distances of the non-empty spans l = 2..n-1 (index l-2):
     # 1/(t[l+1]-t[l]), 1/(t[l+1]-t[l-1]), 1/(t[l+2]-t[l]); all distances are > 0 there.
-    r10 = 1.0 / (knots[3 : n + 1] - knots[2:n])
+    h = knots[3 : n + 1] - knots[2:n]
+    r10 = 1.0 / h
     r20 = 1.0 / (knots[3 : n + 1] - knots[1 : n - 1])
     r31 = 1.0 / (knots[4 : n + 2] - knots[2:n])
     coef = _coefficients(x, y, knots, r10, r20, r31, cache)
-    return _evaluate(x, y, xn, knots, coef, r20, r31)
+    return _evaluate(x, y, xn, knots, h, coef, r20, r31)
 
 
-def _collocation(x, knots, r10, r20, r31, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sub-, main and super-diagonal of the collocation matrix for `rows` (0 and n-1 are
-    identity rows): data site j (1 <= j <= n-2) lies in knot span j+1."""
-    n = len(x)
-    j = np.arange(n)[rows]
-    inner = (j > 0) & (j < n - 1)
-    ji = j[inner]
+def _collocation(x, knots, r10, r20, r31, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-, main and super-diagonal of the collocation matrix for the rows `j` (sorted, from
+    row 0 to row n-1, which are identity rows): data site j (1 <= j <= n-2) lies in knot span
+    j+1."""
+    ji = j[1:-1]
     u = x[ji]
     t1, t2 = knots[ji + 1], knots[ji + 2]
-    b0 = (t2 - u) * (t2 - u) * r20[ji - 1] * r10[ji - 1]
-    b2 = (u - t1) * (u - t1) * r31[ji - 1] * r10[ji - 1]
-    lo, mid, hi = np.zeros(len(j)), np.ones(len(j)), np.zeros(len(j))
-    lo[inner], mid[inner], hi[inner] = b0, 1.0 - b0 - b2, b2
+    r = r10[ji - 1]
+    b0 = (t2 - u) * (t2 - u) * r20[ji - 1] * r
+    b2 = (u - t1) * (u - t1) * r31[ji - 1] * r
+    b = len(j)
+    lo, mid, hi = np.zeros(b), np.ones(b), np.zeros(b)
+    lo[1:-1], mid[1:-1], hi[1:-1] = b0, 1.0 - b0 - b2, b2
     return lo, mid, hi
 
 
@@ -80,7 +85,7 @@ def _coefficients(x, y, knots, r10, r20, r31, cache: SplineCache | None) -> np.n
             cache.x, cache.coef = x, coef
             cache.edge_solves += 1
             return coef
-    lo, mid, hi = _collocation(x, knots, r10, r20, r31, slice(0, n))
+    lo, mid, hi = _collocation(x, knots, r10, r20, r31, np.arange(n))
     coef = _gauss_seidel(lo, mid, hi, y)
     if cache is not None:
         cache.x, cache.coef = x, coef
@@ -88,9 +93,16 @@ def _coefficients(x, y, knots, r10, r20, r31, cache: SplineCache | None) -> np.n
     return coef
 
 
+_FRONT_ROWS = np.arange(EDGE_ROWS)
+
+
 def _edge_solve(x, y, knots, r10, r20, r31, cache: SplineCache) -> np.ndarray | None:
     """Reuse the interior of the previous solve when this window is the previous one with
-    beats dropped at the front and added at the end; None when it is not."""
+    beats dropped at the front and added at the end; None when it is not.
+
+    Both ends are solved as one tridiagonal system: rows 0..e-1 and m-e..n-1, decoupled where
+    they meet (the reused coefficient next to each block moved to its right-hand side).
+    """
     prev_x, prev_c = cache.x, cache.coef
     k = int(np.searchsorted(prev_x, x[0]))
     if k >= len(prev_x) or prev_x[k] != x[0]:
@@ -102,26 +114,37 @@ def _edge_solve(x, y, knots, r10, r20, r31, cache: SplineCache) -> np.ndarray | 
     n = len(x)
     coef = np.empty(n)
     coef[e : m - e] = prev_c[k + e : k + m - e]
-    coef[:e] = _block_solve(x, y, knots, r10, r20, r31, 0, e, right=coef[e])
-    coef[m - e :] = _block_solve(x, y, knots, r10, r20, r31, m - e, n, left=coef[m - e - 1])
+    rows = np.concatenate((_FRONT_ROWS, np.arange(m - e, n)))
+    lo, mid, hi = _collocation(x, knots, r10, r20, r31, rows)
+    rhs = y[rows]
+    rhs[e - 1] -= hi[e - 1] * coef[e]
+    rhs[e] -= lo[e] * coef[m - e - 1]
+    lo[e] = hi[e - 1] = 0.0
+    ends = _thomas(lo.tolist(), mid.tolist(), hi.tolist(), rhs.tolist())
+    coef[:e] = ends[:e]
+    coef[m - e :] = ends[e:]
     return coef
 
 
-def _block_solve(x, y, knots, r10, r20, r31, start: int, stop: int, left=None, right=None) -> np.ndarray:
-    """Rows start..stop-1 solved exactly, with the coefficients just outside them given."""
-    lo, mid, hi = _collocation(x, knots, r10, r20, r31, slice(start, stop))
-    b = len(mid)
-    rhs = y[start:stop].copy()
-    if left is not None:
-        rhs[0] -= lo[0] * left
-    if right is not None:
-        rhs[-1] -= hi[-1] * right
-    a = np.zeros((b, b))
-    idx = np.arange(b)
-    a[idx, idx] = mid
-    a[idx[1:], idx[:-1]] = lo[1:]
-    a[idx[:-1], idx[1:]] = hi[:-1]
-    return np.linalg.solve(a, rhs)
+def _thomas(lo: list[float], mid: list[float], hi: list[float], rhs: list[float]) -> list[float]:
+    """Tridiagonal solve by forward elimination and back substitution (Thomas algorithm),
+    stable without pivoting because the collocation rows are diagonally dominant. For the
+    ~50 rows of a sliding window's ends a Python loop costs half of building a dense matrix
+    for LAPACK."""
+    n = len(rhs)
+    up = [0.0] * n
+    x = [0.0] * n
+    m = mid[0]
+    u = up[0] = hi[0] / m
+    v = x[0] = rhs[0] / m
+    for i in range(1, n):
+        a = lo[i]
+        m = mid[i] - a * u
+        u = up[i] = hi[i] / m
+        v = x[i] = (rhs[i] - a * v) / m
+    for i in range(n - 2, -1, -1):
+        v = x[i] = x[i] - up[i] * v
+    return x
 
 
 def _gauss_seidel(lo, mid, hi, y) -> np.ndarray:
@@ -150,23 +173,22 @@ def _gauss_seidel(lo, mid, hi, y) -> np.ndarray:
     return c
 
 
-def _evaluate(x, y, xn, knots, c, r20, r31) -> np.ndarray:
-    """Piecewise quadratic per knot span l in [2, n-1]: value s0 and slope d0 at t[l], value
-    s1 at t[l+1] (B-spline identities), then Horner on the output points."""
+def _evaluate(x, y, xn, knots, h, c, r20, r31) -> np.ndarray:
+    """Piecewise quadratic per knot span l in [2, n-1] (width h): value s0 and slope d0 at
+    t[l], value s1 at t[l+1] (B-spline identities), then Horner on the output points."""
     n = len(x)
-    spans = np.arange(2, n)
     tl = knots[2:n]
-    h = knots[3 : n + 1] - tl
     w0 = h * r20  # B0 at t[l]
     w2 = h * r31  # B2 at t[l+1]
-    s0 = w0 * c[spans - 2] + (1.0 - w0) * c[spans - 1]
-    s1 = (1.0 - w2) * c[spans - 1] + w2 * c[spans]
-    d0 = 2.0 * (c[spans - 1] - c[spans - 2]) * r20
+    c0, c1, c2 = c[: n - 2], c[1 : n - 1], c[2:]
+    s0 = w0 * c0 + (1.0 - w0) * c1
+    s1 = (1.0 - w2) * c1 + w2 * c2
+    d0 = 2.0 * (c1 - c0) * r20
     curv = (s1 - s0 - d0 * h) / (h * h)
-    # Span of each output point: xn is sorted, so count the points from each knot on.
-    first = np.searchsorted(xn, tl, side="left")
-    k = np.repeat(np.arange(n - 2), np.diff(np.append(first, len(xn))))
+    # Span of each output point: the last knot at or before it (xn starts at t[2] = x0).
+    k = np.searchsorted(tl, xn, side="right") - 1
+    np.maximum(k, 0, out=k)
     v = xn - tl[k]
     out = s0[k] + v * (d0[k] + v * curv[k])
-    out[xn > x[-1]] = y[-1]  # as scipy's fill value past the last beat
+    out[np.searchsorted(xn, x[-1], side="right") :] = y[-1]  # as scipy's fill value past the last beat
     return out

@@ -326,9 +326,24 @@ def _calibration(args, pipe: Pipeline) -> tuple[float, float] | None:
     return lo, hi
 
 
+def _json_encoder():
+    """json.dumps' output for a reading's dict, from one C encoder made once: json.dumps makes
+    a new one per call, which cost about as much as encoding a reading."""
+    from json import encoder
+
+    if encoder.c_make_encoder is None:  # a Python without the _json accelerator
+        return lambda d: json.dumps(d)
+    enc = encoder.c_make_encoder(None, encoder.JSONEncoder().default, encoder.encode_basestring_ascii, None,
+                                 ": ", ", ", False, False, True)
+    return lambda d: "".join(enc(d, 0))
+
+
+_json_dumps = _json_encoder()
+
+
 def _emit(r: Reading, as_json: bool, t0: float, out) -> None:
     if as_json:
-        out.write(json.dumps(r.to_dict()) + "\n")
+        out.write(_json_dumps(r.to_dict()) + "\n")
     else:
         out.write(report.live_line(r, t0) + "\n")
 

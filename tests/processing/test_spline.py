@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from collector.files import read_recording
 from processing import hrv, spline
@@ -48,3 +49,49 @@ def test_a_window_that_does_not_continue_the_last_one_is_solved_in_full():
     # an interpolating spline passes through its data points
     assert np.allclose(spline.resample(t[later], rr[later], t[later]), rr[later])
     assert np.all(np.isfinite(out))
+
+
+def test_band_powers_are_the_trapezoidal_integrals_of_scipys_welch_psd():
+    signal = pytest.importorskip("scipy.signal")
+    rng = np.random.default_rng(2)
+    for n in (1197, 1199, 1200, 1201, 1203, 600):  # odd and even segment lengths
+        t = np.arange(n) / hrv.INTERPOLATION_HZ
+        y = 40 * np.sin(2 * np.pi * 0.1 * t) + 25 * np.sin(2 * np.pi * 0.25 * t) + 10 * rng.standard_normal(n)
+        y -= y.mean()
+        lf, hf = hrv._welch_band_powers(y)
+        min_freq = 4.0 * hrv.INTERPOLATION_HZ / n
+        nperseg = min(int(2.0 / min_freq * hrv.INTERPOLATION_HZ), n // 2)
+        nfft = hrv._welch_setup(nperseg, hrv.INTERPOLATION_HZ)[3]
+        f, p = signal.welch(y, hrv.INTERPOLATION_HZ, window="hann", nperseg=nperseg, nfft=nfft, detrend=False)
+        for got, (lo, hi) in ((lf, hrv.LF_BAND), (hf, hrv.HF_BAND)):
+            keep = (f >= max(lo, min_freq)) & (f < hi)
+            assert got == pytest.approx(np.trapezoid(p[keep], f[keep]), rel=1e-12)
+
+
+def test_the_pipelines_lf_hf_is_that_of_the_long_window_since_the_last_gap():
+    """The pipeline keeps its own arrays of beats for LF/HF (and compacts them as they fill):
+    they must hold exactly the long window's beats after the last gap."""
+    from collector.events import Beat, Gap
+    from processing.pipeline import Pipeline, Settings
+
+    rng = np.random.default_rng(3)
+    pipe = Pipeline("p", Settings(correction=False))
+    t, checked, last_gap_end = 0.0, 0, -np.inf
+    for k in range(5000):  # ~70 min: more beats than the arrays' first capacity
+        if k in (1500, 1700):  # a gap shorter and one longer than the 300 s window
+            gap = 200.0 if k == 1500 else 400.0
+            pipe.feed(Gap("p", "d", t, t + gap, "test"))
+            t += gap
+            last_gap_end = t
+        rr = 850 + 50 * np.sin(2 * np.pi * 0.1 * t) + 20 * np.sin(2 * np.pi * 0.25 * t) + 5 * rng.standard_normal()
+        t += rr / 1000.0
+        for reading in pipe.feed(Beat("p", "d", t, rr)):
+            times, rrs = np.array(pipe.long.times), np.array(pipe.long.rrs)
+            keep = times > last_gap_end
+            expected = hrv.lf_hf(times[keep], rrs[keep])
+            if expected is None:
+                assert reading.lf_hf is None
+            else:
+                assert reading.lf_hf == pytest.approx(expected, rel=1e-8)
+                checked += 1
+    assert checked > 300

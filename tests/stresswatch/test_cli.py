@@ -42,6 +42,9 @@ def test_simulate_then_analyze_json_has_every_reading_field(tmp_path):
     assert all(set(FIELDS) == set(r) for r in rows)
     assert any(r["artifact_pct"] > 0 for r in rows)
     assert all(0 <= r["quality"] <= 1 for r in rows)
+    # each line is exactly what json.dumps writes (keys in field order, a person name escaped)
+    assert all(line == json.dumps(row) for line, row in zip(proc.stdout.splitlines(), rows))
+    assert list(rows[0]) == list(FIELDS)
 
 
 def test_analyze_whole_gives_one_reading(tmp_path):
