@@ -16,7 +16,6 @@ from processing.baseline import Baseline
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
 from sinks.store import StoreError
-from stresswatch.sources import simulated_day
 from stresswatch import config as configuration
 from stresswatch import report
 
@@ -370,6 +369,8 @@ class _Progress:
 
 
 def cmd_simulate(args) -> int:
+    from stresswatch.sources import simulated_day  # here: it imports bleak and asyncio, which analyze does not need
+
     beats, spans = simulated_day(args.seed, args.artifacts, "me")
     try:
         with open(args.out, "w") as fh:
