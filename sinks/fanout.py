@@ -12,7 +12,7 @@ from alerts.prompt import Prompt
 from collector.events import Beat
 from processing.reading import Reading
 from sinks.influx import InfluxSettings, InfluxSink
-from sinks.line_protocol import beat_line, daily_line, device_line, prompt_line, reading_line
+from sinks.line_protocol import baseline_line, beat_line, daily_line, device_line, prompt_line, reading_line
 from sinks.mqtt import MqttSettings, MqttSink
 from sinks.redact import redact_url
 from sinks.store import StateStore, StoreError
@@ -119,6 +119,12 @@ class Sinks:
         series and time: InfluxDB merges the fields)."""
         if self.influx:
             self._store("influx", 1, self.influx.add, [prompt_line(prompt, response, effects)], True)
+
+    def baseline(self, person: str, t: float, ref) -> None:
+        """The person's resting reference (a processing.baseline.Reference) at `t` (InfluxDB `baseline`)."""
+        if self.influx:
+            line = baseline_line(person, t, ref.ln_rmssd_mean, ref.ln_rmssd_sd, ref.hr_mean, ref.hr_sd, ref.samples)
+            self._store("influx", 1, self.influx.add, [line])
 
     def daily(self, person: str, summary: dict, t: float) -> None:
         """A day's summary and the chronic bands (InfluxDB `daily`)."""

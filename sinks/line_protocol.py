@@ -141,6 +141,19 @@ def daily_line(person: str, summary: dict, t: float) -> Line | None:
     return line("daily", {"person": person}, fields, t)
 
 
+def baseline_line(person: str, t: float, ln_rmssd_mean: float, ln_rmssd_sd: float, hr_mean: float,
+                  hr_sd: float, samples: int) -> Line | None:
+    """A `baseline` point: the person's resting reference at `t` (processing/baseline.py) as the
+    dashboard draws it: HR and RMSSD in their units with a band of +- 1 robust SD (RMSSD from
+    the lnRMSSD band, so the band is asymmetric in ms)."""
+    fields = {
+        "hr_bpm": float(hr_mean), "hr_low": float(hr_mean - hr_sd), "hr_high": float(hr_mean + hr_sd),
+        "rmssd_ms": math.exp(ln_rmssd_mean), "rmssd_low": math.exp(ln_rmssd_mean - ln_rmssd_sd),
+        "rmssd_high": math.exp(ln_rmssd_mean + ln_rmssd_sd), "samples": float(samples),
+    }
+    return line("baseline", {"person": person}, fields, t)
+
+
 def device_line(person: str, device: str, t: float, battery_pct: float | None, connected: bool) -> Line | None:
     """A `devices` point: battery level and connection state of one strap."""
     return line(

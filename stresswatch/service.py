@@ -243,6 +243,7 @@ class Service:
         if self.store is None or w.engine.last_time is None:
             return
         w.last_save = w.engine.last_time
+        self.sinks.baseline(w.name, w.last_save, w.pipeline.model.baseline.reference(w.last_save))
         self.sinks.save_state(f"baseline/{w.name}", w.pipeline.model.baseline.to_dict())
         self.sinks.save_state(f"alerts/{w.name}", w.engine.to_dict())
 

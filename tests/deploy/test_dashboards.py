@@ -17,10 +17,7 @@ import servers
 from processing.reading import Activity, Reading, StressState
 from sinks.store import StateStore
 
-try:  # the line-protocol helpers are moving from sinks.influx to sinks.line_protocol
-    from sinks.line_protocol import device_line, line, prompt_line, reading_line
-except ModuleNotFoundError:
-    from sinks.influx import device_line, line, prompt_line, reading_line
+from sinks.line_protocol import baseline_line, device_line, line, prompt_line, reading_line
 from sinks.influx import SINK, InfluxSink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +108,8 @@ def now() -> int:
 def stretch(tmp_path_factory, now):
     """A real InfluxDB 1.6.7 (one for this module: the queries only read) holding four days of
     minute readings for ann (with a 3-hour gap), six hours for annabel, the straps' battery and
-    connection, three prompts and 30 daily summaries, written by InfluxSink."""
+    connection, the resting baseline every 5 min, three prompts and 30 daily summaries, written
+    by InfluxSink."""
     workdir = tmp_path_factory.mktemp("influxdb")
     influxdb = servers.influxdb(workdir).start()
     servers.influx_query(influxdb, "CREATE DATABASE stresswatch")
@@ -121,6 +119,7 @@ def stretch(tmp_path_factory, now):
         if not off:
             lines.append(reading_line(reading(PERSON, t)))
         if t % 300 == 0:
+            lines.append(baseline_line(PERSON, t, math.log(40.0), 0.2, 66.0, 4.0, 600))
             battery = 100 - 40 * (t - (now - 4 * DAY_S)) / (4 * DAY_S)
             lines.append(device_line(PERSON, "A0:9E:1A:12:34:56", t, None if off else battery, not off))
     for t in range(now - 6 * 3600, now + 1, MIN_S):

@@ -41,16 +41,18 @@ def test_demo_with_mqtt_and_influx_delivers_everything(broker, vm, tmp_path):
         hrv = servers.vm_export(vm, '{__name__="hrv_hr_bpm"}')
         prompts = servers.vm_export(vm, '{__name__="prompts_stress_score"}')
         daily = servers.vm_export(vm, '{__name__="daily_worn_min"}')
+        baseline = servers.vm_export(vm, '{__name__="baseline_hr_bpm"}')
         n_beats = sum(map(len, rr.values()))
         n_hrv = sum(map(len, hrv.values()))
-        n_other = sum(map(len, prompts.values())) + sum(map(len, daily.values()))
+        n_other = sum(len(x) for m in (prompts, daily, baseline) for x in m.values())
         if n_beats + n_hrv + n_other >= written - 3:
             break
         time.sleep(0.3)
-    # Besides beats and readings: the demo's 2 prompts and its day's summary. A prompt's answer
+    # Besides beats and readings: the demo's 2 prompts, its day's summary and its baseline points. A prompt's answer
     # and measured effect are newer versions of the prompt's point (same series and time): sent
     # again if the prompt had left the outbox already (up to 3 lines), replacing it otherwise.
     assert n_hrv > 300 and sum(map(len, prompts.values())) == 2 and sum(map(len, daily.values())) == 1
+    assert sum(map(len, baseline.values())) >= 10  # saved every 5 min of readings, and at each prompt
     assert 0 <= written - (n_beats + n_hrv + n_other) <= 3
     got = []
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
