@@ -398,7 +398,9 @@ class FakeStrap:
             char.notify(junk)  # the beats of this notification are lost with it
             self._pending = []
             return
-        payload = bytes([0x16, 70]) + b"".join(r.to_bytes(2, "little") for r in self._pending)
+        # No interval ended in this tick: heart rate alone (no RR flag), as a strap sends it.
+        flags = 0x16 if self._pending else 0x06
+        payload = bytes([flags, 70]) + b"".join(r.to_bytes(2, "little") for r in self._pending)
         self.sent_rr += self._pending
         self._pending = []
         char.notify(payload)
