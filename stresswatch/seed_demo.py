@@ -10,7 +10,8 @@ own learning baseline) and fed to the real alert engine (alerts/engine.py). The 
 episodes: `Chronic`), so the nightly lnRMSSD panel shows the 7-day mean leaving its normal band.
 The simulated person answers prompts (`ANSWERS`, in turn) once the exercise would be over, so the
 prompts table has answers and measured effects. Everything is written through the project's
-InfluxDB writer and its durable outbox (sinks/influx.py), timestamps ending now.
+InfluxDB writer and its outbox (sinks/influx.py), timestamps ending now. The outbox is a temporary
+one: a month that could not be written is reported and not kept (a rerun makes a new one).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class Seeded:
         return (f"seeded {self.days} days for {person} into {url} in {self.seconds:.1f} s: {counts} points; "
                 f"{self.prompts} prompts ({self.answered} answered, {self.effects} effects measured); "
                 f"{self.below_band_days} days with the 7-day lnRMSSD below its normal range; "
-                f"{self.sent} written, {self.waiting} waiting in the outbox")
+                f"{self.sent} written" + (f", {self.waiting} NOT written (InfluxDB unreachable or refusing them: "
+                                          "see above)" if self.waiting else ""))
 
 
 def reading_of(m: Minute, model: StressModel, person: str) -> Reading:
@@ -90,7 +92,7 @@ def battery_at(t: float, start: float) -> float:
 
 
 def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: int = 1,
-         utc_offset_s: float | None = None, state_dir: Path | None = None) -> Seeded:
+         utc_offset_s: float | None = None) -> Seeded:
     """Write `days` simulated days ending at `now` for `person` into the configured InfluxDB."""
     wall0 = time.monotonic()
     if days < MIN_DAYS:
@@ -112,7 +114,7 @@ def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: in
     device = next((d.address or d.name or "strap" for d in cfg.devices if d.person == person), "simulator")
 
     with tempfile.TemporaryDirectory(prefix="stresswatch-seed-") as tmp:
-        store = StateStore((state_dir or Path(tmp)) / "seed-demo.db", limits={"influx": 10 * len(minutes) + 10_000})
+        store = StateStore(Path(tmp) / "seed-demo.db", limits={"influx": 10 * len(minutes) + 10_000})
         sink = InfluxSink.from_settings(store, influx)
         out = _Writer(sink)
         result = Seeded(points={})

@@ -184,7 +184,7 @@ def test_two_wearers_one_prompt_answered_an_outage_loses_nothing_and_sigterm_lea
             # 2. Both servers killed for a while; the readings of that time wait in the outbox.
             # (VictoriaMetrics keeps what it took in memory for a second or so; a SIGKILL right after
             # a write would lose points the server had acknowledged, which no client can prevent.)
-            urllib.request.urlopen(vm.url + "/internal/force_flush", timeout=10).read()
+            await asyncio.to_thread(lambda: urllib.request.urlopen(vm.url + "/internal/force_flush", timeout=10).read())
             broker.kill()
             vm.kill()
             outage["start"] = time.time()
