@@ -96,7 +96,7 @@ class Service:
         if self.sinks.mqtt is not None:
             self.sinks.mqtt.on_response = self._response_from_phone
         self._loop: asyncio.AbstractEventLoop | None = None
-        # -- device health (item: retained device status with beat age and counts) --
+        # Device health: per strap (person, device label), the link status and beat counts.
         self.health: dict[tuple[str, str], DeviceHealth] = {}  # (person, device label)
         self.health_every_s = HEALTH_EVERY_S
 
