@@ -22,6 +22,9 @@ PROMPT_KINDS = [k.value for k in PromptKind]
 # Ours: readings come every `step_s` (10 s by default); two minutes without one means the
 # strap is off or the service stopped, while a few lost messages do not blank the sensors.
 EXPIRE_AFTER_S = 120
+# The device status is republished every 30 s (stresswatch/device_health.py): three periods
+# without one means the service is gone, so the strap's health sensors go unavailable.
+DEVICE_EXPIRE_AFTER_S = 90
 
 
 def _number(field: str, digits: int) -> str:
@@ -82,6 +85,7 @@ def discovery_messages(
             device_class="battery", state_class="measurement", entity_category="diagnostic",
         )
         out.append((topic, payload))
+        out += _strap_health(node, dev, f"{base}/{person}/device/{dev}", common, prefix)
     out.append(
         (
             f"{prefix}/event/{node}/prompt/config",
@@ -98,6 +102,34 @@ def discovery_messages(
             },
         )
     )
+    return out
+
+
+def _strap_health(node: str, dev: str, topic: str, common: dict, prefix: str) -> list[tuple[str, dict]]:
+    """Diagnostic sensors of one strap: seconds since its last beat and beats in the last minute.
+    Available only while the service is online and the strap connected (`availability_mode: all`);
+    `expire_after` blanks them when the status stops coming, so a strap taken off or a stopped
+    service never leaves a frozen value."""
+    shared = {k: v for k, v in common.items() if not k.startswith(("availability", "payload_"))}
+    availability = [
+        {"topic": common["availability_topic"], "payload_available": "online", "payload_not_available": "offline"},
+        {"topic": topic, "value_template": "{{ 'online' if value_json.connected else 'offline' }}",
+         "payload_available": "online", "payload_not_available": "offline"},
+    ]
+    out = []
+    for key, name, template, extra in (
+        ("last_beat", "Last beat", _number("last_beat_age_s", 0),
+         {"unit_of_measurement": "s", "device_class": "duration", "icon": "mdi:timer-sand"}),
+        ("beats_per_min", "Beats per minute", "{{ value_json.beats_last_min }}",
+         {"unit_of_measurement": "beats/min", "icon": "mdi:heart-flash"}),
+    ):
+        uid = f"{node}_{key}_{_slug(dev)}"
+        out.append((f"{prefix}/sensor/{node}/{key}_{_slug(dev)}/config", {
+            "name": f"{name} {dev}", "unique_id": uid, "object_id": uid, "state_topic": topic,
+            "value_template": template, "state_class": "measurement", "entity_category": "diagnostic",
+            "expire_after": DEVICE_EXPIRE_AFTER_S, "availability": availability, "availability_mode": "all",
+            **extra, **shared,
+        }))
     return out
 
 

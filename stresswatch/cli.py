@@ -15,6 +15,7 @@ from collector.files import FORMATS, RecordingError, RecordingStream
 from processing.baseline import Baseline
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
+from sinks.redact import redact_url
 from sinks.store import StoreError
 from stresswatch import config as configuration
 from stresswatch import report
@@ -114,6 +115,16 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--mqtt", metavar="URL", help="also publish to this MQTT broker (mqtt://host:1883)")
     d.add_argument("--influx", metavar="URL", help="also write to this InfluxDB (http://host:8086)")
     d.set_defaults(func=cmd_demo)
+
+    sd = sub.add_parser("seed-demo", help="write a simulated month into InfluxDB (every Grafana panel filled)")
+    sd.add_argument("--influx", metavar="URL", required=True, help="the InfluxDB to fill (http://host:8086)")
+    sd.add_argument("--api", choices=("v1", "v2"), help="InfluxDB API (default: [influx] api, v2)")
+    sd.add_argument("--bucket", help="bucket, or the database with --api v1 (default: [influx] bucket)")
+    sd.add_argument("--org", help="organisation (v2; default: [influx] org)")
+    sd.add_argument("--person", help="whose month (default: the first configured person, else 'me')")
+    sd.add_argument("--days", type=int, default=30, help="days to simulate, ending now (at least 23)")
+    sd.add_argument("--seed", type=int, default=1)
+    sd.set_defaults(func=cmd_seed_demo)
 
     a = sub.add_parser("analyze", help="HRV and stress readings of a recorded RR file")
     a.add_argument("file")
@@ -387,6 +398,24 @@ def cmd_demo(args) -> int:
     from stresswatch import demo
 
     return demo.run(args, configuration.load(args.config, _url_overrides(args)))
+
+
+def cmd_seed_demo(args) -> int:
+    """0 when every point was written, 1 when some wait in the outbox (the server refused or was away)."""
+    from stresswatch import seed_demo
+
+    env = _url_overrides(args)
+    for key, value in (("API", args.api), ("BUCKET", args.bucket), ("ORG", args.org)):
+        if value:
+            env[f"STRESSWATCH_INFLUX__{key}"] = value
+    cfg = configuration.load(args.config, env)
+    person = args.person or (cfg.people[0].name if cfg.people else "me")
+    try:
+        result = seed_demo.seed(cfg, person, args.days, seed=args.seed)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(result.line(person, redact_url(cfg.influx.url)))
+    return 0 if result.waiting == 0 else 1
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from processing.reading import Reading
 from sinks.fanout import Sinks
 from sinks.store import StateStore
 from stresswatch.config import Config
+from stresswatch.device_health import HEALTH_EVERY_S, DeviceHealth
 from stresswatch.sources import Source, StrapSource
 
 log = logging.getLogger("stresswatch.service")
@@ -95,6 +96,9 @@ class Service:
         if self.sinks.mqtt is not None:
             self.sinks.mqtt.on_response = self._response_from_phone
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Device health: per strap (person, device label), the link status and beat counts.
+        self.health: dict[tuple[str, str], DeviceHealth] = {}  # (person, device label)
+        self.health_every_s = HEALTH_EVERY_S
 
     @property
     def pipelines(self) -> dict[str, Pipeline]:
@@ -157,13 +161,37 @@ class Service:
         self._outputs(w, outputs)
         self._save(w)
 
+    # -- device health: the link's status plus beat age and counts, republished every health_every_s --
+
     def device_status(self, spec: DeviceSpec, status: dict) -> None:
-        self.sinks.device(spec.person, spec.label, status, self.clock())
+        h = self.health.setdefault((spec.person, spec.label), DeviceHealth())
+        h.status = dict(status)
+        self._publish_health(spec.person, spec.label, h)
+
+    def publish_health(self) -> None:
+        """Every strap whose link has reported, with counts as of now."""
+        for (person, device), h in self.health.items():
+            if h.status:  # a replay's beats have no strap to report on
+                self._publish_health(person, device, h)
+
+    def _publish_health(self, person: str, device: str, h: DeviceHealth) -> None:
+        now = self.clock()
+        self.sinks.device(person, device, h.report(now), now)
+
+    async def _health_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.health_every_s)
+            except TimeoutError:
+                self.publish_health()
+
+    # -- end of device health --
 
     def _beats(self, w: Wearer) -> None:
         for b in w.pipeline.beats_out:  # stored once, after correction, with the correction applied
             self.sinks.beat(b)
             w.recent.append((b.t, b.rr_ms))
+            self.health.setdefault((w.name, b.device), DeviceHealth()).beat(b.t, b.artifact is not None)
         while w.recent and w.recent[-1][0] - w.recent[0][0] > RECENT_BEATS_S:
             w.recent.popleft()
 
@@ -260,13 +288,14 @@ class Service:
         source_tasks = [asyncio.create_task(s.run(self.events, stop)) for s in self.sources]
         flusher = asyncio.create_task(self._flush_loop(stop))
         watcher = asyncio.create_task(self._stop_when_sources_end(source_tasks, stop))
+        health = asyncio.create_task(self._health_loop(stop))
         try:
             await stop.wait()
         finally:
             stop.set()
-            for t in (*source_tasks, flusher, watcher):
+            for t in (*source_tasks, flusher, watcher, health):
                 t.cancel()
-            results = await asyncio.gather(*source_tasks, flusher, watcher, return_exceptions=True)
+            results = await asyncio.gather(*source_tasks, flusher, watcher, health, return_exceptions=True)
             self.finish(close_days=bool(self.sources) and all(s.finite for s in self.sources))
             await asyncio.to_thread(self.sinks.close)
             self._loop = None

@@ -334,6 +334,7 @@ class FakeStrap:
         self._pos = 0
         self._pending: list[int] = []
         self._notes = 0
+        self._ahead = 0.0  # heart time (s) notified ahead of the ticks' total
 
     def export_gatt(self) -> None:
         bus = self.bluez.bus
@@ -377,12 +378,15 @@ class FakeStrap:
     def tick(self, seconds: float) -> None:
         """Advance the strap's heart by ~`seconds` and notify the intervals that ended, if
         someone listens; intervals that end while nobody listens are never sent."""
-        t = 0.0
+        # The heart time already sent beyond the previous ticks counts towards this one, so the
+        # heart keeps pace with `seconds` instead of running ahead by up to a beat per tick.
+        t = self._ahead
         while t < seconds:
             r = self.rr_script[self._pos % len(self.rr_script)]
             self._pos += 1
             t += r / 1024.0
             self._pending.append(r)
+        self._ahead = t - seconds
         char = self.hr_char
         if char is None or not char.notifying:
             self._pending = []
@@ -394,7 +398,9 @@ class FakeStrap:
             char.notify(junk)  # the beats of this notification are lost with it
             self._pending = []
             return
-        payload = bytes([0x16, 70]) + b"".join(r.to_bytes(2, "little") for r in self._pending)
+        # No interval ended in this tick: heart rate alone (no RR flag), as a strap sends it.
+        flags = 0x16 if self._pending else 0x06
+        payload = bytes([flags, 70]) + b"".join(r.to_bytes(2, "little") for r in self._pending)
         self.sent_rr += self._pending
         self._pending = []
         char.notify(payload)

@@ -192,8 +192,13 @@ def test_home_assistant_discovery_is_valid_and_resent_when_ha_comes_online(broke
         assert topic.startswith("homeassistant/") and topic.endswith("/config")
         assert component in ("sensor", "event")
         assert p["state_topic"].startswith("stresswatch/ann/")
-        assert p["availability_topic"] == "stresswatch/status"
-        assert (p["payload_available"], p["payload_not_available"]) == ("online", "offline")
+        if "availability" in p:  # a strap's health: the service's status and the strap's connection
+            assert "availability_topic" not in p and p["availability_mode"] == "all"
+            assert p["availability"][0] == {"topic": "stresswatch/status", "payload_available": "online",
+                                             "payload_not_available": "offline"}
+        else:
+            assert p["availability_topic"] == "stresswatch/status"
+            assert (p["payload_available"], p["payload_not_available"]) == ("online", "offline")
         assert p["device"]["identifiers"] == ["stresswatch_ann"] and p["device"]["name"]
         if component == "sensor":
             dc = p.get("device_class")
@@ -611,7 +616,8 @@ def test_home_assistant_reading_sensors_render_none_when_null_and_expire():
     for key in readings:
         assert configs[f"homeassistant/sensor/stresswatch_ann/{key}/config"]["expire_after"] == EXPIRE_AFTER_S
     assert 10 * 3 <= EXPIRE_AFTER_S
-    others = [p for t, p in configs.items() if not any(f"/{k}/config" in t for k in readings)]
+    others = [p for t, p in configs.items() if not any(f"/{k}/config" in t for k in readings)
+              and "availability" not in p]  # the strap health sensors expire on their own period
     assert len(others) == 2 and not any("expire_after" in p for p in others)  # battery and prompt event
     assert not any("unknown" in p.get("value_template", "") for p in configs.values())
 
@@ -624,3 +630,38 @@ def test_discovery_ids_of_a_person_with_a_space_or_accent_are_what_home_assistan
         assert re.fullmatch(r"[A-Za-z0-9_-]+", node) and re.fullmatch(r"[A-Za-z0-9_-]+", obj), topic
         assert re.fullmatch(r"[a-z0-9_]+", payload["unique_id"])
         assert payload["state_topic"].startswith("stresswatch/Zoë Lee/")  # topics keep the name
+
+
+def test_each_strap_has_diagnostic_health_sensors_that_go_unavailable_when_it_disconnects_or_goes_silent():
+    configs = {t: p for t, p in discovery_messages("ann", devices=["h10", "A0:9E:1A:00:00:07"])}
+    health = {t: p for t, p in configs.items() if "availability" in p}
+    assert sorted(t.split("/")[3] for t in health) == [
+        "beats_per_min_a0_9e_1a_00_00_07", "beats_per_min_h10", "last_beat_a0_9e_1a_00_00_07", "last_beat_h10"]
+    for topic, p in health.items():
+        dev = "h10" if topic.endswith("h10/config") else "A0:9E:1A:00:00:07"
+        assert p["state_topic"] == f"stresswatch/ann/device/{dev}" and p["name"].endswith(dev)
+        assert p["entity_category"] == "diagnostic" and p["state_class"] == "measurement"
+        # A status that stops coming (service gone) blanks the value after three 30 s periods.
+        assert p["expire_after"] == 90
+        strap = p["availability"][1]
+        assert strap["topic"] == p["state_topic"] and strap["payload_available"] == "online"
+    last_beat = health["homeassistant/sensor/stresswatch_ann/last_beat_h10/config"]
+    assert last_beat["device_class"] == "duration" and last_beat["unit_of_measurement"] == "s"
+    assert "last_beat_age_s" in last_beat["value_template"]
+    bpm = health["homeassistant/sensor/stresswatch_ann/beats_per_min_h10/config"]
+    assert bpm["value_template"] == "{{ value_json.beats_last_min }}"
+    assert last_beat["availability"][1]["value_template"] == "{{ 'online' if value_json.connected else 'offline' }}"
+
+
+def test_device_status_with_health_fields_is_retained_as_json(broker, tmp_path):
+    sink, store = make_sink(broker, tmp_path)
+    assert sink.connected.wait(10)
+    status = {"battery_pct": 87, "connected": True, "model": "Polar H10", "last_beat_age_s": 0.4,
+              "beats_last_min": 63, "artifacts_last_min": 2}
+    sink.publish_device("ann", "h10", status)
+    assert wait(lambda: store.pending("mqtt") == 0)
+    late = Listener(broker.port, ["stresswatch/ann/device/#"]).connect()
+    got = by_topic(late.collect(2))
+    assert got["stresswatch/ann/device/h10"].retain and json.loads(got["stresswatch/ann/device/h10"].payload) == status
+    late.close()
+    sink.stop()

@@ -1,0 +1,41 @@
+"""Per-strap health for the retained device status: age of the last beat, beats and artifacts in the last minute."""
+
+from __future__ import annotations
+
+from collections import deque
+
+# The span the counts cover (ours: a minute, so `beats_last_min` reads as beats per minute).
+HEALTH_WINDOW_S = 60.0
+# How often the service republishes every strap's status with fresh counts (ours: often enough
+# that Home Assistant's `expire_after` of a few periods marks a silent service, rare enough to be
+# negligible traffic).
+HEALTH_EVERY_S = 30.0
+
+
+class DeviceHealth:
+    """One strap's last status from its Bluetooth link plus what its corrected beats show.
+
+    `beat` is fed the beats the pipeline released (after artifact correction, so a corrected beat
+    counts as an artifact); `report(now)` is the status to publish: the link's fields (battery,
+    connected, model) and `last_beat_age_s` (seconds since the last beat, None before any),
+    `beats_last_min`, `artifacts_last_min` (beats and corrected beats in the last minute)."""
+
+    def __init__(self) -> None:
+        self.status: dict = {}
+        self.last_beat: float | None = None
+        self._recent: deque[tuple[float, bool]] = deque()
+
+    def beat(self, t: float, artifact: bool) -> None:
+        self.last_beat = t if self.last_beat is None else max(self.last_beat, t)
+        self._recent.append((t, artifact))
+        self._drop_before(self.last_beat - HEALTH_WINDOW_S)  # bounded even if never reported (a replay)
+
+    def report(self, now: float) -> dict:
+        self._drop_before(now - HEALTH_WINDOW_S)
+        age = None if self.last_beat is None else round(max(0.0, now - self.last_beat), 1)
+        return {**self.status, "last_beat_age_s": age, "beats_last_min": len(self._recent),
+                "artifacts_last_min": sum(a for _, a in self._recent)}
+
+    def _drop_before(self, t: float) -> None:
+        while self._recent and self._recent[0][0] <= t:
+            self._recent.popleft()

@@ -1,0 +1,198 @@
+"""`stresswatch seed-demo`: a simulated month written into InfluxDB, so every Grafana panel has data at once.
+
+Why a coarse path: a beat-level month is ~3 million beats and minutes through the pipeline. The
+dashboard reads per-minute readings (`hrv`), prompts, daily summaries and strap status, so the
+month is generated one minute at a time (collector/simulator.py `plan_days` + `simulate_minutes`:
+a planned day of sleep, work with stress episodes, workouts, a strap-off shower) and each minute
+is scored by the person's real stress model (processing/stress.py `StressModel.assess`, with its
+own learning baseline) and fed to the real alert engine (alerts/engine.py). The last
+`CHRONIC_DAYS` days are a chronic-stress period (lower nightly and resting lnRMSSD, more stress
+episodes: `Chronic`), so the nightly lnRMSSD panel shows the 7-day mean leaving its normal band.
+The simulated person answers prompts (`ANSWERS`, in turn) once the exercise would be over, so the
+prompts table has answers and measured effects. Everything is written through the project's
+InfluxDB writer and its outbox (sinks/influx.py), timestamps ending now. The outbox is a temporary
+one: a month that could not be written is reported and not kept (a rerun makes a new one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from alerts.daily import DailySummary
+from alerts.engine import AlertEngine, Decision
+from alerts.prompt import Prompt, PromptAction
+from alerts.timeofday import day_start
+from collector.simulator import Chronic, Minute, plan_days, simulate_minutes
+from processing.reading import Reading
+from processing.stress import StressModel
+from sinks.influx import InfluxSink
+from sinks.line_protocol import daily_line, device_line, prompt_line, reading_line
+from sinks.store import StateStore
+from stresswatch.config import Config
+
+DAY_S = 86400.0
+# The chronic-stress period: the last days of the month (ours: long enough for the 7-day mean to
+# fall below the band, after the engine's 14-day warm-up has set the band).
+CHRONIC_DAYS = 9
+# The engine needs `warmup_days` (14) valid days for a band, and the chronic period comes after.
+MIN_DAYS = 14 + CHRONIC_DAYS
+# The simulated person's answers to prompts, in turn.
+ANSWERS = (PromptAction.DONE, PromptAction.DONE, PromptAction.NOT_STRESSED, PromptAction.DISMISS)
+# Strap status points: one every DEVICE_EVERY_S; the battery lasts BATTERY_DAYS of wear and is
+# charged when it falls below 15 % (ours: the order of a Polar H10's 400 h).
+DEVICE_EVERY_S = 300.0
+BATTERY_DAYS = 16.0
+# Points handed to the outbox per transaction.
+CHUNK = 5000
+
+
+@dataclass
+class Seeded:
+    """What a seeding wrote (points per measurement) and what it found."""
+
+    points: dict
+    days: int = 0
+    valid_days: int = 0
+    below_band_days: int = 0
+    prompts: int = 0
+    answered: int = 0
+    effects: int = 0
+    sent: int = 0
+    waiting: int = 0
+    seconds: float = 0.0
+
+    def line(self, person: str, url: str) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in self.points.items())
+        return (f"seeded {self.days} days for {person} into {url} in {self.seconds:.1f} s: {counts} points; "
+                f"{self.prompts} prompts ({self.answered} answered, {self.effects} effects measured); "
+                f"{self.below_band_days} days with the 7-day lnRMSSD below its normal range; "
+                f"{self.sent} written" + (f", {self.waiting} NOT written (InfluxDB unreachable or refusing them: "
+                                          "see above)" if self.waiting else ""))
+
+
+def reading_of(m: Minute, model: StressModel, person: str) -> Reading:
+    """A minute of the coarse simulator as a 60 s Reading, scored by the person's stress model."""
+    ln = math.log(m.rmssd_ms)
+    a = model.assess(m.t, m.hr_bpm, ln, 1.0)
+    rr = 60000.0 / m.hr_bpm
+    return Reading(person, m.t, 60.0, round(m.hr_bpm), rr, m.hr_bpm, m.rmssd_ms, ln, None, None, None, None,
+                   None, None, None, None, None, None, 0.0, a.activity, a.score, a.state, 1.0)
+
+
+def battery_at(t: float, start: float) -> float:
+    """A strap battery that drains linearly and is charged each time it gets low."""
+    used = ((t - start) / DAY_S / BATTERY_DAYS) % 0.85
+    return round(100.0 * (1.0 - used), 1)
+
+
+def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: int = 1,
+         utc_offset_s: float | None = None) -> Seeded:
+    """Write `days` simulated days ending at `now` for `person` into the configured InfluxDB."""
+    wall0 = time.monotonic()
+    if days < MIN_DAYS:
+        raise ValueError(f"--days must be at least {MIN_DAYS} (14 days of warm-up for the normal range, then a "
+                         f"{CHRONIC_DAYS}-day chronic-stress period), got {days}")
+    influx = cfg.influx.settings()
+    if influx is None:
+        raise ValueError("no InfluxDB to seed: give --influx URL (or [influx] url in the config)")
+    now = time.time() if now is None else now
+    offset = time.localtime(now).tm_gmtoff if utc_offset_s is None else utc_offset_s
+    # Day 0 starts at the local midnight `days - 1` days before today's.
+    start = math.floor((now + offset) / DAY_S) * DAY_S - offset - (days - 1) * DAY_S
+    chronic = Chronic(start=days - CHRONIC_DAYS)
+    minutes = [m for m in simulate_minutes(plan_days(days, seed, chronic=chronic), seed, start) if m.t <= now]
+
+    alerts = dataclasses.replace(cfg.alert_settings(), utc_offset_min=round(offset / 60))
+    engine = AlertEngine(person, alerts, seed=zlib.crc32(person.encode()))
+    model = cfg.person(person).model(utc_offset_s=offset)
+    device = next((d.address or d.name or "strap" for d in cfg.devices if d.person == person), "simulator")
+
+    with tempfile.TemporaryDirectory(prefix="stresswatch-seed-") as tmp:
+        store = StateStore(Path(tmp) / "seed-demo.db", limits={"influx": 10 * len(minutes) + 10_000})
+        sink = InfluxSink.from_settings(store, influx)
+        out = _Writer(sink)
+        result = Seeded(points={})
+        prompts: dict[str, dict] = {}
+        due: list[tuple[float, str, PromptAction]] = []
+        next_device = start
+        for m in minutes:
+            r = reading_of(m, model, person)
+            while next_device <= m.t:  # connected when the strap is worn (a minute ends in the slot)
+                worn = m.t - next_device <= 60.0
+                out.add("devices", device_line(person, device, next_device, battery_at(next_device, start), worn))
+                next_device += DEVICE_EVERY_S
+            for at, pid, action in [d for d in due if d[0] <= r.time]:
+                due.remove((at, pid, action))
+                outputs = engine.respond(pid, action.value, None, at)
+                out.add("prompts", prompt_line(prompts[pid], action.value), replace=True)
+                result.answered += 1
+                _outputs(outputs, person, prompts, due, out, result, engine)
+            out.add("hrv", reading_line(r))
+            _outputs(engine.feed(r), person, prompts, due, out, result, engine)
+        out.drain()
+        result.points = out.counts
+        sink.flush(force=True, max_batches=10_000)
+        result.sent = sink.sent
+        result.waiting = store.pending("influx")
+        sink.close()
+        store.close()
+    result.days = days
+    result.seconds = time.monotonic() - wall0
+    return result
+
+
+def _outputs(outputs: list, person: str, prompts: dict, due: list, out: _Writer, result: Seeded,
+             engine: AlertEngine) -> None:
+    for o in outputs:
+        if isinstance(o, Prompt):
+            body = o.to_dict()
+            prompts[o.id] = body
+            action = ANSWERS[result.prompts % len(ANSWERS)]
+            at = o.time + (o.exercise.duration_s if action == PromptAction.DONE else 60.0)
+            due.append((at, o.id, action))
+            result.prompts += 1
+            out.add("prompts", prompt_line(body))
+        elif isinstance(o, DailySummary):
+            d = o.to_dict()
+            result.valid_days += o.valid
+            # As the dashboard draws it: the 7-day mean under the band's lower edge.
+            result.below_band_days += bool(o.hrv_band and o.hrv_week_mean is not None
+                                           and o.hrv_week_mean < o.hrv_band[0])
+            out.add("daily", daily_line(person, d, day_start(o.day, engine.settings.utc_offset_min)))
+        elif isinstance(o, Decision) and o.what == "effect" and o.data.get("id") in prompts:
+            numbers = {k: v for k, v in o.data.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            out.add("prompts", prompt_line(prompts[o.data["id"]], "done", numbers), replace=True)
+            result.effects += 1
+
+
+class _Writer:
+    """Collects lines per measurement and hands them to the outbox in chunks (one transaction each)."""
+
+    def __init__(self, sink: InfluxSink):
+        self.sink = sink
+        self.pending: list = []
+        self.counts: dict[str, int] = {}
+
+    def add(self, measurement: str, ln, replace: bool = False) -> None:
+        if ln is None:
+            return
+        if replace:  # a newer version of a waiting point: keep the order, replace in the outbox
+            self.drain()
+            self.sink.add([ln], replace=True)
+            return
+        self.counts[measurement] = self.counts.get(measurement, 0) + 1
+        self.pending.append(ln)
+        if len(self.pending) >= CHUNK:
+            self.drain()
+
+    def drain(self) -> None:
+        if self.pending:
+            self.sink.add(self.pending)
+            self.pending = []
+            self.sink.flush()
