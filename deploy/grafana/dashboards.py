@@ -22,7 +22,7 @@ WEEKS = "56d"  # the daily panels show eight weeks, whatever the dashboard's ran
 # Field names of the `daily` measurement (README "InfluxDB").
 DAILY_LOAD = "stress_load"  # share of resting minutes spent stressed, 0-1
 DAILY_NIGHT = ("night_ln_rmssd", "ln_rmssd_7d", "normal_low", "normal_high")
-PROMPT_EFFECT = "rmssd_change_ms"
+PROMPT_EFFECT = "d_ln_rmssd"  # the measured effect the alert engine writes (alerts/effect.py)
 
 STATE_COLOURS = {"calm": "green", "neutral": "blue", "stressed": "red", "unknown": "text"}
 ACTIVITY_COLOURS = {"rest": "green", "active": "orange", "recovery": "yellow", "unknown": "text"}
@@ -132,11 +132,11 @@ def dashboard() -> dict:
                        ("color", {"mode": "fixed", "fixedColor": "blue"}))]),
         panel("table", "Breathing prompts",
               "Each prompt: why (acute / chronic / scheduled), the exercise, the answer from the "
-              "phone, the stress score that led to it and the RMSSD change measured after it.",
+              "phone, the stress score that led to it and the change in resting lnRMSSD measured after it.",
               [target("A", raw("prompts", "kind", "exercise", "response", "stress_score", PROMPT_EFFECT),
                       fmt="table")], (0, 22, 24, 7),
               {"custom": {"align": "auto"}}, {"showHeader": True, "sortBy": [{"displayName": "Time", "desc": True}]},
-              [by_name(PROMPT_EFFECT, ("displayName", "RMSSD change"), ("unit", "ms"), ("decimals", 1)),
+              [by_name(PROMPT_EFFECT, ("displayName", "lnRMSSD change"), ("unit", "none"), ("decimals", 2)),
                by_name("stress_score", ("displayName", "stress score"), ("decimals", 0))]),
         row("Weeks", 29),
         panel("timeseries", "Daily stress load",

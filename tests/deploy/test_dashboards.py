@@ -126,7 +126,7 @@ def stretch(tmp_path_factory, now):
         lines.append(reading_line(reading(OTHER, t)))
         if t % 300 == 0:
             lines.append(device_line(OTHER, "Polar H10 B", t, 55.0, True))
-    for k, (ago_h, response, effect) in enumerate([(20, "done", {"rmssd_change_ms": 6.5}),
+    for k, (ago_h, response, effect) in enumerate([(20, "done", {"d_ln_rmssd": 0.18}),
                                                     (5, "snooze", None), (2, None, None)]):
         prompt = {"id": f"p{k}", "person": PERSON, "time": now - ago_h * 3600, "kind": "acute",
                   "exercise": {"name": "resonance 6/min"}, "stress_score": 81.0}
@@ -282,4 +282,4 @@ def test_prompts_are_annotations_with_exercise_kind_response_and_effect(stretch,
     assert set(ann["tagsColumn"].split(",")) <= set(cols)
     rows = [dict(zip(cols, r, strict=True)) for r in series["values"]]
     assert [r["response"] for r in rows] == ["done", "snooze", None]
-    assert rows[0]["rmssd_change_ms"] == 6.5 and rows[0]["exercise"] == "resonance 6/min"
+    assert rows[0]["d_ln_rmssd"] == 0.18 and rows[0]["exercise"] == "resonance 6/min"
