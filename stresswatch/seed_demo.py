@@ -32,7 +32,7 @@ from collector.simulator import Chronic, Minute, plan_days, simulate_minutes
 from processing.reading import Reading
 from processing.stress import StressModel
 from sinks.influx import InfluxSink
-from sinks.line_protocol import daily_line, device_line, prompt_line, reading_line
+from sinks.line_protocol import baseline_line, daily_line, device_line, prompt_line, reading_line
 from sinks.store import StateStore
 from stresswatch.config import Config
 
@@ -120,7 +120,7 @@ def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: in
         result = Seeded(points={})
         prompts: dict[str, dict] = {}
         due: list[tuple[float, str, PromptAction]] = []
-        next_device = start
+        next_device = next_baseline = start
         for m in minutes:
             r = reading_of(m, model, person)
             while next_device <= m.t:  # connected when the strap is worn (a minute ends in the slot)
@@ -134,6 +134,11 @@ def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: in
                 result.answered += 1
                 _outputs(outputs, person, prompts, due, out, result, engine)
             out.add("hrv", reading_line(r))
+            if m.t >= next_baseline:  # as the service saves it: every 5 minutes of readings
+                ref = model.baseline.reference(m.t)
+                out.add("baseline", baseline_line(person, m.t, ref.ln_rmssd_mean, ref.ln_rmssd_sd, ref.hr_mean,
+                                                  ref.hr_sd, ref.samples))
+                next_baseline = m.t + 300.0
             _outputs(engine.feed(r), person, prompts, due, out, result, engine)
         out.drain()
         result.points = out.counts
