@@ -96,7 +96,7 @@ def check_bluetooth(cfg: Config) -> list[Finding]:
     from collector.ble import bluetooth_problem
 
     level = Level.PROBLEM if cfg.devices else Level.WARN
-    out = []
+    out = [bluez_version_finding(_bluez_version_text(), level)]
     # bluetooth_problem's line already ends with what to do ("...: apt install dbus")
     problem = asyncio.run(bluetooth_problem(cfg.bluetooth.adapter))
     if problem:
@@ -111,6 +111,41 @@ def check_bluetooth(cfg: Config) -> list[Finding]:
         except KeyError:
             out.append(Finding("bluetooth group", level, "there is no `bluetooth` group", "sudo apt install bluez"))
     return out
+
+
+# bleak's BlueZ backend needs BlueZ 5.55 or newer (README "Bluetooth").
+MIN_BLUEZ = (5, 55)
+
+
+def _bluez_version_text() -> str | None:
+    """What `bluetoothctl --version` (or bluetoothd's) prints, or None when BlueZ is not installed."""
+    import subprocess
+
+    for argv in (["bluetoothctl", "--version"], ["/usr/libexec/bluetooth/bluetoothd", "--version"],
+                 ["/usr/lib/bluetooth/bluetoothd", "--version"]):
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+    return None
+
+
+def bluez_version_finding(text: str | None, level: Level) -> Finding:
+    """The installed BlueZ version against MIN_BLUEZ, from `bluetoothctl --version` ("bluetoothctl: 5.66")."""
+    if text is None:
+        return Finding("BlueZ", level, "not installed", "sudo apt install bluez")
+    import re
+
+    m = re.search(r"(\d+)\.(\d+)", text)
+    if not m:
+        return Finding("BlueZ", Level.WARN, f"version not understood: {text!r}", "check `bluetoothctl --version`")
+    version = (int(m.group(1)), int(m.group(2)))
+    if version < MIN_BLUEZ:
+        return Finding("BlueZ", level, f"{version[0]}.{version[1]} is older than {MIN_BLUEZ[0]}.{MIN_BLUEZ[1]}",
+                       "upgrade BlueZ (Raspberry Pi OS Bookworm ships 5.66)")
+    return Finding("BlueZ", Level.OK, f"{version[0]}.{version[1]}")
 
 
 def check_mqtt(cfg: Config) -> Finding:

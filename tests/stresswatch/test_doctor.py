@@ -87,3 +87,13 @@ def test_every_level_prints_as_one_line_plus_its_fix(level):
 
     text = Finding("x", level, "detail", "do this" if level != Level.OK else "").line()
     assert text.startswith(level.value) and ("fix: do this" in text) == (level != Level.OK)
+
+
+def test_the_bluez_version_is_read_and_compared_with_what_bleak_needs():
+    from stresswatch.doctor import bluez_version_finding
+
+    assert bluez_version_finding("bluetoothctl: 5.66", Level.PROBLEM).level == Level.OK
+    old = bluez_version_finding("bluetoothctl: 5.50", Level.PROBLEM)
+    assert old.level == Level.PROBLEM and "older than 5.55" in old.detail
+    missing = bluez_version_finding(None, Level.WARN)
+    assert missing.level == Level.WARN and missing.fix == "sudo apt install bluez"
