@@ -28,8 +28,10 @@ DEVICE_EXPIRE_AFTER_S = 90
 
 
 def _number(field: str, digits: int) -> str:
-    """A value template that rounds `field`, or renders `None` (unknown) when it is null."""
-    return f"{{{{ value_json.{field} | round({digits}) if value_json.{field} is not none else None }}}}"
+    """A value template that rounds `field`, or renders `None` (unknown) when it is null or absent
+    (a device status sent before any beat has no health fields)."""
+    return (f"{{{{ value_json.{field} | round({digits}) if value_json.{field} is defined "
+            f"and value_json.{field} is not none else None }}}}")
 
 
 def _device(person: str) -> dict:
@@ -120,7 +122,7 @@ def _strap_health(node: str, dev: str, topic: str, common: dict, prefix: str) ->
     for key, name, template, extra in (
         ("last_beat", "Last beat", _number("last_beat_age_s", 0),
          {"unit_of_measurement": "s", "device_class": "duration", "icon": "mdi:timer-sand"}),
-        ("beats_per_min", "Beats per minute", "{{ value_json.beats_last_min }}",
+        ("beats_per_min", "Beats per minute", _number("beats_last_min", 0),
          {"unit_of_measurement": "beats/min", "icon": "mdi:heart-flash"}),
     ):
         uid = f"{node}_{key}_{_slug(dev)}"

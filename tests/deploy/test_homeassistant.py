@@ -236,7 +236,8 @@ def test_the_sensors_and_the_prompt_event_share_one_device_per_wearer(hass, sink
     ))
     assert attrs == {
         "entities": ["event.stresswatch_ann_prompt", "sensor.stresswatch_ann_battery_h10",
-                     "sensor.stresswatch_ann_heart_rate", "sensor.stresswatch_ann_rmssd",
+                     "sensor.stresswatch_ann_beats_per_min_h10", "sensor.stresswatch_ann_heart_rate",
+                     "sensor.stresswatch_ann_last_beat_h10", "sensor.stresswatch_ann_rmssd",
                      "sensor.stresswatch_ann_stress_score", "sensor.stresswatch_ann_stress_state"],
         "name": "stresswatch ann", "manufacturer": "stresswatch", "model": "HRV stress monitor", "sw_version": VERSION,
     }

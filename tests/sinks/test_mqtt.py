@@ -610,8 +610,8 @@ def test_home_assistant_reading_sensors_render_none_when_null_and_expire():
     numbers = {"heart_rate": ("hr_bpm", 0), "rmssd": ("rmssd_ms", 1), "stress_score": ("stress_score", 0)}
     for key, (field, digits) in numbers.items():
         template = configs[f"homeassistant/sensor/stresswatch_ann/{key}/config"]["value_template"]
-        assert template == (f"{{{{ value_json.{field} | round({digits}) "
-                            f"if value_json.{field} is not none else None }}}}")
+        assert template == (f"{{{{ value_json.{field} | round({digits}) if value_json.{field} is defined "
+                            f"and value_json.{field} is not none else None }}}}")
     readings = [*numbers, "stress_state"]
     for key in readings:
         assert configs[f"homeassistant/sensor/stresswatch_ann/{key}/config"]["expire_after"] == EXPIRE_AFTER_S
@@ -649,7 +649,8 @@ def test_each_strap_has_diagnostic_health_sensors_that_go_unavailable_when_it_di
     assert last_beat["device_class"] == "duration" and last_beat["unit_of_measurement"] == "s"
     assert "last_beat_age_s" in last_beat["value_template"]
     bpm = health["homeassistant/sensor/stresswatch_ann/beats_per_min_h10/config"]
-    assert bpm["value_template"] == "{{ value_json.beats_last_min }}"
+    assert bpm["value_template"] == ("{{ value_json.beats_last_min | round(0) if value_json.beats_last_min is defined "
+                                     "and value_json.beats_last_min is not none else None }}")
     assert last_beat["availability"][1]["value_template"] == "{{ 'online' if value_json.connected else 'offline' }}"
 
 

@@ -156,7 +156,7 @@ def test_two_wearers_one_prompt_answered_an_outage_loses_nothing_and_sigterm_lea
         bluez.add(FakeStrap(BOB, "Polar H10 B", RESTING, battery=81))
         hearts = asyncio.create_task(bluez.run_heartbeats(1.0))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run",
+            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run", "--readings",
             env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
