@@ -109,7 +109,9 @@ def prompt_line(prompt: dict, response: str | None = None, effects: dict | None 
         "stress_score": None if prompt.get("stress_score") is None else float(prompt["stress_score"]),
         "response": response,
     }
-    fields.update({k: float(v) for k, v in (effects or {}).items()})
+    # the effect's numbers (d_ln_rmssd, d_hr_bpm, ...); its id, verdict and flags are not fields
+    fields.update({k: float(v) for k, v in (effects or {}).items()
+                   if isinstance(v, int | float) and not isinstance(v, bool)})
     return line("prompts", {"person": prompt["person"]}, fields, prompt["time"])
 
 

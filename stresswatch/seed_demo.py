@@ -171,8 +171,7 @@ def _outputs(outputs: list, person: str, prompts: dict, due: list, out: _Writer,
                                            and o.hrv_week_mean < o.hrv_band[0])
             out.add("daily", daily_line(person, d, day_start(o.day, engine.settings.utc_offset_min)))
         elif isinstance(o, Decision) and o.what == "effect" and o.data.get("id") in prompts:
-            numbers = {k: v for k, v in o.data.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-            out.add("prompts", prompt_line(prompts[o.data["id"]], "done", numbers), replace=True)
+            out.add("prompts", prompt_line(prompts[o.data["id"]], "done", o.data), replace=True)
             result.effects += 1
 
 

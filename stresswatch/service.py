@@ -22,7 +22,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -89,7 +89,7 @@ class Service:
         # taken once at start (a DST change takes effect at the next start).
         offset = time.localtime(clock()).tm_gmtoff if utc_offset_s is None else utc_offset_s
         alerts = alert_settings or cfg.alert_settings()
-        alerts = AlertSettings.from_dict({**_fields(alerts), "utc_offset_min": round(offset / 60)})
+        alerts = replace(alerts, utc_offset_min=round(offset / 60))
         self.people: dict[str, Wearer] = {}
         for p in cfg.people:
             self.people[p.name] = self._restore(p, cfg, alerts, offset, restore)
@@ -178,26 +178,23 @@ class Service:
         now = self.clock()
         self.sinks.device(person, device, h.report(now), now)
 
-    async def _health_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.health_every_s)
-            except TimeoutError:
-                self.publish_health()
-
     # -- end of device health --
 
     def _beats(self, w: Wearer) -> None:
         for b in w.pipeline.beats_out:  # stored once, after correction, with the correction applied
             self.sinks.beat(b)
             w.recent.append((b.t, b.rr_ms))
-            self.health.setdefault((w.name, b.device), DeviceHealth()).beat(b.t, b.artifact is not None)
+            h = self.health.get((w.name, b.device))
+            if h is None:  # not setdefault: that would build a DeviceHealth for every beat
+                h = self.health[(w.name, b.device)] = DeviceHealth()
+            h.beat(b.t, b.artifact is not None)
         while w.recent and w.recent[-1][0] - w.recent[0][0] > RECENT_BEATS_S:
             w.recent.popleft()
 
     def _reading(self, w: Wearer, r: Reading) -> None:
         outputs = w.engine.feed(r)
-        self.sinks.reading(r, w.engine.status())
+        # the engine's status rides on the retained MQTT state only
+        self.sinks.reading(r, w.engine.status() if self.sinks.mqtt else None)
         if self.on_reading:
             self.on_reading(r)
         self._outputs(w, outputs)
@@ -222,9 +219,7 @@ class Service:
                 if out.what == "effect":
                     body = self._prompt_body(out.data.get("id", ""))
                     if body is not None:
-                        numbers = {k: v for k, v in out.data.items()
-                                   if isinstance(v, int | float) and not isinstance(v, bool) and v is not None}
-                        self.sinks.prompt_outcome(body, "done", numbers)
+                        self.sinks.prompt_outcome(body, "done", out.data)
                 level = logging.DEBUG if out.what == "suppressed" else logging.INFO
                 log.log(level, "%s: %s", w.name, out.reason)
                 if self.on_decision:
@@ -286,9 +281,10 @@ class Service:
         """Run until `stop` is set or every source has ended; then finish and close the sinks."""
         self._loop = asyncio.get_running_loop()
         source_tasks = [asyncio.create_task(s.run(self.events, stop)) for s in self.sources]
-        flusher = asyncio.create_task(self._flush_loop(stop))
+        flush_s = self.sinks.settings.influx.flush_interval_s if self.sinks.settings.influx else 5.0
+        flusher = asyncio.create_task(self._every(stop, flush_s, self.sinks.flush, in_thread=True))
         watcher = asyncio.create_task(self._stop_when_sources_end(source_tasks, stop))
-        health = asyncio.create_task(self._health_loop(stop))
+        health = asyncio.create_task(self._every(stop, self.health_every_s, self.publish_health))
         try:
             await stop.wait()
         finally:
@@ -314,17 +310,17 @@ class Service:
             if not t.cancelled() and t.exception() is not None:
                 stop.set()
 
-    async def _flush_loop(self, stop: asyncio.Event) -> None:
-        interval = self.sinks.settings.influx.flush_interval_s if self.sinks.settings.influx else 5.0
-        while not stop.is_set():
+    @staticmethod
+    async def _every(stop: asyncio.Event, interval_s: float, fn: Callable[[], object], in_thread: bool = False) -> None:
+        """Call `fn` every `interval_s` until `stop` (in a worker thread when it may block on I/O);
+        what is left at the stop is handled by `finish` and `Sinks.close`."""
+        while True:
             try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+                return
             except TimeoutError:
-                pass
-            await asyncio.to_thread(self.sinks.flush)
+                if in_thread:
+                    await asyncio.to_thread(fn)
+                else:
+                    fn()
 
-
-def _fields(settings: AlertSettings) -> dict:
-    from dataclasses import fields
-
-    return {f.name: getattr(settings, f.name) for f in fields(settings)}

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from servers import free_port, wait_for
 
 # The newest Home Assistant that runs on Python 3.11 (2024.4 needs 3.12).
 VERSION = "2024.3.3"
@@ -191,9 +192,7 @@ class HomeAssistant:
 def start(config: Path, broker_port: int, notify_url: str, timeout: float = 120.0) -> HomeAssistant:
     """Home Assistant on a free port with `config` as its folder, onboarded, with MQTT on the broker."""
     env = venv()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config.mkdir(parents=True, exist_ok=True)
     (config / "configuration.yaml").write_text(CONFIG.format(port=port, notify_url=notify_url))
     (config / "automations.yaml").write_text("[]\n")
@@ -225,14 +224,10 @@ def _answers(ha: HomeAssistant) -> bool:
 
 
 def _wait(fn, timeout: float, ha: HomeAssistant, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Home Assistant did not {what} within {timeout:.0f} s; its log:\n{ha.log_tail()}")
-        time.sleep(0.2)
+    value = wait_for(fn, timeout)
+    if not value:
+        raise TimeoutError(f"Home Assistant did not {what} within {timeout:.0f} s; its log:\n{ha.log_tail()}")
+    return value
 
 
 def _onboard(ha: HomeAssistant) -> None:

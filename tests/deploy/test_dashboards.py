@@ -15,10 +15,9 @@ import pytest
 import servers
 
 from processing.reading import Activity, Reading, StressState
-from sinks.store import StateStore
-
-from sinks.line_protocol import baseline_line, device_line, line, prompt_line, reading_line
 from sinks.influx import SINK, InfluxSink
+from sinks.line_protocol import baseline_line, device_line, line, prompt_line, reading_line
+from sinks.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
