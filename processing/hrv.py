@@ -147,10 +147,8 @@ def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray, cache: SplineCache | None = No
     """
     if len(rr_ms) < 16 or times_s[-1] - times_s[0] < MIN_SPECTRAL_SPAN_S:
         return None
-    x = np.arange(times_s[0], times_s[-1] + 1.0 / INTERPOLATION_HZ, 1.0 / INTERPOLATION_HZ)
-    y = spline.resample(times_s, rr_ms, x, cache)
-    y -= y.mean()
-    lf, hf = _welch_band_powers(y)
+    y = spline.sample_grid(times_s, rr_ms, INTERPOLATION_HZ, cache)
+    lf, hf = _welch_band_powers(y - np.add.reduce(y) / len(y))
     if not hf or not lf or lf + hf < MIN_LF_HF_POWER_MS2:
         return None
     return lf / hf
@@ -163,18 +161,20 @@ def _welch_band_powers(y: np.ndarray) -> tuple[float, float]:
     Everything but the samples depends only on their number (`_spectral_setup`), and only the
     bins inside the bands are squared and summed. `y` must be a contiguous float64 array: the
     overlapping segments are a strided view of it, not a copy."""
-    shape, win, nfft, lo, hi, w_lf, w_hf = _spectral_setup(len(y))
+    shape, win, nfft, lo, hi, weights = _spectral_setup(len(y))
     segments = np.ndarray(shape, np.float64, y, 0, ((shape[1] - shape[1] // 2) * 8, 8))
-    spec = np.fft.rfft(segments * win, n=nfft, axis=1)[:, lo:hi]
-    power = (spec.real**2 + spec.imag**2).sum(axis=0)
-    return float(np.dot(power, w_lf)), float(np.dot(power, w_hf))
+    spec = np.fft.rfft(segments * win, n=nfft, axis=1)[:, lo:hi].view(np.float64)  # (re, im) pairs
+    spec *= spec
+    lf, hf = spec.reshape(-1) @ weights
+    return float(lf), float(hf)
 
 
 @lru_cache(maxsize=64)
-def _spectral_setup(n: int) -> tuple[tuple[int, int], np.ndarray, int, int, int, np.ndarray, np.ndarray]:
+def _spectral_setup(n: int) -> tuple[tuple[int, int], np.ndarray, int, int, int, np.ndarray]:
     """For n samples: (segments, segment length), Hann window, FFT length, the bins lo..hi-1 spanning both
-    bands and per band the weights that turn summed segment power into the band's trapezoidal
-    integral of the density (cached: successive windows of a stream have the same few n)."""
+    bands and the weights (one column per band) that turn the squared real and imaginary parts
+    of every segment's bins into the band's trapezoidal integral of the mean density (cached:
+    successive windows of a stream have the same few n)."""
     min_freq = 4.0 * INTERPOLATION_HZ / n  # neurokit2's default: (2 fs) / (N / 2)
     nperseg = min(int(2.0 / min_freq * INTERPOLATION_HZ), n // 2)
     win, scale, freqs, nfft = _welch_setup(nperseg, INTERPOLATION_HZ)
@@ -192,7 +192,9 @@ def _spectral_setup(n: int) -> tuple[tuple[int, int], np.ndarray, int, int, int,
             w[b_lo - lo : b_hi - lo - 1] += half
             w[b_lo - lo + 1 : b_hi - lo] += half
         weights.append(w * scale[lo:hi] / n_segments)
-    return (n_segments, nperseg), win, nfft, lo, hi, weights[0], weights[1]
+    # Bin power = re^2 + im^2, summed over the segments: each bin's weight twice (re, im), per segment.
+    matrix = np.tile(np.repeat(np.stack(weights, axis=1), 2, axis=0), (n_segments, 1))
+    return (n_segments, nperseg), win, nfft, lo, hi, matrix
 
 
 def _welch_setup(nperseg: int, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
