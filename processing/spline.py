@@ -59,7 +59,7 @@ def resample(x: np.ndarray, y: np.ndarray, xn: np.ndarray, cache: SplineCache | 
     the previous window of the same stream, only the rows near the ends are solved."""
     knots, h, r10, r20, r31 = _knots(x)
     coef, _ = _coefficients(x, y, knots, r10, r20, r31, cache)
-    return _evaluate(x, y, xn, knots, h, coef, r20, r31)
+    return _evaluate(x, y, xn, knots, h, coef, r10, r20, r31)
 
 
 def sample_grid(x: np.ndarray, y: np.ndarray, rate: float, cache: SplineCache | None = None) -> np.ndarray:
@@ -77,7 +77,7 @@ def sample_grid(x: np.ndarray, y: np.ndarray, rate: float, cache: SplineCache | 
     coef, kept = _coefficients(x, y, knots, r10, r20, r31, cache)
     prev = cache.samples if cache is not None and cache.rate == rate else None
     if kept is None or prev is None:
-        out = _evaluate(x, y, np.arange(first, last + 1) / rate, knots, h, coef, r20, r31)
+        out = _evaluate(x, y, np.arange(first, last + 1) / rate, knots, h, coef, r10, r20, r31)
     else:
         # Knot spans e+2 .. m-e-1 use only reused coefficients (span l uses c[l-2..l]): samples in
         # [knots[e+2], knots[m-e]) are the previous window's (which covered them: its first beat is
@@ -87,7 +87,7 @@ def sample_grid(x: np.ndarray, y: np.ndarray, rate: float, cache: SplineCache | 
         out = np.empty(last - first + 1)
         out[a - first : b - first] = prev[a - cache.first : b - cache.first]
         ends = np.concatenate((np.arange(first, a), np.arange(b, last + 1))) / rate
-        fresh = _evaluate(x, y, ends, knots, h, coef, r20, r31)
+        fresh = _evaluate(x, y, ends, knots, h, coef, r10, r20, r31)
         out[: a - first] = fresh[: a - first]
         out[b - first :] = fresh[a - first :]
     if cache is not None:
@@ -112,20 +112,23 @@ def _knots(x: np.ndarray) -> tuple[np.ndarray, ...]:
     return knots, h, r10, r20, r31
 
 
-def _collocation(x, knots, r10, r20, r31, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sub-, main and super-diagonal of the collocation matrix for the rows `j` (sorted, from
-    row 0 to row n-1, which are identity rows): data site j (1 <= j <= n-2) lies in knot span
-    j+1."""
+def _collocation(x, knots, r10, r20, r31, j: np.ndarray) -> np.ndarray:
+    """Sub-, main and super-diagonal (rows 0, 1, 2) of the collocation matrix for the rows `j`
+    (sorted, from row 0 to row n-1, which are identity rows): data site j (1 <= j <= n-2) lies
+    in knot span j+1."""
     ji = j[1:-1]
     u = x[ji]
     t1, t2 = knots[ji + 1], knots[ji + 2]
     r = r10[ji - 1]
     b0 = (t2 - u) * (t2 - u) * r20[ji - 1] * r
     b2 = (u - t1) * (u - t1) * r31[ji - 1] * r
-    b = len(j)
-    lo, mid, hi = np.zeros(b), np.ones(b), np.zeros(b)
-    lo[1:-1], mid[1:-1], hi[1:-1] = b0, 1.0 - b0 - b2, b2
-    return lo, mid, hi
+    band = np.zeros((3, len(j)))
+    band[0, 1:-1] = b0
+    band[1] = 1.0
+    band[1, 1:-1] -= b0
+    band[1, 1:-1] -= b2
+    band[2, 1:-1] = b2
+    return band
 
 
 def _coefficients(x, y, knots, r10, r20, r31, cache: SplineCache | None) -> tuple[np.ndarray, int | None]:
@@ -162,18 +165,18 @@ def _edge_solve(x, y, knots, r10, r20, r31, cache: SplineCache) -> tuple[np.ndar
         return None
     m = min(len(prev_x) - k, len(x))  # beats both windows share
     e = EDGE_ROWS
-    if m < 3 * e or not np.array_equal(prev_x[k : k + m], x[:m]):
+    if m < 3 * e or not (prev_x[k : k + m] == x[:m]).all():
         return None
     n = len(x)
     coef = np.empty(n)
     coef[e : m - e] = prev_c[k + e : k + m - e]
     rows = np.concatenate((_FRONT_ROWS, np.arange(m - e, n)))
-    lo, mid, hi = _collocation(x, knots, r10, r20, r31, rows)
-    rhs = y[rows]
-    rhs[e - 1] -= hi[e - 1] * coef[e]
-    rhs[e] -= lo[e] * coef[m - e - 1]
+    lo, mid, hi = _collocation(x, knots, r10, r20, r31, rows).tolist()
+    rhs = y[rows].tolist()
+    rhs[e - 1] -= hi[e - 1] * float(coef[e])
+    rhs[e] -= lo[e] * float(coef[m - e - 1])
     lo[e] = hi[e - 1] = 0.0
-    ends = _thomas(lo.tolist(), mid.tolist(), hi.tolist(), rhs.tolist())
+    ends = np.array(_thomas(lo, mid, hi, rhs))
     coef[:e] = ends[:e]
     coef[m - e :] = ends[e:]
     return coef, m
@@ -226,22 +229,32 @@ def _gauss_seidel(lo, mid, hi, y) -> np.ndarray:
     return c
 
 
-def _evaluate(x, y, xn, knots, h, c, r20, r31) -> np.ndarray:
-    """Piecewise quadratic per knot span l in [2, n-1] (width h): value s0 and slope d0 at
-    t[l], value s1 at t[l+1] (B-spline identities), then Horner on the output points."""
+def _evaluate(x, y, xn, knots, h, c, r10, r20, r31) -> np.ndarray:
+    """Piecewise quadratic per knot span l in [2, n-1] (width h): value s0, slope d0 and
+    half the second derivative at t[l] from the B-spline identities, then Horner on the output
+    points. With a = r20 (c0 - c1): s0 = c1 + h a, d0 = -2 a and (s1 - s0 - d0 h) / h^2 =
+    (r31 (c2 - c1) + a) / h, where s1 = c1 + h r31 (c2 - c1) is the value at t[l+1]."""
     n = len(x)
     tl = knots[2:n]
-    w0 = h * r20  # B0 at t[l]
-    w2 = h * r31  # B2 at t[l+1]
-    c0, c1, c2 = c[: n - 2], c[1 : n - 1], c[2:]
-    s0 = w0 * c0 + (1.0 - w0) * c1
-    s1 = (1.0 - w2) * c1 + w2 * c2
-    d0 = 2.0 * (c1 - c0) * r20
-    curv = (s1 - s0 - d0 * h) / (h * h)
+    c1 = c[1 : n - 1]
+    a = c[: n - 2] - c1
+    a *= r20
+    poly = np.empty((3, n - 2))
+    np.multiply(a, h, out=poly[0])
+    poly[0] += c1
+    np.multiply(a, -2.0, out=poly[1])
+    np.subtract(c[2:], c1, out=poly[2])
+    poly[2] *= r31
+    poly[2] += a
+    poly[2] *= r10
     # Span of each output point: the last knot at or before it (xn starts at t[2] = x0).
     k = np.searchsorted(tl, xn, side="right") - 1
     np.maximum(k, 0, out=k)
     v = xn - tl[k]
-    out = s0[k] + v * (d0[k] + v * curv[k])
+    s0, d0, curv = poly[:, k]
+    out = curv * v
+    out += d0
+    out *= v
+    out += s0
     out[np.searchsorted(xn, x[-1], side="right") :] = y[-1]  # as scipy's fill value past the last beat
     return out
