@@ -9,7 +9,8 @@ They run in a venv of their own (created on first use under ~/.cache/stresswatch
 pull in scipy, pandas and matplotlib versions the product must not depend on), on 120 windows
 (20 min) of PhysioNet nsr2db nsr001; stresswatch runs the whole 24 h (a) through the library in
 this process and (b) as `stresswatch analyze --json` in a child, CPU time per reading. Ratios are
-per-window peer CPU / per-reading stresswatch CPU.
+per-window peer CPU / per-reading stresswatch CPU. Also: the whole CLI's CPU per beat against
+neurokit2's `hrv_time` on the trailing 300 s window at each of 300 beats, and the CLI's peak RSS.
 
 Usage: STRESSWATCH_REFERENCE_DATA=../shared/data .venv/bin/python benchmarks/peers.py
 """
@@ -97,6 +98,16 @@ PEER_CHILD = textwrap.dedent(
             nk.hrv_frequency(peaks, sampling_rate=1000, interpolation_rate=4)
         return run
     timed("neurokit2 0.2.13: hrv_time + hrv_frequency", neurokit)
+
+    # Per beat: neurokit2's time domain on the trailing 300 s window at each of 300 beats.
+    import neurokit2 as nk
+    t, rr = np.load(sys.argv[2])
+    start = int(np.searchsorted(t, t[0] + 300))
+    t0 = time.process_time()
+    for i in range(start, start + 300):
+        lo = int(np.searchsorted(t, t[i] - 300, side="right"))
+        nk.hrv_time({"RRI": rr[lo : i + 1], "RRI_Time": t[lo : i + 1]})
+    out["per beat: neurokit2 hrv_time on the trailing 300 s"] = (time.process_time() - t0) / 300
     print(json.dumps(out))
     """
 )
@@ -135,13 +146,25 @@ def ours_library(events) -> tuple[float, int]:
     return (time.process_time() - t0) / n, n
 
 
-def ours_cli(path: Path, readings: int) -> float:
+def ours_cli(path: Path) -> tuple[float, float]:
+    """CPU seconds of `stresswatch analyze --json` on `path` (a child), and its peak RSS in MB
+    (the child reports its own VmHWM: getrusage of children would count the memory this
+    process had when it forked)."""
+    child = (
+        "import atexit, runpy, sys\n"
+        "def hwm():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM'): sys.stderr.write(line)\n"
+        "atexit.register(hwm)\n"
+        f"sys.argv = ['stresswatch', 'analyze', {str(path)!r}, '--json']\n"
+        "runpy.run_module('stresswatch.cli', run_name='__main__')\n"
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-m", "stresswatch.cli", "analyze", str(path), "--json"], cwd=ROOT,
-                   stdout=subprocess.DEVNULL, check=True)
+    proc = subprocess.run([sys.executable, "-c", child], cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu / readings
+    return cpu, int(proc.stderr.split()[-2]) / 1024
 
 
 def main() -> None:
@@ -149,22 +172,31 @@ def main() -> None:
     path = data / "rr/nsr2db_24h/nsr001.csv"
     rec = read_recording(path)
     lib, n = ours_library(rec.events)
-    cli = ours_cli(path, n)
+    cli_cpu, rss_mb = ours_cli(path)
+    cli = cli_cpu / n
     python = ensure_peer_venv()
     with tempfile.TemporaryDirectory() as d:
         wfile = Path(d) / "windows.npy"
         np.save(wfile, windows_of(rec.beats, 40000, PEER_WINDOWS), allow_pickle=True)
-        res = subprocess.run([str(python), "-c", PEER_CHILD, str(wfile)], capture_output=True, text=True, check=True)
+        bfile = Path(d) / "beats.npy"
+        np.save(bfile, np.array([[b.t for b in rec.beats[20000:21000]], [b.rr_ms for b in rec.beats[20000:21000]]]))
+        res = subprocess.run([str(python), "-c", PEER_CHILD, str(wfile), str(bfile)], capture_output=True, text=True,
+                             check=True)
     peers = json.loads(res.stdout.strip().splitlines()[-1])
     print(f"\nnsr001 (24 h, {n} readings; peers on {PEER_WINDOWS} windows of 300 s, every 10 s)")
     print(f"{'':52s} {'CPU per reading':>16s} {'vs ours (library)':>18s} {'vs ours (CLI)':>14s}")
     print(f"{'stresswatch: Pipeline (library)':52s} {lib * 1e3:>13.3f} ms {1:>17.1f}x {lib / cli:>13.2f}x")
     print(f"{'stresswatch: analyze --json (whole CLI)':52s} {cli * 1e3:>13.3f} ms {cli / lib:>17.1f}x {1:>13.1f}x")
+    per_beat = peers.pop("per beat: neurokit2 hrv_time on the trailing 300 s")
     for name, v in peers.items():
         if isinstance(v, str):
             print(f"{name:52s} {v}")
         else:
             print(f"{name:52s} {v * 1e3:>13.3f} ms {v / lib:>17.1f}x {v / cli:>13.1f}x")
+    cli_beat = cli_cpu / len(rec.beats)
+    print(f"\nper beat: the whole CLI {cli_beat * 1e6:.1f} us ({len(rec.beats)} beats); neurokit2 hrv_time on the "
+          f"trailing 300 s window {per_beat * 1e6:.0f} us -> {per_beat / cli_beat:.0f}x (goal >= 200x)")
+    print(f"peak RSS of `stresswatch analyze --json`: {rss_mb:.1f} MB (goal <= 100 MB)")
 
 
 if __name__ == "__main__":
