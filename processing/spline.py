@@ -107,9 +107,9 @@ def _knots(x: np.ndarray) -> tuple[np.ndarray, ...]:
     # 1/(t[l+1]-t[l]), 1/(t[l+1]-t[l-1]), 1/(t[l+2]-t[l]); all distances are > 0 there.
     h = knots[3 : n + 1] - knots[2:n]
     r10 = 1.0 / h
-    r20 = 1.0 / (knots[3 : n + 1] - knots[1 : n - 1])
-    r31 = 1.0 / (knots[4 : n + 2] - knots[2:n])
-    return knots, h, r10, r20, r31
+    # 1/(t[l+2]-t[l]) of span l is 1/(t[l'+1]-t[l'-1]) of span l' = l+1: one array for both.
+    r2 = 1.0 / (knots[3 : n + 2] - knots[1:n])
+    return knots, h, r10, r2[: n - 2], r2[1:]
 
 
 def _collocation(x, knots, r10, r20, r31, j: np.ndarray) -> np.ndarray:
@@ -117,11 +117,13 @@ def _collocation(x, knots, r10, r20, r31, j: np.ndarray) -> np.ndarray:
     (sorted, from row 0 to row n-1, which are identity rows): data site j (1 <= j <= n-2) lies
     in knot span j+1."""
     ji = j[1:-1]
+    jm = ji - 1
     u = x[ji]
-    t1, t2 = knots[ji + 1], knots[ji + 2]
-    r = r10[ji - 1]
-    b0 = (t2 - u) * (t2 - u) * r20[ji - 1] * r
-    b2 = (u - t1) * (u - t1) * r31[ji - 1] * r
+    r = r10[jm]
+    d0 = knots[2:][ji] - u  # t[j+2] - u
+    d2 = u - knots[1:][ji]  # u - t[j+1]
+    b0 = d0 * d0 * r20[jm] * r
+    b2 = d2 * d2 * r31[jm] * r
     band = np.zeros((3, len(j)))
     band[0, 1:-1] = b0
     band[1] = 1.0

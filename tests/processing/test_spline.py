@@ -37,6 +37,25 @@ def test_lf_hf_is_the_same_with_and_without_the_cache(reference):
     assert all(abs(a - b) <= 1e-8 * abs(a) for a, b in pairs if a is not None)
 
 
+def test_the_4_hz_samples_lie_on_a_grid_fixed_in_time_and_are_as_many_as_neurokit2s(reference):
+    """Sliding windows sample the spline at multiples of 0.25 s, so a step can copy the samples
+    between its re-solved ends from the previous step; their number is that of neurokit2's grid
+    (which starts at the first beat), and they equal a fresh evaluation of a full solve."""
+    cache = spline.SplineCache()
+    worst = 0.0
+    for t, rr in sliding_windows(reference, hours=0.5):
+        samples = spline.sample_grid(t, rr, 4.0, cache)
+        assert cache.first == np.ceil(t[0] * 4.0) and cache.first / 4.0 >= t[0]
+        assert len(samples) == len(np.arange(t[0], t[-1] + 0.25, 0.25))
+        times = (cache.first + np.arange(len(samples))) / 4.0
+        inside = times <= t[-1]
+        fresh = spline.resample(t, rr, times[inside])
+        worst = max(worst, float(np.abs(samples[inside] - fresh).max()))
+        assert np.all(samples[~inside] == rr[-1])  # past the last beat: its value, as scipy's fill value
+    assert cache.full_solves == 1 and cache.edge_solves > 150
+    assert worst < 1e-6  # ms
+
+
 def test_a_window_that_does_not_continue_the_last_one_is_solved_in_full():
     rng = np.random.default_rng(1)
     rr = 900 + 60 * rng.standard_normal(400)
