@@ -141,9 +141,17 @@ def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray, cache: SplineCache | None = No
     scipy) because importing scipy's interpolate and signal modules would add ~80 MB to a
     process meant to stay under 100 MB on a Raspberry Pi. Kubios instead uses a cubic spline
     and a 300 s Welch window, so its LF/HF differs (3.03 vs 2.55 on its reference sample).
+    One difference from neurokit2, ours: its 4 Hz grid starts at the first beat, ours at the
+    first multiple of 0.25 s at or after it (`spline.sample_grid`; as many samples, since
+    their number decides how many Welch segments fit), so that successive windows share their
+    samples and a step evaluates only those near the window's ends. The shift (< 0.25 s)
+    changed LF/HF by 7e-6 relative on the Kubios sample, and the worst difference from
+    neurokit2 on the nsr2db windows of tests/processing/test_hrv_reference.py from 1.027 % to
+    1.033 % (the rest of that difference is the FFT length, see `_welch_setup`).
     None below 2 min of data or below `MIN_LF_HF_POWER_MS2` of LF + HF power.
     With a `cache` (processing/spline.py) successive windows of one stream re-solve the spline
-    only near their ends; the result is the same to floating-point precision.
+    only near their ends and copy the samples between them; the result is the same to
+    floating-point precision.
     """
     if len(rr_ms) < 16 or times_s[-1] - times_s[0] < MIN_SPECTRAL_SPAN_S:
         return None
