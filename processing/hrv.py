@@ -147,7 +147,7 @@ def lf_hf(times_s: np.ndarray, rr_ms: np.ndarray, cache: SplineCache | None = No
     samples and a step evaluates only those near the window's ends. The shift (< 0.25 s)
     changed LF/HF by 7e-6 relative on the Kubios sample, and the worst difference from
     neurokit2 on the nsr2db windows of tests/processing/test_hrv_reference.py from 1.027 % to
-    1.033 % (the rest of that difference is the FFT length, see `_welch_setup`).
+    1.033 %.
     None below 2 min of data or below `MIN_LF_HF_POWER_MS2` of LF + HF power.
     With a `cache` (processing/spline.py) successive windows of one stream re-solve the spline
     only near their ends and copy the samples between them; the result is the same to
