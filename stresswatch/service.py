@@ -140,7 +140,7 @@ class Service:
                 self._reading(w, r)
             if close_days:
                 self._outputs(w, w.engine.finish())
-            self._save(w)
+        self._save(*self.people.values())
 
     def respond(self, person: str, response: dict, now: float | None = None) -> None:
         """A phone's answer to a prompt (already checked to be this person's by the MQTT sink)."""
@@ -262,13 +262,20 @@ class Service:
             log.info("%s: baseline and alert state restored", person.name)
         return Wearer(person.name, pipeline, engine)
 
-    def _save(self, w: Wearer) -> None:
-        if self.store is None or w.engine.last_time is None:
+    def _save(self, *wearers: Wearer) -> None:
+        """Each wearer's baseline and engine, all in one transaction."""
+        if self.store is None:
             return
-        w.last_save = w.engine.last_time
-        self.sinks.baseline(w.name, w.last_save, w.pipeline.model.baseline.reference(w.last_save))
-        self.sinks.save_state(f"baseline/{w.name}", w.pipeline.model.baseline.to_dict())
-        self.sinks.save_state(f"alerts/{w.name}", w.engine.to_dict())
+        values = {}
+        for w in wearers:
+            if w.engine.last_time is None:
+                continue
+            w.last_save = w.engine.last_time
+            self.sinks.baseline(w.name, w.last_save, w.pipeline.model.baseline.reference(w.last_save))
+            values[f"baseline/{w.name}"] = w.pipeline.model.baseline.to_dict()
+            values[f"alerts/{w.name}"] = w.engine.to_dict()
+        if values:
+            self.sinks.save_states(values)
 
     def _response_from_phone(self, person: str, response: dict) -> None:
         """Called on paho's network thread: the engines belong to the event loop's thread."""
