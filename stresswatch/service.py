@@ -46,6 +46,9 @@ log = logging.getLogger("stresswatch.service")
 
 # Readings' time between two saves of a person's baseline and engine (a crash loses at most this).
 SAVE_EVERY_S = 300.0
+# People saved in one transaction at a stop: one transaction per person cost more than the
+# save itself, and all in one held every person's state as JSON at once (~7 kB each).
+SAVE_BATCH = 50
 # Beats kept per person to check, when an exercise is marked done, that paced breathing happened.
 RECENT_BEATS_S = 1800.0
 
@@ -140,7 +143,9 @@ class Service:
                 self._reading(w, r)
             if close_days:
                 self._outputs(w, w.engine.finish())
-        self._save(*self.people.values())
+        wearers = list(self.people.values())
+        for k in range(0, len(wearers), SAVE_BATCH):  # one transaction per batch, not per person
+            self._save(*wearers[k : k + SAVE_BATCH])
 
     def respond(self, person: str, response: dict, now: float | None = None) -> None:
         """A phone's answer to a prompt (already checked to be this person's by the MQTT sink)."""
