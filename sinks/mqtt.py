@@ -9,11 +9,13 @@ Topics (contract; base topic configurable, default `stresswatch`):
 | `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model |
 | `homeassistant/...` | yes | 1 | discovery configs, re-sent when HA announces `online` |
 
-Delivery: every outgoing message is written to the SQLite outbox first (sink "mqtt"; state and
+Delivery: outgoing messages are written to the SQLite outbox first (sink "mqtt"; state and
 device status keyed by topic so only the newest waits, prompts by id), then published when
-connected; a QoS 1 row is deleted on a successful PUBACK, a QoS 0 row once handed to the
-socket. A row that can never be sent (an invalid topic) or that the broker refuses for good (a
-PUBACK reason code >= 0x80 such as "Not authorized") is set aside in the store with the reason
+connected; a QoS 1 row is deleted on a successful PUBACK, a QoS 0 row once handed to paho.
+A retained QoS 0 message (state, device status) produced while connected with an empty outbox
+goes to paho directly, with no row: its row would be deleted within the same call (see
+`_retained`). A row that can never be sent (an invalid topic) or that the broker refuses for
+good (a PUBACK reason code >= 0x80 such as "Not authorized") is set aside in the store with the reason
 (`mqtt.rejected`), logged, and never blocks the others. A prompt whose `expires_at` passed (or
 has less than a second left) while it waited is dropped and counted (`mqtt.expired`), never
 sent late: on every (re)connect the messages paho still holds unacknowledged are dropped and
