@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import queue
@@ -153,7 +154,7 @@ def main() -> None:
                 rows.append((n, rss))
                 print(f"{n:>8} {pct:>16.2f} {per_hour:>22.3f} {rss:>12.1f} {r['readings']:>9}")
             # Each child also holds its wearers' replayed beats (at most 3.5 per second of the run each).
-            for (n0, rss0), (n1, rss1) in zip(rows, rows[1:]):
+            for (n0, rss0), (n1, rss1) in itertools.pairwise(rows):
                 print(f"peak RSS per added wearer, {n0} -> {n1} wearers: {1024 * (rss1 - rss0) / (n1 - n0):.0f} kB")
             lat = sorted(ble_latency(broker, tmp, min(args.seconds, 60.0)))
             if lat:

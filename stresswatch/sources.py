@@ -86,7 +86,7 @@ class ReplaySource:
                     emit([ev])
                 if not done.done():
                     done.set_result(None)
-            except Exception as exc:  # emit failed: the source's task fails with it
+            except Exception as exc:  # noqa: BLE001  (any failure of emit fails the source's task, as before)
                 if not done.done():
                     done.set_exception(exc)
 
