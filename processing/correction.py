@@ -133,14 +133,23 @@ class ArtifactCorrector:
         self.counts = CorrectionCounts()
 
     def push(self, beat: Beat) -> list[Beat]:
-        self._buf.append(beat)
-        if self._started_deciding or len(self._buf) >= WARMUP_BEATS:
+        buf = self._buf  # the same list throughout (only `flush` replaces it)
+        buf.append(beat)
+        if not self._started_deciding:
+            if len(buf) < WARMUP_BEATS:
+                return []  # hold the first beats back until thresholds can be estimated
             self._started_deciding = True
-        else:
-            return []  # hold the first beats back until thresholds can be estimated
-        while len(self._buf) - self._cur > LOOKAHEAD:
+        while len(buf) - self._cur > LOOKAHEAD:
             self._decide()
-        return self._emit(keep=1)
+        # Every beat but the last decided one leaves (it is rr[i-1] of the next decision):
+        # usually exactly one.
+        n = self._cur - 1
+        if n <= 0:
+            return []
+        out = buf[:n]
+        del buf[:n]
+        self._cur = 1
+        return out
 
     def flush(self) -> list[Beat]:
         """Emit everything held back (undecided beats pass unchanged) and forget the history."""
@@ -150,15 +159,6 @@ class ArtifactCorrector:
         return out
 
     # -- internals -------------------------------------------------------------------------
-
-    def _emit(self, keep: int) -> list[Beat]:
-        n = max(0, self._cur - keep)
-        if n == 0:
-            return []
-        out = self._buf[:n]
-        del self._buf[:n]
-        self._cur -= n
-        return out
 
     def _drr(self, i: int) -> float:
         """Normalised dRR of buffer index i (0.0 when undefined)."""

@@ -139,12 +139,13 @@ class Sinks:
             line = device_line(person, device, t, status.get("battery_pct"), bool(status.get("connected")))
             self._store("influx", 1, self.influx.add, [line])
 
-    def save_state(self, key: str, value: dict) -> None:
-        """Keep what the service restores at start; a failing store is logged like the others."""
+    def save_states(self, values: dict[str, dict]) -> None:
+        """Keep what the service restores at start (key -> JSON-ready value, one transaction); a
+        failing store is logged like the others."""
         if self.store is None:
             return
         try:
-            self.store.save_state(key, value)
+            self.store.save_states(values)
         except StoreError as exc:
             self._store_failed(exc)
 

@@ -300,12 +300,18 @@ class StateStore:
 
     def save_state(self, key: str, value: dict) -> None:
         """Keep `value` (JSON-ready) under `key`, replacing what was there."""
-        text = json.dumps(value)
+        self.save_states({key: value})
+
+    def save_states(self, values: dict[str, dict]) -> None:
+        """`save_state` for several keys in one transaction (the service saves every person's
+        state at a stop: a transaction each cost more than the rest of the save)."""
+        now = time.time()
+        rows = [(key, json.dumps(value), now) for key, value in values.items()]
         with self._write():
-            self._db.execute(
+            self._db.executemany(
                 "INSERT INTO saved_state (key, value, saved) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, saved = excluded.saved",
-                (key, text, time.time()),
+                rows,
             )
 
     def load_state(self, key: str) -> dict | None:

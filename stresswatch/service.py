@@ -46,6 +46,9 @@ log = logging.getLogger("stresswatch.service")
 
 # Readings' time between two saves of a person's baseline and engine (a crash loses at most this).
 SAVE_EVERY_S = 300.0
+# People saved in one transaction at a stop: one transaction per person cost more than the
+# save itself, and all in one held every person's state as JSON at once (~7 kB each).
+SAVE_BATCH = 50
 # Beats kept per person to check, when an exercise is marked done, that paced breathing happened.
 RECENT_BEATS_S = 1800.0
 
@@ -140,7 +143,9 @@ class Service:
                 self._reading(w, r)
             if close_days:
                 self._outputs(w, w.engine.finish())
-            self._save(w)
+        wearers = list(self.people.values())
+        for k in range(0, len(wearers), SAVE_BATCH):  # one transaction per batch, not per person
+            self._save(*wearers[k : k + SAVE_BATCH])
 
     def respond(self, person: str, response: dict, now: float | None = None) -> None:
         """A phone's answer to a prompt (already checked to be this person's by the MQTT sink)."""
@@ -262,13 +267,20 @@ class Service:
             log.info("%s: baseline and alert state restored", person.name)
         return Wearer(person.name, pipeline, engine)
 
-    def _save(self, w: Wearer) -> None:
-        if self.store is None or w.engine.last_time is None:
+    def _save(self, *wearers: Wearer) -> None:
+        """Each wearer's baseline and engine, all in one transaction."""
+        if self.store is None:
             return
-        w.last_save = w.engine.last_time
-        self.sinks.baseline(w.name, w.last_save, w.pipeline.model.baseline.reference(w.last_save))
-        self.sinks.save_state(f"baseline/{w.name}", w.pipeline.model.baseline.to_dict())
-        self.sinks.save_state(f"alerts/{w.name}", w.engine.to_dict())
+        values = {}
+        for w in wearers:
+            if w.engine.last_time is None:
+                continue
+            w.last_save = w.engine.last_time
+            self.sinks.baseline(w.name, w.last_save, w.pipeline.model.baseline.reference(w.last_save))
+            values[f"baseline/{w.name}"] = w.pipeline.model.baseline.to_dict()
+            values[f"alerts/{w.name}"] = w.engine.to_dict()
+        if values:
+            self.sinks.save_states(values)
 
     def _response_from_phone(self, person: str, response: dict) -> None:
         """Called on paho's network thread: the engines belong to the event loop's thread."""
