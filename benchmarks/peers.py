@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,10 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from collector.files import read_recording  # noqa: E402
-from processing.pipeline import Pipeline  # noqa: E402
+from benchmarks.cli_usage import analyze_cpu_and_peak_rss
+from collector.files import read_recording
+from processing.pipeline import Pipeline
 
 # hrv-analysis 1.0.5 needs nolds 0.6.2 and calls np.trapz, which numpy 2 removed: pinning numpy < 2
 # cannot be resolved together with the others, so the child aliases np.trapz to np.trapezoid
@@ -146,33 +146,12 @@ def ours_library(events) -> tuple[float, int]:
     return (time.process_time() - t0) / n, n
 
 
-def ours_cli(path: Path) -> tuple[float, float]:
-    """CPU seconds of `stresswatch analyze --json` on `path` (a child), and its peak RSS in MB
-    (the child reports its own VmHWM: getrusage of children would count the memory this
-    process had when it forked)."""
-    child = (
-        "import atexit, runpy, sys\n"
-        "def hwm():\n"
-        "    for line in open('/proc/self/status'):\n"
-        "        if line.startswith('VmHWM'): sys.stderr.write(line)\n"
-        "atexit.register(hwm)\n"
-        f"sys.argv = ['stresswatch', 'analyze', {str(path)!r}, '--json']\n"
-        "runpy.run_module('stresswatch.cli', run_name='__main__')\n"
-    )
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, "-c", child], cwd=ROOT, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, check=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu, int(proc.stderr.split()[-2]) / 1024
-
-
 def main() -> None:
     data = Path(os.environ.get("STRESSWATCH_REFERENCE_DATA", ROOT.parent / "shared" / "data"))
     path = data / "rr/nsr2db_24h/nsr001.csv"
     rec = read_recording(path)
     lib, n = ours_library(rec.events)
-    cli_cpu, rss_mb = ours_cli(path)
+    cli_cpu, rss_mb = analyze_cpu_and_peak_rss(path)
     cli = cli_cpu / n
     python = ensure_peer_venv()
     with tempfile.TemporaryDirectory() as d:

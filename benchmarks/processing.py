@@ -14,7 +14,6 @@ Usage: STRESSWATCH_REFERENCE_DATA=../shared/data python benchmarks/processing.py
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -22,9 +21,11 @@ from pathlib import Path
 
 # This file is named like the `processing` package; keep its folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from benchmarks.cli_usage import analyze_cpu_and_peak_rss
 from collector.files import read_recording
 from processing.pipeline import Pipeline, Settings
 
@@ -79,20 +80,7 @@ def main() -> None:
     t_core = time.perf_counter() - t0
 
     # 3. peak RSS of the CLI on the same file
-    # (The child reports its own VmHWM: getrusage of children would count the memory this
-    # process had when it forked, neurokit2 included.)
-    child = (
-        "import atexit, runpy, sys\n"
-        "def hwm():\n"
-        "    for line in open('/proc/self/status'):\n"
-        "        if line.startswith('VmHWM'): sys.stderr.write(line)\n"
-        "atexit.register(hwm)\n"
-        f"sys.argv = ['stresswatch', 'analyze', {str(nsr)!r}, '--json']\n"
-        "runpy.run_module('stresswatch.cli', run_name='__main__')\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", child], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True, check=True)
-    rss_mb = int(proc.stderr.split()[-2]) / 1024
+    _, rss_mb = analyze_cpu_and_peak_rss(nsr)
 
     print(f"stresswatch processing benchmark (nsr001, PhysioNet nsr2db, 24 h, {len(beats)} beats)")
     print(f"  neurokit2 hrv_time on the trailing 300 s window, per beat:   {theirs * 1e6:8.1f} us")

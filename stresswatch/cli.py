@@ -15,15 +15,15 @@ from pathlib import Path
 # matrix product is LF/HF's ~650 x 2) and runs on one thread anyway. A value set by the user wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from collector.events import Beat  # noqa: E402
-from collector.files import FORMATS, RecordingError, RecordingStream  # noqa: E402
-from processing.baseline import Baseline  # noqa: E402
-from processing.pipeline import Pipeline, Settings  # noqa: E402
-from processing.reading import Reading  # noqa: E402
-from sinks.redact import redact_url  # noqa: E402
-from sinks.store import StoreError  # noqa: E402
-from stresswatch import config as configuration  # noqa: E402
-from stresswatch import report  # noqa: E402
+from collector.events import Beat
+from collector.files import FORMATS, RecordingError, RecordingStream
+from processing.baseline import Baseline
+from processing.pipeline import Pipeline, Settings
+from processing.reading import Reading
+from sinks.redact import redact_url
+from sinks.store import StoreError
+from stresswatch import config as configuration
+from stresswatch import report
 
 EXIT_BAD_INPUT = 2
 
