@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 
@@ -102,7 +103,7 @@ class Pipeline:
         self._last_t: float | None = None
         self._next_emit = -math.inf
         self._next_spectral = -math.inf
-        self._lf_hf: float | None = None
+        self._lf_hf: float | _LfHfJob | None = None
         self._spline = SplineCache()
         # Beat times and RR since the last gap, kept as arrays for LF/HF (converting the
         # window's deques every step cost more than appending here). Live beats are
@@ -114,6 +115,9 @@ class Pipeline:
         self._energy: float | None = None
         self._pending_whole = False
         self._after_gap = False
+        # While `feed_many` runs: the LF/HF windows due, and the readings that wait for them.
+        self._jobs: list[_LfHfJob] | None = None
+        self._waiting: list[Reading] = []
         self.beats_out: list[Beat] = []
 
     # -- input ---------------------------------------------------------------------------------
@@ -140,6 +144,23 @@ class Pipeline:
         beats = self.corrector.push(beat) if self.settings.correction else [beat]
         for b in beats:
             out += self._add(b)
+        return out
+
+    def feed_many(self, events: Iterable[Event]) -> list[Reading]:
+        """`feed` each event in turn; the same readings, but LF/HF is computed for all of them
+        at the end, together (`hrv.lf_hf_many`: ~5x less CPU per window than one at a time).
+        For analysing a file in chunks of events; a live stream uses `feed`, whose readings
+        cannot wait. `beats_out` holds the beats released by all the events."""
+        self._jobs, self._waiting = [], []
+        out: list[Reading] = []
+        beats: list[Beat] = []
+        try:
+            for event in events:
+                out += self.feed(event)
+                beats += self.beats_out
+        finally:
+            self._settle_lf_hf()
+        self.beats_out = beats
         return out
 
     def finish(self) -> list[Reading]:
@@ -202,7 +223,11 @@ class Pipeline:
         t = long.times[-1]
         if t >= self._next_spectral or math.isinf(self.settings.spectral_step_s):
             first, n = self._lf_hf_first(), self._n
-            self._lf_hf = hrv.lf_hf(self._t_buf[first:n], self._rr_buf[first:n], self._spline)
+            if self._jobs is None:
+                self._lf_hf = hrv.lf_hf(self._t_buf[first:n], self._rr_buf[first:n], self._spline)
+            else:
+                self._lf_hf = _LfHfJob(self._t_buf, self._rr_buf, self.n_gaps, first, n)
+                self._jobs.append(self._lf_hf)
             sp = self.settings.spectral_step_s
             self._next_spectral = (math.floor(t / sp) + 1) * sp if 0 < sp < math.inf else t
         mean_rr = long.mean_rr()
@@ -223,8 +248,7 @@ class Pipeline:
         recent = list(islice(reversed(short.rrs), RECENT_BEATS))
         recent_hr = 60000.0 * len(recent) / sum(recent)
         verdict = self.model.assess(t, hr, ln_rmssd, quality, self._energy, recent_hr, self._known_rest(t))
-        return [
-            Reading(
+        reading = Reading(
                 person=self.person,
                 time=t,
                 window_s=self.settings.window_s,
@@ -249,7 +273,29 @@ class Pipeline:
                 state=verdict.state,
                 quality=quality,
             )
-        ]
+        if isinstance(self._lf_hf, _LfHfJob):
+            self._waiting.append(reading)
+        return [reading]
+
+    def _settle_lf_hf(self) -> None:
+        """End of `feed_many`: compute the LF/HF windows due, one `hrv.lf_hf_many` call per
+        segment (between gaps), and fill them into the waiting readings."""
+        jobs, waiting = self._jobs or [], self._waiting
+        self._jobs, self._waiting = None, []
+        k = 0
+        while k < len(jobs):
+            run = [jobs[k]]
+            while k + len(run) < len(jobs) and jobs[k + len(run)].segment == run[0].segment:
+                run.append(jobs[k + len(run)])
+            t, rr, windows = _union(run)
+            for job, value in zip(run, hrv.lf_hf_many(t, rr, windows)):
+                job.value = value
+            k += len(run)
+        for r in waiting:
+            # Readings are frozen for their users; this one has not left the pipeline yet.
+            object.__setattr__(r, "lf_hf", r.lf_hf.value)  # type: ignore[union-attr]
+        if isinstance(self._lf_hf, _LfHfJob):
+            self._lf_hf = self._lf_hf.value
 
 
     def _lf_hf_first(self) -> int:
@@ -278,10 +324,50 @@ class Pipeline:
         return start + (0.0 if math.isinf(horizon) else horizon) <= t <= end
 
 
+@dataclass(eq=False, slots=True)
+class _LfHfJob:
+    """An LF/HF window `feed_many` computes later: beats first..n-1 of the arrays t, rr (never
+    overwritten, see `Pipeline.__init__`) of the segment after gap number `segment`."""
+
+    t: np.ndarray
+    rr: np.ndarray
+    segment: int
+    first: int
+    n: int
+    value: float | None = None
+
+
+def _union(jobs: list[_LfHfJob]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """The beats of a segment's windows as one series, and each window as (i, j) in it. The
+    windows may lie in several arrays (the pipeline compacts into new ones as they fill); a
+    later array starts with copies of beats an earlier one holds, which are skipped by time."""
+    t_parts, rr_parts, last = [], [], -math.inf
+    k = 0
+    while k < len(jobs):
+        m = k
+        while m < len(jobs) and jobs[m].t is jobs[k].t:
+            m += 1
+        ts, rrs, b = jobs[k].t, jobs[k].rr, jobs[m - 1].n
+        a = max(jobs[k].first, int(np.searchsorted(ts[:b], last, side="right")))
+        t_parts.append(ts[a:b])
+        rr_parts.append(rrs[a:b])
+        if b > a:
+            last = float(ts[b - 1])
+        k = m
+    t = np.concatenate(t_parts)
+    first = np.searchsorted(t, [j.t[j.first] for j in jobs])
+    return t, np.concatenate(rr_parts), [(int(i), int(i) + j.n - j.first) for i, j in zip(first, jobs)]
+
+
+# Events per `feed_many` call in `run`: enough to share the fixed cost of LF/HF's batch, few
+# enough to keep its arrays small.
+CHUNK_EVENTS = 4096
+
+
 def run(events: list[Event], person: str, settings: Settings = Settings(), **kw) -> list[Reading]:
     """Convenience: all readings for a list of events of one person."""
     p = Pipeline(person, settings, **kw)
     out: list[Reading] = []
-    for e in events:
-        out += p.feed(e)
+    for k in range(0, len(events), CHUNK_EVENTS):
+        out += p.feed_many(events[k : k + CHUNK_EVENTS])
     return out + p.finish()

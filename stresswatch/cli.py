@@ -18,7 +18,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from collector.events import Beat
 from collector.files import FORMATS, RecordingError, RecordingStream
 from processing.baseline import Baseline
-from processing.pipeline import Pipeline, Settings
+from processing.pipeline import CHUNK_EVENTS, Pipeline, Settings
 from processing.reading import Reading
 from sinks.redact import redact_url
 from sinks.store import StoreError
@@ -300,15 +300,19 @@ def cmd_analyze(args) -> int:
             print(f"# {args.file}: format {stream.format}", file=out)
         t0 = None
         try:
-            for k, ev in enumerate(stream):
-                if t0 is None and isinstance(ev, Beat):
-                    t0 = ev.t - ev.rr_ms / 1000.0
-                    if span:  # minutes from the start of the recording
-                        pipe.calibration = (t0 + 60.0 * span[0], t0 + 60.0 * span[1])
-                for r in pipe.feed(ev):
-                    _emit(r, args.json, t0, out)
-                if progress and not k % 4096:
-                    progress.update(stream.progress())
+            # Chunks of events, so that LF/HF is computed for many windows at once (Pipeline.feed_many);
+            # on a bad line, the chunk read before it is analysed and written before the error.
+            chunk: list = []
+            try:
+                for ev in stream:
+                    chunk.append(ev)
+                    if len(chunk) == CHUNK_EVENTS:
+                        t0 = _analyze_chunk(pipe, chunk, t0, span, args.json, out)
+                        chunk = []
+                        if progress:
+                            progress.update(stream.progress())
+            finally:
+                t0 = _analyze_chunk(pipe, chunk, t0, span, args.json, out)
             for r in pipe.finish():
                 _emit(r, args.json, t0, out)
         finally:
@@ -319,6 +323,18 @@ def cmd_analyze(args) -> int:
     if args.save_baseline:
         Path(args.save_baseline).write_text(json.dumps(pipe.model.baseline.to_dict()) + "\n")
     return 0
+
+
+def _analyze_chunk(pipe: Pipeline, chunk: list, t0: float | None, span, as_json: bool, out) -> float | None:
+    """Feed a chunk of events and write its readings; the recording's start time t0 (set by its
+    first beat, which also places a --calibrate span)."""
+    if t0 is None and (first := next((ev for ev in chunk if isinstance(ev, Beat)), None)):
+        t0 = first.t - first.rr_ms / 1000.0
+        if span:  # minutes from the start of the recording
+            pipe.calibration = (t0 + 60.0 * span[0], t0 + 60.0 * span[1])
+    for r in pipe.feed_many(chunk):
+        _emit(r, as_json, t0, out)
+    return t0
 
 
 def _calibration(args, pipe: Pipeline) -> tuple[float, float] | None:
@@ -385,7 +401,9 @@ class _Progress:
 
 
 def cmd_simulate(args) -> int:
-    from stresswatch.sources import simulated_day  # here: it imports bleak and asyncio, which analyze does not need
+    from stresswatch.sources import (
+        simulated_day,  # here: it imports bleak and asyncio, which analyze does not need
+    )
 
     beats, spans = simulated_day(args.seed, args.artifacts, "me")
     try:

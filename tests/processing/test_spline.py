@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from collector.files import read_recording
-from processing import hrv, spline
+from processing import hrv, spline, spline_batch
 
 
 def sliding_windows(reference, hours=1.0, step_s=10.0, window_s=300.0):
@@ -114,3 +114,61 @@ def test_the_pipelines_lf_hf_is_that_of_the_long_window_since_the_last_gap():
                 assert reading.lf_hf == pytest.approx(expected, rel=1e-8)
                 checked += 1
     assert checked > 300
+
+
+def test_a_chunk_of_windows_sampled_together_equals_one_at_a_time(reference):
+    """spline_batch solves the union of a chunk's windows once and only their ends apart: the
+    samples are those of sample_grid, windows too short to batch included."""
+    beats = read_recording(reference / "rr/nsr2db_24h/nsr001.csv").beats[30000:34000]
+    t = np.array([b.t for b in beats])
+    rr = np.array([b.rr_ms for b in beats])
+    windows = [(int(np.searchsorted(t, e - 300.0, side="right")), int(np.searchsorted(t, e, side="right")))
+               for e in np.arange(t[0] + 20.0, t[-1] + 5.0, 10.0)]  # from 20 s of beats to the last beat
+    assert min(j - i for i, j in windows) < spline_batch.MIN_BATCH_BEATS < max(j - i for i, j in windows)
+    together = spline_batch.sample_grids(t, rr, windows, 4.0)
+    worst = 0.0
+    for (i, j), got in zip(windows, together):
+        alone = spline.sample_grid(t[i:j], rr[i:j], 4.0)
+        assert len(got) == len(alone)
+        worst = max(worst, float(np.abs(got - alone).max()))
+    assert worst < 1e-6  # ms, on RR values of ~1000 ms (the solve's tolerance is 1e-9 of that)
+
+
+def test_lf_hf_of_many_windows_equals_lf_hf_of_each(reference):
+    windows = list(sliding_windows(reference, hours=0.5))
+    t = np.unique(np.concatenate([w[0] for w in windows]))
+    rr = np.concatenate([w[1] for w in windows])[np.unique(np.concatenate([w[0] for w in windows]), return_index=True)[1]]
+    spans = [(int(np.searchsorted(t, w[0][0])), int(np.searchsorted(t, w[0][0])) + len(w[0])) for w in windows]
+    spans.append((spans[0][0], spans[0][0] + 10))  # too few beats: None
+    together = hrv.lf_hf_many(t, rr, spans)
+    assert together[-1] is None
+    alone = [hrv.lf_hf(t[i:j], rr[i:j]) for i, j in spans]
+    assert all(a == pytest.approx(b, rel=1e-8) for a, b in zip(together[:-1], alone[:-1]))
+
+
+def test_feeding_a_chunk_of_events_gives_the_readings_of_feeding_them_one_by_one():
+    """feed_many computes LF/HF for a chunk's readings together, across the arrays' compactions
+    and gaps; every other field is the same as with feed, LF/HF to the spline's tolerance."""
+    from collector.events import Beat, Gap
+    from processing.pipeline import Pipeline
+
+    rng = np.random.default_rng(4)
+    events, t = [], 0.0
+    for k in range(6000):
+        if k in (1500, 1700, 4000):
+            events.append(Gap("p", "d", t, t + 200.0 + 100 * (k == 1700), "test"))
+            t += 200.0 + 100 * (k == 1700)
+        rr = 850 + 50 * np.sin(2 * np.pi * 0.1 * t) + 20 * np.sin(2 * np.pi * 0.25 * t) + 5 * rng.standard_normal()
+        if k % 97 == 0:
+            rr *= 0.7  # a premature beat for the corrector
+        t += rr / 1000.0
+        events.append(Beat("p", "d", t, float(rr)))
+    one, many = Pipeline("p"), Pipeline("p")
+    alone = [r for e in events for r in one.feed(e)] + one.finish()
+    together = [r for k in range(0, len(events), 777) for r in many.feed_many(events[k : k + 777])] + many.finish()
+    assert len(alone) == len(together) > 450
+    assert sum(r.lf_hf is not None for r in together) > 350
+    for a, b in zip(alone, together):
+        assert {**a.to_dict(), "lf_hf": None} == {**b.to_dict(), "lf_hf": None}
+        assert (a.lf_hf is None) == (b.lf_hf is None)
+        assert a.lf_hf is None or a.lf_hf == pytest.approx(b.lf_hf, rel=1e-8)
