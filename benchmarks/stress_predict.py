@@ -394,8 +394,8 @@ def respiration(root: Path, subjects: list[str], phases: dict[str, dict[str, tup
                     if label(r, phases[subject]) not in TASKS + RELAX:
                         continue
                     total += 1
-                    w = pipe.long
-                    f = respiration_hz(list(w.times), list(w.rrs), list(w.paired), min_run)
+                    times, rrs, paired = pipe.window()
+                    f = respiration_hz(times.tolist(), rrs.tolist(), paired.tolist(), min_run)
                     estimated += f is not None
                     edge += f is not None and f < 0.12
         print(f"gap-free run >= {min_run:.0f} s: an estimate for {estimated} of {total} labelled readings, "

@@ -1,6 +1,6 @@
 """HRV metrics over a window of NN intervals: Baevsky stress index, PNS/SNS indices, LF/HF.
 
-Time-domain and Poincare statistics come from `BeatWindow` (running sums); conventions, all
+Time-domain and Poincare statistics come from `window.BeatLog` (prefix sums); conventions, all
 as Kubios HRV 3.1 reports them (Tarvainen et al. 2014, Comput Methods Programs Biomed
 113:210, doi:10.1016/j.cmpb.2013.07.024) and as neurokit2 computes them except where noted:
 - mean RR (ms); heart rate hr_bpm = 60000 / mean RR (Kubios' "Mean HR");
@@ -17,39 +17,57 @@ as Kubios HRV 3.1 reports them (Tarvainen et al. 2014, Comput Methods Programs B
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from functools import lru_cache
 
 import numpy as np
 
 from processing import spline, spline_batch
 from processing.spline import SplineCache
-from processing.window import BeatWindow
+from processing.window import quantile
 
 # -- Baevsky stress index ---------------------------------------------------------------------
 
 HISTOGRAM_BIN_MS = 50.0
 
 
-def baevsky_si(win: BeatWindow) -> float | None:
-    """Baevsky's stress index SI = AMo / (2 Mo MxDMn) (dimensionless, Kubios' convention).
+def baevsky_si(rr_ms: np.ndarray) -> float | None:
+    """Baevsky's stress index SI = AMo / (2 Mo MxDMn) of a window's RR (dimensionless, Kubios'
+    convention).
 
     Baevsky & Chernikova 2017 (Cardiometry 10:66, doi:10.12710/cardiometry.2017.6676);
     Kubios HRV user's guide: AMo is the height of the modal bin of a histogram with 50 ms bins
-    in % of beats, Mo the median RR (s), MxDMn the spread of RR (s). Kubios does not publish
-    how it takes the spread; the range between the 2.5th and 97.5th percentiles (which drops
-    outliers a max-min range would be ruled by) reproduces its report on the reference sample
-    to 1e-4 (stress index 7.7190 vs 7.7198), whereas max-min gives 5.66. Kubios' "Stress index"
-    is sqrt(SI) (see `stress_index`). Needs a window kept sorted and >= 20 beats.
+    (from the shortest RR) in % of beats, Mo the median RR (s), MxDMn the spread of RR (s).
+    Kubios does not publish how it takes the spread; the range between the 2.5th and 97.5th
+    percentiles (which drops outliers a max-min range would be ruled by) reproduces its report
+    on the reference sample to 1e-4 (stress index 7.7190 vs 7.7198), whereas max-min gives
+    5.66. Kubios' "Stress index" is sqrt(SI) (see `stress_index`). Needs >= 20 beats.
     """
-    n = len(win)
-    if n < 20 or not win.keep_sorted:
+    n = len(rr_ms)
+    if n < 20:
         return None
-    spread_s = (win.percentile(97.5) - win.percentile(2.5)) / 1000.0
-    mode_s = win.percentile(50.0) / 1000.0
+    s = np.sort(rr_ms).tolist()
+    spread_s = (quantile(s, 0.975) - quantile(s, 0.025)) / 1000.0
+    mode_s = quantile(s, 0.5) / 1000.0
     if spread_s <= 0 or mode_s <= 0:
         return None
-    amo_pct = 100.0 * win.modal_bin_count(HISTOGRAM_BIN_MS) / n
+    amo_pct = 100.0 * _modal_bin_count(s, HISTOGRAM_BIN_MS) / n
     return amo_pct / (2.0 * mode_s * spread_s)
+
+
+def _modal_bin_count(s: list[float], width: float) -> int:
+    """Values of the sorted `s` in the fullest histogram bin [s0 + k width, s0 + (k+1) width).
+    The edges are summed one width at a time: recordings stored with RR rounded to decimals put
+    many beats exactly on an edge, so which side they fall on must not depend on how the edge
+    is computed (s0 + k width rounds differently and moved 13 of 298 beats on nsr001)."""
+    best = start = 0
+    edge = s[0]
+    while start < len(s):
+        edge += width
+        end = bisect_left(s, edge, start)
+        best = max(best, end - start)
+        start = end
+    return best
 
 
 # -- PNS / SNS indices -------------------------------------------------------------------------

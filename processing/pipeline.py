@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import islice
 
 import numpy as np
 
@@ -15,7 +14,7 @@ from processing.correction import ArtifactCorrector
 from processing.reading import Reading
 from processing.spline import SplineCache
 from processing.stress import StressModel
-from processing.window import BeatWindow
+from processing.window import BeatLog
 
 # RR beyond this cannot be one heartbeat (or a few missed ones): it is a dropout.
 MAX_RR_MS = 3000.0
@@ -34,8 +33,6 @@ MIN_PAIRS = 25
 # Activity is judged on the heart rate of the last few beats, so the onset of exercise is seen
 # within seconds rather than after the 60 s window catches up.
 RECENT_BEATS = 8
-# Initial capacity of the LF/HF beat arrays (they grow when a window holds more).
-_BUFFER_BEATS = 1024
 
 
 @dataclass(frozen=True)
@@ -96,25 +93,24 @@ class Pipeline:
         self.model = model or StressModel()
         self.calibration = calibration
         self.corrector = ArtifactCorrector()
-        self.long = BeatWindow(settings.window_s, keep_sorted=True)
-        self.short = BeatWindow(settings.rmssd_window_s)
+        # The beats the windows and LF/HF can still use. The long window is [its start, n),
+        # the short one a suffix of it, LF/HF's [max(long start, _seg_i), n).
+        self.log = BeatLog()
         self.n_gaps = 0
         self.n_dropped = 0
+        self._seg_i = 0  # the first beat after the last gap
         self._last_t: float | None = None
         self._next_emit = -math.inf
         self._next_spectral = -math.inf
         self._lf_hf: float | _LfHfJob | None = None
         self._spline = SplineCache()
-        # Beat times and RR since the last gap, kept as arrays for LF/HF (converting the
-        # window's deques every step cost more than appending here). Live beats are
-        # [_seg_i:_n]; slices handed to LF/HF are never overwritten (the spline cache keeps
-        # them): appends go past _n and compaction moves to new arrays.
-        self._t_buf = np.empty(_BUFFER_BEATS)
-        self._rr_buf = np.empty(_BUFFER_BEATS)
-        self._n = self._seg_i = 0
         self._energy: float | None = None
         self._pending_whole = False
         self._after_gap = False
+        # Readings due but not computed yet: `feed` computes them before it returns,
+        # `feed_many` at its end, all at once (and before the arrays are compacted).
+        self._due: list[_Due] = []
+        self._ready: list[Reading] = []
         # While `feed_many` runs: the LF/HF windows due, and the readings that wait for them.
         self._jobs: list[_LfHfJob] | None = None
         self._waiting: list[Reading] = []
@@ -124,158 +120,187 @@ class Pipeline:
 
     def feed(self, event: Event) -> list[Reading]:
         self.beats_out = []
-        if isinstance(event, Gap):
-            return self._gap()
-        beat = event
-        out: list[Reading] = []
-        if self._last_t is not None:
-            if beat.t <= self._last_t:
-                self.n_dropped += 1  # duplicate or out of order: the earlier copy counts
-                return out
-            if beat.t - self._last_t > beat.rr_ms / 1000.0 + GAP_TOLERANCE_S:
-                out += self._gap()
-        if beat.rr_ms > MAX_RR_MS or beat.rr_ms <= 0:
-            out += self._gap()
-            self._last_t = beat.t
-            return out
-        self._last_t = beat.t
-        if beat.energy_kj is not None:
-            self._energy = beat.energy_kj
-        beats = self.corrector.push(beat) if self.settings.correction else [beat]
-        for b in beats:
-            out += self._add(b)
-        return out
+        self._process(event)
+        return self._take_readings()
 
     def feed_many(self, events: Iterable[Event]) -> list[Reading]:
-        """`feed` each event in turn; the same readings, but LF/HF is computed for all of them
-        at the end, together (`hrv.lf_hf_many`: ~5x less CPU per window than one at a time).
-        For analysing a file in chunks of events; a live stream uses `feed`, whose readings
-        cannot wait. `beats_out` holds the beats released by all the events."""
+        """`feed` each event in turn; the same readings, but their statistics and LF/HF are
+        computed at the end for all of them at once (`BeatLog.stats`, `hrv.lf_hf_many`: a
+        fraction of the CPU per reading). For analysing a file in chunks of events; a live
+        stream uses `feed`, whose readings cannot wait. `beats_out` holds the beats released
+        by all the events."""
         self._jobs, self._waiting = [], []
-        out: list[Reading] = []
-        beats: list[Beat] = []
+        self.beats_out = []
         try:
             for event in events:
-                out += self.feed(event)
-                beats += self.beats_out
+                self._process(event)
         finally:
+            self._compute_due()
             self._settle_lf_hf()
-        self.beats_out = beats
-        return out
+        return self._take_readings()
 
     def finish(self) -> list[Reading]:
         """End of input: process what the corrector holds back; in whole mode emit the reading."""
         self.beats_out = []
-        return self._drain()
+        self._drain()
+        return self._take_readings()
+
+    def window(self, duration_s: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Times (s), RR (ms) and pair flags of the beats in the trailing window of `duration_s`
+        (default: the long window) now, as copies: for tests and analyses."""
+        log = self.log
+        if not log.n:
+            return np.empty(0), np.empty(0), np.empty(0, dtype=bool)
+        lo = self._window_start(self.settings.window_s if duration_s is None else duration_s, log.t[log.n - 1])
+        paired = log.paired[lo : log.n].copy()
+        if len(paired):
+            paired[0] = False  # its partner is outside
+        return log.t[lo : log.n].copy(), log.rr[lo : log.n].copy(), paired
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _drain(self) -> list[Reading]:
-        out: list[Reading] = []
-        for b in self.corrector.flush():
-            out += self._add(b)
-        if self._pending_whole:
-            out += self._reading()
-            self._pending_whole = False
+    def _process(self, event: Event) -> None:
+        if isinstance(event, Gap):
+            self._gap()
+            return
+        beat = event
+        if self._last_t is not None:
+            if beat.t <= self._last_t:
+                self.n_dropped += 1  # duplicate or out of order: the earlier copy counts
+                return
+            if beat.t - self._last_t > beat.rr_ms / 1000.0 + GAP_TOLERANCE_S:
+                self._gap()
+        if beat.rr_ms > MAX_RR_MS or beat.rr_ms <= 0:
+            self._gap()
+            self._last_t = beat.t
+            return
+        self._last_t = beat.t
+        if beat.energy_kj is not None:
+            self._energy = beat.energy_kj
+        if self.settings.correction:
+            for b in self.corrector.push(beat):
+                self._add(b)
+        else:
+            self._add(beat)
+
+    def _take_readings(self) -> list[Reading]:
+        if self._jobs is None:
+            self._compute_due()
+        out, self._ready = self._ready, []
         return out
 
-    def _gap(self) -> list[Reading]:
-        out = self._drain()
-        for window in (self.long, self.short):
-            if math.isinf(window.duration_s):  # "since the last gap"
-                window.clear()
+    def _drain(self) -> None:
+        for b in self.corrector.flush():
+            self._add(b)
+        if self._pending_whole:
+            self._reading_due(self.log.n, self._seg_i)
+            self._pending_whole = False
+
+    def _gap(self) -> None:
+        self._drain()
         self._after_gap = True
         self.n_gaps += 1
         self._next_spectral = -math.inf
         self._lf_hf = None
         self._spline.clear()
-        self._seg_i = self._n
+        self._seg_i = self.log.n
         self._last_t = None
-        return out
 
-    def _add(self, beat: Beat) -> list[Reading]:
+    def _add(self, beat: Beat) -> None:
         self.beats_out.append(beat)
-        artifact = bool(beat.artifact)
-        successive = not self._after_gap
-        if self._after_gap:
-            self._after_gap = False
-        self.long.add(beat.t, beat.rr_ms, artifact, successive)
-        n = self._n
-        if n == len(self._t_buf):
-            n = self._compact()
-        self._t_buf[n] = beat.t
-        self._rr_buf[n] = beat.rr_ms
-        self._n = n + 1
-        self.short.add(beat.t, beat.rr_ms, artifact, successive)
+        log = self.log
+        if log.n == log.capacity:
+            self._compact()
+        log.append(beat.t, beat.rr_ms, bool(beat.artifact), not self._after_gap)
+        self._after_gap = False
         if math.isinf(self.settings.step_s):
             self._pending_whole = True
-            return []
-        if beat.t < self._next_emit or len(self.short) < MIN_BEATS:
-            return []
+            return
+        if beat.t < self._next_emit:
+            return
+        short_lo = self._window_start(self.settings.rmssd_window_s, beat.t)
+        if log.n - short_lo < MIN_BEATS:
+            return
         step = self.settings.step_s
         self._next_emit = (math.floor(beat.t / step) + 1) * step if step > 0 else beat.t
-        return self._reading()
+        self._reading_due(log.n, short_lo)
 
-    def _reading(self) -> list[Reading]:
-        long, short = self.long, self.short
-        if len(long) < 3:
-            return []
-        t = long.times[-1]
+    def _window_start(self, duration_s: float, t: float) -> int:
+        """The first beat of the window of `duration_s` ending at time t: those later than
+        t - duration_s, or all since the last gap when the duration is infinite."""
+        return self._seg_i if math.isinf(duration_s) else self.log.start_after(t - duration_s)
+
+    def _reading_due(self, hi: int, short_lo: int) -> None:
+        """A reading of the windows ending at beat hi - 1: LF/HF now (or as a job for feed_many),
+        the rest later with the other readings due (`_compute_due`)."""
+        log = self.log
+        if hi < 1:
+            return
+        t = float(log.t[hi - 1])
+        lo = self._window_start(self.settings.window_s, t)
+        if hi - lo < 3:
+            return
         if t >= self._next_spectral or math.isinf(self.settings.spectral_step_s):
-            first, n = self._lf_hf_first(), self._n
+            first = max(self._seg_i, lo)
             if self._jobs is None:
-                self._lf_hf = hrv.lf_hf(self._t_buf[first:n], self._rr_buf[first:n], self._spline)
+                self._lf_hf = hrv.lf_hf(log.t[first:hi], log.rr[first:hi], self._spline)
             else:
-                self._lf_hf = _LfHfJob(self._t_buf, self._rr_buf, self.n_gaps, first, n)
+                self._lf_hf = _LfHfJob(log.t, log.rr, self.n_gaps, first, hi)
                 self._jobs.append(self._lf_hf)
             sp = self.settings.spectral_step_s
             self._next_spectral = (math.floor(t / sp) + 1) * sp if 0 < sp < math.inf else t
-        mean_rr = long.mean_rr()
-        short_mean = short.mean_rr()
-        hr = 60000.0 / short_mean
-        rmssd_short = short.rmssd()
-        rmssd_long = long.rmssd()
-        sd1, sd2 = long.sd1(), long.sd2()
-        si = hrv.baevsky_si(long)
-        stress_index = math.sqrt(si) if si is not None else None
-        pns = sns = None
-        if rmssd_long is not None and sd1 is not None and sd2 is not None and stress_index is not None:
-            pns = hrv.pns_index(mean_rr, rmssd_long, sd1)
-            sns = hrv.sns_index(60000.0 / mean_rr, stress_index, sd2, mean_rr)
-        artifact_frac = long.n_artifacts / len(long)
-        quality = max(0.0, 1.0 - 3.0 * artifact_frac) * min(1.0, short.n_pairs / (2.0 * MIN_PAIRS))
-        ln_rmssd = hrv.ln(rmssd_short)
-        recent = list(islice(reversed(short.rrs), RECENT_BEATS))
-        recent_hr = 60000.0 * len(recent) / sum(recent)
-        verdict = self.model.assess(t, hr, ln_rmssd, quality, self._energy, recent_hr, self._known_rest(t))
-        reading = Reading(
+        self._due.append(_Due(t, lo, short_lo, hi, self._energy, self._known_rest(t), self._lf_hf))
+
+    def _compute_due(self) -> None:
+        """Readings for the windows due: their statistics together (`BeatLog.stats`), then the
+        stress model in time order."""
+        due, self._due = self._due, []
+        if not due:
+            return
+        log = self.log
+        stats = log.stats([d.lo for d in due], [d.short_lo for d in due], [d.hi for d in due], RECENT_BEATS)
+        for d, w in zip(due, stats):
+            n, mean_rr = w.n_beats, w.mean_rr
+            hr = 60000.0 / w.short_mean_rr
+            sd1, sd2 = w.sd1, w.sd2
+            si = hrv.baevsky_si(log.rr[d.lo : d.hi])
+            stress_index = math.sqrt(si) if si is not None else None
+            pns = sns = None
+            if w.rmssd is not None and sd1 is not None and sd2 is not None and stress_index is not None:
+                pns = hrv.pns_index(mean_rr, w.rmssd, sd1)
+                sns = hrv.sns_index(60000.0 / mean_rr, stress_index, sd2, mean_rr)
+            artifact_frac = w.n_artifacts / n
+            quality = max(0.0, 1.0 - 3.0 * artifact_frac) * min(1.0, w.short_pairs / (2.0 * MIN_PAIRS))
+            ln_rmssd = hrv.ln(w.short_rmssd)
+            verdict = self.model.assess(d.t, hr, ln_rmssd, quality, d.energy, w.recent_hr, d.known_rest)
+            reading = Reading(
                 person=self.person,
-                time=t,
+                time=d.t,
                 window_s=self.settings.window_s,
-                n_beats=len(long),
-                mean_rr_ms=short_mean,
+                n_beats=n,
+                mean_rr_ms=w.short_mean_rr,
                 hr_bpm=hr,
-                rmssd_ms=rmssd_short,
+                rmssd_ms=w.short_rmssd,
                 ln_rmssd=ln_rmssd,
-                sdnn_ms=long.sdnn(),
-                pnn50_pct=short.pnn(50),
-                pnn20_pct=short.pnn(20),
+                sdnn_ms=w.sdnn,
+                pnn50_pct=w.pnn50,
+                pnn20_pct=w.pnn20,
                 sd1_ms=sd1,
                 sd2_ms=sd2,
                 baevsky_si=si,
                 stress_index=stress_index,
                 pns_index=pns,
                 sns_index=sns,
-                lf_hf=self._lf_hf,
+                lf_hf=d.lf_hf,  # type: ignore[arg-type]  (a job until _settle_lf_hf)
                 artifact_pct=100.0 * artifact_frac,
                 activity=verdict.activity,
                 stress_score=verdict.score,
                 state=verdict.state,
                 quality=quality,
             )
-        if isinstance(self._lf_hf, _LfHfJob):
-            self._waiting.append(reading)
-        return [reading]
+            if isinstance(d.lf_hf, _LfHfJob):
+                self._waiting.append(reading)
+            self._ready.append(reading)
 
     def _settle_lf_hf(self) -> None:
         """End of `feed_many`: compute the LF/HF windows due, one `hrv.lf_hf_many` call per
@@ -298,23 +323,14 @@ class Pipeline:
             self._lf_hf = self._lf_hf.value
 
 
-    def _lf_hf_first(self) -> int:
-        """Index of the first beat LF/HF uses: in the long window and after the last gap. Every
-        beat goes to both the arrays and the long window, so the window's beats are the
-        arrays' last len(long)."""
-        return max(self._seg_i, self._n - len(self.long))
-
-    def _compact(self) -> int:
-        """Move the beats LF/HF can still use to new arrays (with room to grow); their count."""
-        first = self._lf_hf_first()
-        live = self._n - first
-        size = max(_BUFFER_BEATS, 2 * live)
-        t_buf, rr_buf = np.empty(size), np.empty(size)
-        t_buf[:live] = self._t_buf[first : self._n]
-        rr_buf[:live] = self._rr_buf[first : self._n]
-        self._t_buf, self._rr_buf = t_buf, rr_buf
-        self._seg_i, self._n = 0, live
-        return live
+    def _compact(self) -> None:
+        """Move the beats the windows can still use to new arrays (with room to grow); the
+        readings due are computed first, since they index the old ones."""
+        self._compute_due()
+        log = self.log
+        keep = self._window_start(self.settings.window_s, log.t[log.n - 1]) if log.n else 0
+        log.compact(keep)
+        self._seg_i = max(0, self._seg_i - keep)
 
     def _known_rest(self, t: float) -> bool:
         if self.calibration is None:
@@ -322,6 +338,19 @@ class Pipeline:
         start, end = self.calibration
         horizon = self.settings.rmssd_window_s
         return start + (0.0 if math.isinf(horizon) else horizon) <= t <= end
+
+
+@dataclass(slots=True)
+class _Due:
+    """A reading due: its time, window bounds in the beat arrays, and what was known then."""
+
+    t: float
+    lo: int
+    short_lo: int
+    hi: int
+    energy: float | None
+    known_rest: bool
+    lf_hf: float | _LfHfJob | None
 
 
 @dataclass(eq=False, slots=True)

@@ -1,4 +1,4 @@
-"""A trailing time window of beats with running sums, so time-domain HRV costs O(1) per beat.
+"""A person's recent beats as arrays with prefix sums, so the time-domain HRV of any trailing window costs O(1).
 
 Formulas, units and references of the time-domain and Poincare statistics (all in ms unless
 stated; conventions as Kubios HRV 3.1, Tarvainen et al. 2014, Comput Methods Programs Biomed
@@ -13,20 +13,29 @@ stated; conventions as Kubios HRV 3.1, Tarvainen et al. 2014, Comput Methods Pro
   (Poincare plot axes; Brennan et al. 2001, IEEE Trans Biomed Eng 48:1342).
 
 Successive pairs: a difference is taken only between two beats that follow each other with no
-gap between them (`add(..., successive=False)` marks the first beat after a gap). Beats on both
-sides of a gap stay in the window (so a wrist device that drops beats still yields a reading
+gap between them (`append(..., successive=False)` marks the first beat after a gap). Beats on
+both sides of a gap stay in a window (so a wrist device that drops beats still yields a reading
 from the pairs it has), but no pair ever spans a gap and nothing is interpolated. Every
-pair-based statistic (RMSSD, pNNx, SD1, SD2) is over `n_pairs`, the valid pairs only.
+pair-based statistic (RMSSD, pNNx, SD1, SD2) is over the valid pairs whose two beats are both
+inside the window.
+
+How (ours): every beat adds its terms (RR - ref, its square, and for a valid pair dRR, dRR^2,
+RR[k-1] + RR[k] - 2 ref, its square, |dRR| > 50 and > 20) to prefix sums, so a window's sums are
+two lookups, for one window or for many at once (`BeatLog.stats`). The sums are relative to a
+reference interval `ref` (the first RR of the arrays) against the cancellation of
+sum-of-squares formulas, and are recomputed from the beats at every compaction, so round-off
+cannot accumulate.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
-from collections import deque
+from dataclasses import dataclass
 
-# Rebuild the running sums from the beats this often, so float round-off cannot accumulate.
-_REBUILD_EVERY = 4096
+import numpy as np
+
+# Columns of the prefix sums.
+_X, _X2, _D, _D2, _P, _P2, _PAIRS, _NN50, _NN20, _ART = range(10)
 
 
 def quantile(s: list[float], q: float) -> float:
@@ -38,210 +47,150 @@ def quantile(s: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
-class BeatWindow:
-    """The beats of the last `duration_s` seconds (all beats when it is infinite).
+class BeatLog:
+    """Beat times (s), RR (ms), artifact flags and pair flags (`paired[k]`: beat k and beat k-1
+    form a valid successive pair) in arrays, with their prefix sums (extended lazily, when a
+    window is asked for).
 
-    Sums are kept relative to a reference interval `ref` (the first RR seen) to avoid the
-    cancellation of sum-of-squares formulas. `paired[k]` says whether beat k and the beat
-    before it form a valid successive pair (see the module docstring).
-    With `keep_sorted`, the RR values are also kept sorted for median, percentiles and the
-    histogram of the Baevsky stress index.
+    The arrays are never written below `n`: a slice handed out stays valid (LF/HF keeps some),
+    and `compact` moves the beats still needed to new arrays.
     """
 
-    def __init__(self, duration_s: float, keep_sorted: bool = False):
-        self.duration_s = duration_s
-        self.keep_sorted = keep_sorted
-        self.clear()
+    def __init__(self, capacity: int = 1024):
+        self._allocate(capacity)
+        self.n = 0
 
-    def clear(self) -> None:
-        self.times: deque[float] = deque()
-        self.rrs: deque[float] = deque()
-        self.artifacts: deque[bool] = deque()
-        self.paired: deque[bool] = deque()
-        self.sorted: list[float] = []
-        self.ref: float | None = None
-        self.s1 = self.s2 = 0.0  # sum of (rr-ref), (rr-ref)^2
-        self.d1 = self.d2 = 0.0  # sum of d, d^2 over successive differences d = rr[k]-rr[k-1]
-        self.p1 = self.p2 = 0.0  # sum of (rr[k-1]+rr[k]-2ref) and its square (Poincare SD2)
-        self.nn50 = self.nn20 = 0
-        self.n_pairs = 0
-        self.n_artifacts = 0
-        self._changes = 0
-
-    def __len__(self) -> int:
-        return len(self.rrs)
+    def _allocate(self, capacity: int) -> None:
+        self.t = np.empty(capacity)
+        self.rr = np.empty(capacity)
+        self.artifact = np.zeros(capacity, dtype=bool)
+        self.paired = np.zeros(capacity, dtype=bool)
+        self._prefix = np.zeros((10, capacity + 1))
+        self._summed = 0
+        self.ref = 0.0
 
     @property
-    def n_diffs(self) -> int:
-        """Valid successive differences (pairs that span no gap)."""
-        return self.n_pairs
+    def capacity(self) -> int:
+        return len(self.t)
 
-    def span_s(self) -> float:
-        """Time covered by the beats in the window: from the start of the first interval."""
-        if not self.rrs:
-            return 0.0
-        return self.times[-1] - self.times[0] + self.rrs[0] / 1000.0
+    def append(self, t: float, rr_ms: float, artifact: bool, successive: bool) -> None:
+        n = self.n
+        self.t[n] = t
+        self.rr[n] = rr_ms
+        self.artifact[n] = artifact
+        self.paired[n] = successive and n > 0
+        self.n = n + 1
 
-    def add(self, t: float, rr_ms: float, artifact: bool = False, successive: bool = True) -> None:
-        """Append a beat and drop those that fell out of the window. `successive=False`: a gap
-        lies between this beat and the previous one, so the two make no pair."""
-        if self.ref is None:
-            self.ref = rr_ms
-        x = rr_ms - self.ref
-        self.s1 += x
-        self.s2 += x * x
-        rrs = self.rrs
-        if successive and rrs:
-            # A new successive pair (previous, this); inlined _pair for the per-beat hot path.
-            a = rrs[-1]
-            d = rr_ms - a
-            p = a + rr_ms - 2 * self.ref
-            self.d1 += d
-            self.d2 += d * d
-            self.p1 += p
-            self.p2 += p * p
-            self.n_pairs += 1
-            ad = d if d >= 0 else -d
-            if ad > 20.0:
-                self.nn20 += 1
-                if ad > 50.0:
-                    self.nn50 += 1
-            self.paired.append(True)
-        else:
-            self.paired.append(False)
-        self.times.append(t)
-        rrs.append(rr_ms)
-        self.artifacts.append(artifact)
-        self.n_artifacts += artifact
-        if self.keep_sorted:
-            insort(self.sorted, rr_ms)
-        horizon = t - self.duration_s
-        while self.times and self.times[0] <= horizon:
-            self._drop_oldest()
-        self._changes += 1
-        if self._changes >= _REBUILD_EVERY:
-            self._rebuild()
+    def compact(self, keep_from: int) -> None:
+        """Keep beats keep_from..n-1 (now 0..), in new arrays with room to grow."""
+        live = self.n - keep_from
+        old = (self.t, self.rr, self.artifact, self.paired)
+        self._allocate(max(1024, 2 * live))
+        for new, src in zip((self.t, self.rr, self.artifact, self.paired), old):
+            new[:live] = src[keep_from : keep_from + live]
+        if live:
+            self.paired[0] = False  # its partner stayed behind
+        self.n = live
 
-    def _pair(self, a: float, b: float, sign: int) -> None:
-        d = b - a
-        p = a + b - 2 * self.ref  # type: ignore[operator]
-        self.d1 += sign * d
-        self.d2 += sign * d * d
-        self.p1 += sign * p
-        self.p2 += sign * p * p
-        self.n_pairs += sign
-        ad = abs(d)
-        self.nn50 += sign * (ad > 50.0)
-        self.nn20 += sign * (ad > 20.0)
+    def start_after(self, time: float) -> int:
+        """Index of the first beat later than `time`."""
+        return int(np.searchsorted(self.t[: self.n], time, side="right"))
 
-    def _drop_oldest(self) -> None:
-        self.times.popleft()
-        rr = self.rrs.popleft()
-        self.paired.popleft()
-        self.n_artifacts -= self.artifacts.popleft()
-        x = rr - self.ref  # type: ignore[operator]
-        self.s1 -= x
-        self.s2 -= x * x
-        if self.rrs and self.paired[0]:
-            # The pair (dropped, new first) leaves; inlined _pair for the per-beat hot path.
-            self.paired[0] = False
-            b = self.rrs[0]
-            d = b - rr
-            p = rr + b - 2 * self.ref  # type: ignore[operator]
-            self.d1 -= d
-            self.d2 -= d * d
-            self.p1 -= p
-            self.p2 -= p * p
-            self.n_pairs -= 1
-            ad = d if d >= 0 else -d
-            if ad > 20.0:
-                self.nn20 -= 1
-                if ad > 50.0:
-                    self.nn50 -= 1
-        if self.keep_sorted:
-            del self.sorted[bisect_left(self.sorted, rr)]
+    def _extend_prefix(self) -> None:
+        a, n = self._summed, self.n
+        if a == n:
+            return
+        if a == 0:
+            self.ref = float(self.rr[0])
+        rr = self.rr[a:n]
+        prev = self.rr[a - 1 : n - 1] if a else np.concatenate(([rr[0]], rr[:-1]))
+        pair = self.paired[a:n]
+        # Written after the prefix at a and accumulated from it: the same sequential sums
+        # however the beats were split between calls (so `feed` and `feed_many` agree exactly).
+        prefix = self._prefix[:, a : n + 1]
+        terms = prefix[:, 1:]
+        x = terms[_X]
+        np.subtract(rr, self.ref, out=x)
+        np.multiply(x, x, out=terms[_X2])
+        d = terms[_D]
+        np.subtract(rr, prev, out=d)
+        d *= pair
+        np.multiply(d, d, out=terms[_D2])
+        p = terms[_P]
+        np.add(rr, prev, out=p)
+        p -= 2.0 * self.ref
+        p *= pair
+        np.multiply(p, p, out=terms[_P2])
+        terms[_PAIRS] = pair
+        ad = np.abs(d)
+        terms[_NN50] = ad > 50.0
+        terms[_NN20] = ad > 20.0
+        terms[_ART] = self.artifact[a:n]
+        np.cumsum(prefix, axis=1, out=prefix)
+        self._summed = n
 
-    def _rebuild(self) -> None:
-        rrs = list(self.rrs)
-        self.ref = rrs[0] if rrs else None
-        self.s1 = self.s2 = self.d1 = self.d2 = self.p1 = self.p2 = 0.0
-        self.nn50 = self.nn20 = self.n_pairs = 0
-        for k, (rr, paired) in enumerate(zip(rrs, self.paired)):
-            x = rr - self.ref  # type: ignore[operator]
-            self.s1 += x
-            self.s2 += x * x
-            if paired:
-                self._pair(rrs[k - 1], rr, +1)
-        self._changes = 0
+    def stats(self, lo: list[int], short_lo: list[int], hi: list[int], recent_beats: int) -> list[WindowStats]:
+        """The statistics of windows ending at beats hi[k] - 1: the long window [lo[k], hi[k]),
+        the short one [short_lo[k], hi[k]) (short_lo >= lo), and the heart rate of the short
+        window's last `recent_beats` beats. The prefix lookups are one numpy call for all the
+        windows; the arithmetic is per window, on Python floats."""
+        self._extend_prefix()
+        recent_lo = [max(s, h - recent_beats) for s, h in zip(short_lo, hi)]
+        at = self._prefix[:, np.array((lo, short_lo, recent_lo, hi))]  # (column, bound, window)
+        # Pair sums start one beat later: the pair (lo - 1, lo) is not inside the window.
+        pairs_at = self._prefix[:, np.array((lo, short_lo)) + 1]
+        sums = (at[:, 3:] - np.concatenate((at[:, :3], pairs_at), axis=1)).transpose(2, 1, 0).tolist()
+        ref = self.ref
+        return [_window_stats(w, h - a, h - b, h - c, ref) for w, a, b, c, h in zip(sums, lo, short_lo, recent_lo, hi)]
 
-    def pairs(self):
-        """The valid successive pairs (previous RR, RR) in the window, oldest first."""
-        rrs, paired = self.rrs, self.paired
-        return ((rrs[k - 1], rrs[k]) for k in range(1, len(rrs)) if paired[k])
 
-    # -- statistics (ms) ---------------------------------------------------------------------
+@dataclass(slots=True)
+class WindowStats:
+    """Time-domain statistics of a reading's windows (ms, %; None where undefined: too few
+    beats or valid pairs). Long window: mean_rr, sdnn, rmssd, sd1, sd2, n_beats, n_artifacts;
+    short window: short_mean_rr, short_rmssd, pnn50, pnn20, short_pairs; recent_hr (beats/min)
+    over its last few beats."""
 
-    def mean_rr(self) -> float:
-        """Mean RR (ms) of the beats in the window."""
-        return self.ref + self.s1 / len(self.rrs)  # type: ignore[operator]
+    n_beats: int
+    mean_rr: float
+    sdnn: float | None
+    rmssd: float | None
+    sd1: float | None
+    sd2: float | None
+    n_artifacts: int
+    short_mean_rr: float
+    short_rmssd: float | None
+    pnn50: float | None
+    pnn20: float | None
+    short_pairs: int
+    recent_hr: float
 
-    def sdnn(self) -> float | None:
-        """SDNN (ms): sample standard deviation of RR (ddof=1, as Kubios and neurokit2)."""
-        n = len(self.rrs)
-        if n < 2:
-            return None
-        return math.sqrt(max(0.0, (self.s2 - self.s1 * self.s1 / n) / (n - 1)))
 
-    def rmssd(self) -> float | None:
-        """RMSSD (ms): root mean square of the valid successive differences (Task Force 1996)."""
-        nd = self.n_pairs
-        return math.sqrt(max(0.0, self.d2 / nd)) if nd else None
+def _window_stats(sums: list[list[float]], n: int, n_short: int, n_recent: int, ref: float) -> WindowStats:
+    """From the column sums of the long window, short window, recent beats, long pairs and short
+    pairs (in that order) and their beat counts."""
+    whole, short, recent, pairs, short_pairs = sums
+    np_, nsp = pairs[_PAIRS], short_pairs[_PAIRS]
+    return WindowStats(
+        n_beats=n,
+        mean_rr=ref + whole[_X] / n,
+        sdnn=_sd(whole[_X], whole[_X2], n),
+        rmssd=math.sqrt(max(0.0, pairs[_D2] / np_)) if np_ else None,
+        sd1=_sd(pairs[_D], pairs[_D2], np_, 2.0),
+        sd2=_sd(pairs[_P], pairs[_P2], np_, 2.0),
+        n_artifacts=round(whole[_ART]),
+        short_mean_rr=ref + short[_X] / n_short,
+        short_rmssd=math.sqrt(max(0.0, short_pairs[_D2] / nsp)) if nsp else None,
+        pnn50=100.0 * short_pairs[_NN50] / nsp if nsp else None,
+        pnn20=100.0 * short_pairs[_NN20] / nsp if nsp else None,
+        short_pairs=round(nsp),
+        recent_hr=60000.0 * n_recent / (recent[_X] + n_recent * ref),
+    )
 
-    def _pair_var(self, s: float, s2: float) -> float | None:
-        nd = self.n_pairs
-        if nd < 2:
-            return None
-        return max(0.0, (s2 - s * s / nd) / (nd - 1))
 
-    def sd1(self) -> float | None:
-        """Poincare SD1 (ms): std (ddof=1) of (rr[k]-rr[k+1])/sqrt(2) (Brennan et al. 2001)."""
-        v = self._pair_var(self.d1, self.d2)
-        return None if v is None else math.sqrt(v / 2.0)
-
-    def sd2(self) -> float | None:
-        """Poincare SD2 (ms): std (ddof=1) of (rr[k]+rr[k+1])/sqrt(2) (Brennan et al. 2001)."""
-        v = self._pair_var(self.p1, self.p2)
-        return None if v is None else math.sqrt(v / 2.0)
-
-    def pnn(self, threshold_ms: float) -> float | None:
-        """pNNx (%): percent of valid successive differences with |dRR| > `threshold_ms`, over
-        the number of differences (Kubios' N-1 convention; Mietus et al. 2002 for x != 50).
-        20 and 50 ms come from running counts; any other threshold scans the window."""
-        nd = self.n_pairs
-        if not nd:
-            return None
-        if threshold_ms == 50:
-            count = self.nn50
-        elif threshold_ms == 20:
-            count = self.nn20
-        else:
-            count = sum(abs(b - a) > threshold_ms for a, b in self.pairs())
-        return 100.0 * count / nd
-
-    def percentile(self, q: float) -> float:
-        """Linear-interpolated percentile (numpy's default) of the RR values (ms)."""
-        return quantile(self.sorted, q / 100.0)
-
-    def modal_bin_count(self, width_ms: float) -> int:
-        """Beats in the fullest bin of a histogram with bins of `width_ms` starting at the minimum."""
-        s = self.sorted
-        lo = s[0]
-        best = 0
-        start = 0
-        edge = lo
-        while start < len(s):
-            edge += width_ms
-            end = bisect_left(s, edge, start)
-            best = max(best, end - start)
-            start = end
-        return best
+def _sd(s: float, s2: float, n: float, over: float = 1.0) -> float | None:
+    """sqrt(sample variance / over) (ddof = 1) from the sum and sum of squares of n values;
+    None below 2 values."""
+    if n < 2:
+        return None
+    return math.sqrt(max(0.0, (s2 - s * s / n) / (n - 1)) / over)

@@ -11,7 +11,7 @@ import pytest
 from collector.files import read_recording
 from processing import hrv
 from processing.pipeline import Pipeline, Settings
-from processing.window import BeatWindow
+from processing.window import BeatLog
 
 nk = pytest.importorskip("neurokit2")
 warnings.filterwarnings("ignore", module="neurokit2")
@@ -75,18 +75,17 @@ def test_windowed_metrics_equal_neurokit2_on_nsr2db(reference):
             for beat in seg[:4000]:
                 for reading in pipe.feed(beat):
                     k += 1
-                    if k % 20 or pipe.long.span_s() < 290:
+                    lt, lr, _ = pipe.window()
+                    if k % 20 or lt[-1] - lt[0] + lr[0] / 1000 < 290:
                         continue
-                    lt, lr = np.array(pipe.long.times), np.array(pipe.long.rrs)
-                    st, sr = np.array(pipe.short.times), np.array(pipe.short.rrs)
+                    st, sr, _ = pipe.window(pipe.settings.rmssd_window_s)
                     ref_long = nk_time(lr, lt) | nk_poincare(lr, lt)
                     ref_short = nk_time(sr, st)
                     n_short = len(sr) - 1
                     pairs = [
-                        (pipe.long.sdnn(), ref_long["HRV_SDNN"]),
-                        (pipe.long.sd1(), ref_long["HRV_SD1"]),
-                        (pipe.long.sd2(), ref_long["HRV_SD2"]),
-                        (pipe.long.mean_rr(), ref_long["HRV_MeanNN"]),
+                        (reading.sdnn_ms, ref_long["HRV_SDNN"]),
+                        (reading.sd1_ms, ref_long["HRV_SD1"]),
+                        (reading.sd2_ms, ref_long["HRV_SD2"]),
                         (reading.rmssd_ms, ref_short["HRV_RMSSD"]),
                         (reading.mean_rr_ms, ref_short["HRV_MeanNN"]),
                         (reading.pnn50_pct * n_short / (n_short + 1), ref_short["HRV_pNN50"]),
@@ -163,28 +162,39 @@ def test_pns_sns_follow_the_published_definition_and_differ_from_kubios_through_
     assert z_sd1 > -(z_rr + z_rmssd) > 0 and z_sd2 > z_hr + z_si > 0  # each outweighs the other two
 
 
+def window_stats(times, rrs, duration_s=math.inf):
+    """BeatLog's statistics of the window of `duration_s` ending at the last beat (the same
+    window as the long and the short one)."""
+    log = BeatLog()
+    for t, rr in zip(times, rrs):
+        if log.n == log.capacity:
+            log.compact(log.start_after(t - duration_s) if duration_s < math.inf else 0)
+        log.append(float(t), float(rr), False, True)
+    lo = log.start_after(log.t[log.n - 1] - duration_s) if duration_s < math.inf else 0
+    return log.stats([lo], [lo], [log.n], 8)[0]
+
+
 def test_window_statistics_on_a_small_hand_example():
-    w = BeatWindow(math.inf, keep_sorted=True)
-    for t, rr in [(1, 1000), (2, 1100), (3, 900), (4, 1000)]:
-        w.add(t, rr)
-    assert w.mean_rr() == 1000
-    assert w.rmssd() == pytest.approx(math.sqrt((100**2 + 200**2 + 100**2) / 3))
-    assert w.pnn(50) == 100.0 and w.pnn(20) == 100.0
-    assert w.sdnn() == pytest.approx(np.std([1000, 1100, 900, 1000], ddof=1))
+    w = window_stats([1, 2, 3, 4], [1000, 1100, 900, 1000])
+    assert w.mean_rr == 1000 and w.short_mean_rr == 1000
+    assert w.rmssd == pytest.approx(math.sqrt((100**2 + 200**2 + 100**2) / 3))
+    assert w.pnn50 == 100.0 and w.pnn20 == 100.0
+    assert w.sdnn == pytest.approx(np.std([1000, 1100, 900, 1000], ddof=1))
+    assert w.recent_hr == pytest.approx(60.0)
 
 
 def test_window_drops_old_beats_and_keeps_sums_exact_over_long_runs():
+    """20 000 beats through a 60 s window (the arrays compacted ~30 times): the statistics equal
+    a computation from scratch over the beats still inside."""
     rng = np.random.default_rng(0)
     rr = 800 + 50 * rng.standard_normal(20000)
     t = np.cumsum(rr) / 1000
-    w = BeatWindow(60.0, keep_sorted=True)
-    for a, b in zip(t, rr):
-        w.add(a, b)
+    w = window_stats(t, rr, 60.0)
     inside = rr[t > t[-1] - 60.0]
-    assert len(w) == len(inside)
-    assert w.sdnn() == pytest.approx(np.std(inside, ddof=1), rel=1e-12)
-    assert w.rmssd() == pytest.approx(np.sqrt(np.mean(np.diff(inside) ** 2)), rel=1e-12)
-    assert w.sorted == sorted(inside.tolist())
+    assert w.n_beats == len(inside)
+    assert w.sdnn == pytest.approx(np.std(inside, ddof=1), rel=1e-12)
+    assert w.rmssd == pytest.approx(np.sqrt(np.mean(np.diff(inside) ** 2)), rel=1e-12)
+    assert w.recent_hr == pytest.approx(60000 / np.mean(inside[-8:]), rel=1e-12)
 
 
 def test_the_lf_hf_power_floor_leaves_a_real_series_unchanged(reference, monkeypatch):

@@ -1,4 +1,4 @@
-"""The trailing beat window: pair statistics from valid successive pairs only, pNNx for any x."""
+"""The trailing beat windows: pair statistics from valid successive pairs only, exact after compactions."""
 
 from __future__ import annotations
 
@@ -9,70 +9,86 @@ import pytest
 
 from collector.events import Beat, Gap
 from processing.pipeline import MIN_PAIRS, Pipeline, Settings
-from processing.window import BeatWindow
+from processing.window import BeatLog
 
 
 def brute_force(rr: list[float], paired: list[bool]) -> dict:
     """The statistics recomputed from scratch over the pairs flagged valid."""
     d = np.array([rr[k] - rr[k - 1] for k in range(1, len(rr)) if paired[k]])
     return {"n": len(d), "rmssd": math.sqrt(np.mean(d**2)) if len(d) else None,
-            "pnn30": 100.0 * np.mean(np.abs(d) > 30) if len(d) else None,
-            "sd1": math.sqrt(np.var(d, ddof=1) / 2) if len(d) > 1 else None}
+            "pnn50": 100.0 * np.mean(np.abs(d) > 50) if len(d) else None,
+            "pnn20": 100.0 * np.mean(np.abs(d) > 20) if len(d) else None,
+            "sd1": math.sqrt(np.var(d, ddof=1) / 2) if len(d) > 1 else None,
+            "sd2": math.sqrt(np.var([rr[k] + rr[k - 1] for k in range(1, len(rr)) if paired[k]], ddof=1) / 2)
+            if len(d) > 1 else None}
 
 
-def test_pnn_counts_the_threshold_it_is_given():
-    """Differences 25, 40 and 22 ms: pNN20 is 100 %, pNN30 33.3 %, pNN50 0 % (pnn(30) used to
-    return pNN20)."""
-    w = BeatWindow(math.inf)
-    for t, rr in enumerate([800, 825, 865, 887]):
-        w.add(float(t), rr)
-    assert w.pnn(20) == 100.0
-    assert w.pnn(30) == pytest.approx(100.0 / 3)
-    assert w.pnn(50) == 0.0
-    assert w.pnn(10) == 100.0
+def whole_window(log: BeatLog):
+    return log.stats([0], [0], [log.n], 8)[0]
+
+
+def test_pnn_counts_differences_strictly_over_the_threshold():
+    """Differences 25, 40, 22, 50 and 51 ms: pNN20 is 100 %, pNN50 20 % (50 is not over 50)."""
+    log = BeatLog()
+    for t, rr in enumerate([800, 825, 865, 887, 837, 888]):
+        log.append(float(t), rr, False, True)
+    w = whole_window(log)
+    assert w.pnn20 == 100.0
+    assert w.pnn50 == pytest.approx(20.0)
 
 
 def test_no_pair_spans_a_gap():
     """Two runs of beats with a gap between them (and a jump of 300 ms across it): RMSSD is that
     of the pairs inside each run; the jump is not a difference."""
-    w = BeatWindow(math.inf)
+    log = BeatLog()
     first, second = [800, 820, 800, 820], [1100, 1120, 1100]
     t = 0.0
     for rr in first:
         t += rr / 1000
-        w.add(t, rr)
+        log.append(t, rr, False, True)
     t += 30.0
     for k, rr in enumerate(second):
         t += rr / 1000
-        w.add(t, rr, successive=k > 0)
-    assert len(w) == 7 and w.n_pairs == 5
-    assert w.rmssd() == pytest.approx(20.0)
-    assert w.pnn(50) == 0.0
+        log.append(t, rr, False, k > 0)
+    w = whole_window(log)
+    assert w.n_beats == 7 and w.short_pairs == 5
+    assert w.rmssd == pytest.approx(20.0)
+    assert w.pnn50 == 0.0
 
 
 def test_sums_stay_exact_when_gapped_beats_leave_the_window():
-    """Random beats with random gaps through a 60 s window (past several rebuilds): every pair
-    statistic equals a from-scratch computation over the valid pairs still inside."""
+    """Random beats with random gaps through a 60 s window, the arrays compacted as they fill
+    (as the pipeline does): every pair statistic equals a from-scratch computation over the
+    valid pairs still inside, at many points along the way."""
     rng = np.random.default_rng(3)
-    w = BeatWindow(60.0, keep_sorted=True)
+    log = BeatLog()
     times, rrs, flags = [], [], []
     t = 0.0
-    for _ in range(12000):
+    checked = 0
+    for k in range(12000):
         rr = float(800 + 60 * rng.standard_normal())
         successive = rng.random() > 0.05
         t += rr / 1000 + (0.0 if successive else rng.uniform(2, 20))
-        w.add(t, rr, successive=successive)
+        if log.n == log.capacity:
+            log.compact(log.start_after(t - 60.0))
+        log.append(t, rr, False, successive)
         times.append(t)
         rrs.append(rr)
         flags.append(successive)
-    start = next(k for k, x in enumerate(times) if x > t - 60.0)
-    inside, paired = rrs[start:], [False] + flags[start + 1:]
-    want = brute_force(inside, paired)
-    assert len(w) == len(inside) and w.n_pairs == want["n"]
-    assert w.rmssd() == pytest.approx(want["rmssd"], rel=1e-9)
-    assert w.pnn(30) == pytest.approx(want["pnn30"])
-    assert w.sd1() == pytest.approx(want["sd1"], rel=1e-9)
-    assert w.sorted == sorted(inside)
+        if k % 997 == 996:
+            lo = log.start_after(t - 60.0)
+            w = log.stats([lo], [lo], [log.n], 8)[0]
+            start = next(j for j, x in enumerate(times) if x > t - 60.0)
+            inside, paired = rrs[start:], [False] + flags[start + 1 :]
+            want = brute_force(inside, paired)
+            assert w.n_beats == len(inside) and w.short_pairs == want["n"]
+            assert w.rmssd == pytest.approx(want["rmssd"], rel=1e-9)
+            assert w.pnn50 == pytest.approx(want["pnn50"]) and w.pnn20 == pytest.approx(want["pnn20"])
+            assert w.sd1 == pytest.approx(want["sd1"], rel=1e-9)
+            assert w.sd2 == pytest.approx(want["sd2"], rel=1e-9)
+            assert w.sdnn == pytest.approx(np.std(inside, ddof=1), rel=1e-9)
+            checked += 1
+    assert checked == 12
 
 
 def gappy_beats(keep_s: float, every_s: float, minutes: float, rr: float = 800.0) -> list:
