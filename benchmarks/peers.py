@@ -9,7 +9,9 @@ They run in a venv of their own (created on first use under ~/.cache/stresswatch
 pull in scipy, pandas and matplotlib versions the product must not depend on), on 120 windows
 (20 min) of PhysioNet nsr2db nsr001; stresswatch runs the whole 24 h (a) through the library in
 this process and (b) as `stresswatch analyze --json` in a child, CPU time per reading. Ratios are
-per-window peer CPU / per-reading stresswatch CPU. Also: the whole CLI's CPU per beat against
+per-window peer CPU / per-reading stresswatch CPU. The library runs as a file is analysed (chunks
+of events through `Pipeline.feed_many`); its figure a beat at a time (`Pipeline.feed`, as the
+service runs) is printed too. Also: the whole CLI's CPU per beat against
 neurokit2's `hrv_time` on the trailing 300 s window at each of 300 beats, and the CLI's peak RSS.
 
 Usage: STRESSWATCH_REFERENCE_DATA=../shared/data .venv/bin/python benchmarks/peers.py
@@ -35,7 +37,7 @@ import numpy as np
 
 from benchmarks.cli_usage import analyze_cpu_and_peak_rss
 from collector.files import read_recording
-from processing.pipeline import Pipeline
+from processing.pipeline import Pipeline, run
 
 # hrv-analysis 1.0.5 needs nolds 0.6.2 and calls np.trapz, which numpy 2 removed: pinning numpy < 2
 # cannot be resolved together with the others, so the child aliases np.trapz to np.trapezoid
@@ -137,13 +139,21 @@ def windows_of(beats, start_index: int, n_windows: int, window_s: float = 300.0,
 
 
 def ours_library(events) -> tuple[float, int]:
+    """As a file is analysed: chunks of events through `Pipeline.feed_many` (processing.pipeline.run)."""
+    t0 = time.process_time()
+    n = len(run(events, "p"))
+    return (time.process_time() - t0) / n, n
+
+
+def ours_live(events) -> float:
+    """As the service runs: one event at a time through `Pipeline.feed`."""
     pipe = Pipeline("p")
     n = 0
     t0 = time.process_time()
     for e in events:
         n += len(pipe.feed(e))
     n += len(pipe.finish())
-    return (time.process_time() - t0) / n, n
+    return (time.process_time() - t0) / n
 
 
 def main() -> None:
@@ -151,6 +161,7 @@ def main() -> None:
     path = data / "rr/nsr2db_24h/nsr001.csv"
     rec = read_recording(path)
     lib, n = ours_library(rec.events)
+    live = ours_live(rec.events)
     cli_cpu, rss_mb = analyze_cpu_and_peak_rss(path)
     cli = cli_cpu / n
     python = ensure_peer_venv()
@@ -166,6 +177,8 @@ def main() -> None:
     print(f"{'':52s} {'CPU per reading':>16s} {'vs ours (library)':>18s} {'vs ours (CLI)':>14s}")
     print(f"{'stresswatch: Pipeline (library)':52s} {lib * 1e3:>13.3f} ms {1:>17.1f}x {lib / cli:>13.2f}x")
     print(f"{'stresswatch: analyze --json (whole CLI)':52s} {cli * 1e3:>13.3f} ms {cli / lib:>17.1f}x {1:>13.1f}x")
+    print(f"{'stresswatch: Pipeline.feed, an event at a time (live)':52s} {live * 1e3:>13.3f} ms {live / lib:>17.1f}x "
+          f"{live / cli:>13.2f}x")
     per_beat = peers.pop("per beat: neurokit2 hrv_time on the trailing 300 s")
     for name, v in peers.items():
         if isinstance(v, str):

@@ -71,11 +71,11 @@ class _SortedWindow:
         self.items: list[float] = []
 
     def push(self, x: float) -> None:
-        self.order.append(x)
-        insort(self.items, x)
-        if len(self.order) > self.size:
-            old = self.order.popleft()
-            del self.items[bisect_left(self.items, old)]
+        order, items = self.order, self.items
+        order.append(x)
+        insort(items, x)
+        if len(order) > self.size:
+            del items[bisect_left(items, order.popleft())]
 
     def quartile_deviation(self) -> float:
         """(Q3 - Q1) / 2 with linear interpolation between order statistics (as pandas does)."""
@@ -172,18 +172,28 @@ class ArtifactCorrector:
         if i == 0:
             self._accept(i)
             return
-        window = list(self._recent_rr) + [b.rr_ms for b in buf[i : i + LOOKAHEAD + 1]]
-        med = _median(window)
-        self._th1, th2 = self._thresholds(med)
-        if self._th1 <= 0:
+        # The usual beat (a median, Th1, no couplet, |dRR| <= Th1) is decided inline: this runs
+        # for every beat of every person.
+        rr = buf[i].rr_ms
+        window = [*self._recent_rr, *(b.rr_ms for b in buf[i : i + LOOKAHEAD + 1])]
+        window.sort()
+        k = len(window)
+        med = window[k // 2] if k % 2 else 0.5 * (window[k // 2 - 1] + window[k // 2])
+        drr = self._abs_drr.items
+        if len(drr) >= WARMUP_BEATS:
+            th1, th2 = ALPHA * quartile_deviation(drr), None  # Th2 only when needed
+        else:
+            th1, th2 = self._warmup_thresholds(med)
+        self._th1 = th1
+        if th1 <= 0:
             self._accept(i, med)
             return
-        if self._is_couplet(i, med):
+        if i + 1 < len(buf) and rr < (1 - COUPLET_SHORT) * med and self._is_couplet(i, med):
             self._move_to_midpoint(i, ArtifactKind.ECTOPIC)
             self._accept(i, med)
             return
-        d0 = self._drr(i)
-        if abs(d0) <= 1:
+        d0 = (rr - buf[i - 1].rr_ms) / th1
+        if -1 <= d0 <= 1:
             self._accept(i, med)
             return
         th2 = th2 if th2 is not None else ALPHA * self._abs_mrr.quartile_deviation()
@@ -214,7 +224,6 @@ class ArtifactCorrector:
             # decided on the next pass (the paper's look-ahead to candidate i+1).
             self._accept(i, med)
             return
-        rr = buf[i].rr_ms
         mrr = rr - med
         nmrr = (2 * mrr if mrr < 0 else mrr) / th2
         s22 = min(d1, d2) if d0 >= 0 else max(d1, d2)
@@ -259,11 +268,9 @@ class ArtifactCorrector:
         a, b = self._buf[i].rr_ms, self._buf[i + 1].rr_ms
         return a < (1 - COUPLET_SHORT) * med and b > (1 + COUPLET_LONG) * med and abs(a + b - 2 * med) < COUPLET_SUM * 2 * med
 
-    def _thresholds(self, med: float) -> tuple[float, float | None]:
-        """Th1 and Th2; while the trailing windows are young, the held-back beats count too
+    def _warmup_thresholds(self, med: float) -> tuple[float, float]:
+        """Th1 and Th2 while the trailing windows are young: the held-back beats count too
         (like the centred windows of the batch method at the start of a recording)."""
-        if len(self._abs_drr) >= WARMUP_BEATS:
-            return ALPHA * self._abs_drr.quartile_deviation(), None  # Th2 only when needed
         rrs = [b.rr_ms for b in self._buf]
         drr = sorted(list(self._abs_drr.items) + [abs(b - a) for a, b in itertools.pairwise(rrs)])
         mrr = sorted(list(self._abs_mrr.items) + [abs(2 * (r - med) if r < med else r - med) for r in rrs])
@@ -276,12 +283,13 @@ class ArtifactCorrector:
         buf = self._buf
         rr = buf[i].rr_ms
         if i > 0:
-            self._abs_drr.push(abs(rr - buf[i - 1].rr_ms))
+            d = rr - buf[i - 1].rr_ms
+            self._abs_drr.push(d if d >= 0 else -d)
         if med is None:
             window = list(self._recent_rr) + [b.rr_ms for b in buf[i : i + LOOKAHEAD + 1]]
             med = _median(window)
         m = rr - med
-        self._abs_mrr.push(abs(2 * m if m < 0 else m))
+        self._abs_mrr.push(-2 * m if m < 0 else m)
         self._recent_rr.append(rr)
         self._cur = i + 1
 
