@@ -94,8 +94,24 @@ def _median(values: list[float]) -> float:
 
 
 def quartile_deviation(sorted_values: list[float]) -> float:
-    """(Q3 - Q1) / 2, the spread measure of the paper's thresholds."""
-    return (quantile(sorted_values, 0.75) - quantile(sorted_values, 0.25)) / 2.0
+    """(Q3 - Q1) / 2, the spread measure of the paper's thresholds (`quantile`'s arithmetic, with
+    the positions looked up by length: this runs for every beat)."""
+    n = len(sorted_values)
+    at = _QUARTILE_POSITIONS.get(n)
+    if at is None:
+        return (quantile(sorted_values, 0.75) - quantile(sorted_values, 0.25)) / 2.0
+    l1, h1, f1, l3, h3, f3 = at
+    s = sorted_values
+    return ((s[l3] + (s[h3] - s[l3]) * f3) - (s[l1] + (s[h1] - s[l1]) * f1)) / 2.0
+
+
+def _positions(n: int, q: float) -> tuple[int, int, float]:
+    pos = (n - 1) * q
+    lo = int(pos)
+    return lo, min(lo + 1, n - 1), pos - lo
+
+
+_QUARTILE_POSITIONS = {n: _positions(n, 0.25) + _positions(n, 0.75) for n in range(1, THRESHOLD_BEATS + 1)}
 
 
 @dataclass
@@ -175,7 +191,7 @@ class ArtifactCorrector:
         # The usual beat (a median, Th1, no couplet, |dRR| <= Th1) is decided inline: this runs
         # for every beat of every person.
         rr = buf[i].rr_ms
-        window = [*self._recent_rr, *(b.rr_ms for b in buf[i : i + LOOKAHEAD + 1])]
+        window = [*self._recent_rr, rr, buf[i + 1].rr_ms, buf[i + 2].rr_ms]  # push keeps LOOKAHEAD = 2 beats
         window.sort()
         k = len(window)
         med = window[k // 2] if k % 2 else 0.5 * (window[k // 2 - 1] + window[k // 2])

@@ -191,18 +191,12 @@ def lf_hf_many(times_s: np.ndarray, rr_ms: np.ndarray, windows: list[tuple[int, 
     tolerance of the spline's solve)."""
     out: list[float | None] = [None] * len(windows)
     due = [k for k, (i, j) in enumerate(windows) if _spectral_span(times_s, i, j)]
-    samples = spline_batch.sample_grids(times_s, rr_ms, [windows[k] for k in due], INTERPOLATION_HZ)
-    by_length: dict[int, list[int]] = {}
-    for k, s in zip(due, samples):
-        by_length.setdefault(len(s), []).append(k)
-    series = dict(zip(due, samples))
-    for group in by_length.values():
-        for b in range(0, len(group), _WELCH_BATCH):
-            ks = group[b : b + _WELCH_BATCH]
-            y = np.stack([series[k] for k in ks])
-            y -= (np.add.reduce(y, axis=1) / y.shape[1])[:, None]
-            for k, (lf, hf) in zip(ks, _band_power_rows(y).tolist()):
-                out[k] = _ratio(lf, hf)
+    for rows, y in spline_batch.sample_grids(times_s, rr_ms, [windows[k] for k in due], INTERPOLATION_HZ):
+        y -= (np.add.reduce(y, axis=1) / y.shape[1])[:, None]
+        for b in range(0, len(rows), _WELCH_BATCH):
+            powers = _band_power_rows(y[b : b + _WELCH_BATCH]).tolist()
+            for r, (lf, hf) in zip(rows[b : b + _WELCH_BATCH], powers):
+                out[due[r]] = _ratio(lf, hf)
     return out
 
 

@@ -106,6 +106,7 @@ class Pipeline:
         self._spline = SplineCache()
         self._energy: float | None = None
         self._pending_whole = False
+        self._whole = math.isinf(settings.step_s)
         self._after_gap = False
         # Readings due but not computed yet: `feed` computes them before it returns,
         # `feed_many` at its end, all at once (and before the arrays are compacted).
@@ -213,7 +214,7 @@ class Pipeline:
             self._compact()
         log.append(beat.t, beat.rr_ms, bool(beat.artifact), not self._after_gap)
         self._after_gap = False
-        if math.isinf(self.settings.step_s):
+        if self._whole:
             self._pending_whole = True
             return
         if beat.t < self._next_emit:

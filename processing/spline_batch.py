@@ -20,6 +20,7 @@ The samples equal `sample_grid`'s to the full solve's tolerance (tests/processin
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from processing.spline import EDGE_ROWS, _collocation, _evaluate, _gauss_seidel, _knots, sample_grid
 
@@ -27,58 +28,59 @@ from processing.spline import EDGE_ROWS, _collocation, _evaluate, _gauss_seidel,
 MIN_BATCH_BEATS = 3 * EDGE_ROWS
 
 
-def sample_grids(x: np.ndarray, y: np.ndarray, windows: list[tuple[int, int]], rate: float) -> list[np.ndarray]:
-    """For each window [i, j) of the series (x, y) (beat times in s, sorted, no gap inside; RR in
-    ms), what `spline.sample_grid(x[i:j], y[i:j], rate)` returns."""
-    out: list[np.ndarray | None] = [None] * len(windows)
+def sample_grids(
+    x: np.ndarray, y: np.ndarray, windows: list[tuple[int, int]], rate: float
+) -> list[tuple[list[int], np.ndarray]]:
+    """For the windows [i, j) of the series (x, y) (beat times in s, sorted, no gap inside; RR
+    in ms), what `spline.sample_grid(x[i:j], y[i:j], rate)` returns, as groups of windows with
+    as many samples: (their indices in `windows`, a C-contiguous array of their samples, one row
+    per window), ready for Welch's method."""
+    groups: list[tuple[list[int], np.ndarray]] = []
     big = [k for k, (i, j) in enumerate(windows) if j - i >= MIN_BATCH_BEATS]
     for k, (i, j) in enumerate(windows):
         if j - i < MIN_BATCH_BEATS:
-            out[k] = sample_grid(x[i:j], y[i:j], rate)
+            groups.append(([k], sample_grid(x[i:j], y[i:j], rate)[None, :]))
     if big:
         lo = min(windows[k][0] for k in big)
         hi = max(windows[k][1] for k in big)
         starts = np.array([windows[k][0] for k in big]) - lo
         ends = np.array([windows[k][1] for k in big]) - lo
-        for k, samples in zip(big, _batch(x[lo:hi], y[lo:hi], starts, ends, rate)):
-            out[k] = samples
-    return out  # type: ignore[return-value]
+        for rows, samples in _batch(x[lo:hi], y[lo:hi], starts, ends, rate):
+            groups.append(([big[r] for r in rows], samples))
+    return groups
 
 
-def _batch(x, y, starts, ends, rate) -> list[np.ndarray]:
+def _batch(x, y, starts, ends, rate) -> list[tuple[list[int], np.ndarray]]:
     e = EDGE_ROWS
     knots, h, r10, r20, r31 = _knots(x)
     lo, mid, hi = _collocation(x, knots, r10, r20, r31, np.arange(len(x)))
     coef = _gauss_seidel(lo, mid, hi, y)
-    # Each window's 4 Hz grid (as in sample_grid): `count` samples from `first` / rate on; those
-    # from inner_a to inner_b (knot spans e+2 .. n-e-1 of the window) are the union's.
+    # Each window's 4 Hz grid (as in sample_grid): `count` samples from `first` / rate on. Those
+    # from inner_a to inner_b (knot spans e+2 .. n-e-1 of the window) are the union's; the others
+    # are evaluated from the window's own spline.
     first = np.ceil(x[starts] * rate).astype(np.int64)
     count = np.ceil((x[ends - 1] + 1.0 / rate - x[starts]) * rate).astype(np.int64)
     inner_a = np.ceil(knots[starts + e + 2] * rate).astype(np.int64)
     inner_b = np.ceil(knots[ends - e] * rate).astype(np.int64)
-    g0 = int(inner_a.min())
-    union = _evaluate(x, y, np.arange(g0, int(inner_b.max())) / rate, knots, h, coef, r10, r20, r31)
+    g0 = int(first.min())
+    union = _evaluate(x, y, np.arange(g0, int((first + count).max())) / rate, knots, h, coef, r10, r20, r31)
 
-    # The samples near the ends, from each window's own spline: all fronts, then all backs.
+    # The samples near the ends: window w[i], sample at[i] of its grid.
     front, back = _edge_coefficients(x, y, knots, coef, starts, ends)
     n_front, n_back = inner_a - first, first + count - inner_b
     windows = np.arange(len(starts))
     w = np.concatenate((np.repeat(windows, n_front), np.repeat(windows, n_back)))
-    g = np.concatenate((np.repeat(first, n_front), np.repeat(inner_b, n_back)))
-    g += np.concatenate((_ranges(n_front), _ranges(n_back)))
-    values = _evaluate_windows(x, y, knots, coef, front, back, starts, ends, w, g / rate)
+    at = np.concatenate((np.zeros(int(n_front.sum()), np.int64), np.repeat(inner_b - first, n_back)))
+    at += np.concatenate((_ranges(n_front), _ranges(n_back)))
+    values = _evaluate_ends(x, y, knots, coef, front, back, starts, ends, w, (first[w] + at) / rate)
 
     out = []
-    f_end = np.cumsum(n_front).tolist()
-    b_end = (int(n_front.sum()) + np.cumsum(n_back)).tolist()
-    f_pos, b_pos = 0, f_end[-1]
-    for k, (f0, c, a, b) in enumerate(zip(first.tolist(), count.tolist(), inner_a.tolist(), inner_b.tolist())):
-        samples = np.empty(c)
-        samples[: a - f0] = values[f_pos : f_end[k]]
-        samples[a - f0 : b - f0] = union[a - g0 : b - g0]
-        samples[b - f0 :] = values[b_pos : b_end[k]]
-        f_pos, b_pos = f_end[k], b_end[k]
-        out.append(samples)
+    for c in np.unique(count).tolist():
+        rows = np.flatnonzero(count == c)
+        samples = sliding_window_view(union, c)[first[rows] - g0]  # a copy, one row per window
+        mine = np.flatnonzero(count[w] == c)
+        samples.ravel()[np.searchsorted(rows, w[mine]) * c + at[mine]] = values[mine]
+        out.append((rows.tolist(), samples))
     return out
 
 
@@ -95,17 +97,6 @@ def _window_knot(x, knots, start, end, k):
     n = end - start
     inner = knots[np.clip(start + k, 0, len(knots) - 1)]
     return np.where(k <= 2, x[start], np.where(k >= n, x[end - 1], inner))
-
-
-def _window_coef(coef, front, back, start, end, k, rows):
-    """Coefficient k of the windows `rows`: their re-solved ends (`front[w, k]`, `back[w, k - (n - e)]`)
-    or the union's coefficient start + k between them."""
-    e = EDGE_ROWS
-    n = end - start
-    inner = coef[np.clip(start + k, 0, len(coef) - 1)]
-    f = front[rows, np.clip(k, 0, e - 1)]
-    b = back[rows, np.clip(k - (n - e), 0, e - 1)]
-    return np.where(k < e, f, np.where(k >= n - e, b, inner))
 
 
 def _edge_coefficients(x, y, knots, coef, starts, ends) -> tuple[np.ndarray, np.ndarray]:
@@ -161,23 +152,37 @@ def _thomas_rows(lo, mid, hi, rhs) -> np.ndarray:
     return xs
 
 
-def _evaluate_windows(x, y, knots, coef, front, back, starts, ends, w, times) -> np.ndarray:
-    """Window w[i]'s own spline at times[i]:
-    `spline._evaluate`'s formula on the knot span of each time, past the window's last beat its
-    last value."""
-    start, end = starts[w], ends[w]
-    n = end - start
+
+
+def _evaluate_ends(x, y, knots, coef, front, back, starts, ends, w, times) -> np.ndarray:
+    """Window w[i]'s own spline at times[i], a time in its first or last EDGE_ROWS + 2 knot
+    spans: `spline._evaluate`'s formula (the same operations, so the same values) on the
+    window's knots and coefficients near each end, gathered into a small table first; past the
+    window's last beat, its last value."""
+    e = EDGE_ROWS
+    m = len(starts)
+    n = ends - starts
     # The window's span of each time: the union's span shifted by the window's start, clipped
     # to 2 .. n-1 (the window's first and last spans reach its triple end knots).
-    l = np.searchsorted(knots[2 : len(x)], times, side="right") + 2 - 1 - start
-    np.clip(l, 2, n - 1, out=l)
-    t0 = _window_knot(x, knots, start, end, l - 1)
-    t1 = _window_knot(x, knots, start, end, l)
-    t2 = _window_knot(x, knots, start, end, l + 1)
-    t3 = _window_knot(x, knots, start, end, l + 2)
-    c0 = _window_coef(coef, front, back, start, end, l - 2, w)
-    c1 = _window_coef(coef, front, back, start, end, l - 1, w)
-    c2 = _window_coef(coef, front, back, start, end, l, w)
+    nw = n[w]
+    span = np.searchsorted(knots[2 : len(x)], times, side="right") + 1 - starts[w]
+    np.clip(span, 2, nw - 1, out=span)
+    # Table rows: knots and coefficients k = 0 .. e+5 of every window's front, then
+    # k = n-e-4 .. n+1 of its back.
+    base = np.concatenate((np.zeros(m, np.int64), n - e - 4))
+    k = base[:, None] + np.arange(e + 6)
+    s2, e2, n2 = np.tile(starts, 2)[:, None], np.tile(ends, 2)[:, None], np.tile(n, 2)[:, None]
+    union_k = np.clip(s2 + k, 0, len(coef) - 1)
+    knot = np.where(k <= 2, x[s2], np.where(k >= n2, x[e2 - 1], knots[union_k]))
+    ends_c = np.concatenate((front, back))
+    cf = np.take_along_axis(ends_c, np.clip(k, 0, e - 1), 1)
+    cb = np.take_along_axis(ends_c, np.clip(k - (n2 - e), 0, e - 1), 1)
+    c = np.where(k < e, cf, np.where(k >= n2 - e, cb, coef[union_k])).ravel()
+    knot = knot.ravel()
+    row = np.where(span < nw // 2, w, w + m)
+    at = row * (e + 6) + span - base[row]
+    t0, t1, t2, t3 = knot[at - 1], knot[at], knot[at + 1], knot[at + 2]
+    c0, c1, c2 = c[at - 2], c[at - 1], c[at]
     h = t2 - t1
     a = c0 - c1
     a *= 1.0 / (t2 - t0)
@@ -193,7 +198,7 @@ def _evaluate_windows(x, y, knots, coef, front, back, starts, ends, w, times) ->
     out += d0
     out *= v
     out += s0
-    past = times > x[end - 1]
-    out[past] = y[end[past] - 1]
+    last = ends[w] - 1
+    past = times > x[last]
+    out[past] = y[last[past]]
     return out
-

@@ -68,10 +68,7 @@ class BeatLog:
         self._prefix = np.zeros((10, capacity + 1))
         self._summed = 0
         self.ref = 0.0
-
-    @property
-    def capacity(self) -> int:
-        return len(self.t)
+        self.capacity = capacity
 
     def append(self, t: float, rr_ms: float, artifact: bool, successive: bool) -> None:
         n = self.n

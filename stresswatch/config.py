@@ -26,10 +26,12 @@ from processing.pipeline import Settings as PipelineSettings
 from alerts.settings import AlertSettings
 from processing.baseline import Baseline
 from processing.stress import StressModel
-from sinks.fanout import SinkSettings
-from sinks.influx import InfluxSettings
-from sinks.mqtt import MqttSettings
 from sinks.redact import redact_url
+
+if typing.TYPE_CHECKING:
+    from sinks.fanout import SinkSettings
+    from sinks.influx import InfluxSettings
+    from sinks.mqtt import MqttSettings
 
 
 class ConfigError(ValueError):
@@ -112,6 +114,8 @@ class MqttConfig:
         """The MQTT sink's settings (secrets read from their files), None when MQTT is off."""
         if self.url is None:
             return None
+        from sinks.mqtt import MqttSettings  # here: paho is not needed to analyse a file
+
         u = urlsplit(self.url)
         tls = u.scheme == "mqtts"
         return MqttSettings(
@@ -152,6 +156,8 @@ class InfluxConfig:
         """The InfluxDB sink's settings (token read from its file), None when InfluxDB is off."""
         if self.url is None:
             return None
+        from sinks.influx import InfluxSettings  # here: as MqttSettings
+
         return InfluxSettings(
             url=self.url, bucket=self.bucket, org=self.org, token=read_secret(self.token, self.token_file, "influx.token_file"),
             api=self.api, username=self.username or "", password=self.password or "",
@@ -198,6 +204,8 @@ class Config:
 
     def sink_settings(self) -> SinkSettings:
         """What the sinks need: their sections, the wearers, each wearer's device labels."""
+        from sinks.fanout import SinkSettings  # here: as MqttSettings
+
         devices: dict[str, list[str]] = {}
         for d in self.devices:
             devices.setdefault(d.person, []).append(d.address or d.name or "strap")

@@ -125,12 +125,16 @@ def test_a_chunk_of_windows_sampled_together_equals_one_at_a_time(reference):
     windows = [(int(np.searchsorted(t, e - 300.0, side="right")), int(np.searchsorted(t, e, side="right")))
                for e in np.arange(t[0] + 20.0, t[-1] + 5.0, 10.0)]  # from 20 s of beats to the last beat
     assert min(j - i for i, j in windows) < spline_batch.MIN_BATCH_BEATS < max(j - i for i, j in windows)
-    together = spline_batch.sample_grids(t, rr, windows, 4.0)
-    worst = 0.0
-    for (i, j), got in zip(windows, together):
-        alone = spline.sample_grid(t[i:j], rr[i:j], 4.0)
-        assert len(got) == len(alone)
-        worst = max(worst, float(np.abs(got - alone).max()))
+    worst, seen = 0.0, []
+    for rows, samples in spline_batch.sample_grids(t, rr, windows, 4.0):
+        assert samples.flags.c_contiguous and samples.shape[0] == len(rows)
+        for k, got in zip(rows, samples):
+            i, j = windows[k]
+            alone = spline.sample_grid(t[i:j], rr[i:j], 4.0)
+            assert len(got) == len(alone)
+            worst = max(worst, float(np.abs(got - alone).max()))
+            seen.append(k)
+    assert sorted(seen) == list(range(len(windows)))
     assert worst < 1e-6  # ms, on RR values of ~1000 ms (the solve's tolerance is 1e-9 of that)
 
 
