@@ -8,7 +8,8 @@ the trailing 300 s window. The peers recompute each window from scratch, as a ba
 They run in a venv of their own (created on first use under ~/.cache/stresswatch/, since they
 pull in scipy, pandas and matplotlib versions the product must not depend on), on 120 windows
 (20 min) of PhysioNet nsr2db nsr001; stresswatch runs the whole 24 h (a) through the library in
-this process and (b) as `stresswatch analyze --json` in a child, CPU time per reading. Ratios are
+this process and (b) as `stresswatch analyze --json` in a child, CPU time per reading. Every
+timing, ours and the peers', is the fastest of REPEATS runs. Ratios are
 per-window peer CPU / per-reading stresswatch CPU. The library runs as a file is analysed (chunks
 of events through `Pipeline.feed_many`); its figure a beat at a time (`Pipeline.feed`, as the
 service runs) is printed too. Also: the whole CLI's CPU per beat against
@@ -53,16 +54,20 @@ PEER_CHILD = textwrap.dedent(
     import numpy as np
     warnings.filterwarnings("ignore")
     windows = np.load(sys.argv[1], allow_pickle=True)
+    REPEATS = int(sys.argv[3])
     out = {}
 
     def timed(name, make):
         try:
             fn = make()
             fn(windows[0])
-            t0 = time.process_time()
-            for w in windows:
-                fn(w)
-            out[name] = (time.process_time() - t0) / len(windows)
+            best = float("inf")
+            for _ in range(REPEATS):  # the fastest pass, as for ours
+                t0 = time.process_time()
+                for w in windows:
+                    fn(w)
+                best = min(best, time.process_time() - t0)
+            out[name] = best / len(windows)
         except Exception as exc:
             out[name] = f"failed: {type(exc).__name__}: {exc}"
 
@@ -105,11 +110,14 @@ PEER_CHILD = textwrap.dedent(
     import neurokit2 as nk
     t, rr = np.load(sys.argv[2])
     start = int(np.searchsorted(t, t[0] + 300))
-    t0 = time.process_time()
-    for i in range(start, start + 300):
-        lo = int(np.searchsorted(t, t[i] - 300, side="right"))
-        nk.hrv_time({"RRI": rr[lo : i + 1], "RRI_Time": t[lo : i + 1]})
-    out["per beat: neurokit2 hrv_time on the trailing 300 s"] = (time.process_time() - t0) / 300
+    best = float("inf")
+    for _ in range(REPEATS):
+        t0 = time.process_time()
+        for i in range(start, start + 300):
+            lo = int(np.searchsorted(t, t[i] - 300, side="right"))
+            nk.hrv_time({"RRI": rr[lo : i + 1], "RRI_Time": t[lo : i + 1]})
+        best = min(best, time.process_time() - t0)
+    out["per beat: neurokit2 hrv_time on the trailing 300 s"] = best / 300
     print(json.dumps(out))
     """
 )
@@ -138,11 +146,19 @@ def windows_of(beats, start_index: int, n_windows: int, window_s: float = 300.0,
     return out
 
 
+# Every timed run, ours and the peers', is repeated and the fastest kept: on a shared VM a single
+# run is often slowed by other tenants.
+REPEATS = 3
+
+
 def ours_library(events) -> tuple[float, int]:
     """As a file is analysed: chunks of events through `Pipeline.feed_many` (processing.pipeline.run)."""
-    t0 = time.process_time()
-    n = len(run(events, "p"))
-    return (time.process_time() - t0) / n, n
+    best = float("inf")
+    for _ in range(REPEATS):
+        t0 = time.process_time()
+        n = len(run(events, "p"))
+        best = min(best, time.process_time() - t0)
+    return best / n, n
 
 
 def ours_live(events) -> float:
@@ -162,7 +178,7 @@ def main() -> None:
     rec = read_recording(path)
     lib, n = ours_library(rec.events)
     live = ours_live(rec.events)
-    cli_cpu, rss_mb = analyze_cpu_and_peak_rss(path)
+    cli_cpu, rss_mb = min(analyze_cpu_and_peak_rss(path) for _ in range(REPEATS))
     cli = cli_cpu / n
     python = ensure_peer_venv()
     with tempfile.TemporaryDirectory() as d:
@@ -170,7 +186,7 @@ def main() -> None:
         np.save(wfile, windows_of(rec.beats, 40000, PEER_WINDOWS), allow_pickle=True)
         bfile = Path(d) / "beats.npy"
         np.save(bfile, np.array([[b.t for b in rec.beats[20000:21000]], [b.rr_ms for b in rec.beats[20000:21000]]]))
-        res = subprocess.run([str(python), "-c", PEER_CHILD, str(wfile), str(bfile)], capture_output=True, text=True,
+        res = subprocess.run([str(python), "-c", PEER_CHILD, str(wfile), str(bfile), str(REPEATS)], capture_output=True, text=True,
                              check=True)
     peers = json.loads(res.stdout.strip().splitlines()[-1])
     print(f"\nnsr001 (24 h, {n} readings; peers on {PEER_WINDOWS} windows of 300 s, every 10 s)")

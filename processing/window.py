@@ -1,4 +1,4 @@
-"""A person's recent beats as arrays with prefix sums, so the time-domain HRV of any trailing window costs O(1).
+"""A person's recent beats as arrays, and the time-domain HRV of trailing windows over them, many at once.
 
 Formulas, units and references of the time-domain and Poincare statistics (all in ms unless
 stated; conventions as Kubios HRV 3.1, Tarvainen et al. 2014, Comput Methods Programs Biomed
@@ -19,12 +19,13 @@ from the pairs it has), but no pair ever spans a gap and nothing is interpolated
 pair-based statistic (RMSSD, pNNx, SD1, SD2) is over the valid pairs whose two beats are both
 inside the window.
 
-How (ours): every beat adds its terms (RR - ref, its square, and for a valid pair dRR, dRR^2,
-RR[k-1] + RR[k] - 2 ref, its square, |dRR| > 50 and > 20) to prefix sums, so a window's sums are
-two lookups, for one window or for many at once (`BeatLog.stats`). The sums are relative to a
-reference interval `ref` (the first RR of the arrays) against the cancellation of
-sum-of-squares formulas, and are recomputed from the beats at every compaction, so round-off
-cannot accumulate.
+How (ours): for the windows asked for together, the per-beat terms (RR - ref, its square, and
+for a valid pair dRR, dRR^2, RR[k-1] + RR[k] - 2 ref, its square, |dRR| > 50 and > 20) of the
+beats they span go into prefix sums, so each window's sums are two lookups (`BeatLog.stats`):
+one pass over a chunk's beats for all its readings when a file is analysed, one over the long
+window for a live reading. The sums are relative to a reference interval `ref` (the first RR
+of the span) against the cancellation of sum-of-squares formulas, and nothing is carried from
+one call to the next, so round-off cannot accumulate and a person costs only the beat arrays.
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ def quantile(s: list[float], q: float) -> float:
 
 class BeatLog:
     """Beat times (s), RR (ms), artifact flags and pair flags (`paired[k]`: beat k and beat k-1
-    form a valid successive pair) in arrays, with their prefix sums (extended lazily, when a
-    window is asked for).
+    form a valid successive pair) in arrays.
 
     The arrays are never written below `n`: a slice handed out stays valid (LF/HF keeps some),
     and `compact` moves the beats still needed to new arrays.
@@ -65,9 +65,6 @@ class BeatLog:
         self.rr = np.empty(capacity)
         self.artifact = np.zeros(capacity, dtype=bool)
         self.paired = np.zeros(capacity, dtype=bool)
-        self._prefix = np.zeros((10, capacity + 1))
-        self._summed = 0
-        self.ref = 0.0
         self.capacity = capacity
 
     def append(self, t: float, rr_ms: float, artifact: bool, successive: bool) -> None:
@@ -93,52 +90,49 @@ class BeatLog:
         """Index of the first beat later than `time`."""
         return int(np.searchsorted(self.t[: self.n], time, side="right"))
 
-    def _extend_prefix(self) -> None:
-        a, n = self._summed, self.n
-        if a == n:
-            return
-        if a == 0:
-            self.ref = float(self.rr[0])
-        rr = self.rr[a:n]
-        prev = self.rr[a - 1 : n - 1] if a else np.concatenate(([rr[0]], rr[:-1]))
-        pair = self.paired[a:n]
-        # Written after the prefix at a and accumulated from it: the same sequential sums
-        # however the beats were split between calls (so `feed` and `feed_many` agree exactly).
-        prefix = self._prefix[:, a : n + 1]
+    def _prefix_sums(self, a: int, b: int) -> tuple[np.ndarray, float]:
+        """Prefix sums of the per-beat terms of beats a..b-1 (column k: the sums over a..a+k-1),
+        relative to ref = RR of beat a; and ref. The pair (a-1, a) is left out: no window
+        asked for starts before a."""
+        rr = self.rr[a:b]
+        ref = float(rr[0])
+        pair = self.paired[a:b]
+        prefix = np.zeros((10, b - a + 1))
         terms = prefix[:, 1:]
         x = terms[_X]
-        np.subtract(rr, self.ref, out=x)
+        np.subtract(rr, ref, out=x)
         np.multiply(x, x, out=terms[_X2])
         d = terms[_D]
-        np.subtract(rr, prev, out=d)
+        np.subtract(rr[1:], rr[:-1], out=d[1:])
         d *= pair
         np.multiply(d, d, out=terms[_D2])
         p = terms[_P]
-        np.add(rr, prev, out=p)
-        p -= 2.0 * self.ref
+        np.add(rr[1:], rr[:-1], out=p[1:])
+        p[1:] -= 2.0 * ref
         p *= pair
         np.multiply(p, p, out=terms[_P2])
         terms[_PAIRS] = pair
+        terms[_PAIRS, 0] = 0.0
         ad = np.abs(d)
         terms[_NN50] = ad > 50.0
         terms[_NN20] = ad > 20.0
-        terms[_ART] = self.artifact[a:n]
+        terms[_ART] = self.artifact[a:b]
         np.cumsum(prefix, axis=1, out=prefix)
-        self._summed = n
+        return prefix, ref
 
     def stats(self, lo: list[int], short_lo: list[int], hi: list[int], recent_beats: int) -> list[WindowStats]:
         """The statistics of windows ending at beats hi[k] - 1: the long window [lo[k], hi[k]),
         the short one [short_lo[k], hi[k]) (short_lo >= lo), and the heart rate of the short
         window's last `recent_beats` beats. The prefix lookups are one numpy call for all the
         windows; the arithmetic is per window, on Python floats."""
-        self._extend_prefix()
+        a = min(lo)
+        prefix, ref = self._prefix_sums(a, max(hi))
         recent_lo = [max(s, h - recent_beats) for s, h in zip(short_lo, hi)]
-        at = self._prefix[:, np.array((lo, short_lo, recent_lo, hi))]  # (column, bound, window)
+        at = prefix[:, np.array((lo, short_lo, recent_lo, hi)) - a]  # (column, bound, window)
         # Pair sums start one beat later: the pair (lo - 1, lo) is not inside the window.
-        pairs_at = self._prefix[:, np.array((lo, short_lo)) + 1]
+        pairs_at = prefix[:, np.array((lo, short_lo)) + (1 - a)]
         sums = (at[:, 3:] - np.concatenate((at[:, :3], pairs_at), axis=1)).transpose(2, 1, 0).tolist()
-        ref = self.ref
-        return [_window_stats(w, h - a, h - b, h - c, ref) for w, a, b, c, h in zip(sums, lo, short_lo, recent_lo, hi)]
+        return [_window_stats(w, h - l, h - s, h - r, ref) for w, l, s, r, h in zip(sums, lo, short_lo, recent_lo, hi)]
 
 
 @dataclass(slots=True)
