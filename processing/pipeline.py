@@ -14,7 +14,7 @@ from processing.correction import ArtifactCorrector
 from processing.reading import Reading
 from processing.spline import SplineCache
 from processing.stress import StressModel
-from processing.window import BeatLog
+from processing.window import BeatLog, WindowStats
 
 # RR beyond this cannot be one heartbeat (or a few missed ones): it is a dropout.
 MAX_RR_MS = 3000.0
@@ -145,6 +145,17 @@ class Pipeline:
         self.beats_out = []
         self._drain()
         return self._take_readings()
+
+    def window_stats(self) -> WindowStats | None:
+        """The time-domain statistics of the windows ending at the last beat, at any moment
+        (O(1): prefix sums), e.g. to follow them beat by beat between readings."""
+        log = self.log
+        if not log.n:
+            return None
+        t = float(log.t[log.n - 1])
+        lo = self._window_start(self.settings.window_s, t)
+        short_lo = self._window_start(self.settings.rmssd_window_s, t)
+        return log.stats([lo], [short_lo], [log.n], RECENT_BEATS)[0]
 
     def window(self, duration_s: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Times (s), RR (ms) and pair flags of the beats in the trailing window of `duration_s`

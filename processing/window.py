@@ -1,4 +1,4 @@
-"""A person's recent beats as arrays, and the time-domain HRV of trailing windows over them, many at once.
+"""A person's recent beats as arrays with prefix sums, so the time-domain HRV of any trailing window costs O(1).
 
 Formulas, units and references of the time-domain and Poincare statistics (all in ms unless
 stated; conventions as Kubios HRV 3.1, Tarvainen et al. 2014, Comput Methods Programs Biomed
@@ -19,24 +19,30 @@ from the pairs it has), but no pair ever spans a gap and nothing is interpolated
 pair-based statistic (RMSSD, pNNx, SD1, SD2) is over the valid pairs whose two beats are both
 inside the window.
 
-How (ours): for the windows asked for together, the per-beat terms (RR - ref, its square, and
-for a valid pair dRR, dRR^2, RR[k-1] + RR[k] - 2 ref, its square, |dRR| > 50 and > 20) of the
-beats they span go into prefix sums, so each window's sums are two lookups (`BeatLog.stats`):
-one pass over a chunk's beats for all its readings when a file is analysed, one over the long
-window for a live reading. The sums are relative to a reference interval `ref` (the first RR
-of the span) against the cancellation of sum-of-squares formulas, and nothing is carried from
-one call to the next, so round-off cannot accumulate and a person costs only the beat arrays.
+How (ours): every beat's terms (RR - ref, its square, and for a valid pair dRR, dRR^2,
+RR[k-1] + RR[k] - 2 ref, its square, |dRR| > 50 and > 20) go into prefix sums, brought up to
+date when a window is asked for, so any window's sums are two lookups (`BeatLog.stats`): a
+reading at every beat costs O(1), and a chunk of a file's readings one pass over its beats. The
+sums are relative to a reference interval `ref` (the first RR of the arrays) against the
+cancellation of sum-of-squares formulas, and are recomputed from the beats at every compaction,
+so round-off cannot accumulate.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
 
 # Columns of the prefix sums.
 _X, _X2, _D, _D2, _P, _P2, _PAIRS, _NN50, _NN20, _ART = range(10)
+# Up to this many new beats, the prefix sums are extended in Python: numpy's ~20 calls would
+# cost more (a reading at every beat, or every 10 s, adds 1-40 beats).
+_FEW_BEATS = 48
+# Up to this many windows, `stats` takes the differences of the sums in Python.
+_FEW_WINDOWS = 4
 
 
 def quantile(s: list[float], q: float) -> float:
@@ -50,13 +56,13 @@ def quantile(s: list[float], q: float) -> float:
 
 class BeatLog:
     """Beat times (s), RR (ms), artifact flags and pair flags (`paired[k]`: beat k and beat k-1
-    form a valid successive pair) in arrays.
+    form a valid successive pair) in arrays, with the prefix sums of their terms.
 
     The arrays are never written below `n`: a slice handed out stays valid (LF/HF keeps some),
     and `compact` moves the beats still needed to new arrays.
     """
 
-    def __init__(self, capacity: int = 1024):
+    def __init__(self, capacity: int = 512):
         self._allocate(capacity)
         self.n = 0
 
@@ -65,6 +71,9 @@ class BeatLog:
         self.rr = np.empty(capacity)
         self.artifact = np.zeros(capacity, dtype=bool)
         self.paired = np.zeros(capacity, dtype=bool)
+        self._prefix = np.zeros((capacity + 1, 10))  # row k: the sums over beats 0..k-1
+        self._summed = 0  # beats the prefix sums cover
+        self.ref = 0.0
         self.capacity = capacity
 
     def append(self, t: float, rr_ms: float, artifact: bool, successive: bool) -> None:
@@ -79,7 +88,10 @@ class BeatLog:
         """Keep beats keep_from..n-1 (now 0..), in new arrays with room to grow."""
         live = self.n - keep_from
         old = (self.t, self.rr, self.artifact, self.paired)
-        self._allocate(max(1024, 2 * live))
+        # Room for 256 more beats (~3-4 min) or half as many again: compacting costs O(live), so
+        # this stays O(1) per beat, and a person's arrays stay near the window's size (a live
+        # service keeps 1000s of them).
+        self._allocate(live + max(256, live // 2))
         for new, src in zip((self.t, self.rr, self.artifact, self.paired), old):
             new[:live] = src[keep_from : keep_from + live]
         if live:
@@ -88,50 +100,77 @@ class BeatLog:
 
     def start_after(self, time: float) -> int:
         """Index of the first beat later than `time`."""
-        return int(np.searchsorted(self.t[: self.n], time, side="right"))
+        return bisect_right(self.t, time, 0, self.n)
 
-    def _prefix_sums(self, a: int, b: int) -> tuple[np.ndarray, float]:
-        """Prefix sums of the per-beat terms of beats a..b-1 (column k: the sums over a..a+k-1),
-        relative to ref = RR of beat a; and ref. The pair (a-1, a) is left out: no window
-        asked for starts before a."""
-        rr = self.rr[a:b]
-        ref = float(rr[0])
-        pair = self.paired[a:b]
-        prefix = np.zeros((10, b - a + 1))
-        terms = prefix[:, 1:]
-        x = terms[_X]
-        np.subtract(rr, ref, out=x)
-        np.multiply(x, x, out=terms[_X2])
-        d = terms[_D]
-        np.subtract(rr[1:], rr[:-1], out=d[1:])
+    def _extend_prefix(self) -> None:
+        """Bring the prefix sums up to the last beat. A few new beats (a live reading) are added
+        in Python, many (a chunk of a file) with numpy: both add the same terms one at a time,
+        in order, so the sums do not depend on how the beats were split between calls."""
+        a, n = self._summed, self.n
+        if a == n:
+            return
+        if a == 0:
+            self.ref = float(self.rr[0])
+        if n - a <= _FEW_BEATS:
+            self._extend_in_python(a, n)
+        else:
+            self._extend_with_numpy(a, n)
+        self._summed = n
+
+    def _extend_in_python(self, a: int, n: int) -> None:
+        ref, prefix = self.ref, self._prefix
+        sums = prefix[a].tolist()
+        first = max(a - 1, 0)
+        rrs = self.rr[first:n].tolist()
+        for k, pair, art in zip(range(a, n), self.paired[a:n].tolist(), self.artifact[a:n].tolist()):
+            rr = rrs[k - first]
+            prev = rrs[k - first - 1] if k else rr
+            on = 1.0 if pair else 0.0
+            x = rr - ref
+            d = (rr - prev) * on
+            p = (rr + prev - 2.0 * ref) * on
+            ad = abs(d)
+            terms = (x, x * x, d, d * d, p, p * p, on, ad > 50.0, ad > 20.0, art)
+            sums = [s + v for s, v in zip(sums, terms)]
+            prefix[k + 1] = sums
+
+    def _extend_with_numpy(self, a: int, n: int) -> None:
+        rr = self.rr[a:n]
+        prev = self.rr[a - 1 : n - 1] if a else np.concatenate(([rr[0]], rr[:-1]))
+        pair = self.paired[a:n]
+        prefix = self._prefix[a : n + 1]  # the terms go after the sums at a, then accumulate
+        terms = prefix[1:].T
+        x = np.subtract(rr, self.ref)
+        d = np.subtract(rr, prev)
         d *= pair
-        np.multiply(d, d, out=terms[_D2])
-        p = terms[_P]
-        np.add(rr[1:], rr[:-1], out=p[1:])
-        p[1:] -= 2.0 * ref
+        p = np.add(rr, prev)
+        p -= 2.0 * self.ref
         p *= pair
-        np.multiply(p, p, out=terms[_P2])
-        terms[_PAIRS] = pair
-        terms[_PAIRS, 0] = 0.0
         ad = np.abs(d)
-        terms[_NN50] = ad > 50.0
-        terms[_NN20] = ad > 20.0
-        terms[_ART] = self.artifact[a:b]
-        np.cumsum(prefix, axis=1, out=prefix)
-        return prefix, ref
+        for column, values in ((_X, x), (_X2, x * x), (_D, d), (_D2, d * d), (_P, p), (_P2, p * p),
+                               (_PAIRS, pair), (_NN50, ad > 50.0), (_NN20, ad > 20.0), (_ART, self.artifact[a:n])):
+            terms[column] = values
+        np.cumsum(prefix, axis=0, out=prefix)
 
     def stats(self, lo: list[int], short_lo: list[int], hi: list[int], recent_beats: int) -> list[WindowStats]:
         """The statistics of windows ending at beats hi[k] - 1: the long window [lo[k], hi[k]),
         the short one [short_lo[k], hi[k]) (short_lo >= lo), and the heart rate of the short
         window's last `recent_beats` beats. The prefix lookups are one numpy call for all the
         windows; the arithmetic is per window, on Python floats."""
-        a = min(lo)
-        prefix, ref = self._prefix_sums(a, max(hi))
+        self._extend_prefix()
         recent_lo = [max(s, h - recent_beats) for s, h in zip(short_lo, hi)]
-        at = prefix[:, np.array((lo, short_lo, recent_lo, hi)) - a]  # (column, bound, window)
-        # Pair sums start one beat later: the pair (lo - 1, lo) is not inside the window.
-        pairs_at = prefix[:, np.array((lo, short_lo)) + (1 - a)]
-        sums = (at[:, 3:] - np.concatenate((at[:, :3], pairs_at), axis=1)).transpose(2, 1, 0).tolist()
+        # Sums from bound to hi: the long, short and recent windows, then the pairs of the long
+        # and short ones, which start one beat later (the pair (lo - 1, lo) is not inside).
+        bounds = (lo, short_lo, recent_lo, [x + 1 for x in lo], [x + 1 for x in short_lo])
+        prefix = self._prefix
+        if len(hi) <= _FEW_WINDOWS:  # a live reading: the rows one by one, the differences in Python
+            sums = []
+            for k, h in enumerate(hi):
+                top = prefix[h].tolist()
+                sums.append([[u - v for u, v in zip(top, prefix[b[k]].tolist())] for b in bounds])
+        else:
+            sums = (prefix[hi] - prefix[np.array(bounds)]).transpose(1, 0, 2).tolist()  # (window, bound, column)
+        ref = self.ref
         return [_window_stats(w, h - l, h - s, h - r, ref) for w, l, s, r, h in zip(sums, lo, short_lo, recent_lo, hi)]
 
 
