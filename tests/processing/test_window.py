@@ -153,3 +153,24 @@ def test_lf_hf_never_interpolates_across_a_gap():
     assert before[-1].lf_hf is not None
     assert after and all(r.lf_hf is None for r in after)
     assert all(r.n_beats > 300 for r in after)  # the long window kept the beats before the gap
+
+
+def test_the_window_statistics_can_be_read_at_any_beat_and_match_the_readings():
+    """Pipeline.window_stats follows the windows beat by beat (O(1): prefix sums); at a reading's
+    beat it gives that reading's values."""
+    rng = np.random.default_rng(5)
+    pipe = Pipeline("p", Settings(correction=False))
+    t, checked = 0.0, 0
+    assert pipe.window_stats() is None
+    for _ in range(3000):
+        rr = float(850 + 40 * rng.standard_normal())
+        t += rr / 1000
+        readings = pipe.feed(Beat("p", "d", t, rr))
+        w = pipe.window_stats()
+        assert w is not None and w.n_beats == len(pipe.window()[0])
+        for r in readings:
+            assert (w.n_beats, w.short_rmssd, w.sdnn, w.sd1, w.sd2, w.pnn50) == (
+                r.n_beats, r.rmssd_ms, r.sdnn_ms, r.sd1_ms, r.sd2_ms, r.pnn50_pct)
+            assert 60000.0 / w.short_mean_rr == r.hr_bpm
+            checked += 1
+    assert checked > 200
