@@ -334,7 +334,6 @@ class Pipeline:
         if isinstance(self._lf_hf, _LfHfJob):
             self._lf_hf = self._lf_hf.value
 
-
     def _compact(self) -> None:
         """Move the beats the windows can still use to new arrays (with room to grow); the
         readings due are computed first, since they index the old ones."""
@@ -368,7 +367,7 @@ class _Due:
 @dataclass(eq=False, slots=True)
 class _LfHfJob:
     """An LF/HF window `feed_many` computes later: beats first..n-1 of the arrays t, rr (never
-    overwritten, see `Pipeline.__init__`) of the segment after gap number `segment`."""
+    overwritten, see `BeatLog`) of the segment after gap number `segment`."""
 
     t: np.ndarray
     rr: np.ndarray

@@ -152,8 +152,6 @@ def _thomas_rows(lo, mid, hi, rhs) -> np.ndarray:
     return xs
 
 
-
-
 def _evaluate_ends(x, y, knots, coef, front, back, starts, ends, w, times) -> np.ndarray:
     """Window w[i]'s own spline at times[i], a time in its first or last EDGE_ROWS + 2 knot
     spans: `spline._evaluate`'s formula (the same operations, so the same values) on the
@@ -172,13 +170,11 @@ def _evaluate_ends(x, y, knots, coef, front, back, starts, ends, w, times) -> np
     base = np.concatenate((np.zeros(m, np.int64), n - e - 4))
     k = base[:, None] + np.arange(e + 6)
     s2, e2, n2 = np.tile(starts, 2)[:, None], np.tile(ends, 2)[:, None], np.tile(n, 2)[:, None]
-    union_k = np.clip(s2 + k, 0, len(coef) - 1)
-    knot = np.where(k <= 2, x[s2], np.where(k >= n2, x[e2 - 1], knots[union_k]))
+    knot = _window_knot(x, knots, s2, e2, k).ravel()
     ends_c = np.concatenate((front, back))
     cf = np.take_along_axis(ends_c, np.clip(k, 0, e - 1), 1)
     cb = np.take_along_axis(ends_c, np.clip(k - (n2 - e), 0, e - 1), 1)
-    c = np.where(k < e, cf, np.where(k >= n2 - e, cb, coef[union_k])).ravel()
-    knot = knot.ravel()
+    c = np.where(k < e, cf, np.where(k >= n2 - e, cb, coef[np.clip(s2 + k, 0, len(coef) - 1)])).ravel()
     row = np.where(span < nw // 2, w, w + m)
     at = row * (e + 6) + span - base[row]
     t0, t1, t2, t3 = knot[at - 1], knot[at], knot[at + 1], knot[at + 2]

@@ -155,8 +155,9 @@ class BeatLog:
     def stats(self, lo: list[int], short_lo: list[int], hi: list[int], recent_beats: int) -> list[WindowStats]:
         """The statistics of windows ending at beats hi[k] - 1: the long window [lo[k], hi[k]),
         the short one [short_lo[k], hi[k]) (short_lo >= lo), and the heart rate of the short
-        window's last `recent_beats` beats. The prefix lookups are one numpy call for all the
-        windows; the arithmetic is per window, on Python floats."""
+        window's last `recent_beats` beats. Many windows' prefix lookups are one numpy call, a
+        few windows' (a live reading) rows read one by one; the arithmetic is per window, on
+        Python floats."""
         self._extend_prefix()
         recent_lo = [max(s, h - recent_beats) for s, h in zip(short_lo, hi)]
         # Sums from bound to hi: the long, short and recent windows, then the pairs of the long

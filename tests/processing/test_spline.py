@@ -9,13 +9,21 @@ from collector.files import read_recording
 from processing import hrv, spline, spline_batch
 
 
-def sliding_windows(reference, hours=1.0, step_s=10.0, window_s=300.0):
+def nsr001(reference) -> tuple[np.ndarray, np.ndarray]:
+    """Beat times (s) and RR (ms) of the 24 h nsr2db recording nsr001."""
     beats = read_recording(reference / "rr/nsr2db_24h/nsr001.csv").beats
-    t = np.array([b.t for b in beats])
-    rr = np.array([b.rr_ms for b in beats])
-    ends = np.arange(t[30000], t[30000] + hours * 3600, step_s)
-    for e in ends:
-        i, j = np.searchsorted(t, e - window_s, side="right"), np.searchsorted(t, e, side="right")
+    return np.array([b.t for b in beats]), np.array([b.rr_ms for b in beats])
+
+
+def window_spans(t, ends, window_s=300.0) -> list[tuple[int, int]]:
+    """(i, j): the beats t[i:j] of the trailing window ending at each time of `ends`."""
+    return [(int(np.searchsorted(t, e - window_s, side="right")), int(np.searchsorted(t, e, side="right")))
+            for e in ends]
+
+
+def sliding_windows(reference, hours=1.0, step_s=10.0):
+    t, rr = nsr001(reference)
+    for i, j in window_spans(t, np.arange(t[30000], t[30000] + hours * 3600, step_s)):
         yield t[i:j], rr[i:j]
 
 
@@ -119,11 +127,8 @@ def test_the_pipelines_lf_hf_is_that_of_the_long_window_since_the_last_gap():
 def test_a_chunk_of_windows_sampled_together_equals_one_at_a_time(reference):
     """spline_batch solves the union of a chunk's windows once and only their ends apart: the
     samples are those of sample_grid, windows too short to batch included."""
-    beats = read_recording(reference / "rr/nsr2db_24h/nsr001.csv").beats[30000:34000]
-    t = np.array([b.t for b in beats])
-    rr = np.array([b.rr_ms for b in beats])
-    windows = [(int(np.searchsorted(t, e - 300.0, side="right")), int(np.searchsorted(t, e, side="right")))
-               for e in np.arange(t[0] + 20.0, t[-1] + 5.0, 10.0)]  # from 20 s of beats to the last beat
+    t, rr = (a[30000:34000] for a in nsr001(reference))
+    windows = window_spans(t, np.arange(t[0] + 20.0, t[-1] + 5.0, 10.0))  # from 20 s of beats to the last beat
     assert min(j - i for i, j in windows) < spline_batch.MIN_BATCH_BEATS < max(j - i for i, j in windows)
     worst, seen = 0.0, []
     for rows, samples in spline_batch.sample_grids(t, rr, windows, 4.0):
@@ -139,10 +144,8 @@ def test_a_chunk_of_windows_sampled_together_equals_one_at_a_time(reference):
 
 
 def test_lf_hf_of_many_windows_equals_lf_hf_of_each(reference):
-    windows = list(sliding_windows(reference, hours=0.5))
-    t = np.unique(np.concatenate([w[0] for w in windows]))
-    rr = np.concatenate([w[1] for w in windows])[np.unique(np.concatenate([w[0] for w in windows]), return_index=True)[1]]
-    spans = [(int(np.searchsorted(t, w[0][0])), int(np.searchsorted(t, w[0][0])) + len(w[0])) for w in windows]
+    t, rr = nsr001(reference)
+    spans = window_spans(t, np.arange(t[30000], t[30000] + 1800, 10.0))
     spans.append((spans[0][0], spans[0][0] + 10))  # too few beats: None
     together = hrv.lf_hf_many(t, rr, spans)
     assert together[-1] is None
