@@ -158,6 +158,8 @@ class MqttSink:
         self._cursor = 0  # highest outbox row id this connection has dealt with
         self._connection = 0  # counts connections, so a pump spanning a reconnect moves no cursor
         self._sending: set[int] = set()  # outbox row ids handed to paho
+        self._pumping = threading.Lock()  # held by the one pump running (see `pump`)
+        self._pump_again = threading.Event()  # new rows arrived since the running pump looked
         self._mqtt = mqtt
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
         if settings.username:
@@ -279,7 +281,28 @@ class MqttSink:
     # -- delivery ------------------------------------------------------------------------------
 
     def pump(self) -> int:
-        """Publish what the outbox holds (when connected); returns the number handed to paho.
+        """Publish what the outbox holds (when connected); returns the number handed to paho by
+        this call (0 when another thread's pump takes the new rows over).
+
+        One pump runs at a time, so rows reach paho in the order they were produced: two
+        threads pumping at once (the network thread's at connect, the producer's) each held
+        part of the rows, and an older retained state could reach the broker after a newer
+        one and stay the retained value. A pump that finds another running does not wait (the
+        network thread must never block on a producer that may be waiting on paho); it asks
+        the running one to look again before it finishes."""
+        handed = 0
+        self._pump_again.set()
+        while self._pump_again.is_set() and self._pumping.acquire(blocking=False):
+            try:
+                while self._pump_again.is_set():
+                    self._pump_again.clear()
+                    handed += self._pump_once()
+            finally:
+                self._pumping.release()
+        return handed
+
+    def _pump_once(self) -> int:
+        """Hand the outbox rows this connection has not handed over yet to paho.
 
         Never calls paho while holding `self._lock`: paho's network thread holds its own
         message mutex while it runs `_on_publish`, which takes `self._lock`, so the opposite
