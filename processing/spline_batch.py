@@ -75,7 +75,7 @@ def _batch(x, y, starts, ends, rate) -> list[tuple[list[int], np.ndarray]]:
     values = _evaluate_ends(x, y, knots, coef, front, back, starts, ends, w, (first[w] + at) / rate)
 
     out = []
-    for c in np.unique(count).tolist():
+    for c in sorted(set(count.tolist())):  # np.unique would import numpy.ma (~8 ms per process)
         rows = np.flatnonzero(count == c)
         samples = sliding_window_view(union, c)[first[rows] - g0]  # a copy, one row per window
         mine = np.flatnonzero(count[w] == c)
