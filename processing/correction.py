@@ -229,8 +229,13 @@ class ArtifactCorrector:
             self._move_to_midpoint(i, ArtifactKind.ECTOPIC)
             self._accept(i, med)
             return
-        # Ectopic pair (i-1, i): the paper's rule evaluated at i (a pair whose
-        # first jump stayed below Th1).
+        # Ectopic pair (i-1, i): the paper's rule evaluated at i (a pair whose first jump
+        # stayed below Th1). It can fire only among the beats held back at the start (warm-up):
+        # afterwards beat i-1 is buffer index 0, whose dRR `_drr` gives as 0.0 (its predecessor
+        # has left), and the rule never holds with d_prev = 0. Taking that dRR from the RR
+        # accepted before was measured and not adopted: on the injected-artifact series (1 % and
+        # 3 %, 4 seeds, rest_rri and nsr001) no more ectopic beats repaired, 2 fewer extra
+        # beats, RMSSD error up to 3.4 % instead of 2.5 %, and a false correction on clean rest_rri.
         if _is_ectopic(d0, d_prev, d1) and max(off(i - 1), off(i)) > MIN_DEVIATION:
             self._move_to_midpoint(i - 1, ArtifactKind.ECTOPIC)
             self._accept(i, med)
