@@ -11,7 +11,8 @@ Topics (contract; base topic configurable, default `stresswatch`):
 
 Delivery: outgoing messages are written to the SQLite outbox first (sink "mqtt"; state and
 device status keyed by topic so only the newest waits, prompts by id), then published when
-connected; a QoS 1 row is deleted on a successful PUBACK, a QoS 0 row once handed to paho.
+connected by the sink's sender thread, in the order produced (see `pump`); a QoS 1 row is
+deleted on a successful PUBACK, a QoS 0 row once handed to paho.
 A retained QoS 0 message (state, device status) produced while connected with an empty outbox
 goes to paho directly, with no row: its row would be deleted within the same call (see
 `_retained`). A row that can never be sent (an invalid topic) or that the broker refuses for
@@ -30,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import ssl
 import sys
 import threading
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 from alerts.prompt import Prompt, parse_response
 from processing.reading import Reading
 from sinks.homeassistant import discovery_messages
-from sinks.store import StateStore
+from sinks.store import StateStore, StoreError
 
 log = logging.getLogger("stresswatch.mqtt")
 SINK = "mqtt"
@@ -50,6 +52,8 @@ REPORT_EVERY_S = 60.0  # a failure that repeats (paho retries every 1-30 s) is l
 RETRY_REASONS = frozenset({0x91, 0x97})
 # People whose Home Assistant discovery configs are queued in one transaction.
 DISCOVERY_BATCH = 50
+# Outbox rows the sender reads and hands over at a time (bounds its memory after an outage).
+PUMP_ROWS = 500
 
 
 @dataclass(frozen=True)
@@ -156,10 +160,15 @@ class MqttSink:
         self._lock = threading.RLock()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
         self._cursor = 0  # highest outbox row id this connection has dealt with
+        # A row the broker asked to get again (RETRY_REASONS): the cursor goes back to it at the
+        # sender's next pass (set aside here, since a pass under way moves the cursor forward).
+        self._retry_after = math.inf
         self._connection = 0  # counts connections, so a pump spanning a reconnect moves no cursor
         self._sending: set[int] = set()  # outbox row ids handed to paho
-        self._pumping = threading.Lock()  # held by the one pump running (see `pump`)
-        self._pump_again = threading.Event()  # new rows arrived since the running pump looked
+        self._pump_again = threading.Event()  # rows wait for the sender thread (see `pump`)
+        self._stopping = threading.Event()
+        self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
+        self._send_failed_at = -math.inf  # when the sender last logged a failure (monotonic)
         self._mqtt = mqtt
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
         if settings.username:
@@ -203,10 +212,16 @@ class MqttSink:
         self.client.connect_async(
             self.s.host, self.s.port, keepalive=self.s.keepalive_s, clean_start=False, properties=props
         )
+        self._sender.start()
         self.client.loop_start()
 
     def stop(self) -> None:
-        """Clean shutdown: retained `offline`, then disconnect (the will is for crashes)."""
+        """Clean shutdown: retained `offline`, then disconnect (the will is for crashes). What the
+        sender has not handed over stays in the outbox (`Sinks.close` waits for it first)."""
+        self._stopping.set()
+        self._pump_again.set()
+        if self._sender.is_alive():
+            self._sender.join(timeout=5)
         if self.connected.is_set() and self.s.announce_status:
             info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
             info.wait_for_publish(timeout=5)
@@ -233,9 +248,9 @@ class MqttSink:
     def publish_discovery(self) -> None:
         if not self.s.discovery:
             return
-        # The configs of DISCOVERY_BATCH people per transaction and pump: one per message cost
-        # ~1.1 s of CPU at each connect with 1000 people; all at once held ~5000 rows in memory
-        # (~+15 MB peak RSS).
+        # The configs of DISCOVERY_BATCH people per transaction: one per message cost ~1.1 s of
+        # CPU at each connect with 1000 people; all at once held ~5000 rows in memory (~+15 MB
+        # peak RSS). The sender reads them back PUMP_ROWS at a time.
         for k in range(0, len(self.people), DISCOVERY_BATCH):
             rows = [
                 (topic, self._row(topic, json.dumps(payload), qos=1, retain=True), None)
@@ -245,7 +260,7 @@ class MqttSink:
                 )
             ]
             self.store.enqueue(SINK, rows, replace=True)
-            self.pump()
+        self.pump()
 
     def _retained(self, topic: str, payload: str) -> None:
         """A retained QoS 0 message (state, device status): straight to paho when connected and
@@ -280,29 +295,43 @@ class MqttSink:
 
     # -- delivery ------------------------------------------------------------------------------
 
-    def pump(self) -> int:
-        """Publish what the outbox holds (when connected); returns the number handed to paho by
-        this call (0 when another thread's pump takes the new rows over).
+    def pump(self) -> None:
+        """Ask the sender thread to hand the outbox's new rows to paho; returns at once.
 
-        One pump runs at a time, so rows reach paho in the order they were produced: two
-        threads pumping at once (the network thread's at connect, the producer's) each held
-        part of the rows, and an older retained state could reach the broker after a newer
-        one and stay the retained value. A pump that finds another running does not wait (the
-        network thread must never block on a producer that may be waiting on paho); it asks
-        the running one to look again before it finishes."""
-        handed = 0
+        One thread, the sink's own, hands rows over, in the order they were produced. When the
+        producer and paho's network thread (at connect, for discovery) both did, each held part
+        of the rows: an older retained state could reach the broker after a newer one and stay
+        the retained value, and whichever thread pumped did the other's work (the service's
+        event loop stalled for a discovery of 1000 people). Now producing costs an outbox row
+        (or a direct publish, see `_retained`) and never waits for the network."""
         self._pump_again.set()
-        while self._pump_again.is_set() and self._pumping.acquire(blocking=False):
-            try:
-                while self._pump_again.is_set():
-                    self._pump_again.clear()
-                    handed += self._pump_once()
-            finally:
-                self._pumping.release()
-        return handed
 
-    def _pump_once(self) -> int:
-        """Hand the outbox rows this connection has not handed over yet to paho.
+    def _send_loop(self) -> None:
+        """The sender thread: hand rows over whenever asked, until `stop`. A failure (the state
+        store, full or locked) leaves the rows in the outbox; it is logged once a minute and
+        tried again a second later."""
+        while True:
+            self._pump_again.wait()
+            if self._stopping.is_set():
+                return
+            self._pump_again.clear()
+            try:
+                if self._pump_once():
+                    self._pump_again.set()  # more rows wait
+            except Exception as exc:  # the thread must outlive any failure: the rows stay in the outbox
+                now = time.monotonic()
+                if now - self._send_failed_at >= REPORT_EVERY_S:
+                    self._send_failed_at = now
+                    if isinstance(exc, StoreError):
+                        log.error("MQTT: cannot read or update the outbox: %s (retrying)", exc)
+                    else:
+                        log.exception("MQTT: handing the outbox to paho failed (retrying)")
+                self._pump_again.set()
+                self._stopping.wait(1.0)
+
+    def _pump_once(self) -> bool:
+        """Hand the next PUMP_ROWS outbox rows this connection has not handed over yet to paho;
+        true when it took a full batch and more rows may wait.
 
         Never calls paho while holding `self._lock`: paho's network thread holds its own
         message mutex while it runs `_on_publish`, which takes `self._lock`, so the opposite
@@ -312,15 +341,19 @@ class MqttSink:
         from paho.mqtt.properties import Properties
 
         if not self.connected.is_set():
-            return 0
+            return False
         with self._lock:
             # Only rows this connection has not handed over yet (ids grow): each pump costs what
             # is new, not the whole outbox (which made n messages cost O(n^2) during an outage).
-            rows = [r for r in self.store.peek(SINK, 10_000, after_id=self._cursor) if r.id not in self._sending]
+            if self._retry_after < self._cursor:
+                self._cursor = int(self._retry_after)
+            self._retry_after = math.inf
+            peeked = self.store.peek(SINK, PUMP_ROWS, after_id=self._cursor)
+            rows = [r for r in peeked if r.id not in self._sending]
             self._sending.update(r.id for r in rows)
             connection = self._connection
         done_upto = self._cursor
-        handed = 0
+        dropped = False
         try:
             for row in rows:
                 msg = json.loads(row.payload)
@@ -343,7 +376,8 @@ class MqttSink:
                         info = self.client.publish(msg["topic"], msg["payload"], qos=0, retain=msg["retain"],
                                                    properties=props)
                         if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
-                            break  # connection dropped meanwhile; the row stays for the next connect
+                            dropped = True  # the connection dropped: the row stays for the next connect
+                            break
                         with self._lock:
                             self.store.delete([row.id])
                             self._sending.discard(row.id)
@@ -354,6 +388,7 @@ class MqttSink:
                             info = self.client.publish(msg["topic"], msg["payload"], qos=msg["qos"],
                                                        retain=msg["retain"], properties=props)
                             if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+                                dropped = True
                                 break
                             with self._lock:
                                 self._inflight[info.mid] = row.id
@@ -363,7 +398,6 @@ class MqttSink:
                     self._reject(row, msg, str(exc))
                     done_upto = row.id
                     continue
-                handed += 1
                 done_upto = row.id
         finally:
             with self._lock:  # rows not handed over (connection dropped) are free for the next pump
@@ -371,7 +405,7 @@ class MqttSink:
                 self._sending.difference_update(r.id for r in rows if r.id not in waiting)
                 if connection == self._connection:
                     self._cursor = max(self._cursor, done_upto)
-        return handed
+        return len(peeked) == PUMP_ROWS and not dropped
 
     def _expire(self, row, msg: dict) -> None:
         with self._lock:
@@ -424,6 +458,7 @@ class MqttSink:
                 self._sending.difference_update(self._inflight.values())
                 self._inflight.clear()
                 self._cursor = 0  # a new connection starts from the oldest row
+                self._retry_after = math.inf
                 self._connection += 1
         if self.s.announce_status:
             client.publish(self.status_topic, "online", qos=1, retain=True)
@@ -477,7 +512,7 @@ class MqttSink:
             elif reason_code.value not in RETRY_REASONS:
                 self.store.set_aside(SINK, row, f"broker refused: {reason_code}")
             else:  # the row stays and goes again with the next pump
-                self._cursor = min(self._cursor, row_id - 1)
+                self._retry_after = min(self._retry_after, row_id - 1)
         msg = json.loads(row.payload)
         pid = msg.get("prompt")
         if not refused:

@@ -27,7 +27,7 @@ from alerts.prompt import Prompt, PromptAction
 from processing.reading import Reading
 from sinks.homeassistant import EXPIRE_AFTER_S, discovery_messages
 from sinks.mqtt import REPORT_EVERY_S, MqttSettings, MqttSink
-from sinks.store import StateStore
+from sinks.store import StateStore, StoreFull
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -671,9 +671,9 @@ def test_device_status_with_health_fields_is_retained_as_json(broker, tmp_path):
 
 
 def test_after_an_outage_the_newest_state_stays_retained_while_the_backlog_is_sent(tmp_path):
-    """At reconnect the network thread sends the backlog (here 1500 prompts, then a state) while
-    the service goes on producing states. Messages reach the broker in the order produced, so the
-    backlog's old state never lands after a newer one and stays the retained value."""
+    """At reconnect the backlog (1500 prompts, then a state) is sent while the service produces
+    newer states, then falls silent. Messages reach paho in the order produced, so the backlog's
+    old state never lands after a newer one: the broker keeps the newest as the retained value."""
     broker = servers.mosquitto(tmp_path).start()
     try:
         sink, store = make_sink(broker, tmp_path, discovery=False)
@@ -686,18 +686,39 @@ def test_after_an_outage_the_newest_state_stays_retained_while_the_backlog_is_se
         broker.start()
         watcher = Listener(broker.port, ["stresswatch/ann/state"]).connect()
         assert sink.connected.wait(40)
-        score = 0.0
-        while store.pending("mqtt") > 1 and score < 100_000:  # while the backlog is being sent
-            score += 1
-            sink.publish_state(reading("ann", score=score))
-        assert score > 1, "the backlog went out before any newer state was produced"
+        for k in range(1, 21):
+            sink.publish_state(reading("ann", score=float(k)))
+        assert store.pending("mqtt") > 1, "the backlog went out before the newer states were produced"
         assert wait(lambda: store.pending("mqtt") == 0, 30)
         seen = [json.loads(m.payload)["stress_score"] for m in watcher.collect(2)]
-        assert seen == sorted(seen) and seen[-1] == score
+        assert seen == sorted(seen) and seen[-1] == 20.0
         late = Listener(broker.port, ["stresswatch/ann/state"]).connect()
-        assert json.loads(late.collect(1)[0].payload)["stress_score"] == score
+        assert json.loads(late.collect(1)[0].payload)["stress_score"] == 20.0
         late.close()
         watcher.close()
         sink.stop()
     finally:
         broker.stop()
+
+
+def test_an_outbox_that_fails_for_a_while_delays_delivery_is_logged_once_and_heals(broker, tmp_path, caplog):
+    """The sink's sender thread outlives a failing state store (a full disk): the prompt waits
+    in the outbox, the failure is logged once, and the prompt goes out when the store works."""
+    sink, store = make_sink(broker, tmp_path, discovery=False)
+    assert sink.connected.wait(10)
+    real_peek, failures = store.peek, []
+
+    def peek_while_the_disk_is_full(*args, **kw):
+        if len(failures) < 2:
+            failures.append(time.monotonic())
+            raise StoreFull(f"{tmp_path}/state.db: the disk is full")
+        return real_peek(*args, **kw)
+
+    store.peek = peek_while_the_disk_is_full
+    p = prompt()
+    sink.publish_prompt(p)
+    assert wait(lambda: store.prompt(p.id)["status"] == "delivered", 10)
+    assert len(failures) == 2 and failures[1] - failures[0] >= 0.9  # tried again a second later
+    logged = [r.getMessage() for r in caplog.records if "outbox" in r.getMessage()]
+    assert logged == [f"MQTT: cannot read or update the outbox: {tmp_path}/state.db: the disk is full (retrying)"]
+    sink.stop()
