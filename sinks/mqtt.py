@@ -11,7 +11,8 @@ Topics (contract; base topic configurable, default `stresswatch`):
 
 Delivery: outgoing messages are written to the SQLite outbox first (sink "mqtt"; state and
 device status keyed by topic so only the newest waits, prompts by id), then published when
-connected by the sink's sender thread, in the order produced (see `pump`); a QoS 1 row is
+connected by the sink's sender thread, to paho in the order produced (see `pump`; a row the
+broker asks to get again goes after later ones); a QoS 1 row is
 deleted on a successful PUBACK, a QoS 0 row once handed to paho.
 A retained QoS 0 message (state, device status) produced while connected with an empty outbox
 goes to paho directly, with no row: its row would be deleted within the same call (see
@@ -50,6 +51,7 @@ REPORT_EVERY_S = 60.0  # a failure that repeats (paho retries every 1-30 s) is l
 # 0x97 quota exceeded. Every other failure code (not authorized, topic name invalid, payload
 # format invalid, ...) will not fix itself, so that row is set aside.
 RETRY_REASONS = frozenset({0x91, 0x97})
+RETRY_AFTER_S = 1.0  # a refused row goes again this long after (not at once: quota exceeded)
 # People whose Home Assistant discovery configs are queued in one transaction.
 DISCOVERY_BATCH = 50
 # Outbox rows the sender reads and hands over at a time (bounds its memory after an outage).
@@ -163,7 +165,7 @@ class MqttSink:
         # A row the broker asked to get again (RETRY_REASONS): the cursor goes back to it at the
         # sender's next pass (set aside here, since a pass under way moves the cursor forward).
         self._retry_after = math.inf
-        self._connection = 0  # counts connections, so a pump spanning a reconnect moves no cursor
+        self._connection = 0  # counts connections, so a pass spanning a reconnect moves no cursor
         self._sending: set[int] = set()  # outbox row ids handed to paho
         self._pump_again = threading.Event()  # rows wait for the sender thread (see `pump`)
         self._stopping = threading.Event()
@@ -192,7 +194,7 @@ class MqttSink:
         c.on_publish = self._on_publish
         c.on_message = self._on_message
         self.client = c
-        # paho's lock around its table of outgoing QoS > 0 messages (an RLock; see `pump`).
+        # paho's lock around its table of outgoing QoS > 0 messages (an RLock; see `_pump_once`).
         self._paho_out_mutex = c._out_message_mutex
         if (warning := exposure_warning(settings)) is not None:
             log.warning(warning)
@@ -212,7 +214,8 @@ class MqttSink:
         self.client.connect_async(
             self.s.host, self.s.port, keepalive=self.s.keepalive_s, clean_start=False, properties=props
         )
-        self._sender.start()
+        if not self._sender.is_alive() and not self._stopping.is_set():
+            self._sender.start()
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -222,6 +225,8 @@ class MqttSink:
         self._pump_again.set()
         if self._sender.is_alive():
             self._sender.join(timeout=5)
+            if self._sender.is_alive():
+                log.warning("MQTT: the sender did not finish within 5 s; what it had not sent stays in the outbox")
         if self.connected.is_set() and self.s.announce_status:
             info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
             info.wait_for_publish(timeout=5)
@@ -343,19 +348,28 @@ class MqttSink:
         if not self.connected.is_set():
             return False
         with self._lock:
-            # Only rows this connection has not handed over yet (ids grow): each pump costs what
+            # Only rows this connection has not handed over yet (ids grow): each pass costs what
             # is new, not the whole outbox (which made n messages cost O(n^2) during an outage).
             if self._retry_after < self._cursor:
                 self._cursor = int(self._retry_after)
             self._retry_after = math.inf
             peeked = self.store.peek(SINK, PUMP_ROWS, after_id=self._cursor)
-            rows = [r for r in peeked if r.id not in self._sending]
+            # Rows still waiting for their PUBACK were handed over on this connection already
+            # (they come up again after a retry lowered the cursor): passed over, not re-sent.
+            in_flight = {r.id for r in peeked if r.id in self._sending}
+            rows = [r for r in peeked if r.id not in in_flight]
             self._sending.update(r.id for r in rows)
             connection = self._connection
         done_upto = self._cursor
         dropped = False
         try:
-            for row in rows:
+            for row in peeked:
+                if row.id in in_flight:
+                    done_upto = row.id
+                    continue
+                if self._stopping.is_set():
+                    dropped = True
+                    break
                 msg = json.loads(row.payload)
                 problem = topic_problem(msg["topic"])
                 if problem is not None:
@@ -400,7 +414,7 @@ class MqttSink:
                     continue
                 done_upto = row.id
         finally:
-            with self._lock:  # rows not handed over (connection dropped) are free for the next pump
+            with self._lock:  # rows not handed over (connection dropped, stop) are free for the next pass
                 waiting = set(self._inflight.values())
                 self._sending.difference_update(r.id for r in rows if r.id not in waiting)
                 if connection == self._connection:
@@ -449,7 +463,7 @@ class MqttSink:
         # paho would now re-send every QoS 1 message the last connection left unacknowledged,
         # as it was, with no look at its expiry: a prompt frozen in a dead connection would reach
         # the phone after `expires_at`. Their outbox rows are still there (deleted only on
-        # PUBACK), so drop paho's copies and let `pump` publish the rows afresh: expired prompts
+        # PUBACK), so drop paho's copies and let the sender publish the rows afresh: expired prompts
         # are dropped, the others carry the time left. For QoS 1 a broker does not de-duplicate
         # by packet id, so a new id gives the same at-least-once delivery.
         with self._paho_out_mutex:
@@ -511,8 +525,11 @@ class MqttSink:
                 self.store.delete([row_id])
             elif reason_code.value not in RETRY_REASONS:
                 self.store.set_aside(SINK, row, f"broker refused: {reason_code}")
-            else:  # the row stays and goes again with the next pump
+            else:  # the row stays and goes again with the sender's pass a second from now
                 self._retry_after = min(self._retry_after, row_id - 1)
+                retry = threading.Timer(RETRY_AFTER_S, self.pump)
+                retry.daemon = True
+                retry.start()
         msg = json.loads(row.payload)
         pid = msg.get("prompt")
         if not refused:

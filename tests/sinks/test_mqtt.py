@@ -671,18 +671,21 @@ def test_device_status_with_health_fields_is_retained_as_json(broker, tmp_path):
 
 
 def test_after_an_outage_the_newest_state_stays_retained_while_the_backlog_is_sent(tmp_path):
-    """At reconnect the backlog (1500 prompts, then a state) is sent while the service produces
-    newer states, then falls silent. Messages reach paho in the order produced, so the backlog's
-    old state never lands after a newer one: the broker keeps the newest as the retained value."""
+    """At reconnect the backlog (300 prompts, a state, 1200 prompts) is being sent while the
+    service produces newer states, then falls silent. Rows reach paho in the order produced, so
+    the backlog's old state never lands after a newer one: the broker keeps the newest as the
+    retained value."""
     broker = servers.mosquitto(tmp_path).start()
+    sink = None
     try:
         sink, store = make_sink(broker, tmp_path, discovery=False)
         assert sink.connected.wait(10)
         broker.stop()
         assert wait(lambda: not sink.connected.is_set())
         for k in range(1500):
+            if k == 300:  # in the first batch the sender reads, behind prompts it sends first
+                sink.publish_state(reading("ann", score=0.0))
             sink.publish_prompt(prompt("bob", pid=f"backlog-{k}"))
-        sink.publish_state(reading("ann", score=0.0))
         broker.start()
         watcher = Listener(broker.port, ["stresswatch/ann/state"]).connect()
         assert sink.connected.wait(40)
@@ -696,8 +699,9 @@ def test_after_an_outage_the_newest_state_stays_retained_while_the_backlog_is_se
         assert json.loads(late.collect(1)[0].payload)["stress_score"] == 20.0
         late.close()
         watcher.close()
-        sink.stop()
     finally:
+        if sink is not None:
+            sink.stop()
         broker.stop()
 
 
@@ -715,10 +719,14 @@ def test_an_outbox_that_fails_for_a_while_delays_delivery_is_logged_once_and_hea
         return real_peek(*args, **kw)
 
     store.peek = peek_while_the_disk_is_full
-    p = prompt()
-    sink.publish_prompt(p)
-    assert wait(lambda: store.prompt(p.id)["status"] == "delivered", 10)
-    assert len(failures) == 2 and failures[1] - failures[0] >= 0.9  # tried again a second later
-    logged = [r.getMessage() for r in caplog.records if "outbox" in r.getMessage()]
-    assert logged == [f"MQTT: cannot read or update the outbox: {tmp_path}/state.db: the disk is full (retrying)"]
-    sink.stop()
+    try:
+        p = prompt()
+        sink.publish_prompt(p)
+        time.sleep(0.5)
+        assert store.prompt(p.id)["status"] == "pending" and failures  # it waits in the outbox
+        assert wait(lambda: store.prompt(p.id)["status"] == "delivered", 10)
+        assert len(failures) == 2 and failures[1] - failures[0] >= 0.9  # tried again a second later
+        logged = [r.getMessage() for r in caplog.records if "outbox" in r.getMessage()]
+        assert logged == [f"MQTT: cannot read or update the outbox: {tmp_path}/state.db: the disk is full (retrying)"]
+    finally:
+        sink.stop()
