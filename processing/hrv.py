@@ -64,8 +64,8 @@ def _modal_bin_count(s: np.ndarray, width: float) -> int:
     while edge <= last:
         edge += width
         edges.append(edge)
-    ends = np.searchsorted(s, edges, side="left")  # the values below each edge
-    return int(max(ends[0], (ends[1:] - ends[:-1]).max(initial=0)))
+    below = np.searchsorted(s, edges, side="left")  # the values below each edge
+    return int(np.diff(below, prepend=0).max())
 
 
 # -- PNS / SNS indices -------------------------------------------------------------------------

@@ -12,8 +12,8 @@ Topics (contract; base topic configurable, default `stresswatch`):
 Delivery: outgoing messages are written to the SQLite outbox first (sink "mqtt"; state and
 device status keyed by topic so only the newest waits, prompts by id), then published when
 connected by the sink's sender thread, to paho in the order produced (see `pump`; a row the
-broker asks to get again goes after later ones); a QoS 1 row is
-deleted on a successful PUBACK, a QoS 0 row once handed to paho.
+broker asks to get again goes after later ones); a QoS 1 row is deleted on a successful PUBACK,
+a QoS 0 row once handed to paho.
 A retained QoS 0 message (state, device status) produced while connected with an empty outbox
 goes to paho directly, with no row: its row would be deleted within the same call (see
 `_retained`). A row that can never be sent (an invalid topic) or that the broker refuses for
