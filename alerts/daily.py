@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from alerts.settings import AlertSettings
-from alerts.timeofday import DAY_S, day_of, in_window, iso_date, local_s, minute_of_day
+from alerts.timeofday import day_of, in_window, iso_date, minute_of_day
 from processing.reading import Activity, Reading, StressState
 
 MAX_READING_MIN = 1.0
@@ -86,24 +86,24 @@ class DayBook:
     def feed(self, r: Reading) -> list[DailySummary]:
         """Add one reading; returns the days this reading closed (usually none)."""
         s = self.settings
-        off = s.utc_offset_min
+        tz = s.tz
         if self.last_time is not None and r.time <= self.last_time:
             return []
-        closed = self.roll_to(day_of(r.time, off))
+        closed = self.roll_to(day_of(r.time, tz))
         w = 0.0 if self.last_time is None else min((r.time - self.last_time) / 60.0, MAX_READING_MIN)
         self.last_time = r.time
         d = self.open
         d.worn_min += w
         d.state_min[r.state.value] += w
         d.activity_min[r.activity.value] += w
-        minute = minute_of_day(r.time, off)
+        minute = minute_of_day(r.time, tz)
         good = r.quality >= s.min_quality and r.ln_rmssd is not None
         at_rest = r.activity == Activity.REST and good
         if in_window(minute, *self.sleep):
             wake = d.day + 1 if self.sleep[0] > self.sleep[1] and minute >= self.sleep[0] else d.day
-            block = self.nights.setdefault(wake, {}).setdefault(
-                int(local_s(r.time, off) // BLOCK_S), [0.0] * 5
-            )
+            # UTC-aligned blocks: every zone's offset is a multiple of 5 minutes, so they are the
+            # local ones too, and the hour a DST change repeats does not fall into the same blocks.
+            block = self.nights.setdefault(wake, {}).setdefault(int(r.time // BLOCK_S), [0.0] * 5)
             if at_rest:
                 block[0] += w
                 block[1] += w * r.hr_bpm
@@ -197,4 +197,4 @@ def night_value(blocks: dict[int, list[float]], min_sleep_min: float) -> tuple[f
     return float(np.average(arr[low, 2], weights=arr[low, 0])), minutes
 
 
-__all__ = ["DAY_S", "DailySummary", "DayBook", "night_value"]
+__all__ = ["DailySummary", "DayBook", "night_value"]

@@ -185,15 +185,15 @@ class AlertEngine:
 
     def _session(self, r: Reading) -> list[Output]:
         s, sess = self.settings, self.policy.session
-        if sess is None or minute_of_day(r.time, s.utc_offset_min) < s.minutes("session_time"):
+        if sess is None or minute_of_day(r.time, s.tz) < s.minutes("session_time"):
             return []
-        today = day_of(r.time, s.utc_offset_min)
+        today = day_of(r.time, s.tz)
         if sess["day"] != today:
             if sess["day"] < today:
                 self.policy.session = None
             return []
         self.policy.session = None
-        if r.time > at(today, s.minutes("session_time") + s.session_expiry_min, s.utc_offset_min):
+        if r.time > at(today, s.minutes("session_time") + s.session_expiry_min, s.tz):
             return [
                 Decision(
                     r.time, "suppressed", sess["rule"], "The daily session was missed: no data at its time."

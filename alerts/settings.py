@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from datetime import tzinfo
 
 from alerts.prompt import Exercise
-from alerts.timeofday import in_window, parse_hhmm
+from alerts.timeofday import in_window, parse_hhmm, zone
 
 
 @dataclass(frozen=True)
 class AlertSettings:
-    """Per-person settings. Times of day are local "HH:MM" (a window with equal start and end is
-    empty: e.g. no quiet hours); durations in minutes.
+    """Per-person settings. Times of day are local "HH:MM" on the wall clock of `timezone` (an
+    IANA zone, so they follow daylight saving time; a window with equal start and end is empty:
+    e.g. no quiet hours); durations in minutes; days are local calendar days (23 or 25 hours
+    long when the clocks change).
 
     Acute rule: `stressed` for >= `acute_n_min` of the last `acute_m_min` minutes at rest
     (10 of 15: ours, long enough that a single tense moment or a flight of stairs does not count,
@@ -37,7 +40,7 @@ class AlertSettings:
     days, so "3 of 5" would fire every few weeks by chance; figures in alerts/baselines.py).
     """
 
-    utc_offset_min: int = 0  # local time = UTC + this; the service updates it (e.g. at DST changes)
+    timezone: str = "UTC"  # the service sets it from [service] timezone (default: the machine's zone)
     min_quality: float = 0.6
     acute_n_min: float = 10.0
     acute_m_min: float = 15.0
@@ -70,6 +73,7 @@ class AlertSettings:
     extra_exercises: tuple[dict, ...] = ()  # more exercises: tables of the Exercise fields
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_tz", zone(self.timezone))
         for key in ("quiet_hours", "sleep_window"):
             value = getattr(self, key)
             if not isinstance(value, (tuple, list)) or len(value) != 2:
@@ -108,6 +112,11 @@ class AlertSettings:
             ex = custom(spec, "extra_exercises")
             out[ex.name] = ex
         return out
+
+    @property
+    def tz(self) -> tzinfo:
+        """The zone of `timezone`, for alerts/timeofday.py."""
+        return self._tz  # type: ignore[attr-defined]
 
     def minutes(self, key: str) -> int:
         return parse_hhmm(getattr(self, key), key)

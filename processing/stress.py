@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import timezone, tzinfo
 
 from processing.baseline import Baseline
 from processing.reading import Activity, StressState
@@ -100,18 +101,18 @@ class Assessment:
 class StressModel:
     """Turns successive windows into activity, stress score and state for one person.
 
-    `utc_offset_s` (local time - UTC) places readings in the day or night baseline when no
-    `baseline` is given (a saved one carries its own)."""
+    `tz` (a `zoneinfo` zone) places readings in the day or night baseline when no `baseline` is
+    given (a restored one is given the zone by `Baseline.from_dict`)."""
 
     age: float = 40.0
     max_hr: float | None = None
     resting_hr: float | None = None
     baseline: Baseline | None = None
-    utc_offset_s: float = 0.0
+    tz: tzinfo = timezone.utc
 
     def __post_init__(self) -> None:
         if self.baseline is None:
-            self.baseline = Baseline(self.utc_offset_s)
+            self.baseline = Baseline(self.tz)
         self._activity = Activity.UNKNOWN
         self._active_until = -math.inf
         self._active_since = -math.inf

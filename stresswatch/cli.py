@@ -15,6 +15,7 @@ from pathlib import Path
 # matrix product is LF/HF's ~650 x 2) and runs on one thread anyway. A value set by the user wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from alerts.timeofday import zone
 from collector.events import Beat
 from collector.files import FORMATS, RecordingError, RecordingStream
 from processing.baseline import Baseline
@@ -221,6 +222,9 @@ def cmd_run(args) -> int:
         print(f"stresswatch: error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     t0 = time.time()
+    logging.getLogger("stresswatch.service").info(
+        "local time zone %s (%s): quiet hours, days and the day/night baseline follow it", cfg.service.zone_name(),
+        "[service] timezone" if cfg.service.timezone else "the machine's; set [service] timezone to change it")
 
     def show(r: Reading) -> None:
         if args.readings and not args.quiet:
@@ -291,7 +295,8 @@ def cmd_analyze(args) -> int:
             raise CommandError(f"--step {step:g} is longer than the window ({window:g} s): beats between "
                              "windows would never be analysed")
         settings = Settings(window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction)
-    pipe = Pipeline(args.person, settings, cfg.person(args.person).model())
+    # The recording's local time (day/night baseline) in the configured zone, else the machine's.
+    pipe = Pipeline(args.person, settings, cfg.person(args.person).model(zone(cfg.service.zone_name())))
     span = _calibration(args, pipe)
     out = sys.stdout
     with RecordingStream(args.file, args.format, person=args.person) as stream:
@@ -342,7 +347,7 @@ def _calibration(args, pipe: Pipeline) -> tuple[float, float] | None:
     minutes from the recording's start (known rest), which is set once the first beat is read."""
     if args.baseline:
         try:
-            pipe.model.baseline = Baseline.from_dict(json.loads(Path(args.baseline).read_text()))
+            pipe.model.baseline = Baseline.from_dict(json.loads(Path(args.baseline).read_text()), pipe.model.tz)
         except (OSError, ValueError) as exc:
             raise RecordingError(args.baseline, None, f"cannot use as a baseline: {exc}") from None
     if not args.calibrate:

@@ -130,7 +130,7 @@ def run(args, cfg: configuration.Config) -> int:
     # The simulated day runs on UTC clock times; local time = UTC keeps it reproducible anywhere.
     service = Service(cfg, [ReplaySource(events, pace)], sinks=demo_sinks(cfg), on_reading=show,
                       on_prompt=played.prompt, on_decision=played.decision, on_daily=played.daily,
-                      utc_offset_s=0.0, restore=False,
+                      timezone="UTC", restore=False,
                       alert_settings=dataclasses.replace(cfg.alert_settings(), cooldown_min=DEMO_COOLDOWN_MIN))
     played.service = service
     asyncio.run(service.run(asyncio.Event()))

@@ -72,9 +72,10 @@ class Service:
                  on_prompt: Callable[[Prompt], None] | None = None,
                  on_decision: Callable[[str, Decision], None] | None = None,
                  on_daily: Callable[[str, DailySummary], None] | None = None,
-                 clock: Callable[[], float] = time.time, utc_offset_s: float | None = None,
+                 clock: Callable[[], float] = time.time, timezone: str | None = None,
                  alert_settings: AlertSettings | None = None, restore: bool = True):
-        """`restore=False` starts every person afresh (the demo: reproducible), still saving."""
+        """`timezone` overrides [service] timezone (the demo's simulated day is in UTC);
+        `restore=False` starts every person afresh (the demo: reproducible), still saving."""
         self.cfg = cfg
         self.sources = sources
         self.clock = clock
@@ -88,14 +89,13 @@ class Service:
             sinks = Sinks(settings, store=store, inline_flush=False)
         self.sinks = sinks
         self.store: StateStore | None = sinks.store
-        # Local time for the day/night baseline and the alert engine's days and quiet hours;
-        # taken once at start (a DST change takes effect at the next start).
-        offset = time.localtime(clock()).tm_gmtoff if utc_offset_s is None else utc_offset_s
-        alerts = alert_settings or cfg.alert_settings()
-        alerts = replace(alerts, utc_offset_min=round(offset / 60))
+        # Local time for the day/night baseline and the alert engine's days and quiet hours: a
+        # zone, so they follow daylight saving time while the service runs.
+        alerts = replace(alert_settings or cfg.alert_settings(), timezone=timezone or cfg.service.zone_name())
+        self.tz = alerts.tz
         self.people: dict[str, Wearer] = {}
         for p in cfg.people:
-            self.people[p.name] = self._restore(p, cfg, alerts, offset, restore)
+            self.people[p.name] = self._restore(p, cfg, alerts, restore)
         if self.sinks.mqtt is not None:
             self.sinks.mqtt.on_response = self._response_from_phone
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -217,7 +217,7 @@ class Service:
                 d = out.to_dict()
                 log.info("%s: day %s %s, stress load %s", w.name, out.date, "valid" if out.valid else
                          f"invalid ({out.invalid_reason})", d.get("stress_load"))
-                self.sinks.daily(w.name, d, day_start(out.day, w.engine.settings.utc_offset_min))
+                self.sinks.daily(w.name, d, day_start(out.day, self.tz))
                 if self.on_daily:
                     self.on_daily(w.name, out)
             elif isinstance(out, Decision):
@@ -249,18 +249,18 @@ class Service:
 
     # -- what survives a restart -----------------------------------------------------------------
 
-    def _restore(self, person, cfg: Config, alerts: AlertSettings, offset: float, restore: bool) -> Wearer:
+    def _restore(self, person, cfg: Config, alerts: AlertSettings, restore: bool) -> Wearer:
         baseline = engine = None
         if self.store is not None and restore:
             try:
                 saved = self.store.load_state(f"baseline/{person.name}")
-                baseline = Baseline.from_dict(saved) if saved else None
+                baseline = Baseline.from_dict(saved, self.tz) if saved else None
                 saved = self.store.load_state(f"alerts/{person.name}")
                 engine = AlertEngine.from_dict(saved, alerts) if saved else None
             except (ValueError, KeyError, TypeError) as exc:  # from an incompatible version
                 log.warning("%s: saved state not restored (%s); starting afresh", person.name, exc)
                 baseline = engine = None
-        model = person.model(baseline=baseline, utc_offset_s=offset)
+        model = person.model(self.tz, baseline=baseline)
         pipeline = Pipeline(person.name, cfg.processing.settings(), model)
         engine = engine or AlertEngine(person.name, alerts, seed=zlib.crc32(person.name.encode()))
         if baseline is not None:

@@ -57,7 +57,7 @@ def test_a_stress_block_prompts_the_phone_once_and_its_answer_reaches_the_engine
     phone.subscribe("stresswatch/me/prompt", qos=1)
     phone.loop_start()
     cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}")
-    service = Service(cfg, [], utc_offset_s=0.0, alert_settings=ANY_HOUR)
+    service = Service(cfg, [], timezone="UTC", alert_settings=ANY_HOUR)
     prompts = []
     service.on_prompt = prompts.append
 
@@ -89,13 +89,13 @@ def test_a_stress_block_prompts_the_phone_once_and_its_answer_reaches_the_engine
 def test_a_restart_restores_the_baseline_and_the_alert_engine(tmp_path):
     cfg = load(tmp_path)
     beats = work_stress_beats()
-    first = Service(cfg, [ReplaySource(beats)], utc_offset_s=0.0)
+    first = Service(cfg, [ReplaySource(beats)], timezone="UTC")
     asyncio.run(first.run(asyncio.Event()))
     before = first.people["me"]
     engine_state = before.engine.to_dict()
     baseline_state = before.pipeline.model.baseline.to_dict()
     assert engine_state["prompts"], "the stress block should have produced a prompt"
-    again = Service(cfg, [], utc_offset_s=0.0)
+    again = Service(cfg, [], timezone="UTC")
     after = again.people["me"]
     assert after.engine.to_dict() == engine_state
     assert after.pipeline.model.baseline.to_dict() == baseline_state
@@ -121,7 +121,7 @@ def test_real_cycling_and_its_recovery_never_prompt(reference, tmp_path):
 
     rec = read_recording(reference / "rr/rest_exercise/exercise_rri.hrm", person="me")
     decisions, readings, prompts = [], [], []
-    service = Service(load(tmp_path), [ReplaySource(rec.events)], utc_offset_s=0.0, alert_settings=ANY_HOUR,
+    service = Service(load(tmp_path), [ReplaySource(rec.events)], timezone="UTC", alert_settings=ANY_HOUR,
                       on_prompt=prompts.append, on_reading=readings.append,
                       on_decision=lambda person, d: decisions.append(d))
     asyncio.run(service.run(asyncio.Event()))
