@@ -30,8 +30,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from servers import vm_samples
 
+from alerts.timeofday import zone
 from processing.baseline import Baseline
 from sinks.store import StateStore
+from stresswatch.config import machine_zone
 from stresswatch.device_health import DeviceHealth
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -60,7 +62,7 @@ def test_device_health_counts_the_last_minute_and_ages_the_last_beat():
 
 def calibrated_baseline(hr: float, ln_rmssd: float, now: float) -> dict:
     """A returning user's resting baseline: 30 minutes of rest samples, as the service saves it."""
-    b = Baseline(time.localtime(now).tm_gmtoff)
+    b = Baseline(zone(machine_zone()))
     for k in range(60):
         t = now - 1800.0 + 30.0 * k
         wobble = (k % 5 - 2) * 0.8
