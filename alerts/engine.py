@@ -18,7 +18,7 @@ import numpy as np
 from alerts import baselines, effect, exercises, rules
 from alerts.daily import DailySummary, DayBook
 from alerts.policy import Policy
-from alerts.prompt import Prompt, PromptAction, PromptKind
+from alerts.prompt import SNOOZE_MINUTES, Prompt, PromptAction, PromptKind, snooze_minutes
 from alerts.settings import AlertSettings
 from alerts.timeofday import at, day_of, minute_of_day
 from processing.reading import Activity, Reading
@@ -32,7 +32,8 @@ KEEP_EFFECTS = 50
 class Decision:
     """Something the engine decided that is not a prompt: a suppressed prompt ("suppressed"),
     a chronic finding ("chronic"), an exercise's measured effect ("effect"), a response taken
-    ("response"). `reason` is a sentence; `data` the numbers."""
+    ("response"), a later answer to a prompt already answered ("ignored"). `reason` is a
+    sentence; `data` the numbers."""
 
     time: float
     what: str
@@ -66,6 +67,8 @@ class AlertEngine:
         self.pending: list[str] = []  # prompts done whose after-exercise window is still open
         self.last_done: float | None = None
         self.last_block: str | None = None
+        self.ignored_answers = 0  # answers to prompts already answered (redeliveries, changes of mind)
+        self.repaired: list[str] = []  # what from_dict had to mend in a saved state, for the caller's log
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -115,16 +118,31 @@ class AlertEngine:
     def respond(
         self, prompt_id: str, action: str, minutes: float | None, now: float, rr=None
     ) -> list[Output]:
-        """The phone's answer. `rr` (optional): (times_s, rr_ms) of the beats during the exercise,
-        to check that paced breathing happened. A repeated answer (QoS 1 redelivery) is ignored."""
+        """The phone's answer. `minutes`: the snooze length, None for the default; when given it
+        must be one `snooze_minutes` accepts (1-240). `rr` (optional): (times_s, rr_ms) of the beats
+        during the exercise, to check that paced breathing happened. An unknown id, action or a
+        bad `minutes` raise ValueError before anything changes.
+
+        The first answer stands: a later one (a QoS 1 redelivery, or a change of mind such as
+        `done` then `dismiss`) changes nothing but `ignored_answers` and comes back as an
+        "ignored" Decision naming both."""
         rec = self.prompts.get(prompt_id)
         if rec is None:
             raise ValueError(f"unknown prompt id {prompt_id!r}")
         if action not in tuple(PromptAction):
             raise ValueError(f"action must be one of {', '.join(PromptAction)}, got {action!r}")
         action = PromptAction(action)
-        if rec["answer"] is not None:
-            return []
+        minutes = snooze_minutes(minutes)
+        first = rec["answer"]
+        if first is not None:
+            self.ignored_answers += 1
+            return [
+                Decision(
+                    now, "ignored", rec["kind"],
+                    f"Prompt {prompt_id} already answered {first['action']}; {action.value} ignored.",
+                    {"id": prompt_id, "action": action.value, "minutes": minutes, "answered": first["action"]},
+                )
+            ]
         rec["answer"] = {"action": action.value, "minutes": minutes, "time": now}
         self.policy.answered(rec["time"], action.value)
         if self.days.open is not None:
@@ -164,6 +182,11 @@ class AlertEngine:
         out["today_stress_load"] = (round(today.stressed_rest_min / today.rest_min, 4)
                                     if today is not None and today.rest_min > 0 else None)
         out["today_prompts"] = today.prompts if today is not None else 0
+        # The reminder the person asked for: when it is due (unix seconds) and for which prompt.
+        snooze = self.policy.snooze
+        out["snoozed_until"] = snooze["due"] if snooze else None
+        out["snoozed_prompt"] = snooze["of"] if snooze else None
+        out["ignored_answers"] = self.ignored_answers
         return out
 
     # -- internals -----------------------------------------------------------------------------
@@ -311,6 +334,7 @@ class AlertEngine:
             "pending": self.pending,
             "last_done": self.last_done,
             "last_block": self.last_block,
+            "ignored_answers": self.ignored_answers,
         }
 
     @classmethod
@@ -329,4 +353,23 @@ class AlertEngine:
         eng.effects = {k: list(v) for k, v in data["effects"].items()}
         eng.pending = list(data["pending"])
         eng.last_done, eng.last_block = data["last_done"], data["last_block"]
+        eng.ignored_answers = data.get("ignored_answers", 0)  # absent in states saved before it
+        eng.repaired = eng._drop_impossible_snooze()
         return eng
+
+    def _drop_impossible_snooze(self) -> list[str]:
+        """A snooze saved before its length was bounded (e.g. 1e9 minutes: until the year 3928)
+        would hold every acute prompt for good: dropped, and said (sentences for the caller's log)."""
+        sn = self.policy.snooze
+        if sn is None:
+            return []
+        answer = (self.prompts.get(sn["of"]) or {}).get("answer") or {}
+        since = answer.get("time", self.last_time)
+        high = SNOOZE_MINUTES[1]
+        if since is None or sn["due"] - since <= high * 60.0:  # False for NaN
+            return []
+        self.policy.snooze = None
+        minutes = (sn["due"] - since) / 60.0
+        note = (f"dropped the saved snooze of prompt {sn['of']}: due {minutes:.0f} minutes after it was "
+                f"asked for, more than the {high} allowed")
+        return [note]

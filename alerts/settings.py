@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from datetime import tzinfo
 
-from alerts.prompt import Exercise
+from alerts.prompt import Exercise, snooze_minutes
 from alerts.timeofday import in_window, parse_hhmm, zone
 
 
@@ -25,6 +25,10 @@ class AlertSettings:
     53:573); no prompts in `quiet_hours`; acute prompts expire after `acute_expiry_min` (a
     prompt about a stress spike is stale after it), the chronic daily session at `session_time`
     after `session_expiry_min`.
+    Snooze: the phone's `snooze` answer postpones the prompt by its `minutes`, or by
+    `snooze_default_min` (15) when it gives none; either must lie in 1-240 minutes
+    (`alerts.prompt.SNOOZE_MINUTES`, ours: shorter is no snooze, and a pending snooze holds every
+    acute prompt, so a longer one would quietly turn them off; the reasons in alerts/prompt.py).
     Days: a day is valid with >= `min_worn_min` minutes worn and >= `min_rest_min` minutes of
     awake rest (ours: a stress load from less would be a guess). The night value needs
     `min_sleep_min` minutes of detected sleep in `sleep_window`, else the mean of the first
@@ -94,6 +98,7 @@ class AlertSettings:
             raise ValueError("load_days: expected [n, m] with 0 < n <= m")
         if not 0.0 <= self.explore <= 1.0:
             raise ValueError("explore: must be between 0 and 1")
+        snooze_minutes(self.snooze_default_min, "snooze_default_min")
         object.__setattr__(self, "extra_exercises", tuple(self.extra_exercises))
         known = self.catalogue()
         for key in ("acute_exercises", "chronic_exercises"):

@@ -5,7 +5,7 @@ Topics (contract; base topic configurable, default `stresswatch`):
 | `<base>/status` | yes | 1 | `online` / `offline` (last will); none with `announce_status=False` |
 | `<base>/<person>/state` | yes | 0 | JSON summary of the latest Reading |
 | `<base>/<person>/prompt` | no | 1 | JSON Prompt; MQTT v5 message expiry = time left to `expires_at` |
-| `<base>/<person>/prompt/response` | no | 1 | subscribed: `{"id", "action": done/snooze/dismiss/not_stressed, "minutes"}`; only for a prompt of that person |
+| `<base>/<person>/prompt/response` | no | 1 | subscribed: `{"id", "action": done/snooze/dismiss/not_stressed, "minutes"}` (minutes: 1-240, optional); only for a prompt of that person; the first answer stands |
 | `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model |
 | `homeassistant/...` | yes | 1 | discovery configs, re-sent when HA announces `online` |
 
@@ -565,6 +565,8 @@ class MqttSink:
             self.store.bump(f"{SINK}.foreign_responses")
             log.warning("ignored a response on %s for prompt %r of another person", msg.topic, response["id"])
             return
-        self.store.set_prompt_status(response["id"], response["action"], response)
+        # The first answer stands in the prompt history; a later one still goes on, for the
+        # engine to log and count (it keeps its first answer too).
+        self.store.answer_prompt(response["id"], response)
         if self.on_response:
             self.on_response(person, response)

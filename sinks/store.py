@@ -328,13 +328,24 @@ class StateStore:
                 (prompt["id"], prompt["person"], prompt["time"], prompt["expires_at"], "pending", json.dumps(prompt)),
             )
 
-    def set_prompt_status(self, prompt_id: str, status: str, response: dict | None = None) -> bool:
-        """Update a prompt's status (`pending`, `sent`, `delivered`, `expired`, `rejected`, or the
-        phone's answer `done`, `snooze`, `dismiss`, `not_stressed`); False when the id is unknown."""
+    def set_prompt_status(self, prompt_id: str, status: str) -> bool:
+        """Update a prompt's delivery status (`pending`, `sent`, `delivered`, `expired`,
+        `rejected`); False when the id is unknown or the prompt is answered (its answer stays its
+        status: a PUBACK that arrives after the answer, on a reconnect, must not hide it)."""
         with self._write():
             cur = self._db.execute(
-                "UPDATE prompts SET status = ?, response = COALESCE(?, response) WHERE id = ?",
-                (status, json.dumps(response) if response is not None else None, prompt_id),
+                "UPDATE prompts SET status = ? WHERE id = ? AND response IS NULL", (status, prompt_id)
+            )
+        return cur.rowcount == 1
+
+    def answer_prompt(self, prompt_id: str, response: dict) -> bool:
+        """Record the phone's answer (`response["action"]` becomes the status: `done`, `snooze`,
+        `dismiss`, `not_stressed`). The first answer stands: False, and nothing changes, when the
+        prompt is already answered (or the id unknown)."""
+        with self._write():
+            cur = self._db.execute(
+                "UPDATE prompts SET status = ?, response = ? WHERE id = ? AND response IS NULL",
+                (str(response["action"]), json.dumps(response), prompt_id),
             )
         return cur.rowcount == 1
 

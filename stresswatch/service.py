@@ -61,6 +61,7 @@ class Wearer:
     pipeline: Pipeline
     engine: AlertEngine
     recent: deque = field(default_factory=deque)  # (t, rr_ms) of the last RECENT_BEATS_S
+    last_reading: Reading | None = None  # republished with the engine's status after an answer
     last_save: float = float("-inf")
 
 
@@ -148,7 +149,12 @@ class Service:
             self._save(*wearers[k : k + SAVE_BATCH])
 
     def respond(self, person: str, response: dict, now: float | None = None) -> None:
-        """A phone's answer to a prompt (already checked to be this person's by the MQTT sink)."""
+        """A phone's answer to a prompt (already checked to be this person's by the MQTT sink).
+
+        The engine checks it (alerts/engine.py `respond`: the id, the action, a snooze length of
+        1-240 minutes): a bad one is one log line and changes nothing. The first answer stands:
+        only it reaches InfluxDB; a later one is logged and counted (`ignored_answers` in the
+        state). The retained state is republished at once, so a snooze shows there."""
         w = self.people.get(person)
         if w is None:
             return
@@ -156,15 +162,17 @@ class Service:
         pid, action = response["id"], str(response["action"])
         try:
             outputs = w.engine.respond(pid, action, response.get("minutes"), now, rr=self._exercise_beats(w, pid))
-        except ValueError as exc:  # an id this engine never sent (e.g. from before a reset)
+        except ValueError as exc:  # an id this engine never sent (e.g. from before a reset), a bad snooze
             log.warning("%s: answer %s to prompt %s not taken: %s", person, action, pid, exc)
             return
-        log.info("%s answered prompt %s: %s", person, pid, action)
-        body = self._prompt_body(pid)
+        taken = any(isinstance(o, Decision) and o.what == "response" for o in outputs)
+        body = self._prompt_body(pid) if taken else None
         if body is not None:
             self.sinks.prompt_outcome(body, action)
-        self._outputs(w, outputs)
+        self._outputs(w, outputs)  # logs the answer, or that it came after the first
         self._save(w)
+        if w.last_reading is not None and self.sinks.mqtt:
+            self.sinks.state(w.last_reading, w.engine.status())
 
     # -- device health: the link's status plus beat age and counts, republished every health_every_s --
 
@@ -198,6 +206,7 @@ class Service:
 
     def _reading(self, w: Wearer, r: Reading) -> None:
         outputs = w.engine.feed(r)
+        w.last_reading = r
         # the engine's status rides on the retained MQTT state only
         self.sinks.reading(r, w.engine.status() if self.sinks.mqtt else None)
         if self.on_reading:
@@ -262,6 +271,8 @@ class Service:
                 baseline = engine = None
         model = person.model(self.tz, baseline=baseline)
         pipeline = Pipeline(person.name, cfg.processing.settings(), model)
+        for note in engine.repaired if engine else ():
+            log.warning("%s: %s", person.name, note)
         engine = engine or AlertEngine(person.name, alerts, seed=zlib.crc32(person.name.encode()))
         if baseline is not None:
             log.info("%s: baseline and alert state restored", person.name)

@@ -247,6 +247,34 @@ def test_a_response_from_the_phone_changes_the_prompt_state(broker, tmp_path):
     sink.stop()
 
 
+def test_a_bad_snooze_length_is_refused_and_a_later_answer_does_not_rewrite_the_first(broker, tmp_path, caplog):
+    answers = []
+    sink, store = make_sink(broker, tmp_path, discovery=False, on_response=lambda person, r: answers.append(r))
+    assert sink.connected.wait(10)
+    p = prompt()
+    sink.publish_prompt(p)
+    assert wait(lambda: store.prompt(p.id)["status"] == "delivered")
+    phone = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    phone.connect("127.0.0.1", broker.port)
+    phone.loop_start()
+    topic = "stresswatch/ann/prompt/response"
+    bad = ["1e9", "1e400", "Infinity", "NaN", "1" + "0" * 400, "true", '"30"', "-5"]
+    for minutes in bad:  # as a phone's JSON may carry them: json.dumps would not write some
+        payload = '{"id": "' + p.id + '", "action": "snooze", "minutes": ' + minutes + "}"
+        phone.publish(topic, payload, qos=1).wait_for_publish(5)
+    assert wait(lambda: store.counter("mqtt.bad_responses") == len(bad))
+    assert store.prompt(p.id)["status"] == "delivered" and store.prompt(p.id)["response"] is None
+    refused = [r.getMessage() for r in caplog.records if "malformed prompt response" in r.getMessage()]
+    assert len(refused) == len(bad) and all("minutes: must be a snooze length from 1 to 240" in m for m in refused)
+    for action in ("done", "done", "dismiss"):
+        phone.publish(topic, json.dumps({"id": p.id, "action": action}), qos=1).wait_for_publish(5)
+    assert wait(lambda: len(answers) == 3)  # all go on: the engine logs and counts the later ones
+    assert store.prompt(p.id)["status"] == "done"
+    assert store.prompt(p.id)["response"] == {"id": p.id, "action": "done", "minutes": None}
+    phone.loop_stop()
+    sink.stop()
+
+
 def test_password_and_acl_restrict_a_phone_to_its_own_person(tmp_path):
     acl = textwrap.dedent("""
         user stresswatch

@@ -54,9 +54,23 @@ def test_prompt_history():
     st = StateStore(":memory:")
     st.record_prompt({"id": "p1", "person": "me", "time": 1.0, "expires_at": 2.0})
     assert st.prompt("p1")["status"] == "pending"
-    assert st.set_prompt_status("p1", "done", {"action": "done"})
-    assert st.prompt("p1")["response"] == {"action": "done"}
-    assert not st.set_prompt_status("nope", "done")
+    assert st.set_prompt_status("p1", "delivered")
+    assert st.answer_prompt("p1", {"id": "p1", "action": "done"})
+    assert st.prompt("p1") == {"status": "done", "response": {"id": "p1", "action": "done"},
+                               "prompt": {"id": "p1", "person": "me", "time": 1.0, "expires_at": 2.0}}
+    assert not st.set_prompt_status("nope", "delivered") and not st.answer_prompt("nope", {"action": "done"})
+
+
+def test_the_first_answer_to_a_prompt_stands():
+    st = StateStore(":memory:")
+    st.record_prompt({"id": "p1", "person": "me", "time": 1.0, "expires_at": 2.0})
+    assert st.answer_prompt("p1", {"id": "p1", "action": "snooze", "minutes": 30})
+    assert not st.answer_prompt("p1", {"id": "p1", "action": "done", "minutes": None})
+    assert not st.answer_prompt("p1", {"id": "p1", "action": "dismiss", "minutes": None})
+    # nor does a delivery report that comes after the answer (a PUBACK after a reconnect) hide it
+    assert not st.set_prompt_status("p1", "delivered")
+    rec = st.prompt("p1")
+    assert rec["status"] == "snooze" and rec["response"] == {"id": "p1", "action": "snooze", "minutes": 30}
 
 
 # -- the per-sink row count: exact, and O(1) ------------------------------------------------------

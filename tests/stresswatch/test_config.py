@@ -245,6 +245,11 @@ def test_the_alerts_table_sets_the_engine_and_every_problem_names_its_key(tmp_pa
     with pytest.raises(config.ConfigError) as err:
         config.load(None, environ={"STRESSWATCH_ALERTS__SESSION_TIME": "23:00"})
     assert err.value.problems[0].startswith("STRESSWATCH_ALERTS__SESSION_TIME: alerts.session_time: 23:00 is inside")
+    path.write_text('[alerts]\nsnooze_default_min = 1000\n')
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path, environ={})
+    (problem,) = err.value.problems
+    assert problem == "alerts.snooze_default_min: must be a snooze length from 1 to 240 minutes, got 1000.0"
 
 
 def test_the_service_runs_the_engine_on_the_configured_alerts(tmp_path):
