@@ -213,3 +213,77 @@ def test_run_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr == f"stresswatch: error: no D-Bus system bus at {socket}: install and start dbus (apt install dbus)\n"
+
+
+LEFT_CONNECTED = "already connected in BlueZ (left by a previous run?); disconnecting and reconnecting"
+
+
+def test_after_a_sigkill_the_strap_still_connected_in_bluez_is_found_and_streams_again(tmp_path):
+    """A killed run cannot disconnect: BlueZ keeps the strap connected to nobody, and a connected
+    strap does not advertise, so scanning never finds it again (bleak issues #315, #367). The
+    next run finds it among BlueZ's connected devices, says so, and collects again."""
+    import time
+
+    if not Path("/usr/bin/dbus-daemon").exists():
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    bus = PrivateSystemBus()
+    cfg = tmp_path / "stresswatch.toml"
+    cfg.write_text(f'[processing]\nstep_s = 1\n[state]\ndirectory = "{tmp_path / "state"}"\n'
+                   f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n')
+
+    async def start(log: Path):
+        with log.open("wb") as err:  # a file, not a pipe nobody reads while the run goes on
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run", "--readings",
+                env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
+                stdout=asyncio.subprocess.PIPE, stderr=err)
+
+    async def a_reading_with_beats(proc, timeout: float) -> bool:
+        """Whether this run prints a reading with a heart rate (made of beats it received) in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                line = await asyncio.wait_for(proc.stdout.readline(), left)
+            except TimeoutError:
+                return False
+            if not line:
+                return False  # the run ended
+            if line.startswith(b"ann ") and b"HR -" not in line:
+                return True
+        return False
+
+    async def scenario():
+        bluez = FakeBlueZ(bus.address)
+        await bluez.start()
+        strap = bluez.add(FakeStrap(H10, "Polar H10 7", [800 + (i * 29) % 70 for i in range(50)]))
+        heart = asyncio.create_task(bluez.run_heartbeats(0.5, speed=3.0))
+        first = await start(tmp_path / "first.log")
+        assert await a_reading_with_beats(first, 90), (tmp_path / "first.log").read_text()[-2000:]
+        first.kill()
+        await first.wait()
+        # As BlueZ does for a client that died: its notification session ends, the link stays.
+        for _ in range(100):
+            if not strap.hr_char.notifying:
+                break
+            await asyncio.sleep(0.05)
+        assert strap.device.connected and not strap.hr_char.notifying and strap.connections == 1
+        started = time.monotonic()
+        second = await start(tmp_path / "second.log")
+        try:
+            streams_again = await a_reading_with_beats(second, 60)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(second.communicate(), 30)
+            heart.cancel()
+        return streams_again, time.monotonic() - started, strap
+
+    try:
+        streams_again, after, strap = asyncio.run(scenario())
+    finally:
+        bus.stop()
+    log = (tmp_path / "second.log").read_text()
+    assert streams_again, log[-2000:]
+    print(f"\nrestarted after a SIGKILL: a reading with beats after {after:.1f} s")
+    assert f"{H10}: found {H10} {LEFT_CONNECTED}" in log
+    assert strap.connections == 2  # disconnected, then connected afresh
