@@ -103,7 +103,7 @@ def test_the_phone_s_first_answer_stands_everywhere_and_its_snooze_shows_in_the_
     phone.loop_start()
     cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}", influx__url=influxdb.url,
                influx__api="v1", influx__bucket="stresswatch")
-    service = Service(cfg, [], utc_offset_s=0.0, alert_settings=ANY_HOUR)
+    service = Service(cfg, [], timezone="UTC", alert_settings=ANY_HOUR)
     engine = service.people["me"].engine
     states: list[dict] = []
 
@@ -168,7 +168,7 @@ def test_the_phone_s_first_answer_stands_everywhere_and_its_snooze_shows_in_the_
 
 
 def test_a_bad_answer_handed_to_the_service_is_one_log_line_and_changes_nothing(tmp_path, caplog):
-    service = Service(load(tmp_path), [], utc_offset_s=0.0, alert_settings=ANY_HOUR)
+    service = Service(load(tmp_path), [], timezone="UTC", alert_settings=ANY_HOUR)
     prompts = []
     service.on_prompt = prompts.append
     service.events(work_stress_beats())
@@ -186,7 +186,7 @@ def test_a_bad_answer_handed_to_the_service_is_one_log_line_and_changes_nothing(
 
 def test_a_snooze_saved_beyond_240_minutes_is_dropped_at_start_with_a_log_line(tmp_path, caplog):
     """A state saved by the code before the bound (a 1e9-minute snooze holds acute prompts for good)."""
-    service = Service(load(tmp_path), [], utc_offset_s=0.0, alert_settings=ANY_HOUR)
+    service = Service(load(tmp_path), [], timezone="UTC", alert_settings=ANY_HOUR)
     prompts = []
     service.on_prompt = prompts.append
     service.events(work_stress_beats())
@@ -196,7 +196,7 @@ def test_a_snooze_saved_beyond_240_minutes_is_dropped_at_start_with_a_log_line(t
     saved["policy"]["snooze"]["due"] = p.time + 60 + 1e9 * 60
     service.store.save_state("alerts/me", saved)
     caplog.clear()
-    again = Service(load(tmp_path), [], utc_offset_s=0.0, alert_settings=ANY_HOUR)
+    again = Service(load(tmp_path), [], timezone="UTC", alert_settings=ANY_HOUR)
     assert again.people["me"].engine.status()["snoozed_until"] is None
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning == (f"me: dropped the saved snooze of prompt {p.id}: due 1000000000 minutes after it was "
