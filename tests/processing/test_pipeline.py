@@ -43,12 +43,12 @@ def rest_then(minutes_rest: float, minutes_other: float, other_rr: float, seed: 
 
 
 def feed(p: Pipeline, events: list) -> tuple[list, list, int]:
-    """Readings before and after the first Gap, and the beats the pipeline released."""
+    """Readings of the events up to the first Gap and after it, and the beats the pipeline released."""
     before, after, released = [], [], 0
     out = before
     for e in events:
-        out = after if isinstance(e, Gap) else out
         out += p.feed(e)
+        out = after if isinstance(e, Gap) else out
         released += len(p.beats_out)
     after += p.finish()
     return before, after, released + len(p.beats_out)
@@ -86,3 +86,18 @@ def test_a_recovery_keeps_its_length_in_real_time_when_the_clock_goes_back():
     assert any(r.activity == "recovery" for r in after)
     settled = [r for r in after if r.time - gap.end > RECOVERY_S + 120.0]
     assert len(settled) > 30 and all(r.activity == "rest" for r in settled)
+
+
+def test_beats_after_any_gap_that_are_earlier_than_the_windows_start_afresh_too():
+    """A gap that does not say the clock went back (a disconnect, stamped on the old clock), then
+    beats an hour earlier: a new segment as well, not beats out of order in the windows."""
+    rr = rest_then(6, 0, 860.0)
+    t = START + np.cumsum(rr) / 1000.0
+    half = len(rr) // 2
+    events = [Beat("p", "d", float(a), float(b)) for a, b in zip(t[:half], rr[:half])]
+    events.append(Gap("p", "d", float(t[half - 1]), float(t[half - 1]) + 1.0, "disconnect"))
+    events += [Beat("p", "d", float(a) - 3600.0, float(b)) for a, b in zip(t[half:], rr[half:])]
+    p = Pipeline("p")
+    _, after, released = feed(p, events)
+    assert released == len(rr) and p.n_dropped == 0
+    assert after and all(r.time < START for r in after) and all(r.n_beats <= len(rr) - half for r in after)
