@@ -142,11 +142,37 @@ class DayBook:
             self.open = DailySummary(nxt, iso_date(nxt))
         return closed
 
+    def move_back(self, day: int, reopened: DailySummary | None) -> None:
+        """The clock was set back to `day`, before the open day (alerts/engine.py
+        `_clock_went_back` says why): the open day, and the nights and mornings dated with it,
+        move to `day`; into `reopened` (the summary already closed for `day`, if any) when given."""
+        d = self.open
+        shift = day - d.day
+        if reopened is not None:  # it has its night and morning, judged when it closed
+            self.nights.pop(d.day, None)
+            self.mornings.pop(d.day, None)
+        self.nights = move_dated(self.nights, day, shift, lambda a, b: {**a, **b})
+        self.mornings = move_dated(self.mornings, day, shift, lambda a, b: [x + y for x, y in zip(a, b)])
+        if reopened is None:
+            d.day, d.date = day, iso_date(day)
+            return
+        for key in ("worn_min", "rest_min", "stressed_rest_min", "load_integral", "prompts", "answered", "done"):
+            setattr(reopened, key, getattr(reopened, key) + getattr(d, key))
+        for key in ("state_min", "activity_min"):
+            totals = getattr(reopened, key)
+            for name, minutes in getattr(d, key).items():
+                totals[name] = totals.get(name, 0.0) + minutes
+        reopened.effects += d.effects
+        reopened.valid, reopened.invalid_reason = False, None  # decided again when it closes
+        self.open = reopened
+
     def close(self) -> DailySummary:
         """Finish the open day's numbers (night value, load, validity) and return it."""
         s, d = self.settings, self.open
-        value, sleep_min = night_value(self.nights.pop(d.day, {}), s.min_sleep_min)
-        d.sleep_min = round(sleep_min, 3)
+        blocks = self.nights.pop(d.day, None)  # None for a day reopened (move_back): it keeps its night
+        value, sleep_min = night_value(blocks or {}, s.min_sleep_min)
+        if blocks is not None:
+            d.sleep_min = round(sleep_min, 3)
         morning = self.mornings.pop(d.day, [0.0, 0.0])
         if value is not None:
             d.night_ln_rmssd, d.night_source = value, "sleep"
@@ -177,6 +203,15 @@ class DayBook:
         self.mornings = {int(k): list(v) for k, v in data["mornings"].items()}
 
 
+def move_dated(by_day: dict, day: int, shift: int, merge) -> dict:
+    """`by_day` with the entries dated after `day` moved by `shift` days (`merge` joins two)."""
+    out: dict = {}
+    for k, v in sorted(by_day.items()):
+        key = k + shift if k > day else k
+        out[key] = merge(out[key], v) if key in out else v
+    return out
+
+
 def night_value(blocks: dict[int, list[float]], min_sleep_min: float) -> tuple[float | None, float]:
     """Mean lnRMSSD over the sleep blocks of one night, and the minutes of sleep detected."""
     rows = []
@@ -197,4 +232,4 @@ def night_value(blocks: dict[int, list[float]], min_sleep_min: float) -> tuple[f
     return float(np.average(arr[low, 2], weights=arr[low, 0])), minutes
 
 
-__all__ = ["DailySummary", "DayBook", "night_value"]
+__all__ = ["DailySummary", "DayBook", "move_dated", "night_value"]

@@ -10,13 +10,14 @@ and a restart in the middle of a day changes no decision. The parts: daily summa
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from alerts import baselines, effect, exercises, rules
-from alerts.daily import DailySummary, DayBook
+from alerts.daily import DailySummary, DayBook, move_dated
 from alerts.policy import Policy
 from alerts.prompt import SNOOZE_MINUTES, Prompt, PromptAction, PromptKind, snooze_minutes
 from alerts.settings import AlertSettings
@@ -26,6 +27,11 @@ from processing.reading import Activity, Reading
 STATE_VERSION = 1
 KEEP_PROMPTS = 200
 KEEP_EFFECTS = 50
+# A reading at most this much earlier than the last is dropped (as any reading not after the last
+# always was); an earlier one means the wall clock was set back, and the engine follows it
+# (`_clock_went_back`). Ours: a minute, the most a reading counts for (alerts/daily.py), so a
+# small correction costs at most a minute of readings and leaves the state as it is.
+CLOCK_BACK_TOLERANCE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -73,12 +79,15 @@ class AlertEngine:
     # -- input ---------------------------------------------------------------------------------
 
     def feed(self, r: Reading) -> list[Output]:
+        went_back: list[Output] = []
+        if self.last_time is not None and self.last_time - r.time > CLOCK_BACK_TOLERANCE_S:
+            went_back.append(self._clock_went_back(r.time))
         if self.last_time is not None and r.time <= self.last_time:
             return []
         s = self.settings
         w = 0.0 if self.last_time is None else min((r.time - self.last_time) / 60.0, 1.0)
         self.last_time = r.time
-        out: list[Output] = []
+        out: list[Output] = went_back
         for day in self.days.feed(r):
             out += self._close_day(day, r.time)
         rest = r.activity == Activity.REST and r.quality >= s.min_quality and r.ln_rmssd is not None
@@ -190,6 +199,62 @@ class AlertEngine:
         return out
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _clock_went_back(self, t: float) -> Decision:
+        """Readings earlier than the last by more than CLOCK_BACK_TOLERANCE_S: the wall clock was
+        set back (NTP correcting a clock that was ahead; a restart after such a correction brings
+        back a `last_time` in the future). Dropping them, as before, blinded the engine until the
+        new clock passed the old one, for days after a clock that had been days ahead.
+
+        What happens (ours): the time order starts again at `t`. The state that counts time from
+        a moment (the acute rule's last minutes, the cooldown after the last prompt, a snooze, the
+        pause after an exercise, the windows measuring an exercise's effect, the rest before a
+        prompt) moves by the step, as if it had been measured on the new clock, so each keeps
+        its length in real time. Days: a step back within the open day changes nothing. A step to
+        an earlier day (the clock was ahead across a midnight) moves the open day, its night and
+        morning and its prompt count to the new date (they were measured just now, under a date
+        that has not come yet); if that date was closed already, by the clock that was ahead, it
+        is reopened and the open day's minutes, prompts and effects are added to it, so no date
+        is summarised twice; days closed with dates after it leave the history (their summaries
+        already sent stay where they went) and feed no band or chronic rule. A chronic session
+        planned for a date after the new one moves with the open day. Prompts sent keep their
+        ids and times."""
+        s = self.settings
+        step = t - self.last_time
+        today = day_of(t, s.tz)
+        self.last_time = self.acute.last_time = None
+        for row in (*self.acute.recent, *self.recent):
+            row[0] += step
+        if self.last_done is not None:
+            self.last_done += step
+        policy = self.policy
+        if policy.last_prompt is not None:
+            policy.last_prompt += step
+        if policy.snooze is not None:
+            policy.snooze["due"] += step
+        for pid in self.pending:
+            window = self.prompts[pid]["pending"]
+            window["start"] += step
+            window["end"] += step
+        data: dict = {"step_s": round(step, 3), "from": t - step, "to": t}
+        reason = f"The clock went back {-step:.0f} s; readings are taken in time order from here."
+        open_day = self.days.open
+        if open_day is not None and today < open_day.day:
+            shift, was = today - open_day.day, open_day.date
+            later = [h.date for h in self.history if h.day > today]
+            reopened = next((h for h in self.history if h.day == today), None)
+            self.history = [h for h in self.history if h.day < today]
+            self.days.move_back(today, reopened)
+            policy.per_day = move_dated(policy.per_day, today, shift, operator.add)
+            if policy.session is not None and policy.session["day"] > today:
+                policy.session["day"] += shift
+            data.update(open_day=was, now_day=self.days.open.date, reopened=reopened is not None,
+                        removed_days=later)
+            reason += (f" The open day {was} is counted as {self.days.open.date}"
+                       + (", which is reopened" if reopened is not None else "")
+                       + (f"; days {', '.join(later)} leave the history" if later else "") + ".")
+        self.days.last_time = None
+        return Decision(t, "clock", "clock_back", reason, data)
 
     def _close_day(self, day: DailySummary, t: float) -> list[Output]:
         baselines.annotate(day, self.history, self.settings)

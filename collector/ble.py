@@ -142,6 +142,9 @@ class StrapLink:
     backoff_max_s: float = 30.0
     adapter: str | None = None  # e.g. "hci1"; None = BlueZ's default adapter
     clock: Callable[[], float] = time.time
+    # A clock that never steps, read with `clock` at each notification so that the timer sees a
+    # step of the wall clock (collector/beat_timing.py).
+    monotonic: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
     counts: LinkCounts = field(default_factory=LinkCounts)
     info: dict = field(default_factory=dict)
@@ -311,7 +314,11 @@ class StrapLink:
                 self.counts.malformed += 1
                 self._log.warning("malformed", "%s: heart rate payload %s has %d stray byte(s), %d impossible RR",
                                   self.spec.label, bytes(data).hex(" "), m.trailing_bytes, len(m.rejected_rr))
-            events = self.timer.notification(self.clock(), m)
+            steps = self.timer.counts.clock_steps
+            events = self.timer.notification(self.clock(), m, self.monotonic())
+            if self.timer.counts.clock_steps != steps:
+                log.warning("%s: the wall clock stepped %+.1f s; beat times follow it from here (a gap marks the step)",
+                            self.spec.label, self.timer.last_step_s)
             if events:
                 self.emit(events)
         except Exception:

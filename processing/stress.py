@@ -118,6 +118,16 @@ class StressModel:
         self._active_since = -math.inf
         self._last_energy: tuple[float, float] | None = None
 
+    def clock_stepped(self, step: float) -> None:
+        """The wall clock moved by `step` seconds (the pipeline saw it go back): the times of the
+        last activity move with it, so that a recovery (or an energy rate) keeps its length in
+        real time instead of lasting until the new clock reaches the old times."""
+        if self._active_until > -math.inf:
+            self._active_until += step
+            self._active_since += step
+        if self._last_energy is not None:
+            self._last_energy = (self._last_energy[0] + step, self._last_energy[1])
+
     @property
     def hr_max(self) -> float:
         return self.max_hr or 208.0 - 0.7 * self.age

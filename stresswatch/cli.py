@@ -215,6 +215,9 @@ def cmd_run(args) -> int:
     if not cfg.devices:
         raise configuration.ConfigError(
             args.config or "<defaults>", ["devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"])
+    from stresswatch import timesync
+
+    timesync.log_state(timesync.kernel_clock_state())
     from collector.ble import bluetooth_problem
 
     problem = asyncio.run(bluetooth_problem(cfg.bluetooth.adapter))

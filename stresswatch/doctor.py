@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sinks.redact import redact_url
 from stresswatch.config import Config
+from stresswatch.timesync import UNSYNCED_FIX, ClockState, kernel_clock_state
 
 # Below this free space the outbox (~100 bytes a beat) could fill the disk within days of an outage.
 MIN_FREE_BYTES = 200 * 1024 * 1024
@@ -48,7 +49,7 @@ class Finding:
 
 
 def check_all(cfg: Config) -> list[Finding]:
-    found = [check_python(), *check_state(cfg)]
+    found = [check_python(), check_clock(), *check_state(cfg)]
     found += check_bluetooth(cfg)
     if cfg.mqtt.url is not None:
         found.append(check_mqtt(cfg))
@@ -62,6 +63,17 @@ def check_python() -> Finding:
     if v < (3, 11):
         return Finding("python", Level.PROBLEM, f"{v.major}.{v.minor} is too old", "install Python >= 3.11")
     return Finding("python", Level.OK, f"{v.major}.{v.minor}.{v.micro}")
+
+
+def check_clock(state: ClockState | None = None) -> Finding:
+    """Whether the kernel says the clock is synchronised (stresswatch/timesync.py); `state` for tests."""
+    state = kernel_clock_state() if state is None else state
+    if state.synchronised:
+        return Finding("system clock", Level.OK, state.detail)
+    if state.synchronised is None:
+        return Finding("system clock", Level.WARN, f"cannot tell whether it is synchronised: {state.detail}",
+                       "check `timedatectl`: it should say 'System clock synchronized: yes'")
+    return Finding("system clock", Level.WARN, state.detail, UNSYNCED_FIX)
 
 
 def check_state(cfg: Config) -> list[Finding]:

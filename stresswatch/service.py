@@ -196,6 +196,8 @@ class Service:
     def _beats(self, w: Wearer) -> None:
         for b in w.pipeline.beats_out:  # stored once, after correction, with the correction applied
             self.sinks.beat(b)
+            if w.recent and b.t < w.recent[-1][0]:
+                w.recent.clear()  # the clock went back: times before and after no longer compare
             w.recent.append((b.t, b.rr_ms))
             h = self.health.get((w.name, b.device))
             if h is None:  # not setdefault: that would build a DeviceHealth for every beat
@@ -212,7 +214,7 @@ class Service:
         if self.on_reading:
             self.on_reading(r)
         self._outputs(w, outputs)
-        if outputs or r.time - w.last_save >= SAVE_EVERY_S:
+        if outputs or abs(r.time - w.last_save) >= SAVE_EVERY_S:  # abs: a clock set back saves at once
             self._save(w)
 
     def _outputs(self, w: Wearer, outputs: list) -> None:
@@ -234,7 +236,7 @@ class Service:
                     body = self._prompt_body(out.data.get("id", ""))
                     if body is not None:
                         self.sinks.prompt_outcome(body, "done", out.data)
-                level = logging.DEBUG if out.what == "suppressed" else logging.INFO
+                level = {"suppressed": logging.DEBUG, "clock": logging.WARNING}.get(out.what, logging.INFO)
                 log.log(level, "%s: %s", w.name, out.reason)
                 if self.on_decision:
                     self.on_decision(w.name, out)

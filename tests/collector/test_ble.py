@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import sys
 import time
@@ -338,3 +339,31 @@ def test_with_bluez_running_only_a_missing_adapter_is_a_problem(system_bus):
 
     assert asyncio.run(scenario()) == [
         None, None, "Bluetooth adapter hci1 not found (BlueZ has: hci0); see bluetoothctl list"]
+
+
+def test_a_step_of_the_wall_clock_while_streaming_is_logged_once_and_no_beat_is_lost(system_bus, caplog):
+    """NTP sets the clock of a Pi (no real-time clock) an hour back while the strap streams: the
+    link reads the monotonic clock beside the wall clock, so the beats follow the new clock."""
+    shift = [0.0]
+
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(200)))
+            link = h.link(DeviceSpec("ann", address=H10), clock=lambda: time.time() + shift[0])
+            assert await until(lambda: len(h.beats(H10)) > 10, 20)
+            shift[0] = -3600.0
+            n = len(h.beats(H10))
+            assert await until(lambda: len(h.beats(H10)) > n + 10, 20)
+            return h, strap, link
+
+    with caplog.at_level("WARNING", logger="stresswatch.ble"):
+        h, strap, link = asyncio.run(scenario())
+    events = h.events[H10]
+    assert [round(x.rr_ms * 1.024) for x in h.beats(H10)] == strap.sent_rr  # none lost, none doubled
+    gaps = [k for k, e in enumerate(events) if isinstance(e, Gap)]
+    assert len(gaps) == 1 and "clock stepped -3600" in events[gaps[0]].reason
+    assert abs(events[-1].t - (time.time() - 3600.0)) < 5.0  # on the new clock
+    assert all(y.t > x.t for x, y in itertools.pairwise(events[gaps[0] + 1 :]))
+    lines = [r.getMessage() for r in caplog.records if "wall clock stepped" in r.getMessage()]
+    assert len(lines) == 1 and "-3600.0 s" in lines[0]
+    assert link.timer.counts.duplicates == 0

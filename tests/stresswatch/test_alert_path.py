@@ -245,3 +245,56 @@ def test_real_cycling_and_its_recovery_never_prompt(reference, tmp_path):
     moving = [r for r in readings if r.activity in (Activity.ACTIVE, Activity.RECOVERY)]
     assert len(moving) > 150  # the cycling was seen as activity
     assert prompts == [] and not [d for d in decisions if d.what == "suppressed"]
+
+
+def clock_stepped_back(beats, hours: float = 1.0):
+    """The beats of a strap whose first half was timed by a wall clock `hours` ahead, then set
+    right (as the collector emits them: a Gap at the step, on the new clock)."""
+    from collector.events import Gap
+
+    half = len(beats) // 2
+    ahead = [dataclasses.replace(b, t=b.t + hours * 3600.0) for b in beats[:half]]
+    step = Gap("me", beats[0].device, beats[half - 1].t, beats[half - 1].t, f"the wall clock stepped {-hours * 3600:+.1f} s")
+    return ahead, step, beats[half:]
+
+
+def test_a_clock_set_back_while_running_is_followed_by_the_whole_service(tmp_path, caplog):
+    """Issue 16 row 1 through the service: after the step every beat is still used, readings go
+    on at once, the alert engine counts them, the state saved is on the new clock, one warning."""
+    ahead, step, after = clock_stepped_back(work_stress_beats())
+    readings = []
+    service = Service(load(tmp_path), [], on_reading=readings.append, timezone="UTC")
+    with caplog.at_level("WARNING", logger="stresswatch.service"):
+        service.events(ahead + [step] + after)
+        service.finish()
+    w = service.people["me"]
+    assert w.pipeline.n_dropped == 0
+    later = [r for r in readings if r.time < after[-1].t + 1]
+    assert len(later) >= (after[-1].t - after[0].t) / 10 - 5  # a reading every 10 s again within seconds
+    assert w.engine.last_time == later[-1].time
+    minutes = (ahead[-1].t - ahead[0].t + after[-1].t - after[0].t) / 60
+    assert minutes - 2 < w.engine.days.open.worn_min <= minutes  # every reading counted, once
+    assert service.store.load_state("alerts/me")["last_time"] == w.engine.last_time
+    assert w.recent[0][0] >= after[0].t - 5  # the beats kept for the breathing check: the new clock's
+    lines = [r.getMessage() for r in caplog.records if "clock went back" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("me: The clock went back")
+
+
+def test_a_restart_with_the_clock_corrected_counts_every_reading_again(tmp_path, caplog):
+    """Issue 16 row 2: the service ran on a clock an hour ahead and saved its state; it starts again
+    with the clock set right. Before, `alerts/me` kept a `last_time` in the future and no
+    reading counted for an hour, without a word."""
+    ahead, _, after = clock_stepped_back(work_stress_beats())
+    cfg = load(tmp_path)
+    first = Service(cfg, [], timezone="UTC")
+    first.events(ahead)
+    first.finish()
+    worn = first.people["me"].engine.days.open.worn_min
+    again = Service(cfg, [], timezone="UTC")
+    with caplog.at_level("WARNING", logger="stresswatch.service"):
+        again.events(after)
+        again.finish()
+    engine = again.people["me"].engine
+    assert engine.days.open.worn_min - worn > (after[-1].t - after[0].t) / 60 - 2
+    assert again.store.load_state("alerts/me")["last_time"] == engine.last_time < after[-1].t + 1
+    assert sum("clock went back" in r.getMessage() for r in caplog.records) == 1

@@ -97,3 +97,18 @@ def test_the_bluez_version_is_read_and_compared_with_what_bleak_needs():
     assert old.level == Level.PROBLEM and "older than 5.55" in old.detail
     missing = bluez_version_finding(None, Level.WARN)
     assert missing.level == Level.WARN and missing.fix == "sudo apt install bluez"
+
+
+def test_the_doctor_says_whether_the_system_clock_is_synchronised(tmp_path):
+    from stresswatch.doctor import check_clock
+    from stresswatch.timesync import ClockState, kernel_clock_state
+
+    unsynced = check_clock(ClockState(False, "not synchronised to a time source (NTP)"))
+    assert unsynced.level == Level.WARN and "timedatectl set-ntp true" in unsynced.fix
+    assert "no real-time clock" in unsynced.fix
+    assert check_clock(ClockState(True, "synchronised, estimated error 1.5 ms")).level == Level.OK
+    unknown = check_clock(ClockState(None, "adjtimex failed: Operation not permitted"))
+    assert unknown.level == Level.WARN and "cannot tell" in unknown.detail
+    # check_all asks the kernel of this machine
+    (clock,) = by_what(check_all(load(tmp_path)), "system clock")
+    assert clock == check_clock(kernel_clock_state())

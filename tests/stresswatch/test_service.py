@@ -78,6 +78,11 @@ def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker,
     assert "homeassistant/sensor/stresswatch_ann/battery_a0_9e_1a_00_00_07/config" in seen
     assert seen["stresswatch/status"].payload == b"offline"  # SIGTERM is a clean shutdown
     assert "ann" in out and "HR" in out
+    # the start says whether the system clock is synchronised (a warning when it is not)
+    from stresswatch.timesync import kernel_clock_state
+
+    level = "INFO" if kernel_clock_state().synchronised else "WARNING"
+    assert f"{level} stresswatch.clock: system clock: " in err
 
 
 def test_scan_command_lists_the_strap_with_details(tmp_path):
