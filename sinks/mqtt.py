@@ -631,7 +631,8 @@ class MqttSink:
             if msg.payload == b"online" and not msg.retain:
                 self.publish_discovery()
                 n = self.resend_open_prompts()
-                log.info("Home Assistant is online: discovery and %d open prompt(s) sent again", n)
+                log.info("Home Assistant is online: %s%d open prompt(s) queued again",
+                         "discovery configs and " if self.s.discovery else "", n)
             return
         if not msg.payload:  # how a retained answer is cleared (see below): nothing to answer
             return
