@@ -22,7 +22,7 @@ from processing.baseline import Baseline
 from processing.pipeline import CHUNK_EVENTS, Pipeline, Settings
 from processing.reading import Reading
 from sinks.redact import redact_url
-from sinks.store import StoreError
+from sinks.store import StateLock, StoreError
 from stresswatch import config as configuration
 from stresswatch import report
 
@@ -202,11 +202,7 @@ def cmd_scan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    import asyncio
     import logging
-    import signal
-
-    from stresswatch.service import Service
 
     # One line per connection change, prompt, day and error; journald adds its own timestamps.
     stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
@@ -218,7 +214,18 @@ def cmd_run(args) -> int:
     from stresswatch import timesync
 
     timesync.log_state(timesync.kernel_clock_state())
+    # Before anything connects: a second copy must not take the first one's MQTT session.
+    with StateLock(Path(cfg.state.directory).expanduser()):
+        return _run_service(args, cfg)
+
+
+def _run_service(args, cfg: configuration.Config) -> int:
+    import asyncio
+    import logging
+    import signal
+
     from collector.ble import bluetooth_problem
+    from stresswatch.service import Service
 
     problem = asyncio.run(bluetooth_problem(cfg.bluetooth.adapter))
     if problem:

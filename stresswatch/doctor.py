@@ -22,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from sinks.redact import redact_url
+from sinks.store import lock_holder
 from stresswatch.config import Config
 from stresswatch.timesync import UNSYNCED_FIX, ClockState, kernel_clock_state
 
@@ -98,6 +99,9 @@ def check_state(cfg: Config) -> list[Finding]:
                            f"chmod 700 {path}"))
     if not out:
         out.append(Finding(what, Level.OK, f"writable, {free / 2**30:.1f} GiB free"))
+    pid = lock_holder(path)  # looks only: a service starting now must not find the lock taken
+    out.append(Finding("service", Level.OK, f"running as PID {pid} on this state directory" if pid
+                       else "not running on this state directory"))
     return out
 
 

@@ -69,6 +69,21 @@ def test_a_state_directory_that_is_a_file_blocks_the_service(tmp_path):
     assert f.level == Level.PROBLEM and "is a file" in f.detail
 
 
+def test_a_running_service_is_reported_with_its_pid_without_taking_its_lock(tmp_path):
+    import os
+
+    from sinks.store import StateLock
+    from stresswatch.doctor import check_state
+
+    cfg = load(tmp_path)
+    assert by_what(check_state(cfg), "service")[0].detail == "not running on this state directory"
+    with StateLock(tmp_path / "state") as held:
+        [f] = by_what(check_state(cfg), "service")
+        assert f.level == Level.OK and f.detail == f"running as PID {os.getpid()} on this state directory"
+        assert held.path.read_text() == f"{os.getpid()}\n"  # still ours: the doctor only looked
+    assert by_what(check_state(cfg), "service")[0].detail == "not running on this state directory"
+
+
 def test_without_a_system_bus_configured_straps_cannot_work_and_the_exit_code_says_so(tmp_path):
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n'

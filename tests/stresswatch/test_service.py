@@ -292,3 +292,80 @@ def test_after_a_sigkill_the_strap_still_connected_in_bluez_is_found_and_streams
     print(f"\nrestarted after a SIGKILL: a reading with beats after {after:.1f} s")
     assert f"{H10}: found {H10} {LEFT_CONNECTED}" in log
     assert strap.connections == 2  # disconnected, then connected afresh
+
+
+def test_a_second_run_on_the_same_state_directory_refuses_naming_the_first_and_a_killed_one_blocks_nothing(
+        broker, tmp_path):
+    """Two copies on one config took each other's MQTT session every second and shared one
+    outbox. The second now stops before it connects anywhere, in one line naming the first's PID;
+    the lock dies with its process, so after a SIGKILL the next start runs."""
+    if not Path("/usr/bin/dbus-daemon").exists():
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    bus = PrivateSystemBus()
+    state = tmp_path / "state"
+    cfg = tmp_path / "stresswatch.toml"
+    cfg.write_text(
+        f'[processing]\nstep_s = 1\n[state]\ndirectory = "{state}"\n'
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
+        f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n'
+    )
+    status: queue.Queue = queue.Queue()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_message = lambda c, u, m: status.put(m.payload)
+    sub.connect("127.0.0.1", broker.port)
+    sub.subscribe("stresswatch/status")
+    sub.loop_start()
+
+    async def until_status(payload: bytes, timeout: float = 60.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            while not status.empty():
+                if status.get() == payload:
+                    return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no {payload!r} on stresswatch/status within {timeout:.0f} s")
+
+    async def scenario():
+        bluez = FakeBlueZ(bus.address)
+        await bluez.start()
+        bluez.add(FakeStrap(H10, "Polar H10 7", [800 + (i * 29) % 70 for i in range(50)], battery=64))
+        beats = asyncio.create_task(bluez.run_heartbeats(0.5, speed=3.0))
+        env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}
+
+        def start_run():
+            return asyncio.create_subprocess_exec(
+                sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run",
+                env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+
+        first = await start_run()
+        await until_status(b"online")
+        lock = state / "stresswatch.lock"
+        held = (lock.read_text(), lock.stat().st_mode & 0o777)
+        second = await start_run()
+        _, second_err = await asyncio.wait_for(second.communicate(), 60)
+        still_running = first.returncode is None
+        first.kill()  # SIGKILL: no clean-up, the lock goes with the process
+        _, first_err = await asyncio.wait_for(first.communicate(), 30)
+        await until_status(b"offline")  # the last will
+        third = await start_run()
+        await until_status(b"online")
+        third.send_signal(signal.SIGTERM)
+        _, third_err = await asyncio.wait_for(third.communicate(), 30)
+        beats.cancel()
+        return first.pid, held, still_running, second.returncode, second_err.decode(), first_err.decode(), \
+            third.returncode, third_err.decode()
+
+    try:
+        pid, held, still_running, code, err, first_err, third_code, third_err = asyncio.run(scenario())
+    finally:
+        sub.loop_stop()
+        bus.stop()
+    assert held == (f"{pid}\n", 0o600)
+    assert code == 2 and still_running
+    assert err.splitlines() == [
+        (f"stresswatch: error: another stresswatch (PID {pid}) is already running on the state directory {state}: "
+         "stop it first, or give this one its own state.directory and mqtt.client_id")]
+    assert "disconnected from MQTT broker" not in first_err and "took over" not in first_err
+    assert third_code == 0, third_err[-2000:]
+    assert (state / "stresswatch.lock").read_text() == ""  # released at the clean stop
