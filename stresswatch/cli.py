@@ -156,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("scan", help="list nearby heart-rate straps (Bluetooth)")
     sc.add_argument("--timeout", type=_positive_seconds, default=8.0, help="seconds to scan")
-    sc.add_argument("--details", action="store_true", help="connect briefly: model, firmware, battery, RR support")
+    sc.add_argument("--details", action="store_true",
+                    help="connect briefly: model, firmware, battery, RR and energy support, motion sources")
     sc.add_argument("--adapter", help="Bluetooth adapter, e.g. hci1")
     sc.set_defaults(func=cmd_scan)
 
@@ -193,7 +194,8 @@ def cmd_scan(args) -> int:
         return 1
     for row in rows:
         extra = "".join(
-            f"  {k} {row[k]}" for k in ("manufacturer", "model", "firmware", "battery_pct", "sends_rr", "error") if k in row
+            f"  {k} {row[k]}" for k in ("manufacturer", "model", "firmware", "battery_pct", "sends_rr", "sends_energy",
+                                        "motion", "error") if k in row
         )
         print(f"{row['address']}  {row['rssi']:>4} dBm  {row['name'] or '(no name)'}{extra}")
     print('\nadd one to the config as [[devices]] with address = "..." and the person who wears it')
