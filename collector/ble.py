@@ -73,11 +73,13 @@ RSC_MAX_SPAN_S = 3.0
 
 @dataclass(frozen=True)
 class DeviceSpec:
-    """A configured strap: who wears it and how to recognise it (address and/or name glob)."""
+    """A configured strap: who wears it and how to recognise it (address and/or name glob).
+    `motion_only`: a motion source (a foot pod) whose heart rate, if it has any, is not taken."""
 
     person: str
     address: str | None = None
     name: str | None = None
+    motion_only: bool = False
 
     @property
     def label(self) -> str:
@@ -243,7 +245,7 @@ class StrapLink:
             battery = await self._read_battery(client)
             self._last_note = time.monotonic()
             services = client.services
-            if services.get_characteristic(HR_MEASUREMENT) is not None:
+            if not self.spec.motion_only and services.get_characteristic(HR_MEASUREMENT) is not None:
                 await client.start_notify(HR_MEASUREMENT, self._on_notification)
             self.motion = None
             if services.get_characteristic(rsc.RSC_MEASUREMENT) is not None:

@@ -410,3 +410,18 @@ def test_scan_details_name_the_motion_sources_each_device_offers(system_bus):
     assert rows[H10]["motion"] == "accelerometer (25, 50, 100, 200 Hz)" and rows[H10]["sends_rr"] is True
     assert rows[TICKR]["motion"] == "none"
     assert rows["D4:22:CD:00:00:03"]["motion"] == "foot pod (RSC)" and rows["D4:22:CD:00:00:03"]["sends_rr"] is False
+
+
+def test_a_motion_only_device_gives_motion_and_no_beats(system_bus):
+    """`role = "motion"`: a second device of someone who wears a strap; its heart rate would merge
+    into the strap's beat series, so only its motion is taken."""
+    async def scenario():
+        async with Harness(system_bus) as h:
+            h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True))
+            h.link(DeviceSpec("ann", address=H10, motion_only=True))
+            assert await until(lambda: h.n_samples(H10) >= 50, 20)
+            await asyncio.sleep(1.0)
+            return h
+
+    h = asyncio.run(scenario())
+    assert not h.beats(H10) and h.n_samples(H10) >= 50
