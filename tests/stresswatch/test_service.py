@@ -255,3 +255,20 @@ def test_run_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr == f"stresswatch: error: no D-Bus system bus at {socket}: install and start dbus (apt install dbus)\n"
+
+
+def test_a_paced_replay_hands_over_motion_events_in_time_order():
+    """Replays carry motion too: a Motion and accelerometer samples are timed like beats."""
+    from collector.events import Acceleration, Beat, Gap, Motion, MotionKind
+    from stresswatch.sources import ReplaySource
+
+    events = [Beat("ann", "s", 100.0, 800.0), Motion("ann", "pod", 100.02, MotionKind.WALKING, 1.0),
+              Acceleration("ann", "s", (100.03, 100.07), (0.0, 0.0), (1000.0, 1000.0), (0.0, 0.0)),
+              Gap("ann", "s", 100.05, 100.06), Beat("ann", "s", 100.08, 800.0)]
+    got: list = []
+
+    async def replay():
+        await ReplaySource(events, pace=1.0).run(got.extend, asyncio.Event())
+
+    asyncio.run(replay())
+    assert got == events
