@@ -138,9 +138,10 @@ class _ControlPoint:
     def on_indication(self, _char, data: bytearray) -> None:
         self.answers.put_nowait(bytes(data))
 
-    async def request(self, command: bytes, timeout: float = PMD_ANSWER_S) -> pmd.Response:
-        """Write a command and return its answer (parameters of multi-part answers joined).
-        Raises TimeoutError, PmdError or bleak's errors."""
+    async def request(self, command: bytes, timeout: float | None = None) -> pmd.Response:
+        """Write a command and return its answer (parameters of multi-part answers joined) within
+        `timeout` (default PMD_ANSWER_S). Raises TimeoutError, PmdError or bleak's errors."""
+        timeout = PMD_ANSWER_S if timeout is None else timeout
         while not self.answers.empty():  # a late answer to an earlier command
             self.answers.get_nowait()
         await asyncio.wait_for(self.client.write_gatt_char(pmd.PMD_CONTROL, command, response=True), timeout)
@@ -295,6 +296,8 @@ class StrapLink:
         """Start the accelerometer; the control point when it streams (to stop it later), else
         None after one log line (heart rate goes on either way)."""
         label = self.spec.label
+        control = None
+        start_sent = False
         try:
             try:
                 types = pmd.supported_types(await asyncio.wait_for(client.read_gatt_char(pmd.PMD_CONTROL),
@@ -312,6 +315,7 @@ class StrapLink:
                 self._acc_refused(answer)
                 return None
             chosen = pmd.choose_acc(pmd.parse_settings(answer.params))
+            start_sent = True
             answer = await control.request(pmd.start_command(chosen))
             if answer.status == pmd.Status.ALREADY_IN_STATE:
                 # Left streaming by a connection that was lost: stop it and start with our settings.
@@ -325,7 +329,8 @@ class StrapLink:
             self.counts.acc_refused += 1
             why = "no answer from the strap" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
             log.warning("%s: accelerometer not started (%s); heart rate goes on without motion", label, why)
-            return None
+            # A start may have reached the strap without its answer reaching us: stop it at the end.
+            return control if start_sent else None
         used = pmd.Settings({**chosen.values, **pmd.parse_settings(answer.params, strict=False).values})
         self._acc = pmd.AccDecoder(used)
         self._acc_offset = None
@@ -347,6 +352,8 @@ class StrapLink:
             return
         if answer.ok:
             log.info("%s: accelerometer stopped", self.spec.label)
+        elif answer.status == pmd.Status.ALREADY_IN_STATE:
+            log.debug("%s: the accelerometer was not streaming", self.spec.label)
         else:
             self.counts.acc_refused += 1
             log.warning("%s: the strap refused to stop the accelerometer (%s)", self.spec.label, answer.describe())

@@ -358,6 +358,7 @@ class FakeStrap:
     pmd_features: bytes = H10_FEATURES
     acc_settings: bytes = H10_ACC_SETTINGS
     pmd_errors: dict = field(default_factory=dict)  # op code -> status answered instead of success
+    pmd_mute: set = field(default_factory=set)  # op codes carried out but never answered (a lost indication)
     acc_motion: str = "walking"  # the acceleration streamed: "walking" (108 steps/min) or "still"
     acc_frame_bytes: list = field(default_factory=list)  # frames to send instead of generated ones
     # a foot pod: (speed m/s, cadence steps/min, running) per tick, looped
@@ -458,7 +459,7 @@ class FakeStrap:
             status, params = self.pmd_errors[op], b""
         else:
             status, params = self._pmd_command(op, mtype, value[2:])
-        if char.notifying:
+        if char.notifying and op not in self.pmd_mute:
             answer = bytes([0xF0, op, mtype, status])
             char.notify(answer + (bytes([0x00]) + params if status == 0 else b""))
 

@@ -425,3 +425,24 @@ def test_a_motion_only_device_gives_motion_and_no_beats(system_bus):
 
     h = asyncio.run(scenario())
     assert not h.beats(H10) and h.n_samples(H10) >= 50
+
+
+def test_a_start_whose_answer_never_came_is_still_stopped_at_the_end(system_bus, monkeypatch, caplog):
+    """The strap started streaming but its answer was lost: heart rate goes on, and the stream
+    that may be running is stopped before the link closes."""
+    import collector.ble
+
+    monkeypatch.setattr(collector.ble, "PMD_ANSWER_S", 1.0)
+
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True, pmd_mute={pmd.OP_START}))
+            link = h.link(DeviceSpec("ann", address=H10))
+            assert await until(lambda: link.counts.acc_refused == 1 and len(h.beats(H10)) >= 5, 20)
+            assert strap.acc_on
+            return h, strap
+
+    h, strap = asyncio.run(scenario())
+    assert "accelerometer not started (no answer from the strap)" in caplog.text
+    assert strap.gatt_log[-2:] == ["write 03 02", "disconnect"] and not strap.acc_on
+    assert not h.samples(H10)  # frames of a start never confirmed are not taken
