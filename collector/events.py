@@ -1,4 +1,5 @@
-"""The events a collector emits: one `Beat` per heartbeat and a `Gap` where data is missing."""
+"""The events a collector emits: a `Beat` per heartbeat, a `Gap` where data is missing, and motion:
+`Acceleration` samples from a strap's accelerometer and `Motion`, what a source says the body is doing."""
 
 from __future__ import annotations
 
@@ -57,4 +58,51 @@ class Gap:
     reason: str = ""
 
 
-Event = Beat | Gap
+class MotionKind(StrEnum):
+    """What a motion source says the person is doing (ARCHITECTURE.md "Events")."""
+
+    STILL = "still"
+    WALKING = "walking"
+    RUNNING = "running"
+    CYCLING = "cycling"
+    IN_VEHICLE = "in_vehicle"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Motion:
+    """What one device says about the person's movement over the `span_s` seconds ending at `t`.
+
+    `intensity_mg` is the mean amplitude deviation of the acceleration's vector magnitude
+    (processing/motion.py) where an accelerometer measured it; `cadence_spm` steps per minute
+    and `speed_m_s` where known (a foot pod, or steps found in the acceleration). `source` names
+    where it came from: "acc" (a strap's accelerometer), "rsc" (a foot pod), "file".
+    """
+
+    person: str
+    device: str
+    t: float
+    kind: MotionKind
+    span_s: float = 0.0
+    intensity_mg: float | None = None
+    cadence_spm: float | None = None
+    speed_m_s: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Acceleration:
+    """Accelerometer samples of one device: unix times `t` (s) and x, y, z in mg (1 g = 1000 mg).
+
+    processing/motion.py turns them into `Motion`; the samples themselves are not stored."""
+
+    person: str
+    device: str
+    t: tuple[float, ...]
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    z: tuple[float, ...]
+    source: str = ""
+
+
+Event = Beat | Gap | Motion | Acceleration

@@ -1,10 +1,11 @@
-"""Import recorded RR series (text, CSV, Polar HRM, nsr2db CSV, Empatica IBI.csv) as Beat/Gap events."""
+"""Import recorded RR series (text, CSV, Polar HRM, nsr2db CSV, Empatica IBI.csv) as Beat/Gap events, and
+Polar Sensor Logger accelerometer exports as Acceleration events."""
 
 from __future__ import annotations
 
 import csv
-import io
 import functools
+import io
 import itertools
 import math
 import os
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from collector.events import GAP_TOLERANCE_S, Beat, Event, Gap
+from collector.events import GAP_TOLERANCE_S, Acceleration, Beat, Event, Gap
 
 FORMATS = ("auto", "text", "csv", "hrm", "nsr2db", "ibi")
 
@@ -161,6 +162,9 @@ def _content(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
 def detect_format(text: str, path: str | Path = "<text>") -> str:
     """Guess the format from the start of a file: HRM section headers, CSV headers, IBI start row, numbers."""
     first = next((ln.strip().lower() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+    if _is_polar_acc_header(first):
+        raise RecordingError(path, 1, "a Polar Sensor Logger accelerometer export, not an RR recording: "
+                             "`stresswatch motion FILE` reads it")
     if first.startswith("[params]") or "[hrdata]" in text.lower():
         return "hrm"
     if first.replace(" ", "") == "beat_time_s,rr_ms,label_prev,label_beat":
@@ -455,3 +459,57 @@ _READERS: dict[str, typing.Callable[[_Lines, _BeatBuilder, _Labels], Iterator[Ev
     "nsr2db": _read_nsr2db,
     "ibi": _read_ibi,
 }
+
+
+# -- accelerometer exports -------------------------------------------------------------------------
+
+# Samples per Acceleration event read from a file (memory stays bounded whatever the file's length).
+ACC_CHUNK = 512
+# PMD sensor timestamps count nanoseconds from 2000-01-01T00:00:00 UTC (collector/pmd.py).
+_PMD_EPOCH_UNIX = 946_684_800
+
+
+def _is_polar_acc_header(line: str) -> bool:
+    cells = [c.strip().lower() for c in line.split(";")]
+    return "sensor timestamp [ns]" in cells and {"x [mg]", "y [mg]", "z [mg]"} <= set(cells)
+
+
+def read_polar_acc(path: str | Path, person: str = "me", device: str = "file") -> Iterator[Acceleration]:
+    """A Polar Sensor Logger ACC export (`Phone timestamp;sensor timestamp [ns];X [mg];Y [mg];Z [mg]`)
+    as Acceleration events of up to ACC_CHUNK samples, timed by the sensor timestamp (ns since
+    2000-01-01 UTC; Polar Sensor Logger sets the sensor's clock from the phone). Raises
+    RecordingError (file and line) on anything else, or when time goes backwards."""
+    path = Path(path)
+    try:
+        fh = open(path, encoding="utf-8-sig", errors="replace", newline=None)  # noqa: SIM115 -- closed below
+    except OSError as exc:
+        raise RecordingError(path, None, f"cannot read file: {exc.strerror or exc}") from None
+    with fh:
+        content = _content(_lines(fh, path))
+        header_no, header = next(content, (None, ""))
+        if not _is_polar_acc_header(header.lower()):
+            raise RecordingError(path, header_no, "not a Polar Sensor Logger ACC export: expected the header "
+                                 "`Phone timestamp;sensor timestamp [ns];X [mg];Y [mg];Z [mg]`")
+        names = [c.strip().lower() for c in header.split(";")]
+        cols = [names.index(c) for c in ("sensor timestamp [ns]", "x [mg]", "y [mg]", "z [mg]")]
+        chunk: list[tuple[float, float, float, float]] = []
+        last = -math.inf
+        n = 0
+        for no, line in content:
+            row = line.split(";")
+            if len(row) <= max(cols):
+                raise RecordingError(path, no, f"expected {len(names)} columns separated by ';', found {len(row)}")
+            stamp = _parse_float(row[cols[0]], path, no, "sensor timestamp")
+            t = _PMD_EPOCH_UNIX + stamp * 1e-9
+            if t <= last:
+                raise RecordingError(path, no, f"sensor timestamp {row[cols[0]].strip()} is not later than the row before")
+            last = t
+            chunk.append((t, *(_parse_float(row[c], path, no, f"{names[c]} value") for c in cols[1:])))
+            n += 1
+            if len(chunk) == ACC_CHUNK:
+                yield Acceleration(person, device, *zip(*chunk, strict=True), source="file")
+                chunk = []
+        if chunk:
+            yield Acceleration(person, device, *zip(*chunk, strict=True), source="file")
+        if not n:
+            raise RecordingError(path, None, "no accelerometer samples after the header")

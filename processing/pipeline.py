@@ -1,4 +1,4 @@
-"""One person's streaming core: Beat/Gap events in, a `Reading` per step out (pure, no I/O)."""
+"""One person's streaming core: Beat/Gap (and motion) events in, a `Reading` per step out (pure, no I/O)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collector.events import GAP_TOLERANCE_S, Beat, Event, Gap
+from collector.events import GAP_TOLERANCE_S, Acceleration, Beat, Event, Gap, Motion
 from processing import hrv
 from processing.correction import ArtifactCorrector
-from processing.reading import Reading
+from processing.motion import MotionTrack
+from processing.reading import MotionState, Reading
 from processing.spline import SplineCache
 from processing.stress import StressModel
 from processing.window import BeatLog, WindowStats
@@ -81,6 +82,11 @@ class Pipeline:
     baseline, or the first minutes of a recording). Readings whose RMSSD window lies inside it
     are learned from as rest whatever the heart rate, and never called stressed.
 
+    Motion: `Motion` events (a foot pod, the phone) and accelerometer samples (`Acceleration`,
+    classified per device by processing/motion.py) are kept for the RMSSD window; each reading
+    says what they said over its window (`Reading.motion`), and the stress model treats a
+    window known moving as activity (processing/stress.py). Without motion nothing changes.
+
     Quality (0-1) = (1 - 3 x the fraction of corrected beats in the long window) x
     min(1, valid pairs in the RMSSD window / (2 MIN_PAIRS)): a score needs quality >= 0.5.
     """
@@ -109,6 +115,7 @@ class Pipeline:
         self._lf_hf: float | _LfHfJob | None = None
         self._spline = SplineCache()
         self._energy: float | None = None
+        self.motion = MotionTrack(person, keep_s=settings.rmssd_window_s)
         self._pending_whole = False
         self._whole = math.isinf(settings.step_s)
         self._after_gap = False
@@ -176,7 +183,11 @@ class Pipeline:
     # -- internals -----------------------------------------------------------------------------
 
     def _process(self, event: Event) -> None:
+        if isinstance(event, (Motion, Acceleration)):
+            self.motion.feed(event)
+            return
         if isinstance(event, Gap):
+            self.motion.gap(event.device)
             self._gap()
             last = self._last_logged()
             if last is not None and event.end < last:
@@ -288,7 +299,9 @@ class Pipeline:
                 self._jobs.append(self._lf_hf)
             sp = self.settings.spectral_step_s
             self._next_spectral = (math.floor(t / sp) + 1) * sp if 0 < sp < math.inf else t
-        self._due.append(_Due(t, lo, short_lo, hi, self._energy, self._known_rest(t), self._lf_hf))
+        horizon = self.settings.rmssd_window_s
+        motion = self.motion.over(float(log.t[short_lo]) if math.isinf(horizon) else t - horizon, t)
+        self._due.append(_Due(t, lo, short_lo, hi, self._energy, self._known_rest(t), self._lf_hf, motion))
 
     def _compute_due(self) -> None:
         """Readings for the windows due: their statistics together (`BeatLog.stats`), then the
@@ -311,7 +324,7 @@ class Pipeline:
             artifact_frac = w.n_artifacts / n
             quality = max(0.0, 1.0 - 3.0 * artifact_frac) * min(1.0, w.short_pairs / (2.0 * MIN_PAIRS))
             ln_rmssd = hrv.ln(w.short_rmssd)
-            verdict = self.model.assess(d.t, hr, ln_rmssd, quality, d.energy, w.recent_hr, d.known_rest)
+            verdict = self.model.assess(d.t, hr, ln_rmssd, quality, d.energy, w.recent_hr, d.known_rest, d.motion)
             reading = Reading(
                 person=self.person,
                 time=d.t,
@@ -336,6 +349,7 @@ class Pipeline:
                 stress_score=verdict.score,
                 state=verdict.state,
                 quality=quality,
+                motion=d.motion,
             )
             if isinstance(d.lf_hf, _LfHfJob):
                 self._waiting.append(reading)
@@ -389,6 +403,7 @@ class _Due:
     energy: float | None
     known_rest: bool
     lf_hf: float | _LfHfJob | None
+    motion: MotionState
 
 
 @dataclass(eq=False, slots=True)

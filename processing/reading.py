@@ -16,6 +16,14 @@ class Activity(StrEnum):
     UNKNOWN = "unknown"
 
 
+class MotionState(StrEnum):
+    """What the person's motion said over the reading's window (processing/motion.py decides)."""
+
+    STILL = "still"
+    MOVING = "moving"
+    UNKNOWN = "unknown"  # no motion source, or what it saw was neither
+
+
 class StressState(StrEnum):
     """The stress state of a reading (processing/stress.py decides)."""
 
@@ -61,6 +69,7 @@ class Reading:
     stress_score: float | None
     state: StressState
     quality: float
+    motion: MotionState = MotionState.UNKNOWN
 
     def to_dict(self, digits: int = 6) -> dict:
         """A JSON-ready dict; floats rounded to `digits` significant decimals, NaN -> None."""

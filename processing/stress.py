@@ -54,6 +54,16 @@ stick: the resting heart rate under HRR is the lowest heart rate the person sust
 from every reading, processing/baseline.py), so a heart rate that stays flat and high for an
 hour becomes the resting heart rate within minutes instead of reading as exercise for ever.
 
+Motion comes first where there is any (processing/motion.py): a window whose motion says moving
+(walking, running, cycling, or moderate movement without steps) is `active` whatever the heart
+rate, so never `stressed`, and `recovery` follows it as above. Firstbeat stops judging stress
+during physical activity and tells it apart with the accelerometer, Garmin shows "too active" and
+Oura judges daytime stress only while the wearer is inactive (issue 17); walking raises heart
+rate below the 30 % HRR threshold, which is why heart rate alone called walks stress. A window
+known still keeps the heart-rate rules, ours: a heart rate at exercise level is still activity,
+because a chest accelerometer sees little of the legs on a bike or a rowing machine; the
+`Reading.motion` field tells the alert rules which minutes were known still.
+
 Pure: no I/O and no clock; all state is in `StressModel` and its `Baseline`, which the
 application persists (`Baseline.to_dict`).
 """
@@ -61,15 +71,21 @@ application persists (`Baseline.to_dict`).
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from datetime import timezone, tzinfo
 
 from processing.baseline import Baseline
-from processing.reading import Activity, StressState
+from processing.reading import Activity, MotionState, StressState
 
 ACTIVE_ENTER_HRR = 0.30
 ACTIVE_LEAVE_HRR = 0.20
 ACTIVE_ENERGY_KJ_PER_MIN = 20.0
+# Ours: the energy-expended rate is taken over this much time. Straps send the field only in some
+# notifications (the Heart Rate Service suggests every 10th) and in whole kJ, so over one 10 s
+# step the rate read 0 and then double, and activity flickered between active and recovery; over
+# a minute 20 kJ/min is 20 kJ, far above both errors.
+ENERGY_SPAN_S = 60.0
 RECOVERY_S = 600.0
 # Ours: a short bout of activity gets a recovery as long as the bout plus one RMSSD window, not
 # the full RECOVERY_S: HRV recovers in proportion to the exertion (Michael et al. 2017), and a
@@ -116,7 +132,7 @@ class StressModel:
         self._activity = Activity.UNKNOWN
         self._active_until = -math.inf
         self._active_since = -math.inf
-        self._last_energy: tuple[float, float] | None = None
+        self._energy: deque[tuple[float, float]] = deque()  # (time, energy expended kJ) of the last ENERGY_SPAN_S
 
     def clock_stepped(self, step: float) -> None:
         """The wall clock moved by `step` seconds (the pipeline saw it go back): the times of the
@@ -145,6 +161,7 @@ class StressModel:
         energy_kj: float | None = None,
         recent_hr_bpm: float | None = None,
         known_rest: bool = False,
+        motion: MotionState = MotionState.UNKNOWN,
     ) -> Assessment:
         """The activity, stress score and state for a window ending at `time` (unix s).
 
@@ -152,12 +169,15 @@ class StressModel:
         activity decision when given, because it sees the onset of exercise sooner.
         `known_rest`: the reading lies in a calibration span the user declared as rest; it is
         learned from as rest and never called stressed.
+        `motion`: what the person's motion said over the window (processing/motion.py); moving
+        is activity whatever the heart rate.
         """
         good = ln_rmssd is not None and quality >= MIN_QUALITY
         if known_rest:
             self._activity = activity = Activity.REST
         else:
-            activity = self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj)
+            activity = self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj,
+                                         motion == MotionState.MOVING)
         if good:
             self.baseline.add_hr(time, hr_bpm)
         if not good or activity == Activity.ACTIVE:
@@ -184,20 +204,25 @@ class StressModel:
         return (HR_WEIGHT * (hr_bpm - ref.hr_mean) / ref.hr_sd
                 + LN_RMSSD_WEIGHT * (ref.ln_rmssd_mean - ln_rmssd) / ref.ln_rmssd_sd)
 
-    def _activity_at(self, time: float, hr: float, energy_kj: float | None) -> Activity:
+    def _activity_at(self, time: float, hr: float, energy_kj: float | None, moving: bool = False) -> Activity:
         rest_hr = self.hr_rest()
         reserve = max(1.0, self.hr_max - rest_hr)
         hrr = (hr - rest_hr) / reserve
         energetic = False
         if energy_kj is not None:
-            if self._last_energy is not None and time > self._last_energy[0]:
-                rate = (energy_kj - self._last_energy[1]) / ((time - self._last_energy[0]) / 60.0)
-                energetic = rate >= ACTIVE_ENERGY_KJ_PER_MIN
-            self._last_energy = (time, energy_kj)
+            seen = self._energy
+            if seen and (time <= seen[-1][0] or energy_kj < seen[-1][1]):
+                seen.clear()  # out of order, or the strap's counter was reset
+            seen.append((time, energy_kj))
+            while len(seen) > 2 and time - seen[1][0] >= ENERGY_SPAN_S:
+                seen.popleft()
+            t0, e0 = seen[0]
+            if time - t0 >= ENERGY_SPAN_S / 2:
+                energetic = (energy_kj - e0) / ((time - t0) / 60.0) >= ACTIVE_ENERGY_KJ_PER_MIN
         if self._activity == Activity.ACTIVE:
-            still = hrr >= ACTIVE_LEAVE_HRR or energetic
+            still = hrr >= ACTIVE_LEAVE_HRR or energetic or moving
         else:
-            still = hrr >= ACTIVE_ENTER_HRR or energetic
+            still = hrr >= ACTIVE_ENTER_HRR or energetic or moving
         if still:
             if self._activity != Activity.ACTIVE:
                 self._active_since = time

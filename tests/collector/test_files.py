@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from collector.events import Beat, Gap
-from collector.files import RecordingError, RecordingStream, detect_format, read_recording
+from collector.files import (
+    ACC_CHUNK,
+    RecordingError,
+    RecordingStream,
+    detect_format,
+    read_polar_acc,
+    read_recording,
+)
 
 
 def write(tmp_path, name, text):
@@ -208,3 +215,44 @@ def test_hrm_start_time_comes_from_params(reference):
     rec = read_recording(reference / "rr/rest_exercise/exercise_rri.hrm")
     # Date=20080208, StartTime=08:50:31.0 -> 2008-02-08T08:50:31Z
     assert rec.beats[0].t - rec.beats[0].rr_ms / 1000 == pytest.approx(1202460631.0)
+
+
+ACC_HEADER = "Phone timestamp;sensor timestamp [ns];X [mg];Y [mg];Z [mg]\n"
+
+
+def acc_rows(n: int, start_ns: int = 704201974831254116, step_ns: int = 19340401) -> str:
+    return "".join(f"2022-04-25T11:39:36.978;{start_ns + i * step_ns};-777;{436 + i % 3};-499\n" for i in range(n))
+
+
+def test_a_polar_sensor_logger_acc_export_reads_as_acceleration_in_chunks(tmp_path):
+    path = tmp_path / "Polar_Sense_ACC.txt"
+    path.write_text(ACC_HEADER + acc_rows(ACC_CHUNK + 3))
+    events = list(read_polar_acc(path, person="ann", device="sense"))
+    assert [len(e.t) for e in events] == [ACC_CHUNK, 3]
+    first = events[0]
+    assert (first.person, first.device, first.source) == ("ann", "sense", "file")
+    assert (first.x[0], first.y[0], first.z[0]) == (-777.0, 436.0, -499.0)
+    # ns since 2000-01-01 UTC: 2022-04-25 11:39:34 UTC, the day the export's phone clock shows
+    assert first.t[0] == pytest.approx(946684800 + 704201974.831254116, abs=1e-6)
+
+
+@pytest.mark.parametrize("text, problem, line", [
+    ("Phone timestamp;HR [bpm]\n2022-04-25T11:39:02.323;66\n", "not a Polar Sensor Logger ACC export", 1),
+    (ACC_HEADER + "x;704201974831254116;-777;oops;-499\n", "y \\[mg\\] value 'oops' is not a number", 2),
+    (ACC_HEADER + "x;704201974831254116;-777\n", "expected 5 columns", 2),
+    (ACC_HEADER + acc_rows(2) + acc_rows(1), "is not later than the row before", 4),
+    (ACC_HEADER, "no accelerometer samples", None),
+])
+def test_a_bad_acc_export_names_the_file_line_and_problem(tmp_path, text, problem, line):
+    path = tmp_path / "acc.txt"
+    path.write_text(text)
+    with pytest.raises(RecordingError, match=problem) as raised:
+        list(read_polar_acc(path))
+    assert raised.value.line == line
+
+
+def test_an_acc_export_given_as_an_rr_recording_says_which_command_reads_it(tmp_path):
+    path = tmp_path / "Polar_Sense_ACC.txt"
+    path.write_text(ACC_HEADER + acc_rows(5))
+    with pytest.raises(RecordingError, match="stresswatch motion FILE"):
+        read_recording(path)

@@ -56,7 +56,7 @@ def test_line_protocol_types_escaping_and_nulls():
 
 def test_reading_fields_keep_stable_types():
     """Every numeric Reading field is written as a float (even when whole), n_beats as an integer,
-    activity and state as strings, nulls left out: InfluxDB never sees a field change type."""
+    activity, state and motion as strings, nulls left out: InfluxDB never sees a field change type."""
     _, readings = recent_beats_and_readings(minutes=4)
     for r in (readings[0], readings[-1]):
         fields = dict(kv.split("=", 1) for kv in reading_line(r).text.split(" ")[1].split(","))
@@ -67,7 +67,7 @@ def test_reading_fields_keep_stable_types():
                 assert name not in fields
             elif name == "n_beats":
                 assert fields[name] == f"{value}i"
-            elif name in ("activity", "state"):
+            elif name in ("activity", "state", "motion"):
                 assert fields[name] == f'"{value}"'
             else:
                 assert fields[name] == repr(float(value)) and not fields[name].endswith("i")
