@@ -12,7 +12,8 @@ sink); beyond its bound a sink's oldest rows are dropped and counted in `counter
 O(1): triggers keep a per-sink row count (`outbox_count`) in the same transactions as the rows,
 so it stays exact through inserts, ignored duplicates, replacements, deletes and restarts.
 
-Private: the directory is created 0700 and the files are 0600 (they hold health data).
+Private: the directory (and any missing folder above it) is created 0700 and the files are 0600
+(they hold health data).
 Errors a person can act on (a file in the way, a read-only folder, a full disk) raise
 `StoreError` with one line naming the path and what to do; a damaged database is moved aside
 as `state.db.corrupt-<time>` and a fresh one started (what was queued in it is lost, loudly).
@@ -360,11 +361,21 @@ def _files(db_path: Path) -> tuple[Path, Path, Path]:
 
 
 def _private_dir(directory: Path) -> None:
-    """Create the state directory 0700 (an existing one is left as its owner set it)."""
+    """Create the state directory 0700, and so every missing folder above it (`mkdir -p` makes
+    those 0755: ~/.local/share created for ~/.local/share/stresswatch was world-readable, as was
+    the base folder the demo makes for its demo/). The XDG Base Directory specification asks the
+    same of a missing $XDG_DATA_HOME. A folder that exists is left as its owner set it."""
+    missing = []
+    d = directory
+    while not d.is_dir() and d != d.parent:  # also a path under a file: is_dir() is False
+        missing.append(d)
+        d = d.parent
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for d in reversed(missing):
+            d.mkdir(mode=0o700, exist_ok=True)  # exist_ok: another process may have made it meanwhile
     except (FileExistsError, NotADirectoryError):
-        raise StoreError(f"the state directory {directory} is not a directory (a file is in the way): "
+        where = "" if d == directory else f" at {d}"
+        raise StoreError(f"the state directory {directory} is not a directory (a file is in the way{where}): "
                          f"move that file or set state.directory to another path") from None
     except PermissionError:
         raise StoreError(f"cannot create the state directory {directory}: create it for this user "

@@ -175,6 +175,27 @@ def test_state_directory_is_0700_and_its_files_0600(tmp_path):
         assert mode(folder / name) == 0o600, name
 
 
+def test_every_folder_the_store_creates_is_0700_and_existing_ones_are_left_alone(tmp_path):
+    """`mkdir -p` would make the folders above the state directory 0755 (~/.local/share for the
+    default ~/.local/share/stresswatch); the store makes each one it creates 0700."""
+    tmp_path.chmod(0o755)
+    old = os.umask(0o022)  # the usual umask, under which a plain mkdir gives 0755
+    try:
+        StateStore(tmp_path / "a" / "b" / "state" / "state.db").close()
+    finally:
+        os.umask(old)
+    assert [mode(tmp_path / p) for p in ("a", "a/b", "a/b/state")] == [0o700] * 3
+    assert mode(tmp_path) == 0o755
+
+
+def test_a_file_in_the_way_above_the_state_directory_is_one_clear_error(tmp_path):
+    (tmp_path / "a").write_text("a file")
+    with pytest.raises(StoreError) as err:
+        StateStore(tmp_path / "a" / "b" / "state.db")
+    text = one_line(err)
+    assert "not a directory" in text and f"a file is in the way at {tmp_path / 'a'})" in text
+
+
 def test_files_a_previous_version_left_world_readable_are_made_private(tmp_path):
     StateStore(tmp_path / "state.db").close()
     os.chmod(tmp_path / "state.db", 0o644)

@@ -79,6 +79,22 @@ def test_demo_replays_a_real_recording(reference, tmp_path):
     assert "exercise_rri.hrm" in proc.stdout and (tmp_path / "x.png").exists()
 
 
+def test_every_folder_the_demo_creates_is_private(tmp_path):
+    """The demo keeps its state in <state.directory>/demo: the base folder it creates for that
+    (and any missing folder above it) is 0700 like demo/ itself, under the usual umask 022."""
+    import os
+    import stat
+
+    base = tmp_path / "home" / "share" / "stresswatch"
+    env = {"STRESSWATCH_STATE__DIRECTORY": str(base), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", ""],
+                          capture_output=True, text=True, timeout=300, env=env, preexec_fn=lambda: os.umask(0o022), check=False)
+    assert proc.returncode == 0, proc.stderr
+    for folder in (tmp_path / "home", tmp_path / "home" / "share", base, base / "demo"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert (base / "demo" / "state.db").exists()
+
+
 def test_demo_with_a_state_directory_that_is_a_file_is_one_line_and_exit_2(tmp_path):
     import subprocess
     import sys
