@@ -8,6 +8,7 @@ themselves, and the service stops when every finite source has ended and no live
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import time
@@ -18,7 +19,7 @@ import numpy as np
 
 from collector.artifacts import inject
 from collector.ble import DeviceSpec, StrapLink
-from collector.events import Beat, Event
+from collector.events import Beat, Event, Gap
 from collector.simulator import demo_day, simulate
 from stresswatch.report import Span
 
@@ -154,6 +155,13 @@ def simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat],
         spans.append(Span(ph.name, t, t + ph.duration_s, ph.label))
         t += ph.duration_s
     return beats, spans
+
+
+def shifted(events: Sequence[Event], dt: float) -> list[Event]:
+    """`events` `dt` seconds later (a replay moved to another time; RR intervals unchanged)."""
+    return [dataclasses.replace(e, t=e.t + dt) if isinstance(e, Beat)
+            else dataclasses.replace(e, start=e.start + dt, end=e.end + dt) if isinstance(e, Gap) else e
+            for e in events]
 
 
 def _time_of(ev: Event) -> float:
