@@ -7,6 +7,7 @@ Topics (contract; base topic configurable, default `stresswatch`):
 | `<base>/<person>/prompt` | no | 1 | JSON Prompt; MQTT v5 message expiry = time left to `expires_at` |
 | `<base>/<person>/prompt/response` | no | 1 | subscribed: `{"id", "action": done/snooze/dismiss/not_stressed, "minutes"}`; only for a prompt of that person |
 | `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model |
+| `<base>/outbox` | yes | 0 | what waits in the outbox and what its bounds dropped (`Sinks.publish_outbox`); none with `announce_status=False` |
 | `homeassistant/...` | yes | 1 | discovery configs, re-sent when HA announces `online` |
 
 Delivery: outgoing messages are written to the SQLite outbox first (sink "mqtt"; state and
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from alerts.prompt import Prompt, parse_response
 from processing.reading import Reading
 from sinks.homeassistant import discovery_messages
-from sinks.store import StateStore, StoreError
+from sinks.store import OverflowLog, StateStore, StoreError
 
 log = logging.getLogger("stresswatch.mqtt")
 SINK = "mqtt"
@@ -56,6 +57,9 @@ RETRY_AFTER_S = 1.0  # a refused row goes again this long after (not at once: qu
 DISCOVERY_BATCH = 50
 # Outbox rows the sender reads and hands over at a time (bounds its memory after an outage).
 PUMP_ROWS = 500
+# What a full outbox drops first (ours): the retained messages (state, device status, discovery;
+# one per topic waits, and a newer one follows within seconds or at the next connect), then prompts.
+RETAINED, PROMPT = 0, 1
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,7 @@ class MqttSink:
         self._stopping = threading.Event()
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._send_failed_at = -math.inf  # when the sender last logged a failure (monotonic)
+        self.overflow = OverflowLog(store, SINK, "MQTT", "messages", {RETAINED: "retained", PROMPT: "prompts"})
         self._mqtt = mqtt
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
         if settings.username:
@@ -250,6 +255,11 @@ class MqttSink:
         topic = f"{self.s.base_topic}/{person}/device/{device}"
         self._retained(topic, json.dumps(status))
 
+    def publish_outbox(self, status: dict) -> None:
+        """The outbox's figures (see `Sinks.outbox_status`), retained, for whoever watches the service."""
+        if self.s.announce_status:
+            self._retained(f"{self.s.base_topic}/outbox", json.dumps(status))
+
     def publish_discovery(self) -> None:
         if not self.s.discovery:
             return
@@ -264,7 +274,7 @@ class MqttSink:
                     person, self.s.base_topic, self.s.discovery_prefix, self.devices.get(person, [])
                 )
             ]
-            self.store.enqueue(SINK, rows, replace=True)
+            self._dropped(self.store.enqueue(SINK, rows, replace=True))
         self.pump()
 
     def _retained(self, topic: str, payload: str) -> None:
@@ -290,8 +300,13 @@ class MqttSink:
 
     def _enqueue(self, topic, payload, qos, retain, key, expires=None, prompt_id=None) -> None:
         # A newer retained message replaces an undelivered older one on the same topic.
-        self.store.enqueue(SINK, [(key, self._row(topic, payload, qos, retain, prompt_id), expires)], replace=retain)
+        row = (key, self._row(topic, payload, qos, retain, prompt_id), expires, PROMPT if prompt_id else RETAINED)
+        self._dropped(self.store.enqueue(SINK, [row], replace=retain))
         self.pump()
+
+    def _dropped(self, dropped) -> None:
+        if dropped:
+            self.overflow.add(dropped)
 
     @staticmethod
     def _row(topic, payload, qos, retain, prompt_id=None) -> str:
