@@ -222,9 +222,6 @@ def cmd_run(args) -> int:
     if not cfg.devices:
         raise configuration.ConfigError(
             args.config or "<defaults>", ["devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"])
-    from stresswatch import timesync
-
-    timesync.log_state(timesync.kernel_clock_state())
     # Before anything connects: a second copy must not take the first one's MQTT session.
     with StateLock(Path(cfg.state.directory).expanduser()):
         return _run_service(args, cfg)
@@ -242,6 +239,10 @@ def _run_service(args, cfg: configuration.Config) -> int:
     if problem:
         print(f"stresswatch: error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from stresswatch import timesync
+
+    # said once the service is sure to start: a refusal above stays the one line a person sees
+    timesync.log_state(timesync.kernel_clock_state())
     t0 = time.time()
     logging.getLogger("stresswatch.service").info(
         "local time zone %s (%s): quiet hours, days and the day/night baseline follow it", cfg.service.zone_name(),

@@ -10,7 +10,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FLOW = ["collector", "processing", "alerts", "sinks", "stresswatch"]
 # Modules that may do I/O at the edges; everything else in processing/ and alerts/ is pure.
 IMPURE = {"socket", "sqlite3", "asyncio", "subprocess", "urllib", "http", "paho", "bleak", "influxdb_client",
-          "time", "datetime", "os", "threading", "pathlib"}
+          "time", "os", "threading", "pathlib"}
+# datetime and zoneinfo turn given times into local ones (calendar arithmetic, the tz database);
+# what would read a clock through them is refused by name.
+CLOCK_READS = {"now", "today", "utcnow"}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -51,6 +54,9 @@ def test_the_inner_stages_are_pure():
         for path in modules(package):
             for name in imports_of(path) & IMPURE:
                 found.append(f"{path.relative_to(ROOT)} imports {name}")
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Attribute) and node.attr in CLOCK_READS:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} reads the clock ({node.attr})")
     assert found == []
 
 

@@ -81,7 +81,7 @@ def test_open_prompts_are_those_on_their_way_unexpired_and_no_delivery_status_re
                          ("rejected", 100.0)):
         st.record_prompt({"id": pid, "person": "me", "time": 1.0, "expires_at": expires})
     st.set_prompt_status("answered", "delivered")
-    st.set_prompt_status("answered", "done", {"id": "answered", "action": "done"})
+    st.answer_prompt("answered", {"id": "answered", "action": "done"})
     st.set_prompt_status("delivered", "delivered")
     st.set_prompt_status("rejected", "rejected")
     # the broker acknowledging a prompt sent again after the phone answered it
