@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from alerts.settings import AlertSettings
-from alerts.timeofday import DAY_S, day_of, in_window, iso_date, local_s, minute_of_day
+from alerts.timeofday import day_of, in_window, iso_date, minute_of_day
 from processing.reading import Activity, Reading, StressState
 
 MAX_READING_MIN = 1.0
@@ -86,24 +86,24 @@ class DayBook:
     def feed(self, r: Reading) -> list[DailySummary]:
         """Add one reading; returns the days this reading closed (usually none)."""
         s = self.settings
-        off = s.utc_offset_min
+        tz = s.tz
         if self.last_time is not None and r.time <= self.last_time:
             return []
-        closed = self.roll_to(day_of(r.time, off))
+        closed = self.roll_to(day_of(r.time, tz))
         w = 0.0 if self.last_time is None else min((r.time - self.last_time) / 60.0, MAX_READING_MIN)
         self.last_time = r.time
         d = self.open
         d.worn_min += w
         d.state_min[r.state.value] += w
         d.activity_min[r.activity.value] += w
-        minute = minute_of_day(r.time, off)
+        minute = minute_of_day(r.time, tz)
         good = r.quality >= s.min_quality and r.ln_rmssd is not None
         at_rest = r.activity == Activity.REST and good
         if in_window(minute, *self.sleep):
             wake = d.day + 1 if self.sleep[0] > self.sleep[1] and minute >= self.sleep[0] else d.day
-            block = self.nights.setdefault(wake, {}).setdefault(
-                int(local_s(r.time, off) // BLOCK_S), [0.0] * 5
-            )
+            # UTC-aligned blocks: every zone's offset is a multiple of 5 minutes, so they are the
+            # local ones too, and the hour a DST change repeats does not fall into the same blocks.
+            block = self.nights.setdefault(wake, {}).setdefault(int(r.time // BLOCK_S), [0.0] * 5)
             if at_rest:
                 block[0] += w
                 block[1] += w * r.hr_bpm
@@ -142,11 +142,37 @@ class DayBook:
             self.open = DailySummary(nxt, iso_date(nxt))
         return closed
 
+    def move_back(self, day: int, reopened: DailySummary | None) -> None:
+        """The clock was set back to `day`, before the open day (alerts/engine.py
+        `_clock_went_back` says why): the open day, and the nights and mornings dated with it,
+        move to `day`; into `reopened` (the summary already closed for `day`, if any) when given."""
+        d = self.open
+        shift = day - d.day
+        if reopened is not None:  # it has its night and morning, judged when it closed
+            self.nights.pop(d.day, None)
+            self.mornings.pop(d.day, None)
+        self.nights = move_dated(self.nights, day, shift, lambda a, b: {**a, **b})
+        self.mornings = move_dated(self.mornings, day, shift, lambda a, b: [x + y for x, y in zip(a, b)])
+        if reopened is None:
+            d.day, d.date = day, iso_date(day)
+            return
+        for key in ("worn_min", "rest_min", "stressed_rest_min", "load_integral", "prompts", "answered", "done"):
+            setattr(reopened, key, getattr(reopened, key) + getattr(d, key))
+        for key in ("state_min", "activity_min"):
+            totals = getattr(reopened, key)
+            for name, minutes in getattr(d, key).items():
+                totals[name] = totals.get(name, 0.0) + minutes
+        reopened.effects += d.effects
+        reopened.valid, reopened.invalid_reason = False, None  # decided again when it closes
+        self.open = reopened
+
     def close(self) -> DailySummary:
         """Finish the open day's numbers (night value, load, validity) and return it."""
         s, d = self.settings, self.open
-        value, sleep_min = night_value(self.nights.pop(d.day, {}), s.min_sleep_min)
-        d.sleep_min = round(sleep_min, 3)
+        blocks = self.nights.pop(d.day, None)  # None for a day reopened (move_back): it keeps its night
+        value, sleep_min = night_value(blocks or {}, s.min_sleep_min)
+        if blocks is not None:
+            d.sleep_min = round(sleep_min, 3)
         morning = self.mornings.pop(d.day, [0.0, 0.0])
         if value is not None:
             d.night_ln_rmssd, d.night_source = value, "sleep"
@@ -177,6 +203,15 @@ class DayBook:
         self.mornings = {int(k): list(v) for k, v in data["mornings"].items()}
 
 
+def move_dated(by_day: dict, day: int, shift: int, merge) -> dict:
+    """`by_day` with the entries dated after `day` moved by `shift` days (`merge` joins two)."""
+    out: dict = {}
+    for k, v in sorted(by_day.items()):
+        key = k + shift if k > day else k
+        out[key] = merge(out[key], v) if key in out else v
+    return out
+
+
 def night_value(blocks: dict[int, list[float]], min_sleep_min: float) -> tuple[float | None, float]:
     """Mean lnRMSSD over the sleep blocks of one night, and the minutes of sleep detected."""
     rows = []
@@ -197,4 +232,4 @@ def night_value(blocks: dict[int, list[float]], min_sleep_min: float) -> tuple[f
     return float(np.average(arr[low, 2], weights=arr[low, 0])), minutes
 
 
-__all__ = ["DAY_S", "DailySummary", "DayBook", "night_value"]
+__all__ = ["DailySummary", "DayBook", "move_dated", "night_value"]

@@ -10,15 +10,16 @@ and a restart in the middle of a day changes no decision. The parts: daily summa
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from alerts import baselines, effect, exercises, rules
-from alerts.daily import DailySummary, DayBook
+from alerts.daily import DailySummary, DayBook, move_dated
 from alerts.policy import Policy
-from alerts.prompt import Prompt, PromptAction, PromptKind
+from alerts.prompt import SNOOZE_MINUTES, Prompt, PromptAction, PromptKind, snooze_minutes
 from alerts.settings import AlertSettings
 from alerts.timeofday import at, day_of, minute_of_day
 from processing.reading import Activity, Reading
@@ -26,13 +27,19 @@ from processing.reading import Activity, Reading
 STATE_VERSION = 1
 KEEP_PROMPTS = 200
 KEEP_EFFECTS = 50
+# A reading at most this much earlier than the last is dropped (as any reading not after the last
+# always was); an earlier one means the wall clock was set back, and the engine follows it
+# (`_clock_went_back`). Ours: a minute, the most a reading counts for (alerts/daily.py), so a
+# small correction costs at most a minute of readings and leaves the state as it is.
+CLOCK_BACK_TOLERANCE_S = 60.0
 
 
 @dataclass(frozen=True)
 class Decision:
     """Something the engine decided that is not a prompt: a suppressed prompt ("suppressed"),
     a chronic finding ("chronic"), an exercise's measured effect ("effect"), a response taken
-    ("response"). `reason` is a sentence; `data` the numbers."""
+    ("response"), a later answer to a prompt already answered ("ignored"). `reason` is a
+    sentence; `data` the numbers."""
 
     time: float
     what: str
@@ -66,16 +73,21 @@ class AlertEngine:
         self.pending: list[str] = []  # prompts done whose after-exercise window is still open
         self.last_done: float | None = None
         self.last_block: str | None = None
+        self.ignored_answers = 0  # answers to prompts already answered (redeliveries, changes of mind)
+        self.repaired: list[str] = []  # what from_dict had to mend in a saved state, for the caller's log
 
     # -- input ---------------------------------------------------------------------------------
 
     def feed(self, r: Reading) -> list[Output]:
+        went_back: list[Output] = []
+        if self.last_time is not None and self.last_time - r.time > CLOCK_BACK_TOLERANCE_S:
+            went_back.append(self._clock_went_back(r.time))
         if self.last_time is not None and r.time <= self.last_time:
             return []
         s = self.settings
         w = 0.0 if self.last_time is None else min((r.time - self.last_time) / 60.0, 1.0)
         self.last_time = r.time
-        out: list[Output] = []
+        out: list[Output] = went_back
         for day in self.days.feed(r):
             out += self._close_day(day, r.time)
         rest = r.activity == Activity.REST and r.quality >= s.min_quality and r.ln_rmssd is not None
@@ -115,16 +127,31 @@ class AlertEngine:
     def respond(
         self, prompt_id: str, action: str, minutes: float | None, now: float, rr=None
     ) -> list[Output]:
-        """The phone's answer. `rr` (optional): (times_s, rr_ms) of the beats during the exercise,
-        to check that paced breathing happened. A repeated answer (QoS 1 redelivery) is ignored."""
+        """The phone's answer. `minutes`: the snooze length, None for the default; when given it
+        must be one `snooze_minutes` accepts (1-240). `rr` (optional): (times_s, rr_ms) of the beats
+        during the exercise, to check that paced breathing happened. An unknown id, action or a
+        bad `minutes` raise ValueError before anything changes.
+
+        The first answer stands: a later one (a QoS 1 redelivery, or a change of mind such as
+        `done` then `dismiss`) changes nothing but `ignored_answers` and comes back as an
+        "ignored" Decision naming both."""
         rec = self.prompts.get(prompt_id)
         if rec is None:
             raise ValueError(f"unknown prompt id {prompt_id!r}")
         if action not in tuple(PromptAction):
             raise ValueError(f"action must be one of {', '.join(PromptAction)}, got {action!r}")
         action = PromptAction(action)
-        if rec["answer"] is not None:
-            return []
+        minutes = snooze_minutes(minutes)
+        first = rec["answer"]
+        if first is not None:
+            self.ignored_answers += 1
+            return [
+                Decision(
+                    now, "ignored", rec["kind"],
+                    f"Prompt {prompt_id} already answered {first['action']}; {action.value} ignored.",
+                    {"id": prompt_id, "action": action.value, "minutes": minutes, "answered": first["action"]},
+                )
+            ]
         rec["answer"] = {"action": action.value, "minutes": minutes, "time": now}
         self.policy.answered(rec["time"], action.value)
         if self.days.open is not None:
@@ -164,9 +191,70 @@ class AlertEngine:
         out["today_stress_load"] = (round(today.stressed_rest_min / today.rest_min, 4)
                                     if today is not None and today.rest_min > 0 else None)
         out["today_prompts"] = today.prompts if today is not None else 0
+        # The reminder the person asked for: when it is due (unix seconds) and for which prompt.
+        snooze = self.policy.snooze
+        out["snoozed_until"] = snooze["due"] if snooze else None
+        out["snoozed_prompt"] = snooze["of"] if snooze else None
+        out["ignored_answers"] = self.ignored_answers
         return out
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _clock_went_back(self, t: float) -> Decision:
+        """Readings earlier than the last by more than CLOCK_BACK_TOLERANCE_S: the wall clock was
+        set back (NTP correcting a clock that was ahead; a restart after such a correction brings
+        back a `last_time` in the future). Dropping them, as before, blinded the engine until the
+        new clock passed the old one, for days after a clock that had been days ahead.
+
+        What happens (ours): the time order starts again at `t`. The state that counts time from
+        a moment (the acute rule's last minutes, the cooldown after the last prompt, a snooze, the
+        pause after an exercise, the windows measuring an exercise's effect, the rest before a
+        prompt) moves by the step, as if it had been measured on the new clock, so each keeps
+        its length in real time. Days: a step back within the open day changes nothing. A step to
+        an earlier day (the clock was ahead across a midnight) moves the open day, its night and
+        morning and its prompt count to the new date (they were measured just now, under a date
+        that has not come yet); if that date was closed already, by the clock that was ahead, it
+        is reopened and the open day's minutes, prompts and effects are added to it, so no date
+        is summarised twice; days closed with dates after it leave the history (their summaries
+        already sent stay where they went) and feed no band or chronic rule. A chronic session
+        planned for a date after the new one moves with the open day. Prompts sent keep their
+        ids and times."""
+        s = self.settings
+        step = t - self.last_time
+        today = day_of(t, s.tz)
+        self.last_time = self.acute.last_time = None
+        for row in (*self.acute.recent, *self.recent):
+            row[0] += step
+        if self.last_done is not None:
+            self.last_done += step
+        policy = self.policy
+        if policy.last_prompt is not None:
+            policy.last_prompt += step
+        if policy.snooze is not None:
+            policy.snooze["due"] += step
+        for pid in self.pending:
+            window = self.prompts[pid]["pending"]
+            window["start"] += step
+            window["end"] += step
+        data: dict = {"step_s": round(step, 3), "from": t - step, "to": t}
+        reason = f"The clock went back {-step:.0f} s; readings are taken in time order from here."
+        open_day = self.days.open
+        if open_day is not None and today < open_day.day:
+            shift, was = today - open_day.day, open_day.date
+            later = [h.date for h in self.history if h.day > today]
+            reopened = next((h for h in self.history if h.day == today), None)
+            self.history = [h for h in self.history if h.day < today]
+            self.days.move_back(today, reopened)
+            policy.per_day = move_dated(policy.per_day, today, shift, operator.add)
+            if policy.session is not None and policy.session["day"] > today:
+                policy.session["day"] += shift
+            data.update(open_day=was, now_day=self.days.open.date, reopened=reopened is not None,
+                        removed_days=later)
+            reason += (f" The open day {was} is counted as {self.days.open.date}"
+                       + (", which is reopened" if reopened is not None else "")
+                       + (f"; days {', '.join(later)} leave the history" if later else "") + ".")
+        self.days.last_time = None
+        return Decision(t, "clock", "clock_back", reason, data)
 
     def _close_day(self, day: DailySummary, t: float) -> list[Output]:
         baselines.annotate(day, self.history, self.settings)
@@ -185,15 +273,15 @@ class AlertEngine:
 
     def _session(self, r: Reading) -> list[Output]:
         s, sess = self.settings, self.policy.session
-        if sess is None or minute_of_day(r.time, s.utc_offset_min) < s.minutes("session_time"):
+        if sess is None or minute_of_day(r.time, s.tz) < s.minutes("session_time"):
             return []
-        today = day_of(r.time, s.utc_offset_min)
+        today = day_of(r.time, s.tz)
         if sess["day"] != today:
             if sess["day"] < today:
                 self.policy.session = None
             return []
         self.policy.session = None
-        if r.time > at(today, s.minutes("session_time") + s.session_expiry_min, s.utc_offset_min):
+        if r.time > at(today, s.minutes("session_time") + s.session_expiry_min, s.tz):
             return [
                 Decision(
                     r.time, "suppressed", sess["rule"], "The daily session was missed: no data at its time."
@@ -311,6 +399,7 @@ class AlertEngine:
             "pending": self.pending,
             "last_done": self.last_done,
             "last_block": self.last_block,
+            "ignored_answers": self.ignored_answers,
         }
 
     @classmethod
@@ -329,4 +418,23 @@ class AlertEngine:
         eng.effects = {k: list(v) for k, v in data["effects"].items()}
         eng.pending = list(data["pending"])
         eng.last_done, eng.last_block = data["last_done"], data["last_block"]
+        eng.ignored_answers = data.get("ignored_answers", 0)  # absent in states saved before it
+        eng.repaired = eng._drop_impossible_snooze()
         return eng
+
+    def _drop_impossible_snooze(self) -> list[str]:
+        """A snooze saved before its length was bounded (e.g. 1e9 minutes: until the year 3928)
+        would hold every acute prompt for good: dropped, and said (sentences for the caller's log)."""
+        sn = self.policy.snooze
+        if sn is None:
+            return []
+        answer = (self.prompts.get(sn["of"]) or {}).get("answer") or {}
+        since = answer.get("time", self.last_time)
+        high = SNOOZE_MINUTES[1]
+        if since is None or sn["due"] - since <= high * 60.0:  # False for NaN
+            return []
+        self.policy.snooze = None
+        minutes = (sn["due"] - since) / 60.0
+        note = (f"dropped the saved snooze of prompt {sn['of']}: due {minutes:.0f} minutes after it was "
+                f"asked for, more than the {high} allowed")
+        return [note]

@@ -41,7 +41,7 @@ class Policy:
         self.session: dict | None = None  # {"day": d, "rule": ..., "reason": ...}
 
     def context(self, t: float) -> str:
-        return CONTEXTS[int(minute_of_day(t, self.settings.utc_offset_min) // 360)]
+        return CONTEXTS[int(minute_of_day(t, self.settings.tz) // 360)]
 
     def required_min(self, t: float) -> float:
         return self.required_by_context()[self.context(t)]
@@ -54,7 +54,7 @@ class Policy:
         }
 
     def quiet_now(self, t: float) -> bool:
-        return in_window(minute_of_day(t, self.settings.utc_offset_min), *self.quiet)
+        return in_window(minute_of_day(t, self.settings.tz), *self.quiet)
 
     def blocked(self, t: float, kind: str) -> tuple[str, str] | None:
         """Why a prompt of `kind` ("acute"/"chronic") may not go out at `t`: (which rule, a
@@ -67,7 +67,7 @@ class Policy:
         if kind == "acute" and self.last_prompt is not None and t - self.last_prompt < s.cooldown_min * 60.0:
             left = (s.cooldown_min * 60.0 - (t - self.last_prompt)) / 60.0
             return "cooldown", f"cooldown ({left:.0f} of {s.cooldown_min:.0f} min left)"
-        day = day_of(t, s.utc_offset_min)
+        day = day_of(t, s.tz)
         cap = s.daily_cap
         if kind == "acute" and self.session is not None and self.session["day"] == day:
             cap -= 1
@@ -77,7 +77,7 @@ class Policy:
 
     def sent(self, t: float) -> None:
         self.last_prompt = t
-        day = day_of(t, self.settings.utc_offset_min)
+        day = day_of(t, self.settings.tz)
         self.per_day[day] = self.per_day.get(day, 0) + 1
         for old in [d for d in self.per_day if d < day - 1]:
             del self.per_day[old]

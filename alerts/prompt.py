@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
@@ -102,8 +103,40 @@ class Prompt:
         }
 
 
+# The snooze lengths accepted, in minutes (ours). At least 1: a shorter snooze is no snooze, the
+# reminder would come with the next reading (every `step_s`, 10 s by default). At most 240 (4 h,
+# also the top of the Home Assistant blueprint's choice): an acute prompt is about the stress of
+# the last 15 minutes and a reminder hours later no longer concerns it; and while a snooze is
+# pending no acute prompt goes out (alerts/policy.py), so an unbounded snooze would silently turn
+# acute prompts off. Longer than 4 h is `dismiss`.
+SNOOZE_MINUTES = (1, 240)
+
+
+def snooze_minutes(value: object, key: str = "minutes") -> float | None:
+    """`value` if it is a snooze length the engine accepts (a number in `SNOOZE_MINUTES`) or None
+    (the default length); else ValueError naming `key`. The one check of a snooze length: the
+    phone's answer (`parse_response`), the engine's `respond` and `AlertSettings.snooze_default_min`."""
+    if value is None:
+        return None
+    low, high = SNOOZE_MINUTES
+    # bool is an int in Python; the chained comparison is False for NaN and works on integers
+    # of any size (float(10**400) would overflow)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"{key}: must be a snooze length from {low} to {high} minutes, got {_shown(value)}")
+    return value
+
+
+def _shown(value) -> str:
+    """`value` for a one-line message: huge integers by their length, long text cut."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        return f"an integer of {math.floor(math.log10(abs(value))) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def parse_response(payload: bytes) -> dict:
-    """A phone's answer `{"id": ..., "action": "done"|"snooze"|"dismiss"|"not_stressed", "minutes": ...}`.
+    """A phone's answer `{"id": ..., "action": "done"|"snooze"|"dismiss"|"not_stressed", "minutes": ...}`;
+    `minutes` is optional and, when given, a snooze length (`snooze_minutes`).
 
     Raises ValueError with the problem for anything else (the adapter logs and counts it)."""
     import json
@@ -113,12 +146,10 @@ def parse_response(payload: bytes) -> dict:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
+        raise ValueError("not a JSON object")  # noqa: TRY004 (any bad payload is one ValueError for the adapter)
     if not isinstance(data.get("id"), str) or not data["id"]:
         raise ValueError("missing string field 'id'")
     if data.get("action") not in ACTIONS:
         raise ValueError(f"'action' must be one of {', '.join(ACTIONS)}")
-    minutes = data.get("minutes")
-    if minutes is not None and (not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or minutes < 0):
-        raise ValueError("'minutes' must be a non-negative number")
+    minutes = snooze_minutes(data.get("minutes"))
     return {"id": data["id"], "action": PromptAction(data["action"]), "minutes": minutes}

@@ -50,7 +50,7 @@ class AcuteRule:
         w = 0.0 if self.last_time is None else min((r.time - self.last_time) / 60.0, 1.0)
         self.last_time = r.time
         good = r.quality >= s.min_quality and r.activity == Activity.REST
-        asleep = in_window(minute_of_day(r.time, s.utc_offset_min), *self.sleep)
+        asleep = in_window(minute_of_day(r.time, s.tz), *self.sleep)
         stressed = good and not asleep and r.state == StressState.STRESSED
         self.recent.append([r.time, w, stressed, r.stress_score if stressed else None])
         horizon = r.time - s.acute_m_min * 60.0

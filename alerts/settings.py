@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from datetime import tzinfo
 
-from alerts.prompt import Exercise
-from alerts.timeofday import in_window, parse_hhmm
+from alerts.prompt import Exercise, snooze_minutes
+from alerts.timeofday import in_window, parse_hhmm, zone
 
 
 @dataclass(frozen=True)
 class AlertSettings:
-    """Per-person settings. Times of day are local "HH:MM" (a window with equal start and end is
-    empty: e.g. no quiet hours); durations in minutes.
+    """Per-person settings. Times of day are local "HH:MM" on the wall clock of `timezone` (an
+    IANA zone, so they follow daylight saving time; a window with equal start and end is empty:
+    e.g. no quiet hours); durations in minutes; days are local calendar days (23 or 25 hours
+    long when the clocks change).
 
     Acute rule: `stressed` for >= `acute_n_min` of the last `acute_m_min` minutes at rest
     (10 of 15: ours, long enough that a single tense moment or a flight of stairs does not count,
@@ -22,6 +25,10 @@ class AlertSettings:
     53:573); no prompts in `quiet_hours`; acute prompts expire after `acute_expiry_min` (a
     prompt about a stress spike is stale after it), the chronic daily session at `session_time`
     after `session_expiry_min`.
+    Snooze: the phone's `snooze` answer postpones the prompt by its `minutes`, or by
+    `snooze_default_min` (15) when it gives none; either must lie in 1-240 minutes
+    (`alerts.prompt.SNOOZE_MINUTES`, ours: shorter is no snooze, and a pending snooze holds every
+    acute prompt, so a longer one would quietly turn them off; the reasons in alerts/prompt.py).
     Days: a day is valid with >= `min_worn_min` minutes worn and >= `min_rest_min` minutes of
     awake rest (ours: a stress load from less would be a guess). The night value needs
     `min_sleep_min` minutes of detected sleep in `sleep_window`, else the mean of the first
@@ -37,7 +44,7 @@ class AlertSettings:
     days, so "3 of 5" would fire every few weeks by chance; figures in alerts/baselines.py).
     """
 
-    utc_offset_min: int = 0  # local time = UTC + this; the service updates it (e.g. at DST changes)
+    timezone: str = "UTC"  # the service sets it from [service] timezone (default: the machine's zone)
     min_quality: float = 0.6
     acute_n_min: float = 10.0
     acute_m_min: float = 15.0
@@ -70,6 +77,7 @@ class AlertSettings:
     extra_exercises: tuple[dict, ...] = ()  # more exercises: tables of the Exercise fields
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_tz", zone(self.timezone))
         for key in ("quiet_hours", "sleep_window"):
             value = getattr(self, key)
             if not isinstance(value, (tuple, list)) or len(value) != 2:
@@ -90,6 +98,7 @@ class AlertSettings:
             raise ValueError("load_days: expected [n, m] with 0 < n <= m")
         if not 0.0 <= self.explore <= 1.0:
             raise ValueError("explore: must be between 0 and 1")
+        snooze_minutes(self.snooze_default_min, "snooze_default_min")
         object.__setattr__(self, "extra_exercises", tuple(self.extra_exercises))
         known = self.catalogue()
         for key in ("acute_exercises", "chronic_exercises"):
@@ -108,6 +117,11 @@ class AlertSettings:
             ex = custom(spec, "extra_exercises")
             out[ex.name] = ex
         return out
+
+    @property
+    def tz(self) -> tzinfo:
+        """The zone of `timezone`, for alerts/timeofday.py."""
+        return self._tz  # type: ignore[attr-defined]
 
     def minutes(self, key: str) -> int:
         return parse_hhmm(getattr(self, key), key)

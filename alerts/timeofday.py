@@ -1,8 +1,29 @@
-"""Local clock arithmetic on unix seconds without reading a clock: day index, minute of day, date, windows."""
+"""Local calendar and clock of unix seconds in a time zone, without reading a clock: day, minute of day, windows.
+
+A zone (`zoneinfo.ZoneInfo`, IANA tz database) rather than a fixed UTC offset, so quiet hours, the
+day/night baseline and day boundaries follow daylight saving time: a local day is 23 or 25 hours
+long on the days the clocks change, and "07:30" is 07:30 on the wall clock on both sides of a
+change. Days are numbered by the local calendar date (days since 1970-01-01); the numbering does
+not depend on the zone, so a saved day index stays valid when the zone changes.
+"""
 
 from __future__ import annotations
 
-DAY_S = 86400.0
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+UTC = timezone.utc
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def zone(name: str, key: str = "timezone") -> tzinfo:
+    """The IANA time zone `name` ("Europe/Berlin", "UTC"); ValueError naming `key` for anything else."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{key}: expected an IANA time zone name such as 'Europe/Berlin', got {name!r}")
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):  # ValueError: a path-like or malformed key
+        raise ValueError(f"{key}: unknown time zone {name!r} (an IANA name such as 'Europe/Berlin')") from None
 
 
 def parse_hhmm(text: str, key: str) -> int:
@@ -17,27 +38,37 @@ def parse_hhmm(text: str, key: str) -> int:
     return h * 60 + m
 
 
-def local_s(t: float, utc_offset_min: int) -> float:
-    return t + utc_offset_min * 60.0
+def local(t: float, tz: tzinfo) -> datetime:
+    """The local date and wall-clock time of unix time `t` in `tz`."""
+    return datetime.fromtimestamp(t, tz)
 
 
-def day_of(t: float, utc_offset_min: int) -> int:
-    """The local calendar day (days since 1970-01-01 local) of unix time `t`."""
-    return int(local_s(t, utc_offset_min) // DAY_S)
+def day_of(t: float, tz: tzinfo) -> int:
+    """The local calendar day (days since 1970-01-01) of unix time `t`."""
+    return datetime.fromtimestamp(t, tz).toordinal() - _EPOCH_ORDINAL
 
 
-def minute_of_day(t: float, utc_offset_min: int) -> float:
-    return (local_s(t, utc_offset_min) % DAY_S) / 60.0
+def minute_of_day(t: float, tz: tzinfo) -> float:
+    """Minutes after local midnight on the wall clock (0 to 1440); in the hour a DST change
+    repeats, both passes read the same wall-clock minutes."""
+    d = datetime.fromtimestamp(t, tz)
+    return d.hour * 60.0 + d.minute + (d.second + d.microsecond / 1e6) / 60.0
 
 
-def day_start(day: int, utc_offset_min: int) -> float:
-    """Unix time of local midnight starting `day`."""
-    return day * DAY_S - utc_offset_min * 60.0
+def day_start(day: int, tz: tzinfo) -> float:
+    """Unix time of local midnight starting `day` (where a DST change skips midnight, the first
+    instant of that date)."""
+    return at(day, 0.0, tz)
 
 
-def at(day: int, minute: float, utc_offset_min: int) -> float:
-    """Unix time of local `minute` after midnight of `day`."""
-    return day_start(day, utc_offset_min) + minute * 60.0
+def at(day: int, minute: float, tz: tzinfo) -> float:
+    """Unix time of the wall-clock time `minute` minutes after midnight of local `day` (past 1440
+    it runs into the next days). A wall time a DST change skips is read with the offset before
+    the change (as `zoneinfo` does with fold=0), which lands just after the gap."""
+    whole, rest = divmod(minute, 1440.0)
+    d = date.fromordinal(day + int(whole) + _EPOCH_ORDINAL)
+    wall = datetime.combine(d, time(), tz) + timedelta(minutes=rest)  # wall-clock arithmetic
+    return wall.timestamp()
 
 
 def in_window(minute: float, start: int, end: int) -> bool:
@@ -50,17 +81,8 @@ def in_window(minute: float, start: int, end: int) -> bool:
 
 
 def iso_date(day: int) -> str:
-    """The proleptic Gregorian date of a day index (H. Hinnant's civil_from_days algorithm)."""
-    z = day + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
-    return f"{y:04d}-{m:02d}-{d:02d}"
+    """The date (YYYY-MM-DD) of a day index."""
+    return date.fromordinal(day + _EPOCH_ORDINAL).isoformat()
 
 
 def hhmm(minute: float) -> str:

@@ -9,13 +9,23 @@ with the arrival clock, and re-anchored to arrival when it does not:
 
 - chain end later than arrival (+ tolerance): the strap re-sent intervals it already sent
   (observed as "reads the same RR twice" in other monitors) -> the repeated values are dropped
-  and counted as duplicates; anything else there is a clock step -> re-anchor;
+  and counted as duplicates; anything else is re-anchored to arrival, never before the last
+  beat (a step of the wall clock is told apart with the monotonic clock, last item);
 - chain end earlier than arrival by more than `max_latency_s`: intervals were lost -> a Gap
   from the last beat, the estimated number of missing beats counted, and the new intervals
   anchored so the newest beat ends at arrival - `latency_s`;
 - slow drift inside the tolerance is pulled toward the arrival clock by a small share of the
   error on each notification, so the chain never drifts away over a day;
-- no skin contact -> a Gap until contact returns (its intervals are not trusted).
+- no skin contact -> a Gap until contact returns (its intervals are not trusted);
+- the wall clock steps (NTP setting the clock of a Raspberry Pi, which has no real-time clock,
+  or a person setting it): the edge passes each arrival on the wall clock and on a monotonic
+  clock (which never steps), so a step is a change of (wall - monotonic) between notifications by
+  more than `step_tolerance_s`. The timer's own times are then moved by the step (the chain stays
+  as it was on the monotonic clock; the stamps are on the corrected wall clock), a Gap marks the
+  step, so that no later stage compares times across it, and the step is counted
+  (`counts.clock_steps`, `last_step_s`) for the edge to log once. Without this, a step back left
+  the chain ahead of arrival: later beats kept the old clock's times and real beats whose RR
+  happened to repeat the previous notification's were dropped as duplicates.
 
 Pure: arrival times are passed in; nothing reads a clock.
 """
@@ -37,6 +47,7 @@ class TimingCounts:
     missing: int = 0
     gaps: int = 0
     no_contact: int = 0
+    clock_steps: int = 0
 
 
 @dataclass
@@ -48,14 +59,29 @@ class BeatTimer:
     max_latency_s: float = 2.5
     ahead_tolerance_s: float = 0.35
     drift_correction: float = 0.02
+    # A change of (wall - monotonic) larger than this between notifications is a step of the wall
+    # clock. Ours: below `ahead_tolerance_s`, so any step the chain could mistake for repeated
+    # intervals is taken as a step; far above what separates the two clock reads of one arrival
+    # (microseconds) and the slew of NTP (at most 500 ppm, 2.5 ms over the 5 s a link may be quiet).
+    step_tolerance_s: float = 0.25
     counts: TimingCounts = field(default_factory=TimingCounts)
+    # The size (s, + forward) of the last step of the wall clock seen, None before any.
+    last_step_s: float | None = None
     _last_t: float | None = None
+    _clock_offset: float | None = None  # wall - monotonic at the last notification
     _prev_raw: tuple[int, ...] = ()
     _in_gap_since: float | None = None
 
-    def notification(self, arrival: float, m: HeartRateMeasurement) -> list[Event]:
-        """Events for one notification that arrived at `arrival` (unix seconds)."""
+    def notification(self, arrival: float, m: HeartRateMeasurement, monotonic: float | None = None) -> list[Event]:
+        """Events for one notification that arrived at `arrival` (unix seconds, wall clock) and at
+        `monotonic` (the same moment on a clock that never steps, e.g. time.monotonic()). Without
+        `monotonic` the wall clock is taken not to step (a recording's times)."""
         out: list[Event] = []
+        step = self._clock_step(arrival, monotonic)
+        if step:
+            gap = self._re_anchor(step)
+            if gap is not None:
+                out.append(gap)
         if not m.has_contact:
             self.counts.no_contact += 1
             self._start_gap(arrival)
@@ -105,6 +131,33 @@ class BeatTimer:
         self._last_t = times[-1]
         self._prev_raw = raw
         return out
+
+    def _clock_step(self, arrival: float, monotonic: float | None) -> float:
+        """How far the wall clock stepped since the last notification (0.0: it did not)."""
+        if monotonic is None:
+            return 0.0
+        offset, last = arrival - monotonic, self._clock_offset
+        self._clock_offset = offset
+        if last is None or abs(offset - last) <= self.step_tolerance_s:
+            return 0.0
+        return offset - last
+
+    def _re_anchor(self, step: float) -> Gap | None:
+        """Move the timer's times onto the stepped wall clock; a Gap at the step when beats were sent."""
+        self.counts.clock_steps += 1
+        self.last_step_s = step
+        if self._in_gap_since is not None:
+            self._in_gap_since += step  # the gap under way ends at the next beats, on the new clock
+        if self._last_t is None:
+            return None
+        self._last_t += step
+        if self._in_gap_since is not None:
+            return None
+        self.counts.gaps += 1
+        # The gap is empty (the beats on both sides follow each other) and on the new clock; after
+        # a step back it ends before the beats already sent, which tells a later stage
+        # (processing/pipeline.py) to start afresh rather than take the next beats as out of order.
+        return Gap(self.person, self.device, self._last_t, self._last_t, f"the wall clock stepped {step:+.1f} s")
 
     def stall(self, since: float) -> list[Event]:
         """No notification since `since` (watchdog or disconnect): open a gap."""

@@ -4,18 +4,40 @@ Any device with the Heart Rate Service (0x180D) works: Polar H10/H9/H7, Garmin H
 TICKR, Coospo, ... One `StrapLink` per configured device (several at once, one asyncio task
 each) loops forever:
 
-1. scan until the device advertises (matched by address or a name pattern) - a strap that was
+1. look for the device among those BlueZ already has connected (`find_connected`, below); if
+   it is there, log it, disconnect it and connect afresh; otherwise
+2. scan until the device advertises (matched by address or a name pattern) - a strap that was
    switched off for an hour is picked up within one scan window of advertising again;
-2. connect, read Device Information (0x180A: manufacturer, model, firmware) once and Battery
+3. connect, read Device Information (0x180A: manufacturer, model, firmware) once and Battery
    Level (0x2A19) now and every `battery_every_s`, subscribe to Heart Rate Measurement
    (0x2A37);
-3. stream: each notification is parsed (collector.heart_rate) and timed (collector.beat_timing)
+4. stream: each notification is parsed (collector.heart_rate) and timed (collector.beat_timing)
    into Beat/Gap events; a malformed payload is counted and logged (rate-limited), never raised
    out of the callback;
-4. the session ends on the disconnect callback, or through the watchdog when no notification
+5. the session ends on the disconnect callback, or through the watchdog when no notification
    arrived for `watchdog_s` (bleak does not call back when bluetoothd itself dies or restarts);
    then a Gap is opened, device status says disconnected, and after a backoff (1 s doubling to
    30 s, +-20 % jitter, reset after a session that streamed) the loop starts again.
+
+A strap still connected in BlueZ. A connection belongs to bluetoothd, not to the program that
+asked for it: when `stresswatch run` is killed (SIGKILL, a crash, the OOM killer) BlueZ ends
+its notification sessions but keeps the link (bluez issue #89), and a connected peripheral does
+not advertise, so a scan never reports it again (bleak issues #315, #367). Step 1 therefore asks
+BlueZ first, through bleak's public `BleakAdapter.get_connected_devices` (bleak >= 3.1; the
+pinned range): the devices connected on the configured adapter whose GATT services BlueZ has
+resolved and that have the Heart Rate Service, as `BLEDevice`s carrying their BlueZ object, so
+`BleakClient` connects to them without a scan; the configured address or name pattern picks
+ours. Rejected, our reasons: bleak's `BlueZManager._properties` is private and may change in
+any release; our own `ObjectManager.GetManagedObjects` over dbus-fast would be a second bus
+connection and a second reading of BlueZ's object tree beside the one bleak keeps, and would
+still have to build bleak's backend-specific `BLEDevice` details; a `BLEDevice` made up from
+the configured address cannot serve a name pattern. The device found is disconnected (bleak
+attaches to a connected device without calling Connect, bluez issue #89, and its `disconnect`
+calls `Device1.Disconnect`) and connected afresh, our choice: whatever the dead run had set up
+on the strap goes with the old link, and a new Connect shows the strap is really there (BlueZ
+keeps a link whose peer has gone until its supervision timeout). When the disconnect fails, the
+session uses the connection as it is (bleak attaches). Devices this process is using are
+skipped, so one link never takes a strap another link is streaming.
 
 I/O lives here; parsing and timing are pure modules.
 """
@@ -29,7 +51,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from collector.beat_timing import BeatTimer
@@ -49,6 +71,9 @@ INFO_CHARS = {
 # Names of wearables that may not list 0x180D in their advertisement.
 KNOWN_NAMES = re.compile(r"polar|h10|h9|h7|verity|tickr|wahoo|hrm|garmin|coospo|heart|magene|moofit|suunto|decathlon",
                          re.IGNORECASE)
+# Addresses (upper case) a link of this process is connecting to or streaming from: a strap
+# connected in BlueZ is one left behind only when no link here holds it.
+_IN_USE: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -99,6 +124,7 @@ class LinkCounts:
     callback_errors: int = 0
     watchdog: int = 0  # reconnects because data stopped without a disconnect
     failed_connects: int = 0
+    left_connected: int = 0  # times the strap was found already connected in BlueZ
 
 
 @dataclass
@@ -116,6 +142,9 @@ class StrapLink:
     backoff_max_s: float = 30.0
     adapter: str | None = None  # e.g. "hci1"; None = BlueZ's default adapter
     clock: Callable[[], float] = time.time
+    # A clock that never steps, read with `clock` at each notification so that the timer sees a
+    # step of the wall clock (collector/beat_timing.py).
+    monotonic: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
     counts: LinkCounts = field(default_factory=LinkCounts)
     info: dict = field(default_factory=dict)
@@ -133,17 +162,25 @@ class StrapLink:
     async def run(self, stop: asyncio.Event) -> None:
         attempt = 0
         while not stop.is_set():
-            device = await self._find(stop)
+            device = left_connected = await self._connected_in_bluez()
+            if device is None:
+                device = await self._find(stop)
             if device is None:
                 continue  # not advertising: scan again straight away
+            address = device.address.upper()
+            _IN_USE.add(address)
             streamed = False
             try:
+                if left_connected is not None:
+                    await self._disconnect_left(device)
                 streamed = await self._session(device, stop)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # bleak, D-Bus and timeout errors all mean "try again"
                 self.counts.failed_connects += 1
                 self._log.warning("connect", "%s: connection failed: %s: %s", self.spec.label, type(exc).__name__, exc)
+            finally:
+                _IN_USE.discard(address)
             self.streaming.clear()
             if self._lost_at is None:
                 self._lost_at = time.monotonic()
@@ -171,6 +208,33 @@ class StrapLink:
             self._log.warning("scan", "%s: scanning failed: %s: %s", self.spec.label, type(exc).__name__, exc)
             await _sleep_or_stop(stop, self.backoff_min_s)
             return None
+
+    async def _connected_in_bluez(self):
+        """Our strap, when BlueZ has it connected and no link of this process does, else None."""
+        try:
+            return await find_connected(self.spec, self.adapter, skip=_IN_USE)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (BlueZ or the adapter gone: the scan that follows says so)
+            log.debug("%s: cannot list connected devices: %s: %s", self.spec.label, type(exc).__name__, exc)
+            return None
+
+    async def _disconnect_left(self, device) -> None:
+        """Disconnect a strap found connected in BlueZ, so that the session connects afresh."""
+        from bleak import BleakClient
+
+        self.counts.left_connected += 1
+        self._log.warning("left-connected", "%s: found %s already connected in BlueZ (left by a previous run?); "
+                          "disconnecting and reconnecting", self.spec.label, device.address)
+        client = BleakClient(device, timeout=self.connect_timeout_s, **_bluez(self.adapter))
+        try:
+            await client.connect()  # attaches: bleak does not call Connect for a connected device
+            await client.disconnect()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (any bleak, D-Bus or timeout error: the session still tries)
+            self._log.warning("left-connected-failed", "%s: could not disconnect %s (%s: %s); using its connection",
+                              self.spec.label, device.address, type(exc).__name__, exc)
 
     async def _session(self, device, stop: asyncio.Event) -> bool:
         """One connection; returns True when it streamed at least one notification."""
@@ -250,12 +314,28 @@ class StrapLink:
                 self.counts.malformed += 1
                 self._log.warning("malformed", "%s: heart rate payload %s has %d stray byte(s), %d impossible RR",
                                   self.spec.label, bytes(data).hex(" "), m.trailing_bytes, len(m.rejected_rr))
-            events = self.timer.notification(self.clock(), m)
+            steps = self.timer.counts.clock_steps
+            events = self.timer.notification(self.clock(), m, self.monotonic())
+            if self.timer.counts.clock_steps != steps:
+                log.warning("%s: the wall clock stepped %+.1f s; beat times follow it from here (a gap marks the step)",
+                            self.spec.label, self.timer.last_step_s)
             if events:
                 self.emit(events)
         except Exception:
             self.counts.callback_errors += 1
             log.exception("%s: error handling a notification", self.spec.label)
+
+
+async def find_connected(spec: DeviceSpec, adapter: str | None = None, skip: Collection[str] = ()):
+    """The `BLEDevice` BlueZ has connected on `adapter` (None: BlueZ's default) that has the Heart
+    Rate Service and matches `spec`, leaving out the addresses in `skip` (upper case), or None.
+    Connected by anyone: BlueZ does not say which client asked. Raises what bleak raises when
+    BlueZ or the adapter is missing. Why this route: the module docstring."""
+    from bleak import BleakAdapter
+
+    bluetooth = await BleakAdapter.get(**_bluez(adapter))
+    connected = await bluetooth.get_connected_devices([HR_SERVICE])
+    return next((d for d in connected if d.address.upper() not in skip and spec.matches(d.address, d.name)), None)
 
 
 def _bluez(adapter: str | None) -> dict:

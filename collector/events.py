@@ -45,7 +45,10 @@ class Beat:
 class Gap:
     """No data from `start` to `end` (unix seconds): disconnect, no skin contact, a stall.
 
-    Windows never bridge a gap by interpolation: every stage resets its trailing state.
+    Windows never bridge a gap by interpolation: every stage resets its trailing state. A gap
+    that ends before beats already sent marks a wall clock set back (collector/beat_timing.py:
+    an empty gap at the step, on the new clock); the beats after it are earlier than those before,
+    and a stage that keeps beats in time order starts afresh there (processing/pipeline.py).
     """
 
     person: str

@@ -33,6 +33,7 @@ import math
 from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime, timezone, tzinfo
 
 from processing.window import quantile
 
@@ -135,12 +136,13 @@ def _iqr_sd(s: list[float]) -> float:
 class Baseline:
     """One person's resting baseline by period of the day, and resting heart rate.
 
-    `utc_offset_s` turns unix time into local time for the day/night split (the core reads no
-    clock or time zone; the application passes it).
+    `tz` (a `zoneinfo` zone) turns unix time into local wall-clock time for the day/night split,
+    so it follows daylight saving time (the core reads no clock or zone; the application passes
+    it). It is not saved: a restored baseline takes the zone it is given now.
     """
 
-    def __init__(self, utc_offset_s: float = 0.0):
-        self.utc_offset_s = utc_offset_s
+    def __init__(self, tz: tzinfo = timezone.utc):
+        self.tz = tz
         self.periods = {"day": _Ring(MAX_SAMPLES), "night": _Ring(MAX_SAMPLES)}
         self._last_rest_t = -math.inf
         self.known_samples = 0
@@ -183,7 +185,7 @@ class Baseline:
 
     def period(self, t: float) -> str:
         """'night' for local NIGHT_HOURS, else 'day'."""
-        hour = ((t + self.utc_offset_s) % 86400.0) / 3600.0
+        hour = datetime.fromtimestamp(t, self.tz).hour
         start, end = NIGHT_HOURS
         return "night" if hour >= start or hour < end else "day"
 
@@ -243,7 +245,6 @@ class Baseline:
         """A JSON-ready dict of everything learned (version 1)."""
         return {
             "version": 1,
-            "utc_offset_s": self.utc_offset_s,
             "known_samples": self.known_samples,
             "rest": {name: [[round(t, 3), round(ln, 5), round(hr, 3)] for t, ln, hr in ring.rows]
                      for name, ring in self.periods.items()},
@@ -251,12 +252,14 @@ class Baseline:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> Baseline:
-        """The inverse of `to_dict`; ValueError (naming the key) for data it cannot read."""
+    def from_dict(cls, data: dict, tz: tzinfo = timezone.utc) -> Baseline:
+        """The inverse of `to_dict`, in zone `tz` (a `utc_offset_s` saved by older versions is
+        ignored: it froze the offset of the day it was saved); ValueError (naming the key) for
+        data it cannot read."""
         if not isinstance(data, dict) or data.get("version") != 1:
             raise ValueError("baseline: expected a dict with version 1")
         try:
-            b = cls(float(data.get("utc_offset_s", 0.0)))
+            b = cls(tz)
             b.known_samples = int(data.get("known_samples", 0))
             for name, rows in data["rest"].items():
                 if name not in b.periods:

@@ -74,6 +74,10 @@ class Pipeline:
     otherwise interpolate across it. In whole-recording mode windows restart at each gap (one
     reading per continuous segment, as Kubios).
 
+    A clock set back: beats after a gap that are earlier than the beats in the windows (a gap
+    ending before the last beat, as the beat timer marks a step of the wall clock back) start
+    the windows afresh, with nothing before them; see `_clock_went_back`.
+
     `calibration` = (start, end) unix seconds: a span the user declares as rest (a lab
     baseline, or the first minutes of a recording). Readings whose RMSSD window lies inside it
     are learned from as rest whatever the heart rate, and never called stressed.
@@ -185,6 +189,9 @@ class Pipeline:
         if isinstance(event, Gap):
             self.motion.gap(event.device)
             self._gap()
+            last = self._last_logged()
+            if last is not None and event.end < last:
+                self._clock_went_back(event.start - last)
             return
         beat = event
         if self._last_t is not None:
@@ -193,6 +200,10 @@ class Pipeline:
                 return
             if beat.t - self._last_t > beat.rr_ms / 1000.0 + GAP_TOLERANCE_S:
                 self._gap()
+        else:
+            last = self._last_logged()
+            if last is not None and beat.t <= last:  # after a gap that did not say the clock went back
+                self._clock_went_back(beat.t - last)
         if beat.rr_ms > MAX_RR_MS or beat.rr_ms <= 0:
             self._gap()
             self._last_t = beat.t
@@ -228,6 +239,22 @@ class Pipeline:
         self._spline.clear()
         self._seg_i = self.log.n
         self._last_t = None
+
+    def _last_logged(self) -> float | None:
+        return float(self.log.t[self.log.n - 1]) if self.log.n else None
+
+    def _clock_went_back(self, step: float) -> None:
+        """Beats after a gap are earlier than beats the windows hold: the wall clock was set back
+        (collector/beat_timing.py marks a step with a gap). Time-ordered windows cannot hold both,
+        so a new segment starts with nothing before it: readings come again once the new beats
+        fill the short window (MIN_BEATS), and the stress model moves its own times by `step`
+        (about how far the clock went; negative)."""
+        self._compute_due()  # they index the arrays about to be left
+        self.log.compact(self.log.n)
+        self._seg_i = 0
+        self._next_emit = -math.inf
+        self._next_spectral = -math.inf
+        self.model.clock_stepped(step)
 
     def _add(self, beat: Beat) -> None:
         self.beats_out.append(beat)

@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import timezone, tzinfo
 
 from processing.baseline import Baseline
 from processing.reading import Activity, MotionState, StressState
@@ -110,22 +111,32 @@ class Assessment:
 class StressModel:
     """Turns successive windows into activity, stress score and state for one person.
 
-    `utc_offset_s` (local time - UTC) places readings in the day or night baseline when no
-    `baseline` is given (a saved one carries its own)."""
+    `tz` (a `zoneinfo` zone) places readings in the day or night baseline when no `baseline` is
+    given (a restored one is given the zone by `Baseline.from_dict`)."""
 
     age: float = 40.0
     max_hr: float | None = None
     resting_hr: float | None = None
     baseline: Baseline | None = None
-    utc_offset_s: float = 0.0
+    tz: tzinfo = timezone.utc
 
     def __post_init__(self) -> None:
         if self.baseline is None:
-            self.baseline = Baseline(self.utc_offset_s)
+            self.baseline = Baseline(self.tz)
         self._activity = Activity.UNKNOWN
         self._active_until = -math.inf
         self._active_since = -math.inf
         self._last_energy: tuple[float, float] | None = None
+
+    def clock_stepped(self, step: float) -> None:
+        """The wall clock moved by `step` seconds (the pipeline saw it go back): the times of the
+        last activity move with it, so that a recovery (or an energy rate) keeps its length in
+        real time instead of lasting until the new clock reaches the old times."""
+        if self._active_until > -math.inf:
+            self._active_until += step
+            self._active_since += step
+        if self._last_energy is not None:
+            self._last_energy = (self._last_energy[0] + step, self._last_energy[1])
 
     @property
     def hr_max(self) -> float:

@@ -102,6 +102,10 @@ class Sinks:
         if self.influx:
             self._store("influx", 1, self.influx.add, [reading_line(r)])
             self._maybe_flush()
+        self.state(r, status)
+
+    def state(self, r: Reading, status: dict | None = None) -> None:
+        """The retained MQTT state only: the latest reading `r` with the alert engine's `status`."""
         if self.mqtt:
             self._store("mqtt", 1, self.mqtt.publish_state, r, status)
 
@@ -116,7 +120,8 @@ class Sinks:
 
     def prompt_outcome(self, prompt: dict, response: str | None, effects: dict | None = None) -> None:
         """The phone's answer and the measured effect, on the prompt's own `prompts` point (same
-        series and time: InfluxDB merges the fields)."""
+        series and time: InfluxDB merges the fields). Called for the answer the engine took (the
+        first), never for a later one, which would overwrite `response`."""
         if self.influx:
             self._store("influx", 1, self.influx.add, [prompt_line(prompt, response, effects)], True)
 

@@ -15,6 +15,7 @@ change. Connection errors, timeouts, 5xx and 429 keep the rows and back off too.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -98,6 +99,9 @@ class InfluxSink:
         self._next_try = 0.0
         self.sent = 0
         self._problem = ""  # the last problem logged, "" while writes go through
+        # One flush at a time: two would read the same outbox rows and both send them (the demo
+        # flushes from its producing calls and the service's flusher thread at once).
+        self._flushing = threading.Lock()
         self._problem_logged_at = 0.0
 
     @classmethod
@@ -120,7 +124,16 @@ class InfluxSink:
 
         Stops at the first batch that cannot be delivered now (server down) and backs off
         exponentially (1 s doubling to 60 s); until then a call returns 0 at once unless
-        `force` is set."""
+        `force` is set. A call while another flush runs returns 0 at once (that one writes what
+        is waiting), unless `force`: then it waits for it and writes what is left."""
+        if not self._flushing.acquire(blocking=force):
+            return 0
+        try:
+            return self._flush(force, max_batches)
+        finally:
+            self._flushing.release()
+
+    def _flush(self, force: bool, max_batches: int) -> int:
         now = time.monotonic()
         if now < self._next_try and not force:
             return 0

@@ -4,8 +4,8 @@ Topics (contract; base topic configurable, default `stresswatch`):
 | topic | retained | QoS | payload |
 | `<base>/status` | yes | 1 | `online` / `offline` (last will); none with `announce_status=False` |
 | `<base>/<person>/state` | yes | 0 | JSON summary of the latest Reading |
-| `<base>/<person>/prompt` | no | 1 | JSON Prompt; MQTT v5 message expiry = time left to `expires_at` |
-| `<base>/<person>/prompt/response` | no | 1 | subscribed: `{"id", "action": done/snooze/dismiss/not_stressed, "minutes"}`; only for a prompt of that person |
+| `<base>/<person>/prompt` | no | 1 | JSON Prompt; MQTT v5 message expiry = time left to `expires_at`; sent again when HA announces `online` while unanswered and unexpired |
+| `<base>/<person>/prompt/response` | no | 1 | subscribed: `{"id", "action": done/snooze/dismiss/not_stressed, "minutes"}` (minutes: 1-240, optional); only for a prompt of that person; the first answer stands; a retained one is ignored and cleared |
 | `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model |
 | `homeassistant/...` | yes | 1 | discovery configs, re-sent when HA announces `online` |
 
@@ -25,6 +25,21 @@ their outbox rows published afresh, so the expiry is checked and the MQTT expiry
 recomputed. The session is persistent (`clean_start=False`, session expiry interval); paho
 reconnects with backoff (1 s to 30 s). Connection failures are logged with their reason once
 per minute per reason and kept in `last_error`. Passwords are never logged.
+
+Another client with the same client id takes the session over (the broker drops the older
+connection): two copies with one config did so every second. It is logged as such and the
+reconnect waits TAKEOVER_FIRST_WAIT_S, doubling with each takeover up to TAKEOVER_MAX_WAIT_S
+(counted as `mqtt.takeovers`). A broker says so with DISCONNECT reason code 0x8E (Mosquitto >=
+2.0.15); an older one (Debian's 2.0.11) just closes the connection, so there a takeover is the
+second time in a row that the broker closes the connection without a reason (no DISCONNECT, no
+socket error) and accepts the next one at the first attempt with the session still present.
+
+Home Assistant's own MQTT session keeps nothing while it restarts, so when it announces `online`
+the discovery configs and every prompt neither answered nor expired are queued again (its
+blueprint shows one notification per person and replaces it: the phone sees no duplicate).
+A retained answer (a phone publishing with the retain flag) would come back at every connect
+and be applied again: one that arrives retained is ignored, logged, counted
+(`mqtt.retained_responses`) and cleared with an empty retained message on its topic.
 """
 
 from __future__ import annotations
@@ -56,6 +71,12 @@ RETRY_AFTER_S = 1.0  # a refused row goes again this long after (not at once: qu
 DISCOVERY_BATCH = 50
 # Outbox rows the sender reads and hands over at a time (bounds its memory after an outage).
 PUMP_ROWS = 500
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30  # paho's reconnect backoff
+# MQTT v5 DISCONNECT reason code 0x8E (section 3.14.2.1): another connection with this client id.
+SESSION_TAKEN_OVER = 0x8E
+# Ours: after a takeover the reconnect waits 5 s, doubling to 5 min while takeovers go on (two
+# copies then swap the session a few times an hour, not every second), forgotten after an hour.
+TAKEOVER_FIRST_WAIT_S, TAKEOVER_MAX_WAIT_S, TAKEOVER_FORGET_S = 5, 300, 3600.0
 
 
 @dataclass(frozen=True)
@@ -171,6 +192,14 @@ class MqttSink:
         self._stopping = threading.Event()
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
         self._send_failed_at = -math.inf  # when the sender last logged a failure (monotonic)
+        # Session takeovers (see the module docstring): the last connection ended in a close by
+        # the broker without a reason; how many such closes in a row were followed by a connection
+        # accepted at once with the session present; takeovers in a row and when the last was.
+        self._quiet_close = False
+        self._quiet_cycles = 0
+        self._takeovers = 0
+        self._last_takeover = -math.inf
+        self._clearing: dict[int, str] = {}  # paho mid -> topic of a retained answer being cleared
         self._mqtt = mqtt
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
         if settings.username:
@@ -185,7 +214,7 @@ class MqttSink:
             c.tls_insecure_set(not settings.verify_hostname)
         if settings.announce_status:
             c.will_set(self.status_topic, "offline", qos=1, retain=True)
-        c.reconnect_delay_set(min_delay=1, max_delay=30)
+        c.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         c.on_connect = self._on_connect
         c.on_connect_fail = self._on_connect_fail
         c.on_pre_connect = self._on_pre_connect
@@ -266,6 +295,17 @@ class MqttSink:
             ]
             self.store.enqueue(SINK, rows, replace=True)
         self.pump()
+
+    def resend_open_prompts(self) -> int:
+        """Queue again every prompt neither answered nor expired (nor within a second of it), in
+        the order produced; returns how many. One still waiting in the outbox keeps its row."""
+        rows = []
+        for pid, body, expires in self.store.open_prompts(self.clock() + 1):
+            topic = f"{self.s.base_topic}/{json.loads(body)['person']}/prompt"
+            rows.append((f"prompt/{pid}", self._row(topic, body, qos=1, retain=False, prompt_id=pid), expires))
+        self.store.enqueue(SINK, rows)
+        self.pump()
+        return len(rows)
 
     def _retained(self, topic: str, payload: str) -> None:
         """A retained QoS 0 message (state, device status): straight to paho when connected and
@@ -456,6 +496,10 @@ class MqttSink:
         if reason_code.is_failure:
             self._connect_failed(f"the broker refused the connection: {reason_code}")
             return
+        # `last_error` is still None when no attempt failed since the last connection ended.
+        at_once = self.last_error is None
+        self._quiet_cycles = self._quiet_cycles + 1 if self._quiet_close and at_once and flags.session_present else 0
+        self._quiet_close = False
         self.last_error = self._paho_error = None
         self._reported.clear()
         log.info("connected to MQTT broker %s:%s (session present: %s)", self.s.host, self.s.port,
@@ -471,6 +515,7 @@ class MqttSink:
             with self._lock:
                 self._sending.difference_update(self._inflight.values())
                 self._inflight.clear()
+                self._clearing.clear()  # a retained answer not cleared yet comes again and is cleared then
                 self._cursor = 0  # a new connection starts from the oldest row
                 self._retry_after = math.inf
                 self._connection += 1
@@ -508,10 +553,46 @@ class MqttSink:
                 detail = self._paho_error or str(reason_code)
                 self._connect_failed(f"connection closed before the broker accepted it: {detail}")
             return
-        log.info("disconnected from MQTT broker (%s); %d messages wait in the outbox",
-                 reason_code, self.store.pending(SINK))
+        from_server = flags.is_disconnect_packet_from_server
+        # paho's "Unspecified error" for a connection the broker closed: no DISCONNECT, no socket error
+        quiet = not from_server and reason_code.value == 0x80 and self._paho_error is None
+        self._quiet_close = quiet
+        if from_server and reason_code.value == SESSION_TAKEN_OVER:
+            self._taken_over("the broker said: Session taken over")
+            return
+        if quiet and self._quiet_cycles >= 1:
+            self._taken_over("the broker closed the connection without a reason again, and accepted the last one "
+                             "at once with the session kept")
+            return
+        if self._takeovers:  # an ordinary disconnect: the ordinary reconnect backoff
+            client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
+        cause = "the broker closed the connection without a reason" if quiet else str(reason_code)
+        log.info("disconnected from MQTT broker (%s); %d messages wait in the outbox", cause, self.store.pending(SINK))
+
+    def _taken_over(self, evidence: str) -> None:
+        """Another client with our client id has the session: log it, and wait longer and longer
+        before taking it back (paho reconnects after `reconnect_delay_set`'s minimum)."""
+        now = time.monotonic()
+        if now - self._last_takeover > TAKEOVER_FORGET_S:
+            self._takeovers = 0
+        self._takeovers += 1
+        self._last_takeover = now
+        wait = min(TAKEOVER_FIRST_WAIT_S * 2 ** min(self._takeovers - 1, 16), TAKEOVER_MAX_WAIT_S)
+        self.client.reconnect_delay_set(min_delay=wait, max_delay=max(wait, RECONNECT_MAX_S))
+        self.store.bump(f"{SINK}.takeovers")
+        log.warning("MQTT: another client with client id %r took over the MQTT session (%s): a second copy of "
+                    "stresswatch or another program uses this client id; give each its own mqtt.client_id. "
+                    "Reconnecting in %d s; %d messages wait in the outbox",
+                    self.s.client_id, evidence, wait, self.store.pending(SINK))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            cleared = self._clearing.pop(mid, None)
+        if cleared is not None:
+            if reason_code.is_failure:
+                log.warning("MQTT broker refused to clear the retained answer on %s (%s): it is ignored at "
+                            "every connect", cleared, reason_code)
+            return
         with self._lock:
             row_id = self._inflight.pop(mid, None)
             if row_id is None:
@@ -545,8 +626,18 @@ class MqttSink:
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.topic == f"{self.s.discovery_prefix}/status":
-            if msg.payload == b"online":
+            # Only a live `online` says Home Assistant (re)started: a retained one comes with each
+            # subscribe, at our own connect, where the discovery configs go out anyway.
+            if msg.payload == b"online" and not msg.retain:
                 self.publish_discovery()
+                n = self.resend_open_prompts()
+                log.info("Home Assistant is online: %s%d open prompt(s) queued again",
+                         "discovery configs and " if self.s.discovery else "", n)
+            return
+        if not msg.payload:  # how a retained answer is cleared (see below): nothing to answer
+            return
+        if msg.retain:
+            self._clear_retained_answer(msg)
             return
         parts = msg.topic.split("/")
         person = parts[-3] if len(parts) >= 3 else ""
@@ -565,6 +656,24 @@ class MqttSink:
             self.store.bump(f"{SINK}.foreign_responses")
             log.warning("ignored a response on %s for prompt %r of another person", msg.topic, response["id"])
             return
-        self.store.set_prompt_status(response["id"], response["action"], response)
+        # The first answer stands in the prompt history; a later one still goes on, for the
+        # engine to log and count (it keeps its first answer too).
+        self.store.answer_prompt(response["id"], response)
         if self.on_response:
             self.on_response(person, response)
+
+    def _clear_retained_answer(self, msg) -> None:
+        """An answer the broker kept (published with the retain flag) comes at every subscribe,
+        long after it was given: never applied; cleared by an empty retained message."""
+        self.store.bump(f"{SINK}.retained_responses")
+        try:
+            which = f" to prompt {parse_response(msg.payload)['id']!r}"
+        except ValueError:
+            which = ""
+        log.warning("ignored a retained answer%s on %s (the broker hands it over at every connect, so it is "
+                    "not a new answer); clearing it", which, msg.topic)
+        with self._paho_out_mutex:  # as in `_pump_once`: the PUBACK must find the mid registered
+            info = self.client.publish(msg.topic, b"", qos=1, retain=True)
+            if info.rc == self._mqtt.MQTT_ERR_SUCCESS:
+                with self._lock:
+                    self._clearing[info.mid] = msg.topic

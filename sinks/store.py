@@ -17,11 +17,15 @@ Errors a person can act on (a file in the way, a read-only folder, a full disk) 
 `StoreError` with one line naming the path and what to do; a damaged database is moved aside
 as `state.db.corrupt-<time>` and a fresh one started (what was queued in it is lost, loudly).
 Thread-safe (paho-mqtt calls back from its network thread): one connection behind a lock.
+One process per state directory: `stresswatch run` and `demo` hold a `StateLock` on theirs
+(`stresswatch.lock`, with their PID), and a second copy refuses to start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -30,6 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 log = logging.getLogger("stresswatch.store")
 
@@ -81,6 +86,11 @@ END""",
 # SQLite primary result codes (https://www.sqlite.org/rescode.html).
 _PERM, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 3, 8, 10, 11, 13, 14, 26
 _ACTIONABLE = (_PERM, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB)
+
+
+# A prompt's delivery statuses (`set_prompt_status`) while it is on its way to the phone; the
+# phone's answer (`answer_prompt`) replaces them for good.
+OPEN_STATUSES = ("pending", "sent", "delivered")
 
 
 class StoreError(OSError):
@@ -328,15 +338,36 @@ class StateStore:
                 (prompt["id"], prompt["person"], prompt["time"], prompt["expires_at"], "pending", json.dumps(prompt)),
             )
 
-    def set_prompt_status(self, prompt_id: str, status: str, response: dict | None = None) -> bool:
-        """Update a prompt's status (`pending`, `sent`, `delivered`, `expired`, `rejected`, or the
-        phone's answer `done`, `snooze`, `dismiss`, `not_stressed`); False when the id is unknown."""
+    def set_prompt_status(self, prompt_id: str, status: str) -> bool:
+        """Update a prompt's delivery status (`pending`, `sent`, `delivered`, `expired`,
+        `rejected`); False when the id is unknown or the prompt is answered (its answer stays its
+        status: a PUBACK that arrives after the answer, on a reconnect, must not hide it)."""
         with self._write():
             cur = self._db.execute(
-                "UPDATE prompts SET status = ?, response = COALESCE(?, response) WHERE id = ?",
-                (status, json.dumps(response) if response is not None else None, prompt_id),
+                "UPDATE prompts SET status = ? WHERE id = ? AND response IS NULL", (status, prompt_id)
             )
         return cur.rowcount == 1
+
+    def answer_prompt(self, prompt_id: str, response: dict) -> bool:
+        """Record the phone's answer (`response["action"]` becomes the status: `done`, `snooze`,
+        `dismiss`, `not_stressed`). The first answer stands: False, and nothing changes, when the
+        prompt is already answered (or the id unknown)."""
+        with self._write():
+            cur = self._db.execute(
+                "UPDATE prompts SET status = ?, response = ? WHERE id = ? AND response IS NULL",
+                (str(response["action"]), json.dumps(response), prompt_id),
+            )
+        return cur.rowcount == 1
+
+    def open_prompts(self, expiring_after: float) -> list[tuple[str, str, float]]:
+        """(id, body as produced, expires) of each prompt not answered, not set aside and expiring
+        after `expiring_after`, oldest first: what a phone should still be showing."""
+        with self._lock:
+            return self._db.execute(
+                f"SELECT id, body, expires FROM prompts WHERE status IN ({', '.join('?' * len(OPEN_STATUSES))}) "
+                "AND expires > ? ORDER BY created, id",
+                (*OPEN_STATUSES, expiring_after),
+            ).fetchall()
 
     def prompt(self, prompt_id: str) -> dict | None:
         with self._lock:
@@ -346,6 +377,117 @@ class StateStore:
         if row is None:
             return None
         return {"status": row[0], "response": json.loads(row[1]) if row[1] else None, "prompt": json.loads(row[2])}
+
+
+# -- one process per state directory -------------------------------------------------------------
+
+LOCK_NAME = "stresswatch.lock"
+
+
+class StateDirectoryBusy(StoreError):
+    """Another process holds the state directory's lock; the message names its PID."""
+
+
+class StateLock:
+    """An exclusive lock on a state directory: `flock` on `<directory>/stresswatch.lock` (0600),
+    which holds the PID of the process that has it.
+
+    Two processes on one state directory share its outbox, and with the same MQTT client id they
+    take the broker session from each other every second (seen: 171 reconnects in 130 s) while
+    an answer reaches the copy that never sent the prompt. The kernel drops a `flock` when its
+    process ends, however it ends: a copy killed with SIGKILL never blocks the next start. The
+    file stays when the lock is released (emptied): removing it would let a third process lock a
+    new file while a second still waits on the old one."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.path = self.directory / LOCK_NAME
+        self._fd: int | None = None
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Take the lock or raise `StateDirectoryBusy` (naming the holder's PID) at once; other
+        failures a person can fix raise `StoreError`."""
+        _private_dir(self.directory)
+        old_umask = os.umask(0o077)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open the lock file {self.path} ({exc.strerror}): make {self.directory} "
+                             f"writable for this user (uid {os.getuid()}) or set state.directory elsewhere") from None
+        finally:
+            os.umask(old_umask)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # a file system without locks (NFS without lockd)
+                os.close(fd)
+                log.warning("cannot lock %s (%s): a second copy on this state directory would not be stopped",
+                            self.path, exc.strerror)
+                return
+            pid = _holder_pid(fd)
+            os.close(fd)
+            raise StateDirectoryBusy(
+                f"another stresswatch ({f'PID {pid}' if pid else 'PID not known'}) is already running on the state "
+                f"directory {self.directory}: stop it first, or give this one its own state.directory and "
+                f"mqtt.client_id") from None
+        with contextlib.suppress(OSError):  # a file left readable by an older version
+            os.fchmod(fd, 0o600)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)  # no stale PID for `lock_holder` to read
+        os.close(self._fd)  # drops the lock
+        self._fd = None
+
+
+def _holder_pid(fd: int, wait_s: float = 1.0) -> int | None:
+    """The PID the holder of the lock on `fd` wrote (it writes it just after locking: wait a moment)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if text.isdigit() or time.monotonic() > deadline:
+            return int(text) if text.isdigit() else None
+        time.sleep(0.02)
+
+
+def lock_holder(directory: str | Path) -> int | None:
+    """The PID of the process holding `directory`'s lock, or None; never takes the lock (a
+    `stresswatch run` starting at that moment must not find it taken). On Linux the kernel's table
+    of locks (/proc/locks) says whether the file is locked; elsewhere, whether the PID it names
+    is alive."""
+    path = Path(directory) / LOCK_NAME
+    try:
+        text = path.read_text(errors="replace").strip()
+        st = path.stat()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:  # alive, another user's
+            pass
+        return pid
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    return pid if any("FLOCK" in line and inode in line.split() for line in table.splitlines()) else None
 
 
 # -- helpers -------------------------------------------------------------------------------------

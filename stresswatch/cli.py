@@ -15,13 +15,14 @@ from pathlib import Path
 # matrix product is LF/HF's ~650 x 2) and runs on one thread anyway. A value set by the user wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from alerts.timeofday import zone
 from collector.events import Beat
 from collector.files import FORMATS, RecordingError, RecordingStream
 from processing.baseline import Baseline
 from processing.pipeline import CHUNK_EVENTS, Pipeline, Settings
 from processing.reading import Reading
 from sinks.redact import redact_url
-from sinks.store import StoreError
+from sinks.store import StateLock, StoreError
 from stresswatch import config as configuration
 from stresswatch import report
 
@@ -201,11 +202,7 @@ def cmd_scan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    import asyncio
     import logging
-    import signal
-
-    from stresswatch.service import Service
 
     # One line per connection change, prompt, day and error; journald adds its own timestamps.
     stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
@@ -214,13 +211,30 @@ def cmd_run(args) -> int:
     if not cfg.devices:
         raise configuration.ConfigError(
             args.config or "<defaults>", ["devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"])
+    from stresswatch import timesync
+
+    timesync.log_state(timesync.kernel_clock_state())
+    # Before anything connects: a second copy must not take the first one's MQTT session.
+    with StateLock(Path(cfg.state.directory).expanduser()):
+        return _run_service(args, cfg)
+
+
+def _run_service(args, cfg: configuration.Config) -> int:
+    import asyncio
+    import logging
+    import signal
+
     from collector.ble import bluetooth_problem
+    from stresswatch.service import Service
 
     problem = asyncio.run(bluetooth_problem(cfg.bluetooth.adapter))
     if problem:
         print(f"stresswatch: error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     t0 = time.time()
+    logging.getLogger("stresswatch.service").info(
+        "local time zone %s (%s): quiet hours, days and the day/night baseline follow it", cfg.service.zone_name(),
+        "[service] timezone" if cfg.service.timezone else "the machine's; set [service] timezone to change it")
 
     def show(r: Reading) -> None:
         if args.readings and not args.quiet:
@@ -291,7 +305,8 @@ def cmd_analyze(args) -> int:
             raise CommandError(f"--step {step:g} is longer than the window ({window:g} s): beats between "
                              "windows would never be analysed")
         settings = Settings(window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction)
-    pipe = Pipeline(args.person, settings, cfg.person(args.person).model())
+    # The recording's local time (day/night baseline) in the configured zone, else the machine's.
+    pipe = Pipeline(args.person, settings, cfg.person(args.person).model(zone(cfg.service.zone_name())))
     span = _calibration(args, pipe)
     out = sys.stdout
     with RecordingStream(args.file, args.format, person=args.person) as stream:
@@ -342,7 +357,7 @@ def _calibration(args, pipe: Pipeline) -> tuple[float, float] | None:
     minutes from the recording's start (known rest), which is set once the first beat is read."""
     if args.baseline:
         try:
-            pipe.model.baseline = Baseline.from_dict(json.loads(Path(args.baseline).read_text()))
+            pipe.model.baseline = Baseline.from_dict(json.loads(Path(args.baseline).read_text()), pipe.model.tz)
         except (OSError, ValueError) as exc:
             raise RecordingError(args.baseline, None, f"cannot use as a baseline: {exc}") from None
     if not args.calibrate:

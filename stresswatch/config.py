@@ -1,6 +1,7 @@
 """The one typed configuration model: a TOML file plus STRESSWATCH_* environment overrides.
 
-Sections: [processing], [[people]], [state], [bluetooth], [[devices]], [mqtt], [influx].
+Sections: [service], [processing], [[people]], [state], [bluetooth], [[devices]], [mqtt], [influx],
+[alerts].
 Every problem is reported with the dotted key that has it (`processing.window_s: must be >= 30,
 got -5`); all problems are collected, not just the first. Environment overrides use a double
 underscore between levels: `STRESSWATCH_PROCESSING__STEP_S=5`; a problem with an overridden
@@ -19,11 +20,13 @@ import re
 import tomllib
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from datetime import tzinfo
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from processing.pipeline import Settings as PipelineSettings
 from alerts.settings import AlertSettings
+from alerts.timeofday import UTC, zone
 from processing.baseline import Baseline
 from processing.stress import StressModel
 from sinks.redact import redact_url
@@ -48,6 +51,36 @@ def _rule(*, min: float | None = None, max: float | None = None, choices: tuple 
 
 
 @dataclass
+class ServiceConfig:
+    timezone: str | None = field(default=None, metadata=_rule(
+        doc="IANA zone of quiet hours, days and the day/night baseline; unset = the machine's"))
+
+    def zone_name(self) -> str:
+        """`timezone`, else the machine's zone (TZ, /etc/timezone, the /etc/localtime link), else UTC."""
+        return self.timezone or machine_zone()
+
+
+def machine_zone() -> str:
+    """The IANA name of this machine's local zone, as libc finds it; "UTC" when it has none."""
+    candidates = [os.environ.get("TZ", "").removeprefix(":")]
+    try:
+        candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError):
+        pass
+    link = os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in link:
+        candidates.append(link.split("/zoneinfo/", 1)[1])
+    for name in candidates:
+        try:
+            if name:
+                zone(name)
+                return name
+        except ValueError:  # a POSIX TZ rule such as "CET-1CEST" is no zone name: try the next
+            continue
+    return "UTC"
+
+
+@dataclass
 class ProcessingConfig:
     window_s: float = field(default=300.0, metadata=_rule(min=30, doc="window of SDNN, SD1/SD2, SI, LF/HF"))
     rmssd_window_s: float = field(default=60.0, metadata=_rule(min=10, doc="window of RMSSD and HR"))
@@ -67,10 +100,11 @@ class PersonConfig:
     max_hr_bpm: float | None = field(default=None, metadata=_rule(min=100, max=240))
     resting_hr_bpm: float | None = field(default=None, metadata=_rule(min=30, max=120))
 
-    def model(self, baseline: Baseline | None = None, utc_offset_s: float = 0.0) -> StressModel:
-        """This person's stress model: a fresh baseline, or one restored from the state store."""
+    def model(self, tz: tzinfo = UTC, baseline: Baseline | None = None) -> StressModel:
+        """This person's stress model in zone `tz` (local time of the day/night baseline): a fresh
+        baseline, or one restored from the state store."""
         return StressModel(age=self.age, max_hr=self.max_hr_bpm, resting_hr=self.resting_hr_bpm,
-                           baseline=baseline, utc_offset_s=utc_offset_s)
+                           baseline=baseline, tz=tz)
 
 
 @dataclass
@@ -168,6 +202,7 @@ class InfluxConfig:
 
 @dataclass
 class Config:
+    service: ServiceConfig = field(default_factory=ServiceConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     people: list[PersonConfig] = field(default_factory=list)
     state: StateConfig = field(default_factory=StateConfig)
@@ -180,9 +215,10 @@ class Config:
     alerts: dict = field(default_factory=dict)
 
     def alert_settings(self) -> AlertSettings:
-        """The [alerts] table as the engine's settings; ValueError naming the key when it is wrong."""
+        """The [alerts] table as the engine's settings, in the zone of [service]; ValueError naming
+        the key when it is wrong."""
         problems: list[str] = []
-        settings = _alert_settings(self.alerts, problems)
+        settings = _alert_settings(self.alerts, problems, self.service.zone_name())
         if problems:
             raise ValueError("; ".join(problems))
         return settings
@@ -240,7 +276,13 @@ def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | Non
     cfg = _build(Config, data, "", problems)
     people = data.get("people")
     _check(cfg, len(people) if isinstance(people, list) else 0, problems)
-    _alert_settings(cfg.alerts, problems)
+    try:
+        timezone = cfg.service.zone_name()
+        zone(timezone, "service.timezone")
+    except ValueError as exc:
+        problems.append(str(exc))
+        timezone = "UTC"
+    _alert_settings(cfg.alerts, problems, timezone)
     if problems:
         problems = [_blame(p, overridden) for p in problems]
         if all(p.startswith(ENV_PREFIX) for p in problems):
@@ -249,13 +291,13 @@ def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | Non
     return cfg
 
 
-def _alert_settings(table: dict, problems: list[str]) -> AlertSettings:
-    """[alerts] as AlertSettings: each value converted to its field's type (TOML or an environment
-    string such as "22:00,07:30"), then the engine's own cross-checks; every problem names its
-    `alerts.<key>`. Falls back to the defaults when something is wrong (the caller reports)."""
-    defaults = AlertSettings()
-    known = {f.name for f in fields(AlertSettings)} - {"utc_offset_min"}  # the service sets it
-    clean = {}
+def _alert_settings(table: dict, problems: list[str], timezone: str) -> AlertSettings:
+    """[alerts] as AlertSettings in `timezone`: each value converted to its field's type (TOML or an
+    environment string such as "22:00,07:30"), then the engine's own cross-checks; every problem
+    names its `alerts.<key>`. Falls back to the defaults when something is wrong (the caller reports)."""
+    defaults = AlertSettings(timezone=timezone)
+    known = {f.name for f in fields(AlertSettings)} - {"timezone"}  # [service] timezone sets it
+    clean = {"timezone": timezone}
     for name, value in table.items():
         if name not in known:
             problems.append(f"alerts.{name}: unknown key (known: {', '.join(sorted(known))})")
@@ -536,6 +578,9 @@ def _convert(tp, value, key: str, problems: list[str], rule) -> typing.Any:
 EXAMPLE = """\
 # stresswatch configuration. Every key is optional; shown values are the defaults.
 # Environment overrides: STRESSWATCH_<SECTION>__<KEY>, e.g. STRESSWATCH_PROCESSING__STEP_S=5
+
+# [service]
+# timezone = "Europe/Berlin"      # quiet hours, days, day/night baseline; unset = the machine's zone
 
 [processing]
 window_s = 300            # SDNN, SD1/SD2, Baevsky SI, PNS/SNS, LF/HF window (s)

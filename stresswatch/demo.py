@@ -21,7 +21,7 @@ from collector.events import Event
 from collector.files import read_recording
 from processing.reading import Reading
 from sinks.fanout import Sinks
-from sinks.store import StateStore
+from sinks.store import StateLock, StateStore
 from stresswatch import config as configuration
 from stresswatch import report
 from stresswatch.service import Service
@@ -97,6 +97,11 @@ class PlayedPerson:
 
 def run(args, cfg: configuration.Config) -> int:
     cfg = demo_config(cfg)
+    with StateLock(Path(cfg.state.directory)):  # two demos would share one outbox and MQTT session
+        return _run(args, cfg)
+
+
+def _run(args, cfg: configuration.Config) -> int:
     person = cfg.people[0].name
     if args.recording:
         rec = read_recording(args.recording, args.format, person=person)
@@ -130,7 +135,7 @@ def run(args, cfg: configuration.Config) -> int:
     # The simulated day runs on UTC clock times; local time = UTC keeps it reproducible anywhere.
     service = Service(cfg, [ReplaySource(events, pace)], sinks=demo_sinks(cfg), on_reading=show,
                       on_prompt=played.prompt, on_decision=played.decision, on_daily=played.daily,
-                      utc_offset_s=0.0, restore=False,
+                      timezone="UTC", restore=False,
                       alert_settings=dataclasses.replace(cfg.alert_settings(), cooldown_min=DEMO_COOLDOWN_MIN))
     played.service = service
     asyncio.run(service.run(asyncio.Event()))

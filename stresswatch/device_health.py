@@ -26,6 +26,11 @@ class DeviceHealth:
         self._recent: deque[tuple[float, bool]] = deque()
 
     def beat(self, t: float, artifact: bool) -> None:
+        if self.last_beat is not None and t < self.last_beat - HEALTH_WINDOW_S:
+            # the clock went back: the beats before are not in the last minute of the new clock,
+            # and the age of the last beat is measured on it
+            self._recent.clear()
+            self.last_beat = None
         self.last_beat = t if self.last_beat is None else max(self.last_beat, t)
         self._recent.append((t, artifact))
         self._drop_before(self.last_beat - HEALTH_WINDOW_S)  # bounded even if never reported (a replay)

@@ -22,7 +22,9 @@ from enum import StrEnum
 from pathlib import Path
 
 from sinks.redact import redact_url
+from sinks.store import lock_holder
 from stresswatch.config import Config
+from stresswatch.timesync import UNSYNCED_FIX, ClockState, kernel_clock_state
 
 # Below this free space the outbox (~100 bytes a beat) could fill the disk within days of an outage.
 MIN_FREE_BYTES = 200 * 1024 * 1024
@@ -48,7 +50,7 @@ class Finding:
 
 
 def check_all(cfg: Config) -> list[Finding]:
-    found = [check_python(), *check_state(cfg)]
+    found = [check_python(), check_clock(), *check_state(cfg)]
     found += check_bluetooth(cfg)
     if cfg.mqtt.url is not None:
         found.append(check_mqtt(cfg))
@@ -62,6 +64,17 @@ def check_python() -> Finding:
     if v < (3, 11):
         return Finding("python", Level.PROBLEM, f"{v.major}.{v.minor} is too old", "install Python >= 3.11")
     return Finding("python", Level.OK, f"{v.major}.{v.minor}.{v.micro}")
+
+
+def check_clock(state: ClockState | None = None) -> Finding:
+    """Whether the kernel says the clock is synchronised (stresswatch/timesync.py); `state` for tests."""
+    state = kernel_clock_state() if state is None else state
+    if state.synchronised:
+        return Finding("system clock", Level.OK, state.detail)
+    if state.synchronised is None:
+        return Finding("system clock", Level.WARN, f"cannot tell whether it is synchronised: {state.detail}",
+                       "check `timedatectl`: it should say 'System clock synchronized: yes'")
+    return Finding("system clock", Level.WARN, state.detail, UNSYNCED_FIX)
 
 
 def check_state(cfg: Config) -> list[Finding]:
@@ -86,6 +99,9 @@ def check_state(cfg: Config) -> list[Finding]:
                            f"chmod 700 {path}"))
     if not out:
         out.append(Finding(what, Level.OK, f"writable, {free / 2**30:.1f} GiB free"))
+    pid = lock_holder(path)  # looks only: a service starting now must not find the lock taken
+    out.append(Finding("service", Level.OK, f"running as PID {pid} on this state directory" if pid
+                       else "not running on this state directory"))
     return out
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from alerts.daily import DailySummary
 from alerts.engine import AlertEngine, Decision
 from alerts.prompt import Prompt, PromptAction
-from alerts.timeofday import day_start
+from alerts.timeofday import day_of, day_start
 from collector.simulator import Chronic, Minute, plan_days, simulate_minutes
 from processing.reading import Reading
 from processing.stress import StressModel
@@ -92,8 +92,9 @@ def battery_at(t: float, start: float) -> float:
 
 
 def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: int = 1,
-         utc_offset_s: float | None = None) -> Seeded:
-    """Write `days` simulated days ending at `now` for `person` into the configured InfluxDB."""
+         timezone: str | None = None) -> Seeded:
+    """Write `days` simulated days ending at `now` for `person` into the configured InfluxDB, in
+    `timezone` (default: [service] timezone, else the machine's)."""
     wall0 = time.monotonic()
     if days < MIN_DAYS:
         raise ValueError(f"--days must be at least {MIN_DAYS} (14 days of warm-up for the normal range, then a "
@@ -102,15 +103,14 @@ def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: in
     if influx is None:
         raise ValueError("no InfluxDB to seed: give --influx URL (or [influx] url in the config)")
     now = time.time() if now is None else now
-    offset = time.localtime(now).tm_gmtoff if utc_offset_s is None else utc_offset_s
+    alerts = dataclasses.replace(cfg.alert_settings(), timezone=timezone or cfg.service.zone_name())
     # Day 0 starts at the local midnight `days - 1` days before today's.
-    start = math.floor((now + offset) / DAY_S) * DAY_S - offset - (days - 1) * DAY_S
+    start = day_start(day_of(now, alerts.tz) - (days - 1), alerts.tz)
     chronic = Chronic(start=days - CHRONIC_DAYS)
     minutes = [m for m in simulate_minutes(plan_days(days, seed, chronic=chronic), seed, start) if m.t <= now]
 
-    alerts = dataclasses.replace(cfg.alert_settings(), utc_offset_min=round(offset / 60))
     engine = AlertEngine(person, alerts, seed=zlib.crc32(person.encode()))
-    model = cfg.person(person).model(utc_offset_s=offset)
+    model = cfg.person(person).model(alerts.tz)
     device = next((d.address or d.name or "strap" for d in cfg.devices if d.person == person), "simulator")
 
     with tempfile.TemporaryDirectory(prefix="stresswatch-seed-") as tmp:
@@ -169,7 +169,7 @@ def _outputs(outputs: list, person: str, prompts: dict, due: list, out: _Writer,
             # As the dashboard draws it: the 7-day mean under the band's lower edge.
             result.below_band_days += bool(o.hrv_band and o.hrv_week_mean is not None
                                            and o.hrv_week_mean < o.hrv_band[0])
-            out.add("daily", daily_line(person, d, day_start(o.day, engine.settings.utc_offset_min)))
+            out.add("daily", daily_line(person, d, day_start(o.day, engine.settings.tz)))
         elif isinstance(o, Decision) and o.what == "effect" and o.data.get("id") in prompts:
             out.add("prompts", prompt_line(prompts[o.data["id"]], "done", o.data), replace=True)
             result.effects += 1

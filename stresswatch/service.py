@@ -61,6 +61,7 @@ class Wearer:
     pipeline: Pipeline
     engine: AlertEngine
     recent: deque = field(default_factory=deque)  # (t, rr_ms) of the last RECENT_BEATS_S
+    last_reading: Reading | None = None  # republished with the engine's status after an answer
     last_save: float = float("-inf")
 
 
@@ -72,9 +73,10 @@ class Service:
                  on_prompt: Callable[[Prompt], None] | None = None,
                  on_decision: Callable[[str, Decision], None] | None = None,
                  on_daily: Callable[[str, DailySummary], None] | None = None,
-                 clock: Callable[[], float] = time.time, utc_offset_s: float | None = None,
+                 clock: Callable[[], float] = time.time, timezone: str | None = None,
                  alert_settings: AlertSettings | None = None, restore: bool = True):
-        """`restore=False` starts every person afresh (the demo: reproducible), still saving."""
+        """`timezone` overrides [service] timezone (the demo's simulated day is in UTC);
+        `restore=False` starts every person afresh (the demo: reproducible), still saving."""
         self.cfg = cfg
         self.sources = sources
         self.clock = clock
@@ -88,14 +90,13 @@ class Service:
             sinks = Sinks(settings, store=store, inline_flush=False)
         self.sinks = sinks
         self.store: StateStore | None = sinks.store
-        # Local time for the day/night baseline and the alert engine's days and quiet hours;
-        # taken once at start (a DST change takes effect at the next start).
-        offset = time.localtime(clock()).tm_gmtoff if utc_offset_s is None else utc_offset_s
-        alerts = alert_settings or cfg.alert_settings()
-        alerts = replace(alerts, utc_offset_min=round(offset / 60))
+        # Local time for the day/night baseline and the alert engine's days and quiet hours: a
+        # zone, so they follow daylight saving time while the service runs.
+        alerts = replace(alert_settings or cfg.alert_settings(), timezone=timezone or cfg.service.zone_name())
+        self.tz = alerts.tz
         self.people: dict[str, Wearer] = {}
         for p in cfg.people:
-            self.people[p.name] = self._restore(p, cfg, alerts, offset, restore)
+            self.people[p.name] = self._restore(p, cfg, alerts, restore)
         if self.sinks.mqtt is not None:
             self.sinks.mqtt.on_response = self._response_from_phone
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -148,7 +149,12 @@ class Service:
             self._save(*wearers[k : k + SAVE_BATCH])
 
     def respond(self, person: str, response: dict, now: float | None = None) -> None:
-        """A phone's answer to a prompt (already checked to be this person's by the MQTT sink)."""
+        """A phone's answer to a prompt (already checked to be this person's by the MQTT sink).
+
+        The engine checks it (alerts/engine.py `respond`: the id, the action, a snooze length of
+        1-240 minutes): a bad one is one log line and changes nothing. The first answer stands:
+        only it reaches InfluxDB; a later one is logged and counted (`ignored_answers` in the
+        state). The retained state is republished at once, so a snooze shows there."""
         w = self.people.get(person)
         if w is None:
             return
@@ -156,15 +162,17 @@ class Service:
         pid, action = response["id"], str(response["action"])
         try:
             outputs = w.engine.respond(pid, action, response.get("minutes"), now, rr=self._exercise_beats(w, pid))
-        except ValueError as exc:  # an id this engine never sent (e.g. from before a reset)
+        except ValueError as exc:  # an id this engine never sent (e.g. from before a reset), a bad snooze
             log.warning("%s: answer %s to prompt %s not taken: %s", person, action, pid, exc)
             return
-        log.info("%s answered prompt %s: %s", person, pid, action)
-        body = self._prompt_body(pid)
+        taken = any(isinstance(o, Decision) and o.what == "response" for o in outputs)
+        body = self._prompt_body(pid) if taken else None
         if body is not None:
             self.sinks.prompt_outcome(body, action)
-        self._outputs(w, outputs)
+        self._outputs(w, outputs)  # logs the answer, or that it came after the first
         self._save(w)
+        if w.last_reading is not None and self.sinks.mqtt:
+            self.sinks.state(w.last_reading, w.engine.status())
 
     # -- device health: the link's status plus beat age and counts, republished every health_every_s --
 
@@ -188,6 +196,8 @@ class Service:
     def _beats(self, w: Wearer) -> None:
         for b in w.pipeline.beats_out:  # stored once, after correction, with the correction applied
             self.sinks.beat(b)
+            if w.recent and b.t < w.recent[-1][0]:
+                w.recent.clear()  # the clock went back: times before and after no longer compare
             w.recent.append((b.t, b.rr_ms))
             h = self.health.get((w.name, b.device))
             if h is None:  # not setdefault: that would build a DeviceHealth for every beat
@@ -198,12 +208,13 @@ class Service:
 
     def _reading(self, w: Wearer, r: Reading) -> None:
         outputs = w.engine.feed(r)
+        w.last_reading = r
         # the engine's status rides on the retained MQTT state only
         self.sinks.reading(r, w.engine.status() if self.sinks.mqtt else None)
         if self.on_reading:
             self.on_reading(r)
         self._outputs(w, outputs)
-        if outputs or r.time - w.last_save >= SAVE_EVERY_S:
+        if outputs or abs(r.time - w.last_save) >= SAVE_EVERY_S:  # abs: a clock set back saves at once
             self._save(w)
 
     def _outputs(self, w: Wearer, outputs: list) -> None:
@@ -217,7 +228,7 @@ class Service:
                 d = out.to_dict()
                 log.info("%s: day %s %s, stress load %s", w.name, out.date, "valid" if out.valid else
                          f"invalid ({out.invalid_reason})", d.get("stress_load"))
-                self.sinks.daily(w.name, d, day_start(out.day, w.engine.settings.utc_offset_min))
+                self.sinks.daily(w.name, d, day_start(out.day, self.tz))
                 if self.on_daily:
                     self.on_daily(w.name, out)
             elif isinstance(out, Decision):
@@ -225,7 +236,7 @@ class Service:
                     body = self._prompt_body(out.data.get("id", ""))
                     if body is not None:
                         self.sinks.prompt_outcome(body, "done", out.data)
-                level = logging.DEBUG if out.what == "suppressed" else logging.INFO
+                level = {"suppressed": logging.DEBUG, "clock": logging.WARNING}.get(out.what, logging.INFO)
                 log.log(level, "%s: %s", w.name, out.reason)
                 if self.on_decision:
                     self.on_decision(w.name, out)
@@ -249,19 +260,21 @@ class Service:
 
     # -- what survives a restart -----------------------------------------------------------------
 
-    def _restore(self, person, cfg: Config, alerts: AlertSettings, offset: float, restore: bool) -> Wearer:
+    def _restore(self, person, cfg: Config, alerts: AlertSettings, restore: bool) -> Wearer:
         baseline = engine = None
         if self.store is not None and restore:
             try:
                 saved = self.store.load_state(f"baseline/{person.name}")
-                baseline = Baseline.from_dict(saved) if saved else None
+                baseline = Baseline.from_dict(saved, self.tz) if saved else None
                 saved = self.store.load_state(f"alerts/{person.name}")
                 engine = AlertEngine.from_dict(saved, alerts) if saved else None
             except (ValueError, KeyError, TypeError) as exc:  # from an incompatible version
                 log.warning("%s: saved state not restored (%s); starting afresh", person.name, exc)
                 baseline = engine = None
-        model = person.model(baseline=baseline, utc_offset_s=offset)
+        model = person.model(self.tz, baseline=baseline)
         pipeline = Pipeline(person.name, cfg.processing.settings(), model)
+        for note in engine.repaired if engine else ():
+            log.warning("%s: %s", person.name, note)
         engine = engine or AlertEngine(person.name, alerts, seed=zlib.crc32(person.name.encode()))
         if baseline is not None:
             log.info("%s: baseline and alert state restored", person.name)

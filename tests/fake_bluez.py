@@ -10,7 +10,16 @@ Measurements about once a second from a script of RR intervals, like a chest str
 
 Faults the tests can cause: a link loss (GATT objects removed, then `Connected=False`), the
 strap switched off (not advertising, refusing connections), bluetoothd exiting (its bus
-connection closes without any signal) and coming back, and arbitrary bytes notified.
+connection closes without any signal) and coming back, arbitrary bytes notified, a client that
+dies while connected (`abandon_connection`, or a SIGKILLed process), a Disconnect that fails.
+
+What BlueZ does when a client dies, as the fake does it: BlueZ keeps one notification session
+per D-Bus client that called `StartNotify` and ends it when that client leaves the bus
+(`Notifying` turns false with the last one: bluez src/gatt-client.c, notify_client_disconnect),
+but the connection itself is not the client's: the device stays `Connected=true`, and a
+connected LE peripheral does not advertise, so a scan never reports it (bluez issue #89, bleak
+issues #315 and #367). `Device1.Disconnect` ends the link; `Connect` after that works.
+Straps can sit on other adapters (`FakeBlueZ(adapters=("hci0", "hci1"))`, `FakeStrap.adapter`).
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dbus_fast import BusType, DBusError, Variant
+from dbus_fast import BusType, DBusError, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property, method
 
@@ -81,27 +90,29 @@ class PrivateSystemBus:
         self.proc.wait(10)
 
 
-def _dev_path(address: str) -> str:
-    return "/org/bluez/hci0/dev_" + address.replace(":", "_")
+def _dev_path(adapter: str, address: str) -> str:
+    return f"/org/bluez/{adapter}/dev_" + address.replace(":", "_")
 
 
 class Adapter(ServiceInterface):
-    def __init__(self, bluez: FakeBlueZ):
+    def __init__(self, bluez: FakeBlueZ, name: str = "hci0"):
         super().__init__("org.bluez.Adapter1")
         self.bluez = bluez
+        self.hci = name  # not `name`: ServiceInterface.name is the interface's
         self._discovering = False
+        self.discoveries = 0  # StartDiscovery calls: each is one scan by a client
 
     @dbus_property(access=PropertyAccess.READ)
     def Address(self) -> s:  # noqa: F821
-        return "00:1A:7D:DA:71:13"
+        return f"00:1A:7D:DA:71:{0x13 + int(self.hci.removeprefix('hci')):02X}"
 
     @dbus_property(access=PropertyAccess.READ)
     def Name(self) -> s:  # noqa: F821
-        return "fake-hci0"
+        return f"fake-{self.hci}"
 
     @dbus_property(access=PropertyAccess.READ)
     def Alias(self) -> s:  # noqa: F821
-        return "fake-hci0"
+        return f"fake-{self.hci}"
 
     @dbus_property(access=PropertyAccess.READ)
     def Powered(self) -> b:  # noqa: F821
@@ -121,6 +132,7 @@ class Adapter(ServiceInterface):
 
     @method()
     def StartDiscovery(self):
+        self.discoveries += 1
         self._discovering = True
         self.emit_properties_changed({"Discovering": True})
         self.bluez.discovery_started()
@@ -161,7 +173,7 @@ class Device(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def Adapter(self) -> o:  # noqa: F821
-        return "/org/bluez/hci0"
+        return f"/org/bluez/{self.strap.adapter}"
 
     @dbus_property(access=PropertyAccess.READ)
     def RSSI(self) -> n:  # noqa: F821
@@ -214,6 +226,8 @@ class Device(ServiceInterface):
 
     @method()
     def Disconnect(self):
+        if self.strap.refuses_disconnect:
+            raise DBusError("org.bluez.Error.Failed", "Disconnect failed")
         self.strap.link_lost()
 
     @method()
@@ -248,11 +262,17 @@ class GattService(ServiceInterface):
 
 
 class GattCharacteristic(ServiceInterface):
-    def __init__(self, strap: FakeStrap, uuid: str, service_path: str, handle: int, flags: list[str], value: bytes):
+    def __init__(self, strap: FakeStrap, uuid: str, path: str, handle: int, flags: list[str], value: bytes):
         super().__init__("org.bluez.GattCharacteristic1")
-        self.strap, self.uuid, self.service_path, self.handle, self.flags = strap, uuid, service_path, handle, flags
+        self.strap, self.uuid, self.path, self.handle, self.flags = strap, uuid, path, handle, flags
+        self.service_path = path.rsplit("/", 1)[0]
         self.value = value
-        self.notifying = False
+        # D-Bus unique names of the clients that called StartNotify (see FakeBlueZ._on_message)
+        self.notify_clients: set[str] = set()
+
+    @property
+    def notifying(self) -> bool:
+        return bool(self.notify_clients)
 
     @dbus_property(access=PropertyAccess.READ)
     def UUID(self) -> s:  # noqa: F821
@@ -289,15 +309,17 @@ class GattCharacteristic(ServiceInterface):
             self.value = bytes([self.strap.battery])
         return self.value
 
-    @method()
-    def StartNotify(self):
-        self.notifying = True
-        self.emit_properties_changed({"Notifying": True})
+    def start_notify(self, client: str) -> None:
+        was = self.notifying
+        self.notify_clients.add(client)
+        if not was:
+            self.emit_properties_changed({"Notifying": True})
 
-    @method()
-    def StopNotify(self):
-        self.notifying = False
-        self.emit_properties_changed({"Notifying": False})
+    def stop_notify(self, client: str) -> None:
+        was = self.notifying
+        self.notify_clients.discard(client)
+        if was and not self.notifying:
+            self.emit_properties_changed({"Notifying": False})
 
     def notify(self, value: bytes) -> None:
         self.value = value
@@ -318,6 +340,8 @@ class FakeStrap:
     firmware: str = "5.0.0"
     powered: bool = True
     junk_every: int = 0  # every n-th notification is replaced by garbage bytes
+    adapter: str = "hci0"  # the adapter whose range it is in
+    refuses_disconnect: bool = False  # Device1.Disconnect fails (the link stays)
     # accounting
     sent_rr: list[int] = field(default_factory=list)  # every RR value actually notified
     sent_junk: int = 0
@@ -328,7 +352,7 @@ class FakeStrap:
     def __post_init__(self) -> None:
         self.uuids = [HR_SERVICE, BATTERY_SERVICE, DEVICE_INFO] if self.is_hr else ["0000feaa-0000-1000-8000-00805f9b34fb"]
         self.device = Device(self)
-        self.path = _dev_path(self.address)
+        self.path = _dev_path(self.adapter, self.address)
         self._gatt: list[tuple[str, ServiceInterface]] = []
         self.hr_char: GattCharacteristic | None = None
         self._pos = 0
@@ -354,7 +378,7 @@ class FakeStrap:
             for cuuid, flags, value in chars:
                 handle += 1
                 cpath = f"{spath}/char{handle:04x}"
-                char = GattCharacteristic(self, cuuid, spath, handle, flags, value)
+                char = GattCharacteristic(self, cuuid, cpath, handle, flags, value)
                 objs.append((cpath, char))
                 if cuuid == HR_MEASUREMENT:
                     self.hr_char = char
@@ -409,18 +433,25 @@ class FakeStrap:
 class FakeBlueZ:
     """bluetoothd as bleak sees it. Call `start()`, add straps, `run_heartbeats()` in a task."""
 
-    def __init__(self, bus_address: str):
+    def __init__(self, bus_address: str, adapters: tuple[str, ...] = ("hci0",)):
         self.bus_address = bus_address
         self.bus: MessageBus | None = None
-        self.adapter = Adapter(self)
+        self.adapter_names = adapters
+        self.adapters = {name: Adapter(self, name) for name in adapters}
         self.straps: list[FakeStrap] = []
 
     async def start(self) -> None:
         self.bus = await MessageBus(bus_address=self.bus_address, bus_type=BusType.SYSTEM).connect()
-        self.adapter = Adapter(self)
-        self.bus.export("/org/bluez/hci0", self.adapter)
+        self.adapters = {name: Adapter(self, name) for name in self.adapter_names}
+        for name, adapter in self.adapters.items():
+            self.bus.export(f"/org/bluez/{name}", adapter)
         for strap in self.straps:
             self._export_device(strap)
+        self.bus.add_message_handler(self._on_message)
+        await self.bus.call(Message(
+            destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
+            member="AddMatch", signature="s",
+            body=["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"]))
         await self.bus.request_name("org.bluez")
 
     async def exit(self) -> None:
@@ -443,15 +474,39 @@ class FakeBlueZ:
         strap.device = Device(strap)
         self.bus.export(strap.path, strap.device)
 
+    def _on_message(self, msg: Message):
+        """Notification sessions per client: dbus-fast does not tell a method who called it, so
+        StartNotify/StopNotify are answered here, where the caller's unique name is known; a
+        client leaving the bus (NameOwnerChanged with no new owner) ends its sessions."""
+        if msg.message_type == MessageType.SIGNAL and msg.member == "NameOwnerChanged":
+            name, _old, new = msg.body
+            if not new:
+                for char in self._characteristics():
+                    char.stop_notify(name)
+            return None
+        if (msg.message_type == MessageType.METHOD_CALL and msg.interface == "org.bluez.GattCharacteristic1"
+                and msg.member in ("StartNotify", "StopNotify")):
+            char = next((c for c in self._characteristics() if c.path == msg.path), None)
+            if char is None:
+                return None  # dbus-fast answers: unknown object
+            (char.start_notify if msg.member == "StartNotify" else char.stop_notify)(msg.sender)
+            return Message.new_method_return(msg)
+        return None
+
+    def _characteristics(self):
+        for strap in self.straps:
+            for _, iface in strap._gatt:
+                if isinstance(iface, GattCharacteristic):
+                    yield iface
+
     def discovery_started(self) -> None:
         self.advertise()
 
     def advertise(self) -> None:
-        """Powered straps in range send an advertisement (bleak sees an RSSI change)."""
-        if not self.adapter._discovering:
-            return
+        """Powered straps in range of a discovering adapter send an advertisement (bleak sees an
+        RSSI change); a connected peripheral does not advertise."""
         for strap in self.straps:
-            if strap.powered and not strap.device.connected:
+            if strap.powered and not strap.device.connected and self.adapters[strap.adapter]._discovering:
                 strap.device.rssi = -60 + (strap.device.rssi == -60)
                 strap.device.emit_properties_changed({"RSSI": strap.device.rssi})
 
@@ -467,6 +522,22 @@ class FakeBlueZ:
                 if strap.powered and strap.is_hr:
                     strap.tick(period * speed)
             self.advertise()
+
+
+async def abandon_connection(bus_address: str, strap: FakeStrap) -> None:
+    """A client connects to `strap` over D-Bus, subscribes to its heart rate and dies without a
+    word (its bus connection just closes), as a SIGKILLed process does: BlueZ keeps the link."""
+    bus = await MessageBus(bus_address=bus_address, bus_type=BusType.SYSTEM).connect()
+    try:
+        for path, interface, member in ((strap.path, "org.bluez.Device1", "Connect"),
+                                        (None, "org.bluez.GattCharacteristic1", "StartNotify")):
+            reply = await bus.call(Message(destination="org.bluez", path=path or strap.hr_char.path,
+                                           interface=interface, member=member))
+            if reply.message_type == MessageType.ERROR:
+                raise RuntimeError(f"{member}: {reply.error_name} {reply.body}")
+    finally:
+        bus.disconnect()
+    await bus.wait_for_disconnect()
 
 
 def env_for(bus: PrivateSystemBus) -> dict[str, str]:

@@ -178,6 +178,13 @@ class HomeAssistant:
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else "(no log)"
 
+    def restart(self, timeout: float = 120.0) -> None:
+        """Stop and start again on the same config folder and port: onboarding, the token and the
+        MQTT entry are kept in it, so the answer is back once HTTP with the token works."""
+        self.stop()
+        _launch(self, venv())
+        _wait(lambda: _answers(self, "/api/"), timeout, self, "answer HTTP after a restart")
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -197,12 +204,7 @@ def start(config: Path, broker_port: int, notify_url: str, timeout: float = 120.
     (config / "configuration.yaml").write_text(CONFIG.format(port=port, notify_url=notify_url))
     (config / "automations.yaml").write_text("[]\n")
     ha = HomeAssistant(config, port)
-    with open(config / "hass.out", "ab") as out:
-        # --skip-pip: everything is in the venv already; HA must not reach for PyPI at start.
-        ha.proc = subprocess.Popen(
-            [str(env / "bin" / "hass"), "--config", str(config), "--skip-pip", "--log-no-color"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    _launch(ha, env)
     try:
         _wait(lambda: _answers(ha), timeout, ha, "answer HTTP")
         _onboard(ha)
@@ -213,11 +215,20 @@ def start(config: Path, broker_port: int, notify_url: str, timeout: float = 120.
     return ha
 
 
-def _answers(ha: HomeAssistant) -> bool:
+def _launch(ha: HomeAssistant, env: Path) -> None:
+    with open(ha.config / "hass.out", "ab") as out:
+        # --skip-pip: everything is in the venv already; HA must not reach for PyPI at start.
+        ha.proc = subprocess.Popen(
+            [str(env / "bin" / "hass"), "--config", str(ha.config), "--skip-pip", "--log-no-color"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def _answers(ha: HomeAssistant, path: str = "/api/onboarding") -> bool:
     if ha.proc.poll() is not None:
         raise RuntimeError(f"hass exited with {ha.proc.returncode}; its log:\n{ha.log_tail()}")
     try:
-        ha.request("GET", "/api/onboarding", auth=False)
+        ha.request("GET", path, auth=path != "/api/onboarding")
         return True
     except (OSError, RuntimeError):
         return False

@@ -90,8 +90,8 @@ def test_days_roll_over_by_reading_time_and_a_gap_closes_every_day_in_it():
     assert all(not d.valid for d in closed)
 
 
-def test_local_time_follows_the_utc_offset():
-    book = DayBook(AlertSettings(utc_offset_min=120))
+def test_local_time_follows_the_time_zone():
+    book = DayBook(AlertSettings(timezone="Africa/Cairo"))  # UTC+2 in November
     book.feed(calm(T0 + 21 * HOUR))  # 23:00 local
     closed = book.feed(calm(T0 + 22.5 * HOUR))  # 00:30 local, the next day
     assert [d.date for d in closed] == ["2023-11-15"]

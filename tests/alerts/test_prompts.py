@@ -116,7 +116,8 @@ def test_dismiss_closes_the_prompt_and_a_repeated_answer_is_ignored():
     eng = AlertEngine("p")
     (p,) = prompts(run(eng, episode(AT_10, 10)))
     assert len(eng.respond(p.id, "dismiss", None, AT_10 + 11 * MIN)) == 1
-    assert eng.respond(p.id, "done", None, AT_10 + 12 * MIN) == []  # a QoS 1 redelivery, or a change of mind
+    (ignored,) = eng.respond(p.id, "done", None, AT_10 + 12 * MIN)  # a QoS 1 redelivery, or a change of mind
+    assert ignored.what == "ignored" and eng.prompts[p.id]["answer"]["action"] == "dismiss"
     assert prompts(run(eng, minutes(AT_10 + 10 * MIN, 60, calm))) == []
     with pytest.raises(ValueError, match="unknown prompt id 'nope'"):
         eng.respond("nope", "done", None, AT_10)

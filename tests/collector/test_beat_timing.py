@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+
 import numpy as np
+import pytest
 
 from collector.beat_timing import BeatTimer
 from collector.events import Beat, Gap
@@ -86,3 +90,66 @@ def test_no_skin_contact_is_a_gap_until_contact_returns():
     assert kinds == ["Beat", "Gap", "Beat"]
     assert events[1].start == events[0].t and events[1].end < events[2].t
     assert timer.counts.no_contact == 2
+
+
+def stepped(notes, at_s: float, step_s: float):
+    """(wall arrival, payload, monotonic arrival): the wall clock set by `step_s` once `at_s` s
+    have passed, as NTP steps a Raspberry Pi's clock (it has no real-time clock); the monotonic
+    clock (a different origin, as time.monotonic has) never steps."""
+    t0 = notes[0][0]
+    return [(a + (step_s if a - t0 >= at_s else 0.0), p, a - t0 + 5.0) for a, p in notes]
+
+
+def run_stepped(timer, notes):
+    events = []
+    for wall, payload, mono in notes:
+        events += timer.notification(wall, parse(payload), mono)
+    return events
+
+
+def jittery_strap(seconds: float, seed: int = 0):
+    """The reproduction of issue 16: RR = int(717 + gauss(0, 2)), so a notification often repeats
+    the previous one's value."""
+    rng = random.Random(seed)
+    raw = [int(717 + rng.gauss(0, 2)) for _ in range(int(seconds * 1024 / 717))]
+    return raw, strap(raw, start=1_767_254_400.0)
+
+
+@pytest.mark.parametrize("step_s", [-3600.0, 3600.0, -2.0])
+def test_a_step_of_the_wall_clock_re_anchors_the_beats_with_a_gap_and_drops_none(step_s):
+    raw, notes = jittery_strap(600)
+    timer = BeatTimer("p", "d")
+    events = run_stepped(timer, stepped(notes, 400.0, step_s))
+    beats = [e for e in events if isinstance(e, Beat)]
+    # nothing dropped: every interval the strap sent is a beat, once, in order
+    assert [round(b.rr_ms * 1.024) for b in beats] == raw and timer.counts.duplicates == 0
+    assert timer.counts.clock_steps == 1 and timer.last_step_s == pytest.approx(step_s)
+    # one gap, at the step: beats before it on the old clock, after it on the new one
+    gaps = [k for k, e in enumerate(events) if isinstance(e, Gap)]
+    assert len(gaps) == 1 and timer.counts.gaps == 1
+    gap, before, after = events[gaps[0]], events[gaps[0] - 1], events[gaps[0] + 1]
+    assert "clock stepped" in gap.reason and gap.start == gap.end
+    assert gap.end == pytest.approx(before.t + step_s) and after.t == pytest.approx(gap.end + after.rr_ms / 1000)
+    # the last beat is near the (stepped) wall clock, as before the step
+    assert abs(beats[-1].t - (notes[-1][0] + step_s - 0.3)) < 0.35
+    for side in (beats[: gaps[0]], beats[gaps[0] :]):
+        assert all(y.t > x.t for x, y in itertools.pairwise(side))
+
+
+def test_a_step_back_during_a_gap_moves_the_gap_onto_the_new_clock():
+    timer = BeatTimer("p", "d")
+    events = timer.notification(1000.0, parse(notify([1024])), 10.0)
+    events += timer.notification(1001.0, parse(notify([1024], contact=False)), 11.0)
+    events += timer.notification(10.0, parse(notify([1024])), 20.0)  # the clock went back 1000 s
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["Beat", "Gap", "Beat"] and timer.counts.clock_steps == 1
+    gap = events[1]
+    assert gap.start == pytest.approx(events[0].t - 1000.0) and gap.start < gap.end < events[2].t
+    assert events[2].t == pytest.approx(10.0 - 0.3)
+
+
+def test_without_a_monotonic_clock_the_wall_clock_is_taken_not_to_step():
+    timer = BeatTimer("p", "d")
+    timer.notification(1000.0, parse(notify([1024])))
+    timer.notification(5000.0, parse(notify([1024])))  # a long silence, not a step
+    assert timer.counts.clock_steps == 0 and timer.counts.gaps == 1

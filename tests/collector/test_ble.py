@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import sys
 import time
@@ -11,10 +12,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus
+from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus, abandon_connection
 
 from collector.beat_timing import TimingCounts
-from collector.ble import BluetoothUnavailable, DeviceSpec, StrapLink, bluetooth_problem, scan
+from collector.ble import BluetoothUnavailable, DeviceSpec, StrapLink, bluetooth_problem, find_connected, scan
 from collector.events import Beat, Gap
 
 H10 = "A0:9E:1A:00:00:01"
@@ -217,6 +218,103 @@ def test_a_strap_switched_off_and_on_collects_again_within_seconds_of_advertisin
     assert back_after < 6
 
 
+# -- a strap left connected in BlueZ by a client that died (a run killed while connected) --------
+
+LEFT_CONNECTED = "already connected in BlueZ (left by a previous run?); disconnecting and reconnecting"
+
+
+def test_find_connected_picks_the_configured_strap_among_those_bluez_has_connected_on_the_adapter(system_bus):
+    polar_c, polar_d = "A0:9E:1A:00:00:03", "A0:9E:1A:00:00:04"
+
+    async def scenario():
+        bluez = FakeBlueZ(system_bus.address, adapters=("hci0", "hci1"))
+        await bluez.start()
+        left = [bluez.add(FakeStrap(H10, "Polar H10 A", rr_script())),
+                bluez.add(FakeStrap(TICKR, "TICKR B", rr_script())),
+                bluez.add(FakeStrap(polar_c, "Polar H10 C", rr_script(), adapter="hci1"))]
+        bluez.add(FakeStrap(polar_d, "Polar H10 D", rr_script()))  # in range, not connected
+        for strap in left:
+            await abandon_connection(system_bus.address, strap)
+
+        async def found(spec, adapter="hci0", skip=()):
+            device = await find_connected(spec, adapter, skip)
+            return device and (device.address, device.name)
+
+        return [
+            await found(DeviceSpec("ann", address=H10)),
+            await found(DeviceSpec("ann", address=H10.lower())),
+            await found(DeviceSpec("ann", name="polar h10*")),  # C is on the other adapter, D not connected
+            await found(DeviceSpec("ann", name="polar h10*"), adapter="hci1"),
+            await found(DeviceSpec("ann", address=H10), adapter="hci1"),
+            await found(DeviceSpec("ann", name="TICKR*")),
+            await found(DeviceSpec("ann", address=polar_d)),  # advertising: the scan's to find
+            await found(DeviceSpec("ann", name="polar h10*"), skip={H10}),  # one this process holds
+        ]
+
+    assert asyncio.run(scenario()) == [
+        (H10, "Polar H10 A"), (H10, "Polar H10 A"), (H10, "Polar H10 A"), (polar_c, "Polar H10 C"),
+        None, (TICKR, "TICKR B"), None, None]
+
+
+@pytest.mark.parametrize("spec", [DeviceSpec("ann", address=H10), DeviceSpec("ann", name="polar h10*")],
+                         ids=["by address", "by name pattern"])
+def test_a_strap_left_connected_by_a_dead_client_is_disconnected_and_connected_afresh(system_bus, caplog, spec):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script()))
+            await abandon_connection(system_bus.address, strap)
+            assert await until(lambda: not strap.hr_char.notifying, 5)  # BlueZ ended the dead client's session
+            link = h.link(spec)
+            assert await until(lambda: len(h.beats(spec.label)) > 5, 20)
+            return h, strap, link
+
+    h, strap, link = asyncio.run(scenario())
+    assert f"{spec.label}: found {H10} {LEFT_CONNECTED}" in caplog.text
+    assert link.counts.left_connected == 1 and link.counts.failed_connects == 0
+    assert strap.connections == 2  # the dead client's, then ours after Disconnect
+    assert h.bluez.adapters["hci0"].discoveries == 0  # connected straight away, no scan
+    received = [round(x.rr_ms * 1.024) for x in h.beats(spec.label)]
+    assert received == strap.sent_rr[-len(received):]  # everything sent since we subscribed
+
+
+def test_a_strap_left_connected_that_cannot_be_disconnected_is_used_as_it_is(system_bus, caplog):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), refuses_disconnect=True))
+            await abandon_connection(system_bus.address, strap)
+            link = h.link(DeviceSpec("ann", address=H10))
+            assert await until(lambda: len(h.beats(H10)) > 5, 20)
+            return strap, link
+
+    strap, link = asyncio.run(scenario())
+    assert f"{H10}: found {H10} {LEFT_CONNECTED}" in caplog.text
+    assert f"{H10}: could not disconnect {H10} (BleakDBusError: " in caplog.text
+    assert "; using its connection" in caplog.text
+    assert link.counts.left_connected == 1 and strap.connections == 1  # the dead client's link, reused
+
+
+def test_a_strap_another_link_streams_from_is_not_taken_for_one_left_connected(system_bus, caplog):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            a = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script()))
+            b = h.bluez.add(FakeStrap("A0:9E:1A:00:00:05", "Polar OH1 B", rr_script(), powered=False))
+            ann = h.link(DeviceSpec("ann", address=H10))
+            assert await until(lambda: ann.streaming.is_set(), 20)
+            scans = h.bluez.adapters["hci0"].discoveries
+            bob = h.link(DeviceSpec("bob", name="polar*"))  # matches ann's strap too
+            # bob has looked at BlueZ's connected devices and scanned, twice over, while A streams to ann
+            assert await until(lambda: h.bluez.adapters["hci0"].discoveries >= scans + 2, 20)
+            b.powered = True
+            assert await until(lambda: bob.streaming.is_set(), 20)
+            return h, a, b, ann, bob
+
+    h, a, b, ann, bob = asyncio.run(scenario())
+    assert LEFT_CONNECTED not in caplog.text
+    assert ann.counts.left_connected == bob.counts.left_connected == 0
+    assert a.connections == 1 and b.connections == 1
+    assert [round(x.rr_ms * 1.024) for x in h.beats(H10)] == a.sent_rr  # ann's stream never broke
+
+
 def test_without_a_system_bus_scan_names_the_missing_socket_and_the_package(tmp_path, monkeypatch):
     socket = tmp_path / "no-such-dir" / "system_bus_socket"
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={socket}")
@@ -241,3 +339,31 @@ def test_with_bluez_running_only_a_missing_adapter_is_a_problem(system_bus):
 
     assert asyncio.run(scenario()) == [
         None, None, "Bluetooth adapter hci1 not found (BlueZ has: hci0); see bluetoothctl list"]
+
+
+def test_a_step_of_the_wall_clock_while_streaming_is_logged_once_and_no_beat_is_lost(system_bus, caplog):
+    """NTP sets the clock of a Pi (no real-time clock) an hour back while the strap streams: the
+    link reads the monotonic clock beside the wall clock, so the beats follow the new clock."""
+    shift = [0.0]
+
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(200)))
+            link = h.link(DeviceSpec("ann", address=H10), clock=lambda: time.time() + shift[0])
+            assert await until(lambda: len(h.beats(H10)) > 10, 20)
+            shift[0] = -3600.0
+            n = len(h.beats(H10))
+            assert await until(lambda: len(h.beats(H10)) > n + 10, 20)
+            return h, strap, link
+
+    with caplog.at_level("WARNING", logger="stresswatch.ble"):
+        h, strap, link = asyncio.run(scenario())
+    events = h.events[H10]
+    assert [round(x.rr_ms * 1.024) for x in h.beats(H10)] == strap.sent_rr  # none lost, none doubled
+    gaps = [k for k, e in enumerate(events) if isinstance(e, Gap)]
+    assert len(gaps) == 1 and "clock stepped -3600" in events[gaps[0]].reason
+    assert abs(events[-1].t - (time.time() - 3600.0)) < 5.0  # on the new clock
+    assert all(y.t > x.t for x, y in itertools.pairwise(events[gaps[0] + 1 :]))
+    lines = [r.getMessage() for r in caplog.records if "wall clock stepped" in r.getMessage()]
+    assert len(lines) == 1 and "-3600.0 s" in lines[0]
+    assert link.timer.counts.duplicates == 0

@@ -358,6 +358,19 @@ def test_home_assistant_logged_nothing_wrong_with_any_of_the_above(hass):
                 if (" WARNING " in ln or " ERROR " in ln or " CRITICAL " in ln) and not any(e in ln for e in expected)]
     assert problems == []
 
+def test_a_prompt_made_while_home_assistant_restarts_reaches_the_phone_once_it_is_back(hass, sink, phone):
+    """Home Assistant's MQTT session keeps nothing while it restarts: the prompt reaches the broker
+    but no automation. stresswatch sends it again when Home Assistant announces `online`. (After
+    the log check above: a restart starts a new log.)"""
+    hass.stop()
+    p = prompt(expires_in=900.0)
+    sink.publish_prompt(p)
+    assert wait(lambda: sink.store.prompt(p.id)["status"] == "delivered")  # the broker has taken it
+    hass.restart()
+    note, _ = phone.notification_for(p, timeout=120)
+    assert note["data"]["actions"][0]["action"] == f"STRESSWATCH_DONE_ann/{p.id}"
+
+
 # -- README "Phone prompts through Home Assistant": the recipe for a phone without it ------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -64,8 +65,17 @@ def test_night_rest_has_its_own_baseline_and_borrows_the_days_until_calibrated()
 
 def test_local_time_decides_the_period():
     """02:00 UTC is 11:00 in Tokyo (UTC+9): day there."""
-    assert Baseline(utc_offset_s=9 * 3600).period(NIGHT) == "day"
-    assert StressModel(utc_offset_s=9 * 3600).baseline.period(NIGHT) == "day"
+    assert Baseline(ZoneInfo("Asia/Tokyo")).period(NIGHT) == "day"
+    assert StressModel(tz=ZoneInfo("Asia/Tokyo")).baseline.period(NIGHT) == "day"
+
+
+def test_the_period_follows_daylight_saving_time():
+    """In Berlin 21:30 UTC is 22:30 in winter (CET, night) and 23:30 in summer (CEST, night); 20:30
+    UTC is 21:30 CET (day) in winter but 22:30 CEST (night) in summer, the same zone throughout."""
+    berlin = Baseline(ZoneInfo("Europe/Berlin"))
+    winter, summer = 1767225600.0, 1782864000.0  # 2026-01-01 and 2026-07-01, 00:00 UTC
+    assert berlin.period(winter + 20.5 * 3600) == "day"
+    assert berlin.period(summer + 20.5 * 3600) == "night"
 
 
 def test_resting_heart_rate_is_the_lowest_sustained_heart_rate():
@@ -80,13 +90,13 @@ def test_resting_heart_rate_is_the_lowest_sustained_heart_rate():
 
 
 def test_round_trip_through_json_keeps_everything_learned():
-    b = Baseline(utc_offset_s=3600.0)
+    b = Baseline(ZoneInfo("Europe/Berlin"))
     feed(b, DAY, 25, ln=3.1, hr=71.0)
     feed(b, NIGHT, 12, ln=3.9, hr=55.0)
-    copy = Baseline.from_dict(json.loads(json.dumps(b.to_dict())))
+    copy = Baseline.from_dict(json.loads(json.dumps(b.to_dict())), ZoneInfo("Europe/Berlin"))
     for t in (DAY, NIGHT):
         assert copy.reference(t) == b.reference(t)
-    assert copy.resting_hr() == b.resting_hr() and copy.calibrated and copy.utc_offset_s == 3600.0
+    assert copy.resting_hr() == b.resting_hr() and copy.calibrated
     # and it goes on learning where it left off: the next sample is 30 s after the last one
     last = max(row[0] for rows in b.to_dict()["rest"].values() for row in rows)
     assert not copy.add_rest(last + SAMPLE_S / 2, 3.0, 70.0)

@@ -91,6 +91,32 @@ def test_points_written_with_influxdb_client_read_back_exactly(vm, tmp_path):
     assert len(next(iter(hrv.values()))) == sum(r.rmssd_ms is not None for r in readings)
 
 
+def test_two_flushes_at_once_send_each_point_once(vm, tmp_path):
+    """The demo flushes from its producing calls while the service's flusher thread does too:
+    each point goes to the server once, and `sent` counts it once."""
+    import threading
+
+    store = StateStore(tmp_path / "state.db")
+    beats, _ = recent_beats_and_readings(minutes=6)
+    sink = InfluxSink(store, vm.url, bucket="b", batch_size=50)
+    sink.add([beat_line(b) for b in beats])
+    go = threading.Barrier(3)
+
+    def flush_until_empty():
+        go.wait()
+        while store.pending("influx"):
+            sink.flush()
+
+    threads = [threading.Thread(target=flush_until_empty) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    sink.flush(force=True)
+    assert sink.sent == len(beats)
+    assert wait_for(lambda: sum(map(len, rr_series(vm).values())) == len(beats))
+
+
 def test_server_killed_mid_stream_nothing_lost_nothing_doubled(vm, tmp_path):
     beats, _ = recent_beats_and_readings()
     store = StateStore(tmp_path / "state.db")

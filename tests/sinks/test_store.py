@@ -8,6 +8,8 @@ import logging
 import os
 import stat
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,9 +56,82 @@ def test_prompt_history():
     st = StateStore(":memory:")
     st.record_prompt({"id": "p1", "person": "me", "time": 1.0, "expires_at": 2.0})
     assert st.prompt("p1")["status"] == "pending"
-    assert st.set_prompt_status("p1", "done", {"action": "done"})
-    assert st.prompt("p1")["response"] == {"action": "done"}
-    assert not st.set_prompt_status("nope", "done")
+    assert st.set_prompt_status("p1", "delivered")
+    assert st.answer_prompt("p1", {"id": "p1", "action": "done"})
+    assert st.prompt("p1") == {"status": "done", "response": {"id": "p1", "action": "done"},
+                               "prompt": {"id": "p1", "person": "me", "time": 1.0, "expires_at": 2.0}}
+    assert not st.set_prompt_status("nope", "delivered") and not st.answer_prompt("nope", {"action": "done"})
+
+
+def test_the_first_answer_to_a_prompt_stands():
+    st = StateStore(":memory:")
+    st.record_prompt({"id": "p1", "person": "me", "time": 1.0, "expires_at": 2.0})
+    assert st.answer_prompt("p1", {"id": "p1", "action": "snooze", "minutes": 30})
+    assert not st.answer_prompt("p1", {"id": "p1", "action": "done", "minutes": None})
+    assert not st.answer_prompt("p1", {"id": "p1", "action": "dismiss", "minutes": None})
+    # nor does a delivery report that comes after the answer (a PUBACK after a reconnect) hide it
+    assert not st.set_prompt_status("p1", "delivered")
+    rec = st.prompt("p1")
+    assert rec["status"] == "snooze" and rec["response"] == {"id": "p1", "action": "snooze", "minutes": 30}
+
+
+def test_open_prompts_are_those_on_their_way_unexpired_and_no_delivery_status_replaces_an_answer():
+    st = StateStore(":memory:")
+    for pid, expires in (("answered", 100.0), ("delivered", 100.0), ("pending", 90.0), ("old", 50.0),
+                         ("rejected", 100.0)):
+        st.record_prompt({"id": pid, "person": "me", "time": 1.0, "expires_at": expires})
+    st.set_prompt_status("answered", "delivered")
+    st.set_prompt_status("answered", "done", {"id": "answered", "action": "done"})
+    st.set_prompt_status("delivered", "delivered")
+    st.set_prompt_status("rejected", "rejected")
+    # the broker acknowledging a prompt sent again after the phone answered it
+    assert not st.set_prompt_status("answered", "delivered")
+    assert st.prompt("answered")["status"] == "done"
+    assert [(pid, expires) for pid, _, expires in st.open_prompts(60.0)] == [("delivered", 100.0), ("pending", 90.0)]
+    assert [pid for pid, _, _ in st.open_prompts(95.0)] == ["delivered"]
+
+
+# -- one process per state directory --------------------------------------------------------------
+
+HOLD_LOCK = """
+import sys, time
+from sinks.store import StateLock
+StateLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def hold_lock_in_another_process(directory) -> subprocess.Popen:
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(directory)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": root})
+    assert proc.stdout.readline() == "held\n"
+    return proc
+
+
+def test_a_state_directory_held_by_another_process_is_refused_naming_its_pid_until_it_dies(tmp_path):
+    from sinks.store import LOCK_NAME, StateDirectoryBusy, StateLock, lock_holder
+
+    state = tmp_path / "state"
+    other = hold_lock_in_another_process(state)
+    try:
+        lock_file = state / LOCK_NAME
+        assert lock_file.read_text() == f"{other.pid}\n" and stat.S_IMODE(lock_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
+        with pytest.raises(StateDirectoryBusy) as err:
+            StateLock(state).acquire()
+        assert str(err.value) == (f"another stresswatch (PID {other.pid}) is already running on the state directory "
+                                  f"{state}: stop it first, or give this one its own state.directory and "
+                                  "mqtt.client_id")
+        assert lock_holder(state) == other.pid
+    finally:
+        other.kill()  # SIGKILL: the file still names it, but the kernel has dropped its lock
+        other.wait()
+    assert lock_file.read_text() == f"{other.pid}\n" and lock_holder(state) is None
+    with StateLock(state):
+        assert lock_holder(state) == os.getpid()
+    assert lock_file.read_text() == "" and lock_holder(state) is None
 
 
 # -- the per-sink row count: exact, and O(1) ------------------------------------------------------

@@ -12,6 +12,13 @@ from processing.reading import FIELDS
 from stresswatch.cli import main
 
 
+@pytest.fixture(autouse=True)
+def own_state_directory(tmp_path, monkeypatch):
+    """Each test's commands keep their state under its tmp_path: two demos on one state directory
+    (test runs side by side with the same HOME) would be refused, as for a person."""
+    monkeypatch.setenv("STRESSWATCH_STATE__DIRECTORY", str(tmp_path / "state"))
+
+
 def run_cli(*args, cwd=None):
     return subprocess.run(
         [sys.executable, "-m", "stresswatch.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
@@ -168,3 +175,18 @@ def test_analyze_text_output_names_format_then_counts(tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0] == f"# {rec}: format csv"
     assert lines[-1].startswith("# 600 beats; corrected beats:") and len(lines) > 5
+
+
+def test_a_second_demo_on_the_same_state_directory_refuses_naming_the_first(tmp_path):
+    import os
+
+    from sinks.store import StateLock
+
+    demo_state = tmp_path / "state" / "demo"  # the demo's own state directory, next to the service's
+    with StateLock(demo_state):  # as a demo running in this process holds it
+        proc = run_cli("demo", "--seconds", "0", "--plot", "")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"stresswatch: error: another stresswatch (PID {os.getpid()}) is already running on the "
+                           f"state directory {demo_state}: stop it first, or give this one its own state.directory "
+                           "and mqtt.client_id\n")
+    assert run_cli("demo", "--seconds", "0", "--plot", "").returncode == 0  # released: the next one runs

@@ -231,13 +231,13 @@ def test_the_alerts_table_sets_the_engine_and_every_problem_names_its_key(tmp_pa
     assert (s.cooldown_min, s.daily_cap, s.quiet_hours, s.sleep_window) == (45.0, 2, ("21:30", "08:00"),
                                                                             ("22:30", "06:30"))
     assert s.acute_exercises == ("box breathing",)
-    path.write_text('[alerts]\ncooldown_min = "soon"\ndaily_cap = 2.5\nquiet = 1\nutc_offset_min = 60\n')
+    path.write_text('[alerts]\ncooldown_min = "soon"\ndaily_cap = 2.5\nquiet = 1\ntimezone = "UTC"\n')
     with pytest.raises(config.ConfigError) as err:
         config.load(path, environ={})
     problems = "\n".join(err.value.problems)
     assert "alerts.cooldown_min: must be a number, got 'soon'" in problems
     assert "alerts.daily_cap: must be a whole number, got 2.5" in problems
-    assert "alerts.quiet: unknown key" in problems and "alerts.utc_offset_min: unknown key" in problems
+    assert "alerts.quiet: unknown key" in problems and "alerts.timezone: unknown key" in problems
     path.write_text('[alerts]\nquiet_hours = ["22:00", "25:00"]\n')
     with pytest.raises(config.ConfigError) as err:
         config.load(path, environ={})
@@ -245,6 +245,11 @@ def test_the_alerts_table_sets_the_engine_and_every_problem_names_its_key(tmp_pa
     with pytest.raises(config.ConfigError) as err:
         config.load(None, environ={"STRESSWATCH_ALERTS__SESSION_TIME": "23:00"})
     assert err.value.problems[0].startswith("STRESSWATCH_ALERTS__SESSION_TIME: alerts.session_time: 23:00 is inside")
+    path.write_text('[alerts]\nsnooze_default_min = 1000\n')
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path, environ={})
+    (problem,) = err.value.problems
+    assert problem == "alerts.snooze_default_min: must be a snooze length from 1 to 240 minutes, got 1000.0"
 
 
 def test_the_service_runs_the_engine_on_the_configured_alerts(tmp_path):
@@ -252,5 +257,27 @@ def test_the_service_runs_the_engine_on_the_configured_alerts(tmp_path):
 
     cfg = config.load(None, environ={"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "s"),
                                      "STRESSWATCH_ALERTS__COOLDOWN_MIN": "20"})
-    assert Service(cfg, [], utc_offset_s=3600.0).people["me"].engine.settings.cooldown_min == 20.0
-    assert Service(cfg, [], utc_offset_s=3600.0).people["me"].engine.settings.utc_offset_min == 60
+    assert Service(cfg, [], timezone="Europe/Berlin").people["me"].engine.settings.cooldown_min == 20.0
+    assert Service(cfg, [], timezone="Europe/Berlin").people["me"].engine.settings.timezone == "Europe/Berlin"
+
+
+def test_the_service_zone_comes_from_the_config_else_from_the_machine(tmp_path, monkeypatch):
+    from stresswatch.service import Service
+
+    env = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "s")}
+    cfg = config.load(None, environ={**env, "STRESSWATCH_SERVICE__TIMEZONE": "America/New_York"})
+    assert cfg.alert_settings().timezone == "America/New_York"
+    wearer = Service(cfg, []).people["me"]
+    assert wearer.engine.settings.timezone == "America/New_York"
+    assert str(wearer.pipeline.model.baseline.tz) == "America/New_York"
+    monkeypatch.setenv("TZ", ":Europe/Berlin")
+    assert config.load(None, environ=env).service.zone_name() == "Europe/Berlin"
+    monkeypatch.setenv("TZ", "CET-1CEST")  # a POSIX rule names no zone: the machine's files decide
+    assert config.machine_zone() != "CET-1CEST"
+
+
+def test_an_unknown_zone_is_refused_naming_the_key():
+    with pytest.raises(config.ConfigError) as err:
+        config.load(None, environ={"STRESSWATCH_SERVICE__TIMEZONE": "Europe/Berln"})
+    assert err.value.problems == ["STRESSWATCH_SERVICE__TIMEZONE: service.timezone: unknown time zone "
+                                  "'Europe/Berln' (an IANA name such as 'Europe/Berlin')"]

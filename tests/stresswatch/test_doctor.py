@@ -69,6 +69,21 @@ def test_a_state_directory_that_is_a_file_blocks_the_service(tmp_path):
     assert f.level == Level.PROBLEM and "is a file" in f.detail
 
 
+def test_a_running_service_is_reported_with_its_pid_without_taking_its_lock(tmp_path):
+    import os
+
+    from sinks.store import StateLock
+    from stresswatch.doctor import check_state
+
+    cfg = load(tmp_path)
+    assert by_what(check_state(cfg), "service")[0].detail == "not running on this state directory"
+    with StateLock(tmp_path / "state") as held:
+        [f] = by_what(check_state(cfg), "service")
+        assert f.level == Level.OK and f.detail == f"running as PID {os.getpid()} on this state directory"
+        assert held.path.read_text() == f"{os.getpid()}\n"  # still ours: the doctor only looked
+    assert by_what(check_state(cfg), "service")[0].detail == "not running on this state directory"
+
+
 def test_without_a_system_bus_configured_straps_cannot_work_and_the_exit_code_says_so(tmp_path):
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n'
@@ -97,3 +112,18 @@ def test_the_bluez_version_is_read_and_compared_with_what_bleak_needs():
     assert old.level == Level.PROBLEM and "older than 5.55" in old.detail
     missing = bluez_version_finding(None, Level.WARN)
     assert missing.level == Level.WARN and missing.fix == "sudo apt install bluez"
+
+
+def test_the_doctor_says_whether_the_system_clock_is_synchronised(tmp_path):
+    from stresswatch.doctor import check_clock
+    from stresswatch.timesync import ClockState, kernel_clock_state
+
+    unsynced = check_clock(ClockState(False, "not synchronised to a time source (NTP)"))
+    assert unsynced.level == Level.WARN and "timedatectl set-ntp true" in unsynced.fix
+    assert "no real-time clock" in unsynced.fix
+    assert check_clock(ClockState(True, "synchronised, estimated error 1.5 ms")).level == Level.OK
+    unknown = check_clock(ClockState(None, "adjtimex failed: Operation not permitted"))
+    assert unknown.level == Level.WARN and "cannot tell" in unknown.detail
+    # check_all asks the kernel of this machine
+    (clock,) = by_what(check_all(load(tmp_path)), "system clock")
+    assert clock == check_clock(kernel_clock_state())

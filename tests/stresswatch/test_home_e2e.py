@@ -30,8 +30,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from servers import vm_samples
 
+from alerts.timeofday import zone
 from processing.baseline import Baseline
 from sinks.store import StateStore
+from stresswatch.config import machine_zone
 from stresswatch.device_health import DeviceHealth
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -58,9 +60,22 @@ def test_device_health_counts_the_last_minute_and_ages_the_last_beat():
                                   "beats_last_min": 0, "artifacts_last_min": 0}
 
 
+def test_device_health_follows_a_clock_set_back():
+    """NTP sets the clock an hour back while the strap streams: the beats after the step are the
+    last minute's, and the age of the last beat is measured on the new clock."""
+    h = DeviceHealth()
+    for k in range(120):
+        h.beat(5000.0 + k, artifact=False)
+    for k in range(90):  # the same strap, the clock an hour back
+        h.beat(5000.0 + 120 - 3600.0 + k, artifact=k % 10 == 0)
+    now = 5000.0 + 120 - 3600.0 + 89 + 0.5
+    assert h.report(now) == {"last_beat_age_s": 0.5, "beats_last_min": 60, "artifacts_last_min": 6}
+    assert h.report(now + 30) == {"last_beat_age_s": 30.5, "beats_last_min": 30, "artifacts_last_min": 3}
+
+
 def calibrated_baseline(hr: float, ln_rmssd: float, now: float) -> dict:
     """A returning user's resting baseline: 30 minutes of rest samples, as the service saves it."""
-    b = Baseline(time.localtime(now).tm_gmtoff)
+    b = Baseline(zone(machine_zone()))
     for k in range(60):
         t = now - 1800.0 + 30.0 * k
         wobble = (k % 5 - 2) * 0.8

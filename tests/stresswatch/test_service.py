@@ -78,6 +78,11 @@ def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker,
     assert "homeassistant/sensor/stresswatch_ann/battery_a0_9e_1a_00_00_07/config" in seen
     assert seen["stresswatch/status"].payload == b"offline"  # SIGTERM is a clean shutdown
     assert "ann" in out and "HR" in out
+    # the start says whether the system clock is synchronised (a warning when it is not)
+    from stresswatch.timesync import kernel_clock_state
+
+    level = "INFO" if kernel_clock_state().synchronised else "WARNING"
+    assert f"{level} stresswatch.clock: system clock: " in err
 
 
 def test_scan_command_lists_the_strap_with_details(tmp_path):
@@ -213,3 +218,154 @@ def test_run_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr == f"stresswatch: error: no D-Bus system bus at {socket}: install and start dbus (apt install dbus)\n"
+
+
+LEFT_CONNECTED = "already connected in BlueZ (left by a previous run?); disconnecting and reconnecting"
+
+
+def test_after_a_sigkill_the_strap_still_connected_in_bluez_is_found_and_streams_again(tmp_path):
+    """A killed run cannot disconnect: BlueZ keeps the strap connected to nobody, and a connected
+    strap does not advertise, so scanning never finds it again (bleak issues #315, #367). The
+    next run finds it among BlueZ's connected devices, says so, and collects again."""
+    import time
+
+    if not Path("/usr/bin/dbus-daemon").exists():
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    bus = PrivateSystemBus()
+    cfg = tmp_path / "stresswatch.toml"
+    cfg.write_text(f'[processing]\nstep_s = 1\n[state]\ndirectory = "{tmp_path / "state"}"\n'
+                   f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n')
+
+    async def start(log: Path):
+        with log.open("wb") as err:  # a file, not a pipe nobody reads while the run goes on
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run", "--readings",
+                env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
+                stdout=asyncio.subprocess.PIPE, stderr=err)
+
+    async def a_reading_with_beats(proc, timeout: float) -> bool:
+        """Whether this run prints a reading with a heart rate (made of beats it received) in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                line = await asyncio.wait_for(proc.stdout.readline(), left)
+            except TimeoutError:
+                return False
+            if not line:
+                return False  # the run ended
+            if line.startswith(b"ann ") and b"HR -" not in line:
+                return True
+        return False
+
+    async def scenario():
+        bluez = FakeBlueZ(bus.address)
+        await bluez.start()
+        strap = bluez.add(FakeStrap(H10, "Polar H10 7", [800 + (i * 29) % 70 for i in range(50)]))
+        heart = asyncio.create_task(bluez.run_heartbeats(0.5, speed=3.0))
+        first = await start(tmp_path / "first.log")
+        assert await a_reading_with_beats(first, 90), (tmp_path / "first.log").read_text()[-2000:]
+        first.kill()
+        await first.wait()
+        # As BlueZ does for a client that died: its notification session ends, the link stays.
+        for _ in range(100):
+            if not strap.hr_char.notifying:
+                break
+            await asyncio.sleep(0.05)
+        assert strap.device.connected and not strap.hr_char.notifying and strap.connections == 1
+        started = time.monotonic()
+        second = await start(tmp_path / "second.log")
+        try:
+            streams_again = await a_reading_with_beats(second, 60)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(second.communicate(), 30)
+            heart.cancel()
+        return streams_again, time.monotonic() - started, strap
+
+    try:
+        streams_again, after, strap = asyncio.run(scenario())
+    finally:
+        bus.stop()
+    log = (tmp_path / "second.log").read_text()
+    assert streams_again, log[-2000:]
+    print(f"\nrestarted after a SIGKILL: a reading with beats after {after:.1f} s")
+    assert f"{H10}: found {H10} {LEFT_CONNECTED}" in log
+    assert strap.connections == 2  # disconnected, then connected afresh
+
+
+def test_a_second_run_on_the_same_state_directory_refuses_naming_the_first_and_a_killed_one_blocks_nothing(
+        broker, tmp_path):
+    """Two copies on one config took each other's MQTT session every second and shared one
+    outbox. The second now stops before it connects anywhere, in one line naming the first's PID;
+    the lock dies with its process, so after a SIGKILL the next start runs."""
+    if not Path("/usr/bin/dbus-daemon").exists():
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    bus = PrivateSystemBus()
+    state = tmp_path / "state"
+    cfg = tmp_path / "stresswatch.toml"
+    cfg.write_text(
+        f'[processing]\nstep_s = 1\n[state]\ndirectory = "{state}"\n'
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
+        f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n'
+    )
+    status: queue.Queue = queue.Queue()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_message = lambda c, u, m: status.put(m.payload)
+    sub.connect("127.0.0.1", broker.port)
+    sub.subscribe("stresswatch/status")
+    sub.loop_start()
+
+    async def until_status(payload: bytes, timeout: float = 60.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            while not status.empty():
+                if status.get() == payload:
+                    return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no {payload!r} on stresswatch/status within {timeout:.0f} s")
+
+    async def scenario():
+        bluez = FakeBlueZ(bus.address)
+        await bluez.start()
+        bluez.add(FakeStrap(H10, "Polar H10 7", [800 + (i * 29) % 70 for i in range(50)], battery=64))
+        beats = asyncio.create_task(bluez.run_heartbeats(0.5, speed=3.0))
+        env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}
+
+        def start_run():
+            return asyncio.create_subprocess_exec(
+                sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run",
+                env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+
+        first = await start_run()
+        await until_status(b"online")
+        lock = state / "stresswatch.lock"
+        held = (lock.read_text(), lock.stat().st_mode & 0o777)
+        second = await start_run()
+        _, second_err = await asyncio.wait_for(second.communicate(), 60)
+        still_running = first.returncode is None
+        first.kill()  # SIGKILL: no clean-up, the lock goes with the process
+        _, first_err = await asyncio.wait_for(first.communicate(), 30)
+        await until_status(b"offline")  # the last will
+        third = await start_run()
+        await until_status(b"online")
+        third.send_signal(signal.SIGTERM)
+        _, third_err = await asyncio.wait_for(third.communicate(), 30)
+        beats.cancel()
+        return first.pid, held, still_running, second.returncode, second_err.decode(), first_err.decode(), \
+            third.returncode, third_err.decode()
+
+    try:
+        pid, held, still_running, code, err, first_err, third_code, third_err = asyncio.run(scenario())
+    finally:
+        sub.loop_stop()
+        bus.stop()
+    assert held == (f"{pid}\n", 0o600)
+    assert code == 2 and still_running
+    assert err.splitlines() == [
+        (f"stresswatch: error: another stresswatch (PID {pid}) is already running on the state directory {state}: "
+         "stop it first, or give this one its own state.directory and mqtt.client_id")]
+    assert "disconnected from MQTT broker" not in first_err and "took over" not in first_err
+    assert third_code == 0, third_err[-2000:]
+    assert (state / "stresswatch.lock").read_text() == ""  # released at the clean stop
