@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from collector.events import MotionKind
-from collector.phone_activity import PHONE_SPAN_S, motion_from_phone
+from collector.phone_activity import PHONE_AHEAD_S, PHONE_BEFORE_S, motion_from_phone
 
 T = 1_780_000_000.0
 
@@ -31,9 +31,10 @@ T = 1_780_000_000.0
     ('{"activity": "walking", "confidence": 30}', MotionKind.UNKNOWN),
     ('{"activity": "Running", "confidence": "Low"}', MotionKind.UNKNOWN),
 ])
-def test_each_phone_activity_becomes_motion_over_the_last_90_seconds(payload, kind):
+def test_each_phone_activity_becomes_motion_from_90_seconds_before_to_a_minute_after_it(payload, kind):
     m = motion_from_phone("ann", payload.encode(), T)
-    assert (m.person, m.device, m.t, m.kind, m.span_s, m.source) == ("ann", "phone", T, kind, PHONE_SPAN_S, "phone")
+    assert (m.person, m.device, m.kind, m.source) == ("ann", "phone", kind, "phone")
+    assert (m.t - m.span_s, m.t) == (T - PHONE_BEFORE_S, T + PHONE_AHEAD_S)
 
 
 @pytest.mark.parametrize("payload,message", [
