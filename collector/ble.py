@@ -14,10 +14,19 @@ each) loops forever:
 4. stream: each notification is parsed (collector.heart_rate) and timed (collector.beat_timing)
    into Beat/Gap events; a malformed payload is counted and logged (rate-limited), never raised
    out of the callback;
+   motion, where the device offers it (found per connection): a Polar strap's accelerometer
+   through the Polar Measurement Data service (collector/pmd.py: read the ACC settings, start at
+   the lowest rate >= 25 Hz, decode frames into `Acceleration` samples; a refusal of any status
+   is one log line and the strap goes on with heart rate alone), and a foot pod's Running Speed
+   and Cadence (collector/rsc.py) as `Motion`;
 5. the session ends on the disconnect callback, or through the watchdog when no notification
    arrived for `watchdog_s` (bleak does not call back when bluetoothd itself dies or restarts);
    then a Gap is opened, device status says disconnected, and after a backoff (1 s doubling to
-   30 s, +-20 % jitter, reset after a session that streamed) the loop starts again.
+   30 s, +-20 % jitter, reset after a session that streamed) the loop starts again. A started
+   accelerometer is always stopped (PMD op 0x03) before we disconnect, at a reconnect and at
+   shutdown: an H10 left streaming stays on until its battery is empty. One left on by a
+   connection that was lost answers the next start with ALREADY_IN_STATE, and is stopped and
+   started again.
 
 A strap still connected in BlueZ. A connection belongs to bluetoothd, not to the program that
 asked for it: when `stresswatch run` is killed (SIGKILL, a crash, the OOM killer) BlueZ ends
@@ -54,8 +63,9 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from collector import pmd, rsc
 from collector.beat_timing import BeatTimer
-from collector.events import Event
+from collector.events import Acceleration, Event
 from collector.heart_rate import MalformedMeasurement, parse
 
 log = logging.getLogger("stresswatch.ble")
@@ -68,9 +78,19 @@ INFO_CHARS = {
     "model": "00002a24-0000-1000-8000-00805f9b34fb",
     "firmware": "00002a26-0000-1000-8000-00805f9b34fb",
 }
-# Names of wearables that may not list 0x180D in their advertisement.
-KNOWN_NAMES = re.compile(r"polar|h10|h9|h7|verity|tickr|wahoo|hrm|garmin|coospo|heart|magene|moofit|suunto|decathlon",
-                         re.IGNORECASE)
+# Names of wearables that may not list 0x180D (or a foot pod 0x1814) in their advertisement.
+KNOWN_NAMES = re.compile(r"polar|h10|h9|h7|verity|tickr|wahoo|hrm|garmin|coospo|heart|magene|moofit|suunto|decathlon"
+                         r"|stryd|stride|foot ?pod", re.IGNORECASE)
+# A control-point answer later than this is not coming (the H10 answers within ~100 ms).
+PMD_ANSWER_S = 5.0
+# Stopping at shutdown waits this long at most for the strap's answer.
+PMD_STOP_S = 2.0
+# Ours: the strap's clock spaces its accelerometer samples; they are placed on the host clock by
+# an offset taken at the first frame of a connection and taken again when a frame arrives this
+# far from where the offset puts it (a strap's clock need not be set, and may drift).
+ACC_CLOCK_SLACK_S = 2.0
+# A foot pod notifies about once a second; one notification speaks for at most this long.
+RSC_MAX_SPAN_S = 3.0
 # Addresses (upper case) a link of this process is connecting to or streaming from: a strap
 # connected in BlueZ is one left behind only when no link here holds it.
 _IN_USE: set[str] = set()
@@ -78,11 +98,13 @@ _IN_USE: set[str] = set()
 
 @dataclass(frozen=True)
 class DeviceSpec:
-    """A configured strap: who wears it and how to recognise it (address and/or name glob)."""
+    """A configured strap: who wears it and how to recognise it (address and/or name glob).
+    `motion_only`: a motion source (a foot pod) whose heart rate, if it has any, is not taken."""
 
     person: str
     address: str | None = None
     name: str | None = None
+    motion_only: bool = False
 
     @property
     def label(self) -> str:
@@ -125,6 +147,38 @@ class LinkCounts:
     watchdog: int = 0  # reconnects because data stopped without a disconnect
     failed_connects: int = 0
     left_connected: int = 0  # times the strap was found already connected in BlueZ
+    acc_frames: int = 0  # accelerometer frames decoded
+    acc_malformed: int = 0  # accelerometer frames that are not what Polar's document describes
+    acc_refused: int = 0  # accelerometer settings, starts or stops the strap refused
+    rsc_malformed: int = 0
+
+
+class _ControlPoint:
+    """The PMD control point of one connection: commands written, answers arriving as
+    indications (the callback only queues them, as bleak's own callbacks do)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.answers: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def on_indication(self, _char, data: bytearray) -> None:
+        self.answers.put_nowait(bytes(data))
+
+    async def request(self, command: bytes, timeout: float | None = None) -> pmd.Response:
+        """Write a command and return its answer (parameters of multi-part answers joined) within
+        `timeout` (default PMD_ANSWER_S). Raises TimeoutError, PmdError or bleak's errors."""
+        timeout = PMD_ANSWER_S if timeout is None else timeout
+        while not self.answers.empty():  # a late answer to an earlier command
+            self.answers.get_nowait()
+        await asyncio.wait_for(self.client.write_gatt_char(pmd.PMD_CONTROL, command, response=True), timeout)
+        params = b""
+        while True:
+            answer = pmd.parse_response(await asyncio.wait_for(self.answers.get(), timeout))
+            if (answer.op, answer.measurement_type) != (command[0], command[1]):
+                continue  # not the answer to this command
+            params += answer.params
+            if not answer.more:
+                return pmd.Response(answer.op, answer.measurement_type, answer.status, False, params)
 
 
 @dataclass
@@ -156,6 +210,10 @@ class StrapLink:
         self._last_note = 0.0
         self._lost_at: float | None = None
         self.streaming = asyncio.Event()
+        self.motion: str | None = None  # the motion source of this connection, for device status
+        self._acc: pmd.AccDecoder | None = None
+        self._acc_offset: float | None = None
+        self._rsc_last: float | None = None
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -245,13 +303,23 @@ class StrapLink:
                              timeout=self.connect_timeout_s, **_bluez(self.adapter))
         await client.connect()
         self.counts.connects += 1
+        control: _ControlPoint | None = None
         try:
             if not self.info:
                 self.info = await self._read_info(client)
             battery = await self._read_battery(client)
-            self.status({"connected": True, "battery_pct": battery, **self.info})
             self._last_note = time.monotonic()
-            await client.start_notify(HR_MEASUREMENT, self._on_notification)
+            services = client.services
+            if not self.spec.motion_only and services.get_characteristic(HR_MEASUREMENT) is not None:
+                await client.start_notify(HR_MEASUREMENT, self._on_notification)
+            self.motion = None
+            if services.get_characteristic(rsc.RSC_MEASUREMENT) is not None:
+                self._rsc_last = None
+                await client.start_notify(rsc.RSC_MEASUREMENT, self._on_rsc)
+                self.motion = "foot pod (RSC)"
+            if services.get_characteristic(pmd.PMD_CONTROL) and services.get_characteristic(pmd.PMD_DATA):
+                control = await self._start_acc(client)
+            self.status(self._status(battery))
             next_battery = time.monotonic() + self.battery_every_s
             streamed = False
             while not stop.is_set() and not disconnected.is_set():
@@ -268,14 +336,143 @@ class StrapLink:
                 if time.monotonic() >= next_battery:
                     next_battery = time.monotonic() + self.battery_every_s
                     battery = await self._read_battery(client)
-                    self.status({"connected": True, "battery_pct": battery, **self.info})
+                    self.status(self._status(battery))
             return streamed
         finally:
             self.counts.sessions += 1
+            if control is not None and not disconnected.is_set():
+                await self._stop_acc(control)
+            self._acc = None
             try:
                 await asyncio.wait_for(client.disconnect(), timeout=5)
             except Exception:  # already gone: nothing to clean up
                 pass
+
+    def _status(self, battery: int | None) -> dict:
+        out = {"connected": True, "battery_pct": battery, **self.info}
+        if self.motion:
+            out["motion"] = self.motion
+        return out
+
+    # -- the accelerometer (Polar Measurement Data) ----------------------------------------------
+
+    async def _start_acc(self, client) -> _ControlPoint | None:
+        """Start the accelerometer; the control point when it streams (to stop it later), else
+        None after one log line (heart rate goes on either way)."""
+        label = self.spec.label
+        control = None
+        start_sent = False
+        try:
+            try:
+                types = pmd.supported_types(await asyncio.wait_for(client.read_gatt_char(pmd.PMD_CONTROL),
+                                                                   PMD_ANSWER_S))
+            except pmd.PmdError:
+                types = None  # a read this document does not describe: ask for the settings anyway
+            if types is not None and pmd.ACC not in types:
+                log.info("%s: no accelerometer among its measurements; no motion from this strap", label)
+                return None
+            control = _ControlPoint(client)
+            await client.start_notify(pmd.PMD_CONTROL, control.on_indication)
+            await client.start_notify(pmd.PMD_DATA, self._on_pmd_data)
+            answer = await control.request(pmd.get_settings_command())
+            if not answer.ok:
+                self._acc_refused(answer)
+                return None
+            chosen = pmd.choose_acc(pmd.parse_settings(answer.params))
+            start_sent = True
+            answer = await control.request(pmd.start_command(chosen))
+            if answer.status == pmd.Status.ALREADY_IN_STATE:
+                # Left streaming by a connection that was lost: stop it and start with our settings.
+                log.info("%s: the accelerometer was still streaming from an earlier connection; restarting it", label)
+                await control.request(pmd.stop_command())
+                answer = await control.request(pmd.start_command(chosen))
+            if not answer.ok:
+                self._acc_refused(answer)
+                return None
+        except Exception as exc:  # noqa: BLE001 -- no answer, bytes not as documented, bleak or D-Bus errors
+            self.counts.acc_refused += 1
+            why = "no answer from the strap" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            log.warning("%s: accelerometer not started (%s); heart rate goes on without motion", label, why)
+            # A start may have reached the strap without its answer reaching us: stop it at the end.
+            return control if start_sent else None
+        used = pmd.Settings({**chosen.values, **pmd.parse_settings(answer.params, strict=False).values})
+        self._acc = pmd.AccDecoder(used)
+        self._acc_offset = None
+        rate = chosen.get(pmd.SAMPLE_RATE)[0]
+        self.motion = f"accelerometer {rate:g} Hz"
+        log.info("%s: accelerometer streaming at %g Hz", label, rate)
+        return control
+
+    def _acc_refused(self, answer: pmd.Response) -> None:
+        self.counts.acc_refused += 1
+        log.warning("%s: the strap refused the accelerometer (%s); heart rate goes on without motion",
+                    self.spec.label, answer.describe())
+
+    async def _stop_acc(self, control: _ControlPoint) -> None:
+        try:
+            answer = await control.request(pmd.stop_command(), timeout=PMD_STOP_S)
+        except Exception as exc:  # noqa: BLE001 -- bleak, D-Bus or a timeout: the link is going anyway
+            log.warning("%s: could not stop the accelerometer: %s: %s", self.spec.label, type(exc).__name__, exc)
+            return
+        if answer.ok:
+            log.info("%s: accelerometer stopped", self.spec.label)
+        elif answer.status == pmd.Status.ALREADY_IN_STATE:
+            log.debug("%s: the accelerometer was not streaming", self.spec.label)
+        else:
+            self.counts.acc_refused += 1
+            log.warning("%s: the strap refused to stop the accelerometer (%s)", self.spec.label, answer.describe())
+
+    def _on_pmd_data(self, _char, data: bytearray) -> None:
+        try:
+            self._noted()
+            decoder = self._acc
+            if decoder is None:
+                return
+            try:
+                frame = decoder.decode(data)
+            except pmd.PmdError as exc:
+                self.counts.acc_malformed += 1
+                self._log.warning("acc", "%s: accelerometer frame not understood: %s", self.spec.label, exc)
+                return
+            self.counts.acc_frames += 1
+            now = self.clock()
+            last = frame.t_ns[-1] * 1e-9
+            if self._acc_offset is None or abs(last + self._acc_offset - now) > ACC_CLOCK_SLACK_S:
+                self._acc_offset = now - last
+            offset = self._acc_offset
+            self.emit([Acceleration(self.spec.person, self.spec.label, tuple(ns * 1e-9 + offset for ns in frame.t_ns),
+                                    frame.x, frame.y, frame.z, source="pmd")])
+        except Exception:
+            self.counts.callback_errors += 1
+            log.exception("%s: error handling an accelerometer frame", self.spec.label)
+
+    # -- a foot pod (Running Speed and Cadence) --------------------------------------------------
+
+    def _on_rsc(self, _char, data: bytearray) -> None:
+        try:
+            self._noted()
+            try:
+                m = rsc.parse(data)
+            except rsc.MalformedRsc as exc:
+                self.counts.rsc_malformed += 1
+                self._log.warning("rsc", "%s: malformed running speed and cadence payload %s: %s",
+                                  self.spec.label, bytes(data).hex(" "), exc)
+                return
+            now = self.clock()
+            span = RSC_MAX_SPAN_S if self._rsc_last is None else min(RSC_MAX_SPAN_S, max(0.0, now - self._rsc_last))
+            self._rsc_last = now
+            self.emit([rsc.motion(m, self.spec.person, self.spec.label, now, span)])
+        except Exception:
+            self.counts.callback_errors += 1
+            log.exception("%s: error handling a running speed and cadence notification", self.spec.label)
+
+    def _noted(self) -> None:
+        """Any notification: the link is alive (watchdog), and streaming."""
+        self._last_note = time.monotonic()
+        if self._lost_at is not None:
+            self.reconnect_latencies.append(time.monotonic() - self._lost_at)
+            self._lost_at = None
+        self.streaming.set()
 
     async def _read_info(self, client) -> dict:
         info = {}
@@ -298,11 +495,7 @@ class StrapLink:
 
     def _on_notification(self, _char, data: bytearray) -> None:
         try:
-            self._last_note = time.monotonic()
-            if self._lost_at is not None:
-                self.reconnect_latencies.append(time.monotonic() - self._lost_at)
-                self._lost_at = None
-            self.streaming.set()
+            self._noted()
             try:
                 m = parse(data)
             except MalformedMeasurement as exc:
@@ -405,10 +598,11 @@ async def bluetooth_problem(adapter: str | None = None, timeout_s: float = 10.0)
 
 
 async def scan(timeout_s: float = 8.0, details: bool = False, adapter: str | None = None) -> list[dict]:
-    """Nearby heart-rate wearables: advertising 0x180D or a known wearable name. With
-    `details`, connect briefly to read model, firmware and battery and to see whether the
-    strap sends RR intervals (within 5 s). Raises BluetoothUnavailable (see
-    `bluetooth_problem`) when Bluetooth cannot work here."""
+    """Nearby heart-rate wearables and foot pods: advertising 0x180D or 0x1814, or a known
+    wearable name. With `details`, connect briefly to read model, firmware and battery, to see
+    whether the strap sends RR intervals and energy expended (within 5 s), and which motion
+    sources it offers (`motion`: its accelerometer's sample rates, a foot pod, or "none").
+    Raises BluetoothUnavailable (see `bluetooth_problem`) when Bluetooth cannot work here."""
     from bleak import BleakClient, BleakScanner
 
     problem = await bluetooth_problem(adapter)
@@ -418,7 +612,8 @@ async def scan(timeout_s: float = 8.0, details: bool = False, adapter: str | Non
     out = []
     for address, (device, adv) in sorted(found.items(), key=lambda kv: -(kv[1][1].rssi or -999)):
         name = device.name or adv.local_name or ""
-        if HR_SERVICE not in [u.lower() for u in adv.service_uuids] and not KNOWN_NAMES.search(name):
+        uuids = [u.lower() for u in adv.service_uuids]
+        if HR_SERVICE not in uuids and rsc.RSC_SERVICE not in uuids and not KNOWN_NAMES.search(name):
             continue
         row = {"name": name, "address": address, "rssi": adv.rssi}
         if details:
@@ -428,15 +623,49 @@ async def scan(timeout_s: float = 8.0, details: bool = False, adapter: str | Non
                     row.update(await link._read_info(client))
                     row["battery_pct"] = await link._read_battery(client)
                     got: list[bytes] = []
-                    await client.start_notify(HR_MEASUREMENT, lambda c, d, got=got: got.append(bytes(d)))
-                    deadline = time.monotonic() + 5
-                    while time.monotonic() < deadline and not any(_has_rr(p) for p in got):
-                        await asyncio.sleep(0.2)
+                    if client.services.get_characteristic(HR_MEASUREMENT) is not None:
+                        await client.start_notify(HR_MEASUREMENT, lambda c, d, got=got: got.append(bytes(d)))
+                        deadline = time.monotonic() + 5
+                        while time.monotonic() < deadline and not any(_has_rr(p) for p in got):
+                            await asyncio.sleep(0.2)
                     row["sends_rr"] = any(_has_rr(p) for p in got)
+                    row["sends_energy"] = any(_has_energy(p) for p in got)
+                    row["motion"] = await motion_offered(client)
             except Exception as exc:
                 row["error"] = f"{type(exc).__name__}: {exc}"
         out.append(row)
     return out
+
+
+async def motion_offered(client) -> str:
+    """The motion sources a connected device offers, in words: a Polar accelerometer with the
+    sample rates it offers, a foot pod, or "none". Starts nothing."""
+    found = []
+    services = client.services
+    if services.get_characteristic(rsc.RSC_MEASUREMENT) is not None:
+        found.append("foot pod (RSC)")
+    if services.get_characteristic(pmd.PMD_CONTROL) and services.get_characteristic(pmd.PMD_DATA):
+        try:
+            types = pmd.supported_types(await asyncio.wait_for(client.read_gatt_char(pmd.PMD_CONTROL), PMD_ANSWER_S))
+            if pmd.ACC in types:
+                control = _ControlPoint(client)
+                await client.start_notify(pmd.PMD_CONTROL, control.on_indication)
+                answer = await control.request(pmd.get_settings_command())
+                if answer.ok:
+                    rates = pmd.parse_settings(answer.params).get(pmd.SAMPLE_RATE)
+                    found.append(f"accelerometer ({', '.join(f'{r:g}' for r in rates)} Hz)")
+                else:
+                    found.append(f"accelerometer (settings refused: {pmd.status_name(answer.status)})")
+        except Exception as exc:  # noqa: BLE001 -- a probe: say what went wrong, never fail the scan
+            found.append(f"accelerometer (not readable: {type(exc).__name__})")
+    return ", ".join(found) or "none"
+
+
+def _has_energy(payload: bytes) -> bool:
+    try:
+        return parse(payload).energy_kj is not None
+    except MalformedMeasurement:
+        return False
 
 
 def _has_rr(payload: bytes) -> bool:

@@ -71,6 +71,7 @@ application persists (`Baseline.to_dict`).
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from datetime import timezone, tzinfo
 
@@ -80,6 +81,11 @@ from processing.reading import Activity, MotionState, StressState
 ACTIVE_ENTER_HRR = 0.30
 ACTIVE_LEAVE_HRR = 0.20
 ACTIVE_ENERGY_KJ_PER_MIN = 20.0
+# Ours: the energy-expended rate is taken over this much time. Straps send the field only in some
+# notifications (the Heart Rate Service suggests every 10th) and in whole kJ, so over one 10 s
+# step the rate read 0 and then double, and activity flickered between active and recovery; over
+# a minute 20 kJ/min is 20 kJ, far above both errors.
+ENERGY_SPAN_S = 60.0
 RECOVERY_S = 600.0
 # Ours: a short bout of activity gets a recovery as long as the bout plus one RMSSD window, not
 # the full RECOVERY_S: HRV recovers in proportion to the exertion (Michael et al. 2017), and a
@@ -126,7 +132,7 @@ class StressModel:
         self._activity = Activity.UNKNOWN
         self._active_until = -math.inf
         self._active_since = -math.inf
-        self._last_energy: tuple[float, float] | None = None
+        self._energy: deque[tuple[float, float]] = deque()  # (time, energy expended kJ) of the last ENERGY_SPAN_S
 
     def clock_stepped(self, step: float) -> None:
         """The wall clock moved by `step` seconds (the pipeline saw it go back): the times of the
@@ -204,10 +210,15 @@ class StressModel:
         hrr = (hr - rest_hr) / reserve
         energetic = False
         if energy_kj is not None:
-            if self._last_energy is not None and time > self._last_energy[0]:
-                rate = (energy_kj - self._last_energy[1]) / ((time - self._last_energy[0]) / 60.0)
-                energetic = rate >= ACTIVE_ENERGY_KJ_PER_MIN
-            self._last_energy = (time, energy_kj)
+            seen = self._energy
+            if seen and (time <= seen[-1][0] or energy_kj < seen[-1][1]):
+                seen.clear()  # out of order, or the strap's counter was reset
+            seen.append((time, energy_kj))
+            while len(seen) > 2 and time - seen[1][0] >= ENERGY_SPAN_S:
+                seen.popleft()
+            t0, e0 = seen[0]
+            if time - t0 >= ENERGY_SPAN_S / 2:
+                energetic = (energy_kj - e0) / ((time - t0) / 60.0) >= ACTIVE_ENERGY_KJ_PER_MIN
         if self._activity == Activity.ACTIVE:
             still = hrr >= ACTIVE_LEAVE_HRR or energetic or moving
         else:

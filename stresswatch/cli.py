@@ -148,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--save-baseline", metavar="FILE", help="write the learned baseline (JSON) at the end")
     a.set_defaults(func=cmd_analyze)
 
+    mo = sub.add_parser("motion", help="activity from an accelerometer export (Polar Sensor Logger ACC file)")
+    mo.add_argument("file")
+    mo.add_argument("--json", action="store_true",
+                    help="one JSON object per 10 s window: time, kind, says, span_s, intensity_mg, cadence_spm")
+    mo.set_defaults(func=cmd_motion)
+
     s = sub.add_parser("simulate", help="write a simulated day as a CSV recording")
     s.add_argument("out")
     s.add_argument("--seed", type=int, default=7)
@@ -157,7 +163,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("scan", help="list nearby heart-rate straps (Bluetooth)")
     sc.add_argument("--timeout", type=_positive_seconds, default=8.0, help="seconds to scan")
-    sc.add_argument("--details", action="store_true", help="connect briefly: model, firmware, battery, RR support")
+    sc.add_argument("--details", action="store_true",
+                    help="connect briefly: model, firmware, battery, RR and energy support, motion sources")
     sc.add_argument("--adapter", help="Bluetooth adapter, e.g. hci1")
     sc.set_defaults(func=cmd_scan)
 
@@ -194,7 +201,8 @@ def cmd_scan(args) -> int:
         return 1
     for row in rows:
         extra = "".join(
-            f"  {k} {row[k]}" for k in ("manufacturer", "model", "firmware", "battery_pct", "sends_rr", "error") if k in row
+            f"  {k} {row[k]}" for k in ("manufacturer", "model", "firmware", "battery_pct", "sends_rr", "sends_energy",
+                                        "motion", "error") if k in row
         )
         print(f"{row['address']}  {row['rssi']:>4} dBm  {row['name'] or '(no name)'}{extra}")
     print('\nadd one to the config as [[devices]] with address = "..." and the person who wears it')
@@ -290,6 +298,42 @@ def _url_overrides(args) -> dict[str, str]:
 
 
 # -- analyze -------------------------------------------------------------------------------------
+
+
+def cmd_motion(args) -> int:
+    """What an accelerometer export says, window by window (processing/motion.py), and the shares."""
+    from collections import Counter
+
+    from collector.files import read_polar_acc
+    from processing.motion import AccelerometerClassifier, says
+
+    classifier = AccelerometerClassifier("me", "file", source="file")
+    seconds: Counter = Counter()
+    moving = total = 0.0
+    t0 = None
+    for acc in read_polar_acc(args.file):
+        for m in classifier.feed(acc):
+            verdict = says(m)
+            seconds[m.kind.value] += m.span_s
+            total += m.span_s
+            moving += m.span_s if verdict == "moving" else 0.0
+            if args.json:
+                print(_json_dumps({"time": round(m.t, 3), "kind": m.kind.value, "says": verdict.value,
+                                   "span_s": round(m.span_s, 3), "intensity_mg": round(m.intensity_mg, 2),
+                                   "cadence_spm": None if m.cadence_spm is None else round(m.cadence_spm, 1)}))
+                continue
+            t0 = m.t - m.span_s if t0 is None else t0
+            el = int(m.t - t0)
+            cadence = "-" if m.cadence_spm is None else f"{m.cadence_spm:.0f}/min"
+            print(f"{el // 3600:02d}:{el % 3600 // 60:02d}:{el % 60:02d}  {m.kind.value:<8s} {verdict.value:<8s} "
+                  f"intensity {m.intensity_mg:7.1f} mg  cadence {cadence}")
+    if not args.json:
+        if not total:
+            print("no 10 s window of contiguous samples in the file")
+            return 0
+        shares = ", ".join(f"{k} {v / total:.0%}" for k, v in seconds.most_common())
+        print(f"\n{total:.0f} s: {shares}; moving {moving / total:.0%}")
+    return 0
 
 
 def cmd_analyze(args) -> int:

@@ -124,6 +124,8 @@ class DeviceConfig:
     person: str = field(default="me", metadata=_rule(doc="who wears it ([[people]] name)"))
     address: str | None = field(default=None, metadata=_rule(doc="AA:BB:CC:DD:EE:FF"))
     name: str | None = field(default=None, metadata=_rule(doc="name pattern, e.g. 'Polar H10*'"))
+    role: str = field(default="strap", metadata=_rule(
+        choices=("strap", "motion"), doc="strap: heart rate, and its motion sources; motion: motion only (a foot pod)"))
 
 
 @dataclass
@@ -372,6 +374,8 @@ def _check(cfg: Config, n_people: int, problems: list[str]) -> None:
         if d.name and not d.address:  # without an address the name is the device's label in topics
             _check_topic(f"devices[{k}].name", d.name, False, problems)
         _check_topic(f"devices[{k}].person", d.person, False, problems)
+        if d.role != "strap":
+            continue  # a motion source: any number per person
         if d.person in worn:
             problems.append(
                 f"devices[{k}].person: {d.person!r} already wears devices[{worn[d.person]}]; one strap per "
@@ -606,6 +610,7 @@ directory = "~/.local/share/stresswatch"
 # person = "me"
 # address = "A0:9E:1A:12:34:56"   # and/or a name pattern:
 # name = "Polar H10*"
+# role = "strap"                  # or "motion": a foot pod (Stryd, Polar Stride), motion only, any number
 
 # [mqtt]                          # off unless url is set
 # url = "mqtt://127.0.0.1:1883"   # mqtts://host:8883 for TLS

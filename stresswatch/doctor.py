@@ -51,7 +51,10 @@ class Finding:
 
 def check_all(cfg: Config) -> list[Finding]:
     found = [check_python(), check_clock(), *check_state(cfg)]
-    found += check_bluetooth(cfg)
+    bluetooth = check_bluetooth(cfg)
+    found += bluetooth
+    if cfg.devices and not any(f.what == "bluetooth" and f.level != Level.OK for f in bluetooth):
+        found += check_devices(cfg)
     if cfg.mqtt.url is not None:
         found.append(check_mqtt(cfg))
     if cfg.influx.url is not None:
@@ -126,6 +129,46 @@ def check_bluetooth(cfg: Config) -> list[Finding]:
                                    "sudo usermod -aG bluetooth $USER, then log in again"))
         except KeyError:
             out.append(Finding("bluetooth group", level, "there is no `bluetooth` group", "sudo apt install bluez"))
+    return out
+
+
+# How long `check_devices` listens for the configured straps (a strap advertises several times a second).
+DEVICE_SCAN_S = 8.0
+
+
+def check_devices(cfg: Config, timeout_s: float = DEVICE_SCAN_S) -> list[Finding]:
+    """Each configured device that advertises: model, battery, whether it sends RR intervals, and
+    which motion sources it offers (an accelerometer and its rates, a foot pod, none); a device
+    not seen is a warning (a strap sleeps without skin contact)."""
+    import asyncio
+
+    from collector.ble import BluetoothUnavailable, DeviceSpec, scan
+
+    try:
+        rows = asyncio.run(scan(timeout_s, details=True, adapter=cfg.bluetooth.adapter))
+    except BluetoothUnavailable:  # check_bluetooth has said why
+        return []
+    out = []
+    for d in cfg.devices:
+        spec = DeviceSpec(d.person, d.address, d.name)
+        what = f"device {spec.label} ({d.person})"
+        row = next((r for r in rows if spec.matches(r["address"], r["name"])), None)
+        if row is None:
+            out.append(Finding(what, Level.WARN, f"not seen in {timeout_s:g} s of scanning",
+                               "wear it (Polar straps sleep without skin contact) and close phone apps that hold "
+                               "it; `stresswatch scan` lists what advertises"))
+        elif "error" in row:
+            out.append(Finding(what, Level.WARN, f"seen, but connecting failed: {row['error']}",
+                               "try again; if it persists, remove and re-pair it in bluetoothctl"))
+        else:
+            foot_pod = "foot pod" in row.get("motion", "")
+            detail = (f"{row.get('model') or row['name']}, battery {row.get('battery_pct')} %, RR intervals "
+                      f"{'yes' if row.get('sends_rr') else 'no'}, motion: {row.get('motion', 'none')}")
+            if row.get("sends_rr") or foot_pod:
+                out.append(Finding(what, Level.OK, detail))
+            else:
+                out.append(Finding(what, Level.WARN, detail, "this device sends no RR intervals (within 5 s): "
+                                   "no HRV from it; a chest strap does"))
     return out
 
 

@@ -115,7 +115,7 @@ class Service:
         """The home service: every configured [[devices]] strap is a source."""
         service = cls(cfg, [], **kw)
         bt = cfg.bluetooth
-        specs = [DeviceSpec(d.person, d.address, d.name) for d in cfg.devices]
+        specs = [DeviceSpec(d.person, d.address, d.name, d.role == "motion") for d in cfg.devices]
         service.sources.append(StrapSource.from_specs(
             specs, service.device_status, watchdog_s=bt.watchdog_s, battery_every_s=bt.battery_every_s,
             adapter=bt.adapter, clock=service.clock,

@@ -18,7 +18,7 @@ import numpy as np
 
 from collector.artifacts import inject
 from collector.ble import DeviceSpec, StrapLink
-from collector.events import Beat, Event
+from collector.events import Acceleration, Beat, Event, Gap
 from collector.simulator import demo_day, simulate
 from stresswatch.report import Span
 
@@ -157,4 +157,6 @@ def simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat],
 
 
 def _time_of(ev: Event) -> float:
-    return ev.t if isinstance(ev, Beat) else ev.start
+    if isinstance(ev, Gap):
+        return ev.start
+    return ev.t[0] if isinstance(ev, Acceleration) else ev.t

@@ -8,6 +8,14 @@ BlueZ's paths (`.../dev_XX_XX_XX_XX_XX_XX/serviceNNNN/charNNNN`). Notifications 
 `PropertiesChanged` of `GattCharacteristic1.Value`. A `FakeStrap` sends Heart Rate
 Measurements about once a second from a script of RR intervals, like a chest strap.
 
+With `pmd=True` it is also a Polar strap with the Polar Measurement Data service, answering on
+its control point with the bytes of Polar's technical_documentation/online_measurement.pdf (the
+H10's ACC settings, start and stop answers; status codes of the SDK's PmdControlPointResponse)
+and streaming ACC frames (type 0x01, int16 mG) at the rate started, 25 Hz by default; any
+command can be answered with any error status (`pmd_errors`), and, as the issue reports of an
+H10, a stream nobody stopped stays on when the link drops. With `rsc=True` (and `is_hr=False`)
+it is a foot pod: Running Speed and Cadence Measurements (GATT 0x2A53) once a tick.
+
 Faults the tests can cause: a link loss (GATT objects removed, then `Connected=False`), the
 strap switched off (not advertising, refusing connections), bluetoothd exiting (its bus
 connection closes without any signal) and coming back, arbitrary bytes notified, a client that
@@ -25,6 +33,7 @@ Straps can sit on other adapters (`FakeBlueZ(adapters=("hci0", "hci1"))`, `FakeS
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import subprocess
 import tempfile
@@ -43,6 +52,24 @@ DEVICE_INFO = "0000180a-0000-1000-8000-00805f9b34fb"
 MANUFACTURER = "00002a29-0000-1000-8000-00805f9b34fb"
 MODEL = "00002a24-0000-1000-8000-00805f9b34fb"
 FIRMWARE = "00002a26-0000-1000-8000-00805f9b34fb"
+PMD_SERVICE = "fb005c80-02e7-f387-1cad-8acd2d8df0c8"
+PMD_CONTROL = "fb005c81-02e7-f387-1cad-8acd2d8df0c8"
+PMD_DATA = "fb005c82-02e7-f387-1cad-8acd2d8df0c8"
+RSC_SERVICE = "00001814-0000-1000-8000-00805f9b34fb"
+RSC_MEASUREMENT = "00002a53-0000-1000-8000-00805f9b34fb"
+
+# The H10's ACC settings (online_measurement.pdf, section 5.2, after the 5-byte header): sample
+# rates 25, 50, 100, 200 Hz; resolution 16 bits; ranges 2, 4, 8 G.
+H10_ACC_SETTINGS = bytes.fromhex("00 04 19 00 32 00 64 00 C8 00 01 01 10 00 02 03 02 00 04 00 08 00")
+# The H10's control-point read: 0x0F, then ECG (bit 0) and ACC (bit 2) supported.
+H10_FEATURES = bytes.fromhex("0F 05 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00")
+# The first timestamp of the document's H10 frame (ns since 2000-01-01): the fake sensor clock starts there.
+H10_CLOCK_NS = 599618164814402794
+# Status codes (the SDK's PmdControlPointResponseCode).
+INVALID_OP_CODE, INVALID_MEASUREMENT_TYPE, INVALID_LENGTH, ALREADY_IN_STATE = 1, 2, 4, 6
+INVALID_RESOLUTION, INVALID_SAMPLE_RATE, INVALID_RANGE = 7, 8, 9
+# An ACC frame carries at most this many 6-byte samples (ATT MTU 247 - 3 - the 10-byte header).
+MAX_FRAME_SAMPLES = 39
 
 # Malformed payloads seen from real straps and in bug reports: a 16-bit heart rate announced but
 # truncated, RR intervals with an odd stray byte, an RR interval of 0.
@@ -228,6 +255,7 @@ class Device(ServiceInterface):
     def Disconnect(self):
         if self.strap.refuses_disconnect:
             raise DBusError("org.bluez.Error.Failed", "Disconnect failed")
+        self.strap.gatt_log.append("disconnect")
         self.strap.link_lost()
 
     @method()
@@ -315,6 +343,12 @@ class GattCharacteristic(ServiceInterface):
         if not was:
             self.emit_properties_changed({"Notifying": True})
 
+    @method()
+    def WriteValue(self, value: ay, options: "a{sv}"):  # noqa: F821
+        if "write" not in self.flags:
+            raise DBusError("org.bluez.Error.NotPermitted", "Write not permitted")
+        self.strap.written(self, bytes(value))
+
     def stop_notify(self, client: str) -> None:
         was = self.notifying
         self.notify_clients.discard(client)
@@ -342,15 +376,39 @@ class FakeStrap:
     junk_every: int = 0  # every n-th notification is replaced by garbage bytes
     adapter: str = "hci0"  # the adapter whose range it is in
     refuses_disconnect: bool = False  # Device1.Disconnect fails (the link stays)
+    silent: bool = False  # connected, but notifies nothing (a hung strap: the watchdog's case)
+    # Polar Measurement Data (an H10's accelerometer)
+    pmd: bool = False
+    pmd_features: bytes = H10_FEATURES
+    acc_settings: bytes = H10_ACC_SETTINGS
+    pmd_errors: dict = field(default_factory=dict)  # op code -> status answered instead of success
+    pmd_mute: set = field(default_factory=set)  # op codes carried out but never answered (a lost indication)
+    acc_motion: str = "walking"  # the acceleration streamed: "walking" (108 steps/min) or "still"
+    acc_frame_bytes: list = field(default_factory=list)  # frames to send instead of generated ones
+    # a foot pod: (speed m/s, cadence steps/min, running) per tick, looped
+    rsc: bool = False
+    rsc_script: list = field(default_factory=lambda: [(1.4, 108, False)])
     # accounting
     sent_rr: list[int] = field(default_factory=list)  # every RR value actually notified
     sent_junk: int = 0
     connections: int = 0
     battery_reads: int = 0
+    gatt_log: list = field(default_factory=list)  # "write <hex>" per control-point write, "disconnect"
+    acc_on: bool = False  # the accelerometer streams (survives a lost link, as on an H10)
+    acc_rate: int = 0
+    acc_starts: int = 0
+    acc_stops: int = 0
+    acc_sent: int = 0  # samples notified
+    sent_rsc: int = 0
     bluez: FakeBlueZ | None = None
 
     def __post_init__(self) -> None:
-        self.uuids = [HR_SERVICE, BATTERY_SERVICE, DEVICE_INFO] if self.is_hr else ["0000feaa-0000-1000-8000-00805f9b34fb"]
+        if self.is_hr:
+            self.uuids = [HR_SERVICE, BATTERY_SERVICE, DEVICE_INFO] + ([PMD_SERVICE] if self.pmd else [])
+        elif self.rsc:
+            self.uuids = [RSC_SERVICE, BATTERY_SERVICE, DEVICE_INFO]
+        else:
+            self.uuids = ["0000feaa-0000-1000-8000-00805f9b34fb"]
         self.device = Device(self)
         self.path = _dev_path(self.adapter, self.address)
         self._gatt: list[tuple[str, ServiceInterface]] = []
@@ -359,19 +417,30 @@ class FakeStrap:
         self._pending: list[int] = []
         self._notes = 0
         self._ahead = 0.0  # heart time (s) notified ahead of the ticks' total
+        self.chars: dict[str, GattCharacteristic] = {}
+        self._acc_clock_ns = H10_CLOCK_NS
+        self._acc_due = 0.0  # samples owed to the stream (fractions carried between ticks)
+        self._acc_phase = 0
 
     def export_gatt(self) -> None:
         bus = self.bluez.bus
         objs: list[tuple[str, ServiceInterface]] = []
         handle = 0x000B
-        for uuid, chars in (
-            (HR_SERVICE, [(HR_MEASUREMENT, ["notify"], b"")]),
-            (BATTERY_SERVICE, [(BATTERY_LEVEL, ["read", "notify"], bytes([self.battery]))]),
-            (DEVICE_INFO, [(MANUFACTURER, ["read"], self.manufacturer.encode()),
-                           (MODEL, ["read"], self.model.encode()), (FIRMWARE, ["read"], self.firmware.encode())]),
-        ):
-            if not self.is_hr:
-                break
+        services = []
+        if self.is_hr:
+            services.append((HR_SERVICE, [(HR_MEASUREMENT, ["notify"], b"")]))
+        if self.rsc:
+            services.append((RSC_SERVICE, [(RSC_MEASUREMENT, ["notify"], b"")]))
+        if self.is_hr or self.rsc:
+            services += [
+                (BATTERY_SERVICE, [(BATTERY_LEVEL, ["read", "notify"], bytes([self.battery]))]),
+                (DEVICE_INFO, [(MANUFACTURER, ["read"], self.manufacturer.encode()),
+                               (MODEL, ["read"], self.model.encode()), (FIRMWARE, ["read"], self.firmware.encode())]),
+            ]
+        if self.pmd:
+            services.append((PMD_SERVICE, [(PMD_CONTROL, ["read", "write", "indicate"], self.pmd_features),
+                                           (PMD_DATA, ["notify"], b"")]))
+        for uuid, chars in services:
             handle += 1
             spath = f"{self.path}/service{handle:04x}"
             objs.append((spath, GattService(uuid, self.path, handle)))
@@ -380,6 +449,7 @@ class FakeStrap:
                 cpath = f"{spath}/char{handle:04x}"
                 char = GattCharacteristic(self, cuuid, cpath, handle, flags, value)
                 objs.append((cpath, char))
+                self.chars[cuuid] = char
                 if cuuid == HR_MEASUREMENT:
                     self.hr_char = char
                 handle += 1  # room for a descriptor handle, as on real devices
@@ -394,14 +464,112 @@ class FakeStrap:
                 self.bluez.bus.unexport(path, iface)
         self._gatt = []
         self.hr_char = None
+        self.chars = {}
         self.device.connected = False
         self.device.resolved = False
         if self.bluez and self.bluez.bus and not self.bluez.bus._disconnected:
             self.device.emit_properties_changed({"Connected": False, "ServicesResolved": False})
 
-    def tick(self, seconds: float) -> None:
+    # -- Polar Measurement Data ------------------------------------------------------------------
+
+    def written(self, char: GattCharacteristic, value: bytes) -> None:
+        """A write to the PMD control point: answer it as an H10 does (an indication)."""
+        if char.uuid != PMD_CONTROL:
+            return
+        self.gatt_log.append("write " + value.hex(" "))
+        op = value[0] if value else 0
+        mtype = value[1] if len(value) > 1 else 0
+        if op in self.pmd_errors:  # refused: nothing changes
+            status, params = self.pmd_errors[op], b""
+        else:
+            status, params = self._pmd_command(op, mtype, value[2:])
+        if char.notifying and op not in self.pmd_mute:
+            answer = bytes([0xF0, op, mtype, status])
+            char.notify(answer + (bytes([0x00]) + params if status == 0 else b""))
+
+    def _pmd_command(self, op: int, mtype: int, settings: bytes) -> tuple[int, bytes]:
+        if op not in (1, 2, 3):
+            return INVALID_OP_CODE, b""
+        if len(settings) == 0 and mtype == 0 and op != 1:
+            return INVALID_LENGTH, b""
+        if mtype & 0x3F != 0x02:
+            return INVALID_MEASUREMENT_TYPE, b""
+        if op == 1:
+            return 0, self.acc_settings
+        if op == 3:
+            if not self.acc_on:
+                return ALREADY_IN_STATE, b""
+            self.acc_on = False
+            self.acc_stops += 1
+            return 0, b""
+        if self.acc_on:
+            return ALREADY_IN_STATE, b""
+        chosen, pos = {}, 0
+        while pos + 2 <= len(settings):
+            kind, count = settings[pos], settings[pos + 1]
+            size = 1 if kind == 4 else 2
+            chosen[kind] = int.from_bytes(settings[pos + 2 : pos + 2 + size], "little")
+            pos += 2 + count * size
+        offered = {0: (25, 50, 100, 200), 1: (16,), 2: (2, 4, 8)}
+        for kind, error in ((0, INVALID_SAMPLE_RATE), (1, INVALID_RESOLUTION), (2, INVALID_RANGE)):
+            if chosen.get(kind) not in offered[kind]:
+                return error, b""
+        self.acc_on, self.acc_rate = True, chosen[0]
+        self.acc_starts += 1
+        return 0, b"\x01"  # the H10's start answer carries one reserved byte
+
+    def _stream_acc(self, seconds: float) -> None:
+        """The samples of `seconds` of real time, as frames of at most MAX_FRAME_SAMPLES."""
+        self._acc_due += seconds * self.acc_rate
+        n = int(self._acc_due)
+        self._acc_due -= n
+        char = self.chars.get(PMD_DATA)
+        listening = char is not None and char.notifying
+        if self.acc_frame_bytes and listening:
+            for frame in self.acc_frame_bytes:
+                char.notify(frame)
+            self.acc_frame_bytes = []
+        step_ns = 1_000_000_000 // self.acc_rate
+        while n > 0:
+            k = min(n, MAX_FRAME_SAMPLES)
+            n -= k
+            body = b""
+            for _ in range(k):
+                self._acc_clock_ns += step_ns
+                self._acc_phase += 1
+                body += b"".join(round(v).to_bytes(2, "little", signed=True) for v in self._acc_sample())
+            if listening:  # nobody listening: the samples are lost, the sensor clock runs on
+                char.notify(bytes([0x02]) + self._acc_clock_ns.to_bytes(8, "little") + bytes([0x01]) + body)
+                self.acc_sent += k
+
+    def _acc_sample(self) -> tuple[float, float, float]:
+        t = self._acc_phase / self.acc_rate
+        wobble = ((self._acc_phase * 7919) % 13 - 6) * 0.5  # a few mG of deterministic noise
+        if self.acc_motion == "walking":  # 108 steps/min, MAD ~ 200 mG (processing/motion.py)
+            return 12.0 + wobble, 1000.0 + 315.0 * math.sin(2 * math.pi * 1.8 * t) + 8 * wobble, -40.0
+        return 12.0 + wobble, 1000.0 + wobble, -40.0
+
+    def _notify_rsc(self) -> None:
+        char = self.chars.get(RSC_MEASUREMENT)
+        if char is None or not char.notifying:
+            return
+        speed, cadence, running = self.rsc_script[self.sent_rsc % len(self.rsc_script)]
+        self.sent_rsc += 1
+        char.notify(bytes([0x04 if running else 0x00]) + round(speed * 256).to_bytes(2, "little") + bytes([cadence]))
+
+    def tick(self, seconds: float, real_s: float | None = None) -> None:
         """Advance the strap's heart by ~`seconds` and notify the intervals that ended, if
-        someone listens; intervals that end while nobody listens are never sent."""
+        someone listens; intervals that end while nobody listens are never sent. A streaming
+        accelerometer sends the samples of `real_s` (default `seconds`) of real time; a foot pod
+        one measurement."""
+        if self.silent:
+            return
+        if self.acc_on:
+            self._stream_acc(seconds if real_s is None else real_s)
+        if self.rsc:
+            self._notify_rsc()
+        if not self.is_hr:
+            return
         # The heart time already sent beyond the previous ticks counts towards this one, so the
         # heart keeps pace with `seconds` instead of running ahead by up to a beat per tick.
         t = self._ahead
@@ -519,8 +687,8 @@ class FakeBlueZ:
             if self.bus is None or self.bus._disconnected:
                 continue
             for strap in self.straps:
-                if strap.powered and strap.is_hr:
-                    strap.tick(period * speed)
+                if strap.powered:
+                    strap.tick(period * speed, period)
             self.advertise()
 
 

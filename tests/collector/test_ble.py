@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus, abandon_connection
 
+from collector import pmd
 from collector.beat_timing import TimingCounts
 from collector.ble import BluetoothUnavailable, DeviceSpec, StrapLink, bluetooth_problem, find_connected, scan
-from collector.events import Beat, Gap
+from collector.events import Acceleration, Beat, Gap, Motion, MotionKind
 
 H10 = "A0:9E:1A:00:00:01"
 TICKR = "C8:2B:96:00:00:02"
@@ -70,6 +73,12 @@ class Harness:
 
     def beats(self, label: str) -> list[Beat]:
         return [e for e in self.events.get(label, []) if isinstance(e, Beat)]
+
+    def samples(self, label: str) -> list[Acceleration]:
+        return [e for e in self.events.get(label, []) if isinstance(e, Acceleration)]
+
+    def n_samples(self, label: str) -> int:
+        return sum(len(a.t) for a in self.samples(label))
 
 
 async def until(cond, timeout: float) -> bool:
@@ -367,3 +376,199 @@ def test_a_step_of_the_wall_clock_while_streaming_is_logged_once_and_no_beat_is_
     lines = [r.getMessage() for r in caplog.records if "wall clock stepped" in r.getMessage()]
     assert len(lines) == 1 and "-3600.0 s" in lines[0]
     assert link.timer.counts.duplicates == 0
+
+
+# -- motion: a Polar strap's accelerometer (PMD) and a foot pod (RSC) -------------------------------
+
+START_25_HZ = "write 02 02 02 01 08 00 00 01 19 00 01 01 10 00"  # range 8 G, 25 Hz, 16 bits
+
+
+def test_a_polar_strap_streams_its_accelerometer_at_25_hz_next_to_heart_rate(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True))
+            link = h.link(DeviceSpec("ann", address=H10))
+            assert await until(lambda: h.n_samples(H10) >= 100 and len(h.beats(H10)) >= 5, 20)
+            return h, strap, link
+
+    h, strap, link = asyncio.run(scenario())
+    assert strap.gatt_log[:2] == ["write 01 02", START_25_HZ]  # the settings, then the lowest rate at 8 G
+    samples = h.samples(H10)
+    t = np.concatenate([a.t for a in samples])
+    y = np.concatenate([a.y for a in samples])
+    assert np.allclose(np.diff(t), 0.04, atol=1e-6)  # 25 Hz, spaced by the sensor clock
+    assert abs(t[-1] - time.time()) < 3  # placed on the host clock
+    # the fake walks: 1000 mG of gravity plus a 315 mG sinusoid on y
+    assert 600 < y.min() < 750 and 1250 < y.max() < 1400 and {a.source for a in samples} == {"pmd"}
+    assert link.counts.acc_frames >= 5 and link.counts.acc_malformed == 0
+    assert [s for s in h.statuses[H10] if s["connected"]][-1]["motion"] == "accelerometer 25 Hz"
+    assert [round(b.rr_ms * 1.024) for b in h.beats(H10)] == strap.sent_rr  # heart rate unharmed
+
+
+def test_the_accelerometer_is_stopped_before_the_link_closes_at_shutdown(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True))
+            h.link(DeviceSpec("ann", address=H10))
+            assert await until(lambda: h.n_samples(H10) >= 50, 20)
+            return strap  # leaving the harness sets stop and ends the link
+
+    strap = asyncio.run(scenario())
+    assert strap.gatt_log[-2:] == ["write 03 02", "disconnect"]
+    assert not strap.acc_on and strap.acc_stops == 1
+
+
+def test_a_hung_strap_gets_its_accelerometer_stopped_before_the_watchdog_reconnects(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True))
+            link = h.link(DeviceSpec("ann", address=H10), watchdog_s=2.0)
+            assert await until(lambda: h.n_samples(H10) >= 50, 20)
+            strap.silent = True  # connected, but nothing arrives
+            assert await until(lambda: link.counts.watchdog == 1 and "disconnect" in strap.gatt_log, 10)
+            strap.silent = False
+            assert await until(lambda: strap.acc_starts == 2, 20)
+            return strap, link
+
+    strap, link = asyncio.run(scenario())
+    first = strap.gatt_log.index("disconnect")
+    assert strap.gatt_log[first - 1] == "write 03 02" and strap.acc_stops >= 1 and link.counts.sessions >= 1
+
+
+def test_a_stream_left_on_by_a_lost_link_is_stopped_and_started_again(system_bus, caplog):
+    caplog.set_level(logging.INFO, logger="stresswatch.ble")
+
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True))
+            h.link(DeviceSpec("ann", address=H10))
+            assert await until(lambda: h.n_samples(H10) >= 25, 20)
+            strap.link_lost()  # no chance to stop it: the H10 streams on
+            assert strap.acc_on
+            before = h.n_samples(H10)
+            assert await until(lambda: h.n_samples(H10) >= before + 25, 20)
+            return strap
+
+    strap = asyncio.run(scenario())
+    second = strap.gatt_log.index(START_25_HZ, 2)
+    assert strap.gatt_log[second: second + 3] == [START_25_HZ, "write 03 02", START_25_HZ]
+    assert strap.acc_starts == 2 and "still streaming from an earlier connection" in caplog.text
+
+
+def test_every_control_point_error_status_is_one_log_line_and_heart_rate_goes_on(system_bus, caplog):
+    caplog.set_level(logging.WARNING, logger="stresswatch.ble")
+    refusals = [(pmd.OP_START, s) for s in pmd.Status if s != pmd.Status.SUCCESS]
+    refusals.append((pmd.OP_GET_SETTINGS, pmd.Status.NOT_SUPPORTED))
+
+    async def scenario():
+        async with Harness(system_bus, period=0.25) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True))
+            link = h.link(DeviceSpec("ann", address=H10), backoff_min_s=0.2)
+            seen = []
+            for op, status in refusals:
+                strap.pmd_errors = {op: status}
+                if status == pmd.Status.ALREADY_IN_STATE:
+                    strap.pmd_errors = {op: status, pmd.OP_STOP: pmd.Status.INVALID_STATE}
+                n = link.counts.acc_refused
+                strap.link_lost()
+                assert await until(lambda n=n: link.counts.acc_refused > n, 20), (op, status)
+                beats = len(h.beats(H10))
+                assert await until(lambda b=beats: len(h.beats(H10)) >= b + 3, 20), (op, status)
+                seen.append(link.counts.acc_refused - n)
+            return h, strap, link, seen
+
+    h, strap, link, seen = asyncio.run(scenario())
+    lines = [r.getMessage() for r in caplog.records if "accelerometer" in r.getMessage()]
+    for op, status in refusals:  # ALREADY_IN_STATE: stopped, started again, refused again, said once
+        want = f"the strap refused the accelerometer ({pmd.OPS[op]}: {status.name})"
+        assert sum(want in line for line in lines) == 1, want
+    assert len(lines) == len(refusals) and seen == [1] * len(refusals)
+    assert not h.samples(H10) and not strap.acc_on and link.counts.callback_errors == 0
+    assert [round(b.rr_ms * 1.024) for b in h.beats(H10)] == strap.sent_rr  # every beat arrived
+
+
+def test_a_frame_not_as_documented_is_counted_and_logged_and_the_stream_goes_on(system_bus, caplog):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True))
+            link = h.link(DeviceSpec("ann", address=H10))
+            assert await until(lambda: h.n_samples(H10) >= 25, 20)
+            strap.acc_frame_bytes = [bytes.fromhex("02 00 00 00 00 00 00 00 00 07 01 02"), b"\x02\x00"]
+            before = h.n_samples(H10)
+            assert await until(lambda: link.counts.acc_malformed == 2 and h.n_samples(H10) > before + 25, 20)
+            return link
+
+    link = asyncio.run(scenario())
+    assert link.counts.callback_errors == 0
+    assert "accelerometer frame not understood: ACC frame type 7" in caplog.text
+
+
+def test_a_foot_pod_says_walking_running_and_standing_with_cadence_and_speed(system_bus):
+    pod_address = "D4:22:CD:00:00:03"
+    script = [(1.5, 108, False), (3.25, 172, True), (0.0, 0, False)]
+
+    async def scenario():
+        async with Harness(system_bus) as h:
+            h.bluez.add(FakeStrap(pod_address, "Polar Stride", is_hr=False, rsc=True, rsc_script=script))
+            link = h.link(DeviceSpec("ann", address=pod_address))
+            assert await until(lambda: len(h.events.get(pod_address, [])) >= 6, 20)
+            return h, link
+
+    h, link = asyncio.run(scenario())
+    motions = [e for e in h.events[pod_address] if isinstance(e, Motion)]
+    said = [(m.kind, m.cadence_spm, m.speed_m_s) for m in motions[:3]]
+    k = [(MotionKind.WALKING, 108.0, 1.5), (MotionKind.RUNNING, 172.0, 3.25), (MotionKind.STILL, 0.0, 0.0)]
+    assert said in (k, k[1:] + k[:1], k[2:] + k[:2])  # in the script's order, from wherever it was
+    assert all(m.person == "ann" and m.source == "rsc" and 0 < m.span_s <= 3.0 for m in motions)
+    assert not h.beats(pod_address) and link.counts.watchdog == 0  # its notifications keep the link alive
+    assert [s for s in h.statuses[pod_address] if s["connected"]][-1]["motion"] == "foot pod (RSC)"
+
+
+def test_scan_details_name_the_motion_sources_each_device_offers(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            h.bluez.add(FakeStrap(H10, "Polar H10 12345678", rr_script(), pmd=True))
+            h.bluez.add(FakeStrap(TICKR, "TICKR B", rr_script()))
+            h.bluez.add(FakeStrap("D4:22:CD:00:00:03", "Polar Stride", is_hr=False, rsc=True))
+            return await scan(timeout_s=2.0, details=True)
+
+    rows = {r["address"]: r for r in asyncio.run(scenario())}
+    assert rows[H10]["motion"] == "accelerometer (25, 50, 100, 200 Hz)" and rows[H10]["sends_rr"] is True
+    assert rows[TICKR]["motion"] == "none"
+    assert rows["D4:22:CD:00:00:03"]["motion"] == "foot pod (RSC)" and rows["D4:22:CD:00:00:03"]["sends_rr"] is False
+
+
+def test_a_motion_only_device_gives_motion_and_no_beats(system_bus):
+    """`role = "motion"`: a second device of someone who wears a strap; its heart rate would merge
+    into the strap's beat series, so only its motion is taken."""
+    async def scenario():
+        async with Harness(system_bus) as h:
+            h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True))
+            h.link(DeviceSpec("ann", address=H10, motion_only=True))
+            assert await until(lambda: h.n_samples(H10) >= 50, 20)
+            await asyncio.sleep(1.0)
+            return h
+
+    h = asyncio.run(scenario())
+    assert not h.beats(H10) and h.n_samples(H10) >= 50
+
+
+def test_a_start_whose_answer_never_came_is_still_stopped_at_the_end(system_bus, monkeypatch, caplog):
+    """The strap started streaming but its answer was lost: heart rate goes on, and the stream
+    that may be running is stopped before the link closes."""
+    import collector.ble
+
+    monkeypatch.setattr(collector.ble, "PMD_ANSWER_S", 1.0)
+
+    async def scenario():
+        async with Harness(system_bus) as h:
+            strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True, pmd_mute={pmd.OP_START}))
+            link = h.link(DeviceSpec("ann", address=H10))
+            assert await until(lambda: link.counts.acc_refused == 1 and len(h.beats(H10)) >= 5, 20)
+            assert strap.acc_on
+            return h, strap
+
+    h, strap = asyncio.run(scenario())
+    assert "accelerometer not started (no answer from the strap)" in caplog.text
+    assert strap.gatt_log[-2:] == ["write 03 02", "disconnect"] and not strap.acc_on
+    assert not h.samples(H10)  # frames of a start never confirmed are not taken

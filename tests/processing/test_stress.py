@@ -249,3 +249,18 @@ def test_accelerometer_samples_of_a_walk_make_the_readings_active():
     walk = [r for r in readings if start + 20 <= r.time <= end]
     assert all(r.motion == "moving" for r in walk)
     assert not any(r.state == "stressed" for r in readings if r.time >= start)
+
+
+def test_energy_sent_in_some_notifications_only_keeps_activity_steady():
+    """A strap sends energy expended in every 10th notification, in whole kJ: rising at 25 kJ/min
+    at a modest heart rate is activity, without flickering to recovery between readings (over one
+    10 s step the rate read 0, then double: "rraarrarar...")."""
+    rng = np.random.default_rng(0)
+    beats, t = [], 1_767_268_800.0
+    for i in range(900):
+        rr = 750.0 + rng.normal(0.0, 20.0)
+        t += rr / 1000.0
+        energy = round((t - 1_767_268_800.0) / 60.0 * 25.0) if i % 10 == 0 else None
+        beats.append(Beat("p", "d", t, rr, energy_kj=energy))
+    activity = [r.activity for r in run(beats, "p", Settings()) if r.time >= beats[0].t + 60]
+    assert activity and all(a == "active" for a in activity)

@@ -190,3 +190,21 @@ def test_a_second_demo_on_the_same_state_directory_refuses_naming_the_first(tmp_
                            f"state directory {demo_state}: stop it first, or give this one its own state.directory "
                            "and mqtt.client_id\n")
     assert run_cli("demo", "--seconds", "0", "--plot", "").returncode == 0  # released: the next one runs
+
+
+def test_motion_reads_a_polar_sensor_logger_export_and_says_it_is_still(reference):
+    proc = run_cli("motion", str(reference / "motion/polar_sense_rest/Polar_Sense_ACC.txt"))
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("51") and "still 100%" in last and "moving 0%" in last
+    acc = str(reference / "motion/polar_sense_rest/Polar_Sense_ACC.txt")
+    rows = [json.loads(x) for x in run_cli("motion", "--json", acc).stdout.splitlines()]
+    assert len(rows) == 51 and {r["kind"] for r in rows} == {"still"} and rows[0]["intensity_mg"] < 25
+
+
+def test_motion_on_a_file_that_is_not_an_acc_export_is_one_line(tmp_path):
+    path = tmp_path / "rr.txt"
+    path.write_text("800\n810\n")
+    proc = run_cli("motion", str(path))
+    assert proc.returncode == 2 and "not a Polar Sensor Logger ACC export" in proc.stderr
+    assert "Traceback" not in proc.stderr

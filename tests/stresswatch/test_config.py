@@ -281,3 +281,16 @@ def test_an_unknown_zone_is_refused_naming_the_key():
         config.load(None, environ={"STRESSWATCH_SERVICE__TIMEZONE": "Europe/Berln"})
     assert err.value.problems == ["STRESSWATCH_SERVICE__TIMEZONE: service.timezone: unknown time zone "
                                   "'Europe/Berln' (an IANA name such as 'Europe/Berlin')"]
+
+
+def test_a_foot_pod_is_a_motion_device_next_to_the_strap(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:00:00:07"\n'
+                    '[[devices]]\nperson = "ann"\naddress = "D4:22:CD:00:00:03"\nrole = "motion"\n')
+    cfg = config.load(path, environ={})
+    assert [d.role for d in cfg.devices] == ["strap", "motion"] and [p.name for p in cfg.people] == ["ann"]
+    path.write_text('[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:00:00:07"\nrole = "pod"\n'
+                    '[[devices]]\nperson = "ann"\naddress = "D4:22:CD:00:00:03"\n')
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path, environ={})
+    assert "devices[0].role: must be one of strap, motion, got 'pod'" in err.value.problems

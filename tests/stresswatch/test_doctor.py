@@ -127,3 +127,50 @@ def test_the_doctor_says_whether_the_system_clock_is_synchronised(tmp_path):
     # check_all asks the kernel of this machine
     (clock,) = by_what(check_all(load(tmp_path)), "system clock")
     assert clock == check_clock(kernel_clock_state())
+
+
+def test_doctor_names_each_configured_devices_motion_sources(tmp_path):
+    """Against the fake BlueZ: a Polar strap with an accelerometer, a foot pod, a strap without
+    motion, and one that is not there."""
+    import asyncio
+    import os
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus
+
+    if not Path("/usr/bin/dbus-daemon").exists():
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n'
+                   '[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:00:00:07"\n'
+                   '[[devices]]\nperson = "ann"\naddress = "D4:22:CD:00:00:03"\nrole = "motion"\n'
+                   '[[devices]]\nperson = "bob"\naddress = "C8:2B:96:00:00:02"\n'
+                   '[[devices]]\nperson = "cy"\naddress = "A0:9E:1A:00:00:09"\n')
+    bus = PrivateSystemBus()
+
+    async def scenario():
+        bluez = FakeBlueZ(bus.address)
+        await bluez.start()
+        bluez.add(FakeStrap("A0:9E:1A:00:00:07", "Polar H10 7", [820] * 10, pmd=True))
+        bluez.add(FakeStrap("D4:22:CD:00:00:03", "Polar Stride", is_hr=False, rsc=True, model="Stride"))
+        bluez.add(FakeStrap("C8:2B:96:00:00:02", "TICKR B", [700] * 10))
+        beats = asyncio.create_task(bluez.run_heartbeats(0.5))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "doctor",
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}, stdout=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        beats.cancel()
+        return out.decode()
+
+    try:
+        out = asyncio.run(scenario())
+    finally:
+        bus.stop()
+    lines = {ln.split(": ", 1)[0].split(None, 1)[1]: ln for ln in out.splitlines() if "device " in ln}
+    assert "motion: accelerometer (25, 50, 100, 200 Hz)" in lines["device A0:9E:1A:00:00:07 (ann)"]
+    assert lines["device A0:9E:1A:00:00:07 (ann)"].startswith("ok")
+    assert lines["device D4:22:CD:00:00:03 (ann)"] == "ok      device D4:22:CD:00:00:03 (ann): Stride, battery 87 %, " \
+        "RR intervals no, motion: foot pod (RSC)"
+    assert "motion: none" in lines["device C8:2B:96:00:00:02 (bob)"]
+    assert lines["device A0:9E:1A:00:00:09 (cy)"].startswith("warn") and "not seen" in lines["device A0:9E:1A:00:00:09 (cy)"]

@@ -85,6 +85,48 @@ def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker,
     assert f"{level} stresswatch.clock: system clock: " in err
 
 
+def test_sigterm_of_run_stops_the_straps_accelerometer_before_the_link_closes(tmp_path):
+    """`stresswatch run` (a real subprocess) with an H10 that streams its accelerometer: the
+    walking it streams reaches the readings as motion, and SIGTERM stops the accelerometer
+    (PMD 03 02) before the link closes; an H10 left streaming stays on until its battery is empty."""
+    if not Path("/usr/bin/dbus-daemon").exists():
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    bus = PrivateSystemBus()
+    cfg = tmp_path / "stresswatch.toml"
+    cfg.write_text(f'[processing]\nstep_s = 2\n[state]\ndirectory = "{tmp_path / "state"}"\n'
+                   f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n')
+
+    async def scenario():
+        bluez = FakeBlueZ(bus.address)
+        await bluez.start()
+        strap = bluez.add(FakeStrap(H10, "Polar H10 7", [800 + (i * 29) % 70 for i in range(50)], pmd=True))
+        beats = asyncio.create_task(bluez.run_heartbeats(0.5))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run", "--readings",
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        lines = []
+        try:
+            async with asyncio.timeout(90):
+                while not any("motion moving" in ln for ln in lines):
+                    lines.append((await proc.stdout.readline()).decode())
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+            beats.cancel()
+        return proc.returncode, "".join(lines) + out.decode(), err.decode(), strap
+
+    try:
+        code, out, err, strap = asyncio.run(scenario())
+    finally:
+        bus.stop()
+    assert code == 0, err[-2000:]
+    assert "accelerometer streaming at 25 Hz" in err and "motion moving" in out
+    assert strap.gatt_log[-2:] == ["write 03 02", "disconnect"]
+    assert not strap.acc_on and strap.acc_stops == 1 and "accelerometer stopped" in err
+
+
 def test_scan_command_lists_the_strap_with_details(tmp_path):
     if not Path("/usr/bin/dbus-daemon").exists():
         pytest.skip("dbus-daemon is not installed (Debian package dbus)")
@@ -369,3 +411,20 @@ def test_a_second_run_on_the_same_state_directory_refuses_naming_the_first_and_a
     assert "disconnected from MQTT broker" not in first_err and "took over" not in first_err
     assert third_code == 0, third_err[-2000:]
     assert (state / "stresswatch.lock").read_text() == ""  # released at the clean stop
+
+
+def test_a_paced_replay_hands_over_motion_events_in_time_order():
+    """Replays carry motion too: a Motion and accelerometer samples are timed like beats."""
+    from collector.events import Acceleration, Beat, Gap, Motion, MotionKind
+    from stresswatch.sources import ReplaySource
+
+    events = [Beat("ann", "s", 100.0, 800.0), Motion("ann", "pod", 100.02, MotionKind.WALKING, 1.0),
+              Acceleration("ann", "s", (100.03, 100.07), (0.0, 0.0), (1000.0, 1000.0), (0.0, 0.0)),
+              Gap("ann", "s", 100.05, 100.06), Beat("ann", "s", 100.08, 800.0)]
+    got: list = []
+
+    async def replay():
+        await ReplaySource(events, pace=1.0).run(got.extend, asyncio.Event())
+
+    asyncio.run(replay())
+    assert got == events
