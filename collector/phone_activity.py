@@ -14,8 +14,7 @@ Ours: a report stands for the PHONE_BEFORE_S (90 s) before it arrived and the PH
 (60 s) after it: the Activity Recognition API classifies the last few seconds to a minute of
 motion, and the next report is due within a minute, so consecutive reports overlap and every
 reading's window is covered while the phone reports; a phone that stops reporting stops saying
-anything a minute later (no stale "still"). The Motion's `t` is therefore a minute ahead of the
-report's arrival. A report below MIN_CONFIDENCE
+anything a minute later (no stale "still"), and the phone's next report ends the hold at once. A report below MIN_CONFIDENCE
 says `unknown` (50 %, ours: the app shows the most probable activity whatever its confidence,
 and one with less than even odds is a guess; iOS's "medium" passes, "low" does not).
 """
@@ -50,8 +49,8 @@ CONFIDENCE_WORDS = {"low": 25.0, "medium": 50.0, "high": 100.0}
 
 
 def motion_from_phone(person: str, payload: bytes | str, t: float) -> Motion:
-    """The Motion a phone's activity message says, received at unix time `t` (it ends PHONE_AHEAD_S
-    later, see the module docstring). ValueError with a
+    """The Motion a phone's activity message says, received at unix time `t` (held PHONE_AHEAD_S
+    after it, see the module docstring). ValueError with a
     sentence naming what is wrong for a payload that is not one (the caller logs it once)."""
     if isinstance(payload, bytes):
         try:
@@ -74,7 +73,7 @@ def motion_from_phone(person: str, payload: bytes | str, t: float) -> Motion:
     confidence = _confidence(body.get("confidence"))
     if confidence is not None and confidence < MIN_CONFIDENCE:
         kind = MotionKind.UNKNOWN
-    return Motion(person, "phone", t + PHONE_AHEAD_S, kind, span_s=PHONE_BEFORE_S + PHONE_AHEAD_S, source="phone")
+    return Motion(person, "phone", t, kind, span_s=PHONE_BEFORE_S, source="phone", hold_s=PHONE_AHEAD_S)
 
 
 def _confidence(value) -> float | None:

@@ -34,7 +34,7 @@ T = 1_780_000_000.0
 def test_each_phone_activity_becomes_motion_from_90_seconds_before_to_a_minute_after_it(payload, kind):
     m = motion_from_phone("ann", payload.encode(), T)
     assert (m.person, m.device, m.kind, m.source) == ("ann", "phone", kind, "phone")
-    assert (m.t - m.span_s, m.t) == (T - PHONE_BEFORE_S, T + PHONE_AHEAD_S)
+    assert (m.t, m.t - m.span_s, m.t + m.hold_s) == (T, T - PHONE_BEFORE_S, T + PHONE_AHEAD_S)
 
 
 @pytest.mark.parametrize("payload,message", [
