@@ -9,6 +9,7 @@ not depend on the zone, so a saved day index stays valid when the zone changes.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,14 +17,30 @@ UTC = timezone.utc
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
+_FIXED = re.compile(r"UTC([+-])(\d{2}):(\d{2})")
+
+
 def zone(name: str, key: str = "timezone") -> tzinfo:
-    """The IANA time zone `name` ("Europe/Berlin", "UTC"); ValueError naming `key` for anything else."""
+    """The IANA time zone `name` ("Europe/Berlin", "UTC"), or a fixed offset without daylight
+    saving time, "UTC+05:30" (what `fixed_offset_name` writes); ValueError naming `key` for
+    anything else."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{key}: expected an IANA time zone name such as 'Europe/Berlin', got {name!r}")
+    fixed = _FIXED.fullmatch(name.strip())
+    if fixed and int(fixed[2]) < 24 and int(fixed[3]) < 60:
+        sign = -1 if fixed[1] == "-" else 1
+        return timezone(sign * timedelta(hours=int(fixed[2]), minutes=int(fixed[3])), name.strip())
     try:
         return ZoneInfo(name.strip())
     except (ZoneInfoNotFoundError, ValueError):  # ValueError: a path-like or malformed key
         raise ValueError(f"{key}: unknown time zone {name!r} (an IANA name such as 'Europe/Berlin')") from None
+
+
+def fixed_offset_name(offset_s: float) -> str:
+    """"UTC+HH:MM" for a fixed offset of whole minutes (less than a day either way)."""
+    minutes = round(offset_s / 60.0)
+    sign = "-" if minutes < 0 else "+"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def parse_hhmm(text: str, key: str) -> int:

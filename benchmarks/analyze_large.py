@@ -22,6 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.options import parser
+
 # The child reports its own VmHWM: getrusage(RUSAGE_CHILDREN) would also count what this
 # process held when it forked.
 CHILD = (
@@ -73,7 +77,9 @@ def run(path: Path) -> tuple[float, float, float, int]:
 
 
 def main() -> None:
-    sizes = [float(a) for a in sys.argv[1:]] or [5.0, 50.0]
+    ap = parser(__doc__)
+    ap.add_argument("sizes", nargs="*", type=float, metavar="SIZE_MB", help="file sizes in MB (default: 5 50)")
+    sizes = ap.parse_args().sizes or [5.0, 50.0]
     with tempfile.TemporaryDirectory() as tmp:
         ref = Path(tmp) / "ref.txt"
         write_rr(ref, 2_500)  # ~5 minutes of beats

@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.options import parser
 from collector.beat_timing import BeatTimer
 from collector.heart_rate import parse
 
@@ -39,4 +40,5 @@ def main(n: int = 200_000) -> None:
 
 
 if __name__ == "__main__":
+    parser(__doc__).parse_args()
     main()

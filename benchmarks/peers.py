@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 
 from benchmarks.cli_usage import analyze_cpu_and_peak_rss
+from benchmarks.options import parser, reference_data
 from collector.files import read_recording
 from processing.pipeline import Pipeline, run
 
@@ -173,8 +174,8 @@ def ours_live(events) -> float:
 
 
 def main() -> None:
-    data = Path(os.environ.get("STRESSWATCH_REFERENCE_DATA", ROOT.parent / "shared" / "data"))
-    path = data / "rr/nsr2db_24h/nsr001.csv"
+    parser(__doc__).parse_args()
+    path = reference_data("rr/nsr2db_24h/nsr001.csv") / "rr/nsr2db_24h/nsr001.csv"
     rec = read_recording(path)
     lib, n = ours_library(rec.events)
     live = ours_live(rec.events)

@@ -14,7 +14,6 @@ Usage: STRESSWATCH_REFERENCE_DATA=../shared/data python benchmarks/processing.py
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import warnings
@@ -27,13 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from benchmarks.cli_usage import analyze_cpu_and_peak_rss
+from benchmarks.options import parser, reference_data
 from collector.files import read_recording
 from processing.pipeline import Pipeline, Settings, run
 
 
 def main() -> None:
-    data = Path(os.environ.get("STRESSWATCH_REFERENCE_DATA", "../shared/data"))
-    nsr = data / "rr/nsr2db_24h/nsr001.csv"
+    parser(__doc__).parse_args()
+    nsr = reference_data("rr/nsr2db_24h/nsr001.csv") / "rr/nsr2db_24h/nsr001.csv"
     t0 = time.perf_counter()
     rec = read_recording(nsr)
     t_read = time.perf_counter() - t0

@@ -15,7 +15,6 @@ Usage: .venv/bin/python benchmarks/service.py [--seconds 60] [--wearers 1,10,100
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import json
@@ -34,7 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import servers  # noqa: E402  (tests/servers.py: Mosquitto on a free loopback port)
+import servers  # tests/servers.py: Mosquitto on a free loopback port
+
+from benchmarks.options import parser
 
 CHILD = textwrap.dedent(
     """
@@ -133,7 +134,7 @@ def ble_latency(broker, tmp: Path, seconds: float) -> list[float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--wearers", default="1,10,100,1000")
     args = ap.parse_args()

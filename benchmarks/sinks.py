@@ -30,6 +30,7 @@ import servers
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.prompt import Prompt
+from benchmarks.options import parser
 from collector.events import Beat
 from processing.reading import Reading
 from sinks.influx import InfluxSink, beat_line
@@ -134,6 +135,7 @@ def vm_throughput(tmp: Path, n: int = 200_000) -> tuple[float, float]:
 
 
 def main() -> None:
+    parser(__doc__).parse_args()
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         p50, p99, received = mqtt_latency(Path(a))
         ours, bare = mqtt_prompt_throughput(Path(a))

@@ -12,7 +12,6 @@ Usage: .venv/bin/python benchmarks/store.py [--sizes 10000,1000000,2000000] [--c
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
 
+from benchmarks.options import parser
 from collector.events import Beat
 from sinks.line_protocol import beat_line
 from sinks.store import StateStore
@@ -58,7 +58,7 @@ def count_us(store: StateStore, repeat: int = 5) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__)
     ap.add_argument("--sizes", default="10000,1000000,2000000")
     ap.add_argument("--calls", type=int, default=2000)
     args = ap.parse_args()

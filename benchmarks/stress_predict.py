@@ -27,8 +27,8 @@ Usage: STRESSWATCH_REFERENCE_DATA=/work/shared/data python benchmarks/stress_pre
 
 from __future__ import annotations
 
+import argparse
 import csv
-import os
 import statistics
 import sys
 from collections import Counter
@@ -40,7 +40,9 @@ import numpy as np
 
 # This folder holds a file named like the `processing` package; keep it off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.options import parser, reference_data
 from collector.files import read_recording
 from processing.pipeline import Pipeline, Settings
 from processing.reading import Reading
@@ -402,12 +404,22 @@ def respiration(root: Path, subjects: list[str], phases: dict[str, dict[str, tup
               f"{edge} of them at the 0.10-0.12 Hz band edge")
 
 
+def _subject(text: str) -> str:
+    if text not in SUBJECTS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of S01-S17")
+    return text
+
+
 def main() -> None:
-    data = Path(os.environ.get("STRESSWATCH_REFERENCE_DATA", "../shared/data"))
-    root = data / "stress/stress_predict"
-    subjects = [a for a in sys.argv[1:] if a.startswith("S")] or SUBJECTS
+    ap = parser(__doc__)
+    ap.add_argument("subjects", nargs="*", metavar="SUBJECT", type=_subject, help="subjects to run (default: S01-S17)")
+    ap.add_argument("--hrv-variants", action="store_true",
+                    help="the lnRMSSD-term search and the respiration check instead")
+    args = ap.parse_args()
+    root = reference_data("stress/stress_predict/time_logs.csv") / "stress/stress_predict"
+    subjects = args.subjects or SUBJECTS
     phases = phase_times(root)
-    if "--hrv-variants" in sys.argv:
+    if args.hrv_variants:
         hrv_variants(root, subjects, phases)
         respiration(root, subjects, phases)
         return

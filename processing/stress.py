@@ -141,8 +141,7 @@ class StressModel:
         if self._active_until > -math.inf:
             self._active_until += step
             self._active_since += step
-        if self._last_energy is not None:
-            self._last_energy = (self._last_energy[0] + step, self._last_energy[1])
+        self._energy = deque((t + step, kj) for t, kj in self._energy)
 
     @property
     def hr_max(self) -> float:

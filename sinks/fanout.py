@@ -144,6 +144,27 @@ class Sinks:
             line = device_line(person, device, t, status.get("battery_pct"), bool(status.get("connected")))
             self._store("influx", 1, self.influx.add, [line])
 
+    def outbox_status(self) -> dict:
+        """What waits in the outbox (per sink) and what its bounds have dropped since the state
+        database began (`<sink>.dropped_overflow`)."""
+        st = self.store
+        return {"points_waiting": st.pending("influx"), "dropped_points": st.counter("influx.dropped_overflow"),
+                "messages_waiting": st.pending("mqtt"), "dropped_messages": st.counter("mqtt.dropped_overflow")}
+
+    def publish_outbox(self) -> None:
+        """Called periodically by the service: drops not logged yet are logged (at most once a
+        minute), and with MQTT on, `outbox_status` goes to the retained `<base>/outbox`."""
+        for sink in (self.influx, self.mqtt):
+            if sink is not None:
+                sink.overflow.flush()
+        if self.mqtt is not None and self.mqtt.s.announce_status:
+            try:
+                status = self.outbox_status()
+            except StoreError as exc:
+                self._store_failed(exc)
+                return
+            self._store("mqtt", 1, self.mqtt.publish_outbox, status)
+
     def save_states(self, values: dict[str, dict]) -> None:
         """Keep what the service restores at start (key -> JSON-ready value, one transaction); a
         failing store is logged like the others."""
@@ -210,6 +231,9 @@ class Sinks:
     def close(self, timeout_s: float = 10.0) -> None:
         """Deliver what can be delivered within `timeout_s`; the rest stays in the outbox."""
         deadline = time.monotonic() + timeout_s
+        for sink in (self.influx, self.mqtt):  # the drops of the last minute, not said yet
+            if sink is not None:
+                sink.overflow.flush(force=True)
         if self.influx:
             try:
                 self.influx.flush(force=True)

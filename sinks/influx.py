@@ -10,6 +10,10 @@ points are found; those are set aside with the server's reason and counted, the 
 through. 401, 403 and 404 mean the settings are wrong (credentials, API version, database or
 bucket), not the points: the rows stay, the writer backs off and logs one line saying what to
 change. Connection errors, timeouts, 5xx and 429 keep the rows and back off too.
+
+Overflow: when the outbox holds `outbox_max_points`, points are dropped in `DROP_ORDER`, oldest
+first within a measurement, logged (`OverflowLog`: count, span, measurements; once a minute at
+most) and counted (`influx.dropped_overflow`).
 """
 
 from __future__ import annotations
@@ -21,13 +25,20 @@ from dataclasses import dataclass
 
 from sinks.line_protocol import Line, beat_line, device_line, line, prompt_line, reading_line
 from sinks.redact import split_userinfo
-from sinks.store import OutboxRow, StateStore
+from sinks.store import OutboxRow, OverflowLog, StateStore
 
 __all__ = ["InfluxSettings", "InfluxSink", "Line", "beat_line", "device_line", "line", "prompt_line", "reading_line"]
 
 log = logging.getLogger("stresswatch.influx")
 SINK = "influx"
 _CONFIG_STATUSES = (401, 403, 404)  # the settings are wrong, not the points
+# What a full outbox drops first (ours), each measurement only when none of those before it is
+# left: beats are nearly all of it (one a second per wearer, ~86,000 a day) and what they say is
+# kept in the readings; the strap's battery and connection history next; then the readings, the
+# baselines; last the few a day that nothing can recompute: prompts (with the phone's answer and
+# the measured effect) and the day's summary. An unknown measurement ranks with the beats.
+DROP_ORDER = ("beats", "devices", "hrv", "baseline", "prompts", "daily")
+_DROP_RANK = {m: k for k, m in enumerate(DROP_ORDER)}
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,7 @@ class InfluxSink:
         # flushes from its producing calls and the service's flusher thread at once).
         self._flushing = threading.Lock()
         self._problem_logged_at = 0.0
+        self.overflow = OverflowLog(store, SINK, "InfluxDB", "points", dict(enumerate(DROP_ORDER)))
 
     @classmethod
     def from_settings(cls, store: StateStore, s: InfluxSettings) -> InfluxSink:
@@ -117,7 +129,10 @@ class InfluxSink:
         """Queue lines durably; they are written by `flush`. A line whose point (series and time)
         already waits is ignored (a re-send), unless `replace`: a newer version of the same point
         (a prompt with its answer and effect) takes the waiting one's place."""
-        self.store.enqueue(SINK, [(ln.key, ln.text, None) for ln in lines if ln is not None], replace=replace)
+        rows = [(ln.key, ln.text, None, _DROP_RANK.get(ln.measurement, 0)) for ln in lines if ln is not None]
+        dropped = self.store.enqueue(SINK, rows, replace=replace)
+        if dropped:
+            self.overflow.add(dropped)
 
     def flush(self, force: bool = False, max_batches: int = 100) -> int:
         """Write what the outbox holds, batch by batch; returns the number of points accepted.

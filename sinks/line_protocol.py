@@ -25,10 +25,11 @@ _SKIP_FIELDS = ("person", "time")
 
 @dataclass(frozen=True)
 class Line:
-    """One line of line protocol and its idempotency key (series key + timestamp)."""
+    """One line of line protocol, its idempotency key (series key + timestamp) and its measurement."""
 
     key: str
     text: str
+    measurement: str = ""
 
 
 def _escape_tag(s: str) -> str:
@@ -66,7 +67,7 @@ def line(measurement: str, tags: dict[str, str], fields: dict, t: float) -> Line
         return None
     ts = round(t * 1000)
     series = _escape_tag(measurement) + tag_part
-    return Line(f"{series} {ts}", f"{series} {','.join(parts)} {ts}")
+    return Line(f"{series} {ts}", f"{series} {','.join(parts)} {ts}", measurement)
 
 
 def beat_line(beat: Beat) -> Line | None:

@@ -7,6 +7,7 @@ Topics (contract; base topic configurable, default `stresswatch`):
 | `<base>/<person>/prompt` | no | 1 | JSON Prompt; MQTT v5 message expiry = time left to `expires_at`; sent again when HA announces `online` while unanswered and unexpired |
 | `<base>/<person>/prompt/response` | no | 1 | subscribed: `{"id", "action": done/snooze/dismiss/not_stressed, "minutes"}` (minutes: 1-240, optional); only for a prompt of that person; the first answer stands; a retained one is ignored and cleared |
 | `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model |
+| `<base>/outbox` | yes | 0 | what waits in the outbox and what its bounds dropped (`Sinks.publish_outbox`); none with `announce_status=False` |
 | `<base>/<person>/activity` | no | 1 | subscribed: the phone's activity (collector/phone_activity.py), handed to `on_activity`; a retained one is stale and ignored |
 | `homeassistant/...` | yes | 1 | discovery configs, re-sent when HA announces `online` |
 
@@ -58,7 +59,7 @@ from dataclasses import dataclass
 from alerts.prompt import Prompt, parse_response
 from processing.reading import Reading
 from sinks.homeassistant import discovery_messages
-from sinks.store import StateStore, StoreError
+from sinks.store import OverflowLog, StateStore, StoreError
 
 log = logging.getLogger("stresswatch.mqtt")
 SINK = "mqtt"
@@ -78,6 +79,9 @@ SESSION_TAKEN_OVER = 0x8E
 # Ours: after a takeover the reconnect waits 5 s, doubling to 5 min while takeovers go on (two
 # copies then swap the session a few times an hour, not every second), forgotten after an hour.
 TAKEOVER_FIRST_WAIT_S, TAKEOVER_MAX_WAIT_S, TAKEOVER_FORGET_S = 5, 300, 3600.0
+# What a full outbox drops first (ours): the retained messages (state, device status, discovery;
+# one per topic waits, and a newer one follows within seconds or at the next connect), then prompts.
+RETAINED, PROMPT = 0, 1
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,7 @@ class MqttSink:
         self._takeovers = 0
         self._last_takeover = -math.inf
         self._clearing: dict[int, str] = {}  # paho mid -> topic of a retained answer being cleared
+        self.overflow = OverflowLog(store, SINK, "MQTT", "messages", {RETAINED: "retained", PROMPT: "prompts"})
         self._mqtt = mqtt
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
         if settings.username:
@@ -283,6 +288,11 @@ class MqttSink:
         topic = f"{self.s.base_topic}/{person}/device/{device}"
         self._retained(topic, json.dumps(status))
 
+    def publish_outbox(self, status: dict) -> None:
+        """The outbox's figures (see `Sinks.outbox_status`), retained, for whoever watches the service."""
+        if self.s.announce_status:
+            self._retained(f"{self.s.base_topic}/outbox", json.dumps(status))
+
     def publish_discovery(self) -> None:
         if not self.s.discovery:
             return
@@ -297,7 +307,7 @@ class MqttSink:
                     person, self.s.base_topic, self.s.discovery_prefix, self.devices.get(person, [])
                 )
             ]
-            self.store.enqueue(SINK, rows, replace=True)
+            self._dropped(self.store.enqueue(SINK, rows, replace=True))
         self.pump()
 
     def resend_open_prompts(self) -> int:
@@ -334,8 +344,13 @@ class MqttSink:
 
     def _enqueue(self, topic, payload, qos, retain, key, expires=None, prompt_id=None) -> None:
         # A newer retained message replaces an undelivered older one on the same topic.
-        self.store.enqueue(SINK, [(key, self._row(topic, payload, qos, retain, prompt_id), expires)], replace=retain)
+        row = (key, self._row(topic, payload, qos, retain, prompt_id), expires, PROMPT if prompt_id else RETAINED)
+        self._dropped(self.store.enqueue(SINK, [row], replace=retain))
         self.pump()
+
+    def _dropped(self, dropped) -> None:
+        if dropped:
+            self.overflow.add(dropped)
 
     @staticmethod
     def _row(topic, payload, qos, retain, prompt_id=None) -> str:

@@ -7,12 +7,17 @@ state: the topic; MQTT prompt: its id), so re-enqueueing the same thing is idemp
 newer retained state replaces an undelivered older one.
 
 Bounded per sink: `limits` ({"influx": points, "mqtt": messages}; `max_rows` for any other
-sink); beyond its bound a sink's oldest rows are dropped and counted in `counters`
-(`<sink>.dropped_overflow`), so a week-long outage cannot fill the SD card. The bound check is
-O(1): triggers keep a per-sink row count (`outbox_count`) in the same transactions as the rows,
-so it stays exact through inserts, ignored duplicates, replacements, deletes and restarts.
+sink); beyond its bound a sink's rows are dropped, lowest `priority` first and oldest first
+within a priority (each sink ranks its rows: InfluxDB drops beats long before a prompt or a
+day's summary), and counted in `counters` (`<sink>.dropped_overflow`), so a week-long outage
+cannot fill the SD card. `enqueue` returns what it dropped (`Dropped`: the count per priority
+and when those rows were queued), which the sink logs through an `OverflowLog` at most once a
+minute. The bound check is O(1): triggers keep a per-sink row count (`outbox_count`) in the same
+transactions as the rows, so it stays exact through inserts, ignored duplicates, replacements,
+deletes and restarts.
 
-Private: the directory is created 0700 and the files are 0600 (they hold health data).
+Private: the directory (and any missing folder above it) is created 0700 and the files are 0600
+(they hold health data).
 Errors a person can act on (a file in the way, a read-only folder, a full disk) raise
 `StoreError` with one line naming the path and what to do; a damaged database is moved aside
 as `state.db.corrupt-<time>` and a fresh one started (what was queued in it is lost, loudly).
@@ -32,6 +37,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -46,9 +52,10 @@ SCHEMA = (
     payload TEXT NOT NULL,
     created REAL NOT NULL,
     expires REAL,
+    priority INTEGER NOT NULL DEFAULT 0,
     UNIQUE (sink, key)
 )""",
-    # Oldest-first reads and overflow drops of one sink without sorting the whole table.
+    # Oldest-first reads of one sink without sorting the whole table.
     "CREATE INDEX IF NOT EXISTS outbox_order ON outbox (sink, id)",
     "CREATE TABLE IF NOT EXISTS outbox_count (sink TEXT PRIMARY KEY, n INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS rejected (
@@ -71,6 +78,13 @@ SCHEMA = (
     body TEXT NOT NULL
 )""",
 )
+
+# Overflow drops (lowest priority, then oldest) without sorting the sink's rows; created after
+# `priority` is added to a database from before it (see `_migrate`).
+DROP_INDEX = "CREATE INDEX IF NOT EXISTS outbox_drop ON outbox (sink, priority, id)"
+
+# Rows an overflow selects and deletes at a time (one at a time is the usual case: a beat in, a beat out).
+DROP_CHUNK = 10_000
 
 # The row count per sink, kept by the database itself. INSERT OR REPLACE deletes the old row
 # first; its delete trigger fires only with `PRAGMA recursive_triggers=ON` (set on connect).
@@ -99,6 +113,17 @@ class StoreError(OSError):
 
 class StoreFull(StoreError):
     """A write failed because the disk holding the state database is full; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Rows one `enqueue` dropped to keep a sink's outbox within its bound: how many of each
+    priority, and the span of wall-clock time in which the dropped rows had been queued."""
+
+    n: int
+    by_priority: dict[int, int]
+    first_queued: float
+    last_queued: float
 
 
 @dataclass(frozen=True)
@@ -222,27 +247,39 @@ class StateStore:
 
     # -- outbox --------------------------------------------------------------------------------
 
-    def enqueue(self, sink: str, items: list[tuple[str, str, float | None]], replace: bool = False) -> None:
-        """Add (key, payload, expires) rows for `sink` in one transaction.
+    def enqueue(self, sink: str, items: list[tuple], replace: bool = False) -> Dropped | None:
+        """Add (key, payload, expires) or (key, payload, expires, priority) rows for `sink` in one
+        transaction; what the bound made it drop, or None.
 
         An existing key is kept (idempotent re-send) unless `replace`, where the new payload
-        takes its place (a newer retained state)."""
+        takes its place (a newer retained state). Beyond the sink's bound the rows of the lowest
+        priority (default 0) go first, oldest first: the new rows too, if they rank lowest."""
         if not items:
-            return
+            return None
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         now = time.time()
         with self._write():
             self._db.executemany(
-                f"{verb} INTO outbox (sink, key, payload, created, expires) VALUES (?, ?, ?, ?, ?)",
-                [(sink, k, p, now, e) for k, p, e in items],
+                f"{verb} INTO outbox (sink, key, payload, created, expires, priority) VALUES (?, ?, ?, ?, ?, ?)",
+                [(sink, it[0], it[1], now, it[2], it[3] if len(it) > 3 else 0) for it in items],
             )
             over = self._count(sink) - self.limit(sink)
-            if over > 0:
-                self._db.execute(
-                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE sink = ? ORDER BY id LIMIT ?)",
-                    (sink, over),
-                )
-                self._bump(f"{sink}.dropped_overflow", over)
+            if over <= 0:
+                return None
+            by_priority: dict[int, int] = {}
+            first, last = float("inf"), float("-inf")
+            # A chunk at a time: a bound lowered by a million rows must not load them all at once.
+            for done in range(0, over, DROP_CHUNK):
+                rows = self._db.execute(
+                    "SELECT id, priority, created FROM outbox WHERE sink = ? ORDER BY priority, id LIMIT ?",
+                    (sink, min(DROP_CHUNK, over - done)),
+                ).fetchall()
+                self._db.executemany("DELETE FROM outbox WHERE id = ?", [(r[0],) for r in rows])
+                for _, priority, created in rows:
+                    by_priority[priority] = by_priority.get(priority, 0) + 1
+                    first, last = min(first, created), max(last, created)
+            self._bump(f"{sink}.dropped_overflow", over)
+        return Dropped(over, by_priority, first, last)
 
     def peek(self, sink: str, limit: int, after_id: int = 0) -> list[OutboxRow]:
         """The oldest `limit` rows of `sink` with an id above `after_id`, not removed."""
@@ -379,6 +416,51 @@ class StateStore:
         return {"status": row[0], "response": json.loads(row[1]) if row[1] else None, "prompt": json.loads(row[2])}
 
 
+class OverflowLog:
+    """Says what a sink's outbox dropped for space: one warning line with the count, the span of
+    time the dropped rows had been queued in, what they were (`labels`: priority -> name) and the
+    total so far (`<sink>.dropped_overflow`). At most one line every `every_s`: the first drop
+    after a quiet spell is logged at once, later ones are summed into the next line, which
+    `add` writes once `every_s` has passed and `flush` (called periodically, and with `force` at
+    a stop) writes when drops are left unsaid. Thread-safe."""
+
+    def __init__(self, store: StateStore, sink: str, what: str, unit: str, labels: Mapping[int, str],
+                 every_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.store, self.sink, self.what, self.unit, self.labels = store, sink, what, unit, dict(labels)
+        self.every_s = every_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._logged_at = -float("inf")
+        self._pending: list[Dropped] = []
+
+    def add(self, dropped: Dropped) -> None:
+        with self._lock:
+            self._pending.append(dropped)
+        self.flush()
+
+    def flush(self, force: bool = False) -> None:
+        with self._lock:
+            now = self.clock()
+            if not self._pending or (not force and now - self._logged_at < self.every_s):
+                return
+            pending, self._pending, self._logged_at = self._pending, [], now
+        n = sum(d.n for d in pending)
+        kinds: dict[int, int] = {}
+        for d in pending:
+            for priority, count in d.by_priority.items():
+                kinds[priority] = kinds.get(priority, 0) + count
+        what = ", ".join(f"{self.labels.get(p, f'priority {p}')} {c}" for p, c in sorted(kinds.items()))
+        first, last = min(d.first_queued for d in pending), max(d.last_queued for d in pending)
+        try:
+            total = f"{self.store.counter(f'{self.sink}.dropped_overflow')} dropped so far"
+        except (StoreError, sqlite3.Error):  # the line matters more than the total
+            total = "total not readable"
+        log.warning("%s outbox full (at most %d %s): dropped %d %s (%s) queued from %s to %s (%s); %s "
+                    "(%s.dropped_overflow)", self.what, self.store.limit(self.sink), self.unit, n,
+                    self.unit if n != 1 else self.unit.removesuffix("s"), what,
+                    _utc(first), _utc(last), _span(last - first), total, self.sink)
+
+
 # -- one process per state directory -------------------------------------------------------------
 
 LOCK_NAME = "stresswatch.lock"
@@ -493,6 +575,18 @@ def lock_holder(directory: str | Path) -> int | None:
 # -- helpers -------------------------------------------------------------------------------------
 
 
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _code(exc: sqlite3.Error) -> int:
     return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
 
@@ -502,11 +596,21 @@ def _files(db_path: Path) -> tuple[Path, Path, Path]:
 
 
 def _private_dir(directory: Path) -> None:
-    """Create the state directory 0700 (an existing one is left as its owner set it)."""
+    """Create the state directory 0700, and so every missing folder above it (`mkdir -p` makes
+    those 0755: ~/.local/share created for ~/.local/share/stresswatch was world-readable, as was
+    the base folder the demo makes for its demo/). The XDG Base Directory specification asks the
+    same of a missing $XDG_DATA_HOME. A folder that exists is left as its owner set it."""
+    missing = []
+    d = directory
+    while not d.is_dir() and d != d.parent:  # also a path under a file: is_dir() is False
+        missing.append(d)
+        d = d.parent
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for d in reversed(missing):
+            d.mkdir(mode=0o700, exist_ok=True)  # exist_ok: another process may have made it meanwhile
     except (FileExistsError, NotADirectoryError):
-        raise StoreError(f"the state directory {directory} is not a directory (a file is in the way): "
+        where = "" if d == directory else f" at {d}"
+        raise StoreError(f"the state directory {directory} is not a directory (a file is in the way{where}): "
                          f"move that file or set state.directory to another path") from None
     except PermissionError:
         raise StoreError(f"cannot create the state directory {directory}: create it for this user "
@@ -535,11 +639,15 @@ def _move_aside(db_path: Path) -> Path:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """Create the tables; on a database from before the maintained counts, count once."""
+    """Create the tables; on a database from before the maintained counts, count once; on one from
+    before the outbox's priorities, add the column (the rows queued then rank 0, as beats do)."""
     db.execute("BEGIN IMMEDIATE")
     try:
         for stmt in SCHEMA:
             db.execute(stmt)
+        if "priority" not in {row[1] for row in db.execute("PRAGMA table_info(outbox)")}:
+            db.execute("ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+        db.execute(DROP_INDEX)
         have = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'outbox_count_%'")
         if have.fetchone()[0] != len(COUNT_TRIGGERS):
             db.execute("DROP TRIGGER IF EXISTS outbox_count_insert")

@@ -215,7 +215,10 @@ def cmd_run(args) -> int:
     # One line per connection change, prompt, day and error; journald adds its own timestamps.
     stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
     logging.basicConfig(level=logging.INFO, format=stamp + "%(levelname)s %(name)s: %(message)s")
-    cfg = configuration.load(args.config)
+    warnings: list[str] = []
+    cfg = configuration.load(args.config, warnings=warnings)
+    for warning in warnings:
+        logging.getLogger("stresswatch.config").warning(warning)
     if not cfg.devices:
         raise configuration.ConfigError(
             args.config or "<defaults>", ["devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"])
@@ -281,9 +284,15 @@ def _print_config_problems(exc: configuration.ConfigError) -> None:
 
 
 def cmd_config_check(args) -> int:
+    """0 when the configuration is valid (warnings included), 2 with its problems."""
     path = args.path or args.config
-    configuration.load(path)
-    print(f"{path or '<defaults>'}: ok")
+    warnings: list[str] = []
+    try:
+        configuration.load(path, warnings=warnings)
+    finally:  # also next to the problems: a misspelt variable may be why a value is not what was meant
+        for warning in warnings:
+            print(f"stresswatch: config warning: {warning}", file=sys.stderr)
+    print(f"{path or '<defaults>'}: ok" + (f" ({len(warnings)} warning{'s' * (len(warnings) > 1)})" if warnings else ""))
     return 0
 
 

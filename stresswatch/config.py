@@ -6,6 +6,9 @@ Every problem is reported with the dotted key that has it (`processing.window_s:
 got -5`); all problems are collected, not just the first. Environment overrides use a double
 underscore between levels: `STRESSWATCH_PROCESSING__STEP_S=5`; a problem with an overridden
 value names the variable. URL credentials and secrets never appear in a problem.
+Warnings (collected when `load` is given a list for them) are what is legal but probably not
+meant: a `STRESSWATCH_` variable that names no setting (it is ignored), a device worn by someone
+without a [[people]] table next to those who have one (they get the default settings).
 
 Each section turns itself into the settings object of the stage it configures
 (`ProcessingConfig.settings()`, `PersonConfig.model()`, `MqttConfig.settings()`, ...), so the
@@ -14,6 +17,7 @@ stages never import this module.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -256,11 +260,19 @@ class Config:
 
 
 ENV_PREFIX = "STRESSWATCH_"
+# Variables with our prefix that are not settings (no warning for them): the reference recordings
+# of the tests and benchmarks, CI's no-skip switch, the Docker image's build argument.
+ENV_NOT_SETTINGS = frozenset({"STRESSWATCH_REFERENCE_DATA", "STRESSWATCH_FORBID_SKIPS", "STRESSWATCH_UID"})
 
 
-def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | None = None) -> Config:
-    """Load `path` (or defaults when None), apply environment overrides, validate everything."""
+def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | None = None,
+         warnings: list[str] | None = None) -> Config:
+    """Load `path` (or defaults when None), apply environment overrides, validate everything.
+
+    Problems raise ConfigError; warnings (see the module docstring) are appended to `warnings`
+    when it is given, each naming its key or variable."""
     environ = os.environ if environ is None else environ
+    warnings = [] if warnings is None else warnings
     source = str(path) if path else "<defaults>"
     data: dict = {}
     if path is not None:
@@ -274,10 +286,10 @@ def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | Non
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
     problems: list[str] = []
-    overridden = _apply_env(data, environ, problems)
+    overridden = _apply_env(data, environ, problems, warnings)
     cfg = _build(Config, data, "", problems)
     people = data.get("people")
-    _check(cfg, len(people) if isinstance(people, list) else 0, problems)
+    _check(cfg, people if isinstance(people, list) else [], problems, warnings)
     try:
         timezone = cfg.service.zone_name()
         zone(timezone, "service.timezone")
@@ -351,8 +363,11 @@ def _blame(problem: str, overridden: dict[str, str]) -> str:
     return f"{', '.join(names)}: {problem}" if names else problem
 
 
-def _check(cfg: Config, n_people: int, problems: list[str]) -> None:
-    """Checks across keys: window lengths, names used in MQTT topics, one strap per person, sinks."""
+def _check(cfg: Config, people_tables: list, problems: list[str], warnings: list[str]) -> None:
+    """Checks across keys: window lengths, names used in MQTT topics, who wears which strap, sinks.
+    `people_tables` are the [[people]] tables as written (the wearers the devices add come after
+    them in `cfg.people`)."""
+    n_people = len(people_tables)
     p = cfg.processing
     if p.rmssd_window_s > p.window_s:
         problems.append(f"processing.rmssd_window_s: must be <= processing.window_s ({p.window_s:g} s), "
@@ -360,17 +375,42 @@ def _check(cfg: Config, n_people: int, problems: list[str]) -> None:
     if p.step_s > p.window_s:
         problems.append(f"processing.step_s: must be <= processing.window_s ({p.window_s:g} s), got "
                         f"{p.step_s:g}: beats between two windows would never be analysed")
+    for k, table in enumerate(people_tables):
+        if isinstance(table, dict) and "name" not in table:
+            # Not the default `me`: a second table without a name would be a wearer nobody meant.
+            problems.append(f"people[{k}].name: required (the wearer's name, used in MQTT topics and InfluxDB tags)")
     for k, person in enumerate(cfg.people[:n_people]):
         _check_topic(f"people[{k}].name", person.name, False, problems)
     names = [person.name for person in cfg.people]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"people: name {dup!r} is used more than once")
+    explicit = names[:n_people]
+    # Wearers whose names differ only in letter case would be one Home Assistant device (its ids
+    # are lower case) and two of everything else: one spelling each. casefold -> (key, name).
+    spelt: dict[str, tuple[str, str]] = {}
+
+    def one_spelling(key: str, name: str) -> None:
+        first_key, first = spelt.setdefault(name.casefold(), (key, name))
+        if first != name:
+            problems.append(f"{key}: {name!r} differs from {first_key} {first!r} only in letter case; use one spelling")
+
+    for k, name in enumerate(explicit):
+        one_spelling(f"people[{k}].name", name)
     worn: dict[str, int] = {}
+    addresses: dict[str, int] = {}
     for k, d in enumerate(cfg.devices):
         if not d.address and not d.name:
             problems.append(f"devices[{k}]: give an address or a name pattern")
         if d.address and not re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", d.address):
             problems.append(f"devices[{k}].address: must look like AA:BB:CC:DD:EE:FF, got {d.address!r}")
+        elif d.address:
+            first = addresses.setdefault(d.address.upper(), k)  # Bluetooth addresses ignore letter case
+            if first != k:
+                problems.append(f"devices[{k}].address: {d.address!r} is devices[{first}]'s strap (worn by "
+                                f"{cfg.devices[first].person!r}; addresses are compared regardless of letter "
+                                f"case): one strap, one wearer")
+        if d.person not in explicit and _check_wearer(k, d.person, explicit, problems, warnings):
+            one_spelling(f"devices[{k}].person", d.person)
         if d.name and not d.address:  # without an address the name is the device's label in topics
             _check_topic(f"devices[{k}].name", d.name, False, problems)
         _check_topic(f"devices[{k}].person", d.person, False, problems)
@@ -383,6 +423,27 @@ def _check(cfg: Config, n_people: int, problems: list[str]) -> None:
                 f"wearer add a [[people]] entry and set this device's person to its name")
         worn.setdefault(d.person, k)
     _check_sinks(cfg, problems)
+
+
+def _check_wearer(k: int, person: str, people: list[str], problems: list[str], warnings: list[str]) -> bool:
+    """devices[k] names a wearer who has no [[people]] table; `people` are those who have one.
+    True when `person` is a wearer of their own.
+
+    A name that matches one of `people` but for letter case is a mistake (refused: it would be a
+    second wearer with default settings, and one Home Assistant device for both). Any other name
+    is a wearer of their own with the default settings, as always without [[people]] tables; next
+    to [[people]] tables a warning says so (and names a close one, in case it is a typo)."""
+    same = next((p for p in people if p.casefold() == person.casefold()), None)
+    if same is not None:
+        problems.append(f"devices[{k}].person: {person!r} is not a [[people]] name (did you mean {same!r}?)")
+        return False
+    if not people:
+        return True
+    close = difflib.get_close_matches(person, people, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    warnings.append(f"devices[{k}].person: {person!r} has no [[people]] table{hint}; {person!r} is a wearer with "
+                    f"the default settings (age {PersonConfig.age:g})")
+    return True
 
 
 _TOPIC_RESERVED = {"+": "'+' (an MQTT wildcard)", "#": "'#' (an MQTT wildcard)", "\0": "a NUL character"}
@@ -476,11 +537,18 @@ def read_secret(value: str | None, path: str | None, key: str = "secret file") -
     return value or ""
 
 
-def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str]) -> dict[str, str]:
-    """Merge STRESSWATCH_A__B=value into `data`; returns which dotted key each variable set."""
+def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str],
+               warnings: list[str]) -> dict[str, str]:
+    """Merge STRESSWATCH_A__B=value into `data`; returns which dotted key each variable set.
+
+    A variable with our prefix but no `__` names no setting: it is ignored with a warning that
+    names the closest setting (a single underscore where two belong is the usual slip)."""
     overridden: dict[str, str] = {}
     for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or "__" not in key:
+        if not key.startswith(ENV_PREFIX) or key in ENV_NOT_SETTINGS:
+            continue
+        if "__" not in key:
+            warnings.append(f"{key}: matches no setting, ignored ({_closest_variable(key)})")
             continue
         parts = key[len(ENV_PREFIX) :].lower().split("__")
         node = data
@@ -494,6 +562,28 @@ def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str
             node[parts[-1]] = value  # a string; converted and checked like file values
             overridden[".".join(parts)] = key
     return overridden
+
+
+def env_variables() -> list[str]:
+    """Every setting that an environment variable can set, as that variable's name."""
+    names = []
+    for f in fields(Config):
+        section = typing.get_type_hints(Config)[f.name]
+        if is_dataclass(section):
+            names += [f"{ENV_PREFIX}{f.name}__{g.name}".upper() for g in fields(section)]
+    names += [f"{ENV_PREFIX}ALERTS__{g.name}".upper() for g in fields(AlertSettings) if g.name != "timezone"]
+    return names
+
+
+def _closest_variable(key: str) -> str:
+    """A hint for an unknown variable: the setting it most resembles (compared without the prefix
+    all share, which would make anything look close), or how settings are named."""
+    n = len(ENV_PREFIX)
+    by_key = {name[n:]: name for name in env_variables()}
+    close = difflib.get_close_matches(key[n:].upper(), list(by_key), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {by_key[close[0]]}?"
+    return f"settings are {ENV_PREFIX}<SECTION>__<KEY>, with two underscores, e.g. {ENV_PREFIX}PROCESSING__STEP_S"
 
 
 def _build(cls: type, data: typing.Any, prefix: str, problems: list[str]):

@@ -3,6 +3,12 @@
 The demo is the real service (stresswatch/service.py) with a `ReplaySource`, its own MQTT client
 id and state directory (so it can run next to `stresswatch run`), no `<base>/status` and no Home
 Assistant discovery (both belong to the service), and a fresh start every time (reproducible).
+The replayed day ends when its replay does, so what it sends is current: its prompts reach a
+phone before they expire (a day dated in the past had every prompt dropped as expired by the
+MQTT sink) and its points land in Grafana's "last hours". Its clock times stay those of the
+recording (the simulated day runs 08:00-09:21) whatever the hour: the demo's local time is the
+replay's own (`replay_now`), so quiet hours at night do not hide its prompts and any run gives
+the same output but for the date.
 It plays the person who wears the strap: the first prompt is answered `done` once its exercise
 would be over, the second `not_stressed` a minute after it arrives, later ones `dismiss`; the
 engine's measured effect is printed, listed in the summary and marked on the plot.
@@ -12,11 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
+import time
 from pathlib import Path
 
 from alerts.daily import DailySummary
 from alerts.engine import Decision
 from alerts.prompt import Prompt, PromptAction
+from alerts.timeofday import fixed_offset_name
 from collector.events import Event
 from collector.files import read_recording
 from processing.reading import Reading
@@ -25,13 +34,33 @@ from sinks.store import StateLock, StateStore
 from stresswatch import config as configuration
 from stresswatch import report
 from stresswatch.service import Service
-from stresswatch.sources import ReplaySource, simulated_day, simulated_phone
+from stresswatch.sources import ReplaySource, shifted, simulated_day, simulated_phone
 
 DEMO_CLIENT_ID = "stresswatch-demo"
 # The demo day is a day compressed into 80 minutes: a 90-minute cooldown would allow one prompt.
 DEMO_COOLDOWN_MIN = 30.0
 # The played person's answers, in order (the last one repeats).
 ANSWERS = (PromptAction.DONE, PromptAction.NOT_STRESSED, PromptAction.DISMISS)
+DAY_S = 86400.0
+
+
+def replay_now(end: float, seconds: float, now: float) -> tuple[float, float]:
+    """(shift, UTC offset in s) that move a replay ending at `end` to end when its replay does
+    (`now + seconds`, to the whole minute before it), with a local time that keeps its clock times:
+    local(t + shift) = t, read as UTC (the demo's local time before the move). Whole minutes, as
+    local offsets are."""
+    shift = math.floor((now + seconds - end) / 60.0) * 60.0
+    offset = -shift % DAY_S
+    return shift, offset - DAY_S if offset > DAY_S / 2 else offset
+
+
+def demo_alert_settings(cfg: configuration.Config, duration_s: float):
+    """The alert engine's settings for a compressed day: a shorter cooldown, and acute prompts
+    that expire `acute_expiry_min` after the day's end rather than after their own time. The day
+    ends when the replay does, so a prompt made at its start is `duration_s` old by then: with the
+    usual expiry a phone would get only the prompts of the last minutes of the day."""
+    s = cfg.alert_settings()
+    return dataclasses.replace(s, cooldown_min=DEMO_COOLDOWN_MIN, acute_expiry_min=s.acute_expiry_min + duration_s / 60)
 
 
 def demo_config(cfg: configuration.Config) -> configuration.Config:
@@ -114,6 +143,9 @@ def _run(args, cfg: configuration.Config) -> int:
         # and their phone's activity, as Home Assistant forwards it: the walk is not stress
         events = sorted([*beats, *simulated_phone(person)], key=lambda e: e.t)
         title = "stresswatch demo: a simulated day"
+    shift, utc_offset_s = replay_now(spans[-1].end, args.seconds, time.time())
+    events, beats = shifted(events, shift), shifted(beats, shift)
+    spans = [dataclasses.replace(s, start=s.start + shift, end=s.end + shift) for s in spans]
     t_start = spans[0].start
     duration = max(1.0, spans[-1].end - t_start)
     pace = args.seconds / duration if args.seconds > 0 else 0.0
@@ -133,11 +165,10 @@ def _run(args, cfg: configuration.Config) -> int:
             pct = 100 * (r.time - t_start) / duration
             print(f"[{pct:3.0f}%] " + report.live_line(r, t_start, label), flush=True)
 
-    # The simulated day runs on UTC clock times; local time = UTC keeps it reproducible anywhere.
     service = Service(cfg, [ReplaySource(events, pace)], sinks=demo_sinks(cfg), on_reading=show,
                       on_prompt=played.prompt, on_decision=played.decision, on_daily=played.daily,
-                      timezone="UTC", restore=False,
-                      alert_settings=dataclasses.replace(cfg.alert_settings(), cooldown_min=DEMO_COOLDOWN_MIN))
+                      timezone=fixed_offset_name(utc_offset_s), restore=False,
+                      alert_settings=demo_alert_settings(cfg, duration))
     played.service = service
     asyncio.run(service.run(asyncio.Event()))
     _print_sink_summary(service.sinks)

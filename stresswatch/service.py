@@ -184,10 +184,11 @@ class Service:
         self._publish_health(spec.person, spec.label, h)
 
     def publish_health(self) -> None:
-        """Every strap whose link has reported, with counts as of now."""
+        """Every strap whose link has reported, with counts as of now; and the outbox's figures."""
         for (person, device), h in self.health.items():
             if h.status:  # a replay's beats have no strap to report on
                 self._publish_health(person, device, h)
+        self.sinks.publish_outbox()
 
     def _publish_health(self, person: str, device: str, h: DeviceHealth) -> None:
         now = self.clock()

@@ -8,6 +8,7 @@ themselves, and the service stops when every finite source has ended and no live
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import time
@@ -161,6 +162,18 @@ def simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat],
         spans.append(Span(ph.name, t, t + ph.duration_s, ph.label))
         t += ph.duration_s
     return beats, spans
+
+
+def shifted(events: Sequence[Event], dt: float) -> list[Event]:
+    """`events` `dt` seconds later (a replay moved to another time; RR intervals unchanged)."""
+    def moved(e: Event) -> Event:
+        if isinstance(e, Gap):
+            return dataclasses.replace(e, start=e.start + dt, end=e.end + dt)
+        if isinstance(e, Acceleration):
+            return dataclasses.replace(e, t=tuple(t + dt for t in e.t))
+        return dataclasses.replace(e, t=e.t + dt)  # Beat, Motion
+
+    return [moved(e) for e in events]
 
 
 def _time_of(ev: Event) -> float:

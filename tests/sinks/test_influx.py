@@ -54,6 +54,21 @@ def test_line_protocol_types_escaping_and_nulls():
     assert line("hrv", {}, {"a": None, "b": float("nan")}, 1.0) is None
 
 
+def test_every_measurement_we_write_has_its_place_in_the_overflow_drop_order():
+    """A new measurement must be ranked on purpose (an unranked one would go with the beats)."""
+    import ast
+    import inspect
+
+    import sinks.line_protocol as lp
+    from sinks.influx import DROP_ORDER
+
+    written = {node.args[0].value for node in ast.walk(ast.parse(inspect.getsource(lp)))
+               if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "line"
+               and node.args and isinstance(node.args[0], ast.Constant)}
+    assert written == set(DROP_ORDER) and len(DROP_ORDER) == 6
+    assert DROP_ORDER[0] == "beats" and set(DROP_ORDER[-2:]) == {"prompts", "daily"}
+
+
 def test_reading_fields_keep_stable_types():
     """Every numeric Reading field is written as a float (even when whole), n_beats as an integer,
     activity, state and motion as strings, nulls left out: InfluxDB never sees a field change type."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sinks.store import StateStore, StoreError, StoreFull
+from sinks.store import Dropped, OverflowLog, StateStore, StoreError, StoreFull
 
 
 def test_outbox_is_idempotent_by_key_and_replace_keeps_the_newest(tmp_path):
@@ -222,6 +222,87 @@ def test_enqueue_work_does_not_grow_with_the_outbox(tmp_path):
     assert work[30_000][1] < 1.5 * work[300][1], work
 
 
+def test_dropping_past_rows_that_rank_higher_does_not_grow_with_them(tmp_path):
+    """At the bound, the lowest-priority row is found through the index, however many rows of a
+    higher priority (older ones included) the outbox holds."""
+    work = {}
+    for n in (300, 30_000):
+        st = StateStore(tmp_path / f"{n}.db", limits={"s": 10 * n})
+        st.enqueue("s", [(f"keep{i}", "x" * 100, None, 1) for i in range(n)])
+        st.enqueue("s", [(f"k{i}", "x" * 100, None, 0) for i in range(n)])
+        st.limits["s"] = st.pending("s")
+        work[n] = sqlite_steps(st, lambda st=st: st.enqueue("s", [("one more", "x" * 100, None, 0)]))
+        assert st.peek("s", 1)[0].key == "keep0" and st.counter("s.dropped_overflow") == 1
+    assert work[30_000] < 1.5 * work[300], work
+
+
+# -- overflow: what goes first, and saying so --------------------------------------------------------
+
+
+def test_a_full_outbox_drops_the_lowest_priority_first_and_the_oldest_first_within_it(tmp_path, monkeypatch):
+    clock = iter(range(1_800_000_000, 1_800_001_000))
+    monkeypatch.setattr("sinks.store.time.time", lambda: float(next(clock)))  # one second per enqueue
+    st = StateStore(tmp_path / "state.db", limits={"s": 10})
+    assert st.enqueue("s", [(f"prompt{i}", "p", None, 5) for i in range(3)]) is None  # queued first
+    for i in range(12):
+        dropped = st.enqueue("s", [(f"beat{i}", "b", None)])  # priority 0 by default
+    keys = [r.key for r in st.peek("s", 100)]
+    assert keys == ["prompt0", "prompt1", "prompt2"] + [f"beat{i}" for i in range(5, 12)]
+    assert dropped == Dropped(1, {0: 1}, 1_800_000_005.0, 1_800_000_005.0)  # beat4, the oldest beat left
+    dropped = st.enqueue("s", [(f"reading{i}", "r", None, 2) for i in range(8)])
+    assert dropped.n == 8 and dropped.by_priority == {0: 7, 2: 1}  # every beat, then the oldest reading
+    assert (dropped.first_queued, dropped.last_queued) == (1_800_000_006.0, 1_800_000_013.0)
+    assert [r.key for r in st.peek("s", 100)] == ["prompt0", "prompt1", "prompt2"] + [f"reading{i}" for i in range(1, 8)]
+    assert st.counter("s.dropped_overflow") == 5 + 8
+
+
+def test_a_database_from_before_the_priorities_keeps_its_rows_at_priority_0(tmp_path):
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "state.db")
+    old.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, key TEXT NOT NULL,"
+                " payload TEXT NOT NULL, created REAL NOT NULL, expires REAL, UNIQUE (sink, key))")
+    old.executemany("INSERT INTO outbox (sink, key, payload, created) VALUES ('s', ?, 'p', 0)", [(str(i),) for i in range(5)])
+    old.commit()
+    old.close()
+    st = StateStore(tmp_path / "state.db", limits={"s": 5})
+    st.enqueue("s", [("new", "p", None, 1)])
+    assert [r.key for r in st.peek("s", 10)] == ["1", "2", "3", "4", "new"]
+    st.close()
+    assert StateStore(tmp_path / "state.db", limits={"s": 5}).pending("s") == 5  # opens again as it is
+
+
+def test_drops_are_logged_at_once_then_at_most_once_a_minute_with_count_span_and_kinds(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, "stresswatch.store")
+    st = StateStore(tmp_path / "state.db", limits={"s": 100})
+    now = [0.0]
+    report = OverflowLog(st, "s", "TestDB", "points", {0: "beats", 1: "hrv"}, clock=lambda: now[0])
+
+    def lines():
+        return [r.getMessage() for r in caplog.records]
+
+    t0 = 1_800_000_000.0
+    report.add(Dropped(3, {0: 3}, t0, t0 + 2))
+    assert lines() == [("TestDB outbox full (at most 100 points): dropped 3 points (beats 3) queued from "
+                       "2027-01-15 08:00:00 UTC to 2027-01-15 08:00:02 UTC (2 s); 0 dropped so far (s.dropped_overflow)")]
+    for k in range(50):  # the rest of the minute: summed, not logged
+        now[0] += 1
+        report.add(Dropped(2, {0: 1, 1: 1}, t0 + 10 + k, t0 + 11 + k))
+        report.flush()
+    assert len(lines()) == 1
+    now[0] = 60.0
+    report.flush()
+    assert len(lines()) == 2
+    assert "dropped 100 points (beats 50, hrv 50) queued from 2027-01-15 08:00:10 UTC to 2027-01-15 08:01:00 UTC (50 s)" \
+        in lines()[1]
+    report.flush(force=True)  # nothing left to say
+    now[0] = 100.0
+    report.add(Dropped(1, {1: 1}, t0 + 3600, t0 + 3600))  # within the minute after the last line
+    assert len(lines()) == 2
+    report.flush(force=True)  # a stop says what is left at once
+    assert len(lines()) == 3 and "dropped 1 point (hrv 1)" in lines()[2]
+
+
 # -- per-sink bounds --------------------------------------------------------------------------------
 
 
@@ -248,6 +329,27 @@ def test_state_directory_is_0700_and_its_files_0600(tmp_path):
     assert mode(folder) == 0o700
     for name in ("state.db", "state.db-wal", "state.db-shm"):  # all exist while the store is open
         assert mode(folder / name) == 0o600, name
+
+
+def test_every_folder_the_store_creates_is_0700_and_existing_ones_are_left_alone(tmp_path):
+    """`mkdir -p` would make the folders above the state directory 0755 (~/.local/share for the
+    default ~/.local/share/stresswatch); the store makes each one it creates 0700."""
+    tmp_path.chmod(0o755)
+    old = os.umask(0o022)  # the usual umask, under which a plain mkdir gives 0755
+    try:
+        StateStore(tmp_path / "a" / "b" / "state" / "state.db").close()
+    finally:
+        os.umask(old)
+    assert [mode(tmp_path / p) for p in ("a", "a/b", "a/b/state")] == [0o700] * 3
+    assert mode(tmp_path) == 0o755
+
+
+def test_a_file_in_the_way_above_the_state_directory_is_one_clear_error(tmp_path):
+    (tmp_path / "a").write_text("a file")
+    with pytest.raises(StoreError) as err:
+        StateStore(tmp_path / "a" / "b" / "state.db")
+    text = one_line(err)
+    assert "not a directory" in text and f"a file is in the way at {tmp_path / 'a'})" in text
 
 
 def test_files_a_previous_version_left_world_readable_are_made_private(tmp_path):

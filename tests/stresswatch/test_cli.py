@@ -86,6 +86,71 @@ def test_demo_replays_a_real_recording(reference, tmp_path):
     assert "exercise_rri.hrm" in proc.stdout and (tmp_path / "x.png").exists()
 
 
+def test_every_folder_the_demo_creates_is_private(tmp_path):
+    """The demo keeps its state in <state.directory>/demo: the base folder it creates for that
+    (and any missing folder above it) is 0700 like demo/ itself, under the usual umask 022."""
+    import os
+    import stat
+
+    base = tmp_path / "home" / "share" / "stresswatch"
+    env = {"STRESSWATCH_STATE__DIRECTORY": str(base), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", ""],
+                          capture_output=True, text=True, timeout=300, env=env, preexec_fn=lambda: os.umask(0o022), check=False)
+    assert proc.returncode == 0, proc.stderr
+    for folder in (tmp_path / "home", tmp_path / "home" / "share", base, base / "demo"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert (base / "demo" / "state.db").exists()
+
+
+def test_demo_with_mqtt_delivers_its_prompts_to_a_phone_before_they_expire(broker, tmp_path):
+    """A phone subscribed to the prompt topic gets the demo's two prompts, still valid: the replayed
+    day ends now (a day dated 2026-01-01 had both dropped by the sink as expired)."""
+    import threading
+    import time
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got, subscribed = [], threading.Event()
+    phone = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    phone.on_message = lambda c, u, m: got.append((json.loads(m.payload), m.properties, time.time()))
+    phone.on_subscribe = lambda *a: subscribed.set()
+    phone.connect("127.0.0.1", broker.port)
+    phone.subscribe("stresswatch/me/prompt", qos=1)
+    phone.loop_start()
+    try:
+        assert subscribed.wait(10)
+        env = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
+        proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", "",
+                               "--mqtt", f"mqtt://127.0.0.1:{broker.port}"], capture_output=True, text=True,
+                              timeout=300, env=env, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.count(">> prompt") == 2 and "MQTT: 0 messages waiting" in proc.stdout
+        deadline = time.monotonic() + 10
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        phone.loop_stop()
+        phone.disconnect()
+    assert len(got) == 2 and len({p["id"] for p, _, _ in got}) == 2
+    for prompt, props, arrived in got:
+        assert prompt["person"] == "me" and prompt["kind"] == "acute"
+        assert prompt["time"] <= arrived < prompt["expires_at"]  # made in the replayed day, not yet expired
+        assert props.MessageExpiryInterval >= 60  # the broker keeps it for a phone that is away
+
+
+def test_the_demo_day_ends_with_its_replay_and_keeps_its_clock_times():
+    from stresswatch.demo import replay_now
+    from stresswatch.sources import DEMO_START
+
+    end = DEMO_START + 81 * 60  # 09:21 UTC on the simulated day
+    for now in (1_796_657_400.0, 1_796_657_400.0 + 3600 * 14 + 17):  # 2026-12-07 00:30 UTC and 14:30:17
+        shift, offset = replay_now(end, 25.0, now)
+        assert now + 25.0 - 60 < end + shift <= now + 25.0
+        assert shift % 60 == 0 and offset % 60 == 0 and -43200 < offset <= 43200
+        assert (end + shift + offset) % 86400 == end % 86400  # local 09:21, whatever the hour
+
+
 def test_demo_with_a_state_directory_that_is_a_file_is_one_line_and_exit_2(tmp_path):
     import subprocess
     import sys

@@ -294,3 +294,104 @@ def test_a_foot_pod_is_a_motion_device_next_to_the_strap(tmp_path):
     with pytest.raises(config.ConfigError) as err:
         config.load(path, environ={})
     assert "devices[0].role: must be one of strap, motion, got 'pod'" in err.value.problems
+
+
+# -- who wears what: names and addresses as a person means them ------------------------------------
+
+
+def test_a_people_table_without_a_name_is_refused(tmp_path):
+    problems = problems_of(tmp_path, '[[people]]\nname = "ann"\n[[people]]\nage = 30\n')
+    assert problems == ["people[1].name: required (the wearer's name, used in MQTT topics and InfluxDB tags)"]
+    # without any [[people]] table the one wearer is still the default `me`
+    assert [p.name for p in config.load(None, environ={}).people] == ["me"]
+
+
+def test_a_device_for_a_people_name_in_another_letter_case_is_refused(tmp_path):
+    problems = problems_of(tmp_path, '[[people]]\nname = "ann"\n'
+                                     '[[devices]]\nperson = "Ann"\naddress = "A0:9E:1A:12:34:56"\n')
+    assert problems == ["devices[0].person: 'Ann' is not a [[people]] name (did you mean 'ann'?)"]
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('[[people]]\nname = "Ann"\n[[people]]\nname = "ann"\n',
+     "people[1].name: 'ann' differs from people[0].name 'Ann' only in letter case; use one spelling"),
+    ('[[devices]]\nperson = "Ann"\naddress = "A0:9E:1A:12:34:56"\n[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:12:34:57"\n',
+     "devices[1].person: 'ann' differs from devices[0].person 'Ann' only in letter case; use one spelling"),
+])
+def test_two_wearers_whose_names_differ_only_in_letter_case_are_refused(tmp_path, text, problem):
+    assert problems_of(tmp_path, text) == [problem]
+
+
+def test_a_device_for_someone_without_a_people_table_is_a_wearer_with_defaults(tmp_path):
+    """As it always was without [[people]] tables (silently); next to them, with a warning, which
+    names a close [[people]] name in case it is a typo."""
+    warnings: list[str] = []
+    cfg = config.load(write(tmp_path, '[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:12:34:56"\n'), environ={},
+                      warnings=warnings)
+    assert [p.name for p in cfg.people] == ["ann"] and warnings == []
+    cfg = config.load(write(tmp_path, '[[people]]\nname = "ann"\nage = 30\n'
+                                      '[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:12:34:56"\n'
+                                      '[[devices]]\nperson = "anne"\naddress = "A0:9E:1A:12:34:57"\n'
+                                      '[[devices]]\nperson = "bob"\naddress = "A0:9E:1A:12:34:58"\n'),
+                      environ={}, warnings=warnings)
+    assert [(p.name, p.age) for p in cfg.people] == [("ann", 30), ("anne", 40), ("bob", 40)]
+    assert warnings == [
+        ("devices[1].person: 'anne' has no [[people]] table (did you mean 'ann'?); 'anne' is a wearer with the "
+        "default settings (age 40)"),
+        "devices[2].person: 'bob' has no [[people]] table; 'bob' is a wearer with the default settings (age 40)",
+    ]
+
+
+@pytest.mark.parametrize("second", ["A0:9E:1A:12:34:56", "a0:9e:1a:12:34:56"])
+def test_one_strap_address_for_two_people_is_refused_in_any_letter_case(tmp_path, second):
+    problems = problems_of(tmp_path, '[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:12:34:56"\n'
+                                     f'[[devices]]\nperson = "bob"\naddress = "{second}"\n')
+    assert problems == [(f"devices[1].address: {second!r} is devices[0]'s strap (worn by 'ann'; addresses are "
+                        "compared regardless of letter case): one strap, one wearer")]
+
+
+def test_a_stresswatch_variable_that_names_no_setting_is_a_warning_naming_the_closest(tmp_path):
+    warnings: list[str] = []
+    cfg = config.load(None, environ={"STRESSWATCH_PROCESING_STEP_S": "5", "STRESSWATCH_MQTT_URL": "mqtt://x",
+                                     "STRESSWATCH_COLOUR": "red", "STRESSWATCH_REFERENCE_DATA": "/data",
+                                     "OTHER_PROCESSING_STEP_S": "5"}, warnings=warnings)
+    assert cfg.processing.step_s == 10.0 and cfg.mqtt.url is None  # ignored, as before, but said
+    assert warnings == [
+        "STRESSWATCH_PROCESING_STEP_S: matches no setting, ignored (did you mean STRESSWATCH_PROCESSING__STEP_S?)",
+        "STRESSWATCH_MQTT_URL: matches no setting, ignored (did you mean STRESSWATCH_MQTT__URL?)",
+        ("STRESSWATCH_COLOUR: matches no setting, ignored (settings are STRESSWATCH_<SECTION>__<KEY>, with two "
+        "underscores, e.g. STRESSWATCH_PROCESSING__STEP_S)"),
+    ]
+
+
+def test_every_suggested_variable_is_a_setting():
+    names = config.env_variables()
+    assert "STRESSWATCH_PROCESSING__STEP_S" in names and "STRESSWATCH_ALERTS__QUIET_HOURS" in names
+    for name in names:
+        warnings: list[str] = []
+        try:
+            config.load(None, environ={name: ""}, warnings=warnings)
+        except config.ConfigError as exc:  # an empty value may be refused: by the key's check, not as unknown
+            assert not any("unknown key" in p for p in exc.problems), (name, exc.problems)
+        assert warnings == [], name
+
+
+def test_config_check_prints_the_warnings_and_run_logs_them(tmp_path, capsys, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("STRESSWATCH_PROCESING_STEP_S", "5")
+    warning = ("STRESSWATCH_PROCESING_STEP_S: matches no setting, ignored "
+               "(did you mean STRESSWATCH_PROCESSING__STEP_S?)")
+    path = write(tmp_path, "[processing]\nstep_s = 5\n")
+    assert main(["config", "check", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{path}: ok (1 warning)\n" and err == f"stresswatch: config warning: {warning}\n"
+    path = write(tmp_path, f'[[devices]]\naddress = "A0:9E:1A:12:34:56"\n[state]\ndirectory = "{tmp_path}"\n')
+    # `run` logs it at start; here it then stops at the missing Bluetooth (a bus that is not there)
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus"}
+    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "--config", str(path), "run"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert f"WARNING stresswatch.config: {warning}" in proc.stderr

@@ -428,3 +428,39 @@ def test_a_paced_replay_hands_over_motion_events_in_time_order():
 
     asyncio.run(replay())
     assert got == events
+
+
+def test_the_service_publishes_the_outbox_figures_with_the_device_status(broker, tmp_path):
+    """Every health period (30 s) the service also publishes, retained, what waits in its outbox
+    and what the outbox bounds have dropped (the counters of issue 16 row 12)."""
+    from stresswatch import config
+    from stresswatch.service import Service
+
+    cfg = config.load(None, environ={"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"),
+                                     "STRESSWATCH_MQTT__URL": f"mqtt://127.0.0.1:{broker.port}",
+                                     "STRESSWATCH_MQTT__DISCOVERY": "false"})
+    service = Service(cfg, [], timezone="UTC")
+    service.store.bump("influx.dropped_overflow", 7)  # as an earlier outage left it
+    got: queue.Queue = queue.Queue()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_message = lambda c, u, m: got.put(m)
+    sub.connect("127.0.0.1", broker.port)
+    sub.subscribe("stresswatch/outbox")
+    sub.loop_start()
+    try:
+        assert service.sinks.mqtt.connected.wait(10)
+        service.publish_health()
+        live = got.get(timeout=10)
+        late = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)  # subscribes afterwards
+        late.on_message = lambda c, u, m: got.put(m)
+        late.connect("127.0.0.1", broker.port)
+        late.subscribe("stresswatch/outbox")
+        late.loop_start()
+        kept = got.get(timeout=10)
+        late.loop_stop()
+    finally:
+        sub.loop_stop()
+        service.sinks.close(timeout_s=2)
+    assert kept.retain and kept.payload == live.payload
+    assert json.loads(live.payload) == {"points_waiting": 0, "dropped_points": 7, "messages_waiting": 0,
+                                        "dropped_messages": 0}
