@@ -71,7 +71,9 @@ class MotionKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Motion:
-    """What one device says about the person's movement over the `span_s` seconds ending at `t`.
+    """What one device says about the person's movement over the `span_s` seconds ending at `t`,
+    and, for a source that reports now and then (the phone), for `hold_s` seconds after `t` until
+    the device's next report.
 
     `intensity_mg` is the mean amplitude deviation of the acceleration's vector magnitude
     (processing/motion.py) where an accelerometer measured it; `cadence_spm` steps per minute
@@ -88,6 +90,7 @@ class Motion:
     cadence_spm: float | None = None
     speed_m_s: float | None = None
     source: str = ""
+    hold_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

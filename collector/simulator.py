@@ -43,7 +43,7 @@ class Phase:
     mayer_ms: float  # half peak-to-peak RR modulation at ~0.1 Hz
     breaths_per_min: float
     noise_ms: float = 6.0
-    label: str = ""  # what the phase is, for summaries and plots (rest/stress/active/recovery/sleep)
+    label: str = ""  # what the phase is, for summaries and plots (rest/stress/walk/active/recovery/sleep)
 
 
 # Typical parameter sets; HR and RMSSD ranges follow Nunan et al. 2010 (PACE 33:1407, resting
@@ -52,6 +52,10 @@ PRESETS: dict[str, Phase] = {
     "rest": Phase("rest", 600, 64, 50, 22, 12, label="rest"),
     "stress": Phase("stress", 600, 84, 9, 26, 18, noise_ms=4, label="stress"),
     "exercise": Phase("exercise", 600, 138, 3, 6, 28, noise_ms=2.5, label="active"),
+    # A brisk walk: HR up ~25 bpm, still below 30 % of the heart-rate reserve, so heart rate alone
+    # reads it as rest (GUDB's treadmill walks: median HR 88 against 76 seated; Howell & Porr
+    # 2018), with the vagal withdrawal and faster breathing of light exercise.
+    "walk": Phase("walk", 600, 89, 12, 14, 20, noise_ms=4, label="walk"),
     "recovery": Phase("recovery", 600, 82, 14, 18, 16, noise_ms=4, label="recovery"),
     "calm": Phase("calm", 600, 60, 62, 22, 9, label="rest"),
     "sleep": Phase("sleep", 600, 54, 70, 20, 12, label="rest"),
@@ -65,21 +69,41 @@ def phase(kind: str, minutes: float, name: str | None = None, **overrides: float
 
 
 def demo_day() -> list[Phase]:
-    """The demo script: a compressed day of rest, work stress, exercise, recovery and evening calm.
+    """The demo script: a compressed day of rest, work stress, a walk, exercise, recovery and evening calm.
 
     The person takes the breathing prompt the work stress brings (the alert engine prompts after
     10 of 15 stressed minutes at rest) and breathes at 6 breaths/min for 5 minutes, then rests;
-    a tense call in the evening brings a second prompt, which they say was wrong."""
+    walks to the gym (its heart rate alone would read as stress; their phone says walking, see
+    `phone_reports`); a tense call in the evening brings a second prompt, which they say was wrong."""
     return [
         phase("rest", 12, "morning rest"),
         phase("stress", 12, "work stress"),
         breathing(5, 6.0, "breathing"),
         phase("rest", 8, "break"),
+        phase("walk", 10, "walk to the gym"),
         phase("exercise", 10, "exercise"),
         phase("recovery", 8, "recovery"),
         phase("stress", 14, "tense call"),
         phase("calm", 12, "evening calm"),
     ]
+
+
+# What a phone's activity recognition says during a phase of each label (the simulated phone
+# reports like Home Assistant's companion app, collector/phone_activity.py).
+PHONE_SAYS = {"walk": "walking", "active": "running"}
+
+
+def phone_reports(script: list[Phase], start: float = 0.0, every_s: float = 60.0) -> list[tuple[float, str]]:
+    """(time, activity) of a phone reporting once every `every_s` through `script`: walking in a
+    walk, running in exercise, still otherwise."""
+    out, t0 = [], start
+    for ph in script:
+        t = t0
+        while t < t0 + ph.duration_s:
+            out.append((t, PHONE_SAYS.get(ph.label, "still")))
+            t += every_s
+        t0 += ph.duration_s
+    return out
 
 
 @dataclass(frozen=True)

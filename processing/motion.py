@@ -180,7 +180,7 @@ class MotionTrack:
         self.person = person
         self.keep_s = keep_s
         self._classifiers: dict[str, AccelerometerClassifier] = {}
-        self._spans: deque[tuple[float, float, MotionState]] = deque()  # (start, end, what it says)
+        self._spans: deque[list] = deque()  # [start, end, what it says, device]
         self.latest: Motion | None = None
 
     def feed(self, event: Motion | Acceleration) -> list[Motion]:
@@ -193,11 +193,15 @@ class MotionTrack:
         else:
             found = [event]
         for m in found:
-            self._spans.append((m.t - m.span_s, m.t, says(m)))
+            # A report held past its time (the phone's) lasts until the device's next report.
+            for span in self._spans:
+                if span[3] == m.device and span[1] > m.t:
+                    span[1] = max(span[0], m.t)
+            self._spans.append([m.t - m.span_s, m.t + m.hold_s, says(m), m.device])
             if self.latest is None or m.t >= self.latest.t:
                 self.latest = m
         if found and math.isfinite(self.keep_s):
-            newest = max(end for _, end, _ in self._spans)
+            newest = max(span[1] for span in self._spans)
             while self._spans and self._spans[0][1] < newest - self.keep_s:
                 self._spans.popleft()
         return found
@@ -212,10 +216,10 @@ class MotionTrack:
         length = end - start
         if length <= 0 or not self._spans:
             return MotionState.UNKNOWN
-        moving = _union_length([(a, b) for a, b, s in self._spans if s == MotionState.MOVING], start, end)
+        moving = _union_length([(a, b) for a, b, s, _ in self._spans if s == MotionState.MOVING], start, end)
         if moving >= MOVING_SHARE * length:
             return MotionState.MOVING
-        known = _union_length([(a, b) for a, b, s in self._spans if s != MotionState.UNKNOWN], start, end)
+        known = _union_length([(a, b) for a, b, s, _ in self._spans if s != MotionState.UNKNOWN], start, end)
         if moving == 0.0 and known >= STILL_SHARE * length:
             return MotionState.STILL
         return MotionState.UNKNOWN

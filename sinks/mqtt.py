@@ -8,6 +8,7 @@ Topics (contract; base topic configurable, default `stresswatch`):
 | `<base>/<person>/prompt/response` | no | 1 | subscribed: `{"id", "action": done/snooze/dismiss/not_stressed, "minutes"}` (minutes: 1-240, optional); only for a prompt of that person; the first answer stands; a retained one is ignored and cleared |
 | `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model |
 | `<base>/outbox` | yes | 0 | what waits in the outbox and what its bounds dropped (`Sinks.publish_outbox`); none with `announce_status=False` |
+| `<base>/<person>/activity` | no | 1 | subscribed: the phone's activity (collector/phone_activity.py), handed to `on_activity`; a retained one is stale and ignored |
 | `homeassistant/...` | yes | 1 | discovery configs, re-sent when HA announces `online` |
 
 Delivery: outgoing messages are written to the SQLite outbox first (sink "mqtt"; state and
@@ -161,7 +162,8 @@ def state_payload(r: Reading, status: dict | None = None) -> dict:
 
 
 class MqttSink:
-    """Publishes through the outbox; calls `on_response(person, response)` for phone answers."""
+    """Publishes through the outbox; calls `on_response(person, response)` for phone answers and
+    `on_activity(person, payload)` for the phone's activity (both on paho's network thread)."""
 
     def __init__(
         self,
@@ -171,6 +173,7 @@ class MqttSink:
         devices: dict[str, list[str]] | None = None,
         on_response=None,
         clock=time.time,
+        on_activity=None,
     ):
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
@@ -178,6 +181,7 @@ class MqttSink:
         self.store, self.s, self.people = store, settings, list(people)
         self.devices = devices or {}
         self.on_response = on_response
+        self.on_activity = on_activity
         self.clock = clock
         self.connected = threading.Event()
         self.last_error: str | None = None  # why the last connection attempt failed; None once connected
@@ -536,7 +540,8 @@ class MqttSink:
                 self._connection += 1
         if self.s.announce_status:
             client.publish(self.status_topic, "online", qos=1, retain=True)
-        client.subscribe([(f"{self.s.base_topic}/+/prompt/response", 1), (f"{self.s.discovery_prefix}/status", 1)])
+        client.subscribe([(f"{self.s.base_topic}/+/prompt/response", 1), (f"{self.s.base_topic}/+/activity", 1),
+                          (f"{self.s.discovery_prefix}/status", 1)])
         self.connected.set()
         self.publish_discovery()
         self.pump()
@@ -649,6 +654,9 @@ class MqttSink:
                 log.info("Home Assistant is online: %s%d open prompt(s) queued again",
                          "discovery configs and " if self.s.discovery else "", n)
             return
+        if msg.topic.endswith("/activity"):
+            self._activity(msg)
+            return
         if not msg.payload:  # how a retained answer is cleared (see below): nothing to answer
             return
         if msg.retain:
@@ -676,6 +684,17 @@ class MqttSink:
         self.store.answer_prompt(response["id"], response)
         if self.on_response:
             self.on_response(person, response)
+
+    def _activity(self, msg) -> None:
+        """The phone's activity, for a configured person and as it happens: a retained one (left
+        by a client that published with the retain flag) tells what was true some time ago."""
+        person = msg.topic.split("/")[-2]
+        if msg.retain or person not in self.people:
+            self.store.bump(f"{SINK}.ignored_activity")
+            log.debug("ignored %s activity on %s", "a retained" if msg.retain else "an unknown person's", msg.topic)
+            return
+        if self.on_activity:
+            self.on_activity(person, bytes(msg.payload))
 
     def _clear_retained_answer(self, msg) -> None:
         """An answer the broker kept (published with the retain flag) comes at every subscribe,

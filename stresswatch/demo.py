@@ -34,7 +34,7 @@ from sinks.store import StateLock, StateStore
 from stresswatch import config as configuration
 from stresswatch import report
 from stresswatch.service import Service
-from stresswatch.sources import ReplaySource, shifted, simulated_day
+from stresswatch.sources import ReplaySource, shifted, simulated_day, simulated_phone
 
 DEMO_CLIENT_ID = "stresswatch-demo"
 # The demo day is a day compressed into 80 minutes: a 90-minute cooldown would allow one prompt.
@@ -140,7 +140,8 @@ def _run(args, cfg: configuration.Config) -> int:
         title = f"stresswatch demo: {Path(args.recording).name}"
     else:
         beats, spans = simulated_day(args.seed, args.artifacts, person)
-        events = list(beats)
+        # and their phone's activity, as Home Assistant forwards it: the walk is not stress
+        events = sorted([*beats, *simulated_phone(person)], key=lambda e: e.t)
         title = "stresswatch demo: a simulated day"
     shift, utc_offset_s = replay_now(spans[-1].end, args.seconds, time.time())
     events, beats = shifted(events, shift), shifted(beats, shift)

@@ -20,7 +20,8 @@ class Span:
 
 
 def _fmt(x: float | None, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
+    """`x` formatted by `spec`, or "-" in the same width."""
+    return format("-", f">{spec.split('.')[0]}") if x is None else format(x, spec)
 
 
 def live_line(r: Reading, t0: float, label: str = "") -> str:

@@ -33,6 +33,7 @@ from alerts.settings import AlertSettings
 from alerts.timeofday import day_start
 from collector.ble import DeviceSpec
 from collector.events import Event
+from collector.phone_activity import motion_from_phone
 from processing.baseline import Baseline
 from processing.pipeline import Pipeline
 from processing.reading import Reading
@@ -99,6 +100,7 @@ class Service:
             self.people[p.name] = self._restore(p, cfg, alerts, restore)
         if self.sinks.mqtt is not None:
             self.sinks.mqtt.on_response = self._response_from_phone
+            self.sinks.mqtt.on_activity = self._activity_from_phone
         self._loop: asyncio.AbstractEventLoop | None = None
         # Device health: per strap (person, device label), the link status and beat counts.
         self.health: dict[tuple[str, str], DeviceHealth] = {}  # (person, device label)
@@ -295,6 +297,21 @@ class Service:
             values[f"alerts/{w.name}"] = w.engine.to_dict()
         if values:
             self.sinks.save_states(values)
+
+    def phone_activity(self, person: str, payload: bytes, now: float | None = None) -> None:
+        """The phone's activity message (MQTT `<person>/activity`) as Motion into the person's
+        pipeline; a payload that says no activity is one log line and changes nothing."""
+        try:
+            motion = motion_from_phone(person, payload, self.clock() if now is None else now)
+        except ValueError as exc:
+            log.warning("%s: ignored an activity message from the phone: %s", person, exc)
+            return
+        self.events([motion])
+
+    def _activity_from_phone(self, person: str, payload: bytes) -> None:
+        """Called on paho's network thread, like `_response_from_phone`."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.phone_activity, person, payload)
 
     def _response_from_phone(self, person: str, response: dict) -> None:
         """Called on paho's network thread: the engines belong to the event loop's thread."""

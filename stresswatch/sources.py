@@ -19,8 +19,9 @@ import numpy as np
 
 from collector.artifacts import inject
 from collector.ble import DeviceSpec, StrapLink
-from collector.events import Acceleration, Beat, Event, Gap
-from collector.simulator import demo_day, simulate
+from collector.events import Acceleration, Beat, Event, Gap, Motion
+from collector.phone_activity import motion_from_phone
+from collector.simulator import demo_day, phone_reports, simulate
 from stresswatch.report import Span
 
 log = logging.getLogger("stresswatch.sources")
@@ -136,6 +137,12 @@ class StrapSource:
                     await asyncio.wait_for(stop.wait(), timeout=self.restart_after_s)
                 except TimeoutError:
                     pass
+
+
+def simulated_phone(person: str) -> list[Motion]:
+    """What the demo person's phone says during the demo day, once a minute (collector/simulator.py
+    `phone_reports`), as the Motion the service makes of a real phone's messages."""
+    return [motion_from_phone(person, activity, t) for t, activity in phone_reports(demo_day(), DEMO_START)]
 
 
 def simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat], list[Span]]:

@@ -30,6 +30,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from servers import wait_for as wait
 
 from alerts.prompt import Exercise, Prompt, PromptAction
+from collector.events import MotionKind
+from collector.phone_activity import motion_from_phone
 from processing.reading import Reading, StressState
 from sinks.mqtt import MqttSettings, MqttSink
 from sinks.store import StateStore
@@ -38,6 +40,8 @@ from sinks.version import VERSION
 yaml = pytest.importorskip("yaml", reason="PyYAML reads the blueprint: add pyyaml to the test extras")
 
 BLUEPRINT = Path(__file__).resolve().parents[2] / "deploy" / "homeassistant" / "stresswatch_prompt.yaml"
+ACTIVITY_BLUEPRINT = BLUEPRINT.with_name("stresswatch_activity.yaml")
+ACTIVITY_SENSOR = "sensor.pixel_8_detected_activity"  # what the Android companion app names it
 PEOPLE = ["ann", "Zoë Lee"]  # the second: a name Home Assistant must slug for its ids
 
 
@@ -125,7 +129,17 @@ def hass(tmp_path_factory, mosquitto, phone):
         target = config / "blueprints" / "automation" / "stresswatch"
         target.mkdir(parents=True)
         shutil.copy(BLUEPRINT, target / BLUEPRINT.name)
+        shutil.copy(ACTIVITY_BLUEPRINT, target / ACTIVITY_BLUEPRINT.name)
         automations = [
+            {
+                "id": "stresswatch_activity_ann",
+                "alias": "stresswatch activity ann",
+                "use_blueprint": {
+                    "path": f"stresswatch/{ACTIVITY_BLUEPRINT.name}",
+                    "input": {"person": "ann", "activity_sensor": ACTIVITY_SENSOR},
+                },
+            },
+        ] + [
             {
                 "id": f"stresswatch_prompt_{i}",
                 "alias": f"stresswatch prompt {person}",
@@ -152,11 +166,13 @@ def hass(tmp_path_factory, mosquitto, phone):
 def sink(tmp_path_factory, mosquitto, hass):
     """stresswatch's own MQTT sink: discovery, status, readings, prompts; records the answers it accepts."""
     answers: queue.Queue = queue.Queue()
+    activity: queue.Queue = queue.Queue()
     store = StateStore(tmp_path_factory.mktemp("state") / "state.db")
     settings = MqttSettings(host="127.0.0.1", port=mosquitto.port, client_id="stresswatch-test")
     s = MqttSink(store, settings, people=PEOPLE, devices={"ann": ["H10"]},
-                 on_response=lambda person, response: answers.put((person, response)))
-    s.answers = answers
+                 on_response=lambda person, response: answers.put((person, response)),
+                 on_activity=lambda person, payload: activity.put((person, payload)))
+    s.answers, s.activity = answers, activity
     s.start()
     assert s.connected.wait(10)
     yield s
@@ -270,10 +286,11 @@ def test_a_prompt_fires_the_event_entity_with_its_kind_and_reason(hass, sink):
         assert event["attributes"]["event_types"] == ["acute", "chronic", "scheduled"]
 
 
-def test_the_blueprint_loads_as_one_automation_per_person(hass):
+def test_the_blueprints_load_as_one_automation_per_person_and_phone(hass):
     automations = {s["attributes"].get("id"): s for s in hass.states().values()
                    if s["entity_id"].startswith("automation.")}
-    assert set(automations) == {"stresswatch_prompt_0", "stresswatch_prompt_1"}, hass.log_tail()
+    assert set(automations) == {"stresswatch_prompt_0", "stresswatch_prompt_1", "stresswatch_activity_ann"}, \
+        hass.log_tail()
     assert all(a["state"] == "on" for a in automations.values()), automations
 
 
@@ -415,3 +432,26 @@ def test_a_plain_mqtt_phone_gets_a_prompt_sent_while_away_and_answers_it(tmp_pat
         sink.stop()
         store.close()
         broker.stop()
+
+
+@pytest.mark.parametrize("state,attributes,kind", [
+    ("walking", {"confidence": 88}, MotionKind.WALKING),  # Android
+    ("Stationary", {"Confidence": "High"}, MotionKind.STILL),  # iOS
+    ("in_vehicle", {"confidence": 30}, MotionKind.UNKNOWN),  # too unsure to say anything
+])
+def test_the_phone_s_activity_sensor_reaches_stresswatch_through_the_blueprint(hass, sink, state, attributes, kind):
+    """deploy/homeassistant/stresswatch_activity.yaml: the companion app's activity sensor, set
+    through Home Assistant's REST API as the app sets it, arrives on stresswatch/ann/activity as
+    what collector/phone_activity.py reads."""
+    hass.request("POST", f"/api/states/{ACTIVITY_SENSOR}", {"state": state, "attributes": attributes})
+    deadline = time.monotonic() + 30
+    while True:  # the blueprint also repeats the state once a minute: take the one for this state
+        try:
+            person, payload = sink.activity.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            raise AssertionError(f"no activity message; Home Assistant log:\n{hass.log_tail()}") from None
+        if json.loads(payload)["activity"] == state:
+            break
+    assert person == "ann"
+    motion = motion_from_phone(person, payload, time.time())
+    assert motion.kind == kind

@@ -130,3 +130,14 @@ def test_old_spans_are_forgotten_after_keep_s():
     for end in range(10, 1000, 10):
         track.feed(span(MotionKind.STILL, end))
     assert len(track._spans) <= 8
+
+
+def test_a_report_held_past_its_time_lasts_until_the_device_s_next_report():
+    """The phone reports once a minute: each report holds for a minute after it, and the next
+    report from the same device ends the hold at once."""
+    track = MotionTrack("ann", keep_s=60.0)
+    track.feed(Motion("ann", "phone", 100.0, MotionKind.WALKING, 90.0, source="phone", hold_s=60.0))
+    assert track.over(110.0, 160.0) == MotionState.MOVING  # after the report, before the next
+    track.feed(Motion("ann", "phone", 130.0, MotionKind.STILL, 90.0, source="phone", hold_s=60.0))
+    assert track.over(131.0, 190.0) == MotionState.STILL  # the walking hold ended at 130
+    assert track.over(195.0, 250.0) == MotionState.UNKNOWN  # no report since: nothing known

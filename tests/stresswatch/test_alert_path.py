@@ -229,6 +229,11 @@ def test_the_demo_plays_the_person_and_reports_the_measured_effect(tmp_path):
     assert "answered done" in out and "answered: not stressed" in out
     assert "After resonance breathing your resting HRV (lnRMSSD) went from" in out
     assert "prompts: 2" in out
+    # the walk to the gym (heart rate up ~25 bpm, the phone saying walking) is activity, not stress
+    walk = next(line for line in out.splitlines() if line.startswith("walk to the gy"))
+    assert "stressed" not in walk and walk.rstrip().endswith("active")
+    call = next(line for line in out.splitlines() if line.startswith("tense call"))
+    assert "stressed" in call
 
 
 def test_real_cycling_and_its_recovery_never_prompt(reference, tmp_path):
