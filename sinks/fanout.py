@@ -1,5 +1,7 @@
-"""The enabled outputs behind one object: hands beats, readings, prompts and device status to
-MQTT and InfluxDB (either may be off)."""
+"""The enabled outputs behind one object: hands beats, readings, prompts, answers and measured
+effects, day summaries, baselines, device status and the outbox figures to MQTT and InfluxDB
+(either may be off), through the state store's outbox; a failing store (full disk) is counted
+and logged, never raised into the service."""
 
 from __future__ import annotations
 

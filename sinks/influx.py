@@ -1,5 +1,5 @@
-"""InfluxDB sink: writes the `beats`, `hrv`, `prompts`, `devices` points (sinks/line_protocol.py) in
-batches via the outbox.
+"""InfluxDB sink: writes the points of sinks/line_protocol.py (`beats`, `hrv`, `prompts`,
+`devices`, `baseline`, `daily`) in batches via the outbox, one flush at a time.
 
 Delivery: points go to the SQLite outbox first (`StateStore`, sink "influx") and are deleted
 only after the server answered 2xx, so an outage or a SIGKILL loses nothing. Re-sending a point

@@ -7,7 +7,11 @@ Schema (contract, millisecond timestamps; see README "InfluxDB"):
   state and motion as strings; null fields are left out;
 - `prompts` tag person;  id, kind, exercise (strings), stress_score (float), response (string),
   and effect fields (e.g. rmssd_change_ms) when known;
-- `devices` tags person, device;  battery_pct (float), connected (boolean).
+- `devices` tags person, device;  battery_pct (float), connected (boolean);
+- `baseline` tag person;  the resting reference of the stress score (hr_bpm, hr_low, hr_high,
+  rmssd_ms, rmssd_low, rmssd_high, samples);
+- `daily`  tag person;  the day's summary and the chronic bands (valid boolean, minutes, stress
+  load, night lnRMSSD, the normal ranges, prompts).
 """
 
 from __future__ import annotations

@@ -183,8 +183,13 @@ def _run(args, cfg: configuration.Config) -> int:
     if args.plot and readings:
         marks = [(p.time, f"{p.kind} prompt: {action.value}") for p, action, _ in played.log]
         marks += [(p.time, f"{p.kind} prompt") for _, p, _ in played.due]
-        path = report.plot(readings, spans, args.plot, title, marks)
-        print(f"plot saved to {Path(path).resolve()}")
+        try:
+            path = report.plot(readings, spans, args.plot, title, marks)
+        except ImportError:  # matplotlib is the optional `plot` extra
+            print("plot skipped: matplotlib is not installed (pip install 'stresswatch[plot]'; "
+                  "./scripts/demo installs it)")
+        else:
+            print(f"plot saved to {Path(path).resolve()}")
     return 0
 
 

@@ -25,6 +25,23 @@ def run_cli(*args, cwd=None):
     )
 
 
+def test_the_demo_without_matplotlib_says_how_to_get_the_plot_and_the_service_never_imports_it(tmp_path):
+    """matplotlib is the optional `plot` extra: without it the demo runs and says so in one line."""
+    import os
+
+    hide = ("import sys; sys.modules['matplotlib'] = None; from stresswatch.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    env = {**os.environ, "STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state")}
+    proc = subprocess.run([sys.executable, "-c", hide, "demo", "--seconds", "0", "--plot", str(tmp_path / "d.png")],
+                          capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "plot skipped: matplotlib is not installed (pip install 'stresswatch[plot]'" in proc.stdout
+    assert not (tmp_path / "d.png").exists()
+    loaded = subprocess.run([sys.executable, "-c", "import sys, stresswatch.service, stresswatch.cli; "
+                             "print('matplotlib' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"
+
+
 def test_demo_runs_the_whole_pipeline_and_saves_a_plot(tmp_path):
     png = tmp_path / "demo.png"
     proc = run_cli("demo", "--seconds", "0", "--plot", str(png))
