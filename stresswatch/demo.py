@@ -25,7 +25,7 @@ from sinks.store import StateStore
 from stresswatch import config as configuration
 from stresswatch import report
 from stresswatch.service import Service
-from stresswatch.sources import ReplaySource, simulated_day
+from stresswatch.sources import ReplaySource, as_known_still, simulated_day
 
 DEMO_CLIENT_ID = "stresswatch-demo"
 # The demo day is a day compressed into 80 minutes: a 90-minute cooldown would allow one prompt.
@@ -133,6 +133,8 @@ def run(args, cfg: configuration.Config) -> int:
                       utc_offset_s=0.0, restore=False,
                       alert_settings=dataclasses.replace(cfg.alert_settings(), cooldown_min=DEMO_COOLDOWN_MIN))
     played.service = service
+    if not args.recording:
+        as_known_still(service.pipelines.values())
     asyncio.run(service.run(asyncio.Event()))
     _print_sink_summary(service.sinks)
     print("\nsummary\n" + report.summary_table(readings, spans))

@@ -137,6 +137,15 @@ class StrapSource:
                     pass
 
 
+def as_known_still(pipelines) -> None:
+    """Judge the simulated wearer as a person whose strap reports motion: it sits still in every
+    phase but the exercise (which heart rate alone marks `active`), so its readings get no RR-only
+    gate (processing/stress.py). The simulated strap has no motion channel yet (issue 17, item
+    2); until it sends motion, this stands in for what that motion would say."""
+    for pipeline in pipelines:
+        pipeline.model.rr_gate = None
+
+
 def simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat], list[Span]]:
     """Beats of the demo day (artifacts injected at `artifacts` per beat and kind) and its phases."""
     script = demo_day()

@@ -18,7 +18,7 @@ from servers import wait_for
 from alerts.settings import AlertSettings
 from stresswatch import config
 from stresswatch.service import Service
-from stresswatch.sources import ReplaySource, simulated_day
+from stresswatch.sources import ReplaySource, as_known_still, simulated_day
 
 
 class UntilStopped:
@@ -58,6 +58,7 @@ def test_a_stress_block_prompts_the_phone_once_and_its_answer_reaches_the_engine
     phone.loop_start()
     cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}")
     service = Service(cfg, [], utc_offset_s=0.0, alert_settings=ANY_HOUR)
+    as_known_still(service.pipelines.values())  # the simulated wearer sits still: its stress is judged
     prompts = []
     service.on_prompt = prompts.append
 
@@ -90,6 +91,7 @@ def test_a_restart_restores_the_baseline_and_the_alert_engine(tmp_path):
     cfg = load(tmp_path)
     beats = work_stress_beats()
     first = Service(cfg, [ReplaySource(beats)], utc_offset_s=0.0)
+    as_known_still(first.pipelines.values())
     asyncio.run(first.run(asyncio.Event()))
     before = first.people["me"]
     engine_state = before.engine.to_dict()
