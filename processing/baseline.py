@@ -63,9 +63,11 @@ CALIBRATION_SAMPLES = 20
 # gaps, and the person said it was rest, so there is no doubt to wait out. (It was 6: a 2 min
 # calibration at the start of a file then calibrated in some people and not in others, issue 17.)
 MIN_KNOWN_SAMPLES = 5
-# Ours: rest samples after which the score compares with the person's own median alone, while
+# Ours: rest samples after which the reference is the person's own median alone, while
 # `stressed` still waits for calibration: population norms put people in the wrong place far
 # more than 3 min of their own rest does (resting HR and RMSSD vary several-fold between people).
+# processing/stress.py gives no score before a new baseline holds this many (issue 17: a person
+# resting at HR 100 scored 100 through a lab baseline against the population's 68).
 BLEND_SAMPLES = 6
 # The weight of the population spread in the spread of a young baseline, in rest samples (ours:
 # as much as a calibration, 10 min of rest). See `shrunk_sd`.

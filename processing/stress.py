@@ -6,9 +6,13 @@ variability: a meta-analysis and review of the literature", Psychiatry Investig 
 doi:10.30773/pi.2017.08.17; Castaldo et al. 2015, Biomed Signal Process Control 18:370,
 doi:10.1016/j.bspc.2015.02.012). Between people these values differ several-fold, so the score
 compares a person with their own resting baseline (Plews et al. 2013, Sports Med 43:773,
-doi:10.1007/s40279-013-0071-8: a rolling personal lnRMSSD baseline), and uses population
+doi:10.1007/s40279-013-0071-8: a rolling personal lnRMSSD baseline), and leans on population
 norms (Nunan et al. 2010, PACE 33:1407) until enough personal rest data exists; the baseline
-itself (what it learns from, day and night, resting heart rate) is processing/baseline.py.
+itself (what it learns from, day and night, resting heart rate, the spread of a young baseline)
+is processing/baseline.py. Against population norms alone a score says little (issue 17: a
+person resting at HR 100 scored 100 through a whole lab baseline), so a new user gets a score
+once the baseline holds 3 min of their own rest (BLEND_SAMPLES), and `stressed` only once it is
+calibrated (10 min, or a declared calibration span).
 
 The score: z = HR_WEIGHT (HR - HRbase) / SD_HR + LN_RMSSD_WEIGHT (lnRMSSDbase - lnRMSSD) / SD_ln,
 score = 100 Phi(z) (Phi the standard normal CDF), so 50 is the person's median rest and 70 is
@@ -93,7 +97,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from processing.baseline import Baseline
+from processing.baseline import BLEND_SAMPLES, Baseline
 from processing.reading import Activity, StressState
 
 ACTIVE_ENTER_HRR = 0.30
@@ -207,6 +211,10 @@ class StressModel:
             self.baseline.add_rest(time, ln_rmssd, hr_bpm)
             return Assessment(Activity.UNKNOWN, None, StressState.UNKNOWN)
         if not good or activity == Activity.ACTIVE:
+            return Assessment(activity, None, StressState.UNKNOWN)
+        if not known_rest and not self.baseline.calibrated and self.baseline.reference(time).samples < BLEND_SAMPLES:
+            if activity == Activity.REST:
+                self.baseline.add_rest(time, ln_rmssd, hr_bpm)
             return Assessment(activity, None, StressState.UNKNOWN)
         z = self.deviation(time, hr_bpm, ln_rmssd, quality)
         score = 100.0 * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))

@@ -12,7 +12,7 @@ import pytest
 from collector.events import Beat
 from collector.files import read_recording
 from collector.simulator import phase, simulate, to_beats
-from processing.baseline import Baseline
+from processing.baseline import BLEND_SAMPLES, SAMPLE_S, Baseline
 from processing.pipeline import Pipeline, Settings, run
 from processing.stress import RR_GATE, StressModel
 
@@ -260,16 +260,28 @@ def test_with_motion_known_still_the_same_rise_is_judged():
 
 def test_the_gate_waits_for_a_calibrated_baseline_and_learns_what_it_gates():
     """Before calibration nothing is stressed anyway, so a new user whose rest is far from the
-    population norm is scored, not gated; gated readings are learned as rest, so a rest that moved
-    up (a warm week, a new medicine) is the baseline after a while instead of gated for ever."""
+    population norm is not gated: a score follows once 3 min of their rest are learned. Gated
+    readings are learned as rest, so a rest that moved up (a warm week, a new medicine) is the
+    baseline after a while instead of gated for ever."""
     new = StressModel()
-    first = new.assess(0.0, 88.0, math.log(25.0), 1.0)
-    assert first.activity == "rest" and first.score is not None
+    first = [new.assess(10.0 * k, 88.0, math.log(25.0), 1.0) for k in range(30)]
+    assert all(v.activity == "rest" for v in first) and first[-1].score is not None
     model = StressModel()
     t = declared_rest(model, hr=62.0)
     verdicts = [model.assess(t + 10.0 * k, 74.0, math.log(40.0), 1.0) for k in range(360)]  # 1 h at +12 bpm
     assert verdicts[0].activity == "unknown"
     assert verdicts[-1].activity == "rest" and verdicts[-1].score is not None and verdicts[-1].state != "stressed"
+
+
+def test_no_score_against_population_norms_alone():
+    """Issue 17: a person whose rest is far from the population norm (HR 100) scored 100 through a
+    whole lab baseline against it (Stress-Predict S08). A new baseline gives a score once it holds
+    BLEND_SAMPLES of the person's own rest (3 min), and `stressed` waits for calibration."""
+    model = StressModel()
+    verdicts = [model.assess(10.0 * k, 100.0, math.log(30.0), 1.0) for k in range(40)]
+    scored = [k for k, v in enumerate(verdicts) if v.score is not None]
+    assert scored and scored[0] * 10.0 >= (BLEND_SAMPLES - 1) * SAMPLE_S
+    assert all(verdicts[k].score < 70 for k in scored)
 
 
 def test_a_sustained_walk_without_motion_never_prompts_but_known_still_it_would():
@@ -325,9 +337,13 @@ def test_a_calibration_span_is_scored_against_the_finished_calibration():
 
 def test_no_score_before_the_first_full_rmssd_window():
     """The readings of the first minute of a stream have HRV metrics but no score (the baseline
-    is made of 60 s heart rates); from the first full window on they are scored."""
-    readings = run(steady_beats(3, 70.0, 40.0), "p", Settings())
-    t0 = steady_beats(3, 70.0, 40.0)[0].t - steady_beats(3, 70.0, 40.0)[0].rr_ms / 1000.0
+    is made of 60 s heart rates); from the first full window on they are scored (an established
+    user: a saved baseline at this rest)."""
+    saved = StressModel()
+    declared_rest(saved, hr=70.0)
+    beats = steady_beats(3, 70.0, 40.0)
+    readings = run(beats, "p", Settings(), model=StressModel(baseline=saved.baseline))
+    t0 = beats[0].t - beats[0].rr_ms / 1000.0
     early = [r for r in readings if r.time - 60.0 < t0]
     late = [r for r in readings if r.time - 60.0 >= t0]
     assert early and all(r.stress_score is None and r.rmssd_ms is not None for r in early)

@@ -183,4 +183,4 @@ def test_the_demo_days_first_ten_minutes_of_rest_never_score_70():
     cfg = config.load(None)
     readings = run(beats, "me", cfg.processing.settings(), model=cfg.person("me").model())
     first = [r.stress_score for r in readings if r.time < spans[0].start + 600 and r.stress_score is not None]
-    assert len(first) >= 40 and max(first) < 70
+    assert len(first) >= 30 and max(first) < 70
