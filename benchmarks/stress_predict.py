@@ -17,7 +17,9 @@ subject is scorable when it has >= 5 scored readings in each class.
 
 Two modes: `new` (a new user, no prior data) and `established` (calibrated on that subject's
 own first baseline phase, as `analyze --calibrate START-END` does). Per task, the same figures
-with one task's readings against all relax readings.
+with one task's readings against all relax readings. Each mode is reported twice: relax = the
+three relax phases, and relax = those and the baseline phase (it is rest too; issue 17: counted
+as relax, the young baseline's swings showed).
 
 With --hrv-variants: instead, the search for an lnRMSSD term and the respiration feasibility
 check (issue 8; `hrv_variants`, `respiration`).
@@ -62,6 +64,7 @@ PHASES = {
 }
 TASKS = ("stroop", "interview", "hyperventilation")
 RELAX = ("relax1", "relax2", "relax3")
+RELAX_AND_BASELINE = ("baseline", *RELAX)
 LABEL_S = 60.0
 MIN_PER_CLASS = 5
 
@@ -143,10 +146,10 @@ def run_subject(root: Path, subject: str, phases: dict[str, tuple[float, float]]
     res.stream = readings
     for r in readings:
         name = label(r, phases)
-        if name is None or name == "baseline":
+        if name is None:
             continue
         res.readings.setdefault(name, []).append(r)
-        if r.stress_score is None:
+        if r.stress_score is None and name != "baseline":
             res.nulls[_why_null(r)] += 1
     return res
 
@@ -158,6 +161,8 @@ def _has_person(cfg, name: str) -> bool:
 def _why_null(r: Reading) -> str:
     if r.activity == "active":
         return "active"
+    if r.activity == "unknown" and r.ln_rmssd is not None and r.quality >= 0.5:
+        return "gated"  # the RR-only gate (processing/stress.py RR_GATE)
     return "quality"
 
 
@@ -201,32 +206,38 @@ def _median(vals: list[float | None]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
-def report(results: list[Result], mode: str) -> None:
-    print(f"\n== {mode} ==")
-    print("subject  task relax | labelled  null(quality, active) | AUC score   HR -lnRMSSD | stressed% task relax")
+def report(results: list[Result], mode: str, relax_names: tuple[str, ...] = RELAX) -> None:
+    print(f"\n== {mode}; relax = {', '.join(relax_names)} ==")
+    print("subject  task relax | labelled  null(quality, active, gated) | AUC score   HR -lnRMSSD | "
+          "stressed% task relax")
     rows: list[Figures] = []
     for res in results:
-        task, relax = res.cls(TASKS), res.cls(RELAX)
+        task, relax = res.cls(TASKS), res.cls(relax_names)
         f = figures(task, relax)
         rows.append(f)
-        labelled = len(task) + len(relax)
+        labelled = len(res.cls(TASKS)) + len(res.cls(RELAX))
         null = sum(res.nulls.values())
         print(f"{res.subject:7s} {f.n_task:5d} {f.n_relax:5d} | {labelled:8d} {null:5d} ({res.nulls['quality']:4d}, "
-              f"{res.nulls['active']:4d}) | {_fmt(f.auc_score)} {_fmt(f.auc_hr)} {_fmt(f.auc_ln)}    | "
-              f"{_fmt(f.stressed_task, True)} {_fmt(f.stressed_relax, True)}")
+              f"{res.nulls['active']:4d}, {res.nulls['gated']:4d}) | {_fmt(f.auc_score)} {_fmt(f.auc_hr)} "
+              f"{_fmt(f.auc_ln)}    | {_fmt(f.stressed_task, True)} {_fmt(f.stressed_relax, True)}")
     ok = [f for f in rows if f.scorable]
     labelled = sum(len(r.cls(TASKS)) + len(r.cls(RELAX)) for r in results)
     nulls = sum(sum(r.nulls.values()) for r in results)
-    print(f"scorable subjects: {len(ok)} of {len(rows)}; null scores {nulls} of {labelled} labelled readings")
+    print(f"scorable subjects: {len(ok)} of {len(rows)}; null scores {nulls} of {labelled} task and relax1-3 "
+          "readings")
     print(f"median   {'':11s} | {'':30s} | {_fmt(_median([f.auc_score for f in ok]), digits=3)} "
           f"{_fmt(_median([f.auc_hr for f in ok]), digits=3)} {_fmt(_median([f.auc_ln for f in ok]), digits=3)}  | "
           f"{_fmt(_median([f.stressed_task for f in ok]), True)} {_fmt(_median([f.stressed_relax for f in ok]), True)}")
     worse = sum(f.auc_score < f.auc_hr for f in ok)
     print(f"score AUC below HR-alone AUC in {worse} of {len(ok)} scorable subjects")
+    relax = [r for res in results for r in res.cls(relax_names) if r.stress_score is not None]
+    if relax:
+        print(f"stressed in relax, all scored relax readings pooled: {100 * sum(r.state == 'stressed' for r in relax) / len(relax):.1f} %"
+              f" of {len(relax)}")
     print("per task (that task's readings vs all relax readings; medians over scorable subjects):")
     print("task              subjects | AUC score   HR -lnRMSSD | stressed% task")
     for task_name in TASKS:
-        fs = [figures(res.cls((task_name,)), res.cls(RELAX)) for res in results]
+        fs = [figures(res.cls((task_name,)), res.cls(relax_names)) for res in results]
         fs = [f for f in fs if f.scorable]
         print(f"{task_name:17s} {len(fs):8d} | {_fmt(_median([f.auc_score for f in fs]))} "
               f"{_fmt(_median([f.auc_hr for f in fs]))} {_fmt(_median([f.auc_ln for f in fs]))}    | "
@@ -428,6 +439,7 @@ def main() -> None:
     for mode, established in (("new user (no prior data)", False), ("established user (calibrated on own baseline phase)", True)):
         results = [run_subject(root, s, phases[s], established) for s in subjects]
         report(results, mode)
+        report(results, mode, RELAX_AND_BASELINE)
     acute_prompts(results, phases)
 
 

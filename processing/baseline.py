@@ -17,6 +17,10 @@ What it learns from, and why it cannot lock in:
   from the same part of the day. NIGHT_HOURS (local
   22:00-07:00) is our choice: the usual sleep window. Until a period has CALIBRATION_SAMPLES
   of its own, the other period's ring stands in (and population norms before either has).
+- Spread of a young baseline: the person's spread is shrunk toward the population's until
+  enough rest is seen (`shrunk_sd`), so that a few minutes of steady rest do not make every
+  small wobble of heart rate read as stress (issue 17: the demo's morning rest scored 94 at HR
+  68 after 5 min; a seated rest declared as calibration scored 99.9 while it was learned).
 - Resting heart rate (for the heart-rate reserve of the activity decision): the
   REST_HR_QUANTILE of the 60 s heart rates of the last REST_HR_MEMORY_S, whatever the activity.
   A low quantile of sustained (60 s) heart rate is the lowest HR a person sustains; learning
@@ -55,13 +59,20 @@ MAX_SAMPLES = 1440
 # (resting RMSSD varies several-fold between healthy adults).
 CALIBRATION_SAMPLES = 20
 # Ours: a rest span the user declared (calibration) is trusted once it gave this many readings
-# (1 min of readings 10 s apart): a wrist device may lose most of a 10 min lab baseline to gaps,
-# and the person said it was rest, so there is no doubt to wait out.
-MIN_KNOWN_SAMPLES = 6
-# Ours: rest samples after which the score compares with the person's own median alone, while
+# (a minute of readings 10 s apart gives 5 or 6 of them, depending on where the 10 s grid falls
+# against the first full 60 s window): a wrist device may lose most of a 10 min lab baseline to
+# gaps, and the person said it was rest, so there is no doubt to wait out. (It was 6: a 2 min
+# calibration at the start of a file then calibrated in some people and not in others, issue 17.)
+MIN_KNOWN_SAMPLES = 5
+# Ours: rest samples after which the reference is the person's own median alone, while
 # `stressed` still waits for calibration: population norms put people in the wrong place far
 # more than 3 min of their own rest does (resting HR and RMSSD vary several-fold between people).
+# processing/stress.py gives no score before a new baseline holds this many (issue 17: a person
+# resting at HR 100 scored 100 through a lab baseline against the population's 68).
 BLEND_SAMPLES = 6
+# The weight of the population spread in the spread of a young baseline, in rest samples (ours:
+# as much as a calibration, 10 min of rest). See `shrunk_sd`.
+PRIOR_SAMPLES = 20
 # Spread floors (ours): lnRMSSD 0.15 (of the order of the day-to-day SD of resting lnRMSSD in one
 # person, a CV of a few percent in Plews et al. 2013) and 2 bpm for heart rate (a minute-to-minute
 # wobble of seated heart rate), so that a very steady calibration does not read every small
@@ -96,22 +107,33 @@ class Reference:
 
 
 class _Ring:
-    """The last `size` rest samples (time, lnRMSSD, HR) in arrival order, and each column sorted."""
+    """The last `size` rest samples (time, lnRMSSD, HR) in arrival order, and each column sorted.
 
-    __slots__ = ("hr", "ln", "rows", "size")
+    `spaced` counts the samples at least SAMPLE_S after the last one counted: the independent
+    samples it holds (declared rest gives a sample every reading, 10 s apart, whose 60 s
+    windows overlap), for the spread's shrinkage."""
+
+    __slots__ = ("_last_spaced_t", "hr", "ln", "rows", "size", "spaced")
 
     def __init__(self, size: int):
         self.size = size
-        self.rows: deque[tuple[float, float, float]] = deque()
+        self.rows: deque[tuple[float, float, float, bool]] = deque()
         self.ln: list[float] = []
         self.hr: list[float] = []
+        self.spaced = 0
+        self._last_spaced_t = -math.inf
 
     def push(self, t: float, ln: float, hr: float) -> None:
-        self.rows.append((t, ln, hr))
+        spaced = abs(t - self._last_spaced_t) >= SAMPLE_S
+        if spaced:
+            self._last_spaced_t = t
+            self.spaced += 1
+        self.rows.append((t, ln, hr, spaced))
         insort(self.ln, ln)
         insort(self.hr, hr)
         if len(self.rows) > self.size:
-            _, old_ln, old_hr = self.rows.popleft()
+            _, old_ln, old_hr, old_spaced = self.rows.popleft()
+            self.spaced -= old_spaced
             del self.ln[bisect_left(self.ln, old_ln)]
             del self.hr[bisect_left(self.hr, old_hr)]
 
@@ -126,6 +148,24 @@ class _Ring:
             max(MIN_HR_SD, _iqr_sd(self.hr)),
             len(self.rows),
         )
+
+
+def shrunk_sd(own_sd: float, samples: int, population_sd: float) -> float:
+    """The spread of a baseline of `samples` rest samples whose own (robust) SD is `own_sd`,
+    shrunk toward `population_sd`: sqrt((d0 s0^2 + n s^2) / (d0 + n)) with d0 = PRIOR_SAMPLES.
+
+    This is the posterior variance estimate of a normal model with a scaled inverse-chi-square
+    prior of d0 degrees of freedom centred on the population variance (Gelman et al. 2013,
+    Bayesian Data Analysis, 3rd ed., section 3.3), the form of the empirical-Bayes moderated
+    variance of Smyth 2004 (Stat Appl Genet Mol Biol 3:3, doi:10.2202/1544-6115.1027). The
+    prior's centre is the population SD the score uses when it knows nothing of the person
+    (POPULATION_*), and its weight d0 (20 samples, as much as 10 min of rest) is ours: after 10
+    min of rest the spread lies halfway (in variance) between the population's and the
+    person's, after an hour of rest it is mostly the person's, after a day of rest it is theirs.
+    `samples` counts independent samples, SAMPLE_S apart (`_Ring.spaced`): declared rest gives
+    a sample per reading, whose windows overlap, and counts no more per minute than other rest.
+    """
+    return math.sqrt((PRIOR_SAMPLES * population_sd**2 + samples * own_sd**2) / (PRIOR_SAMPLES + samples))
 
 
 def _iqr_sd(s: list[float]) -> float:
@@ -208,8 +248,9 @@ class Baseline:
 
     def reference(self, t: float) -> Reference:
         """The baseline for a reading at `t`: the ring of t's period once calibrated, else the
-        other period's when it is; else the largest ring blended with population norms in
-        proportion to how much of a calibration it holds."""
+        other period's when it is; else the largest ring. Its location is blended with the
+        population norms in proportion to how much of a calibration it holds (BLEND_SAMPLES)
+        until calibrated; its spread is shrunk toward the population's (`shrunk_sd`)."""
         name = self.period(t)
         if name in self._cache:
             return self._cache[name]
@@ -225,9 +266,9 @@ class Baseline:
             w = 1.0 if self.calibrated else min(1.0, len(ring) / BLEND_SAMPLES)
             ref = Reference(
                 w * mine.ln_rmssd_mean + (1 - w) * pm,
-                w * mine.ln_rmssd_sd + (1 - w) * ps,
+                shrunk_sd(mine.ln_rmssd_sd, ring.spaced, ps),
                 w * mine.hr_mean + (1 - w) * hm,
-                w * mine.hr_sd + (1 - w) * hs,
+                shrunk_sd(mine.hr_sd, ring.spaced, hs),
                 len(ring),
             )
         self._cache[name] = ref
@@ -246,7 +287,7 @@ class Baseline:
         return {
             "version": 1,
             "known_samples": self.known_samples,
-            "rest": {name: [[round(t, 3), round(ln, 5), round(hr, 3)] for t, ln, hr in ring.rows]
+            "rest": {name: [[round(t, 3), round(ln, 5), round(hr, 3)] for t, ln, hr, _ in ring.rows]
                      for name, ring in self.periods.items()},
             "hr": [[round(t, 3), round(hr, 3)] for t, hr in zip(self._hr_times, self._hr_values)],
         }

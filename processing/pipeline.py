@@ -80,7 +80,18 @@ class Pipeline:
 
     `calibration` = (start, end) unix seconds: a span the user declares as rest (a lab
     baseline, or the first minutes of a recording). Readings whose RMSSD window lies inside it
-    are learned from as rest whatever the heart rate, and never called stressed.
+    (all its beats) are learned from as rest whatever the heart rate, and never called
+    stressed. They are held back until the span is over (the first reading after it, or
+    `finish`), then scored against the finished calibration: a reading of the calibration is
+    compared with all of it, not with the part learned before it (issue 17: a seated rest
+    declared as calibration scored 99.9 while it was being learned). A live stream with a
+    calibration span gets those readings late, all at once.
+
+    A stress score needs a full RMSSD window of the stream: the readings of its first
+    `rmssd_window_s` (the first minute after a strap is put on, or of a file) have HRV metrics
+    but no score (ours: the baseline is made of 60 s heart rates, a shorter window's swings more,
+    and people settle in that minute: in GUDB seated rests heart rate fell from 84-87 to 73 bpm
+    over the first minute in two of 13 people, benchmarks/gudb.py).
 
     Motion: `Motion` events (a foot pod, the phone) and accelerometer samples (`Acceleration`,
     classified per device by processing/motion.py) are kept for the RMSSD window; each reading
@@ -109,6 +120,8 @@ class Pipeline:
         self.n_gaps = 0
         self.n_dropped = 0
         self._seg_i = 0  # the first beat after the last gap
+        self._stream_start: float | None = None  # where the first beat's interval began
+        self._held: list[Reading] = []  # readings of the calibration span, until it ends
         self._last_t: float | None = None
         self._next_emit = -math.inf
         self._next_spectral = -math.inf
@@ -155,6 +168,8 @@ class Pipeline:
         """End of input: process what the corrector holds back; in whole mode emit the reading."""
         self.beats_out = []
         self._drain()
+        self._compute_due()
+        self._release_held()
         return self._take_readings()
 
     def window_stats(self) -> WindowStats | None:
@@ -247,18 +262,21 @@ class Pipeline:
         """Beats after a gap are earlier than beats the windows hold: the wall clock was set back
         (collector/beat_timing.py marks a step with a gap). Time-ordered windows cannot hold both,
         so a new segment starts with nothing before it: readings come again once the new beats
-        fill the short window (MIN_BEATS), and the stress model moves its own times by `step`
-        (about how far the clock went; negative)."""
+        fill the short window (MIN_BEATS), scored once they fill a full RMSSD window, and the
+        stress model moves its own times by `step` (about how far the clock went; negative)."""
         self._compute_due()  # they index the arrays about to be left
         self.log.compact(self.log.n)
         self._seg_i = 0
         self._next_emit = -math.inf
         self._next_spectral = -math.inf
+        self._stream_start = None  # the new segment's first minute is a stream's first minute
         self.model.clock_stepped(step)
 
     def _add(self, beat: Beat) -> None:
         self.beats_out.append(beat)
         log = self.log
+        if self._stream_start is None:
+            self._stream_start = beat.t - beat.rr_ms / 1000.0
         if log.n == log.capacity:
             self._compact()
         log.append(beat.t, beat.rr_ms, bool(beat.artifact), not self._after_gap)
@@ -301,7 +319,9 @@ class Pipeline:
             self._next_spectral = (math.floor(t / sp) + 1) * sp if 0 < sp < math.inf else t
         horizon = self.settings.rmssd_window_s
         motion = self.motion.over(float(log.t[short_lo]) if math.isinf(horizon) else t - horizon, t)
-        self._due.append(_Due(t, lo, short_lo, hi, self._energy, self._known_rest(t), self._lf_hf, motion))
+        full = math.isinf(horizon) or t - horizon >= self._stream_start - _TIME_EPS_S
+        self._due.append(_Due(t, lo, short_lo, hi, self._energy, self._known_rest(t, short_lo), full,
+                              self._lf_hf, motion))
 
     def _compute_due(self) -> None:
         """Readings for the windows due: their statistics together (`BeatLog.stats`), then the
@@ -324,7 +344,8 @@ class Pipeline:
             artifact_frac = w.n_artifacts / n
             quality = max(0.0, 1.0 - 3.0 * artifact_frac) * min(1.0, w.short_pairs / (2.0 * MIN_PAIRS))
             ln_rmssd = hrv.ln(w.short_rmssd)
-            verdict = self.model.assess(d.t, hr, ln_rmssd, quality, d.energy, w.recent_hr, d.known_rest, d.motion)
+            verdict = self.model.assess(d.t, hr, ln_rmssd, quality, d.energy, w.recent_hr, d.known_rest,
+                                        d.motion, d.full_window)
             reading = Reading(
                 person=self.person,
                 time=d.t,
@@ -353,7 +374,23 @@ class Pipeline:
             )
             if isinstance(d.lf_hf, _LfHfJob):
                 self._waiting.append(reading)
+            if d.known_rest:
+                self._held.append(reading)
+                continue
+            self._release_held()
             self._ready.append(reading)
+
+    def _release_held(self) -> None:
+        """The calibration span is over: score its readings against the finished calibration
+        and hand them on (readings leave the pipeline in time order)."""
+        for r in self._held:
+            if r.stress_score is not None:
+                verdict = self.model.rescore_rest(r.time, r.hr_bpm, r.ln_rmssd, r.quality)
+                # Readings are frozen for their users; these have not left the pipeline yet.
+                object.__setattr__(r, "stress_score", verdict.score)
+                object.__setattr__(r, "state", verdict.state)
+        self._ready += self._held
+        self._held = []
 
     def _settle_lf_hf(self) -> None:
         """End of `feed_many`: compute the LF/HF windows due, one `hrv.lf_hf_many` call per
@@ -384,12 +421,14 @@ class Pipeline:
         log.compact(keep)
         self._seg_i = max(0, self._seg_i - keep)
 
-    def _known_rest(self, t: float) -> bool:
+    def _known_rest(self, t: float, short_lo: int) -> bool:
+        """The RMSSD window ending at t (from beat short_lo) lies in the calibration span: its
+        first beat's interval starts in it, and t is not after its end."""
         if self.calibration is None:
             return False
         start, end = self.calibration
-        horizon = self.settings.rmssd_window_s
-        return start + (0.0 if math.isinf(horizon) else horizon) <= t <= end
+        log = self.log
+        return float(log.t[short_lo] - log.rr[short_lo] / 1000.0) >= start - _TIME_EPS_S and t <= end
 
 
 @dataclass(slots=True)
@@ -402,6 +441,7 @@ class _Due:
     hi: int
     energy: float | None
     known_rest: bool
+    full_window: bool
     lf_hf: float | _LfHfJob | None
     motion: MotionState
 
@@ -440,6 +480,9 @@ def _union(jobs: list[_LfHfJob]) -> tuple[np.ndarray, np.ndarray, list[tuple[int
     first = np.searchsorted(t, [j.t[j.first] for j in jobs])
     return t, np.concatenate(rr_parts), [(int(i), int(i) + j.n - j.first) for i, j in zip(first, jobs)]
 
+
+# Times within this are the same instant (float round-off of t - rr / 1000).
+_TIME_EPS_S = 1e-6
 
 # Events per `feed_many` call in `run`: enough to share the fixed cost of LF/HF's batch, few
 # enough to keep its arrays small.

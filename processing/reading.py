@@ -13,6 +13,7 @@ class Activity(StrEnum):
     REST = "rest"
     ACTIVE = "active"  # physical activity: never scored as stress
     RECOVERY = "recovery"  # the minutes after activity, while HRV is still suppressed
+    # not known yet; or, without motion, too active to judge (the RR-only gate, processing/stress.py)
     UNKNOWN = "unknown"
 
 
@@ -30,7 +31,7 @@ class StressState(StrEnum):
     CALM = "calm"
     NEUTRAL = "neutral"
     STRESSED = "stressed"
-    UNKNOWN = "unknown"  # no score: poor signal or physical activity
+    UNKNOWN = "unknown"  # no score: poor signal, physical activity, too active to judge, a new baseline
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,8 @@ class Reading:
     of corrected beats and the number of valid successive pairs in the RMSSD window; a score
     needs >= 0.5, see processing/pipeline.py).
     `None` means "not computable from this window" (too few beats or pairs, too short for
-    LF/HF, or a stress score while physically active).
+    LF/HF, or a stress score while physically active, too active to judge, in the first minute of
+    a stream or before a new baseline holds 3 min of rest).
     """
 
     person: str

@@ -6,9 +6,13 @@ variability: a meta-analysis and review of the literature", Psychiatry Investig 
 doi:10.30773/pi.2017.08.17; Castaldo et al. 2015, Biomed Signal Process Control 18:370,
 doi:10.1016/j.bspc.2015.02.012). Between people these values differ several-fold, so the score
 compares a person with their own resting baseline (Plews et al. 2013, Sports Med 43:773,
-doi:10.1007/s40279-013-0071-8: a rolling personal lnRMSSD baseline), and uses population
+doi:10.1007/s40279-013-0071-8: a rolling personal lnRMSSD baseline), and leans on population
 norms (Nunan et al. 2010, PACE 33:1407) until enough personal rest data exists; the baseline
-itself (what it learns from, day and night, resting heart rate) is processing/baseline.py.
+itself (what it learns from, day and night, resting heart rate, the spread of a young baseline)
+is processing/baseline.py. Against population norms alone a score says little (issue 17: a
+person resting at HR 100 scored 100 through a whole lab baseline), so a new user gets a score
+once the baseline holds 3 min of their own rest (BLEND_SAMPLES), and `stressed` only once it is
+calibrated (10 min, or a declared calibration span).
 
 The score: z = HR_WEIGHT (HR - HRbase) / SD_HR + LN_RMSSD_WEIGHT (lnRMSSDbase - lnRMSSD) / SD_ln,
 score = 100 Phi(z) (Phi the standard normal CDF), so 50 is the person's median rest and 70 is
@@ -32,9 +36,16 @@ worse in 6): the gain does not generalise. A respiration rate from the RR spectr
 peak, Schafer & Kratky 2008, Ann Biomed Eng 36:476, doi:10.1007/s10439-007-9428-1), to discount
 RMSSD changes that breathing explains, cannot be had from this wrist data: a gap-free run of
 >= 30 s exists for 213 of 1304 labelled readings, and half of those peaks sit at the 6
-breaths/min band edge. So lnRMSSD does not earn a place in the score on the only labelled
-recordings we have; the term stays, at weight 0, for an evaluation on chest-strap recordings
-(where RMSSD is clean and the meta-analyses above find vagal withdrawal) to set. HR alone is fooled by exercise
+breaths/min band edge. So lnRMSSD did not earn a place in the score on those wrist recordings.
+Chest-strap data decided it again (issue 17; `benchmarks/gudb.py --hrv-weight`): GUDB subjects
+00-12 (Howell & Porr 2018, doi:10.5281/zenodo.10925419; clean ECG R-peaks), every scorable
+reading of the seated rest, a maths test and walking against the finished calibration, weights
+0-1 on lnRMSSD next to HR. Within-person AUC of maths against the seated rest falls as the weight
+grows (mean 0.865 at 0, 0.824 at 1); against walking it stays below 0.5 (0.438 at 0, at most
+0.464: walking raises HR more than the maths test and lowers RMSSD more too). Leaving each subject
+out and choosing on the other 12 picks 0 in 10 folds; held out, maths vs rest 0.800 against 0.865
+for HR alone (worse in 3 subjects, better in none), vs walking 0.438 both. So lnRMSSD does not
+earn weight on chest data either, and the weight stays 0. HR alone is fooled by exercise
 and its recovery: those readings get no score or are never `stressed` (below), and the score is
 HR relative to the person's own rest, by day and night. `stressed` needs score >= STRESSED_SCORE
 (70, as before: the 70th percentile of a person's own rest under a normal model), a calibrated
@@ -64,6 +75,29 @@ known still keeps the heart-rate rules, ours: a heart rate at exercise level is 
 because a chest accelerometer sees little of the legs on a bike or a rowing machine; the
 `Reading.motion` field tells the alert rules which minutes were known still.
 
+Without motion (RR_GATE; issue 17): light activity (walking, a hand bike) stays far below 30 %
+HRR, raises heart rate as much as a mental task or more, and was `stressed` as often. On GUDB
+subjects 00-12 (2 min each, the seated rest declared as calibration; benchmarks/gudb.py) the
+maths test raised HR by -2 to +26 bpm (median +8) and walking by +3 to +20 (median +12): no
+threshold on the rise separates them, and neither did the rise in HR reserve or in the score's
+spreads, an lnRMSSD drop, or a climbing HR over the last beats (the onset). So, without a motion
+source, a reading whose heart rate is RrGate.rise_bpm (6) or more above the person's rest, or
+whose lnRMSSD is RrGate.ln_drop (0.3) or more below it, is not judged: activity and state
+`unknown`, no score ("too active to judge", as Garmin shows; Firstbeat and Oura judge stress only
+when motion says the wearer is relatively inactive). It stays so until the rise falls below
+RrGate.leave_bpm (4.2, as 20/30 % HRR). The gate is ours, chosen on GUDB 00-12 among 121 gates
+(rises of 5-15 bpm, 5-12 % HRR or 1-2 score spreads, alone or with an lnRMSSD drop of 0.3-0.7
+and/or a climb of 5 bpm) as the one with the fewest `stressed` walking and hand-bike readings,
+then the most maths: leaving each subject out and choosing on the other 12 picks it in 12 of 13
+folds. Its cost: maths `stressed` 1 % of readings (23 % without it) against walking 0 % and hand
+bike 0 % (67 % and 56 %); a choice for the most maths with both <= 10 % on the other subjects
+gave 1 % maths and 15 % walking on the one left out. What an RR-only gate cannot tell apart: a
+mental-stress response larger than a few bpm from walking or light arm work, and a fall of RMSSD
+from either; it sees a mild rise with vagal tone kept. It waits for a calibrated baseline
+(nothing is `stressed` before), and gated readings are learned as rest all the same, so it cannot
+hold a person whose rest moved up out of rest. The gate is for windows whose motion is unknown:
+one known still is judged by heart rate as before, one known moving is `active` (above).
+
 Pure: no I/O and no clock; all state is in `StressModel` and its `Baseline`, which the
 application persists (`Baseline.to_dict`).
 """
@@ -75,7 +109,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import timezone, tzinfo
 
-from processing.baseline import Baseline
+from processing.baseline import BLEND_SAMPLES, Baseline
 from processing.reading import Activity, MotionState, StressState
 
 ACTIVE_ENTER_HRR = 0.30
@@ -105,6 +139,20 @@ MIN_QUALITY = 0.5
 
 
 @dataclass(frozen=True, slots=True)
+class RrGate:
+    """Without motion, a reading this far from the person's rest (the score's reference) is not
+    judged: heart rate `rise_bpm` or more above it (until it falls below `leave_bpm`), or
+    lnRMSSD `ln_drop` or more below it. See the module docstring ("Without motion")."""
+
+    rise_bpm: float = 6.0
+    leave_bpm: float = 4.2
+    ln_drop: float = 0.3
+
+
+RR_GATE = RrGate()
+
+
+@dataclass(frozen=True, slots=True)
 class Assessment:
     """The model's verdict on one window: activity, stress score (0-100 or None) and state."""
 
@@ -118,13 +166,16 @@ class StressModel:
     """Turns successive windows into activity, stress score and state for one person.
 
     `tz` (a `zoneinfo` zone) places readings in the day or night baseline when no `baseline` is
-    given (a restored one is given the zone by `Baseline.from_dict`)."""
+    given (a restored one is given the zone by `Baseline.from_dict`). `rr_gate`: the gate for
+    windows whose motion is unknown (the module docstring); None: no gate at all (the heart-rate
+    rules alone, which benchmarks/gudb.py compares)."""
 
     age: float = 40.0
     max_hr: float | None = None
     resting_hr: float | None = None
     baseline: Baseline | None = None
     tz: tzinfo = timezone.utc
+    rr_gate: RrGate | None = RR_GATE
 
     def __post_init__(self) -> None:
         if self.baseline is None:
@@ -133,6 +184,7 @@ class StressModel:
         self._active_until = -math.inf
         self._active_since = -math.inf
         self._energy: deque[tuple[float, float]] = deque()  # (time, energy expended kJ) of the last ENERGY_SPAN_S
+        self._gate_on = False
 
     def clock_stepped(self, step: float) -> None:
         """The wall clock moved by `step` seconds (the pipeline saw it go back): the times of the
@@ -161,25 +213,40 @@ class StressModel:
         recent_hr_bpm: float | None = None,
         known_rest: bool = False,
         motion: MotionState = MotionState.UNKNOWN,
+        full_window: bool = True,
     ) -> Assessment:
         """The activity, stress score and state for a window ending at `time` (unix s).
 
         `hr_bpm` is the window's heart rate; `recent_hr_bpm` (the last few beats) drives the
         activity decision when given, because it sees the onset of exercise sooner.
         `known_rest`: the reading lies in a calibration span the user declared as rest; it is
-        learned from as rest and never called stressed.
-        `motion`: what the person's motion said over the window (processing/motion.py); moving
-        is activity whatever the heart rate.
+        learned from as rest and never called stressed (`rescore_rest` scores it once the span
+        is over). `motion`: what the person's motion said over the window (processing/motion.py);
+        moving is activity whatever the heart rate, still is judged by heart rate without the
+        RR-only gate. `full_window` False: the window is shorter than the pipeline's RMSSD window
+        (the start of a stream); its activity is judged but it gets no score and is not learned.
         """
-        good = ln_rmssd is not None and quality >= MIN_QUALITY
+        good = ln_rmssd is not None and quality >= MIN_QUALITY and full_window
         if known_rest:
             self._activity = activity = Activity.REST
         else:
             activity = self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj,
                                          motion == MotionState.MOVING)
+        self._gate_on = gated = (activity == Activity.REST and good and not known_rest
+                                 and motion != MotionState.STILL
+                                 and self._gated(time, hr_bpm, ln_rmssd, recent_hr_bpm))
         if good:
             self.baseline.add_hr(time, hr_bpm)
+        if gated:
+            # Learned as rest all the same (ours): a gate that kept its own reference from
+            # learning could keep a person whose rest moved up out of rest for ever.
+            self.baseline.add_rest(time, ln_rmssd, hr_bpm)
+            return Assessment(Activity.UNKNOWN, None, StressState.UNKNOWN)
         if not good or activity == Activity.ACTIVE:
+            return Assessment(activity, None, StressState.UNKNOWN)
+        if not known_rest and not self.baseline.calibrated and self.baseline.reference(time).samples < BLEND_SAMPLES:
+            if activity == Activity.REST:
+                self.baseline.add_rest(time, ln_rmssd, hr_bpm)
             return Assessment(activity, None, StressState.UNKNOWN)
         z = self.deviation(time, hr_bpm, ln_rmssd, quality)
         score = 100.0 * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
@@ -195,6 +262,13 @@ class StressModel:
             state = StressState.NEUTRAL
         return Assessment(activity, score, state)
 
+    def rescore_rest(self, time: float, hr_bpm: float, ln_rmssd: float, quality: float) -> Assessment:
+        """The verdict on a reading of a declared rest against the baseline as it is now (the
+        finished calibration); learns nothing. Rest, never stressed."""
+        z = self.deviation(time, hr_bpm, ln_rmssd, quality)
+        score = 100.0 * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+        return Assessment(Activity.REST, score, StressState.CALM if score <= CALM_SCORE else StressState.NEUTRAL)
+
     def deviation(self, time: float, hr_bpm: float, ln_rmssd: float, quality: float) -> float:
         """z of a scored reading against the person's rest baseline (the module docstring);
         `quality` is unused by this rule (benchmarks/stress_predict.py --hrv-variants tries
@@ -202,6 +276,16 @@ class StressModel:
         ref = self.baseline.reference(time)
         return (HR_WEIGHT * (hr_bpm - ref.hr_mean) / ref.hr_sd
                 + LN_RMSSD_WEIGHT * (ref.ln_rmssd_mean - ln_rmssd) / ref.ln_rmssd_sd)
+
+    def _gated(self, time: float, hr_bpm: float, ln_rmssd: float, recent_hr_bpm: float | None) -> bool:
+        """The RR-only gate (`rr_gate`) holds for this reading; `recent_hr_bpm` is unused by this
+        rule (benchmarks/gudb.py --tradeoff tries gates that use it)."""
+        g = self.rr_gate
+        if g is None or not self.baseline.calibrated:  # before calibration nothing is stressed anyway
+            return False
+        ref = self.baseline.reference(time)
+        return (hr_bpm - ref.hr_mean >= (g.leave_bpm if self._gate_on else g.rise_bpm)
+                or ref.ln_rmssd_mean - ln_rmssd >= g.ln_drop)
 
     def _activity_at(self, time: float, hr: float, energy_kj: float | None, moving: bool = False) -> Activity:
         rest_hr = self.hr_rest()

@@ -10,10 +10,13 @@ import pytest
 
 from processing.baseline import (
     CALIBRATION_SAMPLES,
+    MIN_HR_SD,
     POPULATION_LN_RMSSD,
     POPULATION_REST_HR,
+    PRIOR_SAMPLES,
     SAMPLE_S,
     Baseline,
+    shrunk_sd,
 )
 from processing.stress import StressModel
 
@@ -117,3 +120,41 @@ def test_spread_has_floors():
     feed(b, DAY, 20, ln=3.0, hr=70.0)  # perfectly steady: zero spread
     ref = b.reference(DAY)
     assert ref.hr_sd > 0 and ref.ln_rmssd_sd > 0 and not math.isnan(ref.hr_sd)
+
+
+def test_a_young_baselines_spread_is_shrunk_toward_the_populations_until_enough_rest_is_seen():
+    """Issue 17: a few minutes of steady rest made every wobble of 2 bpm read as stress (the
+    demo's morning rest scored 94 at HR 68). The spread is the population's with a weight of
+    PRIOR_SAMPLES rest samples and the person's own with the weight of the samples seen."""
+    spreads = []
+    for minutes in (3, 10, 60, 8 * 60):  # all in the day period (12:00-20:00)
+        b = Baseline()
+        feed(b, DAY, minutes, ln=3.5, hr=66.0)  # perfectly steady: the person's own spread is the floor
+        n = int(minutes * 60 / SAMPLE_S)
+        ref = b.reference(DAY)
+        assert ref.hr_sd == pytest.approx(math.sqrt((PRIOR_SAMPLES * POPULATION_REST_HR[1] ** 2 + n * MIN_HR_SD**2)
+                                                    / (PRIOR_SAMPLES + n)))
+        spreads.append(ref.hr_sd)
+    assert spreads == sorted(spreads, reverse=True)
+    assert spreads[1] > 5.0 and spreads[-1] < MIN_HR_SD + 0.5  # 10 min: still wide; a day: nearly the person's
+
+
+def test_shrunk_sd_is_the_moderated_variance():
+    assert shrunk_sd(2.0, 0, 8.0) == 8.0
+    assert shrunk_sd(2.0, PRIOR_SAMPLES, 8.0) == pytest.approx(math.sqrt((64 + 4) / 2))
+    assert shrunk_sd(3.0, 10**9, 8.0) == pytest.approx(3.0, rel=1e-6)
+
+
+def test_declared_rest_counts_its_independent_samples_for_the_spread():
+    """A calibration gives a sample per reading (10 s apart, overlapping 60 s windows): all are
+    kept for the median, but the spread's shrinkage counts one per SAMPLE_S."""
+    declared, inferred = Baseline(), Baseline()
+    t = DAY
+    while t < DAY + 600:
+        declared.add_rest(t, 3.5, 66.0, known=True)
+        inferred.add_rest(t, 3.5, 66.0)
+        t += 10.0
+    assert declared.reference(DAY).samples == 60 and inferred.reference(DAY).samples == 20
+    assert declared.reference(DAY).hr_sd == pytest.approx(inferred.reference(DAY).hr_sd)
+    copy = Baseline.from_dict(json.loads(json.dumps(declared.to_dict())))
+    assert copy.reference(DAY) == declared.reference(DAY)

@@ -72,6 +72,10 @@ def test_a_clock_set_back_starts_a_new_segment_and_no_beat_is_lost():
     assert [(r.time, r.n_beats, r.hr_bpm, r.rmssd_ms, r.sdnn_ms) for r in after[: len(alone)]] == [
         (r.time, r.n_beats, r.hr_bpm, r.rmssd_ms, r.sdnn_ms) for r in alone]
     assert all(60 < r.hr_bpm < 80 and r.activity == "rest" for r in before + after)
+    # scored again once the new clock's beats fill a full RMSSD window (a stream's first minute),
+    # not once the new clock passes the old stream's first minute (an hour later)
+    assert all(r.stress_score is None for r in after if r.time < gap.end + 60.0)
+    assert all(r.stress_score is not None for r in after if r.time >= gap.end + 61.0)
 
 
 def test_a_recovery_keeps_its_length_in_real_time_when_the_clock_goes_back():

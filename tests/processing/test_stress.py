@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from statistics import NormalDist
 
 import numpy as np
+import pytest
 
 from collector.events import Acceleration, Beat, Motion, MotionKind
 from collector.files import read_recording
 from collector.simulator import phase, simulate, to_beats
-from processing.baseline import Baseline
+from processing.baseline import BLEND_SAMPLES, SAMPLE_S, Baseline
 from processing.pipeline import Pipeline, Settings, run
-from processing.stress import StressModel
+from processing.reading import MotionState
+from processing.stress import RR_GATE, StressModel
 
 
-def states_by_phase(script, seed=11):
+def states_by_phase(script, seed=11, model=None):
     sim = simulate(script, seed=seed)
-    readings = run(to_beats(sim), "p", Settings())
+    readings = run(to_beats(sim), "p", Settings(), model=model)
     bounds, t = {}, sim[0].t
     for ph in script:
         bounds[ph.name] = (t + 90, t + ph.duration_s)  # skip the 90 s transition
@@ -28,12 +31,28 @@ def states_by_phase(script, seed=11):
     }
 
 
-def test_work_stress_after_rest_reads_stressed_and_exercise_reads_active():
-    got = states_by_phase([phase("rest", 15), phase("stress", 10), phase("exercise", 10), phase("calm", 10)])
+SCRIPT = [phase("rest", 15), phase("stress", 10), phase("exercise", 10), phase("calm", 10)]
+
+
+def test_work_stress_after_rest_reads_stressed_when_still_and_exercise_reads_active():
+    """Known still (a motion source says so: no RR-only gate), the simulated work stress (HR +20
+    bpm, RMSSD 42 -> 9 ms) is stress."""
+    got = states_by_phase(SCRIPT, model=StressModel(rr_gate=None))
     stress, exercise, calm = got["stress"], got["exercise"], got["calm"]
     assert stress[("rest", "stressed")] >= 0.8 * sum(stress.values())
     assert all(activity == "active" for activity, _ in exercise)
     assert not any(state == "stressed" for _, state in exercise)
+    assert sum(n for (a, s), n in calm.items() if s == "stressed") == 0
+
+
+def test_without_motion_the_same_work_stress_is_too_active_to_judge():
+    """Issue 17: without motion, a rise of 20 bpm with RMSSD collapsing looks like a walk (GUDB),
+    so the RR-only gate leaves it unjudged (`unknown`, no score), never `stressed`."""
+    got = states_by_phase(SCRIPT)
+    stress, exercise, calm = got["stress"], got["exercise"], got["calm"]
+    assert stress[("unknown", "unknown")] >= 0.9 * sum(stress.values())
+    assert not any(state == "stressed" for _, state in stress)
+    assert all(activity == "active" for activity, _ in exercise)
     assert sum(n for (a, s), n in calm.items() if s == "stressed") == 0
 
 
@@ -98,7 +117,8 @@ def test_a_calibration_span_makes_an_established_user_at_once():
     span = (t0 - 1.0, t0 + 300.0)
 
     def stressed_share(calibration):
-        pipe = Pipeline("p", Settings(), calibration=calibration)
+        # known still (no RR-only gate): the simulated stress is a rise of 20 bpm
+        pipe = Pipeline("p", Settings(), StressModel(rr_gate=None), calibration=calibration)
         readings = [r for b in beats for r in pipe.feed(b)] + pipe.finish()
         rest = [r for r in readings if r.time < t0 + 300]
         stress = [r for r in readings if r.time >= t0 + 300 + 90]
@@ -121,7 +141,8 @@ def test_a_saved_baseline_is_an_established_user_after_a_restart():
     later = steady_beats(5, 88.0, 15.0, seed=1)
     shift = later[0].t - first.model.baseline.to_dict()["rest"]["day"][-1][0] - 3600.0
     later = [Beat("p", "d", b.t - shift, b.rr_ms) for b in later]
-    second = Pipeline("p", Settings(), StressModel(baseline=Baseline.from_dict(saved)))
+    # known still (no RR-only gate): the stress is a rise of 24 bpm
+    second = Pipeline("p", Settings(), StressModel(baseline=Baseline.from_dict(saved), rr_gate=None))
     readings = [r for b in later for r in second.feed(b)]
     assert second.model.baseline.calibrated
     assert sum(r.state == "stressed" for r in readings) >= 0.8 * len(readings)
@@ -185,7 +206,8 @@ def test_the_score_follows_heart_rate_and_an_rmssd_change_alone_does_not_move_it
     (benchmarks/stress_predict.py --hrv-variants), so slow breathing or speech that raises or
     lowers RMSSD at an unchanged heart rate must not change the score; a rise of HR must."""
     def calibrated() -> StressModel:
-        model = StressModel(resting_hr=60.0)
+        # the score's rule; the RR-only gate (which does not judge an RMSSD collapse) is tested below
+        model = StressModel(resting_hr=60.0, rr_gate=None)
         for t in range(0, 700, 10):
             model.assess(float(t), 70.0 + (t // 10) % 3, math.log(40.0) + 0.05 * ((t // 10) % 5), 1.0)
         return model
@@ -215,8 +237,11 @@ def in_time_order(*streams):
 
 def test_motion_saying_moving_never_leaves_a_stressed_reading():
     beats, start, end = walk_after_rest()
-    by_heart_rate = [r for r in run(beats, "p", Settings()) if start + 90 <= r.time < end]
+    no_gate = StressModel(rr_gate=None)
+    by_heart_rate = [r for r in run(beats, "p", Settings(), model=no_gate) if start + 90 <= r.time < end]
     assert sum(r.state == "stressed" for r in by_heart_rate) >= 0.8 * len(by_heart_rate)  # what motion fixes
+    rr_only = [r for r in run(beats, "p", Settings()) if start + 90 <= r.time < end]
+    assert not any(r.state == "stressed" for r in rr_only)  # the RR-only gate: too active to judge
 
     readings = run(in_time_order(beats, motion_every_10_s(start, end, MotionKind.WALKING)), "p", Settings())
     # (Some readings of the rest before score >= 70 against a young baseline: issue 17, item 5.)
@@ -264,3 +289,138 @@ def test_energy_sent_in_some_notifications_only_keeps_activity_steady():
         beats.append(Beat("p", "d", t, rr, energy_kj=energy))
     activity = [r.activity for r in run(beats, "p", Settings()) if r.time >= beats[0].t + 60]
     assert activity and all(a == "active" for a in activity)
+
+
+# -- issue 17: the RR-only gate (no motion), a calibration scored against its end, the first minute
+
+
+def declared_rest(model: StressModel, hr: float = 70.0, ln: float = math.log(40.0), minutes: float = 5) -> float:
+    """Readings 10 s apart of a declared rest (calibration) at a steady HR and lnRMSSD, with the
+    small wobble of a real rest; the time after the last one."""
+    t = 0.0
+    for k in range(int(minutes * 6)):
+        model.assess(t, hr + 0.5 * (k % 3 - 1), ln + 0.05 * (k % 3 - 1), 1.0, known_rest=True)
+        t += 10.0
+    assert model.baseline.calibrated
+    return t
+
+
+def test_without_motion_a_rise_beyond_seated_mental_tasks_is_not_judged():
+    """Heart rate RR_GATE.rise_bpm above rest, or lnRMSSD RR_GATE.ln_drop below it: activity and
+    state `unknown`, no score; it stays so until the rise falls below leave_bpm."""
+    model = StressModel()
+    t = declared_rest(model)
+    ref = model.baseline.reference(t)
+    mild = model.assess(t, ref.hr_mean + 4.0, ref.ln_rmssd_mean - 0.1, 1.0)
+    assert mild.activity == "rest" and mild.state == "stressed"  # a mild rise: judged, and stress
+    walk = model.assess(t + 10, ref.hr_mean + RR_GATE.rise_bpm + 2.0, ref.ln_rmssd_mean - 0.1, 1.0)
+    assert (walk.activity, walk.state, walk.score) == ("unknown", "unknown", None)
+    still_up = model.assess(t + 20, ref.hr_mean + RR_GATE.leave_bpm + 0.5, ref.ln_rmssd_mean, 1.0)
+    assert still_up.score is None  # hysteresis: not below leave_bpm yet
+    down = model.assess(t + 30, ref.hr_mean + RR_GATE.leave_bpm - 0.5, ref.ln_rmssd_mean, 1.0)
+    assert down.activity == "rest" and down.score is not None
+    collapse = model.assess(t + 40, ref.hr_mean + 2.0, ref.ln_rmssd_mean - RR_GATE.ln_drop - 0.05, 1.0)
+    assert (collapse.activity, collapse.score) == ("unknown", None)
+
+
+def test_with_motion_known_still_the_same_rise_is_judged():
+    """No gate where a motion source says still: the rise is stress (as with no gate at all)."""
+    for model, motion in ((StressModel(), MotionState.STILL),
+                          (StressModel(rr_gate=None), MotionState.UNKNOWN)):
+        t = declared_rest(model)
+        ref = model.baseline.reference(t)
+        rise = ref.hr_mean + RR_GATE.rise_bpm + 10.0
+        v = model.assess(t, rise, ref.ln_rmssd_mean - 1.0, 1.0, motion=motion)
+        assert v.activity == "rest" and v.state == "stressed"
+
+
+def test_the_gate_waits_for_a_calibrated_baseline_and_learns_what_it_gates():
+    """Before calibration nothing is stressed anyway, so a new user whose rest is far from the
+    population norm is not gated: a score follows once 3 min of their rest are learned. Gated
+    readings are learned as rest, so a rest that moved up (a warm week, a new medicine) is the
+    baseline after a while instead of gated for ever."""
+    new = StressModel()
+    first = [new.assess(10.0 * k, 88.0, math.log(25.0), 1.0) for k in range(30)]
+    assert all(v.activity == "rest" for v in first) and first[-1].score is not None
+    model = StressModel()
+    t = declared_rest(model, hr=62.0)
+    verdicts = [model.assess(t + 10.0 * k, 74.0, math.log(40.0), 1.0) for k in range(360)]  # 1 h at +12 bpm
+    assert verdicts[0].activity == "unknown"
+    assert verdicts[-1].activity == "rest" and verdicts[-1].score is not None and verdicts[-1].state != "stressed"
+
+
+def test_no_score_against_population_norms_alone():
+    """Issue 17: a person whose rest is far from the population norm (HR 100) scored 100 through a
+    whole lab baseline against it (Stress-Predict S08). A new baseline gives a score once it holds
+    BLEND_SAMPLES of the person's own rest (3 min), and `stressed` waits for calibration."""
+    model = StressModel()
+    verdicts = [model.assess(10.0 * k, 100.0, math.log(30.0), 1.0) for k in range(40)]
+    scored = [k for k, v in enumerate(verdicts) if v.score is not None]
+    assert scored and scored[0] * 10.0 >= (BLEND_SAMPLES - 1) * SAMPLE_S
+    assert all(verdicts[k].score < 70 for k in scored)
+
+
+def test_a_sustained_walk_without_motion_never_prompts_but_known_still_it_would():
+    """The acute rule counts stressed minutes at rest; gated readings are not at rest, so 30 min
+    of a walk-like rise (HR +12 bpm, RMSSD down a third) gives no prompt without motion."""
+    from alerts.engine import AlertEngine
+    from alerts.prompt import Prompt
+    from alerts.settings import AlertSettings
+
+    def prompts(model: StressModel) -> int:
+        rest = steady_beats(10, 64.0, 45.0)
+        walk = [Beat("p", "d", b.t + 600.0, b.rr_ms) for b in steady_beats(30, 76.0, 30.0, seed=2)]
+        start = rest[0].t - rest[0].rr_ms / 1000.0
+        readings = run(rest + walk, "p", Settings(), model=model, calibration=(start, start + 600.0))
+        engine = AlertEngine("p", AlertSettings(quiet_hours=("00:00", "00:00"), sleep_window=("00:00", "00:00")))
+        return sum(isinstance(o, Prompt) for r in readings for o in engine.feed(r))
+
+    assert prompts(StressModel()) == 0
+    assert prompts(StressModel(rr_gate=None)) == 1
+
+
+def test_a_calibration_span_is_scored_against_the_finished_calibration():
+    """Issue 17: a declared rest used to be scored while it was learned (its first minutes
+    against a near-empty baseline: a GUDB seated rest scored 99.9). Its readings now come out
+    when the span is over, scored against all of it, and never `stressed`. Here the person
+    settles (HR 73 for 2 min, then 70 for 3 min), then rests on after the span."""
+    t, beats = 1_767_268_800.0, []
+    for minutes, hr, seed in ((2, 73.0, 1), (3, 70.0, 2), (3, 70.0, 3)):
+        for b in steady_beats(minutes, hr, 40.0, seed=seed):
+            t += b.rr_ms / 1000.0
+            beats.append(Beat("p", "d", t, b.rr_ms))
+    start = beats[0].t - beats[0].rr_ms / 1000.0
+    end = start + 300.0
+    pipe = Pipeline("p", Settings(), calibration=(start, end))
+    released_at = {}
+    for b in beats:
+        for r in pipe.feed(b):
+            released_at[r] = b.t
+    span = [r for r in released_at if r.time <= end]
+    assert len(span) > 25 and all(released_at[r] > end for r in span)  # none before the span was over
+    # The baseline of the finished calibration: the span alone, then its readings' scores by hand.
+    alone = Pipeline("p", Settings(), calibration=(start, end))
+    run_alone = [r for b in beats if b.t <= end for r in alone.feed(b)]
+    assert run_alone == []  # all held: the span has not ended
+    scored = [r for r in span if r.stress_score is not None]
+    assert len(scored) >= 20
+    for r in scored:
+        ref = alone.model.baseline.reference(r.time)
+        want = 100.0 * NormalDist().cdf((r.hr_bpm - ref.hr_mean) / ref.hr_sd)
+        assert r.stress_score == pytest.approx(want) and r.state != "stressed"
+    assert max(r.stress_score for r in scored) < 70
+
+
+def test_no_score_before_the_first_full_rmssd_window():
+    """The readings of the first minute of a stream have HRV metrics but no score (the baseline
+    is made of 60 s heart rates); from the first full window on they are scored (an established
+    user: a saved baseline at this rest)."""
+    saved = StressModel()
+    declared_rest(saved, hr=70.0)
+    beats = steady_beats(3, 70.0, 40.0)
+    readings = run(beats, "p", Settings(), model=StressModel(baseline=saved.baseline))
+    t0 = beats[0].t - beats[0].rr_ms / 1000.0
+    early = [r for r in readings if r.time - 60.0 < t0]
+    late = [r for r in readings if r.time - 60.0 >= t0]
+    assert early and all(r.stress_score is None and r.rmssd_ms is not None for r in early)
+    assert late and all(r.stress_score is not None for r in late)

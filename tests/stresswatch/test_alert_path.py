@@ -20,7 +20,7 @@ from servers import wait_for
 from alerts.settings import AlertSettings
 from stresswatch import config
 from stresswatch.service import Service
-from stresswatch.sources import ReplaySource, simulated_day
+from stresswatch.sources import ReplaySource, shifted, simulated_day, simulated_phone
 
 
 class UntilStopped:
@@ -38,13 +38,18 @@ def load(tmp_path, **env):
     return config.load(None, environ=environ)
 
 
-def work_stress_beats(ending_at: float | None = None):
+def work_stress_events(ending_at: float | None = None, phone: bool = True):
     """Morning rest and the work-stress block of the simulated day (the engine prompts in it),
-    moved to end at `ending_at` when given."""
+    with what the demo person's phone says over them as the demo replays it (still: they sit;
+    collector/simulator.py phone_reports), moved to end at `ending_at` when given. `phone` False:
+    the beats alone, without motion, which judged by RR alone are too active to judge
+    (processing/stress.py RR_GATE): no stress, no prompt."""
     beats, spans = simulated_day(seed=7, artifacts=0.0, person="me")
     end = next(s.end for s in spans if s.name == "work stress")
-    shift = 0.0 if ending_at is None else ending_at - end
-    return [dataclasses.replace(b, t=b.t + shift) for b in beats if b.t <= end]
+    events = [b for b in beats if b.t <= end]
+    if phone:
+        events = sorted([*events, *(m for m in simulated_phone("me") if m.t <= end)], key=lambda e: e.t)
+    return shifted(events, 0.0 if ending_at is None else ending_at - end)
 
 
 # Prompts at any hour the test runs: no quiet hours, no sleep window.
@@ -68,7 +73,7 @@ def test_a_stress_block_prompts_the_phone_once_and_its_answer_reaches_the_engine
         task = asyncio.create_task(service.run(stop))
         service.sources.append(UntilStopped())
         # beats up to now: a prompt about the past would (rightly) expire before it is sent
-        service.events(work_stress_beats(ending_at=time.time()))
+        service.events(work_stress_events(ending_at=time.time()))
         assert len(prompts) == 1
         msg = await asyncio.to_thread(phone_got.get, True, 15)
         body = json.loads(msg.payload)
@@ -128,7 +133,7 @@ def test_the_phone_s_first_answer_stands_everywhere_and_its_snooze_shows_in_the_
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop))
         service.sources.append(UntilStopped())
-        service.events(work_stress_beats(ending_at=time.time()))
+        service.events(work_stress_events(ending_at=time.time()))
         body = await asyncio.to_thread(next_prompt)
         topic = "stresswatch/me/prompt/response"
         for minutes in ("1e9", "1e400", "Infinity", "NaN", "1" + "0" * 400, "0"):  # as a phone may write them
@@ -171,7 +176,7 @@ def test_a_bad_answer_handed_to_the_service_is_one_log_line_and_changes_nothing(
     service = Service(load(tmp_path), [], timezone="UTC", alert_settings=ANY_HOUR)
     prompts = []
     service.on_prompt = prompts.append
-    service.events(work_stress_beats())
+    service.events(work_stress_events())
     (p,) = prompts
     engine = service.people["me"].engine
     before = (json.dumps(engine.to_dict()), service.store.prompt(p.id), service.store.load_state("alerts/me"))
@@ -189,7 +194,7 @@ def test_a_snooze_saved_beyond_240_minutes_is_dropped_at_start_with_a_log_line(t
     service = Service(load(tmp_path), [], timezone="UTC", alert_settings=ANY_HOUR)
     prompts = []
     service.on_prompt = prompts.append
-    service.events(work_stress_beats())
+    service.events(work_stress_events())
     (p,) = prompts
     service.respond("me", {"id": p.id, "action": "snooze", "minutes": 30}, now=p.time + 60)
     saved = service.store.load_state("alerts/me")
@@ -205,8 +210,7 @@ def test_a_snooze_saved_beyond_240_minutes_is_dropped_at_start_with_a_log_line(t
 
 def test_a_restart_restores_the_baseline_and_the_alert_engine(tmp_path):
     cfg = load(tmp_path)
-    beats = work_stress_beats()
-    first = Service(cfg, [ReplaySource(beats)], timezone="UTC")
+    first = Service(cfg, [ReplaySource(work_stress_events())], timezone="UTC")
     asyncio.run(first.run(asyncio.Event()))
     before = first.people["me"]
     engine_state = before.engine.to_dict()
@@ -266,7 +270,7 @@ def clock_stepped_back(beats, hours: float = 1.0):
 def test_a_clock_set_back_while_running_is_followed_by_the_whole_service(tmp_path, caplog):
     """Issue 16 row 1 through the service: after the step every beat is still used, readings go
     on at once, the alert engine counts them, the state saved is on the new clock, one warning."""
-    ahead, step, after = clock_stepped_back(work_stress_beats())
+    ahead, step, after = clock_stepped_back(work_stress_events(phone=False))
     readings = []
     service = Service(load(tmp_path), [], on_reading=readings.append, timezone="UTC")
     with caplog.at_level("WARNING", logger="stresswatch.service"):
@@ -289,7 +293,7 @@ def test_a_restart_with_the_clock_corrected_counts_every_reading_again(tmp_path,
     """Issue 16 row 2: the service ran on a clock an hour ahead and saved its state; it starts again
     with the clock set right. Before, `alerts/me` kept a `last_time` in the future and no
     reading counted for an hour, without a word."""
-    ahead, _, after = clock_stepped_back(work_stress_beats())
+    ahead, _, after = clock_stepped_back(work_stress_events(phone=False))
     cfg = load(tmp_path)
     first = Service(cfg, [], timezone="UTC")
     first.events(ahead)

@@ -290,3 +290,19 @@ def test_motion_on_a_file_that_is_not_an_acc_export_is_one_line(tmp_path):
     proc = run_cli("motion", str(path))
     assert proc.returncode == 2 and "not a Polar Sensor Logger ACC export" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_demo_days_first_ten_minutes_of_rest_never_score_70():
+    """Issue 17: the demo's morning rest scored 94 at HR 68 while its baseline was young. The
+    simulated day (the demo's seed and artifacts) through the pipeline the demo's service runs:
+    no reading of the first 10 min of rest reaches 70."""
+    from processing.pipeline import run
+    from stresswatch import config
+    from stresswatch.sources import simulated_day
+
+    beats, spans = simulated_day(seed=7, artifacts=0.005, person="me")
+    assert spans[0].name == "morning rest" and spans[0].end - spans[0].start >= 600
+    cfg = config.load(None)
+    readings = run(beats, "me", cfg.processing.settings(), model=cfg.person("me").model())
+    first = [r.stress_score for r in readings if r.time < spans[0].start + 600 and r.stress_score is not None]
+    assert len(first) >= 30 and max(first) < 70

@@ -40,9 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus
 
 ANN, BOB = "A0:9E:1A:00:00:07", "A0:9E:1A:00:00:08"
-# Raw strap intervals (1/1024 s). Ann is stressed: ~700 ms (86 bpm) with almost no variability;
+# Raw strap intervals (1/1024 s). Ann is stressed: ~714 ms (84 bpm, 4 above her rest) with her
+# vagal tone kept (RMSSD ~24 ms), the stress a strap without motion can judge (a larger rise, or
+# RMSSD collapsing, is "too active to judge": processing/stress.py RR_GATE);
 # Bob rests: ~940 ms (64 bpm) with a breathing-like swing.
-STRESSED = [717 + (i * 3) % 5 for i in range(40)]
+STRESSED = [int(731 + 30 * math.sin(i * 2 * math.pi / 5)) for i in range(40)]
 RESTING = [int(962 + 45 * math.sin(i * 2 * math.pi / 5)) for i in range(40)]
 
 
@@ -147,7 +149,7 @@ def test_two_wearers_one_prompt_answered_an_outage_loses_nothing_and_sigterm_lea
     state.mkdir()
     now = time.time()
     store = StateStore(state / "state.db")
-    store.save_state("baseline/ann", calibrated_baseline(62.0, 3.8, now))
+    store.save_state("baseline/ann", calibrated_baseline(80.0, 3.2, now))
     store.save_state("baseline/bob", calibrated_baseline(64.0, 3.8, now))
     store.close()
     cfg = tmp_path / "stresswatch.toml"
