@@ -1,4 +1,5 @@
-"""The events a collector emits: one `Beat` per heartbeat and a `Gap` where data is missing."""
+"""The events a collector emits: one `Beat` per heartbeat, a `Gap` where data is missing, and a
+`HeartRate` where a strap reports heart rate without the RR intervals of its beats."""
 
 from __future__ import annotations
 
@@ -54,4 +55,26 @@ class Gap:
     reason: str = ""
 
 
-Event = Beat | Gap
+@dataclass(frozen=True, slots=True)
+class HeartRate:
+    """The heart rate a strap reported at time `t` (unix seconds) without RR intervals.
+
+    Straps and bands that do not send RR intervals (many optical arm and wrist bands, some cheap
+    or older chest straps) still report heart rate once a second (GATT Heart Rate Measurement,
+    0x2A37, with the RR flag clear). `hr_bpm` is the strap's own value, averaged by its firmware
+    over recent beats; no beat times can be had from it, so it gives heart rate and activity but
+    never HRV. The collector emits these only from a strap found not to send RR intervals, not
+    for the occasional notification of an RR strap in which no beat ended
+    (collector/beat_timing.py).
+    """
+
+    person: str
+    device: str
+    t: float
+    hr_bpm: float
+    contact: bool | None = None
+    energy_kj: float | None = None
+    source: str = ""
+
+
+Event = Beat | Gap | HeartRate

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from collector.events import GAP_TOLERANCE_S, Beat, Event, Gap
+from collector.events import GAP_TOLERANCE_S, Beat, Event, Gap, HeartRate
 from processing import hrv
 from processing.correction import ArtifactCorrector
-from processing.reading import Reading
+from processing.reading import NO_RR, Reading, StressState
 from processing.spline import SplineCache
 from processing.stress import StressModel
 from processing.window import BeatLog, WindowStats
@@ -33,6 +34,10 @@ MIN_PAIRS = 25
 # Activity is judged on the heart rate of the last few beats, so the onset of exercise is seen
 # within seconds rather than after the 60 s window catches up.
 RECENT_BEATS = 8
+# A reading from a strap's heart rates alone (`HeartRate` events: a strap that sends no RR
+# intervals) needs this many of them in the short window; ours: 10 s of the usual 1 Hz
+# notifications, each already the strap's average over recent beats.
+MIN_HR_SAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,13 @@ class Pipeline:
 
     Quality (0-1) = (1 - 3 x the fraction of corrected beats in the long window) x
     min(1, valid pairs in the RMSSD window / (2 MIN_PAIRS)): a score needs quality >= 0.5.
+
+    Heart rate without beats (`HeartRate` events, from a strap that sends no RR intervals): when
+    a step is due and the short window holds too few beats for a reading, a reading is made from
+    the heart rates of the short window (at least MIN_HR_SAMPLES): `hr_bpm` is their mean,
+    activity comes from it (heart-rate reserve, processing/stress.py), every beat-based field is
+    None, quality 0, no stress score, state `unknown`, and `hrv_unavailable` says why. Never in
+    whole-recording mode (a recording has beats).
     """
 
     def __init__(
@@ -107,6 +119,7 @@ class Pipeline:
         self._energy: float | None = None
         self._pending_whole = False
         self._whole = math.isinf(settings.step_s)
+        self._heart_rates: deque[tuple[float, float]] = deque()  # (t, bpm) of the short window
         self._after_gap = False
         # Readings due but not computed yet: `feed` computes them before it returns,
         # `feed_many` at its end, all at once (and before the arrays are compacted).
@@ -172,8 +185,11 @@ class Pipeline:
     # -- internals -----------------------------------------------------------------------------
 
     def _process(self, event: Event) -> None:
-        if isinstance(event, Gap):
-            self._gap()
+        if not isinstance(event, Beat):
+            if isinstance(event, Gap):
+                self._gap()
+            else:
+                self._heart_rate(event)
             return
         beat = event
         if self._last_t is not None:
@@ -194,6 +210,35 @@ class Pipeline:
                 self._add(b)
         else:
             self._add(beat)
+
+    def _heart_rate(self, e: HeartRate) -> None:
+        """A strap's heart rate without beats: a reading from heart rates when one is due and
+        the beats cannot make it (the class docstring)."""
+        rates = self._heart_rates
+        if self._whole or (rates and e.t <= rates[-1][0]):
+            return
+        if e.energy_kj is not None:
+            self._energy = e.energy_kj
+        rates.append((e.t, e.hr_bpm))
+        window = self.settings.rmssd_window_s
+        while rates[0][0] <= e.t - window:
+            rates.popleft()
+        if e.t < self._next_emit or len(rates) < MIN_HR_SAMPLES:
+            return
+        if self.log.n - self._window_start(window, e.t) >= MIN_BEATS:
+            return  # the beats make this step's reading
+        step = self.settings.step_s
+        self._next_emit = (math.floor(e.t / step) + 1) * step if step > 0 else e.t
+        self._compute_due()  # readings leave in time order
+        hr = sum(bpm for _, bpm in rates) / len(rates)
+        verdict = self.model.assess_heart_rate(e.t, hr, self._energy, e.hr_bpm, self._known_rest(e.t))
+        self._ready.append(Reading(
+            person=self.person, time=e.t, window_s=self.settings.window_s, n_beats=0, mean_rr_ms=None,
+            hr_bpm=hr, rmssd_ms=None, ln_rmssd=None, sdnn_ms=None, pnn50_pct=None, pnn20_pct=None,
+            sd1_ms=None, sd2_ms=None, baevsky_si=None, stress_index=None, pns_index=None, sns_index=None,
+            lf_hf=None, artifact_pct=None, activity=verdict.activity, stress_score=None,
+            state=StressState.UNKNOWN, quality=0.0, hrv_unavailable=NO_RR,
+        ))
 
     def _take_readings(self) -> list[Reading]:
         if self._jobs is None:

@@ -143,10 +143,7 @@ class StressModel:
         learned from as rest and never called stressed.
         """
         good = ln_rmssd is not None and quality >= MIN_QUALITY
-        if known_rest:
-            self._activity = activity = Activity.REST
-        else:
-            activity = self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj)
+        activity = self._activity_of(time, hr_bpm, recent_hr_bpm, energy_kj, known_rest)
         if good:
             self.baseline.add_hr(time, hr_bpm)
         if not good or activity == Activity.ACTIVE:
@@ -165,6 +162,24 @@ class StressModel:
             state = StressState.NEUTRAL
         return Assessment(activity, score, state)
 
+    def assess_heart_rate(
+        self,
+        time: float,
+        hr_bpm: float,
+        energy_kj: float | None = None,
+        recent_hr_bpm: float | None = None,
+        known_rest: bool = False,
+    ) -> Assessment:
+        """The verdict on a window with heart rate but no beats (a strap that sends no RR
+        intervals): activity from heart-rate reserve as for any window, no score, state
+        `unknown` (the score needs the person's rest baseline, which is learned from HRV
+        readings only). Its heart rate is learned from for the resting heart rate: the strap's
+        own heart rate is the same quantity as 60000 / mean RR, and without it a person whose
+        strap sends no RR would be judged against the population's resting heart rate for ever."""
+        activity = self._activity_of(time, hr_bpm, recent_hr_bpm, energy_kj, known_rest)
+        self.baseline.add_hr(time, hr_bpm)
+        return Assessment(activity, None, StressState.UNKNOWN)
+
     def deviation(self, time: float, hr_bpm: float, ln_rmssd: float, quality: float) -> float:
         """z of a scored reading against the person's rest baseline (the module docstring);
         `quality` is unused by this rule (benchmarks/stress_predict.py --hrv-variants tries
@@ -172,6 +187,13 @@ class StressModel:
         ref = self.baseline.reference(time)
         return (HR_WEIGHT * (hr_bpm - ref.hr_mean) / ref.hr_sd
                 + LN_RMSSD_WEIGHT * (ref.ln_rmssd_mean - ln_rmssd) / ref.ln_rmssd_sd)
+
+    def _activity_of(self, time: float, hr_bpm: float, recent_hr_bpm: float | None, energy_kj: float | None,
+                     known_rest: bool) -> Activity:
+        if known_rest:
+            self._activity = Activity.REST
+            return Activity.REST
+        return self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj)
 
     def _activity_at(self, time: float, hr: float, energy_kj: float | None) -> Activity:
         rest_hr = self.hr_rest()

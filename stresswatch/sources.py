@@ -1,6 +1,6 @@
 """Where the service's events come from: Bluetooth straps, a paced replay of a recording, the simulator.
 
-A `Source` runs as one asyncio task and hands lists of `Beat`/`Gap` events to `emit`; the
+A `Source` runs as one asyncio task and hands lists of events (`Beat`, `Gap`, `HeartRate`) to `emit`; the
 service (stresswatch/service.py) owns everything after that. `finite` sources (a replay) end by
 themselves, and the service stops when every finite source has ended and no live source runs.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from collector.artifacts import inject
 from collector.ble import DeviceSpec, StrapLink
-from collector.events import Beat, Event
+from collector.events import Beat, Event, Gap
 from collector.simulator import demo_day, simulate
 from stresswatch.report import Span
 
@@ -157,4 +157,4 @@ def simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat],
 
 
 def _time_of(ev: Event) -> float:
-    return ev.t if isinstance(ev, Beat) else ev.start
+    return ev.start if isinstance(ev, Gap) else ev.t
