@@ -6,7 +6,7 @@ Topics (contract; base topic configurable, default `stresswatch`):
 | `<base>/<person>/state` | yes | 0 | JSON summary of the latest Reading |
 | `<base>/<person>/prompt` | no | 1 | JSON Prompt; MQTT v5 message expiry = time left to `expires_at` |
 | `<base>/<person>/prompt/response` | no | 1 | subscribed: `{"id", "action": done/snooze/dismiss/not_stressed, "minutes"}`; only for a prompt of that person |
-| `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model |
+| `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model, whether it sends RR intervals |
 | `homeassistant/...` | yes | 1 | discovery configs, re-sent when HA announces `online` |
 
 Delivery: outgoing messages are written to the SQLite outbox first (sink "mqtt"; state and

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -50,6 +51,7 @@ class Finding:
 def check_all(cfg: Config) -> list[Finding]:
     found = [check_python(), *check_state(cfg)]
     found += check_bluetooth(cfg)
+    found += check_straps(cfg)
     if cfg.mqtt.url is not None:
         found.append(check_mqtt(cfg))
     if cfg.influx.url is not None:
@@ -110,6 +112,41 @@ def check_bluetooth(cfg: Config) -> list[Finding]:
                                    "sudo usermod -aG bluetooth $USER, then log in again"))
         except KeyError:
             out.append(Finding("bluetooth group", level, "there is no `bluetooth` group", "sudo apt install bluez"))
+    return out
+
+
+def check_straps(cfg: Config) -> list[Finding]:
+    """Each configured strap the service has seen: whether it sends RR intervals (HRV needs
+    them). Read from what the service kept in the state store (`Service._remember_rr`): the
+    service holds the strap's one connection, so doctor cannot ask the strap itself."""
+    from collector.ble import DeviceSpec
+    from sinks.store import StoreError, peek_saved_states
+    from stresswatch.device_health import saved_key
+
+    straps = [(d.person, DeviceSpec(d.person, d.address, d.name).label) for d in cfg.devices]
+    keys = [saved_key(person, label) for person, label in straps]
+    try:
+        seen = peek_saved_states(cfg.state_path, keys)
+    except StoreError as exc:
+        return [Finding("straps", Level.WARN, f"what the service saw of the straps is unknown: {exc}",
+                        "run doctor as the user the service runs as")]
+    out = []
+    for (person, label), key in zip(straps, keys):
+        saved = seen.get(key)
+        if saved is None:
+            continue  # not seen by the service yet: `stresswatch scan --details` tells
+        what = f"strap {label} ({person})"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(saved.get("time") or 0))
+        if saved.get("sends_rr"):
+            out.append(Finding(what, Level.OK, f"sends RR intervals (seen by the service {when})"))
+        else:
+            out.append(Finding(
+                what, Level.WARN,
+                f"sends heart rate without RR intervals (seen by the service {when}): heart rate is recorded, "
+                "but HRV and the stress state are unavailable from it",
+                "HRV needs RR intervals: wear a strap that sends them (a chest strap such as Polar H10, Garmin "
+                "HRM-Pro or Wahoo TICKR; some send them only after a firmware update); `stresswatch scan "
+                "--details` shows sends_rr"))
     return out
 
 
