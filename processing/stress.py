@@ -172,11 +172,7 @@ class StressModel:
         is activity whatever the heart rate.
         """
         good = ln_rmssd is not None and quality >= MIN_QUALITY
-        if known_rest:
-            self._activity = activity = Activity.REST
-        else:
-            activity = self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj,
-                                         motion == MotionState.MOVING)
+        activity = self._activity_of(time, hr_bpm, recent_hr_bpm, energy_kj, known_rest, motion)
         if good:
             self.baseline.add_hr(time, hr_bpm)
         if not good or activity == Activity.ACTIVE:
@@ -195,6 +191,25 @@ class StressModel:
             state = StressState.NEUTRAL
         return Assessment(activity, score, state)
 
+    def assess_heart_rate(
+        self,
+        time: float,
+        hr_bpm: float,
+        energy_kj: float | None = None,
+        recent_hr_bpm: float | None = None,
+        known_rest: bool = False,
+        motion: MotionState = MotionState.UNKNOWN,
+    ) -> Assessment:
+        """The verdict on a window with heart rate but no beats (a strap that sends no RR
+        intervals): activity from heart-rate reserve and motion as for any window, no score, state
+        `unknown` (the score needs the person's rest baseline, which is learned from HRV
+        readings only). Its heart rate is learned from for the resting heart rate: the strap's
+        own heart rate is the same quantity as 60000 / mean RR, and without it a person whose
+        strap sends no RR would be judged against the population's resting heart rate for ever."""
+        activity = self._activity_of(time, hr_bpm, recent_hr_bpm, energy_kj, known_rest, motion)
+        self.baseline.add_hr(time, hr_bpm)
+        return Assessment(activity, None, StressState.UNKNOWN)
+
     def deviation(self, time: float, hr_bpm: float, ln_rmssd: float, quality: float) -> float:
         """z of a scored reading against the person's rest baseline (the module docstring);
         `quality` is unused by this rule (benchmarks/stress_predict.py --hrv-variants tries
@@ -202,6 +217,14 @@ class StressModel:
         ref = self.baseline.reference(time)
         return (HR_WEIGHT * (hr_bpm - ref.hr_mean) / ref.hr_sd
                 + LN_RMSSD_WEIGHT * (ref.ln_rmssd_mean - ln_rmssd) / ref.ln_rmssd_sd)
+
+    def _activity_of(self, time: float, hr_bpm: float, recent_hr_bpm: float | None, energy_kj: float | None,
+                     known_rest: bool, motion: MotionState) -> Activity:
+        if known_rest:
+            self._activity = Activity.REST
+            return Activity.REST
+        return self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj,
+                                 motion == MotionState.MOVING)
 
     def _activity_at(self, time: float, hr: float, energy_kj: float | None, moving: bool = False) -> Activity:
         rest_hr = self.hr_rest()
