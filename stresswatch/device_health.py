@@ -43,6 +43,8 @@ class DeviceHealth:
         self._drop_before(self.last_beat - HEALTH_WINDOW_S)  # bounded even if never reported (a replay)
 
     def heart_rate(self, t: float) -> None:
+        if self._heart_rates and t < self._heart_rates[-1]:
+            self._heart_rates.clear()  # the clock went back: those before are not the new clock's last minute
         self._heart_rates.append(t)
         self._drop_heart_rates_before(t - HEALTH_WINDOW_S)
 

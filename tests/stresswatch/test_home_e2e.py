@@ -81,8 +81,22 @@ def test_device_health_follows_a_clock_set_back():
     for k in range(90):  # the same strap, the clock an hour back
         h.beat(5000.0 + 120 - 3600.0 + k, artifact=k % 10 == 0)
     now = 5000.0 + 120 - 3600.0 + 89 + 0.5
-    assert h.report(now) == {"last_beat_age_s": 0.5, "beats_last_min": 60, "artifacts_last_min": 6}
-    assert h.report(now + 30) == {"last_beat_age_s": 30.5, "beats_last_min": 30, "artifacts_last_min": 3}
+    assert h.report(now) == {"last_beat_age_s": 0.5, "beats_last_min": 60, "artifacts_last_min": 6,
+                             "hr_without_rr_last_min": 0}
+    assert h.report(now + 30) == {"last_beat_age_s": 30.5, "beats_last_min": 30, "artifacts_last_min": 3,
+                                  "hr_without_rr_last_min": 0}
+
+
+def test_heart_rates_without_rr_in_device_health_follow_a_clock_set_back():
+    """A band's heart rates before a step back of the clock are not the new clock's last minute."""
+    h = DeviceHealth()
+    for k in range(120):
+        h.heart_rate(5000.0 + k)
+    for k in range(90):  # the same band, the clock an hour back
+        h.heart_rate(5000.0 + 120 - 3600.0 + k)
+    now = 5000.0 + 120 - 3600.0 + 89 + 0.5
+    assert h.report(now)["hr_without_rr_last_min"] == 60
+    assert h.report(now + 30)["hr_without_rr_last_min"] == 30
 
 
 def calibrated_baseline(hr: float, ln_rmssd: float, now: float) -> dict:
