@@ -17,6 +17,12 @@ with the arrival clock, and re-anchored to arrival when it does not:
 - slow drift inside the tolerance is pulled toward the arrival clock by a small share of the
   error on each notification, so the chain never drifts away over a day;
 - no skin contact -> a Gap until contact returns (its intervals are not trusted);
+- heart rate without RR intervals: a strap that sends RR intervals sends such a notification now
+  and then (no beat ended since the previous one: at 50 bpm about one in six), and it is
+  skipped. When notifications bring a heart rate but no RR interval for HR_ONLY_AFTER_S, longer
+  than any heartbeat lasts (MAX_RR_MS), the strap does not send RR intervals: its heart rates
+  become `HeartRate` events (those held back while it was undecided too), `sends_rr` turns False,
+  and the beats have a gap until RR intervals come again;
 - the wall clock steps (NTP setting the clock of a Raspberry Pi, which has no real-time clock,
   or a person setting it): the edge passes each arrival on the wall clock and on a monotonic
   clock (which never steps), so a step is a change of (wall - monotonic) between notifications by
@@ -25,22 +31,34 @@ with the arrival clock, and re-anchored to arrival when it does not:
   step, so that no later stage compares times across it, and the step is counted
   (`counts.clock_steps`, `last_step_s`) for the edge to log once. Without this, a step back left
   the chain ahead of arrival: later beats kept the old clock's times and real beats whose RR
-  happened to repeat the previous notification's were dropped as duplicates.
+  happened to repeat the previous notification's were dropped as duplicates. Heart rates follow
+  the step the same way (those held back move with it; after `HeartRate` events the Gap is at
+  the last one, so that a later stage starts afresh after a step back rather than drop the
+  heart rates that follow as out of order).
 
 Pure: arrival times are passed in; nothing reads a clock.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from collector.events import Beat, Event, Gap
-from collector.heart_rate import HeartRateMeasurement
+from collector.events import Beat, Event, Gap, HeartRate
+from collector.heart_rate import MAX_HR_BPM, MAX_RR_MS, MIN_HR_BPM, HeartRateMeasurement
+
+# Heart rates without a single RR interval for this long come from a strap that does not send
+# them: no heartbeat lasts longer than MAX_RR_MS (3 s); ours: that plus two notifications at the
+# usual 1 Hz, so a slow heart whose beats end between notifications is never taken for one.
+HR_ONLY_AFTER_S = MAX_RR_MS / 1000.0 + 2.0
+# Heart rates held back while undecided, at most (a bound, whatever the arrival clock does:
+# 5 s of notifications at several a second stay far below it).
+MAX_HELD = 64
 
 
 @dataclass
 class TimingCounts:
-    """Beats timed, repeated intervals dropped, intervals lost, gaps and no-contact periods."""
+    """Beats timed, repeated intervals dropped, intervals lost, gaps, no-contact periods, and
+    notifications without an RR interval (with contact)."""
 
     beats: int = 0
     duplicates: int = 0
@@ -48,6 +66,7 @@ class TimingCounts:
     gaps: int = 0
     no_contact: int = 0
     clock_steps: int = 0
+    hr_only: int = 0
 
 
 @dataclass
@@ -67,10 +86,16 @@ class BeatTimer:
     counts: TimingCounts = field(default_factory=TimingCounts)
     # The size (s, + forward) of the last step of the wall clock seen, None before any.
     last_step_s: float | None = None
+    # Whether the strap sends RR intervals: None until it has said (RR, or heart rate alone for
+    # HR_ONLY_AFTER_S), then True or False; it may change (a band that sends RR only at rest).
+    sends_rr: bool | None = None
     _last_t: float | None = None
     _clock_offset: float | None = None  # wall - monotonic at the last notification
     _prev_raw: tuple[int, ...] = ()
     _in_gap_since: float | None = None
+    _hr_only_since: float | None = None  # arrival of the first heart rate without RR since the last RR
+    _held: list[HeartRate] = field(default_factory=list)
+    _last_hr_t: float | None = None  # the last `HeartRate` sent since the last RR interval
 
     def notification(self, arrival: float, m: HeartRateMeasurement, monotonic: float | None = None) -> list[Event]:
         """Events for one notification that arrived at `arrival` (unix seconds, wall clock) and at
@@ -85,10 +110,15 @@ class BeatTimer:
         if not m.has_contact:
             self.counts.no_contact += 1
             self._start_gap(arrival)
+            self._undecided()
             return out
         raw = m.rr_raw
         if not raw:
-            return out
+            return out + self._heart_rate_only(arrival, m)
+        self.sends_rr = True
+        self._last_hr_t = None
+        if self._hr_only_since is not None:
+            self._undecided()
         rr_s = [r / 1024.0 for r in raw]
         if self._in_gap_since is not None:
             times = self._anchored(arrival, rr_s, not_before=self._last_t)
@@ -148,21 +178,59 @@ class BeatTimer:
         self.last_step_s = step
         if self._in_gap_since is not None:
             self._in_gap_since += step  # the gap under way ends at the next beats, on the new clock
-        if self._last_t is None:
-            return None
-        self._last_t += step
-        if self._in_gap_since is not None:
+        if self._hr_only_since is not None:
+            self._hr_only_since += step
+        self._held = [replace(h, t=h.t + step) for h in self._held]
+        if self._last_t is not None:
+            self._last_t += step
+        if self._last_hr_t is not None:
+            # Heart rates were sent after the last beat (a strap without RR): the mark is at them.
+            self._last_hr_t += step
+            mark = self._last_hr_t
+        elif self._last_t is not None and self._in_gap_since is None:
+            mark = self._last_t
+        else:
             return None
         self.counts.gaps += 1
-        # The gap is empty (the beats on both sides follow each other) and on the new clock; after
-        # a step back it ends before the beats already sent, which tells a later stage
-        # (processing/pipeline.py) to start afresh rather than take the next beats as out of order.
-        return Gap(self.person, self.device, self._last_t, self._last_t, f"the wall clock stepped {step:+.1f} s")
+        # The gap is empty (the beats or heart rates on both sides follow each other) and on the
+        # new clock; after a step back it ends before the events already sent, which tells a later
+        # stage (processing/pipeline.py) to start afresh rather than take the next ones as out of order.
+        return Gap(self.person, self.device, mark, mark, f"the wall clock stepped {step:+.1f} s")
 
     def stall(self, since: float) -> list[Event]:
         """No notification since `since` (watchdog or disconnect): open a gap."""
         self._start_gap(since)
+        self._undecided()
         return []
+
+    def _heart_rate_only(self, arrival: float, m: HeartRateMeasurement) -> list[Event]:
+        """A notification with a heart rate and no RR interval: nothing while the strap may yet
+        send RR (held back), its `HeartRate` once it is found not to."""
+        self.counts.hr_only += 1
+        if not MIN_HR_BPM <= m.hr_bpm <= MAX_HR_BPM:
+            return []  # no measurement (0 while not worn)
+        sample = HeartRate(self.person, self.device, arrival - self.latency_s, float(m.hr_bpm),
+                           contact=m.contact == "supported_detected" or None, energy_kj=m.energy_kj, source="ble")
+        if self.sends_rr is False:
+            self._last_hr_t = sample.t
+            return [sample]
+        if self._hr_only_since is None:
+            self._hr_only_since = arrival
+        self._held.append(sample)
+        if arrival - self._hr_only_since < HR_ONLY_AFTER_S and len(self._held) < MAX_HELD:
+            return []
+        self.sends_rr = False
+        if self._last_t is not None:
+            self._start_gap(arrival)  # the beats stopped: RR intervals that come again follow a Gap
+        out: list[Event] = list(self._held)
+        self._last_hr_t = out[-1].t
+        self._undecided()
+        return out
+
+    def _undecided(self) -> None:
+        """Forget heart rates held back: an RR interval came, or contact or the link was lost."""
+        self._hr_only_since = None
+        self._held.clear()
 
     def _start_gap(self, t: float) -> None:
         if self._in_gap_since is None:

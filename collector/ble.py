@@ -12,8 +12,9 @@ each) loops forever:
    Level (0x2A19) now and every `battery_every_s`, subscribe to Heart Rate Measurement
    (0x2A37);
 4. stream: each notification is parsed (collector.heart_rate) and timed (collector.beat_timing)
-   into Beat/Gap events; a malformed payload is counted and logged (rate-limited), never raised
-   out of the callback;
+   into Beat/Gap events (HeartRate events from a strap that sends no RR intervals, which is
+   logged once and said in the device status); a malformed payload is counted and logged
+   (rate-limited), never raised out of the callback;
    motion, where the device offers it (found per connection): a Polar strap's accelerometer
    through the Polar Measurement Data service (collector/pmd.py: read the ACC settings, start at
    the lowest rate >= 25 Hz, decode frames into `Acceleration` samples; a refusal of any status
@@ -64,9 +65,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from collector import pmd, rsc
-from collector.beat_timing import BeatTimer
+from collector.beat_timing import HR_ONLY_AFTER_S, BeatTimer
 from collector.events import Acceleration, Event
-from collector.heart_rate import MalformedMeasurement, parse
+from collector.heart_rate import MAX_HR_BPM, MIN_HR_BPM, MalformedMeasurement, parse
 
 log = logging.getLogger("stresswatch.ble")
 
@@ -125,12 +126,12 @@ class _RateLimited:
         self.every_s = every_s
         self._last: dict[str, tuple[float, int]] = {}
 
-    def warning(self, key: str, msg: str, *args) -> None:
+    def warning(self, key: str, msg: str, *args, level: int = logging.WARNING) -> None:
         now = time.monotonic()
         last, suppressed = self._last.get(key, (-1e9, 0))
         if now - last >= self.every_s:
             extra = f" ({suppressed} similar suppressed)" if suppressed else ""
-            log.warning(msg + extra, *args)
+            log.log(level, msg + extra, *args)
             self._last[key] = (now, 0)
         else:
             self._last[key] = (last, suppressed + 1)
@@ -183,7 +184,9 @@ class _ControlPoint:
 
 @dataclass
 class StrapLink:
-    """Keeps one strap connected; `emit(events)` gets Beat/Gap events, `status(dict)` device status."""
+    """Keeps one strap connected; `emit(events)` gets its events, `status(dict)` device status:
+    the link's fields (`connected`, `battery_pct`), `sends_rr` (`BeatTimer.sends_rr`: None until
+    the strap has shown whether it sends RR intervals) and the Device Information read."""
 
     spec: DeviceSpec
     emit: Callable[[list[Event]], None]
@@ -214,6 +217,8 @@ class StrapLink:
         self._acc: pmd.AccDecoder | None = None
         self._acc_offset: float | None = None
         self._rsc_last: float | None = None
+        self._link_status: dict = {}  # the link's fields of the last status
+        self._sends_rr: bool | None = None  # as the last status said
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -243,7 +248,7 @@ class StrapLink:
             if self._lost_at is None:
                 self._lost_at = time.monotonic()
             self.emit(self.timer.stall(self.clock()))
-            self.status({"connected": False, **self.info})
+            self._report(connected=False)
             attempt = 1 if streamed else attempt + 1
             await _sleep_or_stop(stop, self._backoff(attempt))
 
@@ -319,7 +324,7 @@ class StrapLink:
                 self.motion = "foot pod (RSC)"
             if services.get_characteristic(pmd.PMD_CONTROL) and services.get_characteristic(pmd.PMD_DATA):
                 control = await self._start_acc(client)
-            self.status(self._status(battery))
+            self._report(**self._status(battery))
             next_battery = time.monotonic() + self.battery_every_s
             streamed = False
             while not stop.is_set() and not disconnected.is_set():
@@ -336,7 +341,7 @@ class StrapLink:
                 if time.monotonic() >= next_battery:
                     next_battery = time.monotonic() + self.battery_every_s
                     battery = await self._read_battery(client)
-                    self.status(self._status(battery))
+                    self._report(**self._status(battery))
             return streamed
         finally:
             self.counts.sessions += 1
@@ -349,7 +354,8 @@ class StrapLink:
                 pass
 
     def _status(self, battery: int | None) -> dict:
-        out = {"connected": True, "battery_pct": battery, **self.info}
+        """The link's fields of a connected device's status (`_report` adds the rest)."""
+        out = {"connected": True, "battery_pct": battery}
         if self.motion:
             out["motion"] = self.motion
         return out
@@ -474,6 +480,23 @@ class StrapLink:
             self._lost_at = None
         self.streaming.set()
 
+    def _report(self, **link) -> None:
+        self._link_status = link
+        self._sends_rr = self.timer.sends_rr
+        self.status({**link, "sends_rr": self._sends_rr, **self.info})
+
+    def _rr_changed(self) -> None:
+        """The timer found out whether the strap sends RR intervals, or that changed: said in the
+        device status, and in the log when they stop or come back (rate-limited: a band that
+        sends RR only at rest may switch often)."""
+        was = self._sends_rr
+        self._report(**self._link_status)
+        if self._sends_rr is False:
+            self._log.warning("no_rr", "%s: the strap sends heart rate without RR intervals: heart rate is "
+                              "recorded, but HRV and the stress state are unavailable from it", self.spec.label)
+        elif was is False:
+            self._log.warning("no_rr", "%s: the strap sends RR intervals again", self.spec.label, level=logging.INFO)
+
     async def _read_info(self, client) -> dict:
         info = {}
         for key, uuid in INFO_CHARS.items():
@@ -514,6 +537,8 @@ class StrapLink:
                             self.spec.label, self.timer.last_step_s)
             if events:
                 self.emit(events)
+            if self.timer.sends_rr is not self._sends_rr:
+                self._rr_changed()
         except Exception:
             self.counts.callback_errors += 1
             log.exception("%s: error handling a notification", self.spec.label)
@@ -597,11 +622,20 @@ async def bluetooth_problem(adapter: str | None = None, timeout_s: float = 10.0)
 # -- scanning ------------------------------------------------------------------------------------
 
 
+# How long `scan --details` listens for the notifications that show whether a strap sends RR
+# intervals: the beat timer's decision (HR_ONLY_AFTER_S of heart rate without RR) and a few
+# seconds for the first notifications.
+RR_PROBE_S = HR_ONLY_AFTER_S + 3.0
+
+
 async def scan(timeout_s: float = 8.0, details: bool = False, adapter: str | None = None) -> list[dict]:
     """Nearby heart-rate wearables and foot pods: advertising 0x180D or 0x1814, or a known
-    wearable name. With `details`, connect briefly to read model, firmware and battery, to see
-    whether the strap sends RR intervals and energy expended (within 5 s), and which motion
-    sources it offers (`motion`: its accelerometer's sample rates, a foot pod, or "none").
+    wearable name. With `details`, connect briefly to read model, firmware and battery, the heart
+    rate (`hr_bpm`), whether the strap sends RR intervals (`sends_rr`, decided as the service
+    decides it, `BeatTimer.sends_rr`, within RR_PROBE_S: True, False for heart rate without RR
+    intervals, or None when no heart rate came, e.g. from a strap not worn) and energy expended
+    (`sends_energy`; these three only from a device with the Heart Rate Measurement), and which
+    motion sources it offers (`motion`: its accelerometer's sample rates, a foot pod, or "none").
     Raises BluetoothUnavailable (see `bluetooth_problem`) when Bluetooth cannot work here."""
     from bleak import BleakClient, BleakScanner
 
@@ -622,14 +656,17 @@ async def scan(timeout_s: float = 8.0, details: bool = False, adapter: str | Non
                     link = StrapLink(DeviceSpec("scan", address), emit=lambda e: None)
                     row.update(await link._read_info(client))
                     row["battery_pct"] = await link._read_battery(client)
-                    got: list[bytes] = []
                     if client.services.get_characteristic(HR_MEASUREMENT) is not None:
-                        await client.start_notify(HR_MEASUREMENT, lambda c, d, got=got: got.append(bytes(d)))
-                        deadline = time.monotonic() + 5
-                        while time.monotonic() < deadline and not any(_has_rr(p) for p in got):
+                        hr: list[int] = []
+                        got: list[bytes] = []
+                        await client.start_notify(
+                            HR_MEASUREMENT, lambda c, d, hr=hr, got=got, link=link: _probe(link, hr, got, d))
+                        deadline = time.monotonic() + RR_PROBE_S
+                        while time.monotonic() < deadline and link.timer.sends_rr is None:
                             await asyncio.sleep(0.2)
-                    row["sends_rr"] = any(_has_rr(p) for p in got)
-                    row["sends_energy"] = any(_has_energy(p) for p in got)
+                        row["hr_bpm"] = hr[-1] if hr else None
+                        row["sends_rr"] = link.timer.sends_rr
+                        row["sends_energy"] = any(_has_energy(p) for p in got)
                     row["motion"] = await motion_offered(client)
             except Exception as exc:
                 row["error"] = f"{type(exc).__name__}: {exc}"
@@ -668,8 +705,14 @@ def _has_energy(payload: bytes) -> bool:
         return False
 
 
-def _has_rr(payload: bytes) -> bool:
+def _probe(link: StrapLink, hr: list[int], got: list[bytes], data: bytearray) -> None:
+    """A notification during `scan --details`: timed like the service's (the decision on RR
+    intervals), its heart rate kept when it is one, its payload kept."""
+    got.append(bytes(data))
     try:
-        return bool(parse(payload).rr_raw)
+        m = parse(data)
     except MalformedMeasurement:
-        return False
+        return
+    link.timer.notification(time.time(), m)
+    if m.has_contact and MIN_HR_BPM <= m.hr_bpm <= MAX_HR_BPM:
+        hr.append(m.hr_bpm)

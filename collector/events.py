@@ -1,5 +1,6 @@
-"""The events a collector emits: a `Beat` per heartbeat, a `Gap` where data is missing, and motion:
-`Acceleration` samples from a strap's accelerometer and `Motion`, what a source says the body is doing."""
+"""The events a collector emits: a `Beat` per heartbeat, a `Gap` where data is missing, a `HeartRate`
+where a strap reports heart rate without the RR intervals of its beats, and motion: `Acceleration`
+samples from a strap's accelerometer and `Motion`, what a source says the body is doing."""
 
 from __future__ import annotations
 
@@ -58,6 +59,28 @@ class Gap:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class HeartRate:
+    """The heart rate a strap reported at time `t` (unix seconds) without RR intervals.
+
+    Straps and bands that do not send RR intervals (many optical arm and wrist bands, some cheap
+    or older chest straps) still report heart rate once a second (GATT Heart Rate Measurement,
+    0x2A37, with the RR flag clear). `hr_bpm` is the strap's own value, averaged by its firmware
+    over recent beats; no beat times can be had from it, so it gives heart rate and activity but
+    never HRV. The collector emits these only from a strap found not to send RR intervals, not
+    for the occasional notification of an RR strap in which no beat ended
+    (collector/beat_timing.py).
+    """
+
+    person: str
+    device: str
+    t: float
+    hr_bpm: float
+    contact: bool | None = None
+    energy_kj: float | None = None
+    source: str = ""
+
+
 class MotionKind(StrEnum):
     """What a motion source says the person is doing (ARCHITECTURE.md "Events")."""
 
@@ -108,4 +131,4 @@ class Acceleration:
     source: str = ""
 
 
-Event = Beat | Gap | Motion | Acceleration
+Event = Beat | Gap | HeartRate | Motion | Acceleration

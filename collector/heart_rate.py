@@ -22,6 +22,10 @@ CONTACT = {0: "not_supported", 1: "not_supported", 2: "supported_not_detected", 
 # RR intervals outside this range cannot be a single heartbeat (300 bpm .. 20 bpm).
 MIN_RR_MS = 200.0
 MAX_RR_MS = 3000.0
+# The heart rates of those intervals: a reported heart rate outside them is no measurement (many
+# straps report 0 while they cannot measure, e.g. before they sit on the skin).
+MIN_HR_BPM = 60000.0 / MAX_RR_MS
+MAX_HR_BPM = 60000.0 / MIN_RR_MS
 
 
 class MalformedMeasurement(ValueError):

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from collector.events import GAP_TOLERANCE_S, Acceleration, Beat, Event, Gap, Motion
+from collector.events import GAP_TOLERANCE_S, Acceleration, Beat, Event, Gap, HeartRate, Motion
 from processing import hrv
 from processing.correction import ArtifactCorrector
 from processing.motion import MotionTrack
-from processing.reading import MotionState, Reading
+from processing.reading import NO_RR, MotionState, Reading, StressState
 from processing.spline import SplineCache
 from processing.stress import StressModel
 from processing.window import BeatLog, WindowStats
@@ -34,6 +35,10 @@ MIN_PAIRS = 25
 # Activity is judged on the heart rate of the last few beats, so the onset of exercise is seen
 # within seconds rather than after the 60 s window catches up.
 RECENT_BEATS = 8
+# A reading from a strap's heart rates alone (`HeartRate` events: a strap that sends no RR
+# intervals) needs this many of them in the short window; ours: 10 s of the usual 1 Hz
+# notifications, each already the strap's average over recent beats.
+MIN_HR_SAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,9 @@ class Pipeline:
     otherwise interpolate across it. In whole-recording mode windows restart at each gap (one
     reading per continuous segment, as Kubios).
 
-    A clock set back: beats after a gap that are earlier than the beats in the windows (a gap
-    ending before the last beat, as the beat timer marks a step of the wall clock back) start
-    the windows afresh, with nothing before them; see `_clock_went_back`.
+    A clock set back: beats (or heart rates) after a gap that are earlier than those in the
+    windows (a gap ending before the last of them, as the beat timer marks a step of the wall
+    clock back) start the windows afresh, with nothing before them; see `_clock_went_back`.
 
     `calibration` = (start, end) unix seconds: a span the user declares as rest (a lab
     baseline, or the first minutes of a recording). Readings whose RMSSD window lies inside it
@@ -100,6 +105,13 @@ class Pipeline:
 
     Quality (0-1) = (1 - 3 x the fraction of corrected beats in the long window) x
     min(1, valid pairs in the RMSSD window / (2 MIN_PAIRS)): a score needs quality >= 0.5.
+
+    Heart rate without beats (`HeartRate` events, from a strap that sends no RR intervals): when
+    a step is due and the short window holds too few beats for a reading, a reading is made from
+    the heart rates of the short window (at least MIN_HR_SAMPLES): `hr_bpm` is their mean,
+    activity comes from it (heart-rate reserve, processing/stress.py), every beat-based field is
+    None, quality 0, no stress score, state `unknown`, and `hrv_unavailable` says why. Never in
+    whole-recording mode (a recording has beats).
     """
 
     def __init__(
@@ -131,6 +143,7 @@ class Pipeline:
         self.motion = MotionTrack(person, keep_s=settings.rmssd_window_s)
         self._pending_whole = False
         self._whole = math.isinf(settings.step_s)
+        self._heart_rates: deque[tuple[float, float]] = deque()  # (t, bpm) of the short window
         self._after_gap = False
         # Readings due but not computed yet: `feed` computes them before it returns,
         # `feed_many` at its end, all at once (and before the arrays are compacted).
@@ -201,10 +214,13 @@ class Pipeline:
         if isinstance(event, (Motion, Acceleration)):
             self.motion.feed(event)
             return
+        if isinstance(event, HeartRate):
+            self._heart_rate(event)
+            return
         if isinstance(event, Gap):
             self.motion.gap(event.device)
             self._gap()
-            last = self._last_logged()
+            last = self._last_time()
             if last is not None and event.end < last:
                 self._clock_went_back(event.start - last)
             return
@@ -232,6 +248,36 @@ class Pipeline:
         else:
             self._add(beat)
 
+    def _heart_rate(self, e: HeartRate) -> None:
+        """A strap's heart rate without beats: a reading from heart rates when one is due and
+        the beats cannot make it (the class docstring)."""
+        rates = self._heart_rates
+        if self._whole or (rates and e.t <= rates[-1][0]):
+            return
+        if e.energy_kj is not None:
+            self._energy = e.energy_kj
+        rates.append((e.t, e.hr_bpm))
+        window = self.settings.rmssd_window_s
+        while rates[0][0] <= e.t - window:
+            rates.popleft()
+        if e.t < self._next_emit or len(rates) < MIN_HR_SAMPLES:
+            return
+        if self.log.n - self._window_start(window, e.t) >= MIN_BEATS:
+            return  # the beats make this step's reading
+        step = self.settings.step_s
+        self._next_emit = (math.floor(e.t / step) + 1) * step if step > 0 else e.t
+        self._compute_due()  # readings leave in time order
+        hr = sum(bpm for _, bpm in rates) / len(rates)
+        motion = self.motion.over(e.t - window, e.t)
+        verdict = self.model.assess_heart_rate(e.t, hr, self._energy, e.hr_bpm, self._known_rest(e.t, None), motion)
+        self._ready.append(Reading(
+            person=self.person, time=e.t, window_s=self.settings.window_s, n_beats=0, mean_rr_ms=None,
+            hr_bpm=hr, rmssd_ms=None, ln_rmssd=None, sdnn_ms=None, pnn50_pct=None, pnn20_pct=None,
+            sd1_ms=None, sd2_ms=None, baevsky_si=None, stress_index=None, pns_index=None, sns_index=None,
+            lf_hf=None, artifact_pct=None, activity=verdict.activity, stress_score=None,
+            state=StressState.UNKNOWN, quality=0.0, motion=motion, hrv_unavailable=NO_RR,
+        ))
+
     def _take_readings(self) -> list[Reading]:
         if self._jobs is None:
             self._compute_due()
@@ -258,14 +304,22 @@ class Pipeline:
     def _last_logged(self) -> float | None:
         return float(self.log.t[self.log.n - 1]) if self.log.n else None
 
+    def _last_time(self) -> float | None:
+        """The time of the last beat or heart rate the windows hold."""
+        times = [t for t in (self._last_logged(), self._heart_rates[-1][0] if self._heart_rates else None)
+                 if t is not None]
+        return max(times) if times else None
+
     def _clock_went_back(self, step: float) -> None:
-        """Beats after a gap are earlier than beats the windows hold: the wall clock was set back
-        (collector/beat_timing.py marks a step with a gap). Time-ordered windows cannot hold both,
-        so a new segment starts with nothing before it: readings come again once the new beats
-        fill the short window (MIN_BEATS), scored once they fill a full RMSSD window, and the
-        stress model moves its own times by `step` (about how far the clock went; negative)."""
+        """Beats (or a strap's heart rates) after a gap are earlier than those the windows hold:
+        the wall clock was set back (collector/beat_timing.py marks a step with a gap).
+        Time-ordered windows cannot hold both, so a new segment starts with nothing before it:
+        readings come again once the new beats fill the short window (MIN_BEATS), or the new
+        heart rates (MIN_HR_SAMPLES), scored once they fill a full RMSSD window, and the stress
+        model moves its own times by `step` (about how far the clock went; negative)."""
         self._compute_due()  # they index the arrays about to be left
         self.log.compact(self.log.n)
+        self._heart_rates.clear()
         self._seg_i = 0
         self._next_emit = -math.inf
         self._next_spectral = -math.inf
@@ -421,14 +475,18 @@ class Pipeline:
         log.compact(keep)
         self._seg_i = max(0, self._seg_i - keep)
 
-    def _known_rest(self, t: float, short_lo: int) -> bool:
-        """The RMSSD window ending at t (from beat short_lo) lies in the calibration span: its
-        first beat's interval starts in it, and t is not after its end."""
+    def _known_rest(self, t: float, short_lo: int | None) -> bool:
+        """The RMSSD window ending at t (from beat short_lo; None: a window of heart rates without
+        beats, `rmssd_window_s` long) lies in the calibration span: its first beat's interval (or
+        the window) starts in it, and t is not after its end."""
         if self.calibration is None:
             return False
         start, end = self.calibration
-        log = self.log
-        return float(log.t[short_lo] - log.rr[short_lo] / 1000.0) >= start - _TIME_EPS_S and t <= end
+        if short_lo is None:
+            first = t - self.settings.rmssd_window_s
+        else:
+            first = float(self.log.t[short_lo] - self.log.rr[short_lo] / 1000.0)
+        return first >= start - _TIME_EPS_S and t <= end
 
 
 @dataclass(slots=True)

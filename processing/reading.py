@@ -25,6 +25,10 @@ class MotionState(StrEnum):
     UNKNOWN = "unknown"  # no motion source, or what it saw was neither
 
 
+# `Reading.hrv_unavailable` of a reading made from a strap's heart rate alone.
+NO_RR = "the strap sends heart rate without RR intervals"
+
+
 class StressState(StrEnum):
     """The stress state of a reading (processing/stress.py decides)."""
 
@@ -46,13 +50,18 @@ class Reading:
     `None` means "not computable from this window" (too few beats or pairs, too short for
     LF/HF, or a stress score while physically active, too active to judge, in the first minute of
     a stream or before a new baseline holds 3 min of rest).
+
+    `hrv_unavailable` is None, or says why the reading has no HRV at all: NO_RR for a reading
+    made from the heart rate a strap reports without RR intervals (processing/pipeline.py); then
+    `n_beats` is 0, `hr_bpm` the mean of the strap's heart rates, every beat-based field
+    (mean_rr_ms, the HRV metrics, artifact_pct) None, quality 0 and the state `unknown`.
     """
 
     person: str
     time: float
     window_s: float
     n_beats: int
-    mean_rr_ms: float
+    mean_rr_ms: float | None
     hr_bpm: float
     rmssd_ms: float | None
     ln_rmssd: float | None
@@ -66,12 +75,13 @@ class Reading:
     pns_index: float | None
     sns_index: float | None
     lf_hf: float | None
-    artifact_pct: float
+    artifact_pct: float | None
     activity: Activity
     stress_score: float | None
     state: StressState
     quality: float
     motion: MotionState = MotionState.UNKNOWN
+    hrv_unavailable: str | None = None
 
     def to_dict(self, digits: int = 6) -> dict:
         """A JSON-ready dict; floats rounded to `digits` significant decimals, NaN -> None."""

@@ -227,11 +227,7 @@ class StressModel:
         (the start of a stream); its activity is judged but it gets no score and is not learned.
         """
         good = ln_rmssd is not None and quality >= MIN_QUALITY and full_window
-        if known_rest:
-            self._activity = activity = Activity.REST
-        else:
-            activity = self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj,
-                                         motion == MotionState.MOVING)
+        activity = self._activity_of(time, hr_bpm, recent_hr_bpm, energy_kj, known_rest, motion)
         self._gate_on = gated = (activity == Activity.REST and good and not known_rest
                                  and motion != MotionState.STILL
                                  and self._gated(time, hr_bpm, ln_rmssd, recent_hr_bpm))
@@ -269,6 +265,25 @@ class StressModel:
         score = 100.0 * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
         return Assessment(Activity.REST, score, StressState.CALM if score <= CALM_SCORE else StressState.NEUTRAL)
 
+    def assess_heart_rate(
+        self,
+        time: float,
+        hr_bpm: float,
+        energy_kj: float | None = None,
+        recent_hr_bpm: float | None = None,
+        known_rest: bool = False,
+        motion: MotionState = MotionState.UNKNOWN,
+    ) -> Assessment:
+        """The verdict on a window with heart rate but no beats (a strap that sends no RR
+        intervals): activity from heart-rate reserve and motion as for any window, no score, state
+        `unknown` (the score needs the person's rest baseline, which is learned from HRV
+        readings only). Its heart rate is learned from for the resting heart rate: the strap's
+        own heart rate is the same quantity as 60000 / mean RR, and without it a person whose
+        strap sends no RR would be judged against the population's resting heart rate for ever."""
+        activity = self._activity_of(time, hr_bpm, recent_hr_bpm, energy_kj, known_rest, motion)
+        self.baseline.add_hr(time, hr_bpm)
+        return Assessment(activity, None, StressState.UNKNOWN)
+
     def deviation(self, time: float, hr_bpm: float, ln_rmssd: float, quality: float) -> float:
         """z of a scored reading against the person's rest baseline (the module docstring);
         `quality` is unused by this rule (benchmarks/stress_predict.py --hrv-variants tries
@@ -286,6 +301,14 @@ class StressModel:
         ref = self.baseline.reference(time)
         return (hr_bpm - ref.hr_mean >= (g.leave_bpm if self._gate_on else g.rise_bpm)
                 or ref.ln_rmssd_mean - ln_rmssd >= g.ln_drop)
+
+    def _activity_of(self, time: float, hr_bpm: float, recent_hr_bpm: float | None, energy_kj: float | None,
+                     known_rest: bool, motion: MotionState) -> Activity:
+        if known_rest:
+            self._activity = Activity.REST
+            return Activity.REST
+        return self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj,
+                                 motion == MotionState.MOVING)
 
     def _activity_at(self, time: float, hr: float, energy_kj: float | None, moving: bool = False) -> Activity:
         rest_hr = self.hr_rest()

@@ -4,7 +4,8 @@ Schema (contract, millisecond timestamps; see README "InfluxDB"):
 - `beats`  tags person, device;  fields rr_ms (float), hr_bpm (float), artifact (string: the
   `ArtifactKind` value of the correction applied, e.g. "ectopic", or "none");
 - `hrv`    tag person;  every numeric `Reading` field (floats; n_beats integer), activity,
-  state and motion as strings; null fields are left out;
+  state, motion and hrv_unavailable as strings; null fields are left out (a reading from heart
+  rate alone has hr_bpm and no HRV field);
 - `prompts` tag person;  id, kind, exercise (strings), stress_score (float), response (string),
   and effect fields (e.g. rmssd_change_ms) when known;
 - `devices` tags person, device;  battery_pct (float), connected (boolean);
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from collector.events import ArtifactKind, Beat
 from processing.reading import Reading
 
-_STRING_FIELDS = ("activity", "state", "motion")
+_STRING_FIELDS = ("activity", "state", "motion", "hrv_unavailable")
 _INT_FIELDS = ("n_beats",)
 _SKIP_FIELDS = ("person", "time")
 

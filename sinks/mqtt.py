@@ -6,7 +6,7 @@ Topics (contract; base topic configurable, default `stresswatch`):
 | `<base>/<person>/state` | yes | 0 | JSON summary of the latest Reading |
 | `<base>/<person>/prompt` | no | 1 | JSON Prompt; MQTT v5 message expiry = time left to `expires_at`; sent again when HA announces `online` while unanswered and unexpired |
 | `<base>/<person>/prompt/response` | no | 1 | subscribed: `{"id", "action": done/snooze/dismiss/not_stressed, "minutes"}` (minutes: 1-240, optional); only for a prompt of that person; the first answer stands; a retained one is ignored and cleared |
-| `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model |
+| `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model, whether it sends RR intervals |
 | `<base>/outbox` | yes | 0 | what waits in the outbox and what its bounds dropped (`Sinks.publish_outbox`); none with `announce_status=False` |
 | `<base>/<person>/activity` | no | 1 | subscribed: the phone's activity (collector/phone_activity.py), handed to `on_activity`; a retained one is stale and ignored |
 | `homeassistant/...` | yes | 1 | discovery configs, re-sent when HA announces `online` |

@@ -571,6 +571,24 @@ def lock_holder(directory: str | Path) -> int | None:
     inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     return pid if any("FLOCK" in line and inode in line.split() for line in table.splitlines()) else None
 
+def peek_saved_states(path: str | Path, keys: list[str]) -> dict[str, dict]:
+    """What `save_state` kept under `keys` in the database at `path`, read only (nothing is
+    created, migrated or tightened; for `stresswatch doctor`, which only looks): {} when there is
+    no database yet. Raises `StoreError` (one line) when it cannot be read."""
+    path = Path(path)
+    if not path.exists() or not keys:
+        return {}
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = db.execute(f"SELECT key, value FROM saved_state WHERE key IN ({', '.join('?' * len(keys))})",
+                              keys).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the state database {path}: {exc}") from None
+    return {key: json.loads(value) for key, value in rows}
+
 
 # -- helpers -------------------------------------------------------------------------------------
 

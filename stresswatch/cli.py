@@ -186,6 +186,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# `scan --details`: what `sends_rr` means for the person choosing a strap.
+SENDS_RR_SAYS = {
+    True: "True",
+    False: "False (heart rate only: no HRV or stress state from this strap)",
+    None: "unknown (no heart rate came: is the strap worn, with moist electrodes?)",
+}
+
+
 def cmd_scan(args) -> int:
     import asyncio
 
@@ -201,9 +209,13 @@ def cmd_scan(args) -> int:
         return 1
     for row in rows:
         extra = "".join(
-            f"  {k} {row[k]}" for k in ("manufacturer", "model", "firmware", "battery_pct", "sends_rr", "sends_energy",
-                                        "motion", "error") if k in row
+            f"  {k} {row[k]}" for k in ("manufacturer", "model", "firmware", "battery_pct", "hr_bpm", "sends_energy",
+                                        "motion") if k in row
         )
+        if "sends_rr" in row:
+            extra += "  sends_rr " + SENDS_RR_SAYS[row["sends_rr"]]
+        if "error" in row:
+            extra += f"  error {row['error']}"
         print(f"{row['address']}  {row['rssi']:>4} dBm  {row['name'] or '(no name)'}{extra}")
     print('\nadd one to the config as [[devices]] with address = "..." and the person who wears it')
     return 0

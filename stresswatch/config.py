@@ -244,6 +244,11 @@ class Config:
     def person(self, name: str) -> PersonConfig:
         return next((p for p in self.people if p.name == name), PersonConfig(name=name))
 
+    @property
+    def state_path(self) -> Path:
+        """The state database, `<state.directory>/state.db`."""
+        return Path(self.state.directory).expanduser() / "state.db"
+
     def sink_settings(self) -> SinkSettings:
         """What the sinks need: their sections, the wearers, each wearer's device labels."""
         from sinks.fanout import SinkSettings  # here: as MqttSettings
@@ -252,7 +257,7 @@ class Config:
         for d in self.devices:
             devices.setdefault(d.person, []).append(d.address or d.name or "strap")
         return SinkSettings(
-            state_path=Path(self.state.directory).expanduser() / "state.db",
+            state_path=self.state_path,
             mqtt=self.mqtt.settings(), influx=self.influx.settings(),
             people=tuple(p.name for p in self.people), devices=devices,
             mqtt_outbox_max_messages=self.mqtt.outbox_max_messages,

@@ -55,6 +55,7 @@ def check_all(cfg: Config) -> list[Finding]:
     found += bluetooth
     if cfg.devices and not any(f.what == "bluetooth" and f.level != Level.OK for f in bluetooth):
         found += check_devices(cfg)
+    found += check_straps(cfg)
     if cfg.mqtt.url is not None:
         found.append(check_mqtt(cfg))
     if cfg.influx.url is not None:
@@ -142,7 +143,7 @@ def check_devices(cfg: Config, timeout_s: float = DEVICE_SCAN_S) -> list[Finding
     not seen is a warning (a strap sleeps without skin contact)."""
     import asyncio
 
-    from collector.ble import BluetoothUnavailable, DeviceSpec, scan
+    from collector.ble import RR_PROBE_S, BluetoothUnavailable, DeviceSpec, scan
 
     try:
         rows = asyncio.run(scan(timeout_s, details=True, adapter=cfg.bluetooth.adapter))
@@ -162,13 +163,61 @@ def check_devices(cfg: Config, timeout_s: float = DEVICE_SCAN_S) -> list[Finding
                                "try again; if it persists, remove and re-pair it in bluetoothctl"))
         else:
             foot_pod = "foot pod" in row.get("motion", "")
+            sends_rr = row.get("sends_rr")  # None: no heart rate came (not worn), or a foot pod
+            rr = ("yes" if sends_rr else "no" if sends_rr is False or foot_pod
+                  else "unknown (no heart rate came)")
             detail = (f"{row.get('model') or row['name']}, battery {row.get('battery_pct')} %, RR intervals "
-                      f"{'yes' if row.get('sends_rr') else 'no'}, motion: {row.get('motion', 'none')}")
-            if row.get("sends_rr") or foot_pod:
+                      f"{rr}, motion: {row.get('motion', 'none')}")
+            if sends_rr or foot_pod:
                 out.append(Finding(what, Level.OK, detail))
+            elif sends_rr is False:
+                out.append(Finding(what, Level.WARN, detail,
+                                   "this device sends heart rate without RR intervals: no HRV from it; a chest "
+                                   "strap does"))
             else:
-                out.append(Finding(what, Level.WARN, detail, "this device sends no RR intervals (within 5 s): "
-                                   "no HRV from it; a chest strap does"))
+                out.append(Finding(what, Level.WARN, detail,
+                                   f"no heart rate came within {RR_PROBE_S:g} s: wear it (a strap measures only "
+                                   "on the skin) and run doctor again"))
+    return out
+
+
+def check_straps(cfg: Config) -> list[Finding]:
+    """Each configured strap the service has seen: whether it sends RR intervals (HRV needs
+    them). Read from what the service kept in the state store (`Service._remember_rr`): the
+    service holds the strap's one connection, so doctor cannot ask the strap itself."""
+    from datetime import datetime
+
+    from alerts.timeofday import zone
+    from collector.ble import DeviceSpec
+    from sinks.store import StoreError, peek_saved_states
+    from stresswatch.device_health import saved_key
+
+    tz = zone(cfg.service.zone_name(), "service.timezone")
+
+    straps = [(d.person, DeviceSpec(d.person, d.address, d.name).label) for d in cfg.devices]
+    keys = [saved_key(person, label) for person, label in straps]
+    try:
+        seen = peek_saved_states(cfg.state_path, keys)
+    except StoreError as exc:
+        return [Finding("straps", Level.WARN, f"what the service saw of the straps is unknown: {exc}",
+                        "run doctor as the user the service runs as")]
+    out = []
+    for (person, label), key in zip(straps, keys):
+        saved = seen.get(key)
+        if saved is None:
+            continue  # not seen by the service yet: `stresswatch scan --details` tells
+        what = f"strap {label} ({person})"
+        when = datetime.fromtimestamp(saved.get("time") or 0, tz).strftime("%Y-%m-%d %H:%M")
+        if saved.get("sends_rr"):
+            out.append(Finding(what, Level.OK, f"sends RR intervals (seen by the service {when})"))
+        else:
+            out.append(Finding(
+                what, Level.WARN,
+                f"sends heart rate without RR intervals (seen by the service {when}): heart rate is recorded, "
+                "but HRV and the stress state are unavailable from it",
+                "HRV needs RR intervals: wear a strap that sends them (a chest strap such as Polar H10, Garmin "
+                "HRM-Pro or Wahoo TICKR; some send them only after a firmware update); `stresswatch scan "
+                "--details` shows sends_rr"))
     return out
 
 

@@ -26,13 +26,14 @@ def _fmt(x: float | None, spec: str) -> str:
 
 def live_line(r: Reading, t0: float, label: str = "") -> str:
     """One line per reading: elapsed time, phase, HR, RMSSD, LF/HF, score, state, activity, and
-    the motion when a motion source said something."""
+    why there is no HRV when the reading has none, and the motion when a motion source said something."""
     el = int(r.time - t0)
     return (
         f"{el // 3600:02d}:{el % 3600 // 60:02d}:{el % 60:02d}  {label:<14.14s} "
         f"HR {_fmt(r.hr_bpm, '5.1f')}  RMSSD {_fmt(r.rmssd_ms, '5.1f')} ms  "
         f"LF/HF {_fmt(r.lf_hf, '5.2f')}  score {_fmt(r.stress_score, '5.1f')}  "
-        f"{r.state:<8s} {r.activity:<8s} artifacts {r.artifact_pct:4.1f}%"
+        f"{r.state:<8s} {r.activity:<8s} "
+        + (f"no HRV: {r.hrv_unavailable}" if r.hrv_unavailable else f"artifacts {_fmt(r.artifact_pct, '4.1f')}%")
         + ("" if r.motion == MotionState.UNKNOWN else f"  motion {r.motion}")
     )
 

@@ -1,8 +1,8 @@
 """The one run loop: sources -> per-person pipelines -> alert engines -> sinks (`run` and `demo`).
 
 One asyncio event loop. Each `Source` (stresswatch/sources.py: Bluetooth straps, a paced replay,
-the simulator) is a task that hands `Beat`/`Gap` events to `Service.events`, which feeds them
-inline to the person's pure `Pipeline` (microseconds per beat); each reading goes to the
+the simulator) is a task that hands events (`Beat`, `Gap`, `HeartRate`) to `Service.events`,
+which feeds them inline to the person's pure `Pipeline` (microseconds per beat); each reading goes to the
 person's pure `AlertEngine` (alerts/engine.py), and the corrected beats, readings, prompts,
 daily summaries and measured effects go to the sinks. Phone answers arrive on paho's thread and
 are handed to the loop. InfluxDB batches are written from a worker thread so a slow server
@@ -11,13 +11,15 @@ never stalls the Bluetooth callbacks.
 What must survive a restart is kept in the state store (sinks/store.py, table saved_state):
 each person's stress baseline and alert engine, saved every `SAVE_EVERY_S` of readings, at
 every prompt, answer and day's end, and at a clean stop; a start restores them, so a restart
-neither starts calibration over nor forgets a cooldown.
+neither starts calibration over nor forgets a cooldown. Whether each strap sends RR intervals is
+kept there too when it changes, for `stresswatch doctor`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 import zlib
 from collections import deque
@@ -32,15 +34,15 @@ from alerts.prompt import Prompt
 from alerts.settings import AlertSettings
 from alerts.timeofday import day_start
 from collector.ble import DeviceSpec
-from collector.events import Event
+from collector.events import Event, HeartRate
 from collector.phone_activity import motion_from_phone
 from processing.baseline import Baseline
 from processing.pipeline import Pipeline
 from processing.reading import Reading
 from sinks.fanout import Sinks
-from sinks.store import StateStore
+from sinks.store import StateStore, StoreError
 from stresswatch.config import Config
-from stresswatch.device_health import HEALTH_EVERY_S, DeviceHealth
+from stresswatch.device_health import HEALTH_EVERY_S, DeviceHealth, saved_key
 from stresswatch.sources import Source, StrapSource
 
 log = logging.getLogger("stresswatch.service")
@@ -132,6 +134,8 @@ class Service:
                 continue  # a source for a person who is not configured: config check prevents it
             readings = w.pipeline.feed(e)
             self._beats(w)
+            if type(e) is HeartRate:
+                self._health(w.name, e.device).heart_rate(e.t)
             for r in readings:
                 self._reading(w, r)
 
@@ -179,9 +183,33 @@ class Service:
     # -- device health: the link's status plus beat age and counts, republished every health_every_s --
 
     def device_status(self, spec: DeviceSpec, status: dict) -> None:
-        h = self.health.setdefault((spec.person, spec.label), DeviceHealth())
+        h = self._health(spec.person, spec.label)
         h.status = dict(status)
         self._publish_health(spec.person, spec.label, h)
+        self._remember_rr(spec.person, spec.label, h)
+
+    def _health(self, person: str, device: str) -> DeviceHealth:
+        h = self.health.get((person, device))
+        if h is None:  # not setdefault: that would build a DeviceHealth for every call
+            h = self.health[(person, device)] = DeviceHealth()
+        return h
+
+    def _remember_rr(self, person: str, device: str, h: DeviceHealth) -> None:
+        """Keep in the state store whether the strap sends RR intervals when that is news, so
+        `stresswatch doctor` can say it (the strap is connected to the service, not to doctor)."""
+        sends_rr = h.status.get("sends_rr")
+        if sends_rr is None or self.store is None:
+            return
+        key = saved_key(person, device)
+        if not h.loaded:
+            h.loaded = True
+            try:
+                h.saved_sends_rr = (self.store.load_state(key) or {}).get("sends_rr")
+            except (StoreError, sqlite3.Error):
+                pass  # saved below, where a failing store is logged
+        if sends_rr != h.saved_sends_rr:
+            h.saved_sends_rr = sends_rr
+            self.sinks.save_states({key: {"sends_rr": sends_rr, "time": self.clock(), "model": h.status.get("model")}})
 
     def publish_health(self) -> None:
         """Every strap whose link has reported, with counts as of now; and the outbox's figures."""
@@ -203,8 +231,8 @@ class Service:
                 w.recent.clear()  # the clock went back: times before and after no longer compare
             w.recent.append((b.t, b.rr_ms))
             h = self.health.get((w.name, b.device))
-            if h is None:  # not setdefault: that would build a DeviceHealth for every beat
-                h = self.health[(w.name, b.device)] = DeviceHealth()
+            if h is None:
+                h = self._health(w.name, b.device)
             h.beat(b.t, b.artifact is not None)
         while w.recent and w.recent[-1][0] - w.recent[0][0] > RECENT_BEATS_S:
             w.recent.popleft()

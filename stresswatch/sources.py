@@ -1,6 +1,6 @@
 """Where the service's events come from: Bluetooth straps, a paced replay of a recording, the simulator.
 
-A `Source` runs as one asyncio task and hands lists of `Beat`/`Gap` events to `emit`; the
+A `Source` runs as one asyncio task and hands lists of events (`Beat`, `Gap`, `HeartRate`) to `emit`; the
 service (stresswatch/service.py) owns everything after that. `finite` sources (a replay) end by
 themselves, and the service stops when every finite source has ended and no live source runs.
 """
@@ -171,7 +171,7 @@ def shifted(events: Sequence[Event], dt: float) -> list[Event]:
             return dataclasses.replace(e, start=e.start + dt, end=e.end + dt)
         if isinstance(e, Acceleration):
             return dataclasses.replace(e, t=tuple(t + dt for t in e.t))
-        return dataclasses.replace(e, t=e.t + dt)  # Beat, Motion
+        return dataclasses.replace(e, t=e.t + dt)  # Beat, HeartRate, Motion
 
     return [moved(e) for e in events]
 

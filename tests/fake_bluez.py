@@ -6,7 +6,9 @@ library), owns `org.bluez` and serves what bleak 3.x uses: the ObjectManager at 
 `Adapter1` at `/org/bluez/hci0`, `Device1` objects, and at connect time the GATT objects at
 BlueZ's paths (`.../dev_XX_XX_XX_XX_XX_XX/serviceNNNN/charNNNN`). Notifications are
 `PropertiesChanged` of `GattCharacteristic1.Value`. A `FakeStrap` sends Heart Rate
-Measurements about once a second from a script of RR intervals, like a chest strap.
+Measurements about once a second from a script of RR intervals, like a chest strap; with
+`sends_rr=False` heart rate alone, like many optical bands (`bytes([0x06, hr_bpm])`), and with
+`worn=False` what a strap off the skin sends (contact not detected, heart rate 0).
 
 With `pmd=True` it is also a Polar strap with the Polar Measurement Data service, answering on
 its control point with the bytes of Polar's technical_documentation/online_measurement.pdf (the
@@ -388,6 +390,9 @@ class FakeStrap:
     # a foot pod: (speed m/s, cadence steps/min, running) per tick, looped
     rsc: bool = False
     rsc_script: list = field(default_factory=lambda: [(1.4, 108, False)])
+    sends_rr: bool = True  # False: heart rate only (RR flag clear), whatever the script says
+    hr_bpm: int = 70
+    worn: bool = True
     # accounting
     sent_rr: list[int] = field(default_factory=list)  # every RR value actually notified
     sent_junk: int = 0
@@ -573,8 +578,9 @@ class FakeStrap:
         # The heart time already sent beyond the previous ticks counts towards this one, so the
         # heart keeps pace with `seconds` instead of running ahead by up to a beat per tick.
         t = self._ahead
+        script = self.rr_script or [round(61440 / self.hr_bpm)]  # a steady heart at hr_bpm
         while t < seconds:
-            r = self.rr_script[self._pos % len(self.rr_script)]
+            r = script[self._pos % len(script)]
             self._pos += 1
             t += r / 1024.0
             self._pending.append(r)
@@ -590,9 +596,17 @@ class FakeStrap:
             char.notify(junk)  # the beats of this notification are lost with it
             self._pending = []
             return
+        if not self.worn:
+            char.notify(bytes([0x04, 0]))  # contact supported but not detected, no heart rate
+            self._pending = []
+            return
+        if not self.sends_rr:
+            char.notify(bytes([0x06, self.hr_bpm]))
+            self._pending = []
+            return
         # No interval ended in this tick: heart rate alone (no RR flag), as a strap sends it.
         flags = 0x16 if self._pending else 0x06
-        payload = bytes([flags, 70]) + b"".join(r.to_bytes(2, "little") for r in self._pending)
+        payload = bytes([flags, self.hr_bpm]) + b"".join(r.to_bytes(2, "little") for r in self._pending)
         self.sent_rr += self._pending
         self._pending = []
         char.notify(payload)

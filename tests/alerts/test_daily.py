@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import pytest
 from alerts_world import MIN, T0, calm, minutes, reading, stressed
@@ -131,3 +132,23 @@ def test_a_beat_level_night_through_the_real_pipeline_gives_the_night_value():
     assert day.night_source == "sleep"
     assert day.night_ln_rmssd == pytest.approx(np.mean(asleep), abs=0.05)
     assert day.sleep_min >= 0.8 * day1[0].duration_s / 60
+
+
+def test_readings_from_a_strap_without_rr_count_as_worn_but_never_as_rest_stress_or_a_night_value():
+    """Heart rate alone (processing/pipeline.py: no lnRMSSD, quality 0, state unknown): the day knows
+    the strap was worn, but the engine learns nothing about rest or HRV from it and sends nothing."""
+    from alerts.engine import AlertEngine
+    from collector.events import HeartRate
+    from processing.pipeline import Pipeline, Settings
+
+    pipeline = Pipeline("p", Settings(step_s=60))
+    rates = [HeartRate("p", "band", T0 + 2 * HOUR + k, 58.0 + (k // 600) % 30) for k in range(20 * 3600)]
+    readings = [r for e in rates for r in pipeline.feed(e)]
+    assert readings and all(r.ln_rmssd is None and r.hrv_unavailable for r in readings)
+    engine = AlertEngine("p", AlertSettings())
+    outputs = [o for r in readings for o in engine.feed(r)] + engine.finish()
+    [day] = [o for o in outputs if hasattr(o, "worn_min")]
+    assert day.worn_min == pytest.approx(20 * 60 - 1, abs=1) and day.state_min["unknown"] == day.worn_min
+    assert day.rest_min == 0 and day.stress_load is None and day.night_ln_rmssd is None and not day.valid
+    assert outputs == [day]  # no prompt, no decision
+    assert engine.recent == deque() and engine.noise.means == [] and engine.noise.diffs == []

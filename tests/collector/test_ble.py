@@ -19,10 +19,11 @@ from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus, abandon_connectio
 from collector import pmd
 from collector.beat_timing import TimingCounts
 from collector.ble import BluetoothUnavailable, DeviceSpec, StrapLink, bluetooth_problem, find_connected, scan
-from collector.events import Acceleration, Beat, Gap, Motion, MotionKind
+from collector.events import Acceleration, Beat, Gap, HeartRate, Motion, MotionKind
 
 H10 = "A0:9E:1A:00:00:01"
 TICKR = "C8:2B:96:00:00:02"
+BAND = "F0:13:C3:00:00:03"  # an arm band that sends heart rate without RR intervals
 
 
 @pytest.fixture
@@ -102,6 +103,44 @@ def test_scan_finds_the_strap_and_ignores_a_non_hr_device(system_bus):
     row = rows[0]
     assert row["name"] == "Polar H10 12345678" and row["model"] == "H10" and row["firmware"] == "5.0.0"
     assert row["battery_pct"] == 87 and row["sends_rr"] is True
+
+
+def test_scan_details_say_which_strap_sends_rr_which_sends_heart_rate_alone_and_which_sent_nothing(system_bus):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            h.bluez.add(FakeStrap(H10, "Polar H10 12345678", rr_script()))
+            h.bluez.add(FakeStrap(BAND, "HRM band", sends_rr=False, hr_bpm=72))
+            h.bluez.add(FakeStrap(TICKR, "TICKR off the skin", rr_script(), worn=False))
+            return await scan(timeout_s=2.0, details=True)
+
+    rows = {r["address"]: r for r in asyncio.run(scenario())}
+    assert rows[H10]["sends_rr"] is True and rows[H10]["hr_bpm"] == 70
+    assert rows[BAND]["sends_rr"] is False and rows[BAND]["hr_bpm"] == 72
+    assert rows[TICKR]["sends_rr"] is None and rows[TICKR]["hr_bpm"] is None  # not worn: unknown, not "no"
+
+
+def test_a_strap_sending_heart_rate_without_rr_gives_heart_rates_a_status_and_one_log_line(system_bus, caplog):
+    async def scenario():
+        async with Harness(system_bus) as h:
+            h.bluez.add(FakeStrap(BAND, "HRM band", sends_rr=False, hr_bpm=72))
+            link = h.link(DeviceSpec("ann", address=BAND))
+            assert await until(lambda: sum(isinstance(e, HeartRate) for e in h.events.get(BAND, [])) >= 20, 30)
+            return h, link
+
+    h, link = asyncio.run(scenario())
+    rates = [e for e in h.events[BAND] if isinstance(e, HeartRate)]
+    assert not any(isinstance(e, Beat) for e in h.events[BAND])
+    assert {(e.person, e.device, e.hr_bpm) for e in rates} == {("ann", BAND, 72.0)}
+    assert [e.t for e in rates] == sorted(e.t for e in rates)
+    said_rr = [s["sends_rr"] for s in h.statuses[BAND]]
+    k = said_rr.index(False)
+    found = h.statuses[BAND][k]  # a status as soon as the link found out
+    assert said_rr[:k] == [None] * k and set(said_rr[k:]) == {False}
+    assert found["connected"] is True and found["battery_pct"] == 87 and found["model"] == "H10"
+    assert link.timer.sends_rr is False
+    said = [r.getMessage() for r in caplog.records if "without RR intervals" in r.getMessage()]
+    assert said == [(f"{BAND}: the strap sends heart rate without RR intervals: heart rate is recorded, "
+                     "but HRV and the stress state are unavailable from it")]
 
 
 def test_two_straps_for_two_people_stream_at_once_and_no_beat_is_lost_or_doubled(system_bus):
@@ -535,7 +574,8 @@ def test_scan_details_name_the_motion_sources_each_device_offers(system_bus):
     rows = {r["address"]: r for r in asyncio.run(scenario())}
     assert rows[H10]["motion"] == "accelerometer (25, 50, 100, 200 Hz)" and rows[H10]["sends_rr"] is True
     assert rows[TICKR]["motion"] == "none"
-    assert rows["D4:22:CD:00:00:03"]["motion"] == "foot pod (RSC)" and rows["D4:22:CD:00:00:03"]["sends_rr"] is False
+    pod = rows["D4:22:CD:00:00:03"]
+    assert pod["motion"] == "foot pod (RSC)" and "sends_rr" not in pod and "hr_bpm" not in pod  # no heart rate
 
 
 def test_a_motion_only_device_gives_motion_and_no_beats(system_bus):

@@ -174,3 +174,27 @@ def test_doctor_names_each_configured_devices_motion_sources(tmp_path):
         "RR intervals no, motion: foot pod (RSC)"
     assert "motion: none" in lines["device C8:2B:96:00:00:02 (bob)"]
     assert lines["device A0:9E:1A:00:00:09 (cy)"].startswith("warn") and "not seen" in lines["device A0:9E:1A:00:00:09 (cy)"]
+
+def test_straps_say_what_the_service_saw_whether_each_sends_rr_and_doctor_writes_nothing(tmp_path):
+    from sinks.store import StateStore
+    from stresswatch.device_health import saved_key
+    from stresswatch.doctor import check_straps
+
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n'
+                        '[[devices]]\nperson = "ann"\naddress = "F0:13:C3:00:00:08"\n'
+                        '[[devices]]\nperson = "bob"\naddress = "A0:9E:1A:00:00:07"\n'
+                        '[[devices]]\nperson = "cy"\nname = "TICKR*"\n')
+    cfg = config.load(cfg_file, environ={})
+    assert check_straps(cfg) == [] and not (tmp_path / "state").exists()  # nothing seen, nothing created
+
+    store = StateStore(tmp_path / "state" / "state.db")
+    store.save_states({saved_key("ann", "F0:13:C3:00:00:08"): {"sends_rr": False, "time": 1.78e9, "model": "HRM"},
+                       saved_key("bob", "A0:9E:1A:00:00:07"): {"sends_rr": True, "time": 1.78e9, "model": "H10"}})
+    store.close()
+    found = {f.what: f for f in check_straps(cfg)}
+    assert sorted(found) == ["strap A0:9E:1A:00:00:07 (bob)", "strap F0:13:C3:00:00:08 (ann)"]  # cy: not seen
+    ann, bob = found["strap F0:13:C3:00:00:08 (ann)"], found["strap A0:9E:1A:00:00:07 (bob)"]
+    assert ann.level == Level.WARN and ann.detail.startswith("sends heart rate without RR intervals (seen by")
+    assert "HRV and the stress state are unavailable" in ann.detail and "RR intervals" in ann.fix
+    assert bob.level == Level.OK and bob.detail.startswith("sends RR intervals")

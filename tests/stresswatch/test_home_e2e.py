@@ -50,16 +50,28 @@ RESTING = [int(962 + 45 * math.sin(i * 2 * math.pi / 5)) for i in range(40)]
 
 def test_device_health_counts_the_last_minute_and_ages_the_last_beat():
     h = DeviceHealth()
-    assert h.report(100.0) == {"last_beat_age_s": None, "beats_last_min": 0, "artifacts_last_min": 0}
+    assert h.report(100.0) == {"last_beat_age_s": None, "beats_last_min": 0, "artifacts_last_min": 0,
+                               "hr_without_rr_last_min": 0}
     h.status = {"battery_pct": 64, "connected": True, "model": "H10"}
     for k in range(120):  # two minutes at 60 bpm, every tenth beat corrected
         h.beat(1000.0 + k, artifact=k % 10 == 0)
     now = 1000.0 + 119 + 0.5
     assert h.report(now) == {"battery_pct": 64, "connected": True, "model": "H10", "last_beat_age_s": 0.5,
-                             "beats_last_min": 60, "artifacts_last_min": 6}
+                             "beats_last_min": 60, "artifacts_last_min": 6, "hr_without_rr_last_min": 0}
     # The strap taken off: the counts fall to zero and the age grows; nothing stays frozen.
     assert h.report(now + 90) == {"battery_pct": 64, "connected": True, "model": "H10", "last_beat_age_s": 90.5,
-                                  "beats_last_min": 0, "artifacts_last_min": 0}
+                                  "beats_last_min": 0, "artifacts_last_min": 0, "hr_without_rr_last_min": 0}
+
+
+def test_device_health_counts_heart_rates_without_rr_apart_from_beats():
+    h = DeviceHealth()
+    h.status = {"connected": True, "sends_rr": False}
+    for k in range(90):  # a band sending heart rate alone, once a second
+        h.heart_rate(1000.0 + k)
+    report = h.report(1089.5)
+    assert report["sends_rr"] is False and report["hr_without_rr_last_min"] == 60
+    assert report["beats_last_min"] == 0 and report["last_beat_age_s"] is None
+    assert h.report(1089.5 + 61)["hr_without_rr_last_min"] == 0  # taken off: the count falls to zero
 
 
 def test_device_health_follows_a_clock_set_back():
@@ -71,8 +83,22 @@ def test_device_health_follows_a_clock_set_back():
     for k in range(90):  # the same strap, the clock an hour back
         h.beat(5000.0 + 120 - 3600.0 + k, artifact=k % 10 == 0)
     now = 5000.0 + 120 - 3600.0 + 89 + 0.5
-    assert h.report(now) == {"last_beat_age_s": 0.5, "beats_last_min": 60, "artifacts_last_min": 6}
-    assert h.report(now + 30) == {"last_beat_age_s": 30.5, "beats_last_min": 30, "artifacts_last_min": 3}
+    assert h.report(now) == {"last_beat_age_s": 0.5, "beats_last_min": 60, "artifacts_last_min": 6,
+                             "hr_without_rr_last_min": 0}
+    assert h.report(now + 30) == {"last_beat_age_s": 30.5, "beats_last_min": 30, "artifacts_last_min": 3,
+                                  "hr_without_rr_last_min": 0}
+
+
+def test_heart_rates_without_rr_in_device_health_follow_a_clock_set_back():
+    """A band's heart rates before a step back of the clock are not the new clock's last minute."""
+    h = DeviceHealth()
+    for k in range(120):
+        h.heart_rate(5000.0 + k)
+    for k in range(90):  # the same band, the clock an hour back
+        h.heart_rate(5000.0 + 120 - 3600.0 + k)
+    now = 5000.0 + 120 - 3600.0 + 89 + 0.5
+    assert h.report(now)["hr_without_rr_last_min"] == 60
+    assert h.report(now + 30)["hr_without_rr_last_min"] == 30
 
 
 def calibrated_baseline(hr: float, ln_rmssd: float, now: float) -> dict:

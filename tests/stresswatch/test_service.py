@@ -13,24 +13,21 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+import servers
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus
 
 H10 = "A0:9E:1A:00:00:07"
+BAND = "F0:13:C3:00:00:08"  # an arm band that sends heart rate without RR intervals
 
 
-def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker, tmp_path):
-    if not Path("/usr/bin/dbus-daemon").exists():
-        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+def run_service(broker, cfg: Path, straps: list[FakeStrap], done, speed: float = 1.0, timeout_s: float = 60.0):
+    """`stresswatch run --readings` with `straps` on a fake BlueZ, until `done(seen)` holds for the
+    latest message of each topic on the broker (or `timeout_s`), then SIGTERM. Returns the exit
+    code, stdout, stderr and the messages seen."""
     bus = PrivateSystemBus()
-    cfg = tmp_path / "stresswatch.toml"
-    cfg.write_text(
-        f'[processing]\nstep_s = 1\n[state]\ndirectory = "{tmp_path / "state"}"\n'
-        f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
-        f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n'
-    )
     got: queue.Queue = queue.Queue()
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     sub.on_message = lambda c, u, m: got.put(m)
@@ -41,20 +38,21 @@ def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker,
     async def scenario():
         bluez = FakeBlueZ(bus.address)
         await bluez.start()
-        bluez.add(FakeStrap(H10, "Polar H10 7", [800 + (i * 29) % 70 for i in range(50)], battery=64))
-        beats = asyncio.create_task(bluez.run_heartbeats(0.5, speed=3.0))
+        for strap in straps:
+            bluez.add(strap)
+        beats = asyncio.create_task(bluez.run_heartbeats(0.5, speed=speed))
         env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run", "--readings",
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         seen: dict[str, mqtt.MQTTMessage] = {}
-        for _ in range(600):
+        for _ in range(int(timeout_s * 10)):
             await asyncio.sleep(0.1)
             while not got.empty():
                 m = got.get()
                 seen[m.topic] = m
-            if "stresswatch/ann/state" in seen and f"stresswatch/ann/device/{H10}" in seen:
+            if done(seen):
                 break
         proc.send_signal(signal.SIGTERM)
         out, err = await asyncio.wait_for(proc.communicate(), 30)
@@ -66,10 +64,29 @@ def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker,
         return proc.returncode, out.decode(), err.decode(), seen
 
     try:
-        code, out, err, seen = asyncio.run(scenario())
+        return asyncio.run(scenario())
     finally:
         sub.loop_stop()
         bus.stop()
+
+
+def needs_dbus() -> None:
+    if not Path("/usr/bin/dbus-daemon").exists():
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+
+
+def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker, tmp_path):
+    needs_dbus()
+    cfg = tmp_path / "stresswatch.toml"
+    cfg.write_text(
+        f'[processing]\nstep_s = 1\n[state]\ndirectory = "{tmp_path / "state"}"\n'
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
+        f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n'
+    )
+    strap = FakeStrap(H10, "Polar H10 7", [800 + (i * 29) % 70 for i in range(50)], battery=64)
+    code, out, err, seen = run_service(
+        broker, cfg, [strap], lambda seen: "stresswatch/ann/state" in seen and f"stresswatch/ann/device/{H10}" in seen,
+        speed=3.0)
     assert code == 0, err[-2000:]
     state = json.loads(seen["stresswatch/ann/state"].payload)
     assert state["person"] == "ann" and 60 < state["hr_bpm"] < 90 and state["n_beats"] >= 20
@@ -127,7 +144,54 @@ def test_sigterm_of_run_stops_the_straps_accelerometer_before_the_link_closes(tm
     assert not strap.acc_on and strap.acc_stops == 1 and "accelerometer stopped" in err
 
 
-def test_scan_command_lists_the_strap_with_details(tmp_path):
+def test_a_strap_without_rr_gives_heart_rate_says_hrv_is_unavailable_and_doctor_says_why(broker, influxdb, tmp_path):
+    """Row 10 of issue 16: a band notifying bytes([0x06, 72]) once a second produced nothing."""
+    needs_dbus()
+    cfg = tmp_path / "stresswatch.toml"
+    cfg.write_text(
+        f'[processing]\nstep_s = 1\n[state]\ndirectory = "{tmp_path / "state"}"\n'
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
+        f'[influx]\nurl = "{influxdb.url}"\napi = "v1"\nbucket = "stresswatch"\nflush_interval_s = 1\n'
+        f'[[devices]]\nperson = "ann"\naddress = "{BAND}"\n'
+    )
+    state_topic, device_topic = "stresswatch/ann/state", f"stresswatch/ann/device/{BAND}"
+
+    def done(seen) -> bool:
+        return (state_topic in seen and device_topic in seen
+                and json.loads(seen[device_topic].payload).get("sends_rr") is False)
+
+    band = FakeStrap(BAND, "HRM band", sends_rr=False, hr_bpm=72, model="HRM-Fit", battery=55)
+    code, out, err, seen = run_service(broker, cfg, [band], done)
+    assert code == 0, err[-2000:]
+
+    state = json.loads(seen[state_topic].payload)
+    assert state["hr_bpm"] == 72.0 and state["n_beats"] == 0 and state["state"] == "unknown"
+    assert state["hrv_unavailable"] == "the strap sends heart rate without RR intervals"
+    assert state["rmssd_ms"] is None and state["ln_rmssd"] is None and state["stress_score"] is None
+    assert state["activity"] == "rest" and state["quality"] == 0.0
+    device = json.loads(seen[device_topic].payload)
+    assert device["sends_rr"] is False and device["beats_last_min"] == 0 and device["hr_without_rr_last_min"] > 5
+    assert device["model"] == "HRM-Fit" and device["battery_pct"] == 55
+    # found out once, said once (not once per notification)
+    said = [ln for ln in err.splitlines() if "without RR intervals" in ln]
+    assert len(said) == 1 and f"{BAND}: the strap sends heart rate without RR intervals" in said[0], err[-2000:]
+    assert "HR  72.0" in out and "no HRV: the strap sends heart rate without RR intervals" in out
+
+    # InfluxDB 1.6.7 took the readings: heart rate and the reason, no HRV field
+    q = "SELECT hr_bpm, n_beats, hrv_unavailable, rmssd_ms, state FROM hrv WHERE person = 'ann'"
+    rows = servers.influx_query(influxdb, q, db="stresswatch")["results"][0]["series"][0]["values"]
+    assert rows and {tuple(r[1:]) for r in rows} == {
+        (72.0, 0, "the strap sends heart rate without RR intervals", None, "unknown")}
+
+    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "doctor"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    lines = proc.stdout.splitlines()
+    [k] = [k for k, ln in enumerate(lines) if f"strap {BAND} (ann)" in ln]
+    assert lines[k].startswith("warn") and "sends heart rate without RR intervals" in lines[k]
+    assert "HRV and the stress state are unavailable" in lines[k] and "scan --details" in lines[k + 1]
+
+
+def test_scan_command_lists_the_straps_with_details_and_whether_they_send_rr(tmp_path):
     if not Path("/usr/bin/dbus-daemon").exists():
         pytest.skip("dbus-daemon is not installed (Debian package dbus)")
     bus = PrivateSystemBus()
@@ -136,6 +200,7 @@ def test_scan_command_lists_the_strap_with_details(tmp_path):
         bluez = FakeBlueZ(bus.address)
         await bluez.start()
         bluez.add(FakeStrap(H10, "Polar H10 7", [820] * 10))
+        bluez.add(FakeStrap(BAND, "HRM band", sends_rr=False, hr_bpm=72, model="HRM-Fit"))
         bluez.add(FakeStrap("11:22:33:44:55:66", "Scale", is_hr=False))
         beats = asyncio.create_task(bluez.run_heartbeats(0.5))
         proc = await asyncio.create_subprocess_exec(
@@ -151,9 +216,12 @@ def test_scan_command_lists_the_strap_with_details(tmp_path):
     finally:
         bus.stop()
     assert code == 0
-    lines = [ln for ln in out.splitlines() if ":" in ln and "dBm" in ln]
-    assert len(lines) == 1 and lines[0].startswith(H10)
-    assert "model H10" in lines[0] and "battery_pct 87" in lines[0] and "sends_rr True" in lines[0]
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ":" in ln and "dBm" in ln}
+    assert sorted(lines) == sorted([H10, BAND])
+    assert "model H10" in lines[H10] and "battery_pct 87" in lines[H10] and "hr_bpm 70" in lines[H10]
+    assert lines[H10].endswith("sends_rr True")
+    assert "model HRM-Fit" in lines[BAND] and "hr_bpm 72" in lines[BAND]
+    assert lines[BAND].endswith("sends_rr False (heart rate only: no HRV or stress state from this strap)")
 
 
 def test_devices_config_is_checked(tmp_path):
