@@ -9,10 +9,11 @@ for workouts can do: a few minutes a day instead of all-day wear. alerts/ judges
 this module takes the measurement.
 
 The protocol, value by value (`Protocol`; every value is a setting, these are the defaults):
-- `stabilise_s` 60: the first minute after the first beat is discarded. lnRMSSD taken after a
-  1 min stabilisation agrees with the 5 min criterion (Flatt & Esco 2016, Clin Physiol Funct
-  Imaging 36:331, seated and supine athletes); HRV4Training's guidance likewise has the person
-  settle before its 1 min measurement. A gap or movement during the stabilisation starts it
+- `stabilise_s` 60: the first minute after the first beat is discarded: a steady signal needs
+  about 1 min before the analysis window (Bourdillon et al. 2017, Front Neurosci 11:456, 159
+  supine and standing recordings), and lnRMSSD taken after a 1 min stabilisation agrees with the
+  5 min criterion (Flatt & Esco 2016, Clin Physiol Funct Imaging 36:331); HRV4Training's
+  guidance likewise has the person settle before its 1 min measurement. A gap or movement during the stabilisation starts it
   again (ours: its purpose is a settled heart, which a new start gives).
 - `measure_s` 60: the measured window. 1 min of lnRMSSD agrees with 5 min at rest (Esco &
   Flatt 2014, J Sports Sci Med 13:535: 60 s within the limits of agreement, 10 s not; Munoz et
@@ -222,9 +223,12 @@ class MorningReading:
     # -- input -----------------------------------------------------------------------------------
 
     def feed(self, event: Event) -> MorningResult | None:
-        """A Beat or Gap of the person's strap; the result when this event ends the reading."""
+        """A Beat or Gap of the person's strap (other events are not for it: `motion_verdict`
+        turns a motion event into a `moved` call); the result when this event ends the reading."""
         if self.result is not None:
             return self.result
+        if not isinstance(event, Beat | Gap):
+            return None
         if isinstance(event, Gap):
             return self._interrupted(event.start, "the strap lost contact")
         beat = event
@@ -373,3 +377,15 @@ def hr_change(beats: list[Beat], a: float, b: float) -> float | None:
             rates.append(60000.0 * len(rr) / sum(rr))
         s += HR_STRETCH_STEP_S
     return max(rates) - min(rates) if len(rates) >= 2 else None
+
+
+def motion_verdict(event) -> tuple[float, float, bool] | None:
+    """(t, span_s, moving) for `moved` from a motion event (collector.events.Motion, added with
+    the motion sources: its `t`, `span_s` and `kind`, moving unless "still" or "unknown"); None for
+    any other event."""
+    if isinstance(event, Beat | Gap):
+        return None
+    kind = getattr(event, "kind", None)
+    if kind is None or not hasattr(event, "t"):
+        return None
+    return float(event.t), float(getattr(event, "span_s", 0.0) or 0.0), str(kind) not in ("still", "unknown")
