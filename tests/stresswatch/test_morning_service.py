@@ -460,3 +460,82 @@ def test_a_morning_is_the_persons_local_morning(tmp_path, zone, on, starts, date
         return
     assert len(done) == 1 and done[0]["result"]["date"] == date
     assert service.people["ann"].engine.days.open.date == date
+
+
+# -- the command line with no service running: it takes the strap itself --------------------------
+
+
+def test_the_command_line_with_no_service_connects_to_the_strap_and_stores_the_reading(tmp_path):
+    """A real `stresswatch measure` subprocess, unmodified bleak over the fake BlueZ; a short
+    protocol (no stabilisation, 30 s measured) keeps it under a minute."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fake_bluez import FakeBlueZ, FakeStrap, PrivateSystemBus
+
+    from sinks.store import StateStore
+
+    if not Path("/usr/bin/dbus-daemon").exists():
+        pytest.skip("dbus-daemon is not installed (Debian package dbus)")
+    bus = PrivateSystemBus()
+    path = write_config(tmp_path, zone="UTC", auto=False, extra="[morning]\nstabilise_s = 0\nmeasure_s = 30\n")
+    # a resting heart: 60 bpm with breathing (5 beats a breath), in 1/1024 s
+    script = [round(1024 * (1.0 + 0.04 * np.sin(2 * np.pi * i / 5))) for i in range(5)]
+
+    async def scenario():
+        bluez = FakeBlueZ(bus.address)
+        await bluez.start()
+        bluez.add(FakeStrap("A0:9E:1A:00:00:07", "Polar H10 7", script))
+        heart = asyncio.create_task(bluez.run_heartbeats(0.5))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "stresswatch.cli", "--config", str(path), "measure",
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), 150)
+        finally:
+            heart.cancel()
+        return proc.returncode, out.decode(), err.decode()
+
+    try:
+        code, out, err = asyncio.run(scenario())
+    finally:
+        bus.stop()
+    assert code == 0, (out, err[-3000:])
+    lines = out.splitlines()
+    assert lines[0] == "no service runs: connecting to ann's strap for a morning reading"
+    assert any(line.startswith("measuring: ") for line in lines)
+    assert lines[-1].startswith("morning reading: lnRMSSD ") and "heart rate 60 bpm" in lines[-1]
+    saved = StateStore(tmp_path / "state" / "state.db").load_state("alerts/ann")
+    today = saved["days"]["open"]
+    assert today["morning_trigger"] == "cli" and today["morning_posture"] == "lying"
+    assert f"lnRMSSD {today['morning_ln_rmssd']:.2f}" in lines[-1]
+
+
+# -- the engines hear the time; the settings are checked ---------------------------------------------
+
+
+def test_the_service_tick_closes_a_morning_readers_day_at_midnight(tmp_path):
+    cfg = config.load(write_config(tmp_path, auto=False))
+    t0 = local("2026-01-15T07:10")
+    days = []
+    service = Service(cfg, [], clock=Clock(t0), on_daily=lambda who, d: days.append(d))
+    service.measure("ann", "mqtt", now=t0)
+    service.events(calm(3.0, t0))
+    assert service.people["ann"].engine.days.open.morning_ln_rmssd is not None
+    service.tick(local("2026-01-15T23:59"), engines=True)
+    assert days == []
+    service.tick(local("2026-01-16T00:05"), engines=True)
+    assert [d.date for d in days] == ["2026-01-15"] and days[0].morning_ln_rmssd is not None
+    assert days[0].hrv_source == "morning"
+
+
+def test_morning_settings_are_checked_naming_the_key(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[[people]]\nname = "ann"\nmorning_posture = "standing"\nmorning_from = "5am"\n'
+                    '[morning]\nmeasure_s = 10\n[alerts]\nhrv_source = "wrist"\n')
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path, environ={})
+    problems = err.value.problems
+    assert "people[0].morning_posture: must be one of seated, lying, got 'standing'" in problems
+    assert "people[0].morning_from: expected a time as HH:MM, got '5am'" in problems
+    assert "morning.measure_s: must be >= 30, got 10" in problems
+    assert "alerts.hrv_source: must be one of auto, night, morning, got 'wrist'" in problems
