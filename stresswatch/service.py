@@ -222,8 +222,9 @@ class Service:
             log.warning("morning reading asked for %r, who is not configured", person)
             return {"person": person, "status": "refused", "reason": f"{person!r} is not a configured person"}
         now = self.clock() if now is None else now
-        if w.morning is not None:
-            progress = {**w.morning.progress(now), "request": request,
+        if w.morning is not None:  # the running one answers this request from now on
+            w.request = request or w.request
+            progress = {**w.morning.progress(now), "request": w.request,
                         "note": "a reading is already running: this one goes on"}
             self._measurement(w, progress)
             return progress

@@ -539,3 +539,18 @@ def test_morning_settings_are_checked_naming_the_key(tmp_path):
     assert "people[0].morning_from: expected a time as HH:MM, got '5am'" in problems
     assert "morning.measure_s: must be >= 30, got 10" in problems
     assert "alerts.hrv_source: must be one of auto, night, morning, got 'wrist'" in problems
+
+
+def test_a_request_during_a_reading_started_on_its_own_follows_that_reading_to_its_end(tmp_path):
+    cfg = config.load(write_config(tmp_path))
+    t0 = local("2026-01-15T06:40")
+    seen = []
+    beats = calm(4.0, t0)
+    service = Service(cfg, [LiveStrap([], Clock(t0))], clock=Clock(t0), on_measurement=lambda who, p: seen.append(p))
+    service.events(beats[:30])
+    assert service.people["ann"].morning.trigger == "auto"
+    answer = service.measure("ann", "cli", request="r1", now=beats[29].t)
+    assert answer["note"] == "a reading is already running: this one goes on" and answer["request"] == "r1"
+    service.events(beats[30:])
+    done = seen[-1]
+    assert done["status"] == "done" and done["request"] == "r1" and done["result"]["trigger"] == "auto"
