@@ -324,33 +324,36 @@ class AlertEngine:
         today.morning_trigger = result.trigger
         judged = DailySummary.from_dict(copy.deepcopy(today.to_dict()))  # as it stands; the day stays open
         baselines.annotate(judged, self.history, s)
-        trend = self._morning_trend(judged)
+        finding = rules.chronic_hrv([*self.history, judged], s) if judged.hrv_source == "morning" else None
         reason = (f"Morning reading: lnRMSSD {result.ln_rmssd:.2f} (RMSSD {result.rmssd_ms:.0f} ms), heart rate "
                   f"{result.hr_bpm:.0f} bpm" + (f"; 7-day mean {judged.hrv_week_mean:.2f}" if judged.hrv_week_mean
                                                  is not None else "") + ".")
-        out.append(Decision(t, "morning", "valid", reason, {**result.to_dict(), "date": today.date, **trend}))
-        if judged.hrv_source == "morning":
-            finding = rules.chronic_hrv([*self.history, judged], s)
-            session = self.policy.session
-            if finding is not None:
-                out.append(self._chronic(finding, judged, today.day, t))
-            elif session is not None and session["rule"] == "chronic_hrv" and session["day"] == today.day:
-                self.policy.session = None  # planned from older mornings; today's reading no longer shows it
+        data = {**result.to_dict(), "date": today.date, **self._morning_trend(judged, finding is not None)}
+        out.append(Decision(t, "morning", "valid", reason, data))
+        session = self.policy.session
+        if finding is not None:
+            out.append(self._chronic(finding, judged, today.day, t))
+        elif (judged.hrv_source == "morning" and session is not None and session["rule"] == "chronic_hrv"
+              and session["day"] == today.day):
+            self.policy.session = None  # planned from older mornings; today's reading no longer shows it
         return out
 
-    def _morning_trend(self, judged: DailySummary) -> dict:
-        """The trend fields of `<person>/morning`: 7-day mean and CV, the normal band, below or not."""
+    def _morning_trend(self, judged: DailySummary, chronic: bool) -> dict:
+        """The trend fields of `<person>/morning`: the 7-day mean and CV of the valid mornings, the
+        normal band, whether the mean lies under it (as the trend view draws it) and whether the
+        chronic rule found a pattern at this reading."""
         s = self.settings
         history = [*self.history, judged]
         band = judged.hrv_band or [None, None]
+        mean = judged.hrv_week_mean
         return {
             "source": judged.hrv_source,
-            "ln_rmssd_7d": judged.hrv_week_mean,
+            "ln_rmssd_7d": mean,
             "cv_7d": judged.hrv_cv_7d,
             "normal_low": band[0],
             "normal_high": band[1],
-            "limit": judged.hrv_limit,
-            "below": judged.hrv_below,
+            "below": None if mean is None or band[0] is None else mean < band[0],
+            "chronic": chronic,
             "valid_mornings": baselines.valid_mornings(history),
             "calibrating": not baselines.hrv_warmed_up(history, "morning", s),
         }
@@ -371,7 +374,6 @@ class AlertEngine:
             out += self._snoozed(now, None)
             out += self._session(now, None)
         return out
-
 
     def _session(self, t: float, score: float | None) -> list[Output]:
         s, sess = self.settings, self.policy.session

@@ -219,3 +219,15 @@ def test_engine_state_with_mornings_survives_to_dict_and_from_dict():
         for k in [k for k in h if k.startswith("morning_") or k in ("hrv_source", "hrv_cv_7d")]:
             del h[k]
     assert AlertEngine.from_dict(older, s).status()["valid_mornings"] == 0
+
+
+def test_the_morning_payload_says_below_the_band_and_when_the_rule_found_a_pattern():
+    eng = AlertEngine("p", AlertSettings(timezone="UTC"))
+    out = mornings(eng, {**stable(28), **{d: 3.6 for d in range(28, 33)}})
+    judged = {day_of(o.time, eng.settings.tz) - DAY0: o.data for o in of_type(out, Decision, what="morning")}
+    found = {day_of(o.time, eng.settings.tz) - DAY0 for o in of_type(out, Decision, what="chronic")}
+    assert found and all(judged[d]["chronic"] for d in found)
+    assert not any(judged[d]["chronic"] for d in judged if d not in found)
+    assert all(judged[d]["below"] == (judged[d]["ln_rmssd_7d"] < judged[d]["normal_low"])
+               for d in judged if judged[d]["normal_low"] is not None)
+    assert judged[27]["below"] is False and judged[32]["below"] is True
