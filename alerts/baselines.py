@@ -24,6 +24,18 @@ worthwhile change with ~95 % confidence, in the manner of Hopkins's magnitude-ba
 
 Warm-up: before `warmup_days` valid days no chronic rule fires and `status` says "calibrating"
 (Oura waits 5 days, Whoop 14, HRV4Training about 2 weeks of its 60-day window; 14 is ours).
+
+Two sources of the day's lnRMSSD (`hrv_source`, alerts/settings.py): the night of all-day wear
+(valid days only), or the morning reading (processing/morning.py: a day with a valid reading
+counts whatever the strap's wear that day). They are never mixed in one band; with "auto" the
+readings are the source once one exists in the window. For readings: only those in the posture
+of the day judged enter its band (lying and seated values differ; the person sets one), a
+missing morning is a gap (the 7-day mean is over the mornings there are, >= `week_min_valid` of
+them), the lnRMSSD rule's warm-up counts valid mornings, and the week's coefficient of variation
+of lnRMSSD (`hrv_cv_7d`, SD / mean in %) is reported with the mean: Plews et al. 2012 followed
+it next to the 7-day mean (lnRMSSD_cv), and a rising CV is read as the person coping less well
+with load (Flatt & Esco 2016, J Strength Cond Res 30:378; Elite HRV shows it next to the 7-day
+mean). It is reported, not a rule.
 """
 
 from __future__ import annotations
@@ -48,20 +60,56 @@ def band(values: list[float], k_sd: float, floor: float) -> list[float] | None:
     return [round(mean - half, 4), round(mean + half, 4)]
 
 
+def hrv_source(day: DailySummary, history: list[DailySummary], s: AlertSettings) -> str:
+    """Which lnRMSSD the chronic rule judges `day` by: `s.hrv_source`, or with "auto" the morning
+    readings when there is one in the baseline window (the day included), else the night."""
+    if s.hrv_source != "auto":
+        return s.hrv_source
+    window = [h for h in history if day.day - s.baseline_days <= h.day < day.day] + [day]
+    return "morning" if any(h.morning_ln_rmssd is not None for h in window) else "night"
+
+
+def posture_of(day: DailySummary, history: list[DailySummary]) -> str | None:
+    """The posture of the readings `day` is judged with: its own reading's, else the latest one's."""
+    for h in [day, *reversed(history)]:
+        if h.morning_posture is not None:
+            return h.morning_posture
+    return None
+
+
+def hrv_value(h: DailySummary, source: str, posture: str | None) -> float | None:
+    """The day's lnRMSSD from `source`: the night of a valid day, or a morning reading in `posture`."""
+    if source == "morning":
+        return h.morning_ln_rmssd if h.morning_posture == posture else None
+    return h.night_ln_rmssd if h.valid else None
+
+
+def coefficient_of_variation(values: list[float]) -> float:
+    """SD (ddof = 1) / mean of `values`, in percent."""
+    arr = np.asarray(values, dtype=float)
+    return 100.0 * float(arr.std(ddof=1)) / float(arr.mean())
+
+
 def annotate(day: DailySummary, history: list[DailySummary], s: AlertSettings) -> None:
-    """Fill `day`'s chronic fields (week mean, bands, below/above) from the closed days before it."""
-    prior = [h for h in history if day.day - s.baseline_days <= h.day < day.day and h.valid]
-    hrv_band = band(
-        [h.night_ln_rmssd for h in prior if h.night_ln_rmssd is not None], s.swc_sd, HRV_MIN_HALF_WIDTH
-    )
+    """Fill `day`'s chronic fields (source, week mean and CV, bands, below/above) from the closed
+    days before it."""
+    prior = [h for h in history if day.day - s.baseline_days <= h.day < day.day]
+    source = hrv_source(day, history, s)
+    posture = posture_of(day, history) if source == "morning" else None
+
+    def values(days: list[DailySummary]) -> list[float]:
+        return [v for h in days if (v := hrv_value(h, source, posture)) is not None]
+
+    hrv_band = band(values(prior), s.swc_sd, HRV_MIN_HALF_WIDTH)
+    valid = [h for h in prior if h.valid]
     load_band = band(
-        [h.stress_load for h in prior if h.stress_load is not None], s.load_band_sd, LOAD_MIN_HALF_WIDTH
+        [h.stress_load for h in valid if h.stress_load is not None], s.load_band_sd, LOAD_MIN_HALF_WIDTH
     )
-    week = [h for h in prior if h.day > day.day - 7] + ([day] if day.valid else [])
-    week_values = [h.night_ln_rmssd for h in week if h.night_ln_rmssd is not None]
-    day.hrv_week_mean = (
-        round(float(np.mean(week_values)), 4) if len(week_values) >= s.week_min_valid else None
-    )
+    week_values = values([h for h in prior if h.day > day.day - 7] + [day])
+    enough = len(week_values) >= s.week_min_valid
+    day.hrv_source = source
+    day.hrv_week_mean = round(float(np.mean(week_values)), 4) if enough else None
+    day.hrv_cv_7d = round(coefficient_of_variation(week_values), 3) if enough else None
     day.hrv_band = hrv_band
     day.hrv_limit = None
     if hrv_band is not None and day.hrv_week_mean is not None:
@@ -80,15 +128,31 @@ def valid_days(history: list[DailySummary]) -> int:
     return sum(1 for h in history if h.valid)
 
 
+def valid_mornings(history: list[DailySummary]) -> int:
+    return sum(1 for h in history if h.morning_ln_rmssd is not None)
+
+
+def hrv_warmed_up(history: list[DailySummary], source: str, s: AlertSettings) -> bool:
+    """Whether the lnRMSSD rule has had its warm-up: `warmup_days` valid mornings for readings,
+    valid days for the night."""
+    n = valid_mornings(history) if source == "morning" else valid_days(history)
+    return n >= s.warmup_days
+
+
 def status(history: list[DailySummary], s: AlertSettings) -> dict:
-    """What a dashboard shows: calibrating or not, valid days so far, and the latest bands."""
+    """What a dashboard shows: calibrating or not (neither rule past its warm-up), valid days and
+    valid mornings so far, and the latest bands."""
     n = valid_days(history)
+    mornings = valid_mornings(history)
     last = history[-1] if history else None
     return {
-        "calibrating": n < s.warmup_days,
+        "calibrating": n < s.warmup_days and mornings < s.warmup_days,
         "valid_days": n,
+        "valid_mornings": mornings,
         "warmup_days": s.warmup_days,
+        "hrv_source": last.hrv_source if last else None,
         "hrv_week_mean": last.hrv_week_mean if last else None,
+        "hrv_cv_7d": last.hrv_cv_7d if last else None,
         "hrv_band": last.hrv_band if last else None,
         "stress_load": last.stress_load if last else None,
         "load_band": last.load_band if last else None,

@@ -14,7 +14,16 @@ taken off is not counted as worn). Definitions:
   neutral rest minutes after the window ends (the waking measurement of Plews et al. 2013, Sports
   Med 43:773). `night_source` says which ("sleep" / "morning"), or None when neither exists.
 A day is `valid` only with enough data (settings `min_worn_min`, `min_rest_min`); an invalid day
-keeps its numbers but never feeds a baseline or a chronic rule.
+keeps its numbers but never feeds the stress-load band or rule, nor (through its night value) the
+lnRMSSD band.
+
+The morning reading (processing/morning.py, a short measurement the person takes on waking) is a
+second source of the day's lnRMSSD, kept apart from the night value: `morning_ln_rmssd`,
+`morning_hr_bpm`, `morning_rmssd_ms`, `morning_time`, `morning_posture` and `morning_trigger` of
+the day's first valid reading, and `morning_failed`, the readings that failed that day. A day
+with a valid morning reading is a valid day for the lnRMSSD band whatever the strap's wear
+(alerts/baselines.py). (Not to be confused with `night_source` "morning", the waking rest of
+all-day wear that stands in for a night without detected sleep.)
 """
 
 from __future__ import annotations
@@ -56,7 +65,18 @@ class DailySummary:
     answered: int = 0
     done: int = 0
     effects: list = field(default_factory=list)
-    # Chronic bands as of this day (alerts/baselines.py fills them when the day closes).
+    # The day's morning reading (the first valid one), and how many failed.
+    morning_ln_rmssd: float | None = None
+    morning_hr_bpm: float | None = None
+    morning_rmssd_ms: float | None = None
+    morning_time: float | None = None
+    morning_posture: str | None = None
+    morning_trigger: str | None = None
+    morning_failed: int = 0
+    # Chronic bands as of this day (alerts/baselines.py fills them when the day closes). The
+    # lnRMSSD ones come from `hrv_source`: "night" (all-day wear) or "morning" (the readings).
+    hrv_source: str | None = None
+    hrv_cv_7d: float | None = None
     hrv_week_mean: float | None = None
     hrv_band: list | None = None
     hrv_limit: float | None = None
@@ -70,6 +90,10 @@ class DailySummary:
     @classmethod
     def from_dict(cls, data: dict) -> DailySummary:
         return cls(**data)
+
+
+MORNING_FIELDS = ("morning_ln_rmssd", "morning_hr_bpm", "morning_rmssd_ms", "morning_time", "morning_posture",
+                  "morning_trigger")
 
 
 class DayBook:
@@ -163,6 +187,10 @@ class DayBook:
             for name, minutes in getattr(d, key).items():
                 totals[name] = totals.get(name, 0.0) + minutes
         reopened.effects += d.effects
+        reopened.morning_failed += d.morning_failed
+        if reopened.morning_ln_rmssd is None:  # the first valid reading of the date stands
+            for key in MORNING_FIELDS:
+                setattr(reopened, key, getattr(d, key))
         reopened.valid, reopened.invalid_reason = False, None  # decided again when it closes
         self.open = reopened
 
@@ -232,4 +260,4 @@ def night_value(blocks: dict[int, list[float]], min_sleep_min: float) -> tuple[f
     return float(np.average(arr[low, 2], weights=arr[low, 0])), minutes
 
 
-__all__ = ["DailySummary", "DayBook", "move_dated", "night_value"]
+__all__ = ["MORNING_FIELDS", "DailySummary", "DayBook", "move_dated", "night_value"]

@@ -9,6 +9,7 @@ and a restart in the middle of a day changes no decision. The parts: daily summa
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from collections import deque
@@ -21,7 +22,8 @@ from alerts.daily import DailySummary, DayBook, move_dated
 from alerts.policy import Policy
 from alerts.prompt import SNOOZE_MINUTES, Prompt, PromptAction, PromptKind, snooze_minutes
 from alerts.settings import AlertSettings
-from alerts.timeofday import at, day_of, minute_of_day
+from alerts.timeofday import at, day_of, iso_date, minute_of_day
+from processing.morning import MorningResult
 from processing.reading import Activity, Reading
 
 STATE_VERSION = 1
@@ -32,6 +34,9 @@ KEEP_EFFECTS = 50
 # (`_clock_went_back`). Ours: a minute, the most a reading counts for (alerts/daily.py), so a
 # small correction costs at most a minute of readings and leaves the state as it is.
 CLOCK_BACK_TOLERANCE_S = 60.0
+# `tick` closes a day this long after its end: readings are timed by their beats, which arrive a
+# little late, so the last minute of a day may still come just after midnight (ours).
+TICK_GRACE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,8 @@ class AlertEngine:
         while self.recent and self.recent[0][0] <= r.time - effect.BEFORE_MIN * 60.0:
             self.recent.popleft()
         out += self._effects(r, w, rest)
-        out += self._snoozed(r)
-        out += self._session(r)
+        out += self._snoozed(r.time, r.stress_score)
+        out += self._session(r.time, r.stress_score)
         finding = self.acute.feed(r, self.policy.required_min(r.time), self.last_done)
         if finding is None:
             self.last_block = None
@@ -181,11 +186,14 @@ class AlertEngine:
 
     def status(self) -> dict:
         out = baselines.status(self.history, self.settings)
+        today = self.days.open
+        if today is not None and today.morning_ln_rmssd is not None:  # judged at once: it counts today
+            out["valid_mornings"] += 1
+            out["calibrating"] = max(out["valid_days"], out["valid_mornings"]) < self.settings.warmup_days
         out["required_stressed_min"] = self.policy.required_by_context()
         out["not_stressed"] = dict(self.policy.not_stressed)
         out["typical_error"] = round(self.noise.te(), 4)
         out["smallest_worthwhile_change"] = round(self.noise.swc(), 4)
-        today = self.days.open
         # So far today: the share of awake resting minutes spent stressed (the day's stress load
         # as it stands), and the prompts given; None before any rest today.
         out["today_stress_load"] = (round(today.stressed_rest_min / today.rest_min, 4)
@@ -261,52 +269,148 @@ class AlertEngine:
         self.history.append(day)
         del self.history[: -(self.settings.baseline_days + 7)]
         out: list[Output] = [day]
-        finding = rules.chronic(self.history, self.settings)
+        if day.hrv_source == "morning":  # its lnRMSSD rule was judged at the morning reading
+            finding = rules.chronic_load(self.history, self.settings)
+        else:
+            finding = rules.chronic(self.history, self.settings)
         if finding is not None:
-            self.policy.session = {"day": day.day + 1, "rule": finding.rule, "reason": finding.reason}
-            numbers = {
-                k: getattr(day, k)
-                for k in ("hrv_week_mean", "hrv_band", "hrv_limit", "stress_load", "load_band")
-            }
-            out.append(Decision(t, "chronic", finding.rule, finding.reason, {"day": day.date, **numbers}))
+            out.append(self._chronic(finding, day, day.day + 1, t))
         return out
 
-    def _session(self, r: Reading) -> list[Output]:
-        s, sess = self.settings, self.policy.session
-        if sess is None or minute_of_day(r.time, s.tz) < s.minutes("session_time"):
+    def _chronic(self, finding: rules.Finding, day: DailySummary, session_day: int, t: float) -> Decision:
+        """Plan the daily session of `session_day` for a chronic finding as of `day`."""
+        self.policy.session = {"day": session_day, "rule": finding.rule, "reason": finding.reason}
+        numbers = {
+            k: getattr(day, k)
+            for k in ("hrv_source", "hrv_week_mean", "hrv_cv_7d", "hrv_band", "hrv_limit", "stress_load", "load_band")
+        }
+        return Decision(t, "chronic", finding.rule, finding.reason, {"day": day.date, **numbers})
+
+    # -- morning readings ------------------------------------------------------------------------
+
+    def morning(self, result: MorningResult) -> list[Output]:
+        """A finished morning reading (processing/morning.py). A valid one is the lnRMSSD of the
+        local day it ended in (the first valid one of the day stands; later ones are reported and
+        not kept), judged at once: the day's 7-day mean, CV and band as they stand with it, and,
+        when the readings are the lnRMSSD source, the chronic rule (a) on the valid mornings, which
+        plans today's session (the stress-load rule waits for the day's end). A failed one is
+        counted on the day and changes nothing else. Returns a "morning" Decision whose `data` is
+        what `<person>/morning` publishes (rule "valid", "failed" or "ignored"), then any chronic
+        Decision; days that end before the reading's day close first, as with readings."""
+        s = self.settings
+        t = result.time
+        out: list[Output] = []
+        day_index = day_of(t, s.tz)
+        if self.days.open is None or self.days.open.day < day_index:
+            for day in self.days.roll_to(day_index):
+                out += self._close_day(day, t)
+        today = self.days.open
+        if today.day != day_index:  # the reading's day closed already (a clock set back): not kept
+            reason = f"The morning reading of {iso_date(day_index)} came after that day was closed; not kept."
+            return out + [Decision(t, "morning", "ignored", reason, {"day": iso_date(day_index)})]
+        if not result.valid:
+            today.morning_failed += 1
+            data = {**result.to_dict(), "date": today.date, "failed_today": today.morning_failed}
+            return out + [Decision(t, "morning", "failed", result.reason or "The reading failed.", data)]
+        if today.morning_ln_rmssd is not None:
+            reason = (f"A second valid morning reading today (lnRMSSD {result.ln_rmssd:.2f}); the first "
+                      f"({today.morning_ln_rmssd:.2f}) stands.")
+            return out + [Decision(t, "morning", "ignored", reason, {**result.to_dict(), "date": today.date})]
+        today.morning_ln_rmssd = round(result.ln_rmssd, 6)
+        today.morning_hr_bpm = round(result.hr_bpm, 3)
+        today.morning_rmssd_ms = round(result.rmssd_ms, 3)
+        today.morning_time = t
+        today.morning_posture = result.posture
+        today.morning_trigger = result.trigger
+        judged = DailySummary.from_dict(copy.deepcopy(today.to_dict()))  # as it stands; the day stays open
+        baselines.annotate(judged, self.history, s)
+        finding = rules.chronic_hrv([*self.history, judged], s) if judged.hrv_source == "morning" else None
+        reason = (f"Morning reading: lnRMSSD {result.ln_rmssd:.2f} (RMSSD {result.rmssd_ms:.0f} ms), heart rate "
+                  f"{result.hr_bpm:.0f} bpm" + (f"; 7-day mean {judged.hrv_week_mean:.2f}" if judged.hrv_week_mean
+                                                 is not None else "") + ".")
+        data = {**result.to_dict(), "date": today.date, **self._morning_trend(judged, finding is not None)}
+        out.append(Decision(t, "morning", "valid", reason, data))
+        session = self.policy.session
+        if finding is not None:
+            out.append(self._chronic(finding, judged, today.day, t))
+        elif (judged.hrv_source == "morning" and session is not None and session["rule"] == "chronic_hrv"
+              and session["day"] == today.day):
+            self.policy.session = None  # planned from older mornings; today's reading no longer shows it
+        return out
+
+    def _morning_trend(self, judged: DailySummary, chronic: bool) -> dict:
+        """The trend fields of `<person>/morning`: the 7-day mean and CV of the valid mornings, the
+        normal band, whether the mean lies under it (as the trend view draws it) and whether the
+        chronic rule found a pattern at this reading."""
+        s = self.settings
+        history = [*self.history, judged]
+        band = judged.hrv_band or [None, None]
+        mean = judged.hrv_week_mean
+        return {
+            "source": judged.hrv_source,
+            "ln_rmssd_7d": mean,
+            "cv_7d": judged.hrv_cv_7d,
+            "normal_low": band[0],
+            "normal_high": band[1],
+            "below": None if mean is None or band[0] is None else mean < band[0],
+            "chronic": chronic,
+            "valid_mornings": baselines.valid_mornings(history),
+            "calibrating": not baselines.hrv_warmed_up(history, "morning", s),
+        }
+
+    def tick(self, now: float) -> list[Output]:
+        """Time passes without readings (the service calls this about once a minute for a live
+        strap source; a replay never does): the days whose end passed more than `TICK_GRACE_S`
+        ago close, a snoozed reminder or the daily session due now is sent. So a person who wears
+        the strap only for a morning reading still gets the day's summary at midnight and the
+        session at its time. A `now` before the last reading (a clock set back) does nothing;
+        readings that arrive later for a day already closed count towards the open day."""
+        if self.last_time is not None and now < self.last_time:
             return []
-        today = day_of(r.time, s.tz)
+        out: list[Output] = []
+        if self.days.open is not None:
+            for day in self.days.roll_to(day_of(now - TICK_GRACE_S, self.settings.tz)):
+                out += self._close_day(day, now)
+            out += self._snoozed(now, None)
+            out += self._session(now, None)
+        return out
+
+    def _session(self, t: float, score: float | None) -> list[Output]:
+        s, sess = self.settings, self.policy.session
+        if sess is None or minute_of_day(t, s.tz) < s.minutes("session_time"):
+            return []
+        today = day_of(t, s.tz)
         if sess["day"] != today:
             if sess["day"] < today:
                 self.policy.session = None
             return []
         self.policy.session = None
-        if r.time > at(today, s.minutes("session_time") + s.session_expiry_min, s.tz):
+        if t > at(today, s.minutes("session_time") + s.session_expiry_min, s.tz):
             return [
                 Decision(
-                    r.time, "suppressed", sess["rule"], "The daily session was missed: no data at its time."
+                    t, "suppressed", sess["rule"], "The daily session was missed: no data at its time."
                 )
             ]
-        blocked = self.policy.blocked(r.time, "chronic")
+        blocked = self.policy.blocked(t, "chronic")
         if blocked is not None:
-            return [Decision(r.time, "suppressed", sess["rule"], f"{sess['reason']} Not sent: {blocked[1]}.")]
+            return [Decision(t, "suppressed", sess["rule"], f"{sess['reason']} Not sent: {blocked[1]}.")]
         reason = f"{sess['reason']} A longer breathing session today may help."
-        return [self._prompt(r.time, PromptKind.CHRONIC, reason, r.stress_score)]
+        return [self._prompt(t, PromptKind.CHRONIC, reason, score)]
 
-    def _snoozed(self, r: Reading) -> list[Output]:
+    def _snoozed(self, t: float, score: float | None) -> list[Output]:
         sn = self.policy.snooze
-        if sn is None or r.time < sn["due"]:
+        if sn is None or t < sn["due"]:
             return []
         self.policy.snooze = None
-        if self.policy.quiet_now(r.time):
-            return [Decision(r.time, "suppressed", "snooze", "The snoozed reminder fell in quiet hours.")]
+        if self.policy.quiet_now(t):
+            return [Decision(t, "suppressed", "snooze", "The snoozed reminder fell in quiet hours.")]
         first = self.prompts.get(sn["of"])
         kind = PromptKind(first["kind"]) if first else PromptKind.ACUTE
         prefix = "The reminder you asked for: "
         reason = prefix + (
             first["reason"].removeprefix(prefix) if first else "time for a breathing exercise."
         )
-        return [self._prompt(r.time, kind, reason, r.stress_score, exercise=first and first["exercise"])]
+        return [self._prompt(t, kind, reason, score, exercise=first and first["exercise"])]
 
     def _prompt(self, t: float, kind: PromptKind, reason: str, score: float | None, exercise=None) -> Prompt:
         s = self.settings

@@ -8,6 +8,8 @@ from datetime import tzinfo
 from alerts.prompt import Exercise, snooze_minutes
 from alerts.timeofday import in_window, parse_hhmm, zone
 
+HRV_SOURCES = ("auto", "night", "morning")
+
 
 @dataclass(frozen=True)
 class AlertSettings:
@@ -34,12 +36,19 @@ class AlertSettings:
     `min_sleep_min` minutes of detected sleep in `sleep_window`, else the mean of the first
     `morning_min` calm rest minutes within `morning_window_min` after it (the morning reading of
     Plews et al. 2013, Sports Med 43:773).
-    Chronic rules need `warmup_days` valid days (14: Whoop's 14 days; HRV4Training asks ~2 weeks
+    The lnRMSSD of the chronic rule comes from `hrv_source`: "night" (all-day wear: the night, or
+    waking rest, of valid days), "morning" (the morning readings, processing/morning.py), or
+    "auto" (the default: the readings once there is one in the `baseline_days` window, else the
+    night; ours: a standardised reading is what the sources judge, and the two series are not
+    mixed in one band).
+    Chronic rules need `warmup_days` valid days (the lnRMSSD rule from readings: valid mornings) (14: Whoop's 14 days; HRV4Training asks ~2 weeks
     of a 60-day window; Oura's readiness needs 5) over a `baseline_days` window (60: HRV4Training).
     `swc_sd` 0.5 SD is the smallest worthwhile change (Plews et al. 2012, Eur J Appl Physiol
     112:3729; Buchheit 2014, Front Physiol 5:73); the HRV rule fires only when the 7-day mean is
     below the band by more than `hrv_margin_se` (1.645) standard errors of that mean (ours, see
-    alerts/baselines.py); `load_band_sd` 2.0 SD for the stress load, the usual central-95 %
+    alerts/baselines.py); from morning readings it needs the 7-day mean below the band and the
+    last 3 valid mornings' mean below it by `morning_margin_se` (2.0) standard errors (ours, see
+    alerts/rules.py `chronic_hrv`); `load_band_sd` 2.0 SD for the stress load, the usual central-95 %
     reference interval (ours: with 0.5 or 1 SD a stable person exceeds the band on 16-30 % of
     days, so "3 of 5" would fire every few weeks by chance; figures in alerts/baselines.py).
     """
@@ -63,11 +72,13 @@ class AlertSettings:
     min_sleep_min: float = 60.0
     morning_min: float = 5.0
     morning_window_min: float = 180.0
+    hrv_source: str = "auto"
     warmup_days: int = 14
     baseline_days: int = 60
     week_min_valid: int = 3
     swc_sd: float = 0.5
     hrv_margin_se: float = 1.645
+    morning_margin_se: float = 2.0  # the last 3 valid mornings' confirmation (alerts/rules.py chronic_hrv)
     load_band_sd: float = 2.0
     hrv_run_days: int = 3
     load_days: tuple[int, int] = (3, 5)  # above the band on >= 3 of the last 5 valid days
@@ -96,6 +107,8 @@ class AlertSettings:
         n, m = self.load_days
         if not 0 < n <= m:
             raise ValueError("load_days: expected [n, m] with 0 < n <= m")
+        if self.hrv_source not in HRV_SOURCES:
+            raise ValueError(f"hrv_source: must be one of {', '.join(HRV_SOURCES)}, got {self.hrv_source!r}")
         if not 0.0 <= self.explore <= 1.0:
             raise ValueError("explore: must be between 0 and 1")
         snooze_minutes(self.snooze_default_min, "snooze_default_min")

@@ -227,6 +227,7 @@ class Chronic:
     ln_drop: float = 0.3  # of the nightly lnRMSSD
     rest_drop: float | None = None  # of the daytime resting lnRMSSD (default: ln_drop)
     extra_episodes: float = 3.0
+    sd_factor: float = 1.0  # the morning readings' day-to-day SD is this much larger (plan_mornings)
 
 
 @dataclass(frozen=True)
@@ -332,3 +333,89 @@ def day_script(segments: list[Segment]) -> list[Phase]:
             ph = replace(ph, hr_bpm=seg.hr_bpm, rsa_ms=max(seg.rmssd_ms / 0.76, 1.0))
         out.append(ph)
     return out
+
+
+# -- morning readings -------------------------------------------------------------------------
+#
+# People who wear a strap only for a short reading on waking (processing/morning.py). Per person
+# and day: whether they measure (some mornings are missed: `missed_per_week`, drawn per week),
+# when (minutes after local midnight), the morning's true lnRMSSD (around the person's mean with
+# day-to-day SD `sd`; ours, 0.12 ln units: a day-to-day CV of ~3 % at lnRMSSD 4, inside the
+# 2-10 % of lnRMSSD CVs reported by Plews et al. 2012, Eur J Appl Physiol 112:3729) and heart
+# rate, and the attempts: a reading may be spoiled by movement or a noisy signal (`fail_prob`),
+# after which the person takes it again (`retake_prob`) or not. A chronic-stress period
+# (`Chronic`) lowers the mornings' lnRMSSD by `ln_drop` and widens their day-to-day spread by
+# `sd_factor` (a rising CV of lnRMSSD goes with poorer coping: Flatt & Esco 2016, J Strength
+# Cond Res 30:378), and raises heart rate a little (3 bpm per 0.3 of lnRMSSD, ours).
+
+
+@dataclass(frozen=True)
+class MorningPerson:
+    """A simulated morning reader: mean seated morning lnRMSSD, its day-to-day SD, heart rate,
+    missed mornings per week and how often a reading is spoiled, and retaken then."""
+
+    ln_rmssd: float = 4.0  # RMSSD 55 ms seated on waking
+    sd: float = 0.12
+    hr_bpm: float = 60.0
+    wake_min: float = 405.0  # 06:45 local
+    missed_per_week: int = 2
+    fail_prob: float = 0.1
+    retake_prob: float = 0.7
+
+
+@dataclass(frozen=True)
+class MorningPlan:
+    """One day's mornings: the local minute the first attempt starts, the true lnRMSSD and heart
+    rate, and the attempts in order ("ok", "movement", "artifacts"; empty = a missed morning)."""
+
+    day: int
+    minute: float
+    ln_rmssd: float
+    hr_bpm: float
+    attempts: tuple[str, ...]
+
+
+def plan_mornings(n_days: int, seed: int = 0, person: MorningPerson = MorningPerson(),
+                  chronic: Chronic | None = None) -> list[MorningPlan]:
+    """`n_days` consecutive mornings (day 0 first), reproducible from `seed`."""
+    rng = np.random.default_rng(seed)
+    missed: set[int] = set()
+    for week in range(0, n_days, 7):
+        k = min(person.missed_per_week, 7)
+        missed.update(int(d) for d in week + rng.choice(7, size=k, replace=False))
+    out = []
+    for day in range(n_days):
+        hit = chronic is not None and chronic.start <= day < chronic.start + chronic.days
+        drop = chronic.ln_drop if hit else 0.0
+        sd = person.sd * (chronic.sd_factor if hit else 1.0)
+        ln = person.ln_rmssd - drop + sd * rng.standard_normal()
+        hr = person.hr_bpm + 10.0 * drop + 2.0 * rng.standard_normal()
+        minute = person.wake_min + 10.0 + rng.normal(0.0, 15.0)
+        attempts: list[str] = []
+        if day not in missed:
+            while True:
+                if rng.random() >= person.fail_prob:
+                    attempts.append("ok")
+                    break
+                attempts.append("movement" if rng.random() < 0.5 else "artifacts")
+                if rng.random() >= person.retake_prob:
+                    break
+        out.append(MorningPlan(day, float(minute), float(ln), float(hr), tuple(attempts)))
+    return out
+
+
+def morning_script(plan: MorningPlan, outcome: str, stabilise_s: float = 60.0, measure_s: float = 60.0,
+                   posture_hr_bpm: float = 0.0) -> list[Phase]:
+    """Beat-level phases of one attempt of a morning reading: still rest whose 1 min lnRMSSD is
+    about the plan's (breathing 12/min; RMSSD ~ 0.86 x the RSA amplitude at that rate, measured on
+    this generator), then 30 s more. "movement": the person gets up as the measured window begins
+    and walks about (heart rate +40 bpm). The caller injects artifacts (collector.artifacts.inject) for
+    "artifacts", whose beats are otherwise still."""
+    rsa = math.exp(plan.ln_rmssd) / 0.857
+    rest = phase("calm", (stabilise_s + measure_s + 30.0) / 60.0, "morning", hr_bpm=plan.hr_bpm + posture_hr_bpm,
+                 rsa_ms=rsa, breaths_per_min=12.0)
+    if outcome != "movement":
+        return [rest]
+    before = replace(rest, duration_s=stabilise_s)
+    walk = phase("rest", (measure_s + 30.0) / 60.0, "walking", hr_bpm=plan.hr_bpm + 40.0, rsa_ms=8.0)
+    return [before, walk]

@@ -67,7 +67,8 @@ class Pipeline:
 
     After each `feed`/`finish`, `beats_out` holds the beats that call released from artifact
     correction (delayed by its look-ahead, each with the correction applied), for the sinks
-    that store beats.
+    that store beats, and `motion_out` the `Motion` events it added to the person's motion (a
+    Motion as it came, or those classified from accelerometer samples), for the morning reading.
 
     Stages: gap detection -> artifact correction (Lipponen & Tarvainen 2019) -> trailing
     windows -> HRV metrics (processing.hrv) -> activity, stress score and state
@@ -153,11 +154,13 @@ class Pipeline:
         self._jobs: list[_LfHfJob] | None = None
         self._waiting: list[Reading] = []
         self.beats_out: list[Beat] = []
+        self.motion_out: list[Motion] = []
 
     # -- input ---------------------------------------------------------------------------------
 
     def feed(self, event: Event) -> list[Reading]:
         self.beats_out = []
+        self.motion_out = []
         self._process(event)
         return self._take_readings()
 
@@ -169,6 +172,7 @@ class Pipeline:
         by all the events."""
         self._jobs, self._waiting = [], []
         self.beats_out = []
+        self.motion_out = []
         try:
             for event in events:
                 self._process(event)
@@ -180,6 +184,7 @@ class Pipeline:
     def finish(self) -> list[Reading]:
         """End of input: process what the corrector holds back; in whole mode emit the reading."""
         self.beats_out = []
+        self.motion_out = []
         self._drain()
         self._compute_due()
         self._release_held()
@@ -212,7 +217,7 @@ class Pipeline:
 
     def _process(self, event: Event) -> None:
         if isinstance(event, (Motion, Acceleration)):
-            self.motion.feed(event)
+            self.motion_out += self.motion.feed(event)
             return
         if isinstance(event, HeartRate):
             self._heart_rate(event)

@@ -14,7 +14,15 @@ from alerts.prompt import Prompt
 from collector.events import Beat
 from processing.reading import Reading
 from sinks.influx import InfluxSettings, InfluxSink
-from sinks.line_protocol import baseline_line, beat_line, daily_line, device_line, prompt_line, reading_line
+from sinks.line_protocol import (
+    baseline_line,
+    beat_line,
+    daily_line,
+    device_line,
+    morning_line,
+    prompt_line,
+    reading_line,
+)
 from sinks.mqtt import MqttSettings, MqttSink
 from sinks.redact import redact_url
 from sinks.store import StateStore, StoreError
@@ -137,6 +145,18 @@ class Sinks:
         """A day's summary and the chronic bands (InfluxDB `daily`)."""
         if self.influx:
             self._store("influx", 1, self.influx.add, [daily_line(person, summary, t)])
+
+    def morning(self, person: str, data: dict, t: float) -> None:
+        """A valid morning reading and its trend: retained MQTT `<person>/morning`, InfluxDB `morning`."""
+        if self.mqtt:
+            self._store("mqtt", 1, self.mqtt.publish_morning, person, data)
+        if self.influx:
+            self._store("influx", 1, self.influx.add, [morning_line(person, data, t)])
+
+    def measurement(self, person: str, progress: dict) -> None:
+        """Where a morning reading stands (retained MQTT `<person>/measurement`)."""
+        if self.mqtt:
+            self._store("mqtt", 1, self.mqtt.publish_measurement, person, progress)
 
     def device(self, person: str, device: str, status: dict, t: float) -> None:
         """Device status (battery, connection, model) to MQTT (retained) and InfluxDB `devices`."""

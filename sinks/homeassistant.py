@@ -88,6 +88,7 @@ def discovery_messages(
         )
         out.append((topic, payload))
         out += _strap_health(node, dev, f"{base}/{person}/device/{dev}", common, prefix)
+    out += _morning(node, base, person, common, prefix, sensor)
     out.append(
         (
             f"{prefix}/event/{node}/prompt/config",
@@ -105,6 +106,38 @@ def discovery_messages(
         )
     )
     return out
+
+
+MEASUREMENT_STATES = ["idle", "waiting", "stabilising", "measuring", "done", "failed", "stopped", "refused"]
+
+
+def _morning(node: str, base: str, person: str, common: dict, prefix: str, sensor) -> list[tuple[str, dict]]:
+    """The morning reading: a button that starts one (`<base>/<person>/measure`), where it stands
+    (`<base>/<person>/measurement`: status, seconds left, and why it failed as attributes), and the
+    last valid reading with its trend (`<base>/<person>/morning`; no expiry: one a day)."""
+    progress, result = f"{base}/{person}/measurement", f"{base}/{person}/morning"
+    button = (f"{prefix}/button/{node}/measure/config", {
+        "name": "Start morning reading", "unique_id": f"{node}_measure", "object_id": f"{node}_measure",
+        "command_topic": f"{base}/{person}/measure", "payload_press": "start", "qos": 1, "retain": False,
+        "icon": "mdi:heart-cog", **common,
+    })
+    return [
+        button,
+        sensor("morning_status", "Morning reading", "{{ value_json.status }}", state_topic=progress,
+               device_class="enum", options=MEASUREMENT_STATES, json_attributes_topic=progress,
+               icon="mdi:timer-outline"),
+        sensor("morning_seconds_left", "Morning reading seconds left", _number("seconds_left", 0),
+               state_topic=progress, unit_of_measurement="s", device_class="duration", state_class="measurement",
+               icon="mdi:timer-sand"),
+        sensor("morning_ln_rmssd", "Morning lnRMSSD", _number("ln_rmssd", 2), state_topic=result,
+               state_class="measurement", json_attributes_topic=result, icon="mdi:heart-pulse"),
+        sensor("morning_heart_rate", "Morning heart rate", _number("hr_bpm", 0), state_topic=result,
+               unit_of_measurement="bpm", state_class="measurement", icon="mdi:heart"),
+        sensor("morning_ln_rmssd_7d", "Morning lnRMSSD 7-day mean", _number("ln_rmssd_7d", 2), state_topic=result,
+               state_class="measurement", icon="mdi:chart-bell-curve"),
+        sensor("morning_cv_7d", "Morning lnRMSSD 7-day CV", _number("cv_7d", 1), state_topic=result,
+               unit_of_measurement="%", state_class="measurement", icon="mdi:chart-line-variant"),
+    ]
 
 
 def _strap_health(node: str, dev: str, topic: str, common: dict, prefix: str) -> list[tuple[str, dict]]:

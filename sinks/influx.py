@@ -35,9 +35,10 @@ _CONFIG_STATUSES = (401, 403, 404)  # the settings are wrong, not the points
 # What a full outbox drops first (ours), each measurement only when none of those before it is
 # left: beats are nearly all of it (one a second per wearer, ~86,000 a day) and what they say is
 # kept in the readings; the strap's battery and connection history next; then the readings, the
-# baselines; last the few a day that nothing can recompute: prompts (with the phone's answer and
+# baselines; last the few a day that nothing can recompute: the morning reading (its value is in
+# the day's summary too, its trend and quality only here), prompts (with the phone's answer and
 # the measured effect) and the day's summary. An unknown measurement ranks with the beats.
-DROP_ORDER = ("beats", "devices", "hrv", "baseline", "prompts", "daily")
+DROP_ORDER = ("beats", "devices", "hrv", "baseline", "morning", "prompts", "daily")
 _DROP_RANK = {m: k for k, m in enumerate(DROP_ORDER)}
 
 

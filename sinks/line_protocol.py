@@ -12,7 +12,11 @@ Schema (contract, millisecond timestamps; see README "InfluxDB"):
 - `baseline` tag person;  the resting reference of the stress score (hr_bpm, hr_low, hr_high,
   rmssd_ms, rmssd_low, rmssd_high, samples);
 - `daily`  tag person;  the day's summary and the chronic bands (valid boolean, minutes, stress
-  load, night lnRMSSD, the normal ranges, prompts).
+  load, night lnRMSSD, the normal ranges, prompts, and the morning readings' fields);
+- `morning` tag person;  one point per valid morning reading at the end of its measured window:
+  ln_rmssd, rmssd_ms, hr_bpm, artifact_pct, measure_s, and the trend as judged with it
+  (ln_rmssd_7d, cv_7d, normal_low, normal_high) as floats, n_beats integer, posture and trigger
+  strings.
 """
 
 from __future__ import annotations
@@ -142,11 +146,27 @@ def daily_line(person: str, summary: dict, t: float) -> Line | None:
         "normal_high": number(band[1]),
         "load_normal_low": number(load_band[0]),
         "load_normal_high": number(load_band[1]),
+        "morning_ln_rmssd": number(summary.get("morning_ln_rmssd")),
+        "morning_hr_bpm": number(summary.get("morning_hr_bpm")),
+        "morning_failed": number(summary.get("morning_failed")),
+        "hrv_source": summary.get("hrv_source"),
+        "hrv_cv_7d": number(summary.get("hrv_cv_7d")),
         "prompts": number(summary.get("prompts")),
         "answered": number(summary.get("answered")),
         "done": number(summary.get("done")),
     }
     return line("daily", {"person": person}, fields, t)
+
+
+def morning_line(person: str, data: dict, t: float) -> Line | None:
+    """A `morning` point from the data of a valid morning reading (alerts/engine.py `morning`):
+    the reading and its trend as judged with it, at the end of its measured window `t`."""
+    fields = {k: None if data.get(k) is None else float(data[k]) for k in ("ln_rmssd", "rmssd_ms", "hr_bpm", "artifact_pct", "measure_s",
+                                                "ln_rmssd_7d", "cv_7d", "normal_low", "normal_high")}
+    fields["n_beats"] = None if data.get("n_beats") is None else int(data["n_beats"])
+    fields["posture"] = data.get("posture")
+    fields["trigger"] = data.get("trigger")
+    return line("morning", {"person": person}, fields, t)
 
 
 def baseline_line(person: str, t: float, ln_rmssd_mean: float, ln_rmssd_sd: float, hr_mean: float,

@@ -9,6 +9,9 @@ Topics (contract; base topic configurable, default `stresswatch`):
 | `<base>/<person>/device/<device>` | yes | 0 | battery, connection, model, whether it sends RR intervals |
 | `<base>/outbox` | yes | 0 | what waits in the outbox and what its bounds dropped (`Sinks.publish_outbox`); none with `announce_status=False` |
 | `<base>/<person>/activity` | no | 1 | subscribed: the phone's activity (collector/phone_activity.py), handed to `on_activity`; a retained one is stale and ignored |
+| `<base>/<person>/measure` | no | 1 | subscribed: `start` (or `{"action": "start"}`) begins a morning reading, `stop` ends it; retained ones are ignored |
+| `<base>/<person>/measurement` | yes | 0 | where a morning reading stands: status, seconds left, or why it failed |
+| `<base>/<person>/morning` | yes | 1 | the last valid morning reading and its trend |
 | `homeassistant/...` | yes | 1 | discovery configs, re-sent when HA announces `online` |
 
 Delivery: outgoing messages are written to the SQLite outbox first (sink "mqtt"; state and
@@ -151,6 +154,26 @@ def _describe(exc: BaseException | None) -> str:
     return "connection failed"
 
 
+def parse_measure(payload: bytes) -> dict:
+    """A morning reading request: `start` / `stop` (what a Home Assistant button sends), or JSON
+    `{"action": "start" | "stop", "trigger": ..., "request": ...}` (the command line sends its own
+    id as `request`, to know the answers to it). ValueError says what is wrong."""
+    text = payload.decode("utf-8", "replace").strip()
+    if text in ("", "start", "stop"):
+        return {"action": text or "start", "trigger": "mqtt", "request": None}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ValueError(f"expected start, stop or JSON, got {text[:40]!r}") from None
+    if not isinstance(data, dict) or data.get("action", "start") not in ("start", "stop"):
+        raise ValueError(f"expected {{\"action\": \"start\" or \"stop\"}}, got {text[:80]!r}")
+    trigger = data.get("trigger", "mqtt")
+    request = data.get("request")
+    if trigger not in ("mqtt", "cli") or not (request is None or (isinstance(request, str) and len(request) <= 64)):
+        raise ValueError(f"trigger must be mqtt or cli and request a short string, got {text[:80]!r}")
+    return {"action": data.get("action", "start"), "trigger": trigger, "request": request}
+
+
 def state_payload(r: Reading, status: dict | None = None) -> dict:
     """The retained state message: the Reading's fields, rounded for humans and dashboards, and
     with the alert engine's `status` under "alerts" (baseline calibrating or personal, today's
@@ -182,6 +205,7 @@ class MqttSink:
         self.devices = devices or {}
         self.on_response = on_response
         self.on_activity = on_activity
+        self.on_measure = None  # (person, request dict) for `<base>/<person>/measure`
         self.clock = clock
         self.connected = threading.Event()
         self.last_error: str | None = None  # why the last connection attempt failed; None once connected
@@ -292,6 +316,15 @@ class MqttSink:
         """The outbox's figures (see `Sinks.outbox_status`), retained, for whoever watches the service."""
         if self.s.announce_status:
             self._retained(f"{self.s.base_topic}/outbox", json.dumps(status))
+
+    def publish_morning(self, person: str, data: dict) -> None:
+        """The last valid morning reading (retained, QoS 1: a phone or Home Assistant that connects
+        later still gets it)."""
+        topic = f"{self.s.base_topic}/{person}/morning"
+        self._enqueue(topic, json.dumps(data), qos=1, retain=True, key=topic)
+
+    def publish_measurement(self, person: str, progress: dict) -> None:
+        self._retained(f"{self.s.base_topic}/{person}/measurement", json.dumps(progress))
 
     def publish_discovery(self) -> None:
         if not self.s.discovery:
@@ -509,6 +542,22 @@ class MqttSink:
             self._reported[reason] = now
         log.warning("could not connect to MQTT broker %s:%s: %s (retrying)", self.s.host, self.s.port, reason)
 
+    def _measure_request(self, msg) -> None:
+        """`<base>/<person>/measure`: start or stop a morning reading. A retained request is ignored
+        (it would start a reading at every reconnect), as is anything but start or stop."""
+        person = msg.topic[len(self.s.base_topic) + 1 : -len("/measure")]
+        if msg.retain:
+            log.warning("ignored a retained morning reading request on %s (publish it without retain)", msg.topic)
+            return
+        try:
+            request = parse_measure(msg.payload)
+        except ValueError as exc:
+            self.store.bump(f"{SINK}.bad_requests")
+            log.warning("ignored a morning reading request on %s: %s", msg.topic, exc)
+            return
+        if self.on_measure:
+            self.on_measure(person, request)
+
     # -- paho callbacks (network thread) ----------------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -541,7 +590,7 @@ class MqttSink:
         if self.s.announce_status:
             client.publish(self.status_topic, "online", qos=1, retain=True)
         client.subscribe([(f"{self.s.base_topic}/+/prompt/response", 1), (f"{self.s.base_topic}/+/activity", 1),
-                          (f"{self.s.discovery_prefix}/status", 1)])
+                          (f"{self.s.base_topic}/+/measure", 1), (f"{self.s.discovery_prefix}/status", 1)])
         self.connected.set()
         self.publish_discovery()
         self.pump()
@@ -656,6 +705,9 @@ class MqttSink:
             return
         if msg.topic.endswith("/activity"):
             self._activity(msg)
+            return
+        if msg.topic.endswith("/measure"):  # before the answers' checks: its own warnings for retained/empty
+            self._measure_request(msg)
             return
         if not msg.payload:  # how a retained answer is cleared (see below): nothing to answer
             return

@@ -173,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no line per reading (the default; kept for old units)")
     r.set_defaults(func=cmd_run)
 
+    me = sub.add_parser("measure", help="take a morning reading now (1 min still, then 1 min measured)")
+    me.add_argument("--person", help="whose reading (default: the one person with a strap)")
+    me.add_argument("--timeout", type=_positive_seconds,
+                    help="give up after this many seconds (default: the protocol's wait and length + 60 s)")
+    me.set_defaults(func=cmd_measure)
+
     dr = sub.add_parser("doctor", help="check Python, Bluetooth, the broker, InfluxDB and the state directory")
     dr.set_defaults(func=cmd_doctor)
 
@@ -271,8 +277,25 @@ def _run_service(args, cfg: configuration.Config) -> int:
             loop.add_signal_handler(sig, stop.set)
         await Service.with_straps(cfg, on_reading=show).run(stop)
 
-    asyncio.run(main())
+    asyncio.run(main())  # under cmd_run's StateLock: `measure` asks the service that holds it
     return 0
+
+
+def cmd_measure(args) -> int:
+    """A morning reading for one person. The service owns the strap: when one runs on this state
+    directory (its lock is held), the request goes to it over MQTT (`<base>/<person>/measure`) and
+    its answers on `<base>/<person>/measurement` are printed; with none running, this command runs
+    the service itself for that person's strap until the reading ends. Exit 0 for a valid reading,
+    1 for a failed one (the reason is printed), 2 for bad input."""
+    from stresswatch import measure
+
+    cfg = configuration.load(args.config)
+    protocol = cfg.morning.protocol()
+    timeout = args.timeout or protocol.wait_s + protocol.duration_s + 60.0
+    try:
+        return measure.run(cfg, measure.person_of(cfg, args.person), timeout)
+    except measure.MeasureError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def cmd_doctor(args) -> int:

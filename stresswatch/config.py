@@ -30,8 +30,9 @@ from urllib.parse import urlsplit
 
 from processing.pipeline import Settings as PipelineSettings
 from alerts.settings import AlertSettings
-from alerts.timeofday import UTC, zone
+from alerts.timeofday import UTC, parse_hhmm, zone
 from processing.baseline import Baseline
+from processing.morning import Protocol as MorningProtocol
 from processing.stress import StressModel
 from sinks.redact import redact_url
 
@@ -103,12 +104,35 @@ class PersonConfig:
     age: float = field(default=40.0, metadata=_rule(min=5, max=120, doc="years, for HRmax"))
     max_hr_bpm: float | None = field(default=None, metadata=_rule(min=100, max=240))
     resting_hr_bpm: float | None = field(default=None, metadata=_rule(min=30, max=120))
+    # The morning reading (processing/morning.py): one posture per person, and the local window in
+    # which a strap that starts sending begins a reading on its own.
+    morning_posture: str = field(default="seated", metadata=_rule(
+        choices=("seated", "lying"), doc="posture of every morning reading (the two do not compare)"))
+    morning_auto: bool = field(default=True, metadata=_rule(doc="a strap put on in the window starts a reading"))
+    morning_from: str = field(default="05:00", metadata=_rule(doc="local HH:MM"))
+    morning_until: str = field(default="11:00", metadata=_rule(doc="local HH:MM"))
 
     def model(self, tz: tzinfo = UTC, baseline: Baseline | None = None) -> StressModel:
         """This person's stress model in zone `tz` (local time of the day/night baseline): a fresh
         baseline, or one restored from the state store."""
         return StressModel(age=self.age, max_hr=self.max_hr_bpm, resting_hr=self.resting_hr_bpm,
                            baseline=baseline, tz=tz)
+
+
+@dataclass
+class MorningConfig:
+    """The morning reading's protocol (processing/morning.py has the source of each default)."""
+
+    stabilise_s: float = field(default=60.0, metadata=_rule(min=0, max=600, doc="discarded first"))
+    measure_s: float = field(default=60.0, metadata=_rule(min=30, max=600, doc="the measured window"))
+    wait_s: float = field(default=120.0, metadata=_rule(min=10, max=3600, doc="for the first beat"))
+    max_artifact_pct: float = field(default=5.0, metadata=_rule(min=0, max=50))
+    max_hr_change_bpm: float = field(default=25.0, metadata=_rule(min=5, max=100))
+
+    def protocol(self, posture: str = "seated") -> MorningProtocol:
+        return MorningProtocol(posture=posture, stabilise_s=self.stabilise_s, measure_s=self.measure_s,
+                               wait_s=self.wait_s, max_artifact_pct=self.max_artifact_pct,
+                               max_hr_change_bpm=self.max_hr_change_bpm)
 
 
 @dataclass
@@ -216,6 +240,7 @@ class Config:
     influx: InfluxConfig = field(default_factory=InfluxConfig)
     bluetooth: BluetoothConfig = field(default_factory=BluetoothConfig)
     devices: list[DeviceConfig] = field(default_factory=list)
+    morning: MorningConfig = field(default_factory=MorningConfig)
     # The alert engine's settings: any field of alerts/settings.py AlertSettings (checked by
     # `alert_settings`); unset keys keep the documented defaults.
     alerts: dict = field(default_factory=dict)
@@ -386,6 +411,12 @@ def _check(cfg: Config, people_tables: list, problems: list[str], warnings: list
             problems.append(f"people[{k}].name: required (the wearer's name, used in MQTT topics and InfluxDB tags)")
     for k, person in enumerate(cfg.people[:n_people]):
         _check_topic(f"people[{k}].name", person.name, False, problems)
+    for k, person in enumerate(cfg.people[:n_people]):
+        for key in ("morning_from", "morning_until"):
+            try:
+                parse_hhmm(getattr(person, key), f"people[{k}].{key}")
+            except ValueError as exc:
+                problems.append(str(exc))
     names = [person.name for person in cfg.people]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"people: name {dup!r} is used more than once")
@@ -706,6 +737,12 @@ directory = "~/.local/share/stresswatch"
 # address = "A0:9E:1A:12:34:56"   # and/or a name pattern:
 # name = "Polar H10*"
 # role = "strap"                  # or "motion": a foot pod (Stryd, Polar Stride), motion only, any number
+
+# [morning]                       # the morning reading (README "Morning reading")
+# stabilise_s = 60                # discarded first
+# measure_s = 60                  # the measured window
+# (per person, in [[people]]: morning_posture = "seated" or "lying"; morning_auto = true starts a
+#  reading when the strap is put on between morning_from = "05:00" and morning_until = "11:00")
 
 # [mqtt]                          # off unless url is set
 # url = "mqtt://127.0.0.1:1883"   # mqtts://host:8883 for TLS

@@ -8,6 +8,12 @@ is scored by the person's real stress model (processing/stress.py `StressModel.a
 own learning baseline) and fed to the real alert engine (alerts/engine.py). The last
 `CHRONIC_DAYS` days are a chronic-stress period (lower nightly and resting lnRMSSD, more stress
 episodes: `Chronic`), so the nightly lnRMSSD panel shows the 7-day mean leaving its normal band.
+The person also takes a morning reading most days (`plan_mornings`: two missed a week, some
+spoiled by movement or artifacts and retaken), handed to the engine as the service would
+(`AlertEngine.morning`) and written as `morning` points, so the morning panel shows a dot per
+valid morning, the 7-day line and the band; with readings, the engine judges lnRMSSD from them
+(`hrv_source` auto), so the `daily` band is the mornings' too. The chronic period lowers the
+mornings' lnRMSSD by 0.3 and widens their spread by half.
 The simulated person answers prompts (`ANSWERS`, in turn) once the exercise would be over, so the
 prompts table has answers and measured effects. Everything is written through the project's
 InfluxDB writer and its outbox (sinks/influx.py), timestamps ending now. The outbox is a temporary
@@ -27,12 +33,20 @@ from pathlib import Path
 from alerts.daily import DailySummary
 from alerts.engine import AlertEngine, Decision
 from alerts.prompt import Prompt, PromptAction
-from alerts.timeofday import day_of, day_start
-from collector.simulator import Chronic, Minute, plan_days, simulate_minutes
+from alerts.timeofday import at, day_of, day_start
+from collector.simulator import Chronic, Minute, MorningPerson, plan_days, plan_mornings, simulate_minutes
+from processing.morning import Failure, MorningResult
 from processing.reading import Reading
 from processing.stress import StressModel
 from sinks.influx import InfluxSink
-from sinks.line_protocol import baseline_line, daily_line, device_line, prompt_line, reading_line
+from sinks.line_protocol import (
+    baseline_line,
+    daily_line,
+    device_line,
+    morning_line,
+    prompt_line,
+    reading_line,
+)
 from sinks.store import StateStore
 from stresswatch.config import Config
 
@@ -48,6 +62,11 @@ ANSWERS = (PromptAction.DONE, PromptAction.DONE, PromptAction.NOT_STRESSED, Prom
 # charged when it falls below 15 % (ours: the order of a Polar H10's 400 h).
 DEVICE_EVERY_S = 300.0
 BATTERY_DAYS = 16.0
+# The morning plan's seed is the month's plus this: its stable weeks keep the 7-day mean inside the
+# band, so the month shows the episode alone. A stable person's 7-day mean of ~5 mornings lies under
+# mean - 0.5 SD on about 1 day in 8 (P(Z < -0.5 sqrt 5)), which is why the chronic rule asks for the
+# last 3 mornings' confirmation (alerts/rules.py); with the month's own seed (1) it did on day 13.
+MORNING_SEED = 3
 # Points handed to the outbox per transaction.
 CHUNK = 5000
 
@@ -63,6 +82,8 @@ class Seeded:
     prompts: int = 0
     answered: int = 0
     effects: int = 0
+    mornings: int = 0
+    failed_mornings: int = 0
     sent: int = 0
     waiting: int = 0
     seconds: float = 0.0
@@ -71,6 +92,7 @@ class Seeded:
         counts = ", ".join(f"{k} {v}" for k, v in self.points.items())
         return (f"seeded {self.days} days for {person} into {url} in {self.seconds:.1f} s: {counts} points; "
                 f"{self.prompts} prompts ({self.answered} answered, {self.effects} effects measured); "
+                f"{self.mornings} morning readings ({self.failed_mornings} failed); "
                 f"{self.below_band_days} days with the 7-day lnRMSSD below its normal range; "
                 f"{self.sent} written" + (f", {self.waiting} NOT written (InfluxDB unreachable or refusing them: "
                                           "see above)" if self.waiting else ""))
@@ -108,6 +130,8 @@ def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: in
     start = day_start(day_of(now, alerts.tz) - (days - 1), alerts.tz)
     chronic = Chronic(start=days - CHRONIC_DAYS)
     minutes = [m for m in simulate_minutes(plan_days(days, seed, chronic=chronic), seed, start) if m.t <= now]
+    mornings = [r for r in morning_results(person, days, seed + MORNING_SEED, start, alerts.tz, chronic.start)
+                if r.time <= now]
 
     engine = AlertEngine(person, alerts, seed=zlib.crc32(person.encode()))
     model = cfg.person(person).model(alerts.tz)
@@ -122,6 +146,8 @@ def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: in
         due: list[tuple[float, str, PromptAction]] = []
         next_device = next_baseline = start
         for m in minutes:
+            while mornings and mornings[0].time <= m.t:
+                _outputs(engine.morning(mornings.pop(0)), person, prompts, due, out, result, engine)
             r = reading_of(m, model, person)
             while next_device <= m.t:  # connected when the strap is worn (a minute ends in the slot)
                 worn = m.t - next_device <= 60.0
@@ -170,9 +196,38 @@ def _outputs(outputs: list, person: str, prompts: dict, due: list, out: _Writer,
             result.below_band_days += bool(o.hrv_band and o.hrv_week_mean is not None
                                            and o.hrv_week_mean < o.hrv_band[0])
             out.add("daily", daily_line(person, d, day_start(o.day, engine.settings.tz)))
+        elif isinstance(o, Decision) and o.what == "morning" and o.rule == "valid":
+            result.mornings += 1
+            out.add("morning", morning_line(person, o.data, o.time))
+        elif isinstance(o, Decision) and o.what == "morning" and o.rule == "failed":
+            result.mornings += 1
+            result.failed_mornings += 1
         elif isinstance(o, Decision) and o.what == "effect" and o.data.get("id") in prompts:
             out.add("prompts", prompt_line(prompts[o.data["id"]], "done", o.data), replace=True)
             result.effects += 1
+
+
+def morning_results(person: str, days: int, seed: int, start: float, tz, chronic_start: int) -> list[MorningResult]:
+    """The month's morning readings as the protocol would end them (coarse: the planned morning's
+    value, no beats), in time order: a spoiled attempt fails with its reason, a retake follows 3
+    minutes later."""
+    chronic = Chronic(start=chronic_start, ln_drop=0.3, sd_factor=1.5)
+    first = day_of(start + 1.0, tz)
+    out = []
+    for plan in plan_mornings(days, seed, MorningPerson(), chronic):
+        t = at(first + plan.day, plan.minute, tz) + 120.0  # the end of a 60 s + 60 s reading
+        for outcome in plan.attempts:
+            if outcome == "ok":
+                out.append(MorningResult(person, t, "auto", "seated", 60.0, True, ln_rmssd=plan.ln_rmssd,
+                                         rmssd_ms=math.exp(plan.ln_rmssd), hr_bpm=plan.hr_bpm,
+                                         n_beats=round(plan.hr_bpm), artifact_pct=0.0))
+            else:
+                why = {"movement": "Your heart rate changed during the reading (did you move?).",
+                       "artifacts": "A noisy signal: too many beats had to be corrected."}[outcome]
+                out.append(MorningResult(person, t, "auto", "seated", 60.0, False,
+                                         Failure(outcome).value, why))
+            t += 180.0
+    return out
 
 
 class _Writer:

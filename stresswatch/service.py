@@ -8,6 +8,17 @@ daily summaries and measured effects go to the sinks. Phone answers arrive on pa
 are handed to the loop. InfluxDB batches are written from a worker thread so a slow server
 never stalls the Bluetooth callbacks.
 
+Morning readings (processing/morning.py) run here, where the strap's beats are: one starts when
+asked (`measure`: MQTT `<base>/<person>/measure` or the command line) or on its own when the
+person's strap starts sending in their morning window (after AUTO_AFTER_SILENCE_S without beats,
+with no valid reading yet that day); it takes the person's beats, gaps and movement (a motion
+event, or a reading whose activity is not rest), says where it stands on `<person>/measurement`
+every PROGRESS_EVERY_S, and its result goes to the alert engine (`AlertEngine.morning`) and, when
+valid, to `<person>/morning` and InfluxDB `morning`. A reading is never saved half-done: a stop
+ends it as "stopped" (nothing stored), and a start says `idle` on `<person>/measurement`.
+With a live source (a strap) the engines also `tick` every ENGINE_TICK_S, so days close at
+midnight and the chronic session comes at its time for people who wear the strap only briefly.
+
 What must survive a restart is kept in the state store (sinks/store.py, table saved_state):
 each person's stress baseline and alert engine, saved every `SAVE_EVERY_S` of readings, at
 every prompt, answer and day's end, and at a clean stop; a start restores them, so a restart
@@ -32,13 +43,14 @@ from alerts.daily import DailySummary
 from alerts.engine import AlertEngine, Decision
 from alerts.prompt import Prompt
 from alerts.settings import AlertSettings
-from alerts.timeofday import day_start
+from alerts.timeofday import day_of, day_start, in_window, minute_of_day, parse_hhmm
 from collector.ble import DeviceSpec
-from collector.events import Event, HeartRate
+from collector.events import Beat, Event, HeartRate
 from collector.phone_activity import motion_from_phone
 from processing.baseline import Baseline
+from processing.morning import Failure, MorningReading, MorningResult, Protocol, motion_verdict
 from processing.pipeline import Pipeline
-from processing.reading import Reading
+from processing.reading import Activity, Reading
 from sinks.fanout import Sinks
 from sinks.store import StateStore, StoreError
 from stresswatch.config import Config
@@ -54,6 +66,16 @@ SAVE_EVERY_S = 300.0
 SAVE_BATCH = 50
 # Beats kept per person to check, when an exercise is marked done, that paced breathing happened.
 RECENT_BEATS_S = 1800.0
+# A beat after this long without any is a strap just put on: in the morning window it may start a
+# reading (ours: longer than a strap's reconnects after a lost link, shorter than a shower).
+AUTO_AFTER_SILENCE_S = 300.0
+# How often `<person>/measurement` says where a running reading stands (and at each phase change).
+PROGRESS_EVERY_S = 5.0
+# How often, with a live source, the alert engines hear the time (alerts/engine.py `tick`).
+ENGINE_TICK_S = 60.0
+# A reading whose activity is active or recovery counts as movement over this many seconds (its
+# activity is judged on its last 8 beats, processing/pipeline.py RECENT_BEATS).
+ACTIVITY_SPAN_S = 10.0
 
 
 @dataclass
@@ -66,6 +88,13 @@ class Wearer:
     recent: deque = field(default_factory=deque)  # (t, rr_ms) of the last RECENT_BEATS_S
     last_reading: Reading | None = None  # republished with the engine's status after an answer
     last_save: float = float("-inf")
+    protocol: Protocol = field(default_factory=Protocol)  # of the morning reading, in the person's posture
+    morning_window: tuple[int, int] = (300, 660)  # local minutes in which a strap put on starts one
+    morning_auto: bool = True
+    morning: MorningReading | None = None  # the reading running now
+    request: str | None = None  # the id of the request that started it (the command line's)
+    last_beat_t: float | None = None
+    last_progress: tuple = ()  # (status, time) last said on <person>/measurement
 
 
 class Service:
@@ -76,6 +105,7 @@ class Service:
                  on_prompt: Callable[[Prompt], None] | None = None,
                  on_decision: Callable[[str, Decision], None] | None = None,
                  on_daily: Callable[[str, DailySummary], None] | None = None,
+                 on_measurement: Callable[[str, dict], None] | None = None,
                  clock: Callable[[], float] = time.time, timezone: str | None = None,
                  alert_settings: AlertSettings | None = None, restore: bool = True):
         """`timezone` overrides [service] timezone (the demo's simulated day is in UTC);
@@ -87,6 +117,7 @@ class Service:
         self.on_prompt = on_prompt
         self.on_decision = on_decision
         self.on_daily = on_daily
+        self.on_measurement = on_measurement
         settings = cfg.sink_settings()
         if sinks is None:
             store = StateStore(settings.state_path, limits=settings.outbox_limits())
@@ -103,6 +134,7 @@ class Service:
         if self.sinks.mqtt is not None:
             self.sinks.mqtt.on_response = self._response_from_phone
             self.sinks.mqtt.on_activity = self._activity_from_phone
+            self.sinks.mqtt.on_measure = self._measure_from_mqtt
         self._loop: asyncio.AbstractEventLoop | None = None
         # Device health: per strap (person, device label), the link status and beat counts.
         self.health: dict[tuple[str, str], DeviceHealth] = {}  # (person, device label)
@@ -136,6 +168,7 @@ class Service:
             self._beats(w)
             if type(e) is HeartRate:
                 self._health(w.name, e.device).heart_rate(e.t)
+            self._morning_event(w, e)
             for r in readings:
                 self._reading(w, r)
 
@@ -148,6 +181,9 @@ class Service:
             self._beats(w)
             for r in readings:
                 self._reading(w, r)
+            if w.morning is not None:
+                self._morning_done(w, w.morning.stop("The service stopped during the reading; nothing was stored. "
+                                                     "Start it again once the service runs."))
             if close_days:
                 self._outputs(w, w.engine.finish())
         wearers = list(self.people.values())
@@ -179,6 +215,147 @@ class Service:
         self._save(w)
         if w.last_reading is not None and self.sinks.mqtt:
             self.sinks.state(w.last_reading, w.engine.status())
+
+    # -- morning readings ------------------------------------------------------------------------
+
+    def measure(self, person: str, trigger: str = "mqtt", request: str | None = None,
+                now: float | None = None) -> dict:
+        """Start a morning reading for `person` now (from MQTT, the command line, or a test);
+        returns what `<person>/measurement` says. One at a time: a second request while one runs
+        is answered with where the running one stands."""
+        w = self.people.get(person)
+        if w is None:
+            log.warning("morning reading asked for %r, who is not configured", person)
+            return {"person": person, "status": "refused", "reason": f"{person!r} is not a configured person"}
+        now = self.clock() if now is None else now
+        if w.morning is not None:  # the running one answers this request from now on
+            w.request = request or w.request
+            progress = {**w.morning.progress(now), "request": w.request,
+                        "note": "a reading is already running: this one goes on"}
+            self._measurement(w, progress)
+            return progress
+        w.morning = MorningReading(person, w.protocol, now, trigger)
+        w.request = request
+        log.info("%s: morning reading started (%s, %s): %.0f s of stabilisation, then %.0f s measured; sit or lie "
+                 "still", person, trigger, w.protocol.posture.value, w.protocol.stabilise_s, w.protocol.measure_s)
+        return self._progress(w, now, force=True)
+
+    def cancel(self, person: str) -> None:
+        """Stop `person`'s running reading (asked over MQTT); nothing is stored."""
+        w = self.people.get(person)
+        if w is not None and w.morning is not None:
+            self._morning_done(w, w.morning.stop("The reading was cancelled; nothing was stored."))
+
+    def tick(self, now: float | None = None, engines: bool = False) -> None:
+        """Time passes: running readings end when their time is up (or no beats came) and say
+        where they stand; with `engines`, the alert engines hear the time too (`AlertEngine.tick`)."""
+        now = self.clock() if now is None else now
+        for w in self.people.values():
+            if w.morning is not None:
+                result = w.morning.tick(now)
+                if result is not None:
+                    self._morning_done(w, result)
+                else:
+                    self._progress(w, now)
+            if engines:
+                outputs = w.engine.tick(now)
+                if outputs:
+                    self._outputs(w, outputs)
+                    self._save(w)
+
+    def _morning_event(self, w: Wearer, e: Event) -> None:
+        """A person's event for the morning reading: it may start one on its own (a strap put on in
+        the morning window), and a running one takes it."""
+        if isinstance(e, Beat):
+            silent = w.last_beat_t is None or e.t - w.last_beat_t >= AUTO_AFTER_SILENCE_S
+            w.last_beat_t = e.t
+            if silent and w.morning is None and self._auto_due(w, e.t):
+                w.morning = MorningReading(w.name, w.protocol, e.t, "auto", auto=True)
+                w.request = None
+                log.info("%s: strap on in the morning window: a morning reading starts once you keep still", w.name)
+        if w.morning is None:
+            return
+        result = w.morning.feed(e)
+        for m in w.pipeline.motion_out:  # what the person's motion sources said, as the pipeline took it
+            if result is None:
+                result = w.morning.moved(*motion_verdict(m))
+        if result is not None:
+            self._morning_done(w, result)
+        elif isinstance(e, Beat):
+            self._progress(w, e.t)
+
+    def _auto_due(self, w: Wearer, t: float) -> bool:
+        """Whether a strap put on at `t` starts a reading: auto on, a live source, the person's
+        local morning window, and no valid reading yet that local day."""
+        if not w.morning_auto or not self.live or not in_window(minute_of_day(t, self.tz), *w.morning_window):
+            return False
+        today = w.engine.days.open
+        return today is None or today.day != day_of(t, self.tz) or today.morning_ln_rmssd is None
+
+    @property
+    def live(self) -> bool:
+        """Whether a source is a live one (a strap), not a replay."""
+        return any(not s.finite for s in self.sources)
+
+    def _progress(self, w: Wearer, now: float, force: bool = False) -> dict:
+        """Say where the running reading stands, at a phase change or every PROGRESS_EVERY_S."""
+        progress = {**w.morning.progress(now), "request": w.request}
+        status, last = progress["status"], w.last_progress
+        if force or not last or last[0] != status or now - last[1] >= PROGRESS_EVERY_S:
+            w.last_progress = (status, now)
+            self._measurement(w, progress)
+        return progress
+
+    def _measurement(self, w: Wearer, progress: dict) -> None:
+        self.sinks.measurement(w.name, progress)
+        if self.on_measurement:
+            self.on_measurement(w.name, progress)
+
+    def _morning_done(self, w: Wearer, result: MorningResult) -> None:
+        """A reading ended: to the engine (not a stopped one), then `<person>/measurement` says how,
+        and a valid one goes to `<person>/morning` and InfluxDB."""
+        reading, request = w.morning, w.request
+        w.morning, w.request, w.last_progress = None, None, ()
+        base = {"person": w.name, "seconds_left": 0, "trigger": result.trigger, "request": request,
+                "restarts": reading.restarts if reading else 0}
+        if result.failure == Failure.STOPPED:
+            log.warning("%s: morning reading stopped: %s", w.name, result.reason)
+            self._measurement(w, {**base, "status": "stopped", "reason": result.reason, "failure": result.failure})
+            return
+        outputs = w.engine.morning(result)
+        rest = []
+        for o in outputs:
+            if not (isinstance(o, Decision) and o.what == "morning"):
+                rest.append(o)
+                continue
+            if o.rule == "valid":
+                log.info("%s: %s", w.name, o.reason)
+                self.sinks.morning(w.name, o.data, result.time)
+                self._measurement(w, {**base, "status": "done", "result": o.data})
+            elif o.rule == "failed":
+                gave_up = result.failure == Failure.NOT_STILL
+                log.log(logging.INFO if gave_up else logging.WARNING, "%s: morning reading failed (%s): %s%s",
+                        w.name, result.failure, o.reason, "" if gave_up else " Asked to take it again.")
+                self._measurement(w, {**base, "status": "failed", "failure": result.failure, "reason": o.reason,
+                                      "retry": not gave_up})
+            else:
+                log.info("%s: %s", w.name, o.reason)
+                self._measurement(w, {**base, "status": "done", "note": o.reason, "result": o.data})
+            if self.on_decision:
+                self.on_decision(w.name, o)
+        self._outputs(w, rest)
+        if w.last_reading is not None and self.sinks.mqtt:
+            self.sinks.state(w.last_reading, w.engine.status())
+        self._save(w, force=True)
+
+    def _measure_from_mqtt(self, person: str, request: dict) -> None:
+        """Called on paho's network thread: the readings belong to the event loop's thread."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        if request["action"] == "stop":
+            self._loop.call_soon_threadsafe(self.cancel, person)
+        else:
+            self._loop.call_soon_threadsafe(lambda: self.measure(person, request["trigger"], request["request"]))
 
     # -- device health: the link's status plus beat age and counts, republished every health_every_s --
 
@@ -238,6 +415,10 @@ class Service:
             w.recent.popleft()
 
     def _reading(self, w: Wearer, r: Reading) -> None:
+        if w.morning is not None and r.activity in (Activity.ACTIVE, Activity.RECOVERY):
+            result = w.morning.moved(r.time, ACTIVITY_SPAN_S, True)
+            if result is not None:
+                self._morning_done(w, result)
         outputs = w.engine.feed(r)
         w.last_reading = r
         # the engine's status rides on the retained MQTT state only
@@ -309,15 +490,20 @@ class Service:
         engine = engine or AlertEngine(person.name, alerts, seed=zlib.crc32(person.name.encode()))
         if baseline is not None:
             log.info("%s: baseline and alert state restored", person.name)
-        return Wearer(person.name, pipeline, engine)
+        window = (parse_hhmm(person.morning_from, "morning_from"), parse_hhmm(person.morning_until, "morning_until"))
+        return Wearer(person.name, pipeline, engine, protocol=cfg.morning.protocol(person.morning_posture),
+                      morning_window=window, morning_auto=person.morning_auto)
 
-    def _save(self, *wearers: Wearer) -> None:
-        """Each wearer's baseline and engine, all in one transaction."""
+    def _save(self, *wearers: Wearer, force: bool = False) -> None:
+        """Each wearer's baseline and engine, all in one transaction (`force`: the engine even
+        before its first reading, e.g. after a morning reading)."""
         if self.store is None:
             return
         values = {}
         for w in wearers:
             if w.engine.last_time is None:
+                if force:
+                    values[f"alerts/{w.name}"] = w.engine.to_dict()
                 continue
             w.last_save = w.engine.last_time
             self.sinks.baseline(w.name, w.last_save, w.pipeline.model.baseline.reference(w.last_save))
@@ -356,19 +542,37 @@ class Service:
         flusher = asyncio.create_task(self._every(stop, flush_s, self.sinks.flush, in_thread=True))
         watcher = asyncio.create_task(self._stop_when_sources_end(source_tasks, stop))
         health = asyncio.create_task(self._every(stop, self.health_every_s, self.publish_health))
+        for w in self.people.values():  # a reading a stopped or killed run left half-done is gone
+            self._measurement(w, {"person": w.name, "status": "idle", "seconds_left": 0})
+        ticker = asyncio.create_task(self._ticks(stop))
         try:
             await stop.wait()
         finally:
             stop.set()
-            for t in (*source_tasks, flusher, watcher, health):
+            for t in (*source_tasks, flusher, watcher, health, ticker):
                 t.cancel()
-            results = await asyncio.gather(*source_tasks, flusher, watcher, health, return_exceptions=True)
+            results = await asyncio.gather(*source_tasks, flusher, watcher, health, ticker, return_exceptions=True)
             self.finish(close_days=bool(self.sources) and all(s.finite for s in self.sources))
             await asyncio.to_thread(self.sinks.close)
             self._loop = None
         for result in results[: len(self.sources)]:
             if isinstance(result, Exception):
                 raise result  # a finite source failed: that is the run's outcome (e.g. a bad file)
+
+    async def _ticks(self, stop: asyncio.Event) -> None:
+        """Every second: running readings (their time, their progress); every ENGINE_TICK_S with a
+        live source: the alert engines."""
+        last_engines = -float("inf")
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+                return
+            except TimeoutError:
+                now = self.clock()
+                engines = self.live and abs(now - last_engines) >= ENGINE_TICK_S
+                if engines:
+                    last_engines = now
+                self.tick(now, engines=engines)
 
     async def _stop_when_sources_end(self, tasks: list[asyncio.Task], stop: asyncio.Event) -> None:
         live = [t for t, s in zip(tasks, self.sources, strict=True) if not s.finite]

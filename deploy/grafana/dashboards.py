@@ -2,8 +2,9 @@
 
 One dashboard per wearer (a `person` variable from the `hrv` tag values): today's stress score,
 state and activity, HR and RMSSD, breathing prompts (as annotations and a table with the answer
-and the measured effect), daily stress load and nightly lnRMSSD against its normal range over
-eight weeks, strap battery, connection and data coverage. Queries are InfluxQL only, so the
+and the measured effect), daily stress load, nightly lnRMSSD and the morning readings against
+their normal range over eight weeks (the morning ones as HRV4Training's trend view: a dot per
+reading, the 7-day mean, the band shaded), strap battery, connection and data coverage. Queries are InfluxQL only, so the
 dashboard works on InfluxDB 1.8, on 2.x through its v1 API (a DBRP mapping) and on 3.x.
 Every selected column carries an `AS` alias: tests/deploy/test_dashboards.py runs each query
 against a real InfluxDB and checks the columns by those aliases.
@@ -22,6 +23,8 @@ WEEKS = "56d"  # the daily panels show eight weeks, whatever the dashboard's ran
 # Field names of the `daily` measurement (README "InfluxDB").
 DAILY_LOAD = "stress_load"  # share of resting minutes spent stressed, 0-1
 DAILY_NIGHT = ("night_ln_rmssd", "ln_rmssd_7d", "normal_low", "normal_high")
+# Fields of the `morning` measurement: one point per valid morning reading, with its trend as judged.
+MORNING = ("ln_rmssd", "ln_rmssd_7d", "normal_low", "normal_high", "cv_7d")
 PROMPT_EFFECT = "d_ln_rmssd"  # the measured effect the alert engine writes (alerts/effect.py)
 
 STATE_COLOURS = {"calm": "green", "neutral": "blue", "stressed": "red", "unknown": "text"}
@@ -162,21 +165,43 @@ def dashboard() -> dict:
                        ("custom.hideFrom", {"legend": True, "tooltip": False, "viz": False}),
                        ("color", {"mode": "fixed", "fixedColor": "green"}))],
               timeFrom=WEEKS, hideTimeOverride=False),
-        row("Strap", 38),
+        panel("timeseries", "Morning readings: lnRMSSD and its normal range",
+              "One dot per valid morning reading (ln RMSSD of the measured minute), the 7-day mean of the "
+              "valid mornings, the personal normal range of the last 60 days (mean +- 0.5 SD, shaded) and the "
+              "7-day coefficient of variation (%, right). Missed mornings are gaps; a 7-day mean below the "
+              "band, confirmed by the last 3 mornings, is the chronic-stress signal.",
+              [target("A", raw("morning", *MORNING), alias="$col")], (0, 38, 24, 8),
+              {"custom": {"drawStyle": "line", "lineWidth": 2, "showPoints": "never", "spanNulls": True}},
+              {"legend": {"showLegend": True, "displayMode": "list"}, "tooltip": {"mode": "multi"}},
+              [by_name("ln_rmssd", ("displayName", "morning lnRMSSD"), ("custom.drawStyle", "points"),
+                       ("custom.pointSize", 7), ("color", {"mode": "fixed", "fixedColor": "purple"})),
+               by_name("ln_rmssd_7d", ("displayName", "7-day mean"),
+                       ("color", {"mode": "fixed", "fixedColor": "blue"})),
+               by_name("normal_high", ("displayName", "normal range"), ("custom.lineWidth", 0),
+                       ("custom.fillBelowTo", "normal_low"), ("custom.fillOpacity", 20),
+                       ("color", {"mode": "fixed", "fixedColor": "green"})),
+               by_name("normal_low", ("displayName", "normal range low"), ("custom.lineWidth", 0),
+                       ("custom.hideFrom", {"legend": True, "tooltip": False, "viz": False}),
+                       ("color", {"mode": "fixed", "fixedColor": "green"})),
+               by_name("cv_7d", ("displayName", "7-day CV"), ("unit", "percent"), ("custom.axisPlacement", "right"),
+                       ("custom.lineWidth", 1), ("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
+                       ("color", {"mode": "fixed", "fixedColor": "orange"}))],
+              timeFrom=WEEKS, hideTimeOverride=False),
+        row("Strap", 46),
         panel("timeseries", "Battery", "Battery level of each strap (%).",
               [target("A", f'SELECT last("battery_pct") AS "battery_pct" FROM "devices" WHERE {WHO} '
                            'GROUP BY time($__interval), "device" fill(none)', alias="$tag_device")],
-              (0, 39, 8, 7), {**lines, "unit": "percent", "min": 0, "max": 100}, {"legend": {"showLegend": True}}),
+              (0, 47, 8, 7), {**lines, "unit": "percent", "min": 0, "max": 100}, {"legend": {"showLegend": True}}),
         panel("state-timeline", "Connected", "Whether each strap was connected.",
               [target("A", f'SELECT last("connected") AS "connected" FROM "devices" WHERE {WHO} '
                            'GROUP BY time($__interval), "device" fill(null)', alias="$tag_device")],
-              (8, 39, 8, 7), {"mappings": mappings({"true": "green", "false": "red"}), "color": {"mode": "thresholds"}},
+              (8, 47, 8, 7), {"mappings": mappings({"true": "green", "false": "red"}), "color": {"mode": "thresholds"}},
               {"showValue": "never", "mergeValues": True}),
         panel("timeseries", "Data coverage",
               "Readings stored per interval; 0 is a gap (strap off or out of range, no skin contact).",
               [target("A", f'SELECT count("hr_bpm") AS "readings" FROM "hrv" WHERE {WHO} '
                            "GROUP BY time($__interval) fill(0)", alias="readings")],
-              (16, 39, 8, 7), {**bars, "min": 0, "unit": "none"}, {"legend": {"showLegend": False}}),
+              (16, 47, 8, 7), {**bars, "min": 0, "unit": "none"}, {"legend": {"showLegend": False}}),
     ]
     for i, p in enumerate(panels, start=1):
         p["id"] = i

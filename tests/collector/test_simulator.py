@@ -108,3 +108,43 @@ def test_a_planned_day_as_beat_level_phases():
     assert [p.name for p in script] == [s.label for s in segments]
     sleep = script[0]
     assert sleep.hr_bpm == segments[0].hr_bpm and sleep.rsa_ms == pytest.approx(segments[0].rmssd_ms / 0.76)
+
+
+# -- morning readings ------------------------------------------------------------------------------
+
+
+def test_planned_mornings_miss_two_a_week_spoil_some_and_a_chronic_period_lowers_and_spreads_them():
+    from collector.simulator import MorningPerson, plan_mornings
+
+    plans = plan_mornings(70, seed=4)
+    assert plans == plan_mornings(70, seed=4) and plans != plan_mornings(70, seed=5)
+    for week in range(10):
+        assert sum(not p.attempts for p in plans[7 * week : 7 * week + 7]) == 2
+    attempts = [a for p in plans for a in p.attempts]
+    spoiled = [a for a in attempts if a != "ok"]
+    assert {a for a in spoiled} <= {"movement", "artifacts"} and 0.03 < len(spoiled) / len(attempts) < 0.2
+    base = np.array([p.ln_rmssd for p in plan_mornings(400, seed=1)])
+    hit = np.array([p.ln_rmssd for p in plan_mornings(400, seed=1, chronic=Chronic(0, ln_drop=0.3, sd_factor=1.5))])
+    assert abs(base.mean() - MorningPerson().ln_rmssd) < 0.02 and abs(base.std() - 0.12) < 0.015
+    assert hit.mean() == pytest.approx(base.mean() - 0.3, abs=0.03) and hit.std() == pytest.approx(0.18, abs=0.02)
+
+
+def test_a_simulated_morning_reading_measures_the_planned_ln_rmssd_and_movement_spoils_it():
+    from collector.simulator import MorningPlan, morning_script
+    from processing.morning import MorningReading, Protocol
+
+    def take(plan, outcome, seed):
+        m = MorningReading("me", Protocol(), 0.0)
+        for b in to_beats(simulate(morning_script(plan, outcome), seed=seed, start=0.0)):
+            if (r := m.feed(b)) is not None:
+                return r
+        return m.tick(1e6)
+
+    errors = []
+    for k, ln in enumerate((3.5, 3.8, 4.0, 4.3)):
+        r = take(MorningPlan(0, 420.0, ln, 58.0, ("ok",)), "ok", k)
+        assert r.valid and r.hr_bpm == pytest.approx(58.0, abs=2.0)
+        errors.append(r.ln_rmssd - ln)
+    assert max(abs(e) for e in errors) < 0.1
+    moved = take(MorningPlan(0, 420.0, 4.0, 58.0, ("movement",)), "movement", 9)
+    assert not moved.valid and moved.failure == "movement"

@@ -5,6 +5,7 @@ Grafana's macros expanded as Grafana expands them, and returns the columns its p
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
 import re
@@ -16,7 +17,7 @@ import servers
 
 from processing.reading import Activity, Reading, StressState
 from sinks.influx import SINK, InfluxSink
-from sinks.line_protocol import baseline_line, device_line, line, prompt_line, reading_line
+from sinks.line_protocol import baseline_line, device_line, line, morning_line, prompt_line, reading_line
 from sinks.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +71,8 @@ def test_the_dashboard_is_valid_grafana_json_on_the_provisioned_datasource():
         assert len(refids) == len(set(refids)), p["title"]
     titles = {p["title"] for p in d["panels"]}
     assert {"Stress score", "State and activity", "Heart rate and RMSSD", "Breathing prompts", "Daily stress load",
-            "Nightly lnRMSSD and its normal range", "Battery", "Connected", "Data coverage"} <= titles
+            "Nightly lnRMSSD and its normal range", "Morning readings: lnRMSSD and its normal range", "Battery",
+            "Connected", "Data coverage"} <= titles
 
 
 def test_overrides_name_columns_the_queries_return():
@@ -137,6 +139,16 @@ def stretch(tmp_path_factory, now):
         lines.append(line("daily", {"person": PERSON}, {
             "stress_load": 0.2 + 0.1 * math.cos(d / 4), "night_ln_rmssd": night, "ln_rmssd_7d": 3.6 + 0.05 * math.sin(d / 7),
             "normal_low": 3.45, "normal_high": 3.75, "valid": True}, t))
+    for d in range(40):  # morning readings at 07:00, two missed a week (days 2 and 5 of each)
+        if d % 7 in (2, 5):
+            continue
+        t = midnight - d * DAY_S + 7 * 3600
+        if t > now:
+            continue
+        lines.append(morning_line(PERSON, {
+            "ln_rmssd": 4.0 + 0.1 * math.sin(d), "rmssd_ms": 55.0, "hr_bpm": 58.0, "n_beats": 58, "artifact_pct": 0.0,
+            "measure_s": 60.0, "ln_rmssd_7d": 4.0 + 0.03 * math.sin(d / 5), "cv_7d": 2.5 + 0.5 * math.cos(d / 6),
+            "normal_low": 3.95, "normal_high": 4.05, "posture": "seated", "trigger": "auto"}, t))
     store = StateStore(workdir / "state.db")
     sink = InfluxSink(store, influxdb.url, bucket="stresswatch", api="v1")
     sink.add(lines)
@@ -262,6 +274,24 @@ def test_the_weeks_panels_reach_back_eight_weeks_of_daily_summaries(stretch, now
     series = run(stretch["server"], expand(q, start, end))
     assert len(values(series, "night_ln_rmssd")) == 30
     assert all(lo < hi for lo, hi in zip(values(series, "normal_low"), values(series, "normal_high"), strict=True))
+
+
+def test_the_morning_panel_draws_a_dot_per_valid_morning_the_7_day_line_and_the_band(stretch, now):
+    panel, q = query_of("Morning readings: lnRMSSD and its normal range")
+    start, end = time_range(panel, now)
+    assert end - start == 56 * DAY_S
+    series = run(stretch["server"], expand(q, start, end))
+    times = values(series, "time")
+    dots = values(series, "ln_rmssd")
+    written = [d for d in range(40) if d % 7 not in (2, 5) and now // DAY_S * DAY_S - d * DAY_S + 7 * 3600 <= now]
+    assert len(dots) == len(written) and all(v is not None for v in dots)  # missed mornings: no point, no zero
+    assert all(b - a >= DAY_S for a, b in itertools.pairwise(times))
+    assert all(lo < hi for lo, hi in zip(values(series, "normal_low"), values(series, "normal_high"), strict=True))
+    assert all(v is not None for v in values(series, "ln_rmssd_7d") + values(series, "cv_7d"))
+    overrides = {o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
+                 for o in panel["fieldConfig"]["overrides"]}
+    assert overrides["ln_rmssd"]["custom.drawStyle"] == "points"
+    assert overrides["normal_high"]["custom.fillBelowTo"] == "normal_low"
 
 
 def test_the_person_variable_lists_the_wearers(stretch):

@@ -251,10 +251,14 @@ def test_the_sensors_and_the_prompt_event_share_one_device_per_wearer(hass, sink
         f" 'sw_version': device_attr({device}, 'sw_version')}} | tojson }}}}"
     ))
     assert attrs == {
-        "entities": ["event.stresswatch_ann_prompt", "sensor.stresswatch_ann_battery_h10",
-                     "sensor.stresswatch_ann_beats_per_min_h10", "sensor.stresswatch_ann_heart_rate",
-                     "sensor.stresswatch_ann_last_beat_h10", "sensor.stresswatch_ann_rmssd",
-                     "sensor.stresswatch_ann_stress_score", "sensor.stresswatch_ann_stress_state"],
+        "entities": ["button.stresswatch_ann_measure", "event.stresswatch_ann_prompt",
+                     "sensor.stresswatch_ann_battery_h10", "sensor.stresswatch_ann_beats_per_min_h10",
+                     "sensor.stresswatch_ann_heart_rate", "sensor.stresswatch_ann_last_beat_h10",
+                     "sensor.stresswatch_ann_morning_cv_7d", "sensor.stresswatch_ann_morning_heart_rate",
+                     "sensor.stresswatch_ann_morning_ln_rmssd", "sensor.stresswatch_ann_morning_ln_rmssd_7d",
+                     "sensor.stresswatch_ann_morning_seconds_left", "sensor.stresswatch_ann_morning_status",
+                     "sensor.stresswatch_ann_rmssd", "sensor.stresswatch_ann_stress_score",
+                     "sensor.stresswatch_ann_stress_state"],
         "name": "stresswatch ann", "manufacturer": "stresswatch", "model": "HRV stress monitor", "sw_version": VERSION,
     }
 
@@ -355,6 +359,32 @@ def test_a_tap_answers_only_for_its_own_person(hass, mosquitto, sink, phone):
         assert responses.messages.empty()
     finally:
         responses.close()
+
+
+def test_the_morning_reading_button_asks_stresswatch_and_the_sensors_show_progress_and_result(hass, sink):
+    requests: queue.Queue = queue.Queue()
+    sink.on_measure = lambda person, request: requests.put((person, request))
+    try:
+        assert wait(lambda: hass.state("button.stresswatch_ann_measure") is not None, timeout=30), hass.log_tail()
+        hass.call("button", "press", entity_id="button.stresswatch_ann_measure")
+        assert requests.get(timeout=15) == ("ann", {"action": "start", "trigger": "mqtt", "request": None})
+    finally:
+        sink.on_measure = None
+    sink.publish_measurement("ann", {"person": "ann", "status": "measuring", "seconds_left": 42, "trigger": "mqtt"})
+    assert wait(lambda: hass.value("sensor.stresswatch_ann_morning_status") == "measuring"
+                and hass.value("sensor.stresswatch_ann_morning_seconds_left") == "42"), hass.log_tail()
+    assert hass.state("sensor.stresswatch_ann_morning_seconds_left")["attributes"]["unit_of_measurement"] == "s"
+    sink.publish_measurement("ann", {"person": "ann", "status": "failed", "seconds_left": 0, "failure": "movement",
+                                     "reason": "You moved.", "retry": True})
+    assert wait(lambda: hass.value("sensor.stresswatch_ann_morning_status") == "failed")
+    assert hass.state("sensor.stresswatch_ann_morning_status")["attributes"]["reason"] == "You moved."
+    result = {"person": "ann", "date": "2026-01-15", "valid": True, "ln_rmssd": 4.0123, "rmssd_ms": 55.3,
+              "hr_bpm": 58.4, "ln_rmssd_7d": 3.9871, "cv_7d": 3.21, "normal_low": 3.95, "normal_high": 4.05}
+    sink.publish_morning("ann", result)
+    wanted = {"sensor.stresswatch_ann_morning_ln_rmssd": "4.01", "sensor.stresswatch_ann_morning_heart_rate": "58",
+              "sensor.stresswatch_ann_morning_ln_rmssd_7d": "3.99", "sensor.stresswatch_ann_morning_cv_7d": "3.2"}
+    assert wait(lambda: all(hass.value(e) == v for e, v in wanted.items())), {e: hass.value(e) for e in wanted}
+    assert hass.state("sensor.stresswatch_ann_morning_ln_rmssd")["attributes"]["normal_low"] == 3.95
 
 
 def test_entities_turn_unavailable_when_stresswatch_goes_offline(hass, mosquitto, sink):

@@ -65,7 +65,7 @@ def test_every_measurement_we_write_has_its_place_in_the_overflow_drop_order():
     written = {node.args[0].value for node in ast.walk(ast.parse(inspect.getsource(lp)))
                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "line"
                and node.args and isinstance(node.args[0], ast.Constant)}
-    assert written == set(DROP_ORDER) and len(DROP_ORDER) == 6
+    assert written == set(DROP_ORDER) and len(DROP_ORDER) == 7
     assert DROP_ORDER[0] == "beats" and set(DROP_ORDER[-2:]) == {"prompts", "daily"}
 
 

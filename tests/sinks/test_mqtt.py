@@ -190,8 +190,12 @@ def test_home_assistant_discovery_is_valid_and_resent_when_ha_comes_online(broke
     for topic, p in configs:
         component = topic.split("/")[1]
         assert topic.startswith("homeassistant/") and topic.endswith("/config")
-        assert component in ("sensor", "event")
-        assert p["state_topic"].startswith("stresswatch/ann/")
+        assert component in ("sensor", "event", "button")
+        if component == "button":  # the morning reading's start: a command, no state
+            assert p["command_topic"] == "stresswatch/ann/measure" and p["payload_press"] == "start"
+            assert p["retain"] is False
+        else:
+            assert p["state_topic"].startswith("stresswatch/ann/")
         if "availability" in p:  # a strap's health: the service's status and the strap's connection
             assert "availability_topic" not in p and p["availability_mode"] == "all"
             assert p["availability"][0] == {"topic": "stresswatch/status", "payload_available": "online",
@@ -205,10 +209,12 @@ def test_home_assistant_discovery_is_valid_and_resent_when_ha_comes_online(broke
             if dc is not None:
                 assert p.get("unit_of_measurement") in SENSOR_DEVICE_CLASS_UNITS[dc]
             if dc == "enum":
-                assert "state_class" not in p and set(p["options"]) >= {"calm", "neutral", "stressed"}
+                assert "state_class" not in p
+                assert set(p["options"]) >= ({"idle", "stabilising", "measuring", "done", "failed"}
+                                             if p["state_topic"].endswith("/measurement") else {"calm", "neutral", "stressed"})
             else:
                 assert p["state_class"] in STATE_CLASSES
-        else:
+        elif component == "event":
             assert p["event_types"] == ["acute", "chronic", "scheduled"]
     ha = Listener(broker.port, ["homeassistant/#"]).connect()
     sink, _ = make_sink(broker, tmp_path)
@@ -648,7 +654,8 @@ def test_home_assistant_reading_sensors_render_none_when_null_and_expire():
     assert 10 * 3 <= EXPIRE_AFTER_S
     others = [p for t, p in configs.items() if not any(f"/{k}/config" in t for k in readings)
               and "availability" not in p]  # the strap health sensors expire on their own period
-    assert len(others) == 2 and not any("expire_after" in p for p in others)  # battery and prompt event
+    # battery, prompt event, and the morning reading's button and sensors (one value a day: no expiry)
+    assert len(others) == 9 and not any("expire_after" in p for p in others)
     assert not any("unknown" in p.get("value_template", "") for p in configs.values())
 
 
@@ -659,7 +666,8 @@ def test_discovery_ids_of_a_person_with_a_space_or_accent_are_what_home_assistan
         node, obj = topic.split("/")[2:4]
         assert re.fullmatch(r"[A-Za-z0-9_-]+", node) and re.fullmatch(r"[A-Za-z0-9_-]+", obj), topic
         assert re.fullmatch(r"[a-z0-9_]+", payload["unique_id"])
-        assert payload["state_topic"].startswith("stresswatch/Zoë Lee/")  # topics keep the name
+        topic_of = payload.get("state_topic") or payload["command_topic"]
+        assert topic_of.startswith("stresswatch/Zoë Lee/")  # topics keep the name
 
 
 def test_each_strap_has_diagnostic_health_sensors_that_go_unavailable_when_it_disconnects_or_goes_silent():

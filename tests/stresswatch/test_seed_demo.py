@@ -133,3 +133,20 @@ def test_every_dashboard_panel_query_returns_data_from_the_seeded_month(seeded):
             if not dash.run(server, dash.expand(a["query"], start, end, person="alice")):
                 empty.append(f"annotation {a.get('name')}")
     assert empty == []
+
+
+def test_morning_readings_are_seeded_with_gaps_failures_and_their_trend(seeded):
+    import re
+
+    server, _, out, _ = seeded
+    mornings = rows(server, 'SELECT "ln_rmssd" AS ln, "ln_rmssd_7d" AS mean7, "normal_low" AS low, "cv_7d" AS cv '
+                            'FROM "morning" WHERE "person" = \'alice\'')
+    taken, failed = map(int, re.search(r"(\d+) morning readings \((\d+) failed\)", out).groups())
+    assert len(mornings) == taken - failed and 17 <= len(mornings) <= 26  # two missed a week
+    assert all(m["ln"] is not None for m in mornings) and failed >= 1
+    days = {round(m["time"] / DAY_MS) for m in mornings}
+    assert len(days) == len(mornings)  # one a day at most
+    assert sum(m["low"] is not None for m in mornings) >= 8 and any(m["cv"] for m in mornings)
+    daily = rows(server, 'SELECT "morning_ln_rmssd" AS ln, "hrv_source" AS source FROM "daily" WHERE "person" = \'alice\'')
+    assert {d["source"] for d in daily} == {"morning"}
+    assert sum(d["ln"] is not None for d in daily) >= len(mornings) - 1  # today's has no daily point yet
