@@ -34,9 +34,17 @@ from alerts.daily import DailySummary
 from alerts.engine import AlertEngine, Decision
 from alerts.prompt import Prompt, PromptAction
 from alerts.timeofday import at, day_of, day_start
-from collector.simulator import Chronic, Minute, MorningPerson, plan_days, plan_mornings, simulate_minutes
+from collector.simulator import (
+    PHONE_SAYS,
+    Chronic,
+    Minute,
+    MorningPerson,
+    plan_days,
+    plan_mornings,
+    simulate_minutes,
+)
 from processing.morning import Failure, MorningResult
-from processing.reading import Reading
+from processing.reading import MotionState, Reading
 from processing.stress import StressModel
 from sinks.influx import InfluxSink
 from sinks.line_protocol import (
@@ -99,12 +107,15 @@ class Seeded:
 
 
 def reading_of(m: Minute, model: StressModel, person: str) -> Reading:
-    """A minute of the coarse simulator as a 60 s Reading, scored by the person's stress model."""
+    """A minute of the coarse simulator as a 60 s Reading, scored by the person's stress model. The
+    simulated wearer has a phone that reports their activity (as the demo's does, collector/
+    simulator.py `PHONE_SAYS`): moving in exercise, still otherwise, so the RR-only gate is off."""
     ln = math.log(m.rmssd_ms)
-    a = model.assess(m.t, m.hr_bpm, ln, 1.0)
+    motion = MotionState.MOVING if m.label in PHONE_SAYS else MotionState.STILL
+    a = model.assess(m.t, m.hr_bpm, ln, 1.0, motion=motion)
     rr = 60000.0 / m.hr_bpm
     return Reading(person, m.t, 60.0, round(m.hr_bpm), rr, m.hr_bpm, m.rmssd_ms, ln, None, None, None, None,
-                   None, None, None, None, None, None, 0.0, a.activity, a.score, a.state, 1.0)
+                   None, None, None, None, None, None, 0.0, a.activity, a.score, a.state, 1.0, motion=motion)
 
 
 def battery_at(t: float, start: float) -> float:
