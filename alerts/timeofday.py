@@ -10,10 +10,10 @@ not depend on the zone, so a saved day index stays valid when the zone changes.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-UTC = timezone.utc
+UTC = UTC
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 

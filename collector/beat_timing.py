@@ -154,7 +154,7 @@ class BeatTimer:
                     t += r
                     times.append(t)
                 times = [x + shift for x in times]
-        for t, r, rs in zip(times, raw, rr_s):
+        for t, r in zip(times, raw):
             out.append(Beat(self.person, self.device, t, r * 1000.0 / 1024.0, hr_bpm=float(m.hr_bpm),
                             contact=m.contact == "supported_detected" or None, energy_kj=m.energy_kj, source="ble"))
         self.counts.beats += len(times)

@@ -37,7 +37,7 @@ import math
 from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from processing.window import quantile
 
@@ -181,7 +181,7 @@ class Baseline:
     it). It is not saved: a restored baseline takes the zone it is given now.
     """
 
-    def __init__(self, tz: tzinfo = timezone.utc):
+    def __init__(self, tz: tzinfo = UTC):
         self.tz = tz
         self.periods = {"day": _Ring(MAX_SAMPLES), "night": _Ring(MAX_SAMPLES)}
         self._last_rest_t = -math.inf
@@ -293,7 +293,7 @@ class Baseline:
         }
 
     @classmethod
-    def from_dict(cls, data: dict, tz: tzinfo = timezone.utc) -> Baseline:
+    def from_dict(cls, data: dict, tz: tzinfo = UTC) -> Baseline:
         """The inverse of `to_dict`, in zone `tz` (a `utc_offset_s` saved by older versions is
         ignored: it froze the offset of the day it was saved); ValueError (naming the key) for
         data it cannot read."""

@@ -217,7 +217,10 @@ class ArtifactCorrector:
             self._accept(i, med)
             return
         d_prev, d1, d2 = self._drr(i - 1), self._drr(i + 1), self._drr(i + 2)
-        off = lambda k: abs(buf[k].rr_ms - med) / med
+
+        def off(k: int) -> float:
+            return abs(buf[k].rr_ms - med) / med
+
         # Ectopic pair (i, i+1): the same rule one beat ahead, so the premature beat is the one
         # moved. Tried first, unless a larger opposite jump into beat i+2 shows that the pair is
         # (i+1, i+2): on low-variability series a natural dRR of beat i already passes Th1.

@@ -107,7 +107,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from datetime import timezone, tzinfo
+from datetime import UTC, tzinfo
 
 from processing.baseline import BLEND_SAMPLES, Baseline
 from processing.reading import Activity, MotionState, StressState
@@ -174,7 +174,7 @@ class StressModel:
     max_hr: float | None = None
     resting_hr: float | None = None
     baseline: Baseline | None = None
-    tz: tzinfo = timezone.utc
+    tz: tzinfo = UTC
     rr_gate: RrGate | None = RR_GATE
 
     def __post_init__(self) -> None:

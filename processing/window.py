@@ -172,7 +172,7 @@ class BeatLog:
         else:
             sums = (prefix[hi] - prefix[np.array(bounds)]).transpose(1, 0, 2).tolist()  # (window, bound, column)
         ref = self.ref
-        return [_window_stats(w, h - l, h - s, h - r, ref) for w, l, s, r, h in zip(sums, lo, short_lo, recent_lo, hi)]
+        return [_window_stats(w, h - a, h - s, h - r, ref) for w, a, s, r, h in zip(sums, lo, short_lo, recent_lo, hi)]
 
 
 @dataclass(slots=True)

@@ -28,11 +28,11 @@ from datetime import tzinfo
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from processing.pipeline import Settings as PipelineSettings
 from alerts.settings import AlertSettings
 from alerts.timeofday import UTC, parse_hhmm, zone
 from processing.baseline import Baseline
 from processing.morning import Protocol as MorningProtocol
+from processing.pipeline import Settings as PipelineSettings
 from processing.stress import StressModel
 from sinks.redact import redact_url
 
