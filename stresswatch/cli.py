@@ -173,6 +173,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no line per reading (the default; kept for old units)")
     r.set_defaults(func=cmd_run)
 
+    co = sub.add_parser("collect", help="more than one machine: the straps' beats to Kafka, no processing here")
+    co.add_argument("--simulate", type=int, metavar="N", default=0,
+                    help="instead of straps, N simulated wearers (sim1..simN) replayed at real time from now")
+    co.set_defaults(func=cmd_collect)
+
     dr = sub.add_parser("doctor", help="check Python, Bluetooth, the broker, InfluxDB and the state directory")
     dr.set_defaults(func=cmd_doctor)
 
@@ -259,6 +264,48 @@ def _run_service(args, cfg: configuration.Config) -> int:
         await Service.with_straps(cfg, on_reading=show).run(stop)
 
     asyncio.run(main())
+    return 0
+
+
+def cmd_collect(args) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from sinks.kafka import ensure_topics
+    from stresswatch import collect
+    from stresswatch.sources import ReplaySource, shifted, simulated_day
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = configuration.load(args.config)
+    k = cfg.kafka
+    if k.bootstrap_servers is None:
+        raise configuration.ConfigError(args.config or "<defaults>", [
+            "kafka.bootstrap_servers: required by `stresswatch collect` (the Kafka cluster to send beats to)"])
+    if not cfg.devices and not args.simulate:
+        raise configuration.ConfigError(args.config or "<defaults>", [
+            "devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"])
+    with StateLock(Path(cfg.state.directory).expanduser()):
+        ensure_topics(k.client_config(), [k.beats_topic, k.devices_topic], k.partitions, k.replication)
+        outbox = collect.outbox(cfg)
+        if args.simulate:
+            now = time.time()
+            sources = []
+            for n in range(1, args.simulate + 1):
+                beats, _ = simulated_day(seed=n, artifacts=0.0, person=f"sim{n}")
+                sources.append(ReplaySource(shifted(beats, now - beats[0].t), pace=1.0))
+            collector = collect.Collector(cfg, sources, outbox)
+        else:
+            collector = collect.Collector.with_straps(cfg, outbox)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await collector.run(stop)
+
+        asyncio.run(main())
     return 0
 
 

@@ -135,6 +135,11 @@ class Cluster:
         """kill -9: the node loses whatever it had not written."""
         self._signal(node, signal.SIGKILL)
 
+    def restart(self, node: Node, timeout: float = 90.0) -> None:
+        """Start a stopped or killed node again on its ports and data, ready for clients."""
+        self.start_node(node)
+        self.wait_ready(timeout)
+
     def stop(self) -> None:
         for node in self.nodes:
             if node.alive():
@@ -228,6 +233,28 @@ def start(workdir: Path, nodes: int = 1, timeout: float = 120.0, **extra: str) -
         cluster.stop()
         raise
     return cluster
+
+
+def consume(bootstrap: str, topic: str, until, timeout: float = 60.0, group: str | None = None) -> list:
+    """Every message of `topic` from the start, (key, value as JSON) in order per partition, read
+    until `until(messages)` is true or `timeout` s pass (then what was read)."""
+    import json
+
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group or f"test-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    got: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(got):
+            msg = consumer.poll(0.3)
+            if msg is not None and msg.error() is None:
+                got.append((msg.key().decode() if msg.key() else None, json.loads(msg.value())))
+    finally:
+        consumer.close()
+    return got
 
 
 def _random_uuid() -> str:
