@@ -178,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="instead of straps, N simulated wearers (sim1..simN) replayed at real time from now")
     co.set_defaults(func=cmd_collect)
 
+    wo = sub.add_parser("worker", help="more than one machine: the per-person pipeline and alerts on Kafka (Quix Streams)")
+    wo.set_defaults(func=cmd_worker)
+
     dr = sub.add_parser("doctor", help="check Python, Bluetooth, the broker, InfluxDB and the state directory")
     dr.set_defaults(func=cmd_doctor)
 
@@ -277,11 +280,8 @@ def cmd_collect(args) -> int:
     from stresswatch.sources import ReplaySource, shifted, simulated_day
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = configuration.load(args.config)
+    cfg = _kafka_config(args, "collect")
     k = cfg.kafka
-    if k.bootstrap_servers is None:
-        raise configuration.ConfigError(args.config or "<defaults>", [
-            "kafka.bootstrap_servers: required by `stresswatch collect` (the Kafka cluster to send beats to)"])
     if not cfg.devices and not args.simulate:
         raise configuration.ConfigError(args.config or "<defaults>", [
             "devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"])
@@ -306,6 +306,27 @@ def cmd_collect(args) -> int:
             await collector.run(stop)
 
         asyncio.run(main())
+    return 0
+
+
+def _kafka_config(args, command: str) -> configuration.Config:
+    cfg = configuration.load(args.config)
+    if cfg.kafka.bootstrap_servers is None:
+        raise configuration.ConfigError(args.config or "<defaults>", [
+            f"kafka.bootstrap_servers: required by `stresswatch {command}` (the Kafka cluster)"])
+    return cfg
+
+
+def cmd_worker(args) -> int:
+    import logging
+
+    from stresswatch import worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = _kafka_config(args, "worker")
+    state = Path(cfg.state.directory).expanduser()
+    with StateLock(state):
+        worker.run(cfg, state / "quix")
     return 0
 
 

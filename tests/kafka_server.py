@@ -235,9 +235,11 @@ def start(workdir: Path, nodes: int = 1, timeout: float = 120.0, **extra: str) -
     return cluster
 
 
-def consume(bootstrap: str, topic: str, until, timeout: float = 60.0, group: str | None = None) -> list:
+def consume(bootstrap: str, topic: str, until=None, timeout: float = 60.0, group: str | None = None,
+            idle: float = 2.0) -> list:
     """Every message of `topic` from the start, (key, value as JSON) in order per partition, read
-    until `until(messages)` is true or `timeout` s pass (then what was read)."""
+    until `until(messages)` is true, or (without `until`) nothing came for `idle` s after the
+    partitions were assigned, or `timeout` s pass (then what was read)."""
     import json
 
     from confluent_kafka import Consumer
@@ -247,11 +249,17 @@ def consume(bootstrap: str, topic: str, until, timeout: float = 60.0, group: str
     consumer.subscribe([topic])
     got: list = []
     deadline = time.monotonic() + timeout
+    quiet_since = None
     try:
-        while time.monotonic() < deadline and not until(got):
+        while time.monotonic() < deadline and not (until is not None and until(got)):
             msg = consumer.poll(0.3)
             if msg is not None and msg.error() is None:
                 got.append((msg.key().decode() if msg.key() else None, json.loads(msg.value())))
+                quiet_since = time.monotonic()
+            elif until is None and consumer.assignment():
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > idle:
+                    break
     finally:
         consumer.close()
     return got
