@@ -180,6 +180,9 @@ def _parser() -> argparse.ArgumentParser:
 
     wo = sub.add_parser("worker", help="more than one machine: the per-person pipeline and alerts on Kafka (Quix Streams)")
     wo.set_defaults(func=cmd_worker)
+    de = sub.add_parser("deliver", help="more than one machine: the workers' outputs to InfluxDB or to the phones (MQTT)")
+    de.add_argument("target", choices=("influx", "mqtt"))
+    de.set_defaults(func=cmd_deliver)
 
     dr = sub.add_parser("doctor", help="check Python, Bluetooth, the broker, InfluxDB and the state directory")
     dr.set_defaults(func=cmd_doctor)
@@ -327,6 +330,26 @@ def cmd_worker(args) -> int:
     state = Path(cfg.state.directory).expanduser()
     with StateLock(state):
         worker.run(cfg, state / "quix")
+    return 0
+
+
+def cmd_deliver(args) -> int:
+    import logging
+    import signal
+    import threading
+
+    from stresswatch.deliver import Delivery
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = _kafka_config(args, "deliver")
+    if (cfg.influx.url if args.target == "influx" else cfg.mqtt.url) is None:
+        raise configuration.ConfigError(args.config or "<defaults>", [
+            f"{args.target}.url: required by `stresswatch deliver {args.target}`"])
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with StateLock(Path(cfg.state.directory).expanduser()):
+        Delivery(cfg, args.target).run(stop)
     return 0
 
 

@@ -43,6 +43,10 @@ log = logging.getLogger("stresswatch.worker")
 # rebuild is at most this long, and a snapshot (~100 kB of JSON, ~35 kB compressed) is written
 # this often per person rather than with every message.
 SNAPSHOT_EVERY_S = 45.0
+# A worker that dies unannounced (kill -9, power) loses its partitions after this long without
+# a heartbeat (librdkafka's default is 45 s; the goal for the gap to a person's next
+# reading is 30 s). Ours: 10 s, with a heartbeat every second; brokers accept 6 s and up.
+SESSION_TIMEOUT_MS = 10_000
 
 
 class KafkaOutputs:
@@ -174,6 +178,7 @@ def application(cfg: Config, state_dir: str | Path, commit_interval_s: float = 5
         consumer_group=k.worker_group, auto_offset_reset="earliest", state_dir=str(state_dir),
         commit_interval=commit_interval_s, processing_guarantee="at-least-once", loglevel=loglevel,
         producer_extra_config={"enable.idempotence": True, "acks": "all"},
+        consumer_extra_config={"session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 1000},
     )
     topic_config = TopicConfig(num_partitions=k.partitions, replication_factor=k.replication)
     beats = app.topic(k.beats_topic, value_deserializer="json", key_deserializer="str", config=topic_config)

@@ -236,10 +236,11 @@ def start(workdir: Path, nodes: int = 1, timeout: float = 120.0, **extra: str) -
 
 
 def consume(bootstrap: str, topic: str, until=None, timeout: float = 60.0, group: str | None = None,
-            idle: float = 2.0) -> list:
+            idle: float = 2.0, timestamps: list | None = None) -> list:
     """Every message of `topic` from the start, (key, value as JSON) in order per partition, read
     until `until(messages)` is true, or (without `until`) nothing came for `idle` s after the
-    partitions were assigned, or `timeout` s pass (then what was read)."""
+    partitions were assigned, or `timeout` s pass (then what was read). `timestamps` gets each
+    message's Kafka time (unix seconds: when it was produced)."""
     import json
 
     from confluent_kafka import Consumer
@@ -250,11 +251,13 @@ def consume(bootstrap: str, topic: str, until=None, timeout: float = 60.0, group
     got: list = []
     deadline = time.monotonic() + timeout
     quiet_since = None
+    stamps = timestamps if timestamps is not None else []
     try:
         while time.monotonic() < deadline and not (until is not None and until(got)):
             msg = consumer.poll(0.3)
             if msg is not None and msg.error() is None:
                 got.append((msg.key().decode() if msg.key() else None, json.loads(msg.value())))
+                stamps.append(msg.timestamp()[1] / 1000)
                 quiet_since = time.monotonic()
             elif until is None and consumer.assignment():
                 quiet_since = quiet_since or time.monotonic()
@@ -263,6 +266,78 @@ def consume(bootstrap: str, topic: str, until=None, timeout: float = 60.0, group
     finally:
         consumer.close()
     return got
+
+
+class Reader:
+    """Reads a topic from the start in a thread of its own (one consumer group join for a whole
+    test): `messages` holds (key, value as JSON, Kafka time in unix seconds) as they come."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        import threading
+
+        self.bootstrap, self.topic = bootstrap, topic
+        self.messages: list[tuple] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import json
+
+        from confluent_kafka import Consumer
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        consumer.subscribe([self.topic])
+        try:
+            while not self._stop.is_set():
+                msg = consumer.poll(0.2)
+                if msg is not None and msg.error() is None:
+                    key = msg.key().decode() if msg.key() else None
+                    self.messages.append((key, json.loads(msg.value()), msg.timestamp()[1] / 1000))
+        finally:
+            consumer.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def beat_messages(people, minutes: float, message_s: float = 3.0, artifacts: float = 0.005,
+                  start: float | None = None) -> list[dict]:
+    """Simulated wearers' beats (the demo day from its start, moved to `start` if given) as a
+    collector sends them: a `beats` message per person every `message_s`, all people interleaved
+    in time order."""
+    from sinks.kafka import encode_events
+    from stresswatch.sources import shifted, simulated_day
+
+    out = []
+    for person in people:
+        beats, _ = simulated_day(seed=sum(map(ord, person)), artifacts=artifacts, person=person)
+        beats = [b for b in beats if b.t - beats[0].t < minutes * 60]
+        if start is not None:
+            beats = shifted(beats, start - beats[0].t)
+        chunk: list = []
+        for b in beats:
+            if chunk and b.t - chunk[0].t >= message_s:
+                out.append(encode_events(person, chunk))
+                chunk = []
+            chunk.append(b)
+        out.append(encode_events(person, chunk))
+    return sorted(out, key=lambda m: m["beats"][0][1])
+
+
+def produce(bootstrap: str, topic: str, messages: list[dict]) -> None:
+    """`beats` messages keyed by person, acknowledged by all in-sync replicas."""
+    import json
+
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    for m in messages:
+        producer.produce(topic, key=m["person"].encode(), value=json.dumps(m).encode())
+    if producer.flush(60):
+        raise RuntimeError(f"Kafka at {bootstrap} did not take every message")
 
 
 def _random_uuid() -> str:

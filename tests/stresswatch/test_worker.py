@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-from confluent_kafka import Producer
-from kafka_server import consume
+from kafka_server import beat_messages, consume, produce
 
-from sinks.kafka import encode_events
 from stresswatch import config as configuration
 from stresswatch import worker
-from stresswatch.sources import simulated_day
 
 PEOPLE = ("ada", "bo")
-MESSAGE_S = 3.0
 MINUTES = 30  # the demo day's rest, work stress and the breathing exercise after the prompt
 
 
@@ -25,32 +21,6 @@ def _config(kafka, suffix: str) -> configuration.Config:
     for stream in ("beats", "readings", "prompts", "daily"):
         env[f"STRESSWATCH_KAFKA__{stream.upper()}_TOPIC"] = f"{stream}-{suffix}"
     return configuration.load(environ=env)
-
-
-def _messages() -> list[dict]:
-    """Each person's beats in 3 s messages, interleaved by time as collectors would send them."""
-    out = []
-    for person in PEOPLE:
-        beats, _ = simulated_day(seed=len(person), artifacts=0.005, person=person)
-        t0 = beats[0].t
-        beats = [b for b in beats if b.t - t0 < MINUTES * 60]
-        chunk: list = []
-        for b in beats:
-            if chunk and b.t - chunk[0].t >= MESSAGE_S:
-                out.append(encode_events(person, chunk))
-                chunk = []
-            chunk.append(b)
-        out.append(encode_events(person, chunk))
-    return sorted(out, key=lambda m: m["beats"][0][1])
-
-
-def _produce(kafka, topic: str, messages: list[dict]) -> None:
-    import json
-
-    producer = Producer({"bootstrap.servers": kafka.bootstrap, "enable.idempotence": True, "acks": "all"})
-    for m in messages:
-        producer.produce(topic, key=m["person"].encode(), value=json.dumps(m).encode())
-    assert producer.flush(30) == 0
 
 
 def _run_worker(cfg, state_dir) -> worker.PersonProcessor:
@@ -73,17 +43,17 @@ def _outputs(kafka, cfg, stream: str) -> dict:
 
 
 def test_a_worker_that_gains_people_mid_stream_rebuilds_them_to_the_same_outputs(kafka, tmp_path):
-    messages = _messages()
+    messages = beat_messages(PEOPLE, MINUTES)
     split = len(messages) * 11 // 20  # not on a snapshot: the rebuild replays a tail
 
     whole = _config(kafka, "whole-" + uuid.uuid4().hex[:6])
-    _produce(kafka, whole.kafka.beats_topic, messages)
+    produce(kafka.bootstrap, whole.kafka.beats_topic, messages)
     _run_worker(whole, tmp_path / "whole")
 
     parts = _config(kafka, "parts-" + uuid.uuid4().hex[:6])
-    _produce(kafka, parts.kafka.beats_topic, messages[:split])
+    produce(kafka.bootstrap, parts.kafka.beats_topic, messages[:split])
     first = _run_worker(parts, tmp_path / "first")
-    _produce(kafka, parts.kafka.beats_topic, messages[split:])
+    produce(kafka.bootstrap, parts.kafka.beats_topic, messages[split:])
     # Another worker, with no local state: it gets the partitions and the State from the changelog.
     second = _run_worker(parts, tmp_path / "second")
     assert first.rebuilds == 0 and second.rebuilds == len(PEOPLE)
