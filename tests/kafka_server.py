@@ -270,7 +270,8 @@ def consume(bootstrap: str, topic: str, until=None, timeout: float = 60.0, group
 
 class Reader:
     """Reads a topic from the start in a thread of its own (one consumer group join for a whole
-    test): `messages` holds (key, value as JSON, Kafka time in unix seconds) as they come."""
+    test): `messages` holds (key, value as JSON, when it was read, unix seconds) as they come.
+    (Not the message's Kafka time: Quix gives an output the time of the input it came from.)"""
 
     def __init__(self, bootstrap: str, topic: str):
         import threading
@@ -294,7 +295,7 @@ class Reader:
                 msg = consumer.poll(0.2)
                 if msg is not None and msg.error() is None:
                     key = msg.key().decode() if msg.key() else None
-                    self.messages.append((key, json.loads(msg.value()), msg.timestamp()[1] / 1000))
+                    self.messages.append((key, json.loads(msg.value()), time.time()))
         finally:
             consumer.close()
 

@@ -16,7 +16,7 @@ from kafka_server import Reader, beat_messages, produce
 from paho.mqtt.enums import CallbackAPIVersion
 from servers import influx_query, wait_for
 
-from sinks.kafka import decode_events
+from sinks.kafka import decode_events, ensure_topics
 from stresswatch import config as configuration
 from stresswatch.deliver import Delivery
 from stresswatch.service import Service
@@ -75,12 +75,17 @@ def _uninterrupted(cfg, messages) -> tuple[dict, dict]:
 
 
 def _paced(bootstrap: str, topic: str, messages: list[dict]) -> None:
+    """`messages` at PACE x the time between their first beats, through one idempotent producer."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
     t0, wall0 = messages[0]["beats"][0][1], time.monotonic()
     for m in messages:
         ahead = (m["beats"][0][1] - t0) / PACE - (time.monotonic() - wall0)
         if ahead > 0:
-            time.sleep(ahead)
-        produce(bootstrap, topic, [m])
+            producer.poll(ahead)
+        producer.produce(topic, key=m["person"].encode(), value=json.dumps(m).encode())
+    assert producer.flush(60) == 0
 
 
 def test_a_worker_killed_mid_stream_loses_nothing_and_no_prompt_reaches_the_phone_twice(
@@ -92,6 +97,8 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_no_prompt_reaches_the_phon
         path.write_text(_config_text(kafka, influxdb, broker, suffix, str(tmp_path / name)))
         configs.append(path)
     cfg = configuration.load(configs[0], environ={})
+    k = cfg.kafka
+    ensure_topics(k.client_config(), k.topics().values(), k.partitions, k.replication)  # as `collect` does
     # Prompts expire (an hour at most): the stream is of the last minutes, so they still matter.
     messages = beat_messages(PEOPLE, MINUTES, start=time.time() - 20 * 60)
     readings, prompts = _uninterrupted(cfg, messages)
