@@ -90,7 +90,7 @@ def check_kafka(cfg: Config) -> list[Finding]:
                            "topics cannot be created", "lower [kafka] replication or add brokers"))
     else:
         out.append(Finding(what, Level.OK, f"{brokers} broker(s) answer, controller {md.controller_id}"))
-    for name, topic in k.topics().items():
+    for topic in k.topics().values():
         t = md.topics.get(topic)
         if t is None:
             out.append(Finding(f"kafka topic {topic}", Level.OK, "not there yet: the first collector or worker creates it"))
