@@ -152,7 +152,8 @@ class PersonProcessor:
         tail = state.get("tail", [])
         self.outputs.muted = True
         try:
-            last = None
+            # As when they were first taken: a message re-sent across the snapshot adds nothing.
+            last = state.get("snap_t") if packed else None
             for value in tail:
                 events = [e for e in decode_events(value) if last is None or _event_time(e) > last]
                 if events:
