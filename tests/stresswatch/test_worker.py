@@ -1,5 +1,6 @@
 """`stresswatch worker` on real Kafka: the home service's per-person path in Quix Streams, and a
-worker that gains people mid-stream rebuilds them from snapshot + tail to the same outputs."""
+worker that gains people mid-stream rebuilds them from snapshot + tail to the same outputs, from the
+changelog or from old local state."""
 
 from __future__ import annotations
 
@@ -44,19 +45,23 @@ def _outputs(kafka, cfg, stream: str) -> dict:
 
 def test_a_worker_that_gains_people_mid_stream_rebuilds_them_to_the_same_outputs(kafka, tmp_path):
     messages = beat_messages(PEOPLE, MINUTES)
-    split = len(messages) * 11 // 20  # not on a snapshot: the rebuild replays a tail
+    # Not on snapshots: each rebuild replays a tail.
+    first, second = len(messages) * 11 // 20, len(messages) * 16 // 20
 
     whole = _config(kafka, "whole-" + uuid.uuid4().hex[:6])
     produce(kafka.bootstrap, whole.kafka.beats_topic, messages)
     _run_worker(whole, tmp_path / "whole")
 
     parts = _config(kafka, "parts-" + uuid.uuid4().hex[:6])
-    produce(kafka.bootstrap, parts.kafka.beats_topic, messages[:split])
-    first = _run_worker(parts, tmp_path / "first")
-    produce(kafka.bootstrap, parts.kafka.beats_topic, messages[split:])
+    produce(kafka.bootstrap, parts.kafka.beats_topic, messages[:first])
+    a = _run_worker(parts, tmp_path / "a")
+    produce(kafka.bootstrap, parts.kafka.beats_topic, messages[first:second])
     # Another worker, with no local state: it gets the partitions and the State from the changelog.
-    second = _run_worker(parts, tmp_path / "second")
-    assert first.rebuilds == 0 and second.rebuilds == len(PEOPLE)
+    b = _run_worker(parts, tmp_path / "b")
+    produce(kafka.bootstrap, parts.kafka.beats_topic, messages[second:])
+    # The first worker again, on its old local state (behind the changelog by b's part): it catches up.
+    a_again = _run_worker(parts, tmp_path / "a")
+    assert (a.rebuilds, b.rebuilds, a_again.rebuilds) == (0, len(PEOPLE), len(PEOPLE))
 
     readings = _outputs(kafka, whole, "readings")
     assert len(readings) >= len(PEOPLE) * (MINUTES * 6 - 12)  # a reading every 10 s once the window fills
