@@ -225,7 +225,8 @@ class Pipeline:
 
         Between calls of `feed` only (nothing due), in live mode; motion is not kept (our
         choice while motion does not travel through Kafka: a worker's people have none)."""
-        if self._whole or self._due or self._ready or self._jobs is not None or self.motion.latest is not None:
+        if (self._whole or self._due or self._ready or self._held or self._jobs is not None
+                or self.motion.latest is not None):
             raise ValueError("a snapshot is taken between feeds of a live pipeline without motion")
         log = self.log
         n = log.n
@@ -239,7 +240,8 @@ class Pipeline:
             "n_gaps": self.n_gaps, "n_dropped": self.n_dropped, "seg_i": self._seg_i,
             "last_t": self._last_t, "next_emit": _finite(self._next_emit),
             "next_spectral": _finite(self._next_spectral), "lf_hf": self._lf_hf, "energy": self._energy,
-            "after_gap": self._after_gap,
+            "after_gap": self._after_gap, "stream_start": self._stream_start,
+            "heart_rates": [list(x) for x in self._heart_rates],
             # LF/HF's spline is solved incrementally (processing/spline.py): the next solve
             # reuses this one, so an equal result needs it (the largest part, ~2000 numbers).
             "spline": _spline_snapshot(self._spline),
@@ -265,6 +267,8 @@ class Pipeline:
         p._next_emit = -math.inf if data["next_emit"] is None else data["next_emit"]
         p._next_spectral = -math.inf if data["next_spectral"] is None else data["next_spectral"]
         p._lf_hf, p._energy, p._after_gap = data["lf_hf"], data["energy"], bool(data["after_gap"])
+        p._stream_start = data["stream_start"]
+        p._heart_rates = deque((float(t), float(bpm)) for t, bpm in data["heart_rates"])
         sp = data["spline"]
         p._spline = SplineCache(
             x=None if sp["x"] is None else np.asarray(sp["x"], dtype=float),
