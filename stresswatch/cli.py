@@ -486,7 +486,8 @@ def cmd_analyze(args) -> int:
                              "windows would never be analysed")
         settings = Settings(window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction)
     # The recording's local time (day/night baseline) in the configured zone, else the machine's.
-    pipe = Pipeline(args.person, settings, cfg.person(args.person).model(zone(cfg.service.zone_name())))
+    pipe = Pipeline(args.person, settings, cfg.person(args.person).model(zone(cfg.service.zone_name()),
+                                                                      rr_gate=cfg.processing.rr_gate))
     span = _calibration(args, pipe)
     out = sys.stdout
     with RecordingStream(args.file, args.format, person=args.person) as stream:

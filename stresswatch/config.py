@@ -33,7 +33,7 @@ from alerts.timeofday import UTC, parse_hhmm, zone
 from processing.baseline import Baseline
 from processing.morning import Protocol as MorningProtocol
 from processing.pipeline import Settings as PipelineSettings
-from processing.stress import StressModel
+from processing.stress import RR_GATE, StressModel
 from sinks.redact import redact_url
 
 if typing.TYPE_CHECKING:
@@ -91,6 +91,10 @@ class ProcessingConfig:
     rmssd_window_s: float = field(default=60.0, metadata=_rule(min=10, doc="window of RMSSD and HR"))
     step_s: float = field(default=10.0, metadata=_rule(min=0, doc="seconds between readings (0 = every beat)"))
     artifact_correction: bool = field(default=True, metadata=_rule(doc="Kubios-method correction"))
+    # The RR-only gate (processing/stress.py RR_GATE): without motion, a heart-rate rise is too
+    # active to judge. Off (ours) only where wearers are seated whenever measured: a lab or desk
+    # study, where the gate would hide the stress it is run to see.
+    rr_gate: bool = field(default=True, metadata=_rule(doc="without motion, HR rises are not judged"))
 
     def settings(self) -> PipelineSettings:
         """The pipeline's settings; LF/HF is recomputed at most every 10 s (its cost)."""
@@ -112,11 +116,11 @@ class PersonConfig:
     morning_from: str = field(default="05:00", metadata=_rule(doc="local HH:MM"))
     morning_until: str = field(default="11:00", metadata=_rule(doc="local HH:MM"))
 
-    def model(self, tz: tzinfo = UTC, baseline: Baseline | None = None) -> StressModel:
+    def model(self, tz: tzinfo = UTC, baseline: Baseline | None = None, rr_gate: bool = True) -> StressModel:
         """This person's stress model in zone `tz` (local time of the day/night baseline): a fresh
-        baseline, or one restored from the state store."""
+        baseline, or one restored from the state store; `rr_gate` from [processing] rr_gate."""
         return StressModel(age=self.age, max_hr=self.max_hr_bpm, resting_hr=self.resting_hr_bpm,
-                           baseline=baseline, tz=tz)
+                           baseline=baseline, tz=tz, rr_gate=RR_GATE if rr_gate else None)
 
 
 @dataclass

@@ -484,7 +484,7 @@ class Service:
             except (ValueError, KeyError, TypeError) as exc:  # from an incompatible version
                 log.warning("%s: saved state not restored (%s); starting afresh", person.name, exc)
                 baseline = engine = None
-        model = person.model(self.tz, baseline=baseline)
+        model = person.model(self.tz, baseline=baseline, rr_gate=cfg.processing.rr_gate)
         pipeline = Pipeline(person.name, cfg.processing.settings(), model)
         for note in engine.repaired if engine else ():
             log.warning("%s: %s", person.name, note)
@@ -504,7 +504,8 @@ class Service:
         if snapshot is None:
             w = self._restore(person, self.cfg, self.alerts, restore=False)
         else:
-            model = person.model(self.tz, baseline=Baseline.from_dict(snapshot["pipeline"]["baseline"], self.tz))
+            model = person.model(self.tz, baseline=Baseline.from_dict(snapshot["pipeline"]["baseline"], self.tz),
+                                 rr_gate=self.cfg.processing.rr_gate)
             pipeline = Pipeline.restored(snapshot["pipeline"], name, self.cfg.processing.settings(), model)
             w = Wearer(name, pipeline, AlertEngine.from_dict(snapshot["engine"], self.alerts))
         self.people[name] = w

@@ -32,6 +32,8 @@ def _config_text(kafka, influxdb, broker, suffix: str, state: str) -> str:
     return f"""
 [service]
 timezone = "UTC"
+[processing]
+rr_gate = false  # beats only (motion does not travel through Kafka yet), seated as in a study
 [state]
 directory = "{state}"
 [kafka]

@@ -420,3 +420,14 @@ def test_kafka_credentials_become_the_clients_settings(tmp_path):
     conf = config.load(path, environ={}).kafka.client_config()
     assert conf == {"bootstrap.servers": "k1:9093", "security.protocol": "sasl_ssl", "ssl.ca.location": f"{tmp_path}/pw",
                     "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "site7", "sasl.password": "s3cret"}
+
+
+def test_the_rr_only_gate_is_on_unless_a_study_turns_it_off(tmp_path):
+    from processing.stress import RR_GATE
+    from stresswatch.service import Service
+
+    env = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "s")}
+    on = Service(config.load(None, environ=env), [], timezone="UTC").people["me"].pipeline.model
+    off = Service(config.load(None, environ={**env, "STRESSWATCH_PROCESSING__RR_GATE": "false"}), [],
+                  timezone="UTC").people["me"].pipeline.model
+    assert on.rr_gate == RR_GATE and off.rr_gate is None

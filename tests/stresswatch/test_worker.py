@@ -18,7 +18,9 @@ MINUTES = 30  # the demo day's rest, work stress and the breathing exercise afte
 def _config(kafka, suffix: str) -> configuration.Config:
     env = {"STRESSWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap, "STRESSWATCH_KAFKA__PARTITIONS": "2",
            "STRESSWATCH_KAFKA__REPLICATION": "1", "STRESSWATCH_KAFKA__WORKER_GROUP": f"workers-{suffix}",
-           "STRESSWATCH_SERVICE__TIMEZONE": "UTC"}
+           "STRESSWATCH_SERVICE__TIMEZONE": "UTC",
+           # beats only (motion does not travel through Kafka yet), seated as in a study: no RR-only gate
+           "STRESSWATCH_PROCESSING__RR_GATE": "false"}
     for stream in ("beats", "readings", "prompts", "daily"):
         env[f"STRESSWATCH_KAFKA__{stream.upper()}_TOPIC"] = f"{stream}-{suffix}"
     return configuration.load(environ=env)
