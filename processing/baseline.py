@@ -282,14 +282,16 @@ class Baseline:
 
     # -- persistence ------------------------------------------------------------------------------
 
-    def to_dict(self) -> dict:
-        """A JSON-ready dict of everything learned (version 1)."""
+    def to_dict(self, exact: bool = False) -> dict:
+        """A JSON-ready dict of everything learned (version 1); rounded to what matters, or with
+        `exact` every value as it is (a worker's snapshot: a rebuild must score as the original)."""
+        r = (lambda x, _digits: x) if exact else round
         return {
             "version": 1,
             "known_samples": self.known_samples,
-            "rest": {name: [[round(t, 3), round(ln, 5), round(hr, 3)] for t, ln, hr, _ in ring.rows]
+            "rest": {name: [[r(t, 3), r(ln, 5), r(hr, 3)] for t, ln, hr, _ in ring.rows]
                      for name, ring in self.periods.items()},
-            "hr": [[round(t, 3), round(hr, 3)] for t, hr in zip(self._hr_times, self._hr_values)],
+            "hr": [[r(t, 3), r(hr, 3)] for t, hr in zip(self._hr_times, self._hr_values)],
         }
 
     @classmethod

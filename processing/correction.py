@@ -174,6 +174,35 @@ class ArtifactCorrector:
         self.counts = counts
         return out
 
+    def snapshot(self) -> dict:
+        """Everything the next decisions depend on, JSON-ready (the beats held back, the
+        threshold windows): `restored` continues exactly where this one is."""
+        return {
+            "buf": [_beat_row(b) for b in self._buf],
+            "cur": self._cur,
+            "started": self._started_deciding,
+            "abs_drr": list(self._abs_drr.order),
+            "abs_mrr": list(self._abs_mrr.order),
+            "recent_rr": list(self._recent_rr),
+            "th1": getattr(self, "_th1", None),
+            "counts": [self.counts.ectopic, self.counts.missed, self.counts.extra, self.counts.longshort],
+        }
+
+    @classmethod
+    def restored(cls, data: dict) -> ArtifactCorrector:
+        c = cls()
+        c._buf = [_beat_from_row(r) for r in data["buf"]]
+        c._cur = int(data["cur"])
+        c._started_deciding = bool(data["started"])
+        for window, values in ((c._abs_drr, data["abs_drr"]), (c._abs_mrr, data["abs_mrr"])):
+            for x in values:
+                window.push(float(x))
+        c._recent_rr.extend(float(x) for x in data["recent_rr"])
+        if data.get("th1") is not None:
+            c._th1 = float(data["th1"])
+        c.counts = CorrectionCounts(*(int(n) for n in data["counts"]))
+        return c
+
     # -- internals -------------------------------------------------------------------------
 
     def _drr(self, i: int) -> float:
@@ -358,3 +387,13 @@ def _is_ectopic(d: float, d_before: float, d_after: float) -> bool:
     if d < -1:
         return min(d_before, d_after) > -C1 * d + C2
     return False
+
+
+def _beat_row(b: Beat) -> list:
+    return [b.person, b.device, b.t, b.rr_ms, b.hr_bpm, b.contact, b.energy_kj, b.source,
+            b.artifact.value if b.artifact else None]
+
+
+def _beat_from_row(r: list) -> Beat:
+    person, device, t, rr, hr, contact, energy, source, artifact = r
+    return Beat(person, device, t, rr, hr, contact, energy, source, ArtifactKind(artifact) if artifact else None)

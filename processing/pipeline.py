@@ -213,6 +213,70 @@ class Pipeline:
             paired[0] = False  # its partner is outside
         return log.t[lo : log.n].copy(), log.rr[lo : log.n].copy(), paired
 
+    # -- snapshot: what a worker keeps per person (stresswatch/worker.py) -------------------------
+
+    def snapshot(self) -> dict:
+        """Everything the next readings depend on, JSON-ready: the beats in the arrays (the RR
+        window and what compaction kept with it, a few hundred beats), the corrector's held-back
+        beats and thresholds, the stress model's baseline and activity, and the step clocks.
+        `Pipeline.restored(snapshot)` fed the same events gives the same readings, to the bit:
+        the arrays keep their capacity (so they compact at the same beats) and their first beat
+        (the prefix sums add the same terms in the same order).
+
+        Between calls of `feed` only (nothing due), in live mode; motion is not kept (our
+        choice while motion does not travel through Kafka: a worker's people have none)."""
+        if (self._whole or self._due or self._ready or self._held or self._jobs is not None
+                or self.motion.latest is not None):
+            raise ValueError("a snapshot is taken between feeds of a live pipeline without motion")
+        log = self.log
+        n = log.n
+        return {
+            "version": 1,
+            "log": {"capacity": log.capacity, "t": log.t[:n].tolist(), "rr": log.rr[:n].tolist(),
+                    "artifact": log.artifact[:n].tolist(), "paired": log.paired[:n].tolist()},
+            "corrector": self.corrector.snapshot(),
+            "baseline": self.model.baseline.to_dict(exact=True),
+            "model": self.model.snapshot(),
+            "n_gaps": self.n_gaps, "n_dropped": self.n_dropped, "seg_i": self._seg_i,
+            "last_t": self._last_t, "next_emit": _finite(self._next_emit),
+            "next_spectral": _finite(self._next_spectral), "lf_hf": self._lf_hf, "energy": self._energy,
+            "after_gap": self._after_gap, "stream_start": self._stream_start,
+            "heart_rates": [list(x) for x in self._heart_rates],
+            # LF/HF's spline is solved incrementally (processing/spline.py): the next solve
+            # reuses this one, so an equal result needs it (the largest part, ~2000 numbers).
+            "spline": _spline_snapshot(self._spline),
+        }
+
+    @classmethod
+    def restored(cls, data: dict, person: str, settings: Settings, model: StressModel) -> Pipeline:
+        """The pipeline `snapshot` described; `model` is the person's, with the snapshot's
+        baseline (`Baseline.from_dict(data["baseline"], tz)`) given to it by the caller."""
+        if data.get("version") != 1:
+            raise ValueError(f"pipeline snapshot version {data.get('version')!r} is not 1")
+        p = cls(person, settings, model)
+        model.restore(data["model"])
+        lg = data["log"]
+        log = p.log = BeatLog(int(lg["capacity"]))
+        for t, rr, artifact, paired in zip(lg["t"], lg["rr"], lg["artifact"], lg["paired"], strict=True):
+            log.append(t, rr, artifact, paired)
+        if log.n:
+            log.paired[0] = lg["paired"][0]
+        p.corrector = ArtifactCorrector.restored(data["corrector"])
+        p.n_gaps, p.n_dropped, p._seg_i = int(data["n_gaps"]), int(data["n_dropped"]), int(data["seg_i"])
+        p._last_t = data["last_t"]
+        p._next_emit = -math.inf if data["next_emit"] is None else data["next_emit"]
+        p._next_spectral = -math.inf if data["next_spectral"] is None else data["next_spectral"]
+        p._lf_hf, p._energy, p._after_gap = data["lf_hf"], data["energy"], bool(data["after_gap"])
+        p._stream_start = data["stream_start"]
+        p._heart_rates = deque((float(t), float(bpm)) for t, bpm in data["heart_rates"])
+        sp = data["spline"]
+        p._spline = SplineCache(
+            x=None if sp["x"] is None else np.asarray(sp["x"], dtype=float),
+            coef=None if sp["coef"] is None else np.asarray(sp["coef"], dtype=float),
+            rate=float(sp["rate"]), first=int(sp["first"]),
+            samples=None if sp["samples"] is None else np.asarray(sp["samples"], dtype=float))
+        return p
+
     # -- internals -----------------------------------------------------------------------------
 
     def _process(self, event: Event) -> None:
@@ -492,6 +556,17 @@ class Pipeline:
         else:
             first = float(self.log.t[short_lo] - self.log.rr[short_lo] / 1000.0)
         return first >= start - _TIME_EPS_S and t <= end
+
+
+def _spline_snapshot(c: SplineCache) -> dict:
+    def listed(a):
+        return None if a is None else a.tolist()
+    return {"x": listed(c.x), "coef": listed(c.coef), "rate": c.rate, "first": c.first, "samples": listed(c.samples)}
+
+
+def _finite(x: float) -> float | None:
+    """-inf (not yet) as None: JSON has no infinity."""
+    return x if math.isfinite(x) else None
 
 
 @dataclass(slots=True)

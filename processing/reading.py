@@ -97,5 +97,14 @@ class Reading:
             out[k] = v
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Reading:
+        """The inverse of `to_dict` (a reading that travelled as JSON, e.g. through Kafka)."""
+        values = {k: d.get(k) for k in FIELDS}
+        values["activity"] = Activity(values["activity"])
+        values["state"] = StressState(values["state"])
+        values["motion"] = MotionState(values["motion"] or MotionState.UNKNOWN)
+        return cls(**values)
+
 
 FIELDS = tuple(Reading.__dataclass_fields__)

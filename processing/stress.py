@@ -195,6 +195,20 @@ class StressModel:
             self._active_since += step
         self._energy = deque((t + step, kj) for t, kj in self._energy)
 
+    def snapshot(self) -> dict:
+        """The model's own state besides the baseline (activity and its times, energy), JSON-ready."""
+        return {"activity": self._activity.value, "active_until": _finite(self._active_until),
+                "active_since": _finite(self._active_since), "energy": [list(x) for x in self._energy],
+                "gate_on": self._gate_on}
+
+    def restore(self, data: dict) -> None:
+        """The inverse of `snapshot` (the baseline is restored on its own)."""
+        self._activity = Activity(data["activity"])
+        self._active_until = -math.inf if data["active_until"] is None else float(data["active_until"])
+        self._active_since = -math.inf if data["active_since"] is None else float(data["active_since"])
+        self._energy = deque((float(t), float(kj)) for t, kj in data["energy"])
+        self._gate_on = bool(data["gate_on"])
+
     @property
     def hr_max(self) -> float:
         return self.max_hr or 208.0 - 0.7 * self.age
@@ -341,3 +355,8 @@ class StressModel:
         else:
             self._activity = Activity.REST
         return self._activity
+
+
+def _finite(x: float) -> float | None:
+    """-inf (never) as None: JSON has no infinity."""
+    return x if math.isfinite(x) else None

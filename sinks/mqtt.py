@@ -302,11 +302,14 @@ class MqttSink:
         self._retained(topic, json.dumps(state_payload(reading, status)))
 
     def publish_prompt(self, prompt: Prompt) -> None:
-        body = prompt.to_dict()
+        self.publish_prompt_body(prompt.to_dict())
+
+    def publish_prompt_body(self, body: dict) -> None:
+        """A prompt as `Prompt.to_dict` made it (here, or on a worker: stresswatch/deliver.py)."""
         self.store.record_prompt(body)
-        topic = f"{self.s.base_topic}/{prompt.person}/prompt"
-        self._enqueue(topic, json.dumps(body), qos=1, retain=False, key=f"prompt/{prompt.id}",
-                      expires=prompt.expires_at, prompt_id=prompt.id)
+        topic = f"{self.s.base_topic}/{body['person']}/prompt"
+        self._enqueue(topic, json.dumps(body), qos=1, retain=False, key=f"prompt/{body['id']}",
+                      expires=body["expires_at"], prompt_id=body["id"])
 
     def publish_device(self, person: str, device: str, status: dict) -> None:
         topic = f"{self.s.base_topic}/{person}/device/{device}"

@@ -179,6 +179,17 @@ def _parser() -> argparse.ArgumentParser:
                     help="give up after this many seconds (default: the protocol's wait and length + 60 s)")
     me.set_defaults(func=cmd_measure)
 
+    co = sub.add_parser("collect", help="more than one machine: the straps' beats to Kafka, no processing here")
+    co.add_argument("--simulate", type=int, metavar="N", default=0,
+                    help="instead of straps, N simulated wearers (sim1..simN) replayed at real time from now")
+    co.set_defaults(func=cmd_collect)
+
+    wo = sub.add_parser("worker", help="more than one machine: the per-person pipeline and alerts on Kafka (Quix Streams)")
+    wo.set_defaults(func=cmd_worker)
+    de = sub.add_parser("deliver", help="more than one machine: the workers' outputs to InfluxDB or to the phones (MQTT)")
+    de.add_argument("target", choices=("influx", "mqtt"))
+    de.set_defaults(func=cmd_deliver)
+
     dr = sub.add_parser("doctor", help="check Python, Bluetooth, the broker, InfluxDB and the state directory")
     dr.set_defaults(func=cmd_doctor)
 
@@ -298,6 +309,86 @@ def cmd_measure(args) -> int:
         raise CommandError(str(exc)) from None
 
 
+def cmd_collect(args) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from sinks.kafka import ensure_topics
+    from stresswatch import collect
+    from stresswatch.sources import ReplaySource, shifted, simulated_day
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = _kafka_config(args, "collect")
+    k = cfg.kafka
+    if not cfg.devices and not args.simulate:
+        raise configuration.ConfigError(args.config or "<defaults>", [
+            "devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"])
+    with StateLock(Path(cfg.state.directory).expanduser()):
+        ensure_topics(k.client_config(), [k.beats_topic, k.devices_topic], k.partitions, k.replication)
+        outbox = collect.outbox(cfg)
+        if args.simulate:
+            now = time.time()
+            sources = []
+            for n in range(1, args.simulate + 1):
+                beats, _ = simulated_day(seed=n, artifacts=0.0, person=f"sim{n}")
+                sources.append(ReplaySource(shifted(beats, now - beats[0].t), pace=1.0))
+            collector = collect.Collector(cfg, sources, outbox)
+        else:
+            collector = collect.Collector.with_straps(cfg, outbox)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await collector.run(stop)
+
+        asyncio.run(main())
+    return 0
+
+
+def _kafka_config(args, command: str) -> configuration.Config:
+    cfg = configuration.load(args.config)
+    if cfg.kafka.bootstrap_servers is None:
+        raise configuration.ConfigError(args.config or "<defaults>", [
+            f"kafka.bootstrap_servers: required by `stresswatch {command}` (the Kafka cluster)"])
+    return cfg
+
+
+def cmd_worker(args) -> int:
+    import logging
+
+    from stresswatch import worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = _kafka_config(args, "worker")
+    state = Path(cfg.state.directory).expanduser()
+    with StateLock(state):
+        worker.run(cfg, state / "quix")
+    return 0
+
+
+def cmd_deliver(args) -> int:
+    import logging
+    import signal
+    import threading
+
+    from stresswatch.deliver import Delivery
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = _kafka_config(args, "deliver")
+    if (cfg.influx.url if args.target == "influx" else cfg.mqtt.url) is None:
+        raise configuration.ConfigError(args.config or "<defaults>", [
+            f"{args.target}.url: required by `stresswatch deliver {args.target}`"])
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with StateLock(Path(cfg.state.directory).expanduser()):
+        Delivery(cfg, args.target).run(stop)
+    return 0
+
+
 def cmd_doctor(args) -> int:
     """Exit 1 when something blocks the service (a PROBLEM), 0 otherwise (warnings included)."""
     from stresswatch.doctor import Level, check_all
@@ -395,7 +486,8 @@ def cmd_analyze(args) -> int:
                              "windows would never be analysed")
         settings = Settings(window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction)
     # The recording's local time (day/night baseline) in the configured zone, else the machine's.
-    pipe = Pipeline(args.person, settings, cfg.person(args.person).model(zone(cfg.service.zone_name())))
+    pipe = Pipeline(args.person, settings, cfg.person(args.person).model(zone(cfg.service.zone_name()),
+                                                                      rr_gate=cfg.processing.rr_gate))
     span = _calibration(args, pipe)
     out = sys.stdout
     with RecordingStream(args.file, args.format, person=args.person) as stream:

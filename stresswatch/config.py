@@ -1,7 +1,7 @@
 """The one typed configuration model: a TOML file plus STRESSWATCH_* environment overrides.
 
 Sections: [service], [processing], [[people]], [state], [bluetooth], [[devices]], [mqtt], [influx],
-[alerts].
+[kafka], [alerts].
 Every problem is reported with the dotted key that has it (`processing.window_s: must be >= 30,
 got -5`); all problems are collected, not just the first. Environment overrides use a double
 underscore between levels: `STRESSWATCH_PROCESSING__STEP_S=5`; a problem with an overridden
@@ -33,7 +33,7 @@ from alerts.timeofday import UTC, parse_hhmm, zone
 from processing.baseline import Baseline
 from processing.morning import Protocol as MorningProtocol
 from processing.pipeline import Settings as PipelineSettings
-from processing.stress import StressModel
+from processing.stress import RR_GATE, StressModel
 from sinks.redact import redact_url
 
 if typing.TYPE_CHECKING:
@@ -91,6 +91,10 @@ class ProcessingConfig:
     rmssd_window_s: float = field(default=60.0, metadata=_rule(min=10, doc="window of RMSSD and HR"))
     step_s: float = field(default=10.0, metadata=_rule(min=0, doc="seconds between readings (0 = every beat)"))
     artifact_correction: bool = field(default=True, metadata=_rule(doc="Kubios-method correction"))
+    # The RR-only gate (processing/stress.py RR_GATE): without motion, a heart-rate rise is too
+    # active to judge. Off (ours) only where wearers are seated whenever measured: a lab or desk
+    # study, where the gate would hide the stress it is run to see.
+    rr_gate: bool = field(default=True, metadata=_rule(doc="without motion, HR rises are not judged"))
 
     def settings(self) -> PipelineSettings:
         """The pipeline's settings; LF/HF is recomputed at most every 10 s (its cost)."""
@@ -112,11 +116,11 @@ class PersonConfig:
     morning_from: str = field(default="05:00", metadata=_rule(doc="local HH:MM"))
     morning_until: str = field(default="11:00", metadata=_rule(doc="local HH:MM"))
 
-    def model(self, tz: tzinfo = UTC, baseline: Baseline | None = None) -> StressModel:
+    def model(self, tz: tzinfo = UTC, baseline: Baseline | None = None, rr_gate: bool = True) -> StressModel:
         """This person's stress model in zone `tz` (local time of the day/night baseline): a fresh
-        baseline, or one restored from the state store."""
+        baseline, or one restored from the state store; `rr_gate` from [processing] rr_gate."""
         return StressModel(age=self.age, max_hr=self.max_hr_bpm, resting_hr=self.resting_hr_bpm,
-                           baseline=baseline, tz=tz)
+                           baseline=baseline, tz=tz, rr_gate=RR_GATE if rr_gate else None)
 
 
 @dataclass
@@ -231,6 +235,55 @@ class InfluxConfig:
 
 
 @dataclass
+class KafkaConfig:
+    """More than one machine (opt-in): `stresswatch collect` and `stresswatch worker` through Apache Kafka."""
+
+    bootstrap_servers: str | None = field(default=None, metadata=_rule(
+        doc="host:9092,host2:9092; unset = one machine, no Kafka"))
+    security_protocol: str = field(default="plaintext", metadata=_rule(
+        choices=("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")))
+    ca_file: str | None = field(default=None, metadata=_rule(doc="CA bundle for ssl / sasl_ssl"))
+    certfile: str | None = field(default=None, metadata=_rule(doc="client certificate (optional)"))
+    keyfile: str | None = field(default=None, metadata=_rule())
+    sasl_mechanism: str = field(default="SCRAM-SHA-512", metadata=_rule(
+        choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")))
+    username: str | None = field(default=None, metadata=_rule(doc="SASL"))
+    password: str | None = field(default=None, metadata=_rule(doc="or password_file"))
+    password_file: str | None = field(default=None, metadata=_rule())
+    beats_topic: str = field(default="beats", metadata=_rule(doc="collectors -> workers, key = person"))
+    devices_topic: str = field(default="devices", metadata=_rule(doc="collectors' device status, key = person"))
+    readings_topic: str = field(default="readings", metadata=_rule())
+    prompts_topic: str = field(default="prompts", metadata=_rule(doc="prompt intents, with their ids"))
+    daily_topic: str = field(default="daily", metadata=_rule())
+    # People map to partitions by their key's hash: a later change moves people between
+    # partitions (and their state with them), so the count is chosen generously up front.
+    partitions: int = field(default=48, metadata=_rule(min=1, max=10000, doc="of every topic; fixed for good"))
+    replication: int = field(default=3, metadata=_rule(min=1, max=7, doc="copies of every message"))
+    worker_group: str = field(default="stresswatch-workers", metadata=_rule(doc="consumer group of the workers"))
+    batch_s: float = field(default=3.0, metadata=_rule(min=2, max=5, doc="a message per person this often"))
+
+    def topics(self) -> dict[str, str]:
+        return {"beats": self.beats_topic, "devices": self.devices_topic, "readings": self.readings_topic,
+                "prompts": self.prompts_topic, "daily": self.daily_topic}
+
+    def client_config(self) -> dict[str, str] | None:
+        """librdkafka's settings for any client (secrets read from their files); None when off."""
+        if self.bootstrap_servers is None:
+            return None
+        conf = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
+        if self.security_protocol in ("ssl", "sasl_ssl"):
+            for key, name in (("ca_file", "ssl.ca.location"), ("certfile", "ssl.certificate.location"),
+                              ("keyfile", "ssl.key.location")):
+                if getattr(self, key):
+                    conf[name] = str(Path(getattr(self, key)).expanduser())
+        if self.security_protocol.startswith("sasl"):
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            conf["sasl.username"] = self.username or ""
+            conf["sasl.password"] = read_secret(self.password, self.password_file, "kafka.password_file")
+        return conf
+
+
+@dataclass
 class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
@@ -238,6 +291,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     influx: InfluxConfig = field(default_factory=InfluxConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
     bluetooth: BluetoothConfig = field(default_factory=BluetoothConfig)
     devices: list[DeviceConfig] = field(default_factory=list)
     morning: MorningConfig = field(default_factory=MorningConfig)
@@ -526,6 +580,37 @@ def _check_sinks(cfg: Config, problems: list[str]) -> None:
         problems.append(f"influx.token_file: file {i.token_file!r} does not exist")
     elif i.token_file:
         _secret(i.token_file, "influx.token_file", problems)
+    _check_kafka(cfg.kafka, problems)
+
+
+def _check_kafka(k: KafkaConfig, problems: list[str]) -> None:
+    """Cross-field checks of [kafka]: servers as host:port, TLS files, SASL credentials, topic names."""
+    if k.bootstrap_servers is not None:
+        servers = [s.strip() for s in k.bootstrap_servers.split(",")]
+        for server in servers:
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                problems.append(f"kafka.bootstrap_servers: each server must look like host:9092, got {server!r}")
+    for key in ("ca_file", "certfile", "keyfile", "password_file"):
+        path = getattr(k, key)
+        if path and not Path(path).expanduser().exists():
+            problems.append(f"kafka.{key}: file {path!r} does not exist")
+        elif path and key == "password_file":
+            _secret(path, "kafka.password_file", problems)
+    if bool(k.certfile) != bool(k.keyfile):
+        problems.append("kafka.keyfile: a client certificate needs both kafka.certfile and kafka.keyfile")
+    if k.password and k.password_file:
+        problems.append("kafka.password_file: set either kafka.password or kafka.password_file, not both")
+    if k.security_protocol.startswith("sasl") and not (k.username and (k.password or k.password_file)):
+        problems.append(f"kafka.username: security_protocol {k.security_protocol!r} needs kafka.username and "
+                        f"kafka.password (or kafka.password_file)")
+    topics = k.topics()
+    for name, topic in topics.items():
+        # Kafka's own rule for topic names (kafka.common.internals.Topic): at most 249 of these characters.
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", ".."):
+            problems.append(f"kafka.{name}_topic: a topic name is 1-249 letters, digits, '.', '_' or '-', got {topic!r}")
+    for dup in sorted({t for t in topics.values() if list(topics.values()).count(t) > 1}):
+        problems.append(f"kafka: topic {dup!r} is used for more than one stream; give each its own")
 
 
 def _check_url(key: str, url: str, schemes: tuple[str, ...], example: str, problems: list[str]):
@@ -775,4 +860,15 @@ directory = "~/.local/share/stresswatch"
 # token_file = "/etc/stresswatch/influx-token"
 # batch_size = 5000
 # flush_interval_s = 5
+
+# [kafka]                         # more than one machine (`stresswatch collect` / `worker`); off unless set
+# bootstrap_servers = "kafka1:9092,kafka2:9092,kafka3:9092"
+# security_protocol = "plaintext" # ssl, sasl_plaintext, sasl_ssl
+# ca_file = "/etc/stresswatch/kafka-ca.pem"
+# sasl_mechanism = "SCRAM-SHA-512"
+# username = "stresswatch"
+# password_file = "/etc/stresswatch/kafka-password"
+# partitions = 48                 # of every topic; people are spread over them by name, so fixed for good
+# replication = 3
+# batch_s = 3                     # a collector sends each person's beats this often (2-5 s)
 """

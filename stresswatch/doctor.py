@@ -60,7 +60,48 @@ def check_all(cfg: Config) -> list[Finding]:
         found.append(check_mqtt(cfg))
     if cfg.influx.url is not None:
         found += check_influx(cfg)
+    if cfg.kafka.bootstrap_servers is not None:
+        found += check_kafka(cfg)
     return found
+
+
+def check_kafka(cfg: Config) -> list[Finding]:
+    """The Kafka cluster of `collect`, `worker` and `deliver`: reachable with the credentials,
+    enough brokers for the replication, and topics with the configured partition count."""
+    k = cfg.kafka
+    what = f"kafka {k.bootstrap_servers}"
+    try:
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+    except ImportError:
+        return [Finding(what, Level.PROBLEM, "the Kafka client is not installed",
+                        "pip install 'stresswatch[kafka]' (Quix Streams and confluent-kafka)")]
+    try:
+        md = AdminClient({**k.client_config(), "socket.timeout.ms": int(TIMEOUT_S * 1000)}).list_topics(
+            timeout=TIMEOUT_S)
+    except KafkaException as exc:
+        err = exc.args[0]
+        fix = ("check [kafka] username and password" if "auth" in err.str().lower()
+               else "check [kafka] bootstrap_servers, security_protocol and that the brokers run")
+        return [Finding(what, Level.PROBLEM, f"no answer: {err.str()}", fix)]
+    out = []
+    brokers = len(md.brokers)
+    if brokers < k.replication:
+        out.append(Finding(what, Level.PROBLEM, f"{brokers} broker(s) for replication {k.replication}: "
+                           "topics cannot be created", "lower [kafka] replication or add brokers"))
+    else:
+        out.append(Finding(what, Level.OK, f"{brokers} broker(s) answer, controller {md.controller_id}"))
+    for topic in k.topics().values():
+        t = md.topics.get(topic)
+        if t is None:
+            out.append(Finding(f"kafka topic {topic}", Level.OK, "not there yet: the first collector or worker creates it"))
+        elif len(t.partitions) != k.partitions:
+            out.append(Finding(f"kafka topic {topic}", Level.WARN,
+                               f"has {len(t.partitions)} partitions, [kafka] partitions says {k.partitions}",
+                               "people are placed by the topic's own count; set [kafka] partitions to it"))
+        else:
+            out.append(Finding(f"kafka topic {topic}", Level.OK, f"{len(t.partitions)} partitions"))
+    return out
 
 
 def check_python() -> Finding:

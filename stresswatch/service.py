@@ -127,6 +127,7 @@ class Service:
         # Local time for the day/night baseline and the alert engine's days and quiet hours: a
         # zone, so they follow daylight saving time while the service runs.
         alerts = replace(alert_settings or cfg.alert_settings(), timezone=timezone or cfg.service.zone_name())
+        self.alerts = alerts
         self.tz = alerts.tz
         self.people: dict[str, Wearer] = {}
         for p in cfg.people:
@@ -483,7 +484,7 @@ class Service:
             except (ValueError, KeyError, TypeError) as exc:  # from an incompatible version
                 log.warning("%s: saved state not restored (%s); starting afresh", person.name, exc)
                 baseline = engine = None
-        model = person.model(self.tz, baseline=baseline)
+        model = person.model(self.tz, baseline=baseline, rr_gate=cfg.processing.rr_gate)
         pipeline = Pipeline(person.name, cfg.processing.settings(), model)
         for note in engine.repaired if engine else ():
             log.warning("%s: %s", person.name, note)
@@ -493,6 +494,28 @@ class Service:
         window = (parse_hhmm(person.morning_from, "morning_from"), parse_hhmm(person.morning_until, "morning_until"))
         return Wearer(person.name, pipeline, engine, protocol=cfg.morning.protocol(person.morning_posture),
                       morning_window=window, morning_auto=person.morning_auto)
+
+    # -- one person at a time: a Kafka worker gains and loses people (stresswatch/worker.py) --------
+
+    def add_person(self, name: str, snapshot: dict | None = None) -> Wearer:
+        """`name` as a wearer ([[people]] settings if configured, else the defaults): afresh, or
+        rebuilt from `snapshot` (see `snapshot`) exactly as it was when that was taken."""
+        person = self.cfg.person(name)
+        if snapshot is None:
+            w = self._restore(person, self.cfg, self.alerts, restore=False)
+        else:
+            model = person.model(self.tz, baseline=Baseline.from_dict(snapshot["pipeline"]["baseline"], self.tz),
+                                 rr_gate=self.cfg.processing.rr_gate)
+            pipeline = Pipeline.restored(snapshot["pipeline"], name, self.cfg.processing.settings(), model)
+            w = Wearer(name, pipeline, AlertEngine.from_dict(snapshot["engine"], self.alerts))
+        self.people[name] = w
+        return w
+
+    def snapshot(self, name: str) -> dict:
+        """What rebuilds `name` exactly (`add_person`), JSON-ready: the pipeline's snapshot (its RR
+        window, baseline and step clocks) and the alert engine's `to_dict`. Between `events` calls."""
+        w = self.people[name]
+        return {"pipeline": w.pipeline.snapshot(), "engine": w.engine.to_dict()}
 
     def _save(self, *wearers: Wearer, force: bool = False) -> None:
         """Each wearer's baseline and engine, all in one transaction (`force`: the engine even

@@ -54,6 +54,17 @@ def broker(tmp_path):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory):
+    """A running one-node Apache Kafka (KRaft, from its Maven Central jars), shared by the session:
+    tests use topics and consumer groups of their own."""
+    import kafka_server
+
+    cluster = kafka_server.start(tmp_path_factory.mktemp("kafka"), nodes=1)
+    yield cluster
+    cluster.stop()
+
+
 def pytest_runtest_logreport(report):
     if report.skipped:
         _skipped.append(report.nodeid)

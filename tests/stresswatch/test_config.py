@@ -395,3 +395,39 @@ def test_config_check_prints_the_warnings_and_run_logs_them(tmp_path, capsys, mo
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2
     assert f"WARNING stresswatch.config: {warning}" in proc.stderr
+
+
+def test_the_kafka_section_is_off_by_default_and_its_problems_name_their_keys(tmp_path):
+    assert config.load(None, environ={}).kafka.client_config() is None  # the home default: no Kafka
+    path = write(tmp_path, '[kafka]\nbootstrap_servers = "k1:9092,k2"\nsecurity_protocol = "sasl_ssl"\n'
+                           'readings_topic = "read ings"\nprompts_topic = "daily"\npartitions = 0\n'
+                           f'ca_file = "{tmp_path}/none.pem"\n')
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path, environ={})
+    problems = err.value.problems
+    assert "kafka.bootstrap_servers: each server must look like host:9092, got 'k2'" in problems
+    assert any(p.startswith("kafka.username: security_protocol 'sasl_ssl' needs kafka.username") for p in problems)
+    assert any(p.startswith("kafka.readings_topic: a topic name is") for p in problems)
+    assert "kafka: topic 'daily' is used for more than one stream; give each its own" in problems
+    assert "kafka.partitions: must be >= 1, got 0" in problems
+    assert f"kafka.ca_file: file '{tmp_path}/none.pem' does not exist" in problems
+
+
+def test_kafka_credentials_become_the_clients_settings(tmp_path):
+    (tmp_path / "pw").write_text("s3cret\n")
+    path = write(tmp_path, f'[kafka]\nbootstrap_servers = "k1:9093"\nsecurity_protocol = "sasl_ssl"\n'
+                           f'username = "site7"\npassword_file = "{tmp_path}/pw"\nca_file = "{tmp_path}/pw"\n')
+    conf = config.load(path, environ={}).kafka.client_config()
+    assert conf == {"bootstrap.servers": "k1:9093", "security.protocol": "sasl_ssl", "ssl.ca.location": f"{tmp_path}/pw",
+                    "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "site7", "sasl.password": "s3cret"}
+
+
+def test_the_rr_only_gate_is_on_unless_a_study_turns_it_off(tmp_path):
+    from processing.stress import RR_GATE
+    from stresswatch.service import Service
+
+    env = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "s")}
+    on = Service(config.load(None, environ=env), [], timezone="UTC").people["me"].pipeline.model
+    off = Service(config.load(None, environ={**env, "STRESSWATCH_PROCESSING__RR_GATE": "false"}), [],
+                  timezone="UTC").people["me"].pipeline.model
+    assert on.rr_gate == RR_GATE and off.rr_gate is None

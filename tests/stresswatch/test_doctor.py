@@ -198,3 +198,23 @@ def test_straps_say_what_the_service_saw_whether_each_sends_rr_and_doctor_writes
     assert ann.level == Level.WARN and ann.detail.startswith("sends heart rate without RR intervals (seen by")
     assert "HRV and the stress state are unavailable" in ann.detail and "RR intervals" in ann.fix
     assert bob.level == Level.OK and bob.detail.startswith("sends RR intervals")
+
+def test_the_kafka_cluster_is_checked_for_brokers_replication_and_partitions(kafka, tmp_path):
+    from sinks.kafka import ensure_topics
+    from stresswatch.doctor import check_kafka
+
+    beats = f"beats-doctor-{tmp_path.name[-6:]}"
+    cfg = load(tmp_path, kafka__bootstrap_servers=kafka.bootstrap, kafka__replication="1", kafka__beats_topic=beats)
+    ensure_topics(cfg.kafka.client_config(), [beats], 2, 1)
+    found = {f.what: f for f in check_kafka(cfg)}
+    assert found[f"kafka {kafka.bootstrap}"].level == Level.OK
+    wrong = found[f"kafka topic {beats}"]  # made with 2 partitions, the config says 48
+    assert wrong.level == Level.WARN and "has 2 partitions, [kafka] partitions says 48" in wrong.detail
+    assert found["kafka topic readings"].level == Level.OK
+
+    three = check_kafka(load(tmp_path, kafka__bootstrap_servers=kafka.bootstrap))  # replication 3 on one broker
+    assert three[0].level == Level.PROBLEM and "1 broker(s) for replication 3" in three[0].detail
+
+    nobody = f"127.0.0.1:{servers.free_port()}"
+    gone = check_kafka(load(tmp_path, kafka__bootstrap_servers=nobody))
+    assert [f.level for f in gone] == [Level.PROBLEM] and "bootstrap_servers" in gone[0].fix

@@ -1,0 +1,204 @@
+"""`stresswatch worker`: the home service's per-person path as a Quix Streams application on Kafka.
+
+Each `beats` message (one person's beats of a few seconds, key = the person) goes through the
+*same* code as at home: `Service.events` (stresswatch/service.py) feeds the person's `Pipeline` and
+`AlertEngine`; what the service hands its sinks (`KafkaOutputs`, behind the same seam as
+sinks/fanout.py's `Sinks`) becomes records on the `readings`, `prompts` (prompt intents, each with
+its deterministic id `<person>-<reading time>-<kind>`) and `daily` topics, produced by Quix in
+the same checkpoint as the input offsets (at-least-once).
+
+State, per person, in Quix State (RocksDB, backed by a changelog topic that Kafka restores on
+whichever worker the consumer group gives the person's partition to):
+- `snap`: a snapshot (`Service.snapshot`: the pipeline's RR window, corrector, baseline and step
+  clocks, and the engine's `to_dict`), rewritten every SNAPSHOT_EVERY_S of the person's beat time;
+- `tail`: the messages since it; `n`: messages taken; `last`: the time of the last event taken.
+The working numpy arrays stay in memory. A worker that finds a person it does not hold (or holds
+a stale copy of: `n` differs, the person was elsewhere meanwhile) rebuilds them from `snap` and
+replays `tail` with outputs muted (they were produced before that checkpoint); the readings that
+follow equal an uninterrupted run's (tests/stresswatch/test_worker.py).
+
+Messages are replayed after a failover (those after the last checkpoint) and a collector may send
+one twice: events no later than `last` are dropped, so a replayed message changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+import zlib
+from pathlib import Path
+
+from alerts.prompt import Prompt
+from collector.events import Beat, Event, Gap
+from processing.reading import Reading
+from sinks.kafka import decode_events
+from stresswatch.config import Config
+from stresswatch.service import Service
+
+log = logging.getLogger("stresswatch.worker")
+
+# Beat time between two snapshots of a person (the issue asks for 30-60 s): the tail replayed at a
+# rebuild is at most this long, and a snapshot (~100 kB of JSON, ~35 kB compressed) is written
+# this often per person rather than with every message.
+SNAPSHOT_EVERY_S = 45.0
+# A worker that dies unannounced (kill -9, power) loses its partitions after this long without
+# a heartbeat (librdkafka's default is 45 s; the issue's goal for the gap to a person's next
+# reading is 30 s). Ours: 10 s, with a heartbeat every second; brokers accept 6 s and up.
+SESSION_TIMEOUT_MS = 10_000
+
+
+class KafkaOutputs:
+    """The sink seam of `Service` for a worker: readings, prompts and days become output records
+    (`take()` hands them over). Corrected beats, baselines and device status are not forwarded
+    (ours: beats stay in the `beats` topic; a worker has no straps)."""
+
+    store = None
+    mqtt = None
+    influx = None
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self.muted = False
+
+    def take(self) -> list[dict]:
+        out, self.records = self.records, []
+        return out
+
+    def _add(self, stream: str, value: dict) -> None:
+        if not self.muted:
+            self.records.append({"stream": stream, "value": value})
+
+    def reading(self, r: Reading, status: dict | None = None) -> None:
+        self._add("readings", r.to_dict(digits=9))
+
+    def prompt(self, prompt: Prompt) -> None:
+        self._add("prompts", prompt.to_dict())
+
+    def daily(self, person: str, summary: dict, t: float) -> None:
+        self._add("daily", {"person": person, "time": t, "summary": summary})
+
+    def beat(self, beat: Beat) -> None:
+        pass
+
+    def state(self, r: Reading, status: dict | None = None) -> None:
+        pass
+
+    def prompt_outcome(self, prompt: dict, response: str | None, effects: dict | None = None) -> None:
+        pass
+
+    def baseline(self, person: str, t: float, ref) -> None:
+        pass
+
+    def device(self, person: str, device: str, status: dict, t: float) -> None:
+        pass
+
+    def save_states(self, values: dict[str, dict]) -> None:
+        pass
+
+
+def _packed(snapshot: dict) -> str:
+    return base64.b64encode(zlib.compress(json.dumps(snapshot, separators=(",", ":")).encode(), 1)).decode()
+
+
+def _unpacked(text: str) -> dict:
+    return json.loads(zlib.decompress(base64.b64decode(text)))
+
+
+def _event_time(e: Event) -> float:
+    return e.end if isinstance(e, Gap) else e.t
+
+
+class PersonProcessor:
+    """The stateful step of the Quix application: one `beats` message (and the person's State)
+    in, the output records out. Holds the people of this worker in one `Service`."""
+
+    def __init__(self, cfg: Config, snapshot_every_s: float = SNAPSHOT_EVERY_S):
+        self.outputs = KafkaOutputs()
+        self.service = Service(cfg, [], sinks=self.outputs, restore=False)
+        self.service.people.clear()  # people come with their messages
+        self.snapshot_every_s = snapshot_every_s
+        self.taken: dict[str, int] = {}  # messages each in-memory person has taken
+        self.rebuilds = 0
+
+    def __call__(self, value: dict, state) -> list[dict]:
+        person = value["person"]
+        n = state.get("n", 0)
+        if self.taken.get(person) != n:
+            self._rebuild(person, state)
+        last = state.get("last")
+        events = [e for e in decode_events(value) if last is None or _event_time(e) > last]
+        tail = state.get("tail", [])
+        if events:
+            self.service.events(events)
+            last = _event_time(events[-1])
+            state.set("last", last)
+            tail.append(value)
+        snap_t = state.get("snap_t")
+        if events and (snap_t is None or last - snap_t >= self.snapshot_every_s or last < snap_t):
+            state.set("snap", _packed(self.service.snapshot(person)))
+            state.set("snap_t", last)
+            tail = []
+        state.set("tail", tail)
+        state.set("n", n + 1)
+        self.taken[person] = n + 1
+        return self.outputs.take()
+
+    def _rebuild(self, person: str, state) -> None:
+        """The person as of their State: the snapshot, then the messages since it, outputs muted."""
+        packed = state.get("snap")
+        self.service.add_person(person, _unpacked(packed) if packed else None)
+        tail = state.get("tail", [])
+        self.outputs.muted = True
+        try:
+            # As when they were first taken: a message re-sent across the snapshot adds nothing.
+            last = state.get("snap_t") if packed else None
+            for value in tail:
+                events = [e for e in decode_events(value) if last is None or _event_time(e) > last]
+                if events:
+                    self.service.events(events)
+                    last = _event_time(events[-1])
+        finally:
+            self.outputs.muted = False
+            self.outputs.records.clear()
+        if packed or tail:
+            self.rebuilds += 1
+            log.info("%s: rebuilt from a snapshot and %d message(s) after it", person, len(tail))
+
+
+def application(cfg: Config, state_dir: str | Path, commit_interval_s: float = 5.0, loglevel: str = "WARNING"):
+    """The Quix application of a worker and its dataframe: beats -> PersonProcessor -> outputs."""
+    from quixstreams import Application
+    from quixstreams.kafka.configuration import ConnectionConfig
+    from quixstreams.models.topics import TopicConfig
+
+    k = cfg.kafka
+    app = Application(
+        broker_address=ConnectionConfig.from_librdkafka_dict(k.client_config()),
+        consumer_group=k.worker_group, auto_offset_reset="earliest", state_dir=str(state_dir),
+        commit_interval=commit_interval_s, processing_guarantee="at-least-once", loglevel=loglevel,
+        producer_extra_config={"enable.idempotence": True, "acks": "all"},
+        consumer_extra_config={"session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 1000},
+    )
+    topic_config = TopicConfig(num_partitions=k.partitions, replication_factor=k.replication)
+    beats = app.topic(k.beats_topic, value_deserializer="json", key_deserializer="str", config=topic_config)
+    outputs = {name: app.topic(getattr(k, f"{name}_topic"), value_serializer="json", key_serializer="str",
+                               config=topic_config) for name in ("readings", "prompts", "daily")}
+    processor = PersonProcessor(cfg)
+    sdf = app.dataframe(beats).apply(processor, stateful=True, expand=True)
+    # Each record's stream rides in a header, so the value produced is the record itself.
+    sdf = sdf.set_headers(lambda value, _key, _ts, _headers: [("stream", value["stream"].encode())])
+    sdf = sdf.apply(lambda record: record["value"])
+    sdf = sdf.to_topic(lambda _value, _key, _ts, headers: outputs[dict(headers)["stream"].decode()],
+                       key=lambda value: value["person"])
+    return app, sdf, processor
+
+
+def run(cfg: Config, state_dir: str | Path) -> None:
+    """Until SIGTERM / SIGINT (Quix handles both: the last checkpoint is committed)."""
+    app, _sdf, processor = application(cfg, state_dir, loglevel="INFO")
+    started = time.monotonic()
+    app.run()
+    log.info("stopped after %.0f s; %d people held, %d rebuilt", time.monotonic() - started,
+             len(processor.service.people), processor.rebuilds)
