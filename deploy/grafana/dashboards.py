@@ -82,6 +82,20 @@ def by_name(name: str, *props: tuple[str, object]) -> dict:
             "properties": [{"id": k, "value": v} for k, v in props]}
 
 
+def normal_band() -> list[dict]:
+    """The 7-day mean line and the shaded personal normal range (normal_low to normal_high) that
+    the night and the morning lnRMSSD panels share."""
+    return [
+        by_name("ln_rmssd_7d", ("displayName", "7-day mean"), ("color", {"mode": "fixed", "fixedColor": "blue"})),
+        by_name("normal_high", ("displayName", "normal range"), ("custom.lineWidth", 0),
+                ("custom.fillBelowTo", "normal_low"), ("custom.fillOpacity", 20),
+                ("color", {"mode": "fixed", "fixedColor": "green"})),
+        by_name("normal_low", ("displayName", "normal range low"), ("custom.lineWidth", 0),
+                ("custom.hideFrom", {"legend": True, "tooltip": False, "viz": False}),
+                ("color", {"mode": "fixed", "fixedColor": "green"})),
+    ]
+
+
 def dashboard() -> dict:
     lines = {"custom": {"drawStyle": "line", "lineWidth": 1, "spanNulls": False, "showPoints": "never"}}
     bars = {"custom": {"drawStyle": "bars", "fillOpacity": 80, "lineWidth": 1}}
@@ -156,14 +170,7 @@ def dashboard() -> dict:
               {"legend": {"showLegend": True, "displayMode": "list"}, "tooltip": {"mode": "multi"}},
               [by_name("night_ln_rmssd", ("displayName", "night lnRMSSD"),
                        ("custom.drawStyle", "points"), ("custom.pointSize", 6)),
-               by_name("ln_rmssd_7d", ("displayName", "7-day mean"),
-                       ("color", {"mode": "fixed", "fixedColor": "blue"})),
-               by_name("normal_high", ("displayName", "normal range"), ("custom.lineWidth", 0),
-                       ("custom.fillBelowTo", "normal_low"), ("custom.fillOpacity", 20),
-                       ("color", {"mode": "fixed", "fixedColor": "green"})),
-               by_name("normal_low", ("displayName", "normal range low"), ("custom.lineWidth", 0),
-                       ("custom.hideFrom", {"legend": True, "tooltip": False, "viz": False}),
-                       ("color", {"mode": "fixed", "fixedColor": "green"}))],
+               *normal_band()],
               timeFrom=WEEKS, hideTimeOverride=False),
         panel("timeseries", "Morning readings: lnRMSSD and its normal range",
               "One dot per valid morning reading (ln RMSSD of the measured minute), the 7-day mean of the "
@@ -175,14 +182,7 @@ def dashboard() -> dict:
               {"legend": {"showLegend": True, "displayMode": "list"}, "tooltip": {"mode": "multi"}},
               [by_name("ln_rmssd", ("displayName", "morning lnRMSSD"), ("custom.drawStyle", "points"),
                        ("custom.pointSize", 7), ("color", {"mode": "fixed", "fixedColor": "purple"})),
-               by_name("ln_rmssd_7d", ("displayName", "7-day mean"),
-                       ("color", {"mode": "fixed", "fixedColor": "blue"})),
-               by_name("normal_high", ("displayName", "normal range"), ("custom.lineWidth", 0),
-                       ("custom.fillBelowTo", "normal_low"), ("custom.fillOpacity", 20),
-                       ("color", {"mode": "fixed", "fixedColor": "green"})),
-               by_name("normal_low", ("displayName", "normal range low"), ("custom.lineWidth", 0),
-                       ("custom.hideFrom", {"legend": True, "tooltip": False, "viz": False}),
-                       ("color", {"mode": "fixed", "fixedColor": "green"})),
+               *normal_band(),
                by_name("cv_7d", ("displayName", "7-day CV"), ("unit", "percent"), ("custom.axisPlacement", "right"),
                        ("custom.lineWidth", 1), ("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
                        ("color", {"mode": "fixed", "fixedColor": "orange"}))],
