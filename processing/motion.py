@@ -211,6 +211,31 @@ class MotionTrack:
         if c is not None:
             c.gap()
 
+    def snapshot(self) -> dict:
+        """Everything `over` and the next `feed` depend on, JSON-ready: the kept spans, the latest
+        Motion, each accelerometer's samples of its unfinished window. `MotionTrack.restored`
+        gives a track that says and does the same."""
+        latest = self.latest
+        return {
+            "spans": [[a, b, state.value, device] for a, b, state, device in self._spans],
+            "latest": None if latest is None else [latest.device, latest.t, latest.kind.value, latest.span_s,
+                                                   latest.intensity_mg, latest.cadence_spm, latest.speed_m_s,
+                                                   latest.source, latest.hold_s],
+            "classifiers": {d: [c.window_s, c.source, list(c._t), list(c._vm)] for d, c in self._classifiers.items()},
+        }
+
+    @classmethod
+    def restored(cls, data: dict, person: str, keep_s: float = math.inf) -> MotionTrack:
+        track = cls(person, keep_s)
+        track._spans = deque([float(a), float(b), MotionState(state), device] for a, b, state, device in data["spans"])
+        if data["latest"] is not None:
+            device, t, kind, span, intensity, cadence, speed, source, hold = data["latest"]
+            track.latest = Motion(person, device, t, MotionKind(kind), span, intensity, cadence, speed, source, hold)
+        for device, (window_s, source, ts, vms) in data["classifiers"].items():
+            c = track._classifiers[device] = AccelerometerClassifier(person, device, window_s, source)
+            c._t, c._vm = [float(t) for t in ts], [float(v) for v in vms]
+        return track
+
     def over(self, start: float, end: float) -> MotionState:
         """What the motion of [start, end] says (module docstring)."""
         length = end - start

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from collector.events import Beat, Event, Gap
+from collector.events import Beat, Event, Gap, Motion, MotionKind
 from sinks.store import StateStore
 
 log = logging.getLogger("stresswatch.kafka")
@@ -31,21 +31,36 @@ MESSAGE_TIMEOUT_MS = 30_000
 # Beats as positional arrays: a person's message every few seconds holds ~3-5 of them, and a
 # field name per value would be most of the bytes.
 BEAT_FIELDS = ("device", "t", "rr_ms", "hr_bpm", "contact", "source")
+# Motion (a foot pod, the phone, or a strap's accelerometer classified by the collector) the same
+# way, with `at`: how many of the message's beats and gaps came before it (see `encode_events`).
+MOTION_FIELDS = ("device", "t", "kind", "span_s", "intensity_mg", "cadence_spm", "speed_m_s", "source",
+                 "hold_s", "at")
 
 
 def encode_events(person: str, events: Iterable[Event]) -> dict:
-    """One person's beats and gaps as the `beats` topic's JSON value."""
-    beats, gaps = [], []
+    """One person's beats, gaps and motion as the `beats` topic's JSON value.
+
+    `events` in the order they came: a motion row keeps its place among the beats and gaps (`at`),
+    so the worker's pipeline takes it where the home service's would have (a strap's accelerometer
+    says what a window was after its beats, not at its time). `motion` is absent without any."""
+    beats, gaps, motion = [], [], []
     for e in events:
         if isinstance(e, Beat):
             beats.append([e.device, e.t, e.rr_ms, e.hr_bpm, e.contact, e.source])
         elif isinstance(e, Gap):
             gaps.append([e.device, e.start, e.end, e.reason])
-    return {"person": person, "beats": beats, "gaps": gaps}
+        elif isinstance(e, Motion):
+            motion.append([e.device, e.t, e.kind.value, e.span_s, e.intensity_mg, e.cadence_spm, e.speed_m_s,
+                           e.source, e.hold_s, len(beats) + len(gaps)])
+    value = {"person": person, "beats": beats, "gaps": gaps}
+    if motion:
+        value["motion"] = motion
+    return value
 
 
 def decode_events(value: dict) -> list[Event]:
-    """The events of one `beats` message, in time order (a gap before the beats after its start)."""
+    """The events of one `beats` message: beats and gaps in time order (a gap before the beats
+    after its start), each motion row after the first `at` of them."""
     person = value["person"]
     events: list[tuple[float, int, Event]] = []
     for device, t, rr, hr, contact, source in value.get("beats", ()):
@@ -53,7 +68,11 @@ def decode_events(value: dict) -> list[Event]:
     for device, start, end, reason in value.get("gaps", ()):
         events.append((start, 0, Gap(person, device, float(start), float(end), reason or "")))
     events.sort(key=lambda x: (x[0], x[1]))
-    return [e for _, _, e in events]
+    out: list[Event] = [e for _, _, e in events]
+    for device, t, kind, span, intensity, cadence, speed, source, hold, at in reversed(value.get("motion", ())):
+        out.insert(at, Motion(person, device, float(t), MotionKind(kind), float(span), intensity, cadence, speed,
+                              source or "", float(hold)))
+    return out
 
 
 def producer_config(client: dict[str, str], message_timeout_ms: int = MESSAGE_TIMEOUT_MS) -> dict:

@@ -1,7 +1,8 @@
-"""`stresswatch collect`: a site's Pi with straps and no processing: each person's beats to Kafka.
+"""`stresswatch collect`: a site's Pi with straps and no HRV processing: each person's beats and motion to Kafka.
 
 The same sources as the home service (stresswatch/sources.py: Bluetooth straps, or a replay) hand
-their events to `Collector.events`; every `[kafka] batch_s` seconds each person's events become one
+their events to `Collector.events` (beats, gaps, motion; a strap's accelerometer samples are
+classified here into motion); every `[kafka] batch_s` seconds each person's events become one
 message on the `beats` topic (key = the person, so one worker owns all of a person's beats, in
 order), queued first in the state store's outbox (sinks/kafka.py) so a site without uplink keeps
 them and delivers them later. The straps' status goes to the `devices` topic the same way.
@@ -15,7 +16,8 @@ import time
 from collections.abc import Callable
 
 from collector.ble import DeviceSpec
-from collector.events import Beat, Event, Gap
+from collector.events import Acceleration, Beat, Event, Gap, Motion
+from processing.motion import AccelerometerClassifier
 from sinks.kafka import KafkaOutbox, encode_events
 from sinks.store import StateStore
 from stresswatch.config import Config
@@ -36,6 +38,7 @@ class Collector:
         self.topics = cfg.kafka.topics()
         self.batch_s = cfg.kafka.batch_s
         self._pending: dict[str, list[Event]] = {}
+        self._classifiers: dict[tuple[str, str], AccelerometerClassifier] = {}
 
     @classmethod
     def with_straps(cls, cfg: Config, outbox: KafkaOutbox) -> Collector:
@@ -48,16 +51,35 @@ class Collector:
         return collector
 
     def events(self, events: list[Event]) -> None:
+        """Beats, gaps and motion are kept for the person's next message, in the order they came.
+        A strap's accelerometer samples are classified here, per device, by the pipeline's own
+        classifier (processing/motion.py; reset by a gap of the device, as the pipeline does):
+        the worker gets the `Motion` of each 10 s window where the home pipeline would have made
+        it, a few numbers instead of 25-200 samples a second. Heart rates without RR intervals
+        do not travel yet."""
         for e in events:
-            if isinstance(e, Beat | Gap):  # motion is the worker's business once it travels too
+            if isinstance(e, Acceleration):
+                found = self._classifier(e.person, e.device).feed(e)
+                if found:
+                    self._pending.setdefault(e.person, []).extend(found)
+                continue
+            if isinstance(e, Gap) and (e.person, e.device) in self._classifiers:
+                self._classifiers[(e.person, e.device)].gap()
+            if isinstance(e, Beat | Gap | Motion):
                 self._pending.setdefault(e.person, []).append(e)
+
+    def _classifier(self, person: str, device: str) -> AccelerometerClassifier:
+        c = self._classifiers.get((person, device))
+        if c is None:
+            c = self._classifiers[(person, device)] = AccelerometerClassifier(person, device)
+        return c
 
     def cut(self) -> int:
         """Each person's events so far as one message in the outbox; the number of messages."""
         pending, self._pending = self._pending, {}
         for person, events in pending.items():
             first = events[0]
-            t0 = first.t if isinstance(first, Beat) else first.start
+            t0 = first.start if isinstance(first, Gap) else first.t
             # The row key makes a re-queued message (the same first event) one row.
             self.outbox.add(self.topics["beats"], person, encode_events(person, events),
                             row_key=f"beats/{person}/{first.device}/{t0!r}")

@@ -49,6 +49,7 @@ from collector.events import Beat, Event, HeartRate
 from collector.phone_activity import motion_from_phone
 from processing.baseline import Baseline
 from processing.morning import Failure, MorningReading, MorningResult, Protocol, motion_verdict
+from processing.motion import MotionTrack
 from processing.pipeline import Pipeline
 from processing.reading import Activity, Reading
 from sinks.fanout import Sinks
@@ -507,15 +508,27 @@ class Service:
             model = person.model(self.tz, baseline=Baseline.from_dict(snapshot["pipeline"]["baseline"], self.tz),
                                  rr_gate=self.cfg.processing.rr_gate)
             pipeline = Pipeline.restored(snapshot["pipeline"], name, self.cfg.processing.settings(), model)
+            if snapshot.get("motion") is not None:
+                pipeline.motion = MotionTrack.restored(snapshot["motion"], name, pipeline.motion.keep_s)
             w = Wearer(name, pipeline, AlertEngine.from_dict(snapshot["engine"], self.alerts))
         self.people[name] = w
         return w
 
     def snapshot(self, name: str) -> dict:
         """What rebuilds `name` exactly (`add_person`), JSON-ready: the pipeline's snapshot (its RR
-        window, baseline and step clocks) and the alert engine's `to_dict`. Between `events` calls."""
+        window, baseline and step clocks), its motion track's and the alert engine's `to_dict`.
+        Between `events` calls."""
         w = self.people[name]
-        return {"pipeline": w.pipeline.snapshot(), "engine": w.engine.to_dict()}
+        track = w.pipeline.motion
+        # Pipeline.snapshot refuses a pipeline with motion (processing/pipeline.py: written before
+        # motion travelled through Kafka); the track is snapshotted beside it, so it is lent an
+        # empty one for that call.
+        w.pipeline.motion = MotionTrack(name, track.keep_s)
+        try:
+            pipeline = w.pipeline.snapshot()
+        finally:
+            w.pipeline.motion = track
+        return {"pipeline": pipeline, "motion": track.snapshot(), "engine": w.engine.to_dict()}
 
     def _save(self, *wearers: Wearer, force: bool = False) -> None:
         """Each wearer's baseline and engine, all in one transaction (`force`: the engine even

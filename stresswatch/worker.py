@@ -1,7 +1,7 @@
 """`stresswatch worker`: the home service's per-person path as a Quix Streams application on Kafka.
 
-Each `beats` message (one person's beats of a few seconds, key = the person) goes through the
-*same* code as at home: `Service.events` (stresswatch/service.py) feeds the person's `Pipeline` and
+Each `beats` message (one person's beats, gaps and motion of a few seconds, key = the person) goes
+through the *same* code as at home: `Service.events` (stresswatch/service.py) feeds the person's `Pipeline` and
 `AlertEngine`; what the service hands its sinks (`KafkaOutputs`, behind the same seam as
 sinks/fanout.py's `Sinks`) becomes records on the `readings`, `prompts` (prompt intents, each with
 its deterministic id `<person>-<reading time>-<kind>`) and `daily` topics, produced by Quix in
@@ -10,15 +10,18 @@ the same checkpoint as the input offsets (at-least-once).
 State, per person, in Quix State (RocksDB, backed by a changelog topic that Kafka restores on
 whichever worker the consumer group gives the person's partition to):
 - `snap`: a snapshot (`Service.snapshot`: the pipeline's RR window, corrector, baseline and step
-  clocks, and the engine's `to_dict`), rewritten every SNAPSHOT_EVERY_S of the person's beat time;
-- `tail`: the messages since it; `n`: messages taken; `last`: the time of the last event taken.
+  clocks, its motion track, and the engine's `to_dict`), rewritten every SNAPSHOT_EVERY_S of the
+  person's beat time;
+- `tail`: the messages since it; `n`: messages taken; `last`: the time of the last beat or gap
+  taken; `moved`: per motion device, the time of the last motion taken.
 The working numpy arrays stay in memory. A worker that finds a person it does not hold (or holds
 a stale copy of: `n` differs, the person was elsewhere meanwhile) rebuilds them from `snap` and
 replays `tail` with outputs muted (they were produced before that checkpoint); the readings that
 follow equal an uninterrupted run's (tests/stresswatch/test_worker.py).
 
 Messages are replayed after a failover (those after the last checkpoint) and a collector may send
-one twice: events no later than `last` are dropped, so a replayed message changes nothing.
+one twice: beats and gaps no later than `last`, and motion no later than its device's `moved`, are
+dropped, so a replayed message changes nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import zlib
 from pathlib import Path
 
 from alerts.prompt import Prompt
-from collector.events import Beat, Event, Gap
+from collector.events import Beat, Event, Gap, Motion
 from processing.reading import Reading
 from sinks.kafka import decode_events
 from stresswatch.config import Config
@@ -110,6 +113,23 @@ def _event_time(e: Event) -> float:
     return e.end if isinstance(e, Gap) else e.t
 
 
+def _fresh(events: list[Event], last: float | None, moved: dict[str, float]) -> tuple[list[Event], float | None]:
+    """The events not taken before, and the new `last`: beats and gaps later than `last` (the
+    time of the last one taken), motion later than the last taken from its device (`moved`,
+    updated: a strap's accelerometer says what a window was after that window's beats, so motion
+    has clocks of its own)."""
+    fresh = []
+    for e in events:
+        if isinstance(e, Motion):
+            if e.device not in moved or e.t > moved[e.device]:
+                fresh.append(e)
+                moved[e.device] = e.t
+        elif last is None or _event_time(e) > last:
+            fresh.append(e)
+    beats = [e for e in fresh if not isinstance(e, Motion)]
+    return fresh, _event_time(beats[-1]) if beats else last
+
+
 class PersonProcessor:
     """The stateful step of the Quix application: one `beats` message (and the person's State)
     in, the output records out. Holds the people of this worker in one `Service`."""
@@ -127,18 +147,20 @@ class PersonProcessor:
         n = state.get("n", 0)
         if self.taken.get(person) != n:
             self._rebuild(person, state)
-        last = state.get("last")
-        events = [e for e in decode_events(value) if last is None or _event_time(e) > last]
+        last, moved = state.get("last"), state.get("moved", {})
+        events, last = _fresh(decode_events(value), last, moved)
         tail = state.get("tail", [])
         if events:
             self.service.events(events)
-            last = _event_time(events[-1])
             state.set("last", last)
+            state.set("moved", moved)
             tail.append(value)
         snap_t = state.get("snap_t")
-        if events and (snap_t is None or last - snap_t >= self.snapshot_every_s or last < snap_t):
+        if events and last is not None and (snap_t is None or last - snap_t >= self.snapshot_every_s
+                                            or last < snap_t):
             state.set("snap", _packed(self.service.snapshot(person)))
             state.set("snap_t", last)
+            state.set("snap_moved", moved)
             tail = []
         state.set("tail", tail)
         state.set("n", n + 1)
@@ -154,11 +176,11 @@ class PersonProcessor:
         try:
             # As when they were first taken: a message re-sent across the snapshot adds nothing.
             last = state.get("snap_t") if packed else None
+            moved = dict(state.get("snap_moved", {})) if packed else {}
             for value in tail:
-                events = [e for e in decode_events(value) if last is None or _event_time(e) > last]
+                events, last = _fresh(decode_events(value), last, moved)
                 if events:
                     self.service.events(events)
-                    last = _event_time(events[-1])
         finally:
             self.outputs.muted = False
             self.outputs.records.clear()

@@ -316,27 +316,52 @@ def _demo_day_beats(seed: int, artifacts: float) -> list:
 
 
 def beat_messages(people, minutes: float, message_s: float = 3.0, artifacts: float = 0.005,
-                  start: float | None = None) -> list[dict]:
+                  start: float | None = None, phone: bool = False) -> list[dict]:
     """Simulated wearers' beats (the demo day from its start, moved to `start` if given) as a
     collector sends them: a `beats` message per person every `message_s`, all people interleaved
-    in time order. The beats are the demo day of seed `sum(map(ord, person))`."""
+    in time order. The beats are the demo day of seed `sum(map(ord, person))`; with `phone`, the
+    demo phone's activity once a minute travels with them (as Motion)."""
     from sinks.kafka import encode_events
-    from stresswatch.sources import shifted
+    from stresswatch.sources import shifted, simulated_phone
 
     out = []
     for person in people:
-        beats = _demo_day_beats(sum(map(ord, person)), artifacts)
-        beats = [b for b in beats if b.t - beats[0].t < minutes * 60]
+        events = _demo_day_beats(sum(map(ord, person)), artifacts)
+        if phone:
+            events = sorted([*events, *simulated_phone(person)], key=lambda e: e.t)
+        events = [e for e in events if e.t - events[0].t < minutes * 60]
         if start is not None:
-            beats = shifted(beats, start - beats[0].t)
+            events = shifted(events, start - events[0].t)
         chunk: list = []
-        for b in beats:
-            if chunk and b.t - chunk[0].t >= message_s:
+        for e in events:
+            if chunk and e.t - chunk[0].t >= message_s:
                 out.append(encode_events(person, chunk))
                 chunk = []
-            chunk.append(b)
+            chunk.append(e)
         out.append(encode_events(person, chunk))
     return sorted(out, key=lambda m: m["beats"][0][1])
+
+
+def home_outputs(cfg, events) -> tuple[dict, dict]:
+    """The home service's path (`Service.events`, in this process, no Kafka) over `events`:
+    readings by (person, time) and prompts by id, as the worker writes them to their topics."""
+    from stresswatch.service import Service
+    from stresswatch.worker import KafkaOutputs
+
+    outputs = KafkaOutputs()
+    service = Service(cfg, [], sinks=outputs, restore=False)
+    service.people.clear()
+    for person in dict.fromkeys(e.person for e in events):
+        service.add_person(person)
+    service.events(list(events))
+    readings, prompts = {}, {}
+    for rec in outputs.take():
+        v = rec["value"]
+        if rec["stream"] == "readings":
+            readings[(v["person"], v["time"])] = v
+        elif rec["stream"] == "prompts":
+            prompts[v["id"]] = v
+    return readings, prompts
 
 
 def produce(bootstrap: str, topic: str, messages: list[dict]) -> None:

@@ -141,3 +141,22 @@ def test_a_report_held_past_its_time_lasts_until_the_device_s_next_report():
     track.feed(Motion("ann", "phone", 130.0, MotionKind.STILL, 90.0, source="phone", hold_s=60.0))
     assert track.over(131.0, 190.0) == MotionState.STILL  # the walking hold ended at 130
     assert track.over(195.0, 250.0) == MotionState.UNKNOWN  # no report since: nothing known
+
+
+def test_a_track_restored_from_its_snapshot_says_and_does_what_the_original_does():
+    """Mid-window of a strap's samples, with a phone's report held: the snapshot (through JSON, as
+    a Kafka worker keeps it) restores spans, the latest report and the unfinished window."""
+    import json
+
+    walk = gait(1.8, 315.0, 20.0, seconds=25.0)  # two windows and half of a third
+    half = len(walk.t) // 2
+    first, rest = (Acceleration("ann", "strap", *(v[s] for v in (walk.t, walk.x, walk.y, walk.z)))
+                   for s in (slice(0, half), slice(half, None)))
+    track = MotionTrack("ann", keep_s=60.0)
+    track.feed(Motion("ann", "phone", walk.t[0], MotionKind.STILL, 90.0, source="phone", hold_s=60.0))
+    track.feed(first)
+    restored = MotionTrack.restored(json.loads(json.dumps(track.snapshot())), "ann", keep_s=60.0)
+    assert restored.snapshot() == track.snapshot() and restored.latest == track.latest
+    assert restored.feed(rest) == track.feed(rest) != []  # the window begun before the snapshot ends alike
+    assert [restored.over(walk.t[0] + k, walk.t[0] + k + 20) for k in range(0, 40, 5)] == \
+        [track.over(walk.t[0] + k, walk.t[0] + k + 20) for k in range(0, 40, 5)]

@@ -5,11 +5,18 @@ changelog or from old local state."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 
-from kafka_server import beat_messages, consume, produce
+import numpy as np
+from kafka_server import beat_messages, consume, home_outputs, produce
 
+from collector.events import Acceleration
+from sinks.kafka import KafkaOutbox, ensure_topics
+from sinks.store import StateStore
 from stresswatch import config as configuration
 from stresswatch import worker
+from stresswatch.collect import Collector
+from stresswatch.sources import simulated_day, simulated_phone
 
 PEOPLE = ("ada", "bo")
 MINUTES = 30  # the demo day's rest, work stress and the breathing exercise after the prompt
@@ -18,9 +25,7 @@ MINUTES = 30  # the demo day's rest, work stress and the breathing exercise afte
 def _config(kafka, suffix: str) -> configuration.Config:
     env = {"STRESSWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap, "STRESSWATCH_KAFKA__PARTITIONS": "2",
            "STRESSWATCH_KAFKA__REPLICATION": "1", "STRESSWATCH_KAFKA__WORKER_GROUP": f"workers-{suffix}",
-           "STRESSWATCH_SERVICE__TIMEZONE": "UTC",
-           # beats only (motion does not travel through Kafka yet), seated as in a study: no RR-only gate
-           "STRESSWATCH_PROCESSING__RR_GATE": "false"}
+           "STRESSWATCH_SERVICE__TIMEZONE": "UTC"}
     for stream in ("beats", "readings", "prompts", "daily"):
         env[f"STRESSWATCH_KAFKA__{stream.upper()}_TOPIC"] = f"{stream}-{suffix}"
     return configuration.load(environ=env)
@@ -46,7 +51,7 @@ def _outputs(kafka, cfg, stream: str) -> dict:
 
 
 def test_a_worker_that_gains_people_mid_stream_rebuilds_them_to_the_same_outputs(kafka, tmp_path):
-    messages = beat_messages(PEOPLE, MINUTES)
+    messages = beat_messages(PEOPLE, MINUTES, phone=True)  # the phone says still: the RR-only gate lets stress through
     # Not on snapshots: each rebuild replays a tail.
     first, second = len(messages) * 11 // 20, len(messages) * 16 // 20
 
@@ -71,3 +76,56 @@ def test_a_worker_that_gains_people_mid_stream_rebuilds_them_to_the_same_outputs
     prompts = _outputs(kafka, whole, "prompts")
     assert prompts and all(p["kind"] == "acute" for p in prompts.values())  # the work stress was prompted
     assert _outputs(kafka, parts, "prompts") == prompts
+
+
+def _strap_walk(person: str, start: float, seconds: float) -> list[Acceleration]:
+    """A chest strap's accelerometer (25 Hz, a frame a second) while its wearer walks at 110
+    steps/min: gravity plus a vertical sinusoid of 315 mg (MAD ~200 mg, between the 3 and 6 MET
+    cut-points; tests/processing/test_motion.py `gait`), plus noise."""
+    rng = np.random.default_rng(7)
+    t = start + np.arange(0.0, seconds, 1 / 25)
+    vertical = 1000.0 + 315.0 * np.sin(2 * np.pi * (110 / 60) * (t - start))
+    x, y, z = rng.normal(0, 20, (3, len(t)))
+    return [Acceleration(person, "strap", tuple(t[k:k + 25]), tuple(x[k:k + 25]), tuple(vertical[k:k + 25] + y[k:k + 25]),
+                         tuple(z[k:k + 25])) for k in range(0, len(t), 25)]
+
+
+def test_a_workers_readings_carry_motion_as_the_home_services_do(kafka, tmp_path):
+    """Beats, the phone's activity and a strap's accelerometer through `collect` (its outbox, a
+    message per person every 3 s of the stream) and a worker: the readings and prompts equal the
+    home service's over the same events, each reading's `motion` included."""
+    cfg = _config(kafka, "motion-" + uuid.uuid4().hex[:6])
+    ensure_topics(cfg.kafka.client_config(), cfg.kafka.topics().values(), cfg.kafka.partitions, cfg.kafka.replication)
+    events = []
+    for person in PEOPLE:
+        beats, _ = simulated_day(seed=len(person), artifacts=0.005, person=person)
+        beats = [b for b in beats if b.t - beats[0].t < MINUTES * 60]
+        walk = _strap_walk(person, beats[0].t + 4 * 60, 3 * 60) if person == "ada" else []
+        # A frame arrives when its last sample is taken: the order the home service gets them in.
+        events += sorted([*beats, *simulated_phone(person)[:MINUTES], *walk],
+                         key=lambda e: e.t[-1] if isinstance(e, Acceleration) else e.t)
+    home_readings, home_prompts = home_outputs(cfg, events)
+
+    collector = Collector(cfg, [], KafkaOutbox(StateStore(tmp_path / "collect.db"), cfg.kafka.client_config()))
+    for person in PEOPLE:  # the collector's batching on the stream's clock (batch_s = 3 s), not the wall's
+        mine = [e for e in events if e.person == person]
+        cut_at = None
+        for e in mine:
+            t = e.t[-1] if isinstance(e, Acceleration) else e.t
+            if cut_at is not None and t >= cut_at:
+                collector.cut()
+                cut_at = None
+            cut_at = cut_at or t + cfg.kafka.batch_s
+            collector.events([e])
+        collector.cut()
+    assert collector.outbox.flush(60) and collector.outbox.pending() == 0
+    _run_worker(cfg, tmp_path / "worker")
+
+    readings = _outputs(kafka, cfg, "readings")
+    assert readings == {(p, t): r for (p, t), r in home_readings.items()}  # every field, to the bit
+    motion = Counter(r["motion"] for r in readings.values())
+    assert motion["moving"] >= 15 and motion["still"] >= len(readings) // 2, motion  # the walk; the phone's still
+    moving = {p for (p, _t), r in readings.items() if r["motion"] == "moving"}
+    assert moving == {"ada"}  # only ada's strap saw the walk
+    prompts = {p["id"]: p for p in _outputs(kafka, cfg, "prompts").values()}
+    assert prompts == home_prompts and prompts  # the work stress prompted, with the RR-only gate on
