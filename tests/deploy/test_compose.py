@@ -59,9 +59,14 @@ def mounts(service: dict) -> dict[str, str]:
     return out
 
 
+CLUSTER = ("kafka", "worker", "deliver-influx", "deliver-mqtt")
+STRESSWATCH_SERVICES = ("stresswatch", "worker", "deliver-influx", "deliver-mqtt")
+
+
 def test_the_stack_has_its_four_services_on_pinned_images():
     services = compose()["services"]
-    assert set(services) == {"mosquitto", "influxdb", "grafana", "stresswatch"}
+    # The home default: what starts without a profile.
+    assert {n for n, s in services.items() if "profiles" not in s} == {"mosquitto", "influxdb", "grafana", "stresswatch"}
     assert services["mosquitto"]["image"].startswith("eclipse-mosquitto:2")
     # InfluxDB's `latest` moved to 3.x, whose setup and API differ: stay on 2.x.
     assert re.fullmatch(r"influxdb:2\.\d+(\.\d+)?", services["influxdb"]["image"])
@@ -154,8 +159,9 @@ def test_the_stresswatch_container_reaches_bluez_and_keeps_its_state():
     assert m[config_path] == "./stresswatch.toml"
 
 
-def test_the_containers_settings_with_the_example_config_pass_config_check(tmp_path):
-    env = {k: interpolate(str(v), env_example()) for k, v in compose()["services"]["stresswatch"]["environment"].items()}
+@pytest.mark.parametrize("service", STRESSWATCH_SERVICES)
+def test_the_containers_settings_with_the_example_config_pass_config_check(service, tmp_path):
+    env = {k: interpolate(str(v), env_example()) for k, v in compose()["services"][service]["environment"].items()}
     assert env["STRESSWATCH_INFLUX__TOKEN"] == env_example()["INFLUXDB_TOKEN"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STRESSWATCH_")}
     proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "config", "check",
@@ -163,6 +169,74 @@ def test_the_containers_settings_with_the_example_config_pass_config_check(tmp_p
                           capture_output=True, text=True, timeout=120, check=False, env={**clean, **env}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "change-me" not in proc.stdout + proc.stderr  # secrets are never echoed
+
+
+# -- profile `cluster`: Kafka, a worker and the deliveries (README "More than one machine") ------
+
+
+def test_the_cluster_profile_is_kafka_a_worker_and_the_deliveries_off_by_default():
+    services = compose()["services"]
+    assert {n for n, s in services.items() if "profiles" in s} == set(CLUSTER)
+    for name in CLUSTER:
+        assert services[name]["profiles"] == ["cluster"], name
+    for name in CLUSTER[1:]:  # the project's image with the `kafka` extra
+        build = services[name]["build"]
+        assert build["args"]["STRESSWATCH_EXTRAS"] == "kafka"
+        assert {k: v for k, v in build.items() if k != "args"} == \
+            {k: v for k, v in services["stresswatch"]["build"].items() if k != "args"}
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "kafka" in extras
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert 'ARG STRESSWATCH_EXTRAS=""' in dockerfile  # the home image stays without Kafka's clients
+    assert re.search(r'pip install "/src\$\{STRESSWATCH_EXTRAS:\+\[\$STRESSWATCH_EXTRAS\]\}"', dockerfile)
+
+
+def test_kafka_is_one_kraft_node_on_the_version_the_tests_run_and_every_client_finds_it():
+    import base64
+
+    from kafka_server import VERSION
+
+    services = compose()["services"]
+    kafka = services["kafka"]
+    assert kafka["image"] == f"apache/kafka:{VERSION}"  # pinned, and what tests/kafka_server.py runs
+    env = {k: str(v) for k, v in kafka["environment"].items()}
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft: no ZooKeeper
+    assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16  # a KRaft cluster id
+    listeners = dict(x.split("://") for x in env["KAFKA_LISTENERS"].split(","))
+    controller_port = listeners[env["KAFKA_CONTROLLER_LISTENER_NAMES"]].lstrip(":")
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:{controller_port}"
+    advertised = env["KAFKA_ADVERTISED_LISTENERS"].removeprefix("PLAINTEXT://")
+    assert advertised == f"kafka:{listeners['PLAINTEXT'].lstrip(':')}"
+    assert mounts(kafka)[env["KAFKA_LOG_DIRS"]] in compose()["volumes"]  # the log survives a restart
+    # One node: its internal topics and ours replicated once, else nothing could be written.
+    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "KAFKA_MIN_INSYNC_REPLICAS"):
+        assert env[key] == "1", key
+    for name in CLUSTER[1:]:
+        client = services[name]
+        assert client["environment"]["STRESSWATCH_KAFKA__BOOTSTRAP_SERVERS"] == advertised, name
+        assert client["depends_on"]["kafka"] == {"condition": "service_healthy"}, name
+    assert str(services["worker"]["environment"]["STRESSWATCH_KAFKA__REPLICATION"]) == "1"
+
+
+def test_each_cluster_process_has_its_command_and_a_state_volume_of_its_own():
+    spec = compose()
+    states = []
+    for name, command in (("worker", ["worker"]), ("deliver-influx", ["deliver", "influx"]),
+                          ("deliver-mqtt", ["deliver", "mqtt"])):
+        service = spec["services"][name]
+        assert service["command"] == ["--config", "/etc/stresswatch/stresswatch.toml", *command]
+        assert mounts(service)["/etc/stresswatch/stresswatch.toml"] == "./stresswatch.toml"
+        states.append(mounts(service)[service["environment"]["STRESSWATCH_STATE__DIRECTORY"]])
+        # the command line the container runs is one the CLI takes
+        proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", *command, "--help"], capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    states.append(mounts(spec["services"]["stresswatch"])["/var/lib/stresswatch"])
+    # one process per state directory (its lock), so no two share a volume
+    assert len(set(states)) == len(states) and set(states) <= set(spec["volumes"])
+    # the notifier is not the home service's MQTT client (the broker keeps one session per id)
+    assert spec["services"]["deliver-mqtt"]["environment"]["STRESSWATCH_MQTT__CLIENT_ID"] != "stresswatch"
 
 
 def test_the_dockerfile_installs_every_package_of_the_project():
