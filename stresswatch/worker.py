@@ -50,6 +50,9 @@ SNAPSHOT_EVERY_S = 45.0
 # a heartbeat (librdkafka's default is 45 s; the issue's goal for the gap to a person's next
 # reading is 30 s). Ours: 10 s, with a heartbeat every second; brokers accept 6 s and up.
 SESSION_TIMEOUT_MS = 10_000
+# Set-up tries while a just-created topic is not known to every broker yet (`run`), this far apart.
+STARTUP_TRIES = 5
+STARTUP_RETRY_S = 2.0
 
 
 class KafkaOutputs:
@@ -217,9 +220,24 @@ def application(cfg: Config, state_dir: str | Path, commit_interval_s: float = 5
     return app, sdf, processor
 
 
-def run(cfg: Config, state_dir: str | Path) -> None:
-    """Until SIGTERM / SIGINT (Quix handles both: the last checkpoint is committed)."""
-    app, _sdf, processor = application(cfg, state_dir, loglevel="INFO")
+def run(cfg: Config, state_dir: str | Path, sleep=time.sleep) -> None:
+    """Until SIGTERM / SIGINT (Quix handles both: the last checkpoint is committed).
+
+    Workers started together race to create their changelog topic; one that asks for the topic's
+    settings before every broker knows it got "Unknown topic or partition" and died (seen with 3
+    workers on 3 brokers). Set-up is tried again while that is the answer, STARTUP_TRIES times."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    for attempt in range(1, STARTUP_TRIES + 1):
+        try:
+            app, _sdf, processor = application(cfg, state_dir, loglevel="INFO")
+            break
+        except KafkaException as exc:
+            if attempt == STARTUP_TRIES or exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+            log.warning("a topic is not known to every broker yet (%s); setting up again in %.0f s",
+                        exc.args[0].str(), STARTUP_RETRY_S)
+            sleep(STARTUP_RETRY_S)
     started = time.monotonic()
     app.run()
     log.info("stopped after %.0f s; %d people held, %d rebuilt", time.monotonic() - started,

@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 
 import numpy as np
+import pytest
 from kafka_server import beat_messages, consume, home_outputs, produce
 
 from collector.events import Acceleration
@@ -129,3 +130,32 @@ def test_a_workers_readings_carry_motion_as_the_home_services_do(kafka, tmp_path
     assert moving == {"ada"}  # only ada's strap saw the walk
     prompts = {p["id"]: p for p in _outputs(kafka, cfg, "prompts").values()}
     assert prompts == home_prompts and prompts  # the work stress prompted, with the RR-only gate on
+
+
+def test_a_worker_that_starts_before_every_broker_knows_its_changelog_topic_sets_up_again(monkeypatch):
+    """The answer Quix got when three workers started together on three brokers (one died of it)."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    cfg = configuration.load(environ={})
+    answers = [KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, "Broker: Unknown topic or partition"))] * 2
+    ran = []
+
+    class App:
+        def run(self):
+            ran.append(True)
+
+    def application(*_args, **_kw):
+        if answers:
+            raise answers.pop()
+        return App(), None, worker.PersonProcessor(cfg)
+
+    monkeypatch.setattr(worker, "application", application)
+    slept = []
+    worker.run(cfg, "unused", sleep=slept.append)
+    assert ran == [True] and slept == [worker.STARTUP_RETRY_S] * 2
+
+    # Anything else is not waited out: it is the person's to fix.
+    answers[:] = [KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "not authorised"))]
+    with pytest.raises(KafkaException):
+        worker.run(cfg, "unused", sleep=slept.append)
+    assert len(slept) == 2
