@@ -1,7 +1,12 @@
 """The one typed configuration model: a TOML file plus STRESSWATCH_* environment overrides.
 
-Sections: [service], [processing], [[people]], [state], [bluetooth], [[devices]], [mqtt], [influx],
-[kafka], [alerts].
+Sections: [service], [processing], [[people]], [state], [bluetooth], [[devices]], [morning],
+[mqtt], [influx], [kafka], [alerts].
+The schema is declarative: each section is a dataclass whose fields are `setting(default, ...)`
+(kind, bounds or choices, doc) and whose `check(key)` holds its rules across keys; [alerts] has
+the keys of alerts/settings.py `AlertSettings` (their defaults and reasons live there, the
+engine checks its own rules). One converter (`_table`) turns TOML values and environment strings
+into every key.
 Every problem is reported with the dotted key that has it (`processing.window_s: must be >= 30,
 got -5`); all problems are collected, not just the first. Environment overrides use a double
 underscore between levels: `STRESSWATCH_PROCESSING__STEP_S=5`; a problem with an overridden
@@ -13,6 +18,10 @@ without a [[people]] table next to those who have one (they get the default sett
 Each section turns itself into the settings object of the stage it configures
 (`ProcessingConfig.settings()`, `PersonConfig.model()`, `MqttConfig.settings()`, ...), so the
 stages never import this module.
+
+No schema library (ours, measured by benchmarks/config_startup.py): pydantic v2 would add ~10 MB
+RSS and 0.2-0.4 s to every start, and its rules across keys do not run once a key is wrong, so
+it could not report every problem in one go.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import os
 import re
 import tomllib
 import typing
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from datetime import tzinfo
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -51,18 +60,69 @@ class ConfigError(ValueError):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
-def _rule(*, min: float | None = None, max: float | None = None, choices: tuple = (), doc: str = ""):
-    return {"min": min, "max": max, "choices": choices, "doc": doc}
+# -- the schema: what a key may be --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one key accepts: `kind` bool, int, float, str, dict (a table) or tuple (a list of
+    `item`s; a string is split at commas, as environment variables give lists)."""
+
+    kind: type
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # None when unset ("", "none" or "null" in the environment)
+    required: bool = False  # a table of its section must set it (`doc` says what it is)
+    item: Rule | None = None
+    doc: str = ""
+
+
+def setting(default: typing.Any, kind: type | None = None, *, min: float | None = None, max: float | None = None,
+            choices: tuple[str, ...] = (), required: bool = False, doc: str = "") -> typing.Any:
+    """A key of a section: its default, its kind (that of the default unless given), bounds or
+    choices, and what it is for."""
+    rule = Rule(kind or type(default), min, max, choices, default is None, required, doc=doc)
+    return field(default=default, metadata={"rule": rule})
+
+
+def section(cls: type, many: bool = False) -> typing.Any:
+    """A section of Config: a [table] of `cls`'s keys, or with `many` a list of [[tables]]."""
+    return field(default_factory=list if many else cls, metadata={"section": cls, "many": many})
+
+
+def alert_rules() -> dict[str, Rule]:
+    """[alerts]: every field of AlertSettings but `timezone` ([service] sets it), of its default's
+    kind; numbers >= 0 (the engine checks its other bounds and its rules across keys)."""
+    rules = {}
+    for f in fields(AlertSettings):
+        if f.name != "timezone":
+            kind = type(f.default)
+            if kind is tuple:  # `extra_exercises` (default empty) is a list of exercise tables
+                item = Rule(type(f.default[0]), min=0) if f.default else Rule(dict)
+                rules[f.name] = Rule(tuple, item=item)
+            else:
+                rules[f.name] = Rule(kind, min=0 if kind in (int, float) else None)
+    return rules
+
+
+# -- the sections ---------------------------------------------------------------------------------
 
 
 @dataclass
 class ServiceConfig:
-    timezone: str | None = field(default=None, metadata=_rule(
-        doc="IANA zone of quiet hours, days and the day/night baseline; unset = the machine's"))
+    timezone: str | None = setting(None, str, doc="IANA zone of quiet hours, days and the day/night baseline; "
+                                                  "unset = the machine's")
 
     def zone_name(self) -> str:
         """`timezone`, else the machine's zone (TZ, /etc/timezone, the /etc/localtime link), else UTC."""
         return self.timezone or machine_zone()
+
+    def check(self, key: str, problems: list[str]) -> None:
+        try:
+            zone(self.zone_name(), f"{key}.timezone")
+        except ValueError as exc:
+            problems.append(str(exc))
 
 
 def machine_zone() -> str:
@@ -87,34 +147,44 @@ def machine_zone() -> str:
 
 @dataclass
 class ProcessingConfig:
-    window_s: float = field(default=300.0, metadata=_rule(min=30, doc="window of SDNN, SD1/SD2, SI, LF/HF"))
-    rmssd_window_s: float = field(default=60.0, metadata=_rule(min=10, doc="window of RMSSD and HR"))
-    step_s: float = field(default=10.0, metadata=_rule(min=0, doc="seconds between readings (0 = every beat)"))
-    artifact_correction: bool = field(default=True, metadata=_rule(doc="Kubios-method correction"))
+    window_s: float = setting(300.0, min=30, doc="window of SDNN, SD1/SD2, SI, LF/HF")
+    rmssd_window_s: float = setting(60.0, min=10, doc="window of RMSSD and HR")
+    step_s: float = setting(10.0, min=0, doc="seconds between readings (0 = every beat)")
+    artifact_correction: bool = setting(True, doc="Kubios-method correction")
     # The RR-only gate (processing/stress.py RR_GATE): without motion, a heart-rate rise is too
     # active to judge. Off (ours) only where wearers are seated whenever measured: a lab or desk
     # study, where the gate would hide the stress it is run to see.
-    rr_gate: bool = field(default=True, metadata=_rule(doc="without motion, HR rises are not judged"))
+    rr_gate: bool = setting(True, doc="without motion, HR rises are not judged")
 
     def settings(self) -> PipelineSettings:
         """The pipeline's settings; LF/HF is recomputed at most every 10 s (its cost)."""
         return PipelineSettings(self.window_s, self.rmssd_window_s, self.step_s, max(self.step_s, 10.0),
                                 self.artifact_correction)
 
+    def check(self, key: str, problems: list[str]) -> None:
+        if self.rmssd_window_s > self.window_s:
+            problems.append(f"{key}.rmssd_window_s: must be <= {key}.window_s ({self.window_s:g} s), got "
+                            f"{self.rmssd_window_s:g}: RMSSD and HR come from the end of the long window")
+        if self.step_s > self.window_s:
+            problems.append(f"{key}.step_s: must be <= {key}.window_s ({self.window_s:g} s), got {self.step_s:g}: "
+                            f"beats between two windows would never be analysed")
+
 
 @dataclass
 class PersonConfig:
-    name: str = field(default="me", metadata=_rule(doc="id used in MQTT topics and Influx tags"))
-    age: float = field(default=40.0, metadata=_rule(min=5, max=120, doc="years, for HRmax"))
-    max_hr_bpm: float | None = field(default=None, metadata=_rule(min=100, max=240))
-    resting_hr_bpm: float | None = field(default=None, metadata=_rule(min=30, max=120))
+    # Required in a [[people]] table (a second table without a name would be a wearer nobody
+    # meant); "me" is the one wearer when there are neither tables nor devices.
+    name: str = setting("me", required=True, doc="the wearer's name, used in MQTT topics and InfluxDB tags")
+    age: float = setting(40.0, min=5, max=120, doc="years, for HRmax")
+    max_hr_bpm: float | None = setting(None, float, min=100, max=240)
+    resting_hr_bpm: float | None = setting(None, float, min=30, max=120)
     # The morning reading (processing/morning.py): one posture per person, and the local window in
     # which a strap that starts sending begins a reading on its own.
-    morning_posture: str = field(default="seated", metadata=_rule(
-        choices=("seated", "lying"), doc="posture of every morning reading (the two do not compare)"))
-    morning_auto: bool = field(default=True, metadata=_rule(doc="a strap put on in the window starts a reading"))
-    morning_from: str = field(default="05:00", metadata=_rule(doc="local HH:MM"))
-    morning_until: str = field(default="11:00", metadata=_rule(doc="local HH:MM"))
+    morning_posture: str = setting("seated", choices=("seated", "lying"),
+                                   doc="posture of every morning reading (the two do not compare)")
+    morning_auto: bool = setting(True, doc="a strap put on in the window starts a reading")
+    morning_from: str = setting("05:00", doc="local HH:MM")
+    morning_until: str = setting("11:00", doc="local HH:MM")
 
     def model(self, tz: tzinfo = UTC, baseline: Baseline | None = None, rr_gate: bool = True) -> StressModel:
         """This person's stress model in zone `tz` (local time of the day/night baseline): a fresh
@@ -122,16 +192,24 @@ class PersonConfig:
         return StressModel(age=self.age, max_hr=self.max_hr_bpm, resting_hr=self.resting_hr_bpm,
                            baseline=baseline, tz=tz, rr_gate=RR_GATE if rr_gate else None)
 
+    def check(self, key: str, problems: list[str]) -> None:
+        _check_topic(f"{key}.name", self.name, False, problems)
+        for name in ("morning_from", "morning_until"):
+            try:
+                parse_hhmm(getattr(self, name), f"{key}.{name}")
+            except ValueError as exc:
+                problems.append(str(exc))
+
 
 @dataclass
 class MorningConfig:
     """The morning reading's protocol (processing/morning.py has the source of each default)."""
 
-    stabilise_s: float = field(default=60.0, metadata=_rule(min=0, max=600, doc="discarded first"))
-    measure_s: float = field(default=60.0, metadata=_rule(min=30, max=600, doc="the measured window"))
-    wait_s: float = field(default=120.0, metadata=_rule(min=10, max=3600, doc="for the first beat"))
-    max_artifact_pct: float = field(default=5.0, metadata=_rule(min=0, max=50))
-    max_hr_change_bpm: float = field(default=25.0, metadata=_rule(min=5, max=100))
+    stabilise_s: float = setting(60.0, min=0, max=600, doc="discarded first")
+    measure_s: float = setting(60.0, min=30, max=600, doc="the measured window")
+    wait_s: float = setting(120.0, min=10, max=3600, doc="for the first beat")
+    max_artifact_pct: float = setting(5.0, min=0, max=50)
+    max_hr_change_bpm: float = setting(25.0, min=5, max=100)
 
     def protocol(self, posture: str = "seated") -> MorningProtocol:
         return MorningProtocol(posture=posture, stabilise_s=self.stabilise_s, measure_s=self.measure_s,
@@ -141,42 +219,54 @@ class MorningConfig:
 
 @dataclass
 class StateConfig:
-    directory: str = field(default="~/.local/share/stresswatch", metadata=_rule(doc="SQLite state"))
+    directory: str = setting("~/.local/share/stresswatch", doc="SQLite state")
 
 
 @dataclass
 class BluetoothConfig:
-    adapter: str | None = field(default=None, metadata=_rule(doc="e.g. hci1; unset = BlueZ default"))
-    watchdog_s: float = field(default=5.0, metadata=_rule(min=2, max=120, doc="no data this long = reconnect"))
-    battery_every_s: float = field(default=300.0, metadata=_rule(min=10))
+    adapter: str | None = setting(None, str, doc="e.g. hci1; unset = BlueZ default")
+    watchdog_s: float = setting(5.0, min=2, max=120, doc="no data this long = reconnect")
+    battery_every_s: float = setting(300.0, min=10)
 
 
 @dataclass
 class DeviceConfig:
-    person: str = field(default="me", metadata=_rule(doc="who wears it ([[people]] name)"))
-    address: str | None = field(default=None, metadata=_rule(doc="AA:BB:CC:DD:EE:FF"))
-    name: str | None = field(default=None, metadata=_rule(doc="name pattern, e.g. 'Polar H10*'"))
-    role: str = field(default="strap", metadata=_rule(
-        choices=("strap", "motion"), doc="strap: heart rate, and its motion sources; motion: motion only (a foot pod)"))
+    person: str = setting("me", doc="who wears it ([[people]] name)")
+    address: str | None = setting(None, str, doc="AA:BB:CC:DD:EE:FF")
+    name: str | None = setting(None, str, doc="name pattern, e.g. 'Polar H10*'")
+    role: str = setting("strap", choices=("strap", "motion"),
+                        doc="strap: heart rate, and its motion sources; motion: motion only (a foot pod)")
+
+    def has_address(self) -> bool:
+        return bool(self.address and re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", self.address))
+
+    def check(self, key: str, problems: list[str]) -> None:
+        if not self.address and not self.name:
+            problems.append(f"{key}: give an address or a name pattern")
+        if self.address and not self.has_address():
+            problems.append(f"{key}.address: must look like AA:BB:CC:DD:EE:FF, got {self.address!r}")
+        if self.name and not self.address:  # without an address the name is the device's label in topics
+            _check_topic(f"{key}.name", self.name, False, problems)
+        _check_topic(f"{key}.person", self.person, False, problems)
 
 
 @dataclass
 class MqttConfig:
-    url: str | None = field(default=None, metadata=_rule(doc="mqtt://host:1883 or mqtts://host:8883; unset = off"))
-    username: str | None = field(default=None, metadata=_rule())
-    password: str | None = field(default=None, metadata=_rule(doc="or password_file"))
-    password_file: str | None = field(default=None, metadata=_rule())
-    base_topic: str = field(default="stresswatch", metadata=_rule())
-    client_id: str = field(default="stresswatch", metadata=_rule())
-    ca_file: str | None = field(default=None, metadata=_rule(doc="CA bundle for mqtts://"))
-    certfile: str | None = field(default=None, metadata=_rule(doc="client certificate (optional)"))
-    keyfile: str | None = field(default=None, metadata=_rule())
-    verify_hostname: bool = field(default=True, metadata=_rule())
-    keepalive_s: int = field(default=30, metadata=_rule(min=5, max=3600))
-    session_expiry_s: int = field(default=3600, metadata=_rule(min=0, max=604800))
-    discovery: bool = field(default=True, metadata=_rule(doc="Home Assistant MQTT discovery"))
-    discovery_prefix: str = field(default="homeassistant", metadata=_rule())
-    outbox_max_messages: int = field(default=100000, metadata=_rule(min=100, doc="undelivered messages kept"))
+    url: str | None = setting(None, str, doc="mqtt://host:1883 or mqtts://host:8883; unset = off")
+    username: str | None = setting(None, str)
+    password: str | None = setting(None, str, doc="or password_file")
+    password_file: str | None = setting(None, str)
+    base_topic: str = setting("stresswatch")
+    client_id: str = setting("stresswatch")
+    ca_file: str | None = setting(None, str, doc="CA bundle for mqtts://")
+    certfile: str | None = setting(None, str, doc="client certificate (optional)")
+    keyfile: str | None = setting(None, str)
+    verify_hostname: bool = setting(True)
+    keepalive_s: int = setting(30, min=5, max=3600)
+    session_expiry_s: int = setting(3600, min=0, max=604800)
+    discovery: bool = setting(True, doc="Home Assistant MQTT discovery")
+    discovery_prefix: str = setting("homeassistant")
+    outbox_max_messages: int = setting(100000, min=100, doc="undelivered messages kept")
 
     def settings(self) -> MqttSettings | None:
         """The MQTT sink's settings (secrets read from their files), None when MQTT is off."""
@@ -204,21 +294,32 @@ class MqttConfig:
             discovery_prefix=self.discovery_prefix,
         )
 
+    def check(self, key: str, problems: list[str]) -> None:
+        if self.url is not None:
+            u = _check_url(f"{key}.url", self.url, ("mqtt", "mqtts"), "mqtt://host:1883 or mqtts://host:8883",
+                           problems)
+            if u is not None and u.password:
+                problems.append(f"{key}.url: put the password in {key}.password or {key}.password_file, not in the URL")
+        _check_topic(f"{key}.base_topic", self.base_topic, True, problems)
+        _check_topic(f"{key}.discovery_prefix", self.discovery_prefix, True, problems)
+        _check_secret(self, key, "password", problems)
+        _check_client_files(self, key, problems)
+
 
 @dataclass
 class InfluxConfig:
-    url: str | None = field(default=None, metadata=_rule(doc="http://host:8086; unset = off"))
-    api: str = field(default="v2", metadata=_rule(choices=("v2", "v1")))
-    org: str = field(default="-", metadata=_rule())
-    bucket: str = field(default="stresswatch", metadata=_rule(doc="v1: the database"))
-    token: str | None = field(default=None, metadata=_rule(doc="or token_file; 1.8+: user:password"))
-    token_file: str | None = field(default=None, metadata=_rule())
-    username: str | None = field(default=None, metadata=_rule(doc="v1 only"))
-    password: str | None = field(default=None, metadata=_rule(doc="v1 only"))
-    batch_size: int = field(default=5000, metadata=_rule(min=1, max=100000))
-    flush_interval_s: float = field(default=5.0, metadata=_rule(min=0.1, max=3600))
-    write_beats: bool = field(default=True, metadata=_rule(doc="store every beat, not only readings"))
-    outbox_max_points: int = field(default=2000000, metadata=_rule(min=1000))
+    url: str | None = setting(None, str, doc="http://host:8086; unset = off")
+    api: str = setting("v2", choices=("v2", "v1"))
+    org: str = setting("-")
+    bucket: str = setting("stresswatch", doc="v1: the database")
+    token: str | None = setting(None, str, doc="or token_file; 1.8+: user:password")
+    token_file: str | None = setting(None, str)
+    username: str | None = setting(None, str, doc="v1 only")
+    password: str | None = setting(None, str, doc="v1 only")
+    batch_size: int = setting(5000, min=1, max=100000)
+    flush_interval_s: float = setting(5.0, min=0.1, max=3600)
+    write_beats: bool = setting(True, doc="store every beat, not only readings")
+    outbox_max_points: int = setting(2000000, min=1000)
 
     def settings(self) -> InfluxSettings | None:
         """The InfluxDB sink's settings (token read from its file), None when InfluxDB is off."""
@@ -233,34 +334,36 @@ class InfluxConfig:
             outbox_max_points=self.outbox_max_points,
         )
 
+    def check(self, key: str, problems: list[str]) -> None:
+        if self.url is not None:
+            _check_url(f"{key}.url", self.url, ("http", "https"), "http://host:8086", problems)
+        _check_secret(self, key, "token", problems)
+
 
 @dataclass
 class KafkaConfig:
     """More than one machine (opt-in): `stresswatch collect` and `stresswatch worker` through Apache Kafka."""
 
-    bootstrap_servers: str | None = field(default=None, metadata=_rule(
-        doc="host:9092,host2:9092; unset = one machine, no Kafka"))
-    security_protocol: str = field(default="plaintext", metadata=_rule(
-        choices=("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")))
-    ca_file: str | None = field(default=None, metadata=_rule(doc="CA bundle for ssl / sasl_ssl"))
-    certfile: str | None = field(default=None, metadata=_rule(doc="client certificate (optional)"))
-    keyfile: str | None = field(default=None, metadata=_rule())
-    sasl_mechanism: str = field(default="SCRAM-SHA-512", metadata=_rule(
-        choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")))
-    username: str | None = field(default=None, metadata=_rule(doc="SASL"))
-    password: str | None = field(default=None, metadata=_rule(doc="or password_file"))
-    password_file: str | None = field(default=None, metadata=_rule())
-    beats_topic: str = field(default="beats", metadata=_rule(doc="collectors -> workers, key = person"))
-    devices_topic: str = field(default="devices", metadata=_rule(doc="collectors' device status, key = person"))
-    readings_topic: str = field(default="readings", metadata=_rule())
-    prompts_topic: str = field(default="prompts", metadata=_rule(doc="prompt intents, with their ids"))
-    daily_topic: str = field(default="daily", metadata=_rule())
+    bootstrap_servers: str | None = setting(None, str, doc="host:9092,host2:9092; unset = one machine, no Kafka")
+    security_protocol: str = setting("plaintext", choices=("plaintext", "ssl", "sasl_plaintext", "sasl_ssl"))
+    ca_file: str | None = setting(None, str, doc="CA bundle for ssl / sasl_ssl")
+    certfile: str | None = setting(None, str, doc="client certificate (optional)")
+    keyfile: str | None = setting(None, str)
+    sasl_mechanism: str = setting("SCRAM-SHA-512", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
+    username: str | None = setting(None, str, doc="SASL")
+    password: str | None = setting(None, str, doc="or password_file")
+    password_file: str | None = setting(None, str)
+    beats_topic: str = setting("beats", doc="collectors -> workers, key = person")
+    devices_topic: str = setting("devices", doc="collectors' device status, key = person")
+    readings_topic: str = setting("readings")
+    prompts_topic: str = setting("prompts", doc="prompt intents, with their ids")
+    daily_topic: str = setting("daily")
     # People map to partitions by their key's hash: a later change moves people between
     # partitions (and their state with them), so the count is chosen generously up front.
-    partitions: int = field(default=48, metadata=_rule(min=1, max=10000, doc="of every topic; fixed for good"))
-    replication: int = field(default=3, metadata=_rule(min=1, max=7, doc="copies of every message"))
-    worker_group: str = field(default="stresswatch-workers", metadata=_rule(doc="consumer group of the workers"))
-    batch_s: float = field(default=3.0, metadata=_rule(min=2, max=5, doc="a message per person this often"))
+    partitions: int = setting(48, min=1, max=10000, doc="of every topic; fixed for good")
+    replication: int = setting(3, min=1, max=7, doc="copies of every message")
+    worker_group: str = setting("stresswatch-workers", doc="consumer group of the workers")
+    batch_s: float = setting(3.0, min=2, max=5, doc="a message per person this often")
 
     def topics(self) -> dict[str, str]:
         return {"beats": self.beats_topic, "devices": self.devices_topic, "readings": self.readings_topic,
@@ -282,31 +385,48 @@ class KafkaConfig:
             conf["sasl.password"] = read_secret(self.password, self.password_file, "kafka.password_file")
         return conf
 
+    def check(self, key: str, problems: list[str]) -> None:
+        """Servers as host:port, TLS files, SASL credentials, topic names."""
+        servers = self.bootstrap_servers.split(",") if self.bootstrap_servers is not None else []
+        for server in (s.strip() for s in servers):
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                problems.append(f"{key}.bootstrap_servers: each server must look like host:9092, got {server!r}")
+        _check_client_files(self, key, problems)
+        _check_secret(self, key, "password", problems)
+        if self.security_protocol.startswith("sasl") and not (self.username and (self.password or self.password_file)):
+            problems.append(f"{key}.username: security_protocol {self.security_protocol!r} needs {key}.username "
+                            f"and {key}.password (or {key}.password_file)")
+        topics = self.topics()
+        for name, topic in topics.items():
+            # Kafka's own rule for topic names (kafka.common.internals.Topic): at most 249 of these characters.
+            if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", ".."):
+                problems.append(f"{key}.{name}_topic: a topic name is 1-249 letters, digits, '.', '_' or '-', "
+                                f"got {topic!r}")
+        for dup in sorted({t for t in topics.values() if list(topics.values()).count(t) > 1}):
+            problems.append(f"{key}: topic {dup!r} is used for more than one stream; give each its own")
+
 
 @dataclass
 class Config:
-    service: ServiceConfig = field(default_factory=ServiceConfig)
-    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
-    people: list[PersonConfig] = field(default_factory=list)
-    state: StateConfig = field(default_factory=StateConfig)
-    mqtt: MqttConfig = field(default_factory=MqttConfig)
-    influx: InfluxConfig = field(default_factory=InfluxConfig)
-    kafka: KafkaConfig = field(default_factory=KafkaConfig)
-    bluetooth: BluetoothConfig = field(default_factory=BluetoothConfig)
-    devices: list[DeviceConfig] = field(default_factory=list)
-    morning: MorningConfig = field(default_factory=MorningConfig)
-    # The alert engine's settings: any field of alerts/settings.py AlertSettings (checked by
-    # `alert_settings`); unset keys keep the documented defaults.
-    alerts: dict = field(default_factory=dict)
+    service: ServiceConfig = section(ServiceConfig)
+    processing: ProcessingConfig = section(ProcessingConfig)
+    people: list[PersonConfig] = section(PersonConfig, many=True)
+    state: StateConfig = section(StateConfig)
+    mqtt: MqttConfig = section(MqttConfig)
+    influx: InfluxConfig = section(InfluxConfig)
+    kafka: KafkaConfig = section(KafkaConfig)
+    bluetooth: BluetoothConfig = section(BluetoothConfig)
+    devices: list[DeviceConfig] = section(DeviceConfig, many=True)
+    morning: MorningConfig = section(MorningConfig)
+    # The alert engine's settings as set in [alerts], converted (`alert_rules`); unset keys keep
+    # AlertSettings' documented defaults.
+    alerts: dict = section(dict)
 
     def alert_settings(self) -> AlertSettings:
         """The [alerts] table as the engine's settings, in the zone of [service]; ValueError naming
         the key when it is wrong."""
-        problems: list[str] = []
-        settings = _alert_settings(self.alerts, problems, self.service.zone_name())
-        if problems:
-            raise ValueError("; ".join(problems))
-        return settings
+        return AlertSettings(timezone=self.service.zone_name(), **self.alerts)
 
     def __post_init__(self) -> None:
         # The wearers are the [[people]] entries plus each device's wearer (default settings);
@@ -342,177 +462,64 @@ class Config:
             mqtt_outbox_max_messages=self.mqtt.outbox_max_messages,
         )
 
-
-ENV_PREFIX = "STRESSWATCH_"
-# Variables with our prefix that are not settings (no warning for them): the reference recordings
-# of the tests and benchmarks, CI's no-skip switch, the Docker image's build argument.
-ENV_NOT_SETTINGS = frozenset({"STRESSWATCH_REFERENCE_DATA", "STRESSWATCH_FORBID_SKIPS", "STRESSWATCH_UID"})
-
-
-def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | None = None,
-         warnings: list[str] | None = None) -> Config:
-    """Load `path` (or defaults when None), apply environment overrides, validate everything.
-
-    Problems raise ConfigError; warnings (see the module docstring) are appended to `warnings`
-    when it is given, each naming its key or variable."""
-    environ = os.environ if environ is None else environ
-    warnings = [] if warnings is None else warnings
-    source = str(path) if path else "<defaults>"
-    data: dict = {}
-    if path is not None:
+    def check(self, listed: int, problems: list[str], warnings: list[str]) -> None:
+        """Every section's rules, who wears what, and the alert engine's own rules; the first
+        `listed` people have a [[people]] table (the wearers the devices add come after them)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["many"]:
+                for k, item in enumerate(value[:listed] if f.name == "people" else value):
+                    item.check(f"{f.name}[{k}]", problems)
+            elif hasattr(value, "check"):
+                value.check(f.name, problems)
+        self._check_wearers(listed, problems, warnings)
+        timezone = self.service.zone_name()
         try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(source, ["file not found"]) from None
-        except OSError as exc:
-            raise ConfigError(source, [f"cannot read: {exc.strerror or exc}"]) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
-    problems: list[str] = []
-    overridden = _apply_env(data, environ, problems, warnings)
-    cfg = _build(Config, data, "", problems)
-    people = data.get("people")
-    _check(cfg, people if isinstance(people, list) else [], problems, warnings)
-    try:
-        timezone = cfg.service.zone_name()
-        zone(timezone, "service.timezone")
-    except ValueError as exc:
-        problems.append(str(exc))
-        timezone = "UTC"
-    _alert_settings(cfg.alerts, problems, timezone)
-    if problems:
-        problems = [_blame(p, overridden) for p in problems]
-        if all(p.startswith(ENV_PREFIX) for p in problems):
-            source = "environment"
-        raise ConfigError(source, problems)
-    return cfg
-
-
-def _alert_settings(table: dict, problems: list[str], timezone: str) -> AlertSettings:
-    """[alerts] as AlertSettings in `timezone`: each value converted to its field's type (TOML or an
-    environment string such as "22:00,07:30"), then the engine's own cross-checks; every problem
-    names its `alerts.<key>`. Falls back to the defaults when something is wrong (the caller reports)."""
-    defaults = AlertSettings(timezone=timezone)
-    known = {f.name for f in fields(AlertSettings)} - {"timezone"}  # [service] timezone sets it
-    clean = {"timezone": timezone}
-    for name, value in table.items():
-        if name not in known:
-            problems.append(f"alerts.{name}: unknown key (known: {', '.join(sorted(known))})")
-            continue
+            zone(timezone)
+        except ValueError:  # [service] reports it
+            timezone = "UTC"
         try:
-            clean[name] = _alert_value(getattr(defaults, name), value)
-        except ValueError as exc:
-            problems.append(f"alerts.{name}: {exc}")
-    try:
-        return AlertSettings.from_dict(clean)
-    except (ValueError, TypeError) as exc:  # the engine's messages start with the key
-        problems.append(f"alerts.{exc}")
-        return defaults
+            AlertSettings(timezone=timezone, **self.alerts)
+        except (ValueError, TypeError) as exc:  # the engine's messages start with the key
+            problems.append(f"alerts.{exc}")
 
+    def _check_wearers(self, listed: int, problems: list[str], warnings: list[str]) -> None:
+        """One name per wearer (in one spelling), one strap per wearer, one wearer per strap."""
+        names = [p.name for p in self.people]
+        for dup in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"people: name {dup!r} is used more than once")
+        explicit = names[:listed]
+        # Wearers whose names differ only in letter case would be one Home Assistant device (its ids
+        # are lower case) and two of everything else: one spelling each. casefold -> (key, name).
+        spelt: dict[str, tuple[str, str]] = {}
 
-def _alert_value(default, value):
-    if isinstance(default, bool):
-        raise ValueError("not settable")
-    if isinstance(default, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"must be a number, got {value!r}") from None
-        if not math.isfinite(number) or number < 0:
-            raise ValueError(f"must be a finite number >= 0, got {value!r}")
-        if isinstance(default, int):
-            if number != int(number):
-                raise ValueError(f"must be a whole number, got {value!r}")
-            return int(number)
-        return number
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise ValueError(f"must be a string, got {value!r}")
-        return value
-    if isinstance(default, tuple):
-        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            raise ValueError(f"must be a list, got {value!r}")
-        if default and isinstance(default[0], int):
-            return tuple(_alert_value(0, v) for v in items)
-        return tuple(items)
-    raise ValueError(f"cannot be set to {value!r}")
+        def one_spelling(key: str, name: str) -> None:
+            first_key, first = spelt.setdefault(name.casefold(), (key, name))
+            if first != name:
+                problems.append(f"{key}: {name!r} differs from {first_key} {first!r} only in letter case; "
+                                f"use one spelling")
 
-
-def _blame(problem: str, overridden: dict[str, str]) -> str:
-    """`problem`, prefixed with the environment variable that set its key (if one did)."""
-    key = problem.partition(":")[0]
-    names = [var for dotted, var in overridden.items() if dotted == key or dotted.startswith(key + ".")]
-    return f"{', '.join(names)}: {problem}" if names else problem
-
-
-def _check(cfg: Config, people_tables: list, problems: list[str], warnings: list[str]) -> None:
-    """Checks across keys: window lengths, names used in MQTT topics, who wears which strap, sinks.
-    `people_tables` are the [[people]] tables as written (the wearers the devices add come after
-    them in `cfg.people`)."""
-    n_people = len(people_tables)
-    p = cfg.processing
-    if p.rmssd_window_s > p.window_s:
-        problems.append(f"processing.rmssd_window_s: must be <= processing.window_s ({p.window_s:g} s), "
-                        f"got {p.rmssd_window_s:g}: RMSSD and HR come from the end of the long window")
-    if p.step_s > p.window_s:
-        problems.append(f"processing.step_s: must be <= processing.window_s ({p.window_s:g} s), got "
-                        f"{p.step_s:g}: beats between two windows would never be analysed")
-    for k, table in enumerate(people_tables):
-        if isinstance(table, dict) and "name" not in table:
-            # Not the default `me`: a second table without a name would be a wearer nobody meant.
-            problems.append(f"people[{k}].name: required (the wearer's name, used in MQTT topics and InfluxDB tags)")
-    for k, person in enumerate(cfg.people[:n_people]):
-        _check_topic(f"people[{k}].name", person.name, False, problems)
-    for k, person in enumerate(cfg.people[:n_people]):
-        for key in ("morning_from", "morning_until"):
-            try:
-                parse_hhmm(getattr(person, key), f"people[{k}].{key}")
-            except ValueError as exc:
-                problems.append(str(exc))
-    names = [person.name for person in cfg.people]
-    for dup in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(f"people: name {dup!r} is used more than once")
-    explicit = names[:n_people]
-    # Wearers whose names differ only in letter case would be one Home Assistant device (its ids
-    # are lower case) and two of everything else: one spelling each. casefold -> (key, name).
-    spelt: dict[str, tuple[str, str]] = {}
-
-    def one_spelling(key: str, name: str) -> None:
-        first_key, first = spelt.setdefault(name.casefold(), (key, name))
-        if first != name:
-            problems.append(f"{key}: {name!r} differs from {first_key} {first!r} only in letter case; use one spelling")
-
-    for k, name in enumerate(explicit):
-        one_spelling(f"people[{k}].name", name)
-    worn: dict[str, int] = {}
-    addresses: dict[str, int] = {}
-    for k, d in enumerate(cfg.devices):
-        if not d.address and not d.name:
-            problems.append(f"devices[{k}]: give an address or a name pattern")
-        if d.address and not re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", d.address):
-            problems.append(f"devices[{k}].address: must look like AA:BB:CC:DD:EE:FF, got {d.address!r}")
-        elif d.address:
-            first = addresses.setdefault(d.address.upper(), k)  # Bluetooth addresses ignore letter case
-            if first != k:
-                problems.append(f"devices[{k}].address: {d.address!r} is devices[{first}]'s strap (worn by "
-                                f"{cfg.devices[first].person!r}; addresses are compared regardless of letter "
-                                f"case): one strap, one wearer")
-        if d.person not in explicit and _check_wearer(k, d.person, explicit, problems, warnings):
-            one_spelling(f"devices[{k}].person", d.person)
-        if d.name and not d.address:  # without an address the name is the device's label in topics
-            _check_topic(f"devices[{k}].name", d.name, False, problems)
-        _check_topic(f"devices[{k}].person", d.person, False, problems)
-        if d.role != "strap":
-            continue  # a motion source: any number per person
-        if d.person in worn:
-            problems.append(
-                f"devices[{k}].person: {d.person!r} already wears devices[{worn[d.person]}]; one strap per "
-                f"person (two straps would merge into one beat series and halve RMSSD). For a second "
-                f"wearer add a [[people]] entry and set this device's person to its name")
-        worn.setdefault(d.person, k)
-    _check_sinks(cfg, problems)
+        for k, name in enumerate(explicit):
+            one_spelling(f"people[{k}].name", name)
+        worn: dict[str, int] = {}
+        addresses: dict[str, int] = {}
+        for k, d in enumerate(self.devices):
+            if d.has_address():
+                first = addresses.setdefault(d.address.upper(), k)  # Bluetooth addresses ignore letter case
+                if first != k:
+                    problems.append(f"devices[{k}].address: {d.address!r} is devices[{first}]'s strap (worn by "
+                                    f"{self.devices[first].person!r}; addresses are compared regardless of "
+                                    f"letter case): one strap, one wearer")
+            if d.person not in explicit and _check_wearer(k, d.person, explicit, problems, warnings):
+                one_spelling(f"devices[{k}].person", d.person)
+            if d.role != "strap":
+                continue  # a motion source: any number per person
+            if d.person in worn:
+                problems.append(
+                    f"devices[{k}].person: {d.person!r} already wears devices[{worn[d.person]}]; one strap per "
+                    f"person (two straps would merge into one beat series and halve RMSSD). For a second "
+                    f"wearer add a [[people]] entry and set this device's person to its name")
+            worn.setdefault(d.person, k)
 
 
 def _check_wearer(k: int, person: str, people: list[str], problems: list[str], warnings: list[str]) -> bool:
@@ -536,6 +543,8 @@ def _check_wearer(k: int, person: str, people: list[str], problems: list[str], w
     return True
 
 
+# -- rules shared by sections ---------------------------------------------------------------------
+
 _TOPIC_RESERVED = {"+": "'+' (an MQTT wildcard)", "#": "'#' (an MQTT wildcard)", "\0": "a NUL character"}
 
 
@@ -552,65 +561,26 @@ def _check_topic(key: str, value: str, levels: bool, problems: list[str]) -> Non
         problems.append(f"{key}: cannot be used in MQTT topics: it contains {' and '.join(why)}, got {value!r}")
 
 
-def _check_sinks(cfg: Config, problems: list[str]) -> None:
-    """Cross-field checks of the [mqtt] and [influx] sections (URLs, topics, secret files)."""
-    m = cfg.mqtt
-    if m.url is not None:
-        u = _check_url("mqtt.url", m.url, ("mqtt", "mqtts"), "mqtt://host:1883 or mqtts://host:8883", problems)
-        if u is not None and u.password:
-            problems.append("mqtt.url: put the password in mqtt.password or mqtt.password_file, not in the URL")
-    _check_topic("mqtt.base_topic", m.base_topic, True, problems)
-    _check_topic("mqtt.discovery_prefix", m.discovery_prefix, True, problems)
-    if m.password and m.password_file:
-        problems.append("mqtt.password_file: set either mqtt.password or mqtt.password_file, not both")
-    for key in ("password_file", "ca_file", "certfile", "keyfile"):
-        path = getattr(m, key)
+def _check_client_files(section: typing.Any, key: str, problems: list[str]) -> None:
+    """TLS files that exist, and a client certificate with its key."""
+    for name in ("ca_file", "certfile", "keyfile"):
+        path = getattr(section, name)
         if path and not Path(path).expanduser().exists():
-            problems.append(f"mqtt.{key}: file {path!r} does not exist")
-        elif path and key == "password_file":
-            _secret(path, "mqtt.password_file", problems)
-    if bool(m.certfile) != bool(m.keyfile):
-        problems.append("mqtt.keyfile: a client certificate needs both mqtt.certfile and mqtt.keyfile")
-    i = cfg.influx
-    if i.url is not None:
-        _check_url("influx.url", i.url, ("http", "https"), "http://host:8086", problems)
-    if i.token and i.token_file:
-        problems.append("influx.token_file: set either influx.token or influx.token_file, not both")
-    if i.token_file and not Path(i.token_file).expanduser().exists():
-        problems.append(f"influx.token_file: file {i.token_file!r} does not exist")
-    elif i.token_file:
-        _secret(i.token_file, "influx.token_file", problems)
-    _check_kafka(cfg.kafka, problems)
+            problems.append(f"{key}.{name}: file {path!r} does not exist")
+    if bool(section.certfile) != bool(section.keyfile):
+        problems.append(f"{key}.keyfile: a client certificate needs both {key}.certfile and {key}.keyfile")
 
 
-def _check_kafka(k: KafkaConfig, problems: list[str]) -> None:
-    """Cross-field checks of [kafka]: servers as host:port, TLS files, SASL credentials, topic names."""
-    if k.bootstrap_servers is not None:
-        servers = [s.strip() for s in k.bootstrap_servers.split(",")]
-        for server in servers:
-            host, _, port = server.rpartition(":")
-            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-                problems.append(f"kafka.bootstrap_servers: each server must look like host:9092, got {server!r}")
-    for key in ("ca_file", "certfile", "keyfile", "password_file"):
-        path = getattr(k, key)
-        if path and not Path(path).expanduser().exists():
-            problems.append(f"kafka.{key}: file {path!r} does not exist")
-        elif path and key == "password_file":
-            _secret(path, "kafka.password_file", problems)
-    if bool(k.certfile) != bool(k.keyfile):
-        problems.append("kafka.keyfile: a client certificate needs both kafka.certfile and kafka.keyfile")
-    if k.password and k.password_file:
-        problems.append("kafka.password_file: set either kafka.password or kafka.password_file, not both")
-    if k.security_protocol.startswith("sasl") and not (k.username and (k.password or k.password_file)):
-        problems.append(f"kafka.username: security_protocol {k.security_protocol!r} needs kafka.username and "
-                        f"kafka.password (or kafka.password_file)")
-    topics = k.topics()
-    for name, topic in topics.items():
-        # Kafka's own rule for topic names (kafka.common.internals.Topic): at most 249 of these characters.
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", ".."):
-            problems.append(f"kafka.{name}_topic: a topic name is 1-249 letters, digits, '.', '_' or '-', got {topic!r}")
-    for dup in sorted({t for t in topics.values() if list(topics.values()).count(t) > 1}):
-        problems.append(f"kafka: topic {dup!r} is used for more than one stream; give each its own")
+def _check_secret(section: typing.Any, key: str, inline: str, problems: list[str]) -> None:
+    """A secret given inline (`inline`) or in a readable file (`inline`_file), not both."""
+    file = f"{inline}_file"
+    path = getattr(section, file)
+    if getattr(section, inline) and path:
+        problems.append(f"{key}.{file}: set either {key}.{inline} or {key}.{file}, not both")
+    if path and not Path(path).expanduser().exists():
+        problems.append(f"{key}.{file}: file {path!r} does not exist")
+    elif path:
+        _secret(path, f"{key}.{file}", problems)
 
 
 def _check_url(key: str, url: str, schemes: tuple[str, ...], example: str, problems: list[str]):
@@ -658,6 +628,162 @@ def read_secret(value: str | None, path: str | None, key: str = "secret file") -
     return value or ""
 
 
+# -- loading: the file, the environment, the one converter ---------------------------------------
+
+ENV_PREFIX = "STRESSWATCH_"
+# Variables with our prefix that are not settings (no warning for them): the reference recordings
+# of the tests and benchmarks, CI's no-skip switch, the Docker image's build argument.
+ENV_NOT_SETTINGS = frozenset({"STRESSWATCH_REFERENCE_DATA", "STRESSWATCH_FORBID_SKIPS", "STRESSWATCH_UID"})
+
+
+def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | None = None,
+         warnings: list[str] | None = None) -> Config:
+    """Load `path` (or defaults when None), apply environment overrides, validate everything.
+
+    Problems raise ConfigError; warnings (see the module docstring) are appended to `warnings`
+    when it is given, each naming its key or variable."""
+    environ = os.environ if environ is None else environ
+    warnings = [] if warnings is None else warnings
+    source = str(path) if path else "<defaults>"
+    data: dict = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(source, ["file not found"]) from None
+        except OSError as exc:
+            raise ConfigError(source, [f"cannot read: {exc.strerror or exc}"]) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    overridden = _apply_env(data, environ, problems, warnings)
+    values = _table(_schema(Config), data, "", problems)
+    listed = len(values.get("people", []))  # before Config adds the devices' wearers
+    cfg = Config(**values)
+    cfg.check(listed, problems, warnings)
+    if problems:
+        problems = [_blame(p, overridden) for p in problems]
+        if all(p.startswith(ENV_PREFIX) for p in problems):
+            source = "environment"
+        raise ConfigError(source, problems)
+    return cfg
+
+
+def _schema(cls: type) -> dict[str, typing.Any]:
+    """Each key of `cls` (a section of Config, or Config itself) and its Rule, or the Field of a section."""
+    if cls is dict:
+        return alert_rules()
+    return {f.name: f.metadata.get("rule", f) for f in fields(cls)}
+
+
+def _table(schema: dict[str, typing.Any], data: typing.Any, prefix: str, problems: list[str]) -> dict:
+    """The converted values of the keys `data` sets (each checked against its Rule, or built as a
+    section); unknown keys, and values that are wrong, are problems."""
+    if not isinstance(data, dict):
+        problems.append(f"{prefix.rstrip('.') or '<root>'}: must be a table, got {type(data).__name__}")
+        return {}
+    for name in data:
+        if name not in schema:
+            problems.append(f"{prefix}{name}: unknown key (known: {', '.join(sorted(schema))})")
+    values = {}
+    for name, rule in schema.items():
+        key = prefix + name
+        if isinstance(rule, Rule):
+            if name in data:
+                value = _value(rule, data[name], key, problems)
+                if value is not _WRONG:
+                    values[name] = value
+            elif rule.required:
+                problems.append(f"{key}: required ({rule.doc})")
+        elif name in data:
+            values[name] = _section(rule, data[name], key, problems)
+    return values
+
+
+def _section(f, data: typing.Any, key: str, problems: list[str]):
+    cls = f.metadata["section"]
+    if not f.metadata["many"]:
+        values = _table(_schema(cls), data, key + ".", problems)
+        return values if cls is dict else cls(**values)
+    if not isinstance(data, list):
+        problems.append(f"{key}: must be a list (in TOML, [[{key}]] tables)")
+        return []
+    return [cls(**_table(_schema(cls), item, f"{key}[{k}].", problems)) for k, item in enumerate(data)]
+
+
+_WRONG = object()  # a value that is not what its key accepts (a problem says why)
+
+
+def _value(rule: Rule, value: typing.Any, key: str, problems: list[str]) -> typing.Any:
+    """`value` (from TOML, or a string from the environment) as `rule` accepts it, else _WRONG."""
+    if rule.optional and value in ("", "none", "null"):
+        return None
+    kind = rule.kind
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        problems.append(f"{key}: must be true or false, got {value!r}")
+    elif kind in (int, float):
+        number = _number(value, kind is int, key, problems)
+        if number is None:
+            return _WRONG
+        if rule.min is not None and number < rule.min:
+            problems.append(f"{key}: must be >= {rule.min:g}, got {number:g}")
+        elif rule.max is not None and number > rule.max:
+            problems.append(f"{key}: must be <= {rule.max:g}, got {number:g}")
+        else:
+            return number
+    elif kind is str:
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{key}: must be a non-empty string, got {value!r}")
+        elif rule.choices and value not in rule.choices:
+            problems.append(f"{key}: must be one of {', '.join(rule.choices)}, got {value!r}")
+        else:
+            return value
+    elif kind is dict:
+        if isinstance(value, dict):
+            return value
+        problems.append(f"{key}: must be a table, got {value!r}")
+    elif kind is tuple:
+        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            problems.append(f"{key}: must be a list, got {value!r}")
+            return _WRONG
+        assert rule.item is not None
+        converted = []
+        for item in items:  # the first wrong item is the problem
+            converted.append(_value(rule.item, item, key, problems))
+            if converted[-1] is _WRONG:
+                return _WRONG
+        return tuple(converted)
+    else:
+        raise TypeError(f"unsupported kind {kind!r} of {key}")  # a bug in the schema, not user input
+    return _WRONG
+
+
+def _number(value: typing.Any, whole: bool, key: str, problems: list[str]) -> float | int | None:
+    """`value` as a finite number (a whole one when `whole`), else None with the problem appended."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError  # float(True) would be 1.0
+        number = float(value)
+    except (TypeError, ValueError):
+        problems.append(f"{key}: must be a number, got {value!r}")
+        return None
+    if not math.isfinite(number):
+        problems.append(f"{key}: must be finite, got {value!r}")
+        return None
+    if not whole:
+        return number
+    if number != int(number):  # int() would silently truncate 2.5 to 2
+        problems.append(f"{key}: must be a whole number, got {value!r}")
+        return None
+    return int(value) if isinstance(value, int) else int(number)
+
+
 def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str],
                warnings: list[str]) -> dict[str, str]:
     """Merge STRESSWATCH_A__B=value into `data`; returns which dotted key each variable set.
@@ -687,13 +813,8 @@ def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str
 
 def env_variables() -> list[str]:
     """Every setting that an environment variable can set, as that variable's name."""
-    names = []
-    for f in fields(Config):
-        section = typing.get_type_hints(Config)[f.name]
-        if is_dataclass(section):
-            names += [f"{ENV_PREFIX}{f.name}__{g.name}".upper() for g in fields(section)]
-    names += [f"{ENV_PREFIX}ALERTS__{g.name}".upper() for g in fields(AlertSettings) if g.name != "timezone"]
-    return names
+    return [f"{ENV_PREFIX}{f.name}__{name}".upper() for f in fields(Config) if not f.metadata["many"]
+            for name in _schema(f.metadata["section"])]
 
 
 def _closest_variable(key: str) -> str:
@@ -707,87 +828,11 @@ def _closest_variable(key: str) -> str:
     return f"settings are {ENV_PREFIX}<SECTION>__<KEY>, with two underscores, e.g. {ENV_PREFIX}PROCESSING__STEP_S"
 
 
-def _build(cls: type, data: typing.Any, prefix: str, problems: list[str]):
-    if not isinstance(data, dict):
-        problems.append(f"{prefix.rstrip('.') or '<root>'}: must be a table, got {type(data).__name__}")
-        return cls()
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    for key in data:
-        if key not in known:
-            problems.append(f"{prefix}{key}: unknown key (known: {', '.join(sorted(known))})")
-    kwargs = {}
-    for f in fields(cls):
-        key = prefix + f.name
-        if f.name not in data:
-            continue
-        value = _convert(hints[f.name], data[f.name], key, problems, f.metadata)
-        if value is not MISSING:
-            kwargs[f.name] = value
-    return cls(**kwargs)
-
-
-def _convert(tp, value, key: str, problems: list[str], rule) -> typing.Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
-        inner = next(a for a in args if a is not type(None))
-        if value in (None, "", "none", "null"):
-            return None
-        return _convert(inner, value, key, problems, rule)
-    if origin is list:
-        if not isinstance(value, list):
-            problems.append(f"{key}: must be a list (in TOML, [[{key}]] tables)")
-            return MISSING
-        return [_build(args[0], v, f"{key}[{i}].", problems) for i, v in enumerate(value)]
-    if is_dataclass(tp):
-        return _build(tp, value, key + ".", problems)
-    if tp is dict:
-        if not isinstance(value, dict):
-            problems.append(f"{key}: must be a table ([{key}] in TOML), got {value!r}")
-            return MISSING
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        problems.append(f"{key}: must be true or false, got {value!r}")
-        return MISSING
-    if tp in (int, float):
-        try:
-            if isinstance(value, bool):
-                raise TypeError  # float(True) would be 1.0
-            number = float(value)
-        except (TypeError, ValueError):
-            problems.append(f"{key}: must be a number, got {value!r}")
-            return MISSING
-        if not math.isfinite(number):
-            problems.append(f"{key}: must be finite, got {value!r}")
-            return MISSING
-        if tp is int:
-            if number != int(number):  # int() would silently truncate 2.5 to 2
-                problems.append(f"{key}: must be a whole number, got {value!r}")
-                return MISSING
-            number = int(value) if isinstance(value, int) else int(number)
-        lo, hi = rule.get("min"), rule.get("max")
-        if lo is not None and number < lo:
-            problems.append(f"{key}: must be >= {lo:g}, got {number:g}")
-            return MISSING
-        if hi is not None and number > hi:
-            problems.append(f"{key}: must be <= {hi:g}, got {number:g}")
-            return MISSING
-        return number
-    if tp is str:
-        if not isinstance(value, str) or not value.strip():
-            problems.append(f"{key}: must be a non-empty string, got {value!r}")
-            return MISSING
-        choices = rule.get("choices")
-        if choices and value not in choices:
-            problems.append(f"{key}: must be one of {', '.join(choices)}, got {value!r}")
-            return MISSING
-        return value
-    raise TypeError(f"unsupported config type {tp!r} for {key}")  # a bug in this module, not user input
+def _blame(problem: str, overridden: dict[str, str]) -> str:
+    """`problem`, prefixed with the environment variable that set its key (if one did)."""
+    key = problem.partition(":")[0]
+    names = [var for dotted, var in overridden.items() if dotted == key or dotted.startswith(key + ".")]
+    return f"{', '.join(names)}: {problem}" if names else problem
 
 
 EXAMPLE = """\
