@@ -1,38 +1,14 @@
-"""The one typed configuration model: a TOML file plus STRESSWATCH_* environment overrides.
-
-Sections: [service], [processing], [[people]], [state], [bluetooth], [[devices]], [morning],
-[mqtt], [influx], [kafka], [alerts].
-The schema is declarative: each section is a dataclass whose fields are `setting(default, ...)`
-(kind, bounds or choices, doc) and whose `check(key)` holds its rules across keys; [alerts] has
-the keys of alerts/settings.py `AlertSettings` (their defaults and reasons live there, the
-engine checks its own rules). One converter (`_table`) turns TOML values and environment strings
-into every key.
-Every problem is reported with the dotted key that has it (`processing.window_s: must be >= 30,
-got -5`); all problems are collected, not just the first. Environment overrides use a double
-underscore between levels: `STRESSWATCH_PROCESSING__STEP_S=5`; a problem with an overridden
-value names the variable. URL credentials and secrets never appear in a problem.
-Warnings (collected when `load` is given a list for them) are what is legal but probably not
-meant: a `STRESSWATCH_` variable that names no setting (it is ignored), a device worn by someone
-without a [[people]] table next to those who have one (they get the default settings).
-
-Each section turns itself into the settings object of the stage it configures
-(`ProcessingConfig.settings()`, `PersonConfig.model()`, `MqttConfig.settings()`, ...), so the
-stages never import this module.
-
-No schema library (ours, measured by benchmarks/config_startup.py): pydantic v2 would add ~10 MB
-RSS and 0.2-0.4 s to every start, and its rules across keys do not run once a key is wrong, so
-it could not report every problem in one go.
-"""
+"""The configuration's schema: each section a dataclass of its keys (`setting`: kind, default,
+bounds or choices, doc) with its rules across keys (`check`), and Config, the whole file.
+[alerts] has the keys of alerts/settings.py `AlertSettings` (`alert_rules`)."""
 
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
-import tomllib
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import tzinfo
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,52 +19,21 @@ from processing.baseline import Baseline
 from processing.morning import Protocol as MorningProtocol
 from processing.pipeline import Settings as PipelineSettings
 from processing.stress import RR_GATE, StressModel
-from sinks.redact import redact_url
+from stresswatch.config.rules import (
+    Rule,
+    check_client_files,
+    check_secret,
+    check_topic,
+    check_url,
+    read_secret,
+    section,
+    setting,
+)
 
 if typing.TYPE_CHECKING:
     from sinks.fanout import SinkSettings
     from sinks.influx import InfluxSettings
     from sinks.mqtt import MqttSettings
-
-
-class ConfigError(ValueError):
-    """The configuration has problems; `problems` lists them, each naming its key."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
-
-
-# -- the schema: what a key may be --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one key accepts: `kind` bool, int, float, str, dict (a table) or tuple (a list of
-    `item`s; a string is split at commas, as environment variables give lists)."""
-
-    kind: type
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[str, ...] = ()
-    optional: bool = False  # None when unset ("", "none" or "null" in the environment)
-    required: bool = False  # a table of its section must set it (`doc` says what it is)
-    item: Rule | None = None
-    doc: str = ""
-
-
-def setting(default: typing.Any, kind: type | None = None, *, min: float | None = None, max: float | None = None,
-            choices: tuple[str, ...] = (), required: bool = False, doc: str = "") -> typing.Any:
-    """A key of a section: its default, its kind (that of the default unless given), bounds or
-    choices, and what it is for."""
-    rule = Rule(kind or type(default), min, max, choices, default is None, required, doc=doc)
-    return field(default=default, metadata={"rule": rule})
-
-
-def section(cls: type, many: bool = False) -> typing.Any:
-    """A section of Config: a [table] of `cls`'s keys, or with `many` a list of [[tables]]."""
-    return field(default_factory=list if many else cls, metadata={"section": cls, "many": many})
 
 
 def alert_rules() -> dict[str, Rule]:
@@ -104,9 +49,6 @@ def alert_rules() -> dict[str, Rule]:
             else:
                 rules[f.name] = Rule(kind, min=0 if kind in (int, float) else None)
     return rules
-
-
-# -- the sections ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -193,7 +135,7 @@ class PersonConfig:
                            baseline=baseline, tz=tz, rr_gate=RR_GATE if rr_gate else None)
 
     def check(self, key: str, problems: list[str]) -> None:
-        _check_topic(f"{key}.name", self.name, False, problems)
+        check_topic(f"{key}.name", self.name, False, problems)
         for name in ("morning_from", "morning_until"):
             try:
                 parse_hhmm(getattr(self, name), f"{key}.{name}")
@@ -246,8 +188,8 @@ class DeviceConfig:
         if self.address and not self.has_address():
             problems.append(f"{key}.address: must look like AA:BB:CC:DD:EE:FF, got {self.address!r}")
         if self.name and not self.address:  # without an address the name is the device's label in topics
-            _check_topic(f"{key}.name", self.name, False, problems)
-        _check_topic(f"{key}.person", self.person, False, problems)
+            check_topic(f"{key}.name", self.name, False, problems)
+        check_topic(f"{key}.person", self.person, False, problems)
 
 
 @dataclass
@@ -296,14 +238,14 @@ class MqttConfig:
 
     def check(self, key: str, problems: list[str]) -> None:
         if self.url is not None:
-            u = _check_url(f"{key}.url", self.url, ("mqtt", "mqtts"), "mqtt://host:1883 or mqtts://host:8883",
+            u = check_url(f"{key}.url", self.url, ("mqtt", "mqtts"), "mqtt://host:1883 or mqtts://host:8883",
                            problems)
             if u is not None and u.password:
                 problems.append(f"{key}.url: put the password in {key}.password or {key}.password_file, not in the URL")
-        _check_topic(f"{key}.base_topic", self.base_topic, True, problems)
-        _check_topic(f"{key}.discovery_prefix", self.discovery_prefix, True, problems)
-        _check_secret(self, key, "password", problems)
-        _check_client_files(self, key, problems)
+        check_topic(f"{key}.base_topic", self.base_topic, True, problems)
+        check_topic(f"{key}.discovery_prefix", self.discovery_prefix, True, problems)
+        check_secret(self, key, "password", problems)
+        check_client_files(self, key, problems)
 
 
 @dataclass
@@ -336,8 +278,8 @@ class InfluxConfig:
 
     def check(self, key: str, problems: list[str]) -> None:
         if self.url is not None:
-            _check_url(f"{key}.url", self.url, ("http", "https"), "http://host:8086", problems)
-        _check_secret(self, key, "token", problems)
+            check_url(f"{key}.url", self.url, ("http", "https"), "http://host:8086", problems)
+        check_secret(self, key, "token", problems)
 
 
 @dataclass
@@ -392,8 +334,8 @@ class KafkaConfig:
             host, _, port = server.rpartition(":")
             if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
                 problems.append(f"{key}.bootstrap_servers: each server must look like host:9092, got {server!r}")
-        _check_client_files(self, key, problems)
-        _check_secret(self, key, "password", problems)
+        check_client_files(self, key, problems)
+        check_secret(self, key, "password", problems)
         if self.security_protocol.startswith("sasl") and not (self.username and (self.password or self.password_file)):
             problems.append(f"{key}.username: security_protocol {self.security_protocol!r} needs {key}.username "
                             f"and {key}.password (or {key}.password_file)")
@@ -541,379 +483,3 @@ def _check_wearer(k: int, person: str, people: list[str], problems: list[str], w
     warnings.append(f"devices[{k}].person: {person!r} has no [[people]] table{hint}; {person!r} is a wearer with "
                     f"the default settings (age {PersonConfig.age:g})")
     return True
-
-
-# -- rules shared by sections ---------------------------------------------------------------------
-
-_TOPIC_RESERVED = {"+": "'+' (an MQTT wildcard)", "#": "'#' (an MQTT wildcard)", "\0": "a NUL character"}
-
-
-def _check_topic(key: str, value: str, levels: bool, problems: list[str]) -> None:
-    """`value` is used in MQTT topics: no wildcards, no NUL, and (unless `levels`) no `/`."""
-    why = [text for c, text in _TOPIC_RESERVED.items() if c in value]
-    if not levels and "/" in value:
-        why.append("'/' (it would add a topic level)")
-    if levels and "" in value.split("/"):
-        why.append("an empty topic level (a leading, trailing or double '/')")
-    if levels and value.startswith("$"):
-        why.append("a leading '$' (reserved for the broker's own topics)")
-    if why:
-        problems.append(f"{key}: cannot be used in MQTT topics: it contains {' and '.join(why)}, got {value!r}")
-
-
-def _check_client_files(section: typing.Any, key: str, problems: list[str]) -> None:
-    """TLS files that exist, and a client certificate with its key."""
-    for name in ("ca_file", "certfile", "keyfile"):
-        path = getattr(section, name)
-        if path and not Path(path).expanduser().exists():
-            problems.append(f"{key}.{name}: file {path!r} does not exist")
-    if bool(section.certfile) != bool(section.keyfile):
-        problems.append(f"{key}.keyfile: a client certificate needs both {key}.certfile and {key}.keyfile")
-
-
-def _check_secret(section: typing.Any, key: str, inline: str, problems: list[str]) -> None:
-    """A secret given inline (`inline`) or in a readable file (`inline`_file), not both."""
-    file = f"{inline}_file"
-    path = getattr(section, file)
-    if getattr(section, inline) and path:
-        problems.append(f"{key}.{file}: set either {key}.{inline} or {key}.{file}, not both")
-    if path and not Path(path).expanduser().exists():
-        problems.append(f"{key}.{file}: file {path!r} does not exist")
-    elif path:
-        _secret(path, f"{key}.{file}", problems)
-
-
-def _check_url(key: str, url: str, schemes: tuple[str, ...], example: str, problems: list[str]):
-    """The split URL when it has a scheme of `schemes`, a host and a valid port; else None."""
-    shown = redact_url(url)  # never echo credentials
-    try:
-        u = urlsplit(url)
-    except ValueError:
-        problems.append(f"{key}: not a valid URL, got {shown!r}")
-        return None
-    if u.scheme not in schemes or not u.hostname:
-        problems.append(f"{key}: must look like {example}, got {shown!r}")
-        return None
-    try:
-        port = u.port  # raises for a non-numeric or out-of-range port
-    except ValueError:
-        port = -1
-    if port is not None and not 1 <= port <= 65535:
-        problems.append(f"{key}: the port must be a number from 1 to 65535, got {shown!r}")
-        return None
-    return u
-
-
-def _secret(path: str, key: str, problems: list[str] | None = None) -> str:
-    """The text of a secret file, surrounding whitespace stripped; a problem names `key` and the file
-    (never the content). Appends to `problems` when given, else raises ConfigError."""
-    try:
-        return Path(path).expanduser().read_bytes().decode("utf-8").strip()
-    except OSError as exc:
-        problem = f"{key}: cannot read {path!r}: {exc.strerror or exc}"
-    except UnicodeDecodeError:
-        problem = f"{key}: {path!r} is not UTF-8 text"
-    if problems is None:  # read after load (the file changed since): still one line naming the key
-        raise ConfigError("configuration", [problem])
-    problems.append(problem)
-    return ""
-
-
-def read_secret(value: str | None, path: str | None, key: str = "secret file") -> str:
-    """A secret given inline or in a file (the file's text, surrounding whitespace stripped).
-
-    Raises ConfigError naming `key` and the file when the file cannot be read as UTF-8 text."""
-    if path:
-        return _secret(path, key)
-    return value or ""
-
-
-# -- loading: the file, the environment, the one converter ---------------------------------------
-
-ENV_PREFIX = "STRESSWATCH_"
-# Variables with our prefix that are not settings (no warning for them): the reference recordings
-# of the tests and benchmarks, CI's no-skip switch, the Docker image's build argument.
-ENV_NOT_SETTINGS = frozenset({"STRESSWATCH_REFERENCE_DATA", "STRESSWATCH_FORBID_SKIPS", "STRESSWATCH_UID"})
-
-
-def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | None = None,
-         warnings: list[str] | None = None) -> Config:
-    """Load `path` (or defaults when None), apply environment overrides, validate everything.
-
-    Problems raise ConfigError; warnings (see the module docstring) are appended to `warnings`
-    when it is given, each naming its key or variable."""
-    environ = os.environ if environ is None else environ
-    warnings = [] if warnings is None else warnings
-    source = str(path) if path else "<defaults>"
-    data: dict = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(source, ["file not found"]) from None
-        except OSError as exc:
-            raise ConfigError(source, [f"cannot read: {exc.strerror or exc}"]) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
-    problems: list[str] = []
-    overridden = _apply_env(data, environ, problems, warnings)
-    values = _table(_schema(Config), data, "", problems)
-    listed = len(values.get("people", []))  # before Config adds the devices' wearers
-    cfg = Config(**values)
-    cfg.check(listed, problems, warnings)
-    if problems:
-        problems = [_blame(p, overridden) for p in problems]
-        if all(p.startswith(ENV_PREFIX) for p in problems):
-            source = "environment"
-        raise ConfigError(source, problems)
-    return cfg
-
-
-def _schema(cls: type) -> dict[str, typing.Any]:
-    """Each key of `cls` (a section of Config, or Config itself) and its Rule, or the Field of a section."""
-    if cls is dict:
-        return alert_rules()
-    return {f.name: f.metadata.get("rule", f) for f in fields(cls)}
-
-
-def _table(schema: dict[str, typing.Any], data: typing.Any, prefix: str, problems: list[str]) -> dict:
-    """The converted values of the keys `data` sets (each checked against its Rule, or built as a
-    section); unknown keys, and values that are wrong, are problems."""
-    if not isinstance(data, dict):
-        problems.append(f"{prefix.rstrip('.') or '<root>'}: must be a table, got {type(data).__name__}")
-        return {}
-    for name in data:
-        if name not in schema:
-            problems.append(f"{prefix}{name}: unknown key (known: {', '.join(sorted(schema))})")
-    values = {}
-    for name, rule in schema.items():
-        key = prefix + name
-        if isinstance(rule, Rule):
-            if name in data:
-                value = _value(rule, data[name], key, problems)
-                if value is not _WRONG:
-                    values[name] = value
-            elif rule.required:
-                problems.append(f"{key}: required ({rule.doc})")
-        elif name in data:
-            values[name] = _section(rule, data[name], key, problems)
-    return values
-
-
-def _section(f, data: typing.Any, key: str, problems: list[str]):
-    cls = f.metadata["section"]
-    if not f.metadata["many"]:
-        values = _table(_schema(cls), data, key + ".", problems)
-        return values if cls is dict else cls(**values)
-    if not isinstance(data, list):
-        problems.append(f"{key}: must be a list (in TOML, [[{key}]] tables)")
-        return []
-    return [cls(**_table(_schema(cls), item, f"{key}[{k}].", problems)) for k, item in enumerate(data)]
-
-
-_WRONG = object()  # a value that is not what its key accepts (a problem says why)
-
-
-def _value(rule: Rule, value: typing.Any, key: str, problems: list[str]) -> typing.Any:
-    """`value` (from TOML, or a string from the environment) as `rule` accepts it, else _WRONG."""
-    if rule.optional and value in ("", "none", "null"):
-        return None
-    kind = rule.kind
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        problems.append(f"{key}: must be true or false, got {value!r}")
-    elif kind in (int, float):
-        number = _number(value, kind is int, key, problems)
-        if number is None:
-            return _WRONG
-        if rule.min is not None and number < rule.min:
-            problems.append(f"{key}: must be >= {rule.min:g}, got {number:g}")
-        elif rule.max is not None and number > rule.max:
-            problems.append(f"{key}: must be <= {rule.max:g}, got {number:g}")
-        else:
-            return number
-    elif kind is str:
-        if not isinstance(value, str) or not value.strip():
-            problems.append(f"{key}: must be a non-empty string, got {value!r}")
-        elif rule.choices and value not in rule.choices:
-            problems.append(f"{key}: must be one of {', '.join(rule.choices)}, got {value!r}")
-        else:
-            return value
-    elif kind is dict:
-        if isinstance(value, dict):
-            return value
-        problems.append(f"{key}: must be a table, got {value!r}")
-    elif kind is tuple:
-        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
-        if not isinstance(items, list):
-            problems.append(f"{key}: must be a list, got {value!r}")
-            return _WRONG
-        assert rule.item is not None
-        converted = []
-        for item in items:  # the first wrong item is the problem
-            converted.append(_value(rule.item, item, key, problems))
-            if converted[-1] is _WRONG:
-                return _WRONG
-        return tuple(converted)
-    else:
-        raise TypeError(f"unsupported kind {kind!r} of {key}")  # a bug in the schema, not user input
-    return _WRONG
-
-
-def _number(value: typing.Any, whole: bool, key: str, problems: list[str]) -> float | int | None:
-    """`value` as a finite number (a whole one when `whole`), else None with the problem appended."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError  # float(True) would be 1.0
-        number = float(value)
-    except (TypeError, ValueError):
-        problems.append(f"{key}: must be a number, got {value!r}")
-        return None
-    if not math.isfinite(number):
-        problems.append(f"{key}: must be finite, got {value!r}")
-        return None
-    if not whole:
-        return number
-    if number != int(number):  # int() would silently truncate 2.5 to 2
-        problems.append(f"{key}: must be a whole number, got {value!r}")
-        return None
-    return int(value) if isinstance(value, int) else int(number)
-
-
-def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str],
-               warnings: list[str]) -> dict[str, str]:
-    """Merge STRESSWATCH_A__B=value into `data`; returns which dotted key each variable set.
-
-    A variable with our prefix but no `__` names no setting: it is ignored with a warning that
-    names the closest setting (a single underscore where two belong is the usual slip)."""
-    overridden: dict[str, str] = {}
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key in ENV_NOT_SETTINGS:
-            continue
-        if "__" not in key:
-            warnings.append(f"{key}: matches no setting, ignored ({_closest_variable(key)})")
-            continue
-        parts = key[len(ENV_PREFIX) :].lower().split("__")
-        node = data
-        for part in parts[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                problems.append(f"{key}: {'.'.join(parts[:-1])} is not a table")
-                break
-            node = nxt
-        else:
-            node[parts[-1]] = value  # a string; converted and checked like file values
-            overridden[".".join(parts)] = key
-    return overridden
-
-
-def env_variables() -> list[str]:
-    """Every setting that an environment variable can set, as that variable's name."""
-    return [f"{ENV_PREFIX}{f.name}__{name}".upper() for f in fields(Config) if not f.metadata["many"]
-            for name in _schema(f.metadata["section"])]
-
-
-def _closest_variable(key: str) -> str:
-    """A hint for an unknown variable: the setting it most resembles (compared without the prefix
-    all share, which would make anything look close), or how settings are named."""
-    n = len(ENV_PREFIX)
-    by_key = {name[n:]: name for name in env_variables()}
-    close = difflib.get_close_matches(key[n:].upper(), list(by_key), n=1, cutoff=0.6)
-    if close:
-        return f"did you mean {by_key[close[0]]}?"
-    return f"settings are {ENV_PREFIX}<SECTION>__<KEY>, with two underscores, e.g. {ENV_PREFIX}PROCESSING__STEP_S"
-
-
-def _blame(problem: str, overridden: dict[str, str]) -> str:
-    """`problem`, prefixed with the environment variable that set its key (if one did)."""
-    key = problem.partition(":")[0]
-    names = [var for dotted, var in overridden.items() if dotted == key or dotted.startswith(key + ".")]
-    return f"{', '.join(names)}: {problem}" if names else problem
-
-
-EXAMPLE = """\
-# stresswatch configuration. Every key is optional; shown values are the defaults.
-# Environment overrides: STRESSWATCH_<SECTION>__<KEY>, e.g. STRESSWATCH_PROCESSING__STEP_S=5
-
-# [service]
-# timezone = "Europe/Berlin"      # quiet hours, days, day/night baseline; unset = the machine's zone
-
-[processing]
-window_s = 300            # SDNN, SD1/SD2, Baevsky SI, PNS/SNS, LF/HF window (s)
-rmssd_window_s = 60       # RMSSD, lnRMSSD, HR and pNNxx window (s)
-step_s = 10               # one reading every step_s seconds
-artifact_correction = true
-
-[[people]]
-name = "me"               # used in MQTT topics and InfluxDB tags
-age = 40                  # for HRmax = 208 - 0.7 age (Tanaka 2001), unless max_hr_bpm is set
-# max_hr_bpm = 180
-# resting_hr_bpm = 60     # otherwise learned from rest
-
-[state]
-directory = "~/.local/share/stresswatch"
-
-# [bluetooth]
-# adapter = "hci0"                # unset = BlueZ's default adapter
-# watchdog_s = 5                  # no data this long = reconnect
-# battery_every_s = 300
-
-# [[devices]]                     # one table per strap, one strap per person; `stresswatch scan` lists them
-# person = "me"
-# address = "A0:9E:1A:12:34:56"   # and/or a name pattern:
-# name = "Polar H10*"
-# role = "strap"                  # or "motion": a foot pod (Stryd, Polar Stride), motion only, any number
-
-# [morning]                       # the morning reading (README "Morning reading")
-# stabilise_s = 60                # discarded first
-# measure_s = 60                  # the measured window
-# (per person, in [[people]]: morning_posture = "seated" or "lying"; morning_auto = true starts a
-#  reading when the strap is put on between morning_from = "05:00" and morning_until = "11:00")
-
-# [mqtt]                          # off unless url is set
-# url = "mqtt://127.0.0.1:1883"   # mqtts://host:8883 for TLS
-# username = "stresswatch"
-# password_file = "/etc/stresswatch/mqtt-password"
-# base_topic = "stresswatch"
-# ca_file = "/etc/ssl/certs/ca-certificates.crt"
-# certfile = ""                   # client certificate, optional (with keyfile)
-# verify_hostname = true
-# session_expiry_s = 3600
-# discovery = true                # Home Assistant MQTT discovery
-# discovery_prefix = "homeassistant"
-# outbox_max_messages = 100000    # undelivered messages kept while the broker is away (min 100)
-
-# [alerts]                       # when breathing prompts are sent; the defaults (README "Alerts")
-# cooldown_min = 90               # between two prompts
-# daily_cap = 3                   # prompts a day at most
-# quiet_hours = ["22:00", "07:30"]
-# sleep_window = ["23:00", "07:00"]
-# acute_n_min = 10                # stressed for >= 10 of the last 15 minutes at rest
-# acute_m_min = 15
-# session_time = "18:30"          # the daily session when a chronic pattern is found
-# acute_exercises = ["cyclic sighing", "resonance breathing", "box breathing"]
-
-# [influx]                        # off unless url is set
-# url = "http://127.0.0.1:8086"
-# api = "v2"                      # InfluxDB 2.x/3.x, or 1.8+ with token = "user:password"; "v1" for 1.x < 1.8
-# org = "home"
-# bucket = "stresswatch"          # v1: the database name
-# token_file = "/etc/stresswatch/influx-token"
-# batch_size = 5000
-# flush_interval_s = 5
-
-# [kafka]                         # more than one machine (`stresswatch collect` / `worker`); off unless set
-# bootstrap_servers = "kafka1:9092,kafka2:9092,kafka3:9092"
-# security_protocol = "plaintext" # ssl, sasl_plaintext, sasl_ssl
-# ca_file = "/etc/stresswatch/kafka-ca.pem"
-# sasl_mechanism = "SCRAM-SHA-512"
-# username = "stresswatch"
-# password_file = "/etc/stresswatch/kafka-password"
-# partitions = 48                 # of every topic; people are spread over them by name, so fixed for good
-# replication = 3
-# batch_s = 3                     # a collector sends each person's beats this often (2-5 s)
-"""
