@@ -1,6 +1,7 @@
 """Benchmark of loading the configuration; prints figures, asserts nothing.
 
-Wall time and peak RSS (VmHWM) of child processes that
+CPU time (user + system, from interpreter start; steadier than wall time on a shared machine)
+and peak RSS (VmHWM) of child processes that
 1. import stresswatch.config,
 2. load a full configuration (every section, [alerts] included),
 3. run `stresswatch config check`, `stresswatch doctor` and `stresswatch run` (the last two on a
@@ -52,7 +53,6 @@ FULL = textwrap.dedent(
 CHILD = textwrap.dedent(
     """
     import json, os, sys, time
-    t0 = time.perf_counter()
     library, what, path, fd = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     if library == "pydantic":
         import pydantic
@@ -72,16 +72,16 @@ CHILD = textwrap.dedent(
             code = main(["--config", path, *what.split()])
         except SystemExit as exc:
             code = exc.code
-    wall = time.perf_counter() - t0
+    cpu = time.process_time()
     hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
-    os.write(fd, json.dumps({"wall": wall, "rss_kb": hwm, "code": code}).encode())
+    os.write(fd, json.dumps({"cpu": cpu, "rss_kb": hwm, "code": code}).encode())
     """
 )
 
 
 def measure(library: str, what: str, path: Path, repeats: int) -> tuple[float, float]:
-    """Median wall time (ms, interpreter start excluded) and median peak RSS (MB) of `repeats` children."""
-    walls, rss = [], []
+    """Median CPU time (ms) and median peak RSS (MB) of `repeats` children."""
+    cpus, rss = [], []
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={path.parent}/no-bus"}
     for _ in range(repeats):
         r, w = os.pipe()
@@ -94,9 +94,9 @@ def measure(library: str, what: str, path: Path, repeats: int) -> tuple[float, f
         figures = json.loads(out.replace("\n", "")) if out else None
         if figures is None:
             raise SystemExit(f"{what}: the child wrote nothing (exit {proc.returncode})")
-        walls.append(figures["wall"] * 1000)
+        cpus.append(figures["cpu"] * 1000)
         rss.append(figures["rss_kb"] / 1024)
-    return statistics.median(walls), statistics.median(rss)
+    return statistics.median(cpus), statistics.median(rss)
 
 
 def main() -> None:
@@ -108,10 +108,10 @@ def main() -> None:
         path = Path(tmp) / "stresswatch.toml"
         path.write_text(FULL + f'[state]\ndirectory = "{tmp}/state"\n')
         libraries = ["none"] if args.library == "none" else ["none", args.library]
-        print(f"{'what':<22}" + "".join(f"{lib + ' ms':>16}{lib + ' MB':>14}" for lib in libraries))
+        print(f"{'what':<22}" + "".join(f"{lib + ' CPU ms':>16}{lib + ' MB':>14}" for lib in libraries))
         for what in ("import", "load", "config check", "doctor", "run"):
             row = [measure(lib, what, path, args.repeats) for lib in libraries]
-            print(f"{what:<22}" + "".join(f"{wall:16.1f}{rss:14.1f}" for wall, rss in row))
+            print(f"{what:<22}" + "".join(f"{cpu:16.1f}{rss:14.1f}" for cpu, rss in row))
 
 
 if __name__ == "__main__":
