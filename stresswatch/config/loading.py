@@ -8,11 +8,11 @@ import math
 import os
 import tomllib
 import typing
-from dataclasses import fields
+from dataclasses import Field, fields
 from pathlib import Path
 
 from stresswatch.config.rules import ConfigError, Rule
-from stresswatch.config.schema import Config, alert_rules
+from stresswatch.config.schema import Config
 
 ENV_PREFIX = "STRESSWATCH_"
 # Variables with our prefix that are not settings (no warning for them): the reference recordings
@@ -42,7 +42,7 @@ def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | Non
             raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
     problems: list[str] = []
     overridden = _apply_env(data, environ, problems, warnings)
-    values = _table(_schema(Config), data, "", problems)
+    values = _table(_keys(Config), data, "", problems)
     listed = len(values.get("people", []))  # before Config adds the devices' wearers
     cfg = Config(**values)
     cfg.check(listed, problems, warnings)
@@ -54,11 +54,13 @@ def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | Non
     return cfg
 
 
-def _schema(cls: type) -> dict[str, typing.Any]:
+def _keys(cls: type) -> dict[str, typing.Any]:
     """Each key of `cls` (a section of Config, or Config itself) and its Rule, or the Field of a section."""
-    if cls is dict:
-        return alert_rules()
     return {f.name: f.metadata.get("rule", f) for f in fields(cls)}
+
+
+def _section_keys(f: Field) -> dict[str, typing.Any]:
+    return f.metadata["keys"]() if f.metadata["keys"] else _keys(f.metadata["section"])
 
 
 def _table(schema: dict[str, typing.Any], data: typing.Any, prefix: str, problems: list[str]) -> dict:
@@ -85,15 +87,15 @@ def _table(schema: dict[str, typing.Any], data: typing.Any, prefix: str, problem
     return values
 
 
-def _section(f, data: typing.Any, key: str, problems: list[str]):
+def _section(f: Field, data: typing.Any, key: str, problems: list[str]) -> typing.Any:
+    """The section of Config's field `f` from its table (or list of tables) `data`."""
     cls = f.metadata["section"]
     if not f.metadata["many"]:
-        values = _table(_schema(cls), data, key + ".", problems)
-        return values if cls is dict else cls(**values)
+        return cls(**_table(_section_keys(f), data, key + ".", problems))
     if not isinstance(data, list):
         problems.append(f"{key}: must be a list (in TOML, [[{key}]] tables)")
         return []
-    return [cls(**_table(_schema(cls), item, f"{key}[{k}].", problems)) for k, item in enumerate(data)]
+    return [cls(**_table(_section_keys(f), item, f"{key}[{k}].", problems)) for k, item in enumerate(data)]
 
 
 _WRONG = object()  # a value that is not what its key accepts (a problem says why)
@@ -198,7 +200,7 @@ def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str
 def env_variables() -> list[str]:
     """Every setting that an environment variable can set, as that variable's name."""
     return [f"{ENV_PREFIX}{f.name}__{name}".upper() for f in fields(Config) if not f.metadata["many"]
-            for name in _schema(f.metadata["section"])]
+            for name in _section_keys(f)]
 
 
 def _closest_variable(key: str) -> str:

@@ -43,9 +43,10 @@ def setting(default: typing.Any, kind: type | None = None, *, min: float | None 
     return field(default=default, metadata={"rule": rule})
 
 
-def section(cls: type, many: bool = False) -> typing.Any:
-    """A section of Config: a [table] of `cls`'s keys, or with `many` a list of [[tables]]."""
-    return field(default_factory=list if many else cls, metadata={"section": cls, "many": many})
+def section(cls: type, many: bool = False, keys: typing.Callable[[], dict[str, Rule]] | None = None) -> typing.Any:
+    """A section of Config: a [table] of `cls`'s keys, or with `many` a list of [[tables]]; with
+    `keys`, a table (a dict) of the keys it returns, declared elsewhere ([alerts])."""
+    return field(default_factory=list if many else cls, metadata={"section": cls, "many": many, "keys": keys})
 
 
 _TOPIC_RESERVED = {"+": "'+' (an MQTT wildcard)", "#": "'#' (an MQTT wildcard)", "\0": "a NUL character"}

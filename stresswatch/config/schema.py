@@ -44,11 +44,15 @@ def alert_rules() -> dict[str, Rule]:
         if f.name != "timezone":
             kind = type(f.default)
             if kind is tuple:  # `extra_exercises` (default empty) is a list of exercise tables
-                item = Rule(type(f.default[0]), min=0) if f.default else Rule(dict)
+                item = _alert_rule(type(f.default[0])) if f.default else Rule(dict)
                 rules[f.name] = Rule(tuple, item=item)
             else:
-                rules[f.name] = Rule(kind, min=0 if kind in (int, float) else None)
+                rules[f.name] = _alert_rule(kind)
     return rules
+
+
+def _alert_rule(kind: type) -> Rule:
+    return Rule(kind, min=0 if kind in (int, float) else None)
 
 
 @dataclass
@@ -361,9 +365,9 @@ class Config:
     bluetooth: BluetoothConfig = section(BluetoothConfig)
     devices: list[DeviceConfig] = section(DeviceConfig, many=True)
     morning: MorningConfig = section(MorningConfig)
-    # The alert engine's settings as set in [alerts], converted (`alert_rules`); unset keys keep
-    # AlertSettings' documented defaults.
-    alerts: dict = section(dict)
+    # The alert engine's settings as set in [alerts], converted; unset keys keep AlertSettings'
+    # documented defaults.
+    alerts: dict = section(dict, keys=alert_rules)
 
     def alert_settings(self) -> AlertSettings:
         """The [alerts] table as the engine's settings, in the zone of [service]; ValueError naming
