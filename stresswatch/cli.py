@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ from sinks.redact import redact_url
 from sinks.store import StateLock, StoreError
 from stresswatch import config as configuration
 from stresswatch import report
+from stresswatch.number import finite_number
 
 EXIT_BAD_INPUT = 2
 
@@ -55,12 +55,9 @@ class CommandError(ValueError):
 
 def _number(text: str) -> float:
     try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not math.isfinite(x):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return x
+        return finite_number(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_seconds(text: str) -> float:

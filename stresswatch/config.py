@@ -18,7 +18,6 @@ stages never import this module.
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 import tomllib
@@ -35,6 +34,7 @@ from processing.morning import Protocol as MorningProtocol
 from processing.pipeline import Settings as PipelineSettings
 from processing.stress import RR_GATE, StressModel
 from sinks.redact import redact_url
+from stresswatch.number import finite_number
 
 if typing.TYPE_CHECKING:
     from sinks.fanout import SinkSettings
@@ -415,11 +415,8 @@ def _alert_value(default, value):
     if isinstance(default, bool):
         raise ValueError("not settable")
     if isinstance(default, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"must be a number, got {value!r}") from None
-        if not math.isfinite(number) or number < 0:
+        number = finite_number(value)
+        if number < 0:
             raise ValueError(f"must be a finite number >= 0, got {value!r}")
         if isinstance(default, int):
             if number != int(number):
@@ -756,14 +753,9 @@ def _convert(tp, value, key: str, problems: list[str], rule) -> typing.Any:
         return MISSING
     if tp in (int, float):
         try:
-            if isinstance(value, bool):
-                raise TypeError  # float(True) would be 1.0
-            number = float(value)
-        except (TypeError, ValueError):
-            problems.append(f"{key}: must be a number, got {value!r}")
-            return MISSING
-        if not math.isfinite(number):
-            problems.append(f"{key}: must be finite, got {value!r}")
+            number = finite_number(value)
+        except ValueError as exc:
+            problems.append(f"{key}: {exc}")
             return MISSING
         if tp is int:
             if number != int(number):  # int() would silently truncate 2.5 to 2
