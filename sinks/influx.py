@@ -23,6 +23,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from collector.log_limit import LogLimit
+from collector.retry import backoff_s
 from sinks.line_protocol import Line, beat_line, device_line, line, prompt_line, reading_line
 from sinks.redact import split_userinfo
 from sinks.store import OutboxRow, OverflowLog, StateStore
@@ -32,6 +34,7 @@ __all__ = ["InfluxSettings", "InfluxSink", "Line", "beat_line", "device_line", "
 log = logging.getLogger("stresswatch.influx")
 SINK = "influx"
 _CONFIG_STATUSES = (401, 403, 404)  # the settings are wrong, not the points
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 1.0, 60.0  # between flushes that could not deliver (ours)
 # What a full outbox drops first (ours), each measurement only when none of those before it is
 # left: beats are nearly all of it (one a second per wearer, ~86,000 a day) and what they say is
 # kept in the readings; the strap's battery and connection history next; then the readings, the
@@ -107,6 +110,7 @@ class InfluxSink:
             self._client = InfluxDBClient(url=self.url, token=token, org=org, timeout=int(timeout_s * 1000),
                                           retries=False)
             self._write = self._client.write_api(write_options=SYNCHRONOUS)
+        self._failures = 0  # flushes in a row that could not deliver
         self.backoff_s = 0.0
         self._next_try = 0.0
         self.sent = 0
@@ -114,7 +118,7 @@ class InfluxSink:
         # One flush at a time: two would read the same outbox rows and both send them (the demo
         # flushes from its producing calls and the service's flusher thread at once).
         self._flushing = threading.Lock()
-        self._problem_logged_at = 0.0
+        self._problem_log = LogLimit()
         self.overflow = OverflowLog(store, SINK, "InfluxDB", "points", dict(enumerate(DROP_ORDER)))
 
     @classmethod
@@ -161,11 +165,12 @@ class InfluxSink:
             ok, delivered = self._deliver(rows)
             accepted += delivered
             if not ok:
-                self.backoff_s = min(60.0, max(1.0, self.backoff_s * 2))
+                self._failures += 1
+                self.backoff_s = backoff_s(self._failures, BACKOFF_FIRST_S, BACKOFF_MAX_S)
                 self._next_try = now + self.backoff_s
                 self.sent += accepted
                 return accepted
-        self.backoff_s = 0.0
+        self._failures, self.backoff_s = 0, 0.0
         self.sent += accepted
         if self._problem and accepted:
             log.info("InfluxDB at %s accepts writes again", self.url)
@@ -253,7 +258,8 @@ class InfluxSink:
 
     def _log_problem(self, message: str, every_s: float) -> None:
         """Log a delivery problem once when it starts or changes, then at most every `every_s`."""
-        now = time.monotonic()
-        if message != self._problem or now - self._problem_logged_at > every_s:
-            self._problem, self._problem_logged_at = message, now
+        if message != self._problem:
+            self._problem_log.forget()
+        if self._problem_log.allow(every_s=every_s):
+            self._problem = message
             log.warning("%s; %d points kept in the outbox, retrying with backoff", message, self.store.pending(SINK))

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from collector.log_limit import EVERY_S, LogLimit
+
 log = logging.getLogger("stresswatch.store")
 
 SCHEMA = (
@@ -425,12 +427,12 @@ class OverflowLog:
     a stop) writes when drops are left unsaid. Thread-safe."""
 
     def __init__(self, store: StateStore, sink: str, what: str, unit: str, labels: Mapping[int, str],
-                 every_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+                 every_s: float = EVERY_S, clock: Callable[[], float] = time.monotonic):
         self.store, self.sink, self.what, self.unit, self.labels = store, sink, what, unit, dict(labels)
         self.every_s = every_s
         self.clock = clock
         self._lock = threading.Lock()
-        self._logged_at = -float("inf")
+        self._limit = LogLimit(clock=lambda: self.clock())
         self._pending: list[Dropped] = []
 
     def add(self, dropped: Dropped) -> None:
@@ -440,10 +442,9 @@ class OverflowLog:
 
     def flush(self, force: bool = False) -> None:
         with self._lock:
-            now = self.clock()
-            if not self._pending or (not force and now - self._logged_at < self.every_s):
+            if not self._pending or not (self._limit.allow(every_s=self.every_s) or force):
                 return
-            pending, self._pending, self._logged_at = self._pending, [], now
+            pending, self._pending = self._pending, []
         n = sum(d.n for d in pending)
         kinds: dict[int, int] = {}
         for d in pending:

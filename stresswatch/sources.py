@@ -21,6 +21,7 @@ from collector.artifacts import inject
 from collector.ble import DeviceSpec, StrapLink
 from collector.events import Acceleration, Beat, Event, Gap, Motion
 from collector.phone_activity import motion_from_phone
+from collector.retry import sleep_or_stop
 from collector.simulator import demo_day, phone_reports, simulate
 from stresswatch.command import EXIT_OK, CommandError
 from stresswatch.report import Span
@@ -134,10 +135,7 @@ class StrapSource:
             except Exception:
                 self.restarts += 1
                 log.exception("%s: the collector task failed; restarting it", link.spec.label)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.restart_after_s)
-                except TimeoutError:
-                    pass
+                await sleep_or_stop(stop, self.restart_after_s)
 
 
 def write_simulated_day(args) -> int:
