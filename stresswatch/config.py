@@ -33,6 +33,7 @@ from processing.baseline import Baseline
 from processing.morning import Protocol as MorningProtocol
 from processing.pipeline import Settings as PipelineSettings
 from processing.stress import RR_GATE, StressModel
+from sinks.mqtt_topic import topic_faults
 from sinks.redact import redact_url
 from stresswatch.number import finite_number
 
@@ -533,18 +534,9 @@ def _check_wearer(k: int, person: str, people: list[str], problems: list[str], w
     return True
 
 
-_TOPIC_RESERVED = {"+": "'+' (an MQTT wildcard)", "#": "'#' (an MQTT wildcard)", "\0": "a NUL character"}
-
-
 def _check_topic(key: str, value: str, levels: bool, problems: list[str]) -> None:
-    """`value` is used in MQTT topics: no wildcards, no NUL, and (unless `levels`) no `/`."""
-    why = [text for c, text in _TOPIC_RESERVED.items() if c in value]
-    if not levels and "/" in value:
-        why.append("'/' (it would add a topic level)")
-    if levels and "" in value.split("/"):
-        why.append("an empty topic level (a leading, trailing or double '/')")
-    if levels and value.startswith("$"):
-        why.append("a leading '$' (reserved for the broker's own topics)")
+    """`value` is used in MQTT topics (sinks/mqtt_topic.py): spanning levels or inside one."""
+    why = topic_faults(value, "levels" if levels else "level")
     if why:
         problems.append(f"{key}: cannot be used in MQTT topics: it contains {' and '.join(why)}, got {value!r}")
 
