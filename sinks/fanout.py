@@ -1,7 +1,11 @@
-"""The enabled outputs behind one object: hands beats, readings, prompts, answers and measured
-effects, day summaries, baselines, device status and the outbox figures to MQTT and InfluxDB
-(either may be off), through the state store's outbox; a failing store (full disk) is counted
-and logged, never raised into the service."""
+"""The enabled outputs behind one object (`Sinks`): what the service produces (beats, readings
+and the MQTT state, prompts with their answers and measured effects, baselines, day summaries,
+morning readings and a running reading's progress, device status, saved states, the outbox
+figures) goes to MQTT and InfluxDB, either of which may be off, through the state store's outbox.
+
+A failing state store (a full disk, a read-only folder) is never raised into the service: what
+could not be queued is counted by sink and logged at most once a minute (collector/log_limit.py),
+and writes resume by themselves when the store accepts them again."""
 
 from __future__ import annotations
 

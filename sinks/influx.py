@@ -1,15 +1,18 @@
 """InfluxDB sink: writes the points of sinks/line_protocol.py (`beats`, `hrv`, `prompts`,
-`devices`, `baseline`, `daily`) in batches via the outbox, one flush at a time.
+`devices`, `baseline`, `daily`, `morning`) from the outbox in batches, one flush at a time.
 
-Delivery: points go to the SQLite outbox first (`StateStore`, sink "influx") and are deleted
-only after the server answered 2xx, so an outage or a SIGKILL loses nothing. Re-sending a point
-(after a time-out whose write did land) is harmless on InfluxDB, which keeps one value per
-series key and timestamp; VictoriaMetrics needs `-dedup.minScrapeInterval` for that (README).
-A batch the server refuses with 400-class errors (bad point) is bisected until the offending
-points are found; those are set aside with the server's reason and counted, the rest go
-through. 401, 403 and 404 mean the settings are wrong (credentials, API version, database or
-bucket), not the points: the rows stay, the writer backs off and logs one line saying what to
-change. Connection errors, timeouts, 5xx and 429 keep the rows and back off too.
+Delivery (at least once): points go to the SQLite outbox first (`StateStore`, sink "influx") and
+are deleted only after the server answered 2xx, so an outage or a SIGKILL loses nothing. A point
+sent twice (a write that landed but whose answer timed out) is harmless: InfluxDB keeps one value
+per series key and timestamp (VictoriaMetrics with `-dedup.minScrapeInterval`, README).
+
+Answers: a batch refused with another 4xx (a bad point) is bisected until the offending points
+are found; those are set aside with the server's reason (`rejected`, counter `influx.rejected`)
+and the rest go through. 401, 403 and 404 mean the settings are wrong (credentials, API version,
+database or bucket), not the points: the rows stay and one line says which setting to change, at
+most every 10 min. No answer, 5xx, 408 and 429 keep the rows and are logged at most once a minute
+(a changed problem at once). After n flushes in a row that could not deliver, the next waits
+min(60, 2 ** (n - 1)) s (collector/retry.py `backoff_s`; ours).
 
 Overflow: when the outbox holds `outbox_max_points`, points are dropped in `DROP_ORDER`, oldest
 first within a measurement, logged (`OverflowLog`: count, span, measurements; once a minute at
