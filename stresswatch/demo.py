@@ -33,6 +33,7 @@ from sinks.fanout import Sinks
 from sinks.store import StateLock, StateStore
 from stresswatch import config as configuration
 from stresswatch import report
+from stresswatch.command import url_overrides
 from stresswatch.service import Service
 from stresswatch.sources import ReplaySource, shifted, simulated_day, simulated_phone
 
@@ -122,6 +123,11 @@ class PlayedPerson:
             if entry[0].id == d.data.get("id"):
                 entry[2] = d
         print(f"  == {d.reason}", flush=True)
+
+
+def command(args) -> int:
+    """`stresswatch demo`: the configuration with --mqtt / --influx over it, then `run`."""
+    return run(args, configuration.load(args.config, url_overrides(args)))
 
 
 def run(args, cfg: configuration.Config) -> int:

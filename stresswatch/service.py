@@ -47,6 +47,7 @@ from alerts.timeofday import day_of, day_start, in_window, minute_of_day, parse_
 from collector.ble import DeviceSpec
 from collector.events import Beat, Event, HeartRate
 from collector.phone_activity import motion_from_phone
+from collector.retry import sleep_or_stop
 from processing.baseline import Baseline
 from processing.morning import Failure, MorningReading, MorningResult, Protocol, motion_verdict
 from processing.pipeline import Pipeline
@@ -586,16 +587,12 @@ class Service:
         """Every second: running readings (their time, their progress); every ENGINE_TICK_S with a
         live source: the alert engines."""
         last_engines = -float("inf")
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-                return
-            except TimeoutError:
-                now = self.clock()
-                engines = self.live and abs(now - last_engines) >= ENGINE_TICK_S
-                if engines:
-                    last_engines = now
-                self.tick(now, engines=engines)
+        while not await sleep_or_stop(stop, 1.0):
+            now = self.clock()
+            engines = self.live and abs(now - last_engines) >= ENGINE_TICK_S
+            if engines:
+                last_engines = now
+            self.tick(now, engines=engines)
 
     async def _stop_when_sources_end(self, tasks: list[asyncio.Task], stop: asyncio.Event) -> None:
         live = [t for t, s in zip(tasks, self.sources, strict=True) if not s.finite]
@@ -612,13 +609,9 @@ class Service:
     async def _every(stop: asyncio.Event, interval_s: float, fn: Callable[[], object], in_thread: bool = False) -> None:
         """Call `fn` every `interval_s` until `stop` (in a worker thread when it may block on I/O);
         what is left at the stop is handled by `finish` and `Sinks.close`."""
-        while True:
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-                return
-            except TimeoutError:
-                if in_thread:
-                    await asyncio.to_thread(fn)
-                else:
-                    fn()
+        while not await sleep_or_stop(stop, interval_s):
+            if in_thread:
+                await asyncio.to_thread(fn)
+            else:
+                fn()
 

@@ -21,7 +21,9 @@ from collector.artifacts import inject
 from collector.ble import DeviceSpec, StrapLink
 from collector.events import Acceleration, Beat, Event, Gap, Motion
 from collector.phone_activity import motion_from_phone
+from collector.retry import sleep_or_stop
 from collector.simulator import demo_day, phone_reports, simulate
+from stresswatch.command import EXIT_OK, CommandError
 from stresswatch.report import Span
 
 log = logging.getLogger("stresswatch.sources")
@@ -133,10 +135,22 @@ class StrapSource:
             except Exception:
                 self.restarts += 1
                 log.exception("%s: the collector task failed; restarting it", link.spec.label)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.restart_after_s)
-                except TimeoutError:
-                    pass
+                await sleep_or_stop(stop, self.restart_after_s)
+
+
+def write_simulated_day(args) -> int:
+    """`stresswatch simulate OUT`: the simulated day (`simulated_day`) as a CSV recording that
+    `analyze` and `demo --recording` read: a comment naming the phases, then time_s,rr_ms."""
+    beats, spans = simulated_day(args.seed, args.artifacts, "me")
+    try:
+        with open(args.out, "w") as fh:
+            fh.write("# stresswatch simulated day: " + ", ".join(f"{s.name} {(s.end - s.start) / 60:g} min" for s in spans) + "\n")
+            fh.write("time_s,rr_ms\n")
+            fh.writelines(f"{b.t:.4f},{b.rr_ms:.4f}\n" for b in beats)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {len(beats)} beats to {args.out}")
+    return EXIT_OK
 
 
 def simulated_phone(person: str) -> list[Motion]:

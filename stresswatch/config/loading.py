@@ -4,7 +4,6 @@ that checks every value against its key's Rule; every problem is collected, each
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import tomllib
 import typing
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from stresswatch.config.rules import ConfigError, Rule
 from stresswatch.config.schema import Config
+from stresswatch.number import finite_number
 
 ENV_PREFIX = "STRESSWATCH_"
 # Variables with our prefix that are not settings (no warning for them): the reference recordings
@@ -153,14 +153,9 @@ def _value(rule: Rule, value: typing.Any, key: str, problems: list[str]) -> typi
 def _number(value: typing.Any, whole: bool, key: str, problems: list[str]) -> float | int | None:
     """`value` as a finite number (a whole one when `whole`), else None with the problem appended."""
     try:
-        if isinstance(value, bool):
-            raise TypeError  # float(True) would be 1.0
-        number = float(value)
-    except (TypeError, ValueError):
-        problems.append(f"{key}: must be a number, got {value!r}")
-        return None
-    if not math.isfinite(number):
-        problems.append(f"{key}: must be finite, got {value!r}")
+        number = finite_number(value)
+    except ValueError as exc:
+        problems.append(f"{key}: {exc}")
         return None
     if not whole:
         return number

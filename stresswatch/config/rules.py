@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sinks.mqtt_topic import topic_faults
 from sinks.redact import redact_url
 
 
@@ -49,18 +50,9 @@ def section(cls: type, many: bool = False, keys: typing.Callable[[], dict[str, R
     return field(default_factory=list if many else cls, metadata={"section": cls, "many": many, "keys": keys})
 
 
-_TOPIC_RESERVED = {"+": "'+' (an MQTT wildcard)", "#": "'#' (an MQTT wildcard)", "\0": "a NUL character"}
-
-
 def check_topic(key: str, value: str, levels: bool, problems: list[str]) -> None:
-    """`value` is used in MQTT topics: no wildcards, no NUL, and (unless `levels`) no `/`."""
-    why = [text for c, text in _TOPIC_RESERVED.items() if c in value]
-    if not levels and "/" in value:
-        why.append("'/' (it would add a topic level)")
-    if levels and "" in value.split("/"):
-        why.append("an empty topic level (a leading, trailing or double '/')")
-    if levels and value.startswith("$"):
-        why.append("a leading '$' (reserved for the broker's own topics)")
+    """`value` is used in MQTT topics (sinks/mqtt_topic.py): spanning levels or inside one."""
+    why = topic_faults(value, "levels" if levels else "level")
     if why:
         problems.append(f"{key}: cannot be used in MQTT topics: it contains {' and '.join(why)}, got {value!r}")
 
