@@ -12,6 +12,7 @@ window_s = 300            # SDNN, SD1/SD2, Baevsky SI, PNS/SNS, LF/HF window (s)
 rmssd_window_s = 60       # RMSSD, lnRMSSD, HR and pNNxx window (s)
 step_s = 10               # one reading every step_s seconds
 artifact_correction = true
+# rr_gate = true          # without motion, a raised HR alone is "too active to judge"; false in a seated study
 
 [[people]]
 name = "me"               # used in MQTT topics and InfluxDB tags
@@ -61,6 +62,7 @@ directory = "~/.local/share/stresswatch"
 # acute_m_min = 15
 # session_time = "18:30"          # the daily session when a chronic pattern is found
 # acute_exercises = ["cyclic sighing", "resonance breathing", "box breathing"]
+# hrv_source = "auto"             # chronic lnRMSSD from morning readings once there are any, else the night; or "night" / "morning"
 
 # [influx]                        # off unless url is set
 # url = "http://127.0.0.1:8086"
