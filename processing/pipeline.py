@@ -166,10 +166,18 @@ class Pipeline:
 
     def feed_many(self, events: Iterable[Event]) -> list[Reading]:
         """`feed` each event in turn; the same readings, but their statistics and LF/HF are
-        computed at the end for all of them at once (`BeatLog.stats`, `hrv.lf_hf_many`: a
-        fraction of the CPU per reading). For analysing a file in chunks of events; a live
-        stream uses `feed`, whose readings cannot wait. `beats_out` holds the beats released
-        by all the events."""
+        computed at the end for all of them at once (`BeatLog.stats`, `hrv.lf_hf_many`). For
+        analysing a file in chunks of events; a live stream uses `feed`, whose readings cannot
+        wait. `beats_out` holds the beats released by all the events.
+
+        A second path kept for its factor: ~2.2x less CPU per reading than `feed` on a file
+        (nsr001 24 h: ~0.30 vs ~0.65 ms; benchmarks/peers.py, rows "Pipeline (library)" and
+        "Pipeline.feed, an event at a time"), which keeps `stresswatch analyze` and the library
+        above the floor of 5x and 8x hrv-analysis per reading (with `feed` alone the library
+        would be ~4x). Equal results: tests/processing/test_spline.py
+        `test_feeding_a_chunk_of_events_gives_the_readings_of_feeding_them_one_by_one` (LF/HF to
+        the spline's tolerance, the rest to round-off) and tests/processing/test_pipeline.py
+        `test_feed_many_gives_the_same_readings_as_feed`."""
         self._jobs, self._waiting = [], []
         self.beats_out = []
         self.motion_out = []
