@@ -38,6 +38,15 @@ import numpy as np
 
 # Columns of the prefix sums.
 _X, _X2, _D, _D2, _P, _P2, _PAIRS, _NN50, _NN20, _ART = range(10)
+# Up to this many new beats, the prefix sums are extended in Python: numpy's ~20 calls would
+# cost more (a reading at every beat, or every 10 s, adds 1-40 beats). Measured factor (ours,
+# benchmarks/processing.py part (a), the time-domain metrics read at every beat): 51 us per beat
+# with both paths, 112 us with numpy alone, which would take that figure from ~230x neurokit2's
+# hrv_time to ~120x against the goal of 200x. Both paths give equal sums to the bit
+# (tests/processing/test_window.py test_the_sums_do_not_depend_on_how_the_beats_arrive_between_reads).
+_FEW_BEATS = 48
+# Up to this many windows, `stats` takes the differences of the sums in Python.
+_FEW_WINDOWS = 4
 
 
 def quantile(s: list[float], q: float) -> float:
@@ -98,15 +107,38 @@ class BeatLog:
         return bisect_right(self.t, time, 0, self.n)
 
     def _extend_prefix(self) -> None:
-        """Bring the prefix sums up to the last beat: the terms of the new beats go after the sums
-        already made and are accumulated one at a time, in order (`np.cumsum`), so the sums do
-        not depend on how the beats were split between calls (a snapshot restored and fed the
-        same beats gives the same sums, to the bit)."""
+        """Bring the prefix sums up to the last beat. A few new beats (a live reading) are added
+        in Python, many (a chunk of a file) with numpy: both add the same terms one at a time,
+        in order, so the sums do not depend on how the beats were split between calls."""
         a, n = self._summed, self.n
         if a == n:
             return
         if a == 0:
             self.ref = float(self.rr[0])
+        if n - a <= _FEW_BEATS:
+            self._extend_in_python(a, n)
+        else:
+            self._extend_with_numpy(a, n)
+        self._summed = n
+
+    def _extend_in_python(self, a: int, n: int) -> None:
+        ref, prefix = self.ref, self._prefix
+        sums = prefix[a].tolist()
+        first = max(a - 1, 0)
+        rrs = self.rr[first:n].tolist()
+        for k, pair, art in zip(range(a, n), self.paired[a:n].tolist(), self.artifact[a:n].tolist()):
+            rr = rrs[k - first]
+            prev = rrs[k - first - 1] if k else rr
+            on = 1.0 if pair else 0.0
+            x = rr - ref
+            d = (rr - prev) * on
+            p = (rr + prev - 2.0 * ref) * on
+            ad = abs(d)
+            terms = (x, x * x, d, d * d, p, p * p, on, ad > 50.0, ad > 20.0, art)
+            sums = [s + v for s, v in zip(sums, terms)]
+            prefix[k + 1] = sums
+
+    def _extend_with_numpy(self, a: int, n: int) -> None:
         rr = self.rr[a:n]
         prev = self.rr[a - 1 : n - 1] if a else np.concatenate(([rr[0]], rr[:-1]))
         pair = self.paired[a:n]
@@ -123,20 +155,26 @@ class BeatLog:
                                (_PAIRS, pair), (_NN50, ad > 50.0), (_NN20, ad > 20.0), (_ART, self.artifact[a:n])):
             terms[column] = values
         np.cumsum(prefix, axis=0, out=prefix)
-        self._summed = n
 
     def stats(self, lo: list[int], short_lo: list[int], hi: list[int], recent_beats: int) -> list[WindowStats]:
         """The statistics of windows ending at beats hi[k] - 1: the long window [lo[k], hi[k]),
         the short one [short_lo[k], hi[k]) (short_lo >= lo), and the heart rate of the short
-        window's last `recent_beats` beats. The prefix lookups of all the windows are one numpy
-        call; the arithmetic is per window, on Python floats."""
+        window's last `recent_beats` beats. Many windows' prefix lookups are one numpy call, a
+        few windows' (a live reading) rows read one by one; the arithmetic is per window, on
+        Python floats."""
         self._extend_prefix()
         recent_lo = [max(s, h - recent_beats) for s, h in zip(short_lo, hi)]
         # Sums from bound to hi: the long, short and recent windows, then the pairs of the long
         # and short ones, which start one beat later (the pair (lo - 1, lo) is not inside).
         bounds = (lo, short_lo, recent_lo, [x + 1 for x in lo], [x + 1 for x in short_lo])
         prefix = self._prefix
-        sums = (prefix[hi] - prefix[np.array(bounds)]).transpose(1, 0, 2).tolist()  # (window, bound, column)
+        if len(hi) <= _FEW_WINDOWS:  # a live reading: the rows one by one, the differences in Python
+            sums = []
+            for k, h in enumerate(hi):
+                top = prefix[h].tolist()
+                sums.append([[u - v for u, v in zip(top, prefix[b[k]].tolist())] for b in bounds])
+        else:
+            sums = (prefix[hi] - prefix[np.array(bounds)]).transpose(1, 0, 2).tolist()  # (window, bound, column)
         ref = self.ref
         return [_window_stats(w, h - a, h - s, h - r, ref) for w, a, s, r, h in zip(sums, lo, short_lo, recent_lo, hi)]
 
