@@ -32,6 +32,7 @@ def readings(split_at: int | None) -> list:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("split_at", [40, 1501, 2777])
 def test_readings_after_a_rebuild_from_the_snapshot_equal_an_uninterrupted_run(split_at):
     uninterrupted = readings(None)
