@@ -19,8 +19,10 @@ client runs it): the loop's thread reads and writes the socket, pings, reconnect
 itself in the loop's executor), hands the outbox over and runs every callback, so nothing here
 takes a lock around paho. `start()` on a running loop (the service's: `stresswatch run` builds its
 sinks there) puts MQTT on that loop; a synchronous caller (`deliver mqtt`, a script, a test)
-gets a loop of the sink's own in a background thread. The `publish_*` methods may be called
-from any thread; `on_response`, `on_activity` and `on_measure` are called on the loop's thread.
+gets a loop of the sink's own in a background thread ("mqtt-loop"). The `publish_*` methods
+may be called from any thread; `on_response`, `on_activity` and `on_measure` are called on the
+loop's thread. `stop()` (from another thread) or `await aclose()` (on the loop) publishes the
+retained `offline` and disconnects.
 
 Delivery: outgoing messages are written to the SQLite outbox first (sink "mqtt"; state and
 device status keyed by topic so only the newest waits, prompts by id), then published when
@@ -36,8 +38,8 @@ has less than a second left) while it waited is dropped and counted (`mqtt.expir
 sent late: on every (re)connect the messages paho still holds unacknowledged are dropped and
 their outbox rows published afresh, so the expiry is checked and the MQTT expiry interval
 recomputed. The session is persistent (`clean_start=False`, session expiry interval); the
-connection is retried with backoff (1 s doubling to 30 s). Connection failures are logged with their reason once
-per minute per reason and kept in `last_error`. Passwords are never logged.
+connection is retried with backoff (1 s doubling to 30 s). Connection failures are logged with
+their reason once per minute per reason and kept in `last_error`. Passwords are never logged.
 
 Another client with the same client id takes the session over (the broker drops the older
 connection): two copies with one config did so every second. It is logged as such and the
@@ -303,7 +305,7 @@ class MqttSink:
             raise RuntimeError("MqttSink.stop() on its event loop's thread: use `await sink.aclose()`")
         try:
             self.client.run(self.aclose, timeout=STOP_WAIT_S + 5)
-        except (RuntimeError, TimeoutError) as exc:  # the loop is gone or hung: nothing more to say to the broker
+        except Exception as exc:  # the loop is gone or hung: nothing more to say to the broker
             log.warning("MQTT: could not disconnect cleanly: %s", exc)
         self.client.loop_stop()
 

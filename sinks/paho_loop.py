@@ -125,7 +125,10 @@ def _client_class():
             if loop is None or loop.is_closed():
                 return False
             try:
-                loop.call_soon_threadsafe(fn, *args)
+                if self.on_loop_thread():
+                    loop.call_soon(fn, *args)  # no wake-up of the selector needed
+                else:
+                    loop.call_soon_threadsafe(fn, *args)
             except RuntimeError:  # closed between the check and the call
                 return False
             return True
