@@ -263,7 +263,7 @@ class Sinks:
                 self._store_failed(exc)
             self.influx.close()
         if self.mqtt:
-            self.mqtt.pump()  # the sink's sender thread hands the outbox over; wait for it
+            self.mqtt.pump()  # the sink's event loop hands the outbox over; wait for it
             while self.store.pending("mqtt") and self.mqtt.connected.is_set() and time.monotonic() < deadline:
                 time.sleep(0.05)
             self.mqtt.stop()

@@ -4,9 +4,13 @@ One asyncio event loop. Each `Source` (stresswatch/sources.py: Bluetooth straps,
 the simulator) is a task that hands events (`Beat`, `Gap`, `HeartRate`) to `Service.events`,
 which feeds them inline to the person's pure `Pipeline` (microseconds per beat); each reading goes to the
 person's pure `AlertEngine` (alerts/engine.py), and the corrected beats, readings, prompts,
-daily summaries and measured effects go to the sinks. Phone answers arrive on paho's thread and
-are handed to the loop. InfluxDB batches are written from a worker thread so a slow server
-never stalls the Bluetooth callbacks.
+daily summaries and measured effects go to the sinks. MQTT runs on this loop too when the
+service is built on it (`stresswatch run`, the demo; sinks/mqtt.py): phone answers, activity and
+morning reading requests are handed to the loop with `call_soon_threadsafe`, which also serves a
+sink on a loop of its own (a service built outside a loop, as some tests do). A strap's
+notifications are only decoded and queued by the Bluetooth callback (stresswatch/sources.py
+`StrapSource`); the pipeline and sinks take them from the queue. InfluxDB batches are written
+from a worker thread so a slow server never stalls the loop.
 
 Morning readings (processing/morning.py) run here, where the strap's beats are: one starts when
 asked (`measure`: MQTT `<base>/<person>/measure` or the command line) or on its own when the
@@ -351,7 +355,8 @@ class Service:
         self._save(w, force=True)
 
     def _measure_from_mqtt(self, person: str, request: dict) -> None:
-        """Called on paho's network thread: the readings belong to the event loop's thread."""
+        """Called on the MQTT sink's loop thread (this loop's, or the sink's own): the readings
+        belong to the service's loop."""
         if self._loop is None or self._loop.is_closed():
             return
         if request["action"] == "stop":
@@ -547,12 +552,12 @@ class Service:
         self.events([motion])
 
     def _activity_from_phone(self, person: str, payload: bytes) -> None:
-        """Called on paho's network thread, like `_response_from_phone`."""
+        """Called on the MQTT sink's loop thread, like `_response_from_phone`."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.phone_activity, person, payload)
 
     def _response_from_phone(self, person: str, response: dict) -> None:
-        """Called on paho's network thread: the engines belong to the event loop's thread."""
+        """Called on the MQTT sink's loop thread: the engines belong to the service's loop."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.respond, person, response)
 
