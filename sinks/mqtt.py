@@ -71,8 +71,11 @@ import time
 from dataclasses import dataclass
 
 from alerts.prompt import Prompt, parse_response
+from collector.log_limit import LogLimit
+from collector.retry import backoff_s
 from processing.reading import Reading
 from sinks.homeassistant import discovery_messages
+from sinks.mqtt_topic import topic_problem
 from sinks.paho_loop import loop_client
 from sinks.store import OverflowLog, StateStore, StoreError
 
@@ -121,23 +124,6 @@ class MqttSettings:
     # False: never touch `<base>/status` (no last will, no `online`, no `offline`), so a demo
     # run next to a real service does not mark that service offline.
     announce_status: bool = True
-
-
-def topic_problem(topic: str) -> str | None:
-    """Why `topic` can never be published (MQTT v5 section 4.7), or None when it can."""
-    if not topic:
-        return "empty topic"
-    if "+" in topic or "#" in topic:
-        return f"topic {topic!r} contains a wildcard (+ or #)"
-    if "\x00" in topic:
-        return f"topic {topic!r} contains a NUL character"
-    try:
-        size = len(topic.encode("utf-8"))
-    except UnicodeEncodeError:
-        return f"topic {topic!r} is not valid UTF-8"
-    if size > 65535:
-        return f"topic is {size} bytes long (at most 65535)"
-    return None
 
 
 def exposure_warning(s: MqttSettings) -> str | None:
@@ -225,7 +211,7 @@ class MqttSink:
         # Set and cleared on the loop's thread; a threading.Event so that any thread may wait for it.
         self.connected = threading.Event()
         self.last_error: str | None = None  # why the last connection attempt failed; None once connected
-        self._reported: dict[str, float] = {}  # failure reason -> when it was last logged (monotonic)
+        self._connect_log = LogLimit(log, REPORT_EVERY_S)  # a failed connection: a line per reason a minute
         self._paho_error: str | None = None  # paho's last socket error message (see `_on_log`)
         self._attempt_failed = False  # the current connection attempt's failure is already reported
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
@@ -237,7 +223,7 @@ class MqttSink:
         self._pump_due = False  # a pass is scheduled on the loop (see `pump`)
         self._pump_failed = False  # the last pass failed: the next comes a second later, not sooner
         self._stopping = False
-        self._send_failed_at = -math.inf  # when a pass last logged a failure (monotonic)
+        self._send_log = LogLimit(log, REPORT_EVERY_S)  # a pass of the outbox that failed: a line a minute
         # Session takeovers (see the module docstring): the last connection ended in a close by
         # the broker without a reason; how many such closes in a row were followed by a connection
         # accepted at once with the session present; takeovers in a row and when the last was.
@@ -450,9 +436,7 @@ class MqttSink:
         try:
             more = self._pump_once()
         except Exception as exc:  # the rows stay in the outbox
-            now = time.monotonic()
-            if now - self._send_failed_at >= REPORT_EVERY_S:
-                self._send_failed_at = now
+            if self._send_log.allow():
                 if isinstance(exc, StoreError):
                     log.error("MQTT: cannot read or update the outbox: %s (retrying)", exc)
                 else:
@@ -535,14 +519,11 @@ class MqttSink:
             self.store.set_prompt_status(msg["prompt"], "rejected")
 
     def _connect_failed(self, reason: str) -> None:
-        """Remember and log (once per REPORT_EVERY_S for the same reason) a failed connection."""
+        """Remember and log (once a minute for the same reason) a failed connection."""
         self.last_error = reason
         self._attempt_failed = True
-        now = time.monotonic()
-        last = self._reported.get(reason)
-        if last is not None and now - last < REPORT_EVERY_S:
+        if not self._connect_log.allow(reason):
             return
-        self._reported[reason] = now
         log.warning("could not connect to MQTT broker %s:%s: %s (retrying)", self.s.host, self.s.port, reason)
 
     def _measure_request(self, msg) -> None:
@@ -572,7 +553,7 @@ class MqttSink:
         self._quiet_cycles = self._quiet_cycles + 1 if self._quiet_close and at_once and flags.session_present else 0
         self._quiet_close = False
         self.last_error = self._paho_error = None
-        self._reported.clear()
+        self._connect_log.clear()
         log.info("connected to MQTT broker %s:%s (session present: %s)", self.s.host, self.s.port,
                  flags.session_present)
         # paho would now re-send every QoS 1 message the last connection left unacknowledged,
@@ -648,7 +629,7 @@ class MqttSink:
             self._takeovers = 0
         self._takeovers += 1
         self._last_takeover = now
-        wait = min(TAKEOVER_FIRST_WAIT_S * 2 ** min(self._takeovers - 1, 16), TAKEOVER_MAX_WAIT_S)
+        wait = backoff_s(self._takeovers, TAKEOVER_FIRST_WAIT_S, TAKEOVER_MAX_WAIT_S)
         self.client.reconnect_delay_set(min_delay=wait, max_delay=max(wait, RECONNECT_MAX_S))
         self.store.bump(f"{SINK}.takeovers")
         log.warning("MQTT: another client with client id %r took over the MQTT session (%s): a second copy of "
