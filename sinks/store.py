@@ -23,8 +23,8 @@ Private: the directory (and any missing folder above it) is created 0700 and the
 (they hold health data). Errors a person can act on (a file in the way, a read-only folder, a
 full disk) raise `StoreError` with one line naming the path and what to do; a damaged database is
 moved aside as `state.db.corrupt-<time>` and a fresh one started (what was queued in it is lost,
-loudly). Thread-safe (the InfluxDB writer flushes on its own thread, the MQTT sink on the event loop, a synchronous caller on its own): one connection behind a
-lock. One process per state directory: every command that uses one (`run`, `demo`, `measure`
+loudly). Thread-safe (the InfluxDB writer flushes on its own thread, the MQTT sink works on the
+event loop, a synchronous caller on its own): one connection behind a lock. One process per state directory: every command that uses one (`run`, `demo`, `measure`
 when no service runs, `collect`, `worker`, `deliver`) holds a `StateLock` on it
 (`stresswatch.lock`, with its PID), and a second copy refuses to start.
 """
