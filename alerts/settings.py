@@ -104,9 +104,8 @@ class AlertSettings:
             raise ValueError("acute_n_min: must be > 0 and <= acute_m_min")
         if self.daily_cap < 0:
             raise ValueError("daily_cap: must be >= 0")
-        n, m = self.load_days
-        if not 0 < n <= m:
-            raise ValueError("load_days: expected [n, m] with 0 < n <= m")
+        if len(self.load_days) != 2 or not 0 < self.load_days[0] <= self.load_days[1]:
+            raise ValueError(f"load_days: expected [n, m] with 0 < n <= m, got {list(self.load_days)}")
         if self.hrv_source not in HRV_SOURCES:
             raise ValueError(f"hrv_source: must be one of {', '.join(HRV_SOURCES)}, got {self.hrv_source!r}")
         if not 0.0 <= self.explore <= 1.0:

@@ -8,6 +8,11 @@
    LF/HF every 10 s), event by event as a live stream and in chunks as a file
    (`Pipeline.feed_many`); file reading timed separately.
 3. Peak RSS of `stresswatch analyze nsr001.csv --json` (a child process).
+4. LF/HF of the 24 h windows (300 s, every 10 s), CPU per window, fastest of 3 runs: one window at
+   a time (`hrv.lf_hf` with a `SplineCache`, as `Pipeline.feed`) vs the windows of chunks of
+   ~4096 beats together (`hrv.lf_hf_many`, as `Pipeline.feed_many`); and their spline samples
+   alone (`spline.sample_grid` with its cache vs `spline_batch.sample_grids`): the factors the
+   second paths are kept for (their docstrings).
 
 Usage: STRESSWATCH_REFERENCE_DATA=../shared/data python benchmarks/processing.py
 """
@@ -28,7 +33,8 @@ import numpy as np
 from benchmarks.cli_usage import analyze_cpu_and_peak_rss
 from benchmarks.options import parser, reference_data
 from collector.files import read_recording
-from processing.pipeline import Pipeline, Settings, run
+from processing import hrv, spline, spline_batch
+from processing.pipeline import CHUNK_EVENTS, Pipeline, Settings, run
 
 
 def main() -> None:
@@ -98,6 +104,50 @@ def main() -> None:
     print(f"  ... as a file (Pipeline.feed_many in chunks):   {t_file:8.2f} s")
     print(f"  reading the 24 h file:                          {t_read:8.2f} s")
     print(f"  peak RSS of `stresswatch analyze` on nsr001:   {rss_mb:8.1f} MB  (goal <= 100 MB)")
+    lf_hf_paths(np.array([b.t for b in beats]), np.array([b.rr_ms for b in beats]))
+
+
+def lf_hf_paths(t: np.ndarray, rr: np.ndarray, repeats: int = 3) -> None:
+    """4. CPU per window of LF/HF and of its spline samples, one window at a time vs chunks."""
+    ends = np.arange(t[0] + 300.0, t[-1], 10.0)
+    spans = [(int(np.searchsorted(t, e - 300.0, side="right")), int(np.searchsorted(t, e, side="right")))
+             for e in ends]
+    chunks: list[list[tuple[int, int]]] = [[]]
+    for span in spans:  # the windows of ~CHUNK_EVENTS beats, as feed_many meets them
+        if chunks[-1] and span[1] - chunks[-1][0][0] > CHUNK_EVENTS:
+            chunks.append([])
+        chunks[-1].append(span)
+
+    def one_lf_hf():
+        cache = spline.SplineCache()
+        for i, j in spans:
+            hrv.lf_hf(t[i:j], rr[i:j], cache)
+
+    def many_lf_hf():
+        for chunk in chunks:
+            hrv.lf_hf_many(t, rr, chunk)
+
+    def one_grid():
+        cache = spline.SplineCache()
+        for i, j in spans:
+            spline.sample_grid(t[i:j], rr[i:j], hrv.INTERPOLATION_HZ, cache)
+
+    def many_grids():
+        for chunk in chunks:
+            spline_batch.sample_grids(t, rr, chunk, hrv.INTERPOLATION_HZ)
+
+    def cpu(fn) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t0)
+        return best / len(spans)
+
+    print(f"  LF/HF of the 24 h windows ({len(spans)} windows, every 10 s), CPU per window:")
+    for name, one, many in (("LF/HF", one_lf_hf, many_lf_hf), ("its spline samples", one_grid, many_grids)):
+        a, b = cpu(one), cpu(many)
+        print(f"    {name:19s} one at a time {a * 1e6:6.0f} us, per chunk {b * 1e6:6.0f} us  -> {a / b:4.1f} x")
 
 
 if __name__ == "__main__":

@@ -49,11 +49,12 @@ CHILD = textwrap.dedent(
     from dataclasses import replace
     days = [simulated_day(seed=k, artifacts=0.005, person="x")[0][: int(seconds * 3.5)] for k in range(min(n, 10))]
     sources = [ReplaySource([replace(b, person=f"p{k}") for b in days[k % len(days)]], pace=1.0) for k in range(n)]
-    service = Service(cfg, sources)
     readings = [0]
-    service.on_reading = lambda r: readings.__setitem__(0, readings[0] + 1)
 
     async def main():
+        # built on the running loop, as `stresswatch run` builds it: its MQTT sink lives there
+        service = Service(cfg, sources)
+        service.on_reading = lambda r: readings.__setitem__(0, readings[0] + 1)
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(seconds, stop.set)
         await service.run(stop)

@@ -68,6 +68,8 @@ from collector import pmd, rsc
 from collector.beat_timing import HR_ONLY_AFTER_S, BeatTimer
 from collector.events import Acceleration, Event
 from collector.heart_rate import MAX_HR_BPM, MIN_HR_BPM, MalformedMeasurement, parse
+from collector.log_limit import LogLimit
+from collector.retry import backoff_s, sleep_or_stop
 
 log = logging.getLogger("stresswatch.ble")
 
@@ -82,6 +84,10 @@ INFO_CHARS = {
 # Names of wearables that may not list 0x180D (or a foot pod 0x1814) in their advertisement.
 KNOWN_NAMES = re.compile(r"polar|h10|h9|h7|verity|tickr|wahoo|hrm|garmin|coospo|heart|magene|moofit|suunto|decathlon"
                          r"|stryd|stride|foot ?pod", re.IGNORECASE)
+# A strap's repeating problem (a failed connect every 1-30 s of backoff, malformed payloads) at
+# most every 30 s per kind (ours): half LogLimit's minute, so that each reconnect at the longest
+# backoff is still said.
+LOG_EVERY_S = 30.0
 # A control-point answer later than this is not coming (the H10 answers within ~100 ms).
 PMD_ANSWER_S = 5.0
 # Stopping at shutdown waits this long at most for the strap's answer.
@@ -117,24 +123,6 @@ class DeviceSpec:
         if self.name and not fnmatch.fnmatch((name or "").lower(), self.name.lower()):
             return False
         return True
-
-
-class _RateLimited:
-    """At most one log line per key per `every_s`, with the count of what was suppressed."""
-
-    def __init__(self, every_s: float = 30.0):
-        self.every_s = every_s
-        self._last: dict[str, tuple[float, int]] = {}
-
-    def warning(self, key: str, msg: str, *args, level: int = logging.WARNING) -> None:
-        now = time.monotonic()
-        last, suppressed = self._last.get(key, (-1e9, 0))
-        if now - last >= self.every_s:
-            extra = f" ({suppressed} similar suppressed)" if suppressed else ""
-            log.log(level, msg + extra, *args)
-            self._last[key] = (now, 0)
-        else:
-            self._last[key] = (last, suppressed + 1)
 
 
 @dataclass
@@ -209,7 +197,7 @@ class StrapLink:
 
     def __post_init__(self) -> None:
         self.timer = BeatTimer(self.spec.person, self.spec.label)
-        self._log = _RateLimited()
+        self._log = LogLimit(log, every_s=LOG_EVERY_S)
         self._last_note = 0.0
         self._lost_at: float | None = None
         self.streaming = asyncio.Event()
@@ -250,11 +238,12 @@ class StrapLink:
             self.emit(self.timer.stall(self.clock()))
             self._report(connected=False)
             attempt = 1 if streamed else attempt + 1
-            await _sleep_or_stop(stop, self._backoff(attempt))
+            await sleep_or_stop(stop, self._backoff(attempt))
 
     def _backoff(self, attempt: int) -> float:
-        base = min(self.backoff_max_s, self.backoff_min_s * 2 ** max(0, attempt - 1))
-        return base * self.rng.uniform(0.8, 1.2)
+        """The wait after `attempt` failures, jittered +-20 % so that straps lost together (a
+        restarted bluetoothd) do not all reconnect in the same instant."""
+        return backoff_s(attempt, self.backoff_min_s, self.backoff_max_s) * self.rng.uniform(0.8, 1.2)
 
     async def _find(self, stop: asyncio.Event):
         from bleak import BleakScanner
@@ -269,7 +258,7 @@ class StrapLink:
             raise
         except Exception as exc:  # adapter gone, bluetoothd restarting
             self._log.warning("scan", "%s: scanning failed: %s: %s", self.spec.label, type(exc).__name__, exc)
-            await _sleep_or_stop(stop, self.backoff_min_s)
+            await sleep_or_stop(stop, self.backoff_min_s)
             return None
 
     async def _connected_in_bluez(self):
@@ -558,13 +547,6 @@ async def find_connected(spec: DeviceSpec, adapter: str | None = None, skip: Col
 
 def _bluez(adapter: str | None) -> dict:
     return {"bluez": {"adapter": adapter}} if adapter else {}
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
 
 
 # -- is Bluetooth usable here? -------------------------------------------------------------------

@@ -184,9 +184,14 @@ _WELCH_BATCH = 64
 def lf_hf_many(times_s: np.ndarray, rr_ms: np.ndarray, windows: list[tuple[int, int]]) -> list[float | None]:
     """`lf_hf(times_s[i:j], rr_ms[i:j])` for every window (i, j) of one series with no gap inside,
     computed together: for analysing a file, where the windows of a chunk of beats are known at
-    once. The spline samples come from processing/spline_batch.py, and the windows with as
-    many samples share the FFT calls. Equal to `lf_hf` per window to ~1e-9 relative (the
-    tolerance of the spline's solve)."""
+    once (`Pipeline.feed_many`). The spline samples come from processing/spline_batch.py, and
+    the windows with as many samples share the FFT calls.
+
+    A second path kept for its factor: ~3.5x less CPU per window than `lf_hf` with a
+    `SplineCache` (the 24 h of nsr001 every 10 s: ~85 vs ~300 us; benchmarks/processing.py,
+    "LF/HF of the 24 h windows"), ~2/3 of what `feed_many` saves (its docstring). Equal to
+    `lf_hf` per window to ~1e-8 relative, the tolerance of the spline's solve
+    (tests/processing/test_spline.py `test_lf_hf_of_many_windows_equals_lf_hf_of_each`)."""
     out: list[float | None] = [None] * len(windows)
     due = [k for k, (i, j) in enumerate(windows) if _spectral_span(times_s, i, j)]
     for rows, y in spline_batch.sample_grids(times_s, rr_ms, [windows[k] for k in due], INTERPOLATION_HZ):

@@ -166,10 +166,18 @@ class Pipeline:
 
     def feed_many(self, events: Iterable[Event]) -> list[Reading]:
         """`feed` each event in turn; the same readings, but their statistics and LF/HF are
-        computed at the end for all of them at once (`BeatLog.stats`, `hrv.lf_hf_many`: a
-        fraction of the CPU per reading). For analysing a file in chunks of events; a live
-        stream uses `feed`, whose readings cannot wait. `beats_out` holds the beats released
-        by all the events."""
+        computed at the end for all of them at once (`BeatLog.stats`, `hrv.lf_hf_many`). For
+        analysing a file in chunks of events; a live stream uses `feed`, whose readings cannot
+        wait. `beats_out` holds the beats released by all the events.
+
+        A second path kept for its factor: ~2.2x less CPU per reading than `feed` on a file
+        (nsr001 24 h: ~0.30 vs ~0.65 ms; benchmarks/peers.py, rows "Pipeline (library)" and
+        "Pipeline.feed, an event at a time"), which keeps `stresswatch analyze` and the library
+        above the floor of 5x and 8x hrv-analysis per reading (with `feed` alone the library
+        would be ~4x). Equal results: tests/processing/test_spline.py
+        `test_feeding_a_chunk_of_events_gives_the_readings_of_feeding_them_one_by_one` (LF/HF to
+        the spline's tolerance, the rest to round-off) and tests/processing/test_pipeline.py
+        `test_feed_many_gives_the_same_readings_as_feed`."""
         self._jobs, self._waiting = [], []
         self.beats_out = []
         self.motion_out = []
@@ -223,11 +231,10 @@ class Pipeline:
         the arrays keep their capacity (so they compact at the same beats) and their first beat
         (the prefix sums add the same terms in the same order).
 
-        Between calls of `feed` only (nothing due), in live mode; motion is not kept (our
-        choice while motion does not travel through Kafka: a worker's people have none)."""
-        if (self._whole or self._due or self._ready or self._held or self._jobs is not None
-                or self.motion.latest is not None):
-            raise ValueError("a snapshot is taken between feeds of a live pipeline without motion")
+        The motion track (processing/motion.py `MotionTrack.snapshot`) goes with it: motion travels
+        with the beats through Kafka. Between calls of `feed` only (nothing due), in live mode."""
+        if self._whole or self._due or self._ready or self._held or self._jobs is not None:
+            raise ValueError("a snapshot is taken between feeds of a live pipeline")
         log = self.log
         n = log.n
         return {
@@ -245,6 +252,7 @@ class Pipeline:
             # LF/HF's spline is solved incrementally (processing/spline.py): the next solve
             # reuses this one, so an equal result needs it (the largest part, ~2000 numbers).
             "spline": _spline_snapshot(self._spline),
+            "motion": self.motion.snapshot(),
         }
 
     @classmethod
@@ -275,6 +283,8 @@ class Pipeline:
             coef=None if sp["coef"] is None else np.asarray(sp["coef"], dtype=float),
             rate=float(sp["rate"]), first=int(sp["first"]),
             samples=None if sp["samples"] is None else np.asarray(sp["samples"], dtype=float))
+        if data.get("motion") is not None:  # a snapshot from before motion travelled has none
+            p.motion = MotionTrack.restored(data["motion"], person, p.motion.keep_s)
         return p
 
     # -- internals -----------------------------------------------------------------------------

@@ -14,7 +14,13 @@ locality argument as spline.py's docstring):
 - the samples between a window's re-solved ends are the union's samples on the same fixed
   grid (their knot spans use only interior coefficients); those near the ends are evaluated
   from the window's own knots and coefficients.
-The samples equal `sample_grid`'s to the full solve's tolerance (tests/processing/test_spline.py).
+The samples equal `sample_grid`'s to the full solve's tolerance (tests/processing/test_spline.py
+`test_a_chunk_of_windows_sampled_together_equals_one_at_a_time`).
+
+A second path beside `spline.sample_grid` with its cache (whose edge solve a live stream needs:
+one window per step, no full solve), kept for its factor: ~4x less CPU per window (the 24 h
+of nsr001 every 10 s: ~46 vs ~176 us; benchmarks/processing.py, "LF/HF of the 24 h windows"),
+the larger part of what `hrv.lf_hf_many` saves.
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
-"""The enabled outputs behind one object: hands beats, readings, prompts, answers and measured
-effects, day summaries, baselines, device status and the outbox figures to MQTT and InfluxDB
-(either may be off), through the state store's outbox; a failing store (full disk) is counted
-and logged, never raised into the service."""
+"""The enabled outputs behind one object (`Sinks`): what the service produces (beats, readings
+and the MQTT state, prompts with their answers and measured effects, baselines, day summaries,
+morning readings and a running reading's progress, device status, saved states, the outbox
+figures) goes to MQTT and InfluxDB, either of which may be off, through the state store's outbox.
+
+A failing state store (a full disk, a read-only folder) is never raised into the service: what
+could not be queued is counted by sink and logged at most once a minute (collector/log_limit.py),
+and writes resume by themselves when the store accepts them again."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pathlib import Path
 
 from alerts.prompt import Prompt
 from collector.events import Beat
+from collector.log_limit import LogLimit
 from processing.reading import Reading
 from sinks.influx import InfluxSettings, InfluxSink
 from sinks.line_protocol import (
@@ -28,9 +33,6 @@ from sinks.redact import redact_url
 from sinks.store import StateStore, StoreError
 
 log = logging.getLogger("stresswatch.sinks")
-
-STORE_ERROR_LOG_EVERY_S = 60.0
-
 
 @dataclass
 class Lost:
@@ -85,7 +87,7 @@ class Sinks:
         self.lost = Lost()
         self._episode: dict[str, int] = {"influx": 0, "mqtt": 0}  # lost since the store last failed
         self._store_failing = False
-        self._store_logged_at: float | None = None
+        self._store_log = LogLimit(clock=lambda: self.clock())  # the store's failures, once a minute
         self._owe_recovery_line = False
         self._next_flush = 0.0
         if settings.mqtt is None and settings.influx is None:
@@ -221,9 +223,7 @@ class Sinks:
     def _store_failed(self, exc: StoreError) -> None:
         """Log at most once a minute, also when the store flaps between full and not."""
         self._store_failing = True
-        now = self.clock()
-        if self._store_logged_at is None or now - self._store_logged_at >= STORE_ERROR_LOG_EVERY_S:
-            self._store_logged_at = now
+        if self._store_log.allow():
             self._owe_recovery_line = True
             log.error("%s; not stored so far: %d InfluxDB points, %d MQTT messages", exc,
                       self.lost.influx, self.lost.mqtt)
@@ -263,7 +263,7 @@ class Sinks:
                 self._store_failed(exc)
             self.influx.close()
         if self.mqtt:
-            self.mqtt.pump()  # the sink's sender thread hands the outbox over; wait for it
+            self.mqtt.pump()  # the sink's event loop hands the outbox over; wait for it
             while self.store.pending("mqtt") and self.mqtt.connected.is_set() and time.monotonic() < deadline:
                 time.sleep(0.05)
             self.mqtt.stop()

@@ -1,15 +1,18 @@
 """InfluxDB sink: writes the points of sinks/line_protocol.py (`beats`, `hrv`, `prompts`,
-`devices`, `baseline`, `daily`) in batches via the outbox, one flush at a time.
+`devices`, `baseline`, `daily`, `morning`) from the outbox in batches, one flush at a time.
 
-Delivery: points go to the SQLite outbox first (`StateStore`, sink "influx") and are deleted
-only after the server answered 2xx, so an outage or a SIGKILL loses nothing. Re-sending a point
-(after a time-out whose write did land) is harmless on InfluxDB, which keeps one value per
-series key and timestamp; VictoriaMetrics needs `-dedup.minScrapeInterval` for that (README).
-A batch the server refuses with 400-class errors (bad point) is bisected until the offending
-points are found; those are set aside with the server's reason and counted, the rest go
-through. 401, 403 and 404 mean the settings are wrong (credentials, API version, database or
-bucket), not the points: the rows stay, the writer backs off and logs one line saying what to
-change. Connection errors, timeouts, 5xx and 429 keep the rows and back off too.
+Delivery (at least once): points go to the SQLite outbox first (`StateStore`, sink "influx") and
+are deleted only after the server answered 2xx, so an outage or a SIGKILL loses nothing. A point
+sent twice (a write that landed but whose answer timed out) is harmless: InfluxDB keeps one value
+per series key and timestamp (VictoriaMetrics with `-dedup.minScrapeInterval`, README).
+
+Answers: a batch refused with another 4xx (a bad point) is bisected until the offending points
+are found; those are set aside with the server's reason (`rejected`, counter `influx.rejected`)
+and the rest go through. 401, 403 and 404 mean the settings are wrong (credentials, API version,
+database or bucket), not the points: the rows stay and one line says which setting to change, at
+most every 10 min. No answer, 5xx, 408 and 429 keep the rows and are logged at most once a minute
+(a changed problem at once). After n flushes in a row that could not deliver, the next waits
+min(60, 2 ** (n - 1)) s (collector/retry.py `backoff_s`; ours).
 
 Overflow: when the outbox holds `outbox_max_points`, points are dropped in `DROP_ORDER`, oldest
 first within a measurement, logged (`OverflowLog`: count, span, measurements; once a minute at
@@ -23,6 +26,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from collector.log_limit import LogLimit
+from collector.retry import backoff_s
 from sinks.line_protocol import Line, beat_line, device_line, line, prompt_line, reading_line
 from sinks.redact import split_userinfo
 from sinks.store import OutboxRow, OverflowLog, StateStore
@@ -32,6 +37,7 @@ __all__ = ["InfluxSettings", "InfluxSink", "Line", "beat_line", "device_line", "
 log = logging.getLogger("stresswatch.influx")
 SINK = "influx"
 _CONFIG_STATUSES = (401, 403, 404)  # the settings are wrong, not the points
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 1.0, 60.0  # between flushes that could not deliver (ours)
 # What a full outbox drops first (ours), each measurement only when none of those before it is
 # left: beats are nearly all of it (one a second per wearer, ~86,000 a day) and what they say is
 # kept in the readings; the strap's battery and connection history next; then the readings, the
@@ -107,6 +113,7 @@ class InfluxSink:
             self._client = InfluxDBClient(url=self.url, token=token, org=org, timeout=int(timeout_s * 1000),
                                           retries=False)
             self._write = self._client.write_api(write_options=SYNCHRONOUS)
+        self._failures = 0  # flushes in a row that could not deliver
         self.backoff_s = 0.0
         self._next_try = 0.0
         self.sent = 0
@@ -114,7 +121,7 @@ class InfluxSink:
         # One flush at a time: two would read the same outbox rows and both send them (the demo
         # flushes from its producing calls and the service's flusher thread at once).
         self._flushing = threading.Lock()
-        self._problem_logged_at = 0.0
+        self._problem_log = LogLimit()
         self.overflow = OverflowLog(store, SINK, "InfluxDB", "points", dict(enumerate(DROP_ORDER)))
 
     @classmethod
@@ -161,11 +168,12 @@ class InfluxSink:
             ok, delivered = self._deliver(rows)
             accepted += delivered
             if not ok:
-                self.backoff_s = min(60.0, max(1.0, self.backoff_s * 2))
+                self._failures += 1
+                self.backoff_s = backoff_s(self._failures, BACKOFF_FIRST_S, BACKOFF_MAX_S)
                 self._next_try = now + self.backoff_s
                 self.sent += accepted
                 return accepted
-        self.backoff_s = 0.0
+        self._failures, self.backoff_s = 0, 0.0
         self.sent += accepted
         if self._problem and accepted:
             log.info("InfluxDB at %s accepts writes again", self.url)
@@ -253,7 +261,8 @@ class InfluxSink:
 
     def _log_problem(self, message: str, every_s: float) -> None:
         """Log a delivery problem once when it starts or changes, then at most every `every_s`."""
-        now = time.monotonic()
-        if message != self._problem or now - self._problem_logged_at > every_s:
-            self._problem, self._problem_logged_at = message, now
+        if message != self._problem:
+            self._problem_log.forget()
+        if self._problem_log.allow(every_s=every_s):
+            self._problem = message
             log.warning("%s; %d points kept in the outbox, retrying with backoff", message, self.store.pending(SINK))

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 
 from collector.events import Beat, Event, Gap, Motion, MotionKind
+from collector.log_limit import LogLimit
 from sinks.store import StateStore
 
 log = logging.getLogger("stresswatch.kafka")
@@ -121,7 +122,7 @@ class KafkaOutbox:
         self.sent = 0
         self._flushing = threading.Lock()
         self._problem = ""
-        self._problem_logged = float("-inf")
+        self._problem_log = LogLimit()
 
     def add(self, topic: str, key: str, value: dict, row_key: str) -> None:
         """Queue a message; a `row_key` already waiting is not queued again."""
@@ -187,10 +188,12 @@ class KafkaOutbox:
         return len(acked)
 
     def _log_problem(self, reason: str) -> None:
-        now = time.monotonic()
-        if reason != self._problem or now - self._problem_logged > 60:
+        """Log a delivery problem once when it starts or changes, then at most once a minute."""
+        if reason != self._problem:
+            self._problem_log.forget()
+        if self._problem_log.allow():
             log.warning("Kafka not accepting messages (%s); %d kept in the outbox", reason, self.pending())
-            self._problem, self._problem_logged = reason, now
+            self._problem = reason
 
     def close(self, timeout_s: float = 10.0) -> int:
         sent = self.flush(timeout_s)

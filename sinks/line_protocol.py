@@ -1,22 +1,35 @@
-"""InfluxDB line protocol for the stresswatch schema: pure functions from events to lines.
+"""InfluxDB line protocol for the stresswatch schema: pure functions from events to `Line`s.
 
-Schema (contract, millisecond timestamps; see README "InfluxDB"):
-- `beats`  tags person, device;  fields rr_ms (float), hr_bpm (float), artifact (string: the
-  `ArtifactKind` value of the correction applied, e.g. "ectopic", or "none");
-- `hrv`    tag person;  every numeric `Reading` field (floats; n_beats integer), activity,
-  state, motion and hrv_unavailable as strings; null fields are left out (a reading from heart
-  rate alone has hr_bpm and no HRV field);
-- `prompts` tag person;  id, kind, exercise (strings), stress_score (float), response (string),
-  and effect fields (e.g. rmssd_change_ms) when known;
-- `devices` tags person, device;  battery_pct (float), connected (boolean);
-- `baseline` tag person;  the resting reference of the stress score (hr_bpm, hr_low, hr_high,
-  rmssd_ms, rmssd_low, rmssd_high, samples);
-- `daily`  tag person;  the day's summary and the chronic bands (valid boolean, minutes, stress
-  load, night lnRMSSD, the normal ranges, prompts, and the morning readings' fields);
-- `morning` tag person;  one point per valid morning reading at the end of its measured window:
-  ln_rmssd, rmssd_ms, hr_bpm, artifact_pct, measure_s, and the trend as judged with it
-  (ln_rmssd_7d, cv_7d, normal_low, normal_high) as floats, n_beats integer, posture and trigger
-  strings.
+Contract (README "InfluxDB", which the Grafana dashboard reads): one line per point,
+`measurement,tag=value... field=value,... timestamp`, the timestamp in integer milliseconds
+(round(t * 1000) of unix seconds). Tags and field keys escape backslash, comma, equals sign and
+space with a backslash; string fields are double-quoted, with backslash and quote escaped.
+Numbers are written as floats (never with the `i` suffix, so a whole value cannot start a
+field-type conflict) except the integer fields named below; a null or non-finite field is left
+out, and a point without any field is not written (None). Empty tags are left out.
+
+- `beats` (tags person, device): rr_ms, hr_bpm (floats); artifact (string: the `ArtifactKind`
+  value of the correction applied, e.g. "ectopic", or "none");
+- `hrv` (tag person): every numeric `Reading` field (floats; n_beats integer); activity, state,
+  motion and hrv_unavailable (strings);
+- `prompts` (tag person): id, kind, exercise, response (strings), stress_score (float), and the
+  numbers of the measured effect once known (alerts/effect.py: d_ln_rmssd, d_hr_bpm,
+  d_stress_score, threshold: the lnRMSSD change that counts as an effect, peak_hz);
+  written again with the same series and time when the answer or the effect comes;
+- `devices` (tags person, device): battery_pct (float), connected (boolean);
+- `baseline` (tag person): hr_bpm, hr_low, hr_high, rmssd_ms, rmssd_low, rmssd_high (the resting
+  reference +- 1 robust SD; RMSSD from the lnRMSSD band, so asymmetric in ms), samples (floats);
+- `daily` (tag person, at local midnight): valid (boolean); worn_min, rest_min,
+  stressed_rest_min, sleep_min, stress_load, load_integral, night_ln_rmssd, ln_rmssd_7d,
+  hrv_cv_7d, normal_low, normal_high, load_normal_low, load_normal_high, morning_ln_rmssd,
+  morning_hr_bpm, morning_failed, prompts, answered, done (floats); night_source, hrv_source
+  (strings);
+- `morning` (tag person, at the end of the measured window of a valid morning reading): ln_rmssd,
+  rmssd_ms, hr_bpm, artifact_pct, measure_s, ln_rmssd_7d, cv_7d, normal_low, normal_high
+  (floats); n_beats (integer); posture, trigger (strings).
+
+Each `Line` carries its idempotency key (series key + timestamp: a re-sent point overwrites
+itself in InfluxDB) and its measurement (what a full outbox drops first, sinks/influx.py).
 """
 
 from __future__ import annotations

@@ -14,22 +14,32 @@ Topics (contract; base topic configurable, default `stresswatch`):
 | `<base>/<person>/morning` | yes | 1 | the last valid morning reading and its trend |
 | `homeassistant/...` | yes | 1 | discovery configs, re-sent when HA announces `online` |
 
+Concurrency: paho runs on an asyncio event loop (sinks/paho_loop.py, as Home Assistant's MQTT
+client runs it): the loop's thread reads and writes the socket, pings, reconnects (the attempt
+itself in the loop's executor), hands the outbox over and runs every callback, so nothing here
+takes a lock around paho. `start()` on a running loop (the service's: `stresswatch run` builds its
+sinks there) puts MQTT on that loop; a synchronous caller (`deliver mqtt`, a script, a test)
+gets a loop of the sink's own in a background thread ("mqtt-loop"). The `publish_*` methods
+may be called from any thread; `on_response`, `on_activity` and `on_measure` are called on the
+loop's thread. `stop()` (from another thread) or `await aclose()` (on the loop) publishes the
+retained `offline` and disconnects.
+
 Delivery: outgoing messages are written to the SQLite outbox first (sink "mqtt"; state and
 device status keyed by topic so only the newest waits, prompts by id), then published when
-connected by the sink's sender thread, to paho in the order produced (see `pump`; a row the
-broker asks to get again goes after later ones); a QoS 1 row is deleted on a successful PUBACK,
+connected, from the loop, to paho in the order produced (see `pump`; a row the broker asks to
+get again goes after later ones, a second later); a QoS 1 row is deleted on a successful PUBACK,
 a QoS 0 row once handed to paho.
-A retained QoS 0 message (state, device status) produced while connected with an empty outbox
-goes to paho directly, with no row: its row would be deleted within the same call (see
-`_retained`). A row that can never be sent (an invalid topic) or that the broker refuses for
+A retained QoS 0 message (state, device status) produced on the loop's thread while connected
+with an empty outbox goes to paho directly, with no row: its row would be deleted within the
+same call (see `_retained`). A row that can never be sent (an invalid topic) or that the broker refuses for
 good (a PUBACK reason code >= 0x80 such as "Not authorized") is set aside in the store with the reason
 (`mqtt.rejected`), logged, and never blocks the others. A prompt whose `expires_at` passed (or
 has less than a second left) while it waited is dropped and counted (`mqtt.expired`), never
 sent late: on every (re)connect the messages paho still holds unacknowledged are dropped and
 their outbox rows published afresh, so the expiry is checked and the MQTT expiry interval
-recomputed. The session is persistent (`clean_start=False`, session expiry interval); paho
-reconnects with backoff (1 s to 30 s). Connection failures are logged with their reason once
-per minute per reason and kept in `last_error`. Passwords are never logged.
+recomputed. The session is persistent (`clean_start=False`, session expiry interval); the
+connection is retried with backoff (1 s doubling to 30 s). Connection failures are logged with
+their reason once per minute per reason and kept in `last_error`. Passwords are never logged.
 
 Another client with the same client id takes the session over (the broker drops the older
 connection): two copies with one config did so every second. It is logged as such and the
@@ -49,6 +59,7 @@ and be applied again: one that arrives retained is ignored, logged, counted
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -60,8 +71,12 @@ import time
 from dataclasses import dataclass
 
 from alerts.prompt import Prompt, parse_response
+from collector.log_limit import LogLimit
+from collector.retry import backoff_s
 from processing.reading import Reading
 from sinks.homeassistant import discovery_messages
+from sinks.mqtt_topic import topic_problem
+from sinks.paho_loop import loop_client
 from sinks.store import OverflowLog, StateStore, StoreError
 
 log = logging.getLogger("stresswatch.mqtt")
@@ -74,9 +89,11 @@ RETRY_REASONS = frozenset({0x91, 0x97})
 RETRY_AFTER_S = 1.0  # a refused row goes again this long after (not at once: quota exceeded)
 # People whose Home Assistant discovery configs are queued in one transaction.
 DISCOVERY_BATCH = 50
-# Outbox rows the sender reads and hands over at a time (bounds its memory after an outage).
-PUMP_ROWS = 500
-RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30  # paho's reconnect backoff
+# Outbox rows handed over per turn of the event loop (bounds memory after an outage, and the
+# time the loop spends in one turn: ~100 rows cost ~10-20 ms on a Pi-class core).
+PUMP_ROWS = 100
+STOP_WAIT_S = 5.0  # at `stop`, how long the retained `offline` may take to be acknowledged
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30  # the reconnect backoff
 # MQTT v5 DISCONNECT reason code 0x8E (section 3.14.2.1): another connection with this client id.
 SESSION_TAKEN_OVER = 0x8E
 # Ours: after a takeover the reconnect waits 5 s, doubling to 5 min while takeovers go on (two
@@ -107,23 +124,6 @@ class MqttSettings:
     # False: never touch `<base>/status` (no last will, no `online`, no `offline`), so a demo
     # run next to a real service does not mark that service offline.
     announce_status: bool = True
-
-
-def topic_problem(topic: str) -> str | None:
-    """Why `topic` can never be published (MQTT v5 section 4.7), or None when it can."""
-    if not topic:
-        return "empty topic"
-    if "+" in topic or "#" in topic:
-        return f"topic {topic!r} contains a wildcard (+ or #)"
-    if "\x00" in topic:
-        return f"topic {topic!r} contains a NUL character"
-    try:
-        size = len(topic.encode("utf-8"))
-    except UnicodeEncodeError:
-        return f"topic {topic!r} is not valid UTF-8"
-    if size > 65535:
-        return f"topic is {size} bytes long (at most 65535)"
-    return None
 
 
 def exposure_warning(s: MqttSettings) -> str | None:
@@ -185,8 +185,9 @@ def state_payload(r: Reading, status: dict | None = None) -> dict:
 
 
 class MqttSink:
-    """Publishes through the outbox; calls `on_response(person, response)` for phone answers and
-    `on_activity(person, payload)` for the phone's activity (both on paho's network thread)."""
+    """Publishes through the outbox; calls `on_response(person, response)` for phone answers,
+    `on_activity(person, payload)` for the phone's activity and `on_measure(person, request)` for
+    morning reading requests (all on the event loop's thread, see the module docstring)."""
 
     def __init__(
         self,
@@ -207,23 +208,22 @@ class MqttSink:
         self.on_activity = on_activity
         self.on_measure = None  # (person, request dict) for `<base>/<person>/measure`
         self.clock = clock
+        # Set and cleared on the loop's thread; a threading.Event so that any thread may wait for it.
         self.connected = threading.Event()
         self.last_error: str | None = None  # why the last connection attempt failed; None once connected
-        self._reported: dict[str, float] = {}  # failure reason -> when it was last logged (monotonic)
+        self._connect_log = LogLimit(log, REPORT_EVERY_S)  # a failed connection: a line per reason a minute
         self._paho_error: str | None = None  # paho's last socket error message (see `_on_log`)
         self._attempt_failed = False  # the current connection attempt's failure is already reported
-        self._lock = threading.RLock()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
         self._cursor = 0  # highest outbox row id this connection has dealt with
         # A row the broker asked to get again (RETRY_REASONS): the cursor goes back to it at the
-        # sender's next pass (set aside here, since a pass under way moves the cursor forward).
+        # next pass a second later.
         self._retry_after = math.inf
-        self._connection = 0  # counts connections, so a pass spanning a reconnect moves no cursor
-        self._sending: set[int] = set()  # outbox row ids handed to paho
-        self._pump_again = threading.Event()  # rows wait for the sender thread (see `pump`)
-        self._stopping = threading.Event()
-        self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
-        self._send_failed_at = -math.inf  # when the sender last logged a failure (monotonic)
+        self._sending: set[int] = set()  # outbox row ids handed to paho, PUBACK not yet in
+        self._pump_due = False  # a pass is scheduled on the loop (see `pump`)
+        self._pump_failed = False  # the last pass failed: the next comes a second later, not sooner
+        self._stopping = False
+        self._send_log = LogLimit(log, REPORT_EVERY_S)  # a pass of the outbox that failed: a line a minute
         # Session takeovers (see the module docstring): the last connection ended in a close by
         # the broker without a reason; how many such closes in a row were followed by a connection
         # accepted at once with the session present; takeovers in a row and when the last was.
@@ -232,9 +232,11 @@ class MqttSink:
         self._takeovers = 0
         self._last_takeover = -math.inf
         self._clearing: dict[int, str] = {}  # paho mid -> topic of a retained answer being cleared
+        self._offline_mid: int | None = None  # the retained `offline` of `stop`, until its PUBACK
+        self._offline_acked: asyncio.Event | None = None
         self.overflow = OverflowLog(store, SINK, "MQTT", "messages", {RETAINED: "retained", PROMPT: "prompts"})
         self._mqtt = mqtt
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
+        c = loop_client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
         if settings.username:
             c.username_pw_set(settings.username, settings.password or None)
         if settings.tls:
@@ -256,8 +258,6 @@ class MqttSink:
         c.on_publish = self._on_publish
         c.on_message = self._on_message
         self.client = c
-        # paho's lock around its table of outgoing QoS > 0 messages (an RLock; see `_pump_once`).
-        self._paho_out_mutex = c._out_message_mutex
         if (warning := exposure_warning(settings)) is not None:
             log.warning(warning)
 
@@ -267,7 +267,9 @@ class MqttSink:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Connect and keep connected, on `loop`, else on the running loop of the calling thread
+        (the service's), else on a loop of the sink's own in a background thread."""
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
@@ -276,26 +278,43 @@ class MqttSink:
         self.client.connect_async(
             self.s.host, self.s.port, keepalive=self.s.keepalive_s, clean_start=False, properties=props
         )
-        if not self._sender.is_alive() and not self._stopping.is_set():
-            self._sender.start()
-        self.client.loop_start()
+        self.client.loop_start(loop)
+        self.pump()  # what an earlier run left in the outbox goes once connected
 
     def stop(self) -> None:
-        """Clean shutdown: retained `offline`, then disconnect (the will is for crashes). What the
-        sender has not handed over stays in the outbox (`Sinks.close` waits for it first)."""
-        self._stopping.set()
-        self._pump_again.set()
-        if self._sender.is_alive():
-            self._sender.join(timeout=5)
-            if self._sender.is_alive():
-                log.warning("MQTT: the sender did not finish within 5 s; what it had not sent stays in the outbox")
-        if self.connected.is_set() and self.s.announce_status:
-            info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
-            info.wait_for_publish(timeout=5)
-        self.client.disconnect()
+        """Clean shutdown from any thread but the loop's (there: `await aclose()`): retained
+        `offline`, then disconnect (the will is for crashes). What was not handed over stays in
+        the outbox (`Sinks.close` waits for it first)."""
+        if self.client.loop is None:
+            return
+        if self.client.on_loop_thread():
+            raise RuntimeError("MqttSink.stop() on its event loop's thread: use `await sink.aclose()`")
+        try:
+            self.client.run(self.aclose, timeout=STOP_WAIT_S + 5)
+        except Exception as exc:  # the loop is gone or hung: nothing more to say to the broker
+            log.warning("MQTT: could not disconnect cleanly: %s", exc)
         self.client.loop_stop()
 
-    # -- producing -----------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """`stop` on the loop's thread: `offline` (waiting up to STOP_WAIT_S for its PUBACK), then
+        DISCONNECT; the client stays attached to the loop until `client.loop_stop()`."""
+        self._stopping = True
+        if self.connected.is_set() and self.s.announce_status:
+            self._offline_acked = asyncio.Event()
+            info = self.client.publish(self.status_topic, "offline", qos=1, retain=True)
+            if info.rc == self._mqtt.MQTT_ERR_SUCCESS:
+                self._offline_mid = info.mid
+                try:
+                    await asyncio.wait_for(self._offline_acked.wait(), STOP_WAIT_S)
+                except TimeoutError:
+                    log.warning("MQTT: the broker did not acknowledge `offline` within %g s", STOP_WAIT_S)
+        self.client.disconnect()
+        for _ in range(100):  # paho closes the socket once DISCONNECT is written (a turn or two of the loop)
+            if self.client.socket() is None:
+                break
+            await asyncio.sleep(0.01)
+
+    # -- producing (any thread) ------------------------------------------------------------------
 
     def publish_state(self, reading: Reading, status: dict | None = None) -> None:
         topic = f"{self.s.base_topic}/{reading.person}/state"
@@ -334,7 +353,7 @@ class MqttSink:
             return
         # The configs of DISCOVERY_BATCH people per transaction: one per message cost ~1.1 s of
         # CPU at each connect with 1000 people; all at once held ~5000 rows in memory (~+15 MB
-        # peak RSS). The sender reads them back PUMP_ROWS at a time.
+        # peak RSS). `pump` reads them back PUMP_ROWS at a time.
         for k in range(0, len(self.people), DISCOVERY_BATCH):
             rows = [
                 (topic, self._row(topic, json.dumps(payload), qos=1, retain=True), None)
@@ -358,8 +377,9 @@ class MqttSink:
         return len(rows)
 
     def _retained(self, topic: str, payload: str) -> None:
-        """A retained QoS 0 message (state, device status): straight to paho when connected and
-        nothing waits in the outbox, else through the outbox like every other message.
+        """A retained QoS 0 message (state, device status): straight to paho when produced on the
+        loop's thread while connected and nothing waits in the outbox, else through the outbox
+        like every other message.
 
         Same delivery as the outbox path: there a QoS 0 row is deleted as soon as paho has it, so
         either way paho holds the message in memory until its socket write, and a crash loses the
@@ -369,7 +389,8 @@ class MqttSink:
         (two SQLite transactions and a JSON round trip) cut the cost of a state message on the
         service's loop thread from ~270 us to ~150 us (benchmarks/service.py with 1000 wearers
         publishes 100 states a second)."""
-        if self.connected.is_set() and topic_problem(topic) is None and not self.store.pending(SINK):
+        if (self.connected.is_set() and self.client.on_loop_thread() and topic_problem(topic) is None
+                and not self.store.pending(SINK)):
             try:
                 info = self.client.publish(topic, payload, qos=0, retain=True)
             except ValueError:  # paho refuses it (payload too large): the outbox path sets it aside
@@ -393,156 +414,116 @@ class MqttSink:
         """An outbox row's payload: the message and how to publish it."""
         return json.dumps({"topic": topic, "payload": payload, "qos": qos, "retain": retain, "prompt": prompt_id})
 
-    # -- delivery ------------------------------------------------------------------------------
+    # -- delivery (on the loop's thread) ---------------------------------------------------------
 
     def pump(self) -> None:
-        """Ask the sender thread to hand the outbox's new rows to paho; returns at once.
+        """Have the loop hand the outbox's new rows to paho; returns at once, from any thread.
 
-        One thread, the sink's own, hands rows over, in the order they were produced. When the
-        producer and paho's network thread (at connect, for discovery) both did, each held part
-        of the rows: an older retained state could reach the broker after a newer one and stay
-        the retained value, and whichever thread pumped did the other's work (the service's
-        event loop stalled for a discovery of 1000 people). Now producing costs an outbox row
-        (or a direct publish, see `_retained`) and never waits for the network."""
-        self._pump_again.set()
+        Only the loop's thread hands rows over, in the order they were produced, PUMP_ROWS per
+        turn of the loop (so a backlog never holds the loop for long). Producing costs an outbox
+        row (or a direct publish, see `_retained`) and never waits for the network."""
+        if self._pump_due or self._pump_failed:
+            return  # a pass is scheduled and has not started (or comes after a failure): it will see the new rows
+        self._pump_due = True  # before the call: the pass may start (and clear it) before call_soon returns
+        if not self.client.call_soon(self._pass):
+            self._pump_due = False  # no loop (not started, or stopped): the next start pumps
 
-    def _send_loop(self) -> None:
-        """The sender thread: hand rows over whenever asked, until `stop`. A failure (the state
-        store, full or locked) leaves the rows in the outbox; it is logged once a minute and
-        tried again a second later."""
-        while True:
-            self._pump_again.wait()
-            if self._stopping.is_set():
-                return
-            self._pump_again.clear()
-            try:
-                if self._pump_once():
-                    self._pump_again.set()  # more rows wait
-            except Exception as exc:  # the thread must outlive any failure: the rows stay in the outbox
-                now = time.monotonic()
-                if now - self._send_failed_at >= REPORT_EVERY_S:
-                    self._send_failed_at = now
-                    if isinstance(exc, StoreError):
-                        log.error("MQTT: cannot read or update the outbox: %s (retrying)", exc)
-                    else:
-                        log.exception("MQTT: handing the outbox to paho failed (retrying)")
-                self._pump_again.set()
-                self._stopping.wait(1.0)
+    def _pass(self) -> None:
+        """One pass of the outbox; another on the next turn when more rows wait. A failure (the
+        state store, full or locked) leaves the rows in the outbox; it is logged once a minute
+        and tried again a second later."""
+        self._pump_due = self._pump_failed = False
+        try:
+            more = self._pump_once()
+        except Exception as exc:  # the rows stay in the outbox
+            if self._send_log.allow():
+                if isinstance(exc, StoreError):
+                    log.error("MQTT: cannot read or update the outbox: %s (retrying)", exc)
+                else:
+                    log.exception("MQTT: handing the outbox to paho failed (retrying)")
+            self._pump_failed = True
+            self.client.call_later(1.0, self._retry_pass)
+            return
+        if more:
+            self.pump()
+
+    def _retry_pass(self) -> None:
+        self._pump_failed = False
+        self.pump()
 
     def _pump_once(self) -> bool:
         """Hand the next PUMP_ROWS outbox rows this connection has not handed over yet to paho;
-        true when it took a full batch and more rows may wait.
-
-        Never calls paho while holding `self._lock`: paho's network thread holds its own
-        message mutex while it runs `_on_publish`, which takes `self._lock`, so the opposite
-        order would deadlock (it did: a thread publishing QoS 1 prompts hung after three).
-        Rows are claimed under the lock, published without it."""
+        true when it took a full batch and more rows may wait."""
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
-        if not self.connected.is_set():
+        if not self.connected.is_set() or self._stopping:
             return False
-        with self._lock:
-            # Only rows this connection has not handed over yet (ids grow): each pass costs what
-            # is new, not the whole outbox (which made n messages cost O(n^2) during an outage).
-            if self._retry_after < self._cursor:
-                self._cursor = int(self._retry_after)
-            self._retry_after = math.inf
-            peeked = self.store.peek(SINK, PUMP_ROWS, after_id=self._cursor)
-            # Rows still waiting for their PUBACK were handed over on this connection already
-            # (they come up again after a retry lowered the cursor): passed over, not re-sent.
-            in_flight = {r.id for r in peeked if r.id in self._sending}
-            rows = [r for r in peeked if r.id not in in_flight]
-            self._sending.update(r.id for r in rows)
-            connection = self._connection
-        done_upto = self._cursor
-        dropped = False
-        try:
-            for row in peeked:
-                if row.id in in_flight:
-                    done_upto = row.id
+        # Only rows this connection has not handed over yet (ids grow): each pass costs what
+        # is new, not the whole outbox (which made n messages cost O(n^2) during an outage).
+        if self._retry_after < self._cursor:
+            self._cursor = int(self._retry_after)
+        self._retry_after = math.inf
+        peeked = self.store.peek(SINK, PUMP_ROWS, after_id=self._cursor)
+        for row in peeked:
+            # A row still waiting for its PUBACK was handed over on this connection already (it
+            # comes up again after a retry lowered the cursor): passed over, not re-sent.
+            if row.id in self._sending:
+                self._cursor = row.id
+                continue
+            msg = json.loads(row.payload)
+            problem = topic_problem(msg["topic"])
+            if problem is not None:
+                self._reject(row, msg, problem)
+                self._cursor = row.id
+                continue
+            props = None
+            if row.expires is not None:
+                left = int(row.expires - self.clock())  # whole seconds: the broker's expiry never outlives expires_at
+                if left < 1:
+                    self._expire(row, msg)
+                    self._cursor = row.id
                     continue
-                if self._stopping.is_set():
-                    dropped = True
-                    break
-                msg = json.loads(row.payload)
-                problem = topic_problem(msg["topic"])
-                if problem is not None:
-                    self._reject(row, msg, problem)
-                    done_upto = row.id
-                    continue
-                props = None
-                if row.expires is not None:
-                    left = int(row.expires - self.clock())  # whole seconds: the broker's expiry never outlives expires_at
-                    if left < 1:
-                        self._expire(row, msg)
-                        done_upto = row.id
-                        continue
-                    props = Properties(PacketTypes.PUBLISH)
-                    props.MessageExpiryInterval = left
-                try:
-                    if msg["qos"] == 0:
-                        info = self.client.publish(msg["topic"], msg["payload"], qos=0, retain=msg["retain"],
-                                                   properties=props)
-                        if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
-                            dropped = True  # the connection dropped: the row stays for the next connect
-                            break
-                        with self._lock:
-                            self.store.delete([row.id])
-                            self._sending.discard(row.id)
-                    else:
-                        # paho's message mutex (taken before ours, the order its network thread uses)
-                        # keeps the PUBACK from being handled before the mid is registered here.
-                        with self._paho_out_mutex:
-                            info = self.client.publish(msg["topic"], msg["payload"], qos=msg["qos"],
-                                                       retain=msg["retain"], properties=props)
-                            if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
-                                dropped = True
-                                break
-                            with self._lock:
-                                self._inflight[info.mid] = row.id
-                            if msg.get("prompt"):  # before the PUBACK can make it `delivered`
-                                self.store.set_prompt_status(msg["prompt"], "sent")
-                except ValueError as exc:  # paho refuses it (payload too large, ...): it never will send it
-                    self._reject(row, msg, str(exc))
-                    done_upto = row.id
-                    continue
-                done_upto = row.id
-        finally:
-            with self._lock:  # rows not handed over (connection dropped, stop) are free for the next pass
-                waiting = set(self._inflight.values())
-                self._sending.difference_update(r.id for r in rows if r.id not in waiting)
-                if connection == self._connection:
-                    self._cursor = max(self._cursor, done_upto)
-        return len(peeked) == PUMP_ROWS and not dropped
+                props = Properties(PacketTypes.PUBLISH)
+                props.MessageExpiryInterval = left
+            try:
+                info = self.client.publish(msg["topic"], msg["payload"], qos=msg["qos"], retain=msg["retain"],
+                                           properties=props)
+            except ValueError as exc:  # paho refuses it (payload too large, ...): it never will send it
+                self._reject(row, msg, str(exc))
+                self._cursor = row.id
+                continue
+            if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+                return False  # the connection dropped: the row stays for the next connect
+            if msg["qos"] == 0:
+                self.store.delete([row.id])
+            else:
+                self._inflight[info.mid] = row.id
+                self._sending.add(row.id)
+                if msg.get("prompt"):  # before the PUBACK can make it `delivered`
+                    self.store.set_prompt_status(msg["prompt"], "sent")
+            self._cursor = row.id
+        return len(peeked) == PUMP_ROWS
 
     def _expire(self, row, msg: dict) -> None:
-        with self._lock:
-            self.store.delete([row.id])
-            self._sending.discard(row.id)
+        self.store.delete([row.id])
         self.store.bump(f"{SINK}.expired")
         if msg.get("prompt"):
             self.store.set_prompt_status(msg["prompt"], "expired")
 
     def _reject(self, row, msg: dict, reason: str) -> None:
         """Set aside a row that will never be delivered (counted as `mqtt.rejected`)."""
-        with self._lock:
-            self.store.set_aside(SINK, row, reason)
-            self._sending.discard(row.id)
+        self.store.set_aside(SINK, row, reason)
         log.warning("MQTT: set aside a message for %s: %s", msg["topic"], reason)
         if msg.get("prompt"):
             self.store.set_prompt_status(msg["prompt"], "rejected")
 
     def _connect_failed(self, reason: str) -> None:
-        """Remember and log (once per REPORT_EVERY_S for the same reason) a failed connection."""
+        """Remember and log (once a minute for the same reason) a failed connection."""
         self.last_error = reason
         self._attempt_failed = True
-        now = time.monotonic()
-        with self._lock:
-            last = self._reported.get(reason)
-            if last is not None and now - last < REPORT_EVERY_S:
-                return
-            self._reported[reason] = now
+        if not self._connect_log.allow(reason):
+            return
         log.warning("could not connect to MQTT broker %s:%s: %s (retrying)", self.s.host, self.s.port, reason)
 
     def _measure_request(self, msg) -> None:
@@ -561,7 +542,7 @@ class MqttSink:
         if self.on_measure:
             self.on_measure(person, request)
 
-    # -- paho callbacks (network thread) ----------------------------------------------------------
+    # -- paho callbacks (on the loop's thread) ---------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -572,24 +553,21 @@ class MqttSink:
         self._quiet_cycles = self._quiet_cycles + 1 if self._quiet_close and at_once and flags.session_present else 0
         self._quiet_close = False
         self.last_error = self._paho_error = None
-        self._reported.clear()
+        self._connect_log.clear()
         log.info("connected to MQTT broker %s:%s (session present: %s)", self.s.host, self.s.port,
                  flags.session_present)
         # paho would now re-send every QoS 1 message the last connection left unacknowledged,
         # as it was, with no look at its expiry: a prompt frozen in a dead connection would reach
         # the phone after `expires_at`. Their outbox rows are still there (deleted only on
-        # PUBACK), so drop paho's copies and let the sender publish the rows afresh: expired prompts
-        # are dropped, the others carry the time left. For QoS 1 a broker does not de-duplicate
-        # by packet id, so a new id gives the same at-least-once delivery.
-        with self._paho_out_mutex:
-            client.drop_out_messages()
-            with self._lock:
-                self._sending.difference_update(self._inflight.values())
-                self._inflight.clear()
-                self._clearing.clear()  # a retained answer not cleared yet comes again and is cleared then
-                self._cursor = 0  # a new connection starts from the oldest row
-                self._retry_after = math.inf
-                self._connection += 1
+        # PUBACK), so drop paho's copies and publish the rows afresh: expired prompts are
+        # dropped, the others carry the time left. For QoS 1 a broker does not de-duplicate by
+        # packet id, so a new id gives the same at-least-once delivery.
+        client.drop_out_messages()
+        self._sending.clear()
+        self._inflight.clear()
+        self._clearing.clear()  # a retained answer not cleared yet comes again and is cleared then
+        self._cursor = 0  # a new connection starts from the oldest row
+        self._retry_after = math.inf
         if self.s.announce_status:
             client.publish(self.status_topic, "online", qos=1, retain=True)
         client.subscribe([(f"{self.s.base_topic}/+/prompt/response", 1), (f"{self.s.base_topic}/+/activity", 1),
@@ -603,10 +581,10 @@ class MqttSink:
         self._paho_error = None
 
     def _on_connect_fail(self, client, userdata) -> None:
-        # paho passes no reason, but calls this from inside its `except OSError:` around the
-        # connection attempt, so the exception being handled is the reason (refused, timed
-        # out, TLS certificate not trusted, ...). tests/sinks/test_mqtt.py checks the reason
-        # still shows up in the log, so a paho change that breaks this fails a test.
+        # No reason is passed, but the loop client (sinks/paho_loop.py) calls this from inside
+        # its `except` around the connection attempt, as paho's own loop does, so the exception
+        # being handled is the reason (refused, timed out, TLS certificate not trusted, ...).
+        # tests/sinks/test_mqtt.py checks the reason still shows up in the log.
         self.store.bump(f"{SINK}.connect_failures")
         self._connect_failed(_describe(sys.exc_info()[1]))
 
@@ -619,6 +597,8 @@ class MqttSink:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
+        if self._offline_acked is not None:
+            self._offline_acked.set()  # `aclose` waits no longer: the connection is gone
         if not was_connected:
             # The attempt ended before the broker accepted it; a refusal in CONNACK is reported already.
             if reason_code.is_failure and not self._attempt_failed:
@@ -643,13 +623,13 @@ class MqttSink:
 
     def _taken_over(self, evidence: str) -> None:
         """Another client with our client id has the session: log it, and wait longer and longer
-        before taking it back (paho reconnects after `reconnect_delay_set`'s minimum)."""
+        before taking it back (the reconnect waits `reconnect_delay_set`'s minimum)."""
         now = time.monotonic()
         if now - self._last_takeover > TAKEOVER_FORGET_S:
             self._takeovers = 0
         self._takeovers += 1
         self._last_takeover = now
-        wait = min(TAKEOVER_FIRST_WAIT_S * 2 ** min(self._takeovers - 1, 16), TAKEOVER_MAX_WAIT_S)
+        wait = backoff_s(self._takeovers, TAKEOVER_FIRST_WAIT_S, TAKEOVER_MAX_WAIT_S)
         self.client.reconnect_delay_set(min_delay=wait, max_delay=max(wait, RECONNECT_MAX_S))
         self.store.bump(f"{SINK}.takeovers")
         log.warning("MQTT: another client with client id %r took over the MQTT session (%s): a second copy of "
@@ -658,31 +638,30 @@ class MqttSink:
                     self.s.client_id, evidence, wait, self.store.pending(SINK))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
-            cleared = self._clearing.pop(mid, None)
+        if mid == self._offline_mid and self._offline_acked is not None:
+            self._offline_acked.set()
+            return
+        cleared = self._clearing.pop(mid, None)
         if cleared is not None:
             if reason_code.is_failure:
                 log.warning("MQTT broker refused to clear the retained answer on %s (%s): it is ignored at "
                             "every connect", cleared, reason_code)
             return
-        with self._lock:
-            row_id = self._inflight.pop(mid, None)
-            if row_id is None:
-                return
-            self._sending.discard(row_id)
-            row = self.store.peek_id(SINK, row_id)
-            if row is None:
-                return
-            refused = reason_code.is_failure
-            if not refused:
-                self.store.delete([row_id])
-            elif reason_code.value not in RETRY_REASONS:
-                self.store.set_aside(SINK, row, f"broker refused: {reason_code}")
-            else:  # the row stays and goes again with the sender's pass a second from now
-                self._retry_after = min(self._retry_after, row_id - 1)
-                retry = threading.Timer(RETRY_AFTER_S, self.pump)
-                retry.daemon = True
-                retry.start()
+        row_id = self._inflight.pop(mid, None)
+        if row_id is None:
+            return
+        self._sending.discard(row_id)
+        row = self.store.peek_id(SINK, row_id)
+        if row is None:
+            return
+        refused = reason_code.is_failure
+        if not refused:
+            self.store.delete([row_id])
+        elif reason_code.value not in RETRY_REASONS:
+            self.store.set_aside(SINK, row, f"broker refused: {reason_code}")
+        else:  # the row stays and goes again with the pass a second from now
+            self._retry_after = min(self._retry_after, row_id - 1)
+            self.client.call_later(RETRY_AFTER_S, self.pump)
         msg = json.loads(row.payload)
         pid = msg.get("prompt")
         if not refused:
@@ -761,8 +740,6 @@ class MqttSink:
             which = ""
         log.warning("ignored a retained answer%s on %s (the broker hands it over at every connect, so it is "
                     "not a new answer); clearing it", which, msg.topic)
-        with self._paho_out_mutex:  # as in `_pump_once`: the PUBACK must find the mid registered
-            info = self.client.publish(msg.topic, b"", qos=1, retain=True)
-            if info.rc == self._mqtt.MQTT_ERR_SUCCESS:
-                with self._lock:
-                    self._clearing[info.mid] = msg.topic
+        info = self.client.publish(msg.topic, b"", qos=1, retain=True)
+        if info.rc == self._mqtt.MQTT_ERR_SUCCESS:
+            self._clearing[info.mid] = msg.topic

@@ -1,29 +1,32 @@
-"""The embedded SQLite state store: the outbox of undelivered points and messages, prompt history.
+"""The embedded SQLite state store: what must survive a restart (ARCHITECTURE "State").
 
-One file (`state.db`, WAL mode) under the configured state directory. The outbox is what makes
-delivery survive outages and restarts: a sink enqueues before it sends and deletes only after
-the server accepted. Rows have a per-sink unique `key` (InfluxDB: series + timestamp; MQTT
-state: the topic; MQTT prompt: its id), so re-enqueueing the same thing is idempotent and a
-newer retained state replaces an undelivered older one.
+One file (`state.db`, WAL mode) under the configured state directory, with these tables:
+- `outbox`: points and messages not yet accepted by their server, per sink; a sink enqueues before
+  it sends and deletes only after the server accepted, so delivery survives outages and restarts.
+  Rows have a per-sink unique `key` (InfluxDB: series + timestamp; MQTT state: the topic; MQTT
+  prompt: its id): re-enqueueing the same thing is idempotent, and a newer retained state
+  replaces an undelivered older one. `outbox_count` keeps each sink's row count, by triggers in
+  the same transactions as the rows, so the bound check is O(1) and exact across restarts;
+- `rejected`: rows a server refused for good, with its reason;
+- `counters`: named totals (`<sink>.dropped_overflow`, `influx.rejected`, `mqtt.expired`, ...);
+- `saved_state`: JSON snapshots by key (each person's baseline and alert engine state, what each
+  strap has shown about itself);
+- `prompts`: every prompt sent, its status and the phone's answer.
 
 Bounded per sink: `limits` ({"influx": points, "mqtt": messages}; `max_rows` for any other
-sink); beyond its bound a sink's rows are dropped, lowest `priority` first and oldest first
-within a priority (each sink ranks its rows: InfluxDB drops beats long before a prompt or a
-day's summary), and counted in `counters` (`<sink>.dropped_overflow`), so a week-long outage
-cannot fill the SD card. `enqueue` returns what it dropped (`Dropped`: the count per priority
-and when those rows were queued), which the sink logs through an `OverflowLog` at most once a
-minute. The bound check is O(1): triggers keep a per-sink row count (`outbox_count`) in the same
-transactions as the rows, so it stays exact through inserts, ignored duplicates, replacements,
-deletes and restarts.
+sink). Beyond its bound a sink's rows are dropped, lowest `priority` first and oldest first
+within a priority (each sink ranks its rows: InfluxDB drops beats long before a prompt or a day's
+summary), and counted (`<sink>.dropped_overflow`), so a long outage cannot fill the SD card.
+`enqueue` returns what it dropped (`Dropped`), which the sink logs through an `OverflowLog`.
 
-Private: the directory (and any missing folder above it) is created 0700 and the files are 0600
-(they hold health data).
-Errors a person can act on (a file in the way, a read-only folder, a full disk) raise
-`StoreError` with one line naming the path and what to do; a damaged database is moved aside
-as `state.db.corrupt-<time>` and a fresh one started (what was queued in it is lost, loudly).
-Thread-safe (paho-mqtt calls back from its network thread): one connection behind a lock.
-One process per state directory: `stresswatch run` and `demo` hold a `StateLock` on theirs
-(`stresswatch.lock`, with their PID), and a second copy refuses to start.
+Private: the directory (and any missing folder above it) is created 0700 and the files 0600
+(they hold health data). Errors a person can act on (a file in the way, a read-only folder, a
+full disk) raise `StoreError` with one line naming the path and what to do; a damaged database is
+moved aside as `state.db.corrupt-<time>` and a fresh one started (what was queued in it is lost,
+loudly). Thread-safe (the InfluxDB writer flushes on its own thread, the MQTT sink works on the
+event loop, a synchronous caller on its own): one connection behind a lock. One process per state directory: every command that uses one (`run`, `demo`, `measure`
+when no service runs, `collect`, `worker`, `deliver`) holds a `StateLock` on it
+(`stresswatch.lock`, with its PID), and a second copy refuses to start.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
+
+from collector.log_limit import EVERY_S, LogLimit
 
 log = logging.getLogger("stresswatch.store")
 
@@ -425,12 +430,12 @@ class OverflowLog:
     a stop) writes when drops are left unsaid. Thread-safe."""
 
     def __init__(self, store: StateStore, sink: str, what: str, unit: str, labels: Mapping[int, str],
-                 every_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+                 every_s: float = EVERY_S, clock: Callable[[], float] = time.monotonic):
         self.store, self.sink, self.what, self.unit, self.labels = store, sink, what, unit, dict(labels)
         self.every_s = every_s
         self.clock = clock
         self._lock = threading.Lock()
-        self._logged_at = -float("inf")
+        self._limit = LogLimit(clock=lambda: self.clock())
         self._pending: list[Dropped] = []
 
     def add(self, dropped: Dropped) -> None:
@@ -440,10 +445,9 @@ class OverflowLog:
 
     def flush(self, force: bool = False) -> None:
         with self._lock:
-            now = self.clock()
-            if not self._pending or (not force and now - self._logged_at < self.every_s):
+            if not self._pending or not (self._limit.allow(every_s=self.every_s) or force):
                 return
-            pending, self._pending, self._logged_at = self._pending, [], now
+            pending, self._pending = self._pending, []
         n = sum(d.n for d in pending)
         kinds: dict[int, int] = {}
         for d in pending:

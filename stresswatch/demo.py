@@ -33,6 +33,7 @@ from sinks.fanout import Sinks
 from sinks.store import StateLock, StateStore
 from stresswatch import config as configuration
 from stresswatch import report
+from stresswatch.command import url_overrides
 from stresswatch.service import Service
 from stresswatch.sources import ReplaySource, shifted, simulated_day, simulated_phone
 
@@ -124,6 +125,11 @@ class PlayedPerson:
         print(f"  == {d.reason}", flush=True)
 
 
+def command(args) -> int:
+    """`stresswatch demo`: the configuration with --mqtt / --influx over it, then `run`."""
+    return run(args, configuration.load(args.config, url_overrides(args)))
+
+
 def run(args, cfg: configuration.Config) -> int:
     cfg = demo_config(cfg)
     with StateLock(Path(cfg.state.directory)):  # two demos would share one outbox and MQTT session
@@ -165,12 +171,17 @@ def _run(args, cfg: configuration.Config) -> int:
             pct = 100 * (r.time - t_start) / duration
             print(f"[{pct:3.0f}%] " + report.live_line(r, t_start, label), flush=True)
 
-    service = Service(cfg, [ReplaySource(events, pace)], sinks=demo_sinks(cfg), on_reading=show,
-                      on_prompt=played.prompt, on_decision=played.decision, on_daily=played.daily,
-                      timezone=fixed_offset_name(utc_offset_s), restore=False,
-                      alert_settings=demo_alert_settings(cfg, duration))
-    played.service = service
-    asyncio.run(service.run(asyncio.Event()))
+    async def replay() -> Service:
+        # Built on the running loop, as `stresswatch run` builds its service: MQTT lives on that loop.
+        service = Service(cfg, [ReplaySource(events, pace)], sinks=demo_sinks(cfg), on_reading=show,
+                          on_prompt=played.prompt, on_decision=played.decision, on_daily=played.daily,
+                          timezone=fixed_offset_name(utc_offset_s), restore=False,
+                          alert_settings=demo_alert_settings(cfg, duration))
+        played.service = service
+        await service.run(asyncio.Event())
+        return service
+
+    service = asyncio.run(replay())
     _print_sink_summary(service.sinks)
     print("\nsummary\n" + report.summary_table(readings, spans))
     print("\n" + prompt_summary(played, t_start))

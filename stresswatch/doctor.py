@@ -23,7 +23,8 @@ from pathlib import Path
 
 from sinks.redact import redact_url
 from sinks.store import lock_holder
-from stresswatch.config import Config
+from stresswatch.command import EXIT_NOT_DONE, EXIT_OK
+from stresswatch.config import Config, load
 from stresswatch.timesync import UNSYNCED_FIX, ClockState, kernel_clock_state
 
 # Below this free space the outbox (~100 bytes a beat) could fill the disk within days of an outage.
@@ -419,3 +420,14 @@ def _looks_like_influx_1x(base: str, headers: dict) -> bool:
         return int(parts[0]) == 1 and int(parts[1]) < 8
     except (ValueError, IndexError):
         return False
+
+
+def command(args) -> int:
+    """`stresswatch doctor`: every finding with its fix; exit 1 when something blocks the service
+    (a PROBLEM), 0 otherwise (warnings included)."""
+    findings = check_all(load(args.config))
+    for f in findings:
+        print(f.line())
+    problems = sum(f.level == Level.PROBLEM for f in findings)
+    print(f"\n{problems} problem(s) block the service" if problems else "\nnothing blocks the service")
+    return EXIT_NOT_DONE if problems else EXIT_OK

@@ -24,7 +24,8 @@ import time
 import uuid
 
 from sinks.store import StateDirectoryBusy, StateLock, lock_holder
-from stresswatch.config import Config
+from stresswatch.command import CommandError
+from stresswatch.config import Config, load
 
 FINAL = ("done", "failed", "stopped", "refused")
 
@@ -44,6 +45,18 @@ def person_of(cfg: Config, name: str | None) -> str:
     if len(wearers) != 1:
         raise MeasureError(f"say whose reading with --person ({', '.join(wearers)})")
     return wearers[0]
+
+
+def command(args) -> int:
+    """`stresswatch measure`: exit 0 for a valid reading, 1 for a failed one (the reason is
+    printed), 2 for bad input (`CommandError`)."""
+    cfg = load(args.config)
+    protocol = cfg.morning.protocol()
+    timeout = args.timeout or protocol.wait_s + protocol.duration_s + 60.0
+    try:
+        return run(cfg, person_of(cfg, args.person), timeout)
+    except MeasureError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def run(cfg: Config, person: str, timeout_s: float, out=sys.stdout) -> int:

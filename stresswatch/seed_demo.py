@@ -55,7 +55,10 @@ from sinks.line_protocol import (
     prompt_line,
     reading_line,
 )
+from sinks.redact import redact_url
 from sinks.store import StateStore
+from stresswatch import config as configuration
+from stresswatch.command import EXIT_NOT_DONE, EXIT_OK, CommandError, url_overrides
 from stresswatch.config import Config
 
 DAY_S = 86400.0
@@ -266,3 +269,20 @@ class _Writer:
             self.sink.add(self.pending)
             self.pending = []
             self.sink.flush()
+
+
+def command(args) -> int:
+    """`stresswatch seed-demo`: 0 when every point was written, 1 when some wait in the outbox
+    (the server refused or was away)."""
+    env = url_overrides(args)
+    for key, value in (("API", args.api), ("BUCKET", args.bucket), ("ORG", args.org)):
+        if value:
+            env[f"STRESSWATCH_INFLUX__{key}"] = value
+    cfg = configuration.load(args.config, env)
+    person = args.person or (cfg.people[0].name if cfg.people else "me")
+    try:
+        result = seed(cfg, person, args.days, seed=args.seed)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(result.line(person, redact_url(cfg.influx.url)))
+    return EXIT_OK if result.waiting == 0 else EXIT_NOT_DONE

@@ -4,9 +4,13 @@ One asyncio event loop. Each `Source` (stresswatch/sources.py: Bluetooth straps,
 the simulator) is a task that hands events (`Beat`, `Gap`, `HeartRate`) to `Service.events`,
 which feeds them inline to the person's pure `Pipeline` (microseconds per beat); each reading goes to the
 person's pure `AlertEngine` (alerts/engine.py), and the corrected beats, readings, prompts,
-daily summaries and measured effects go to the sinks. Phone answers arrive on paho's thread and
-are handed to the loop. InfluxDB batches are written from a worker thread so a slow server
-never stalls the Bluetooth callbacks.
+daily summaries and measured effects go to the sinks. MQTT runs on this loop too when the
+service is built on it (`stresswatch run`, the demo; sinks/mqtt.py): phone answers, activity and
+morning reading requests are handed to the loop with `call_soon_threadsafe`, which also serves a
+sink on a loop of its own (a service built outside a loop, as some tests do). A strap's
+notifications are only decoded and queued by the Bluetooth callback (stresswatch/sources.py
+`StrapSource`); the pipeline and sinks take them from the queue. InfluxDB batches are written
+from a worker thread so a slow server never stalls the loop.
 
 Morning readings (processing/morning.py) run here, where the strap's beats are: one starts when
 asked (`measure`: MQTT `<base>/<person>/measure` or the command line) or on its own when the
@@ -47,9 +51,9 @@ from alerts.timeofday import day_of, day_start, in_window, minute_of_day, parse_
 from collector.ble import DeviceSpec
 from collector.events import Beat, Event, HeartRate
 from collector.phone_activity import motion_from_phone
+from collector.retry import sleep_or_stop
 from processing.baseline import Baseline
 from processing.morning import Failure, MorningReading, MorningResult, Protocol, motion_verdict
-from processing.motion import MotionTrack
 from processing.pipeline import Pipeline
 from processing.reading import Activity, Reading
 from sinks.fanout import Sinks
@@ -351,7 +355,8 @@ class Service:
         self._save(w, force=True)
 
     def _measure_from_mqtt(self, person: str, request: dict) -> None:
-        """Called on paho's network thread: the readings belong to the event loop's thread."""
+        """Called on the MQTT sink's loop thread (this loop's, or the sink's own): the readings
+        belong to the service's loop."""
         if self._loop is None or self._loop.is_closed():
             return
         if request["action"] == "stop":
@@ -508,27 +513,16 @@ class Service:
             model = person.model(self.tz, baseline=Baseline.from_dict(snapshot["pipeline"]["baseline"], self.tz),
                                  rr_gate=self.cfg.processing.rr_gate)
             pipeline = Pipeline.restored(snapshot["pipeline"], name, self.cfg.processing.settings(), model)
-            if snapshot.get("motion") is not None:
-                pipeline.motion = MotionTrack.restored(snapshot["motion"], name, pipeline.motion.keep_s)
             w = Wearer(name, pipeline, AlertEngine.from_dict(snapshot["engine"], self.alerts))
         self.people[name] = w
         return w
 
     def snapshot(self, name: str) -> dict:
         """What rebuilds `name` exactly (`add_person`), JSON-ready: the pipeline's snapshot (its RR
-        window, baseline and step clocks), its motion track's and the alert engine's `to_dict`.
+        window, motion track, baseline and step clocks) and the alert engine's `to_dict`.
         Between `events` calls."""
         w = self.people[name]
-        track = w.pipeline.motion
-        # Pipeline.snapshot refuses a pipeline with motion (processing/pipeline.py: written before
-        # motion travelled through Kafka); the track is snapshotted beside it, so it is lent an
-        # empty one for that call.
-        w.pipeline.motion = MotionTrack(name, track.keep_s)
-        try:
-            pipeline = w.pipeline.snapshot()
-        finally:
-            w.pipeline.motion = track
-        return {"pipeline": pipeline, "motion": track.snapshot(), "engine": w.engine.to_dict()}
+        return {"pipeline": w.pipeline.snapshot(), "engine": w.engine.to_dict()}
 
     def _save(self, *wearers: Wearer, force: bool = False) -> None:
         """Each wearer's baseline and engine, all in one transaction (`force`: the engine even
@@ -559,12 +553,12 @@ class Service:
         self.events([motion])
 
     def _activity_from_phone(self, person: str, payload: bytes) -> None:
-        """Called on paho's network thread, like `_response_from_phone`."""
+        """Called on the MQTT sink's loop thread, like `_response_from_phone`."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.phone_activity, person, payload)
 
     def _response_from_phone(self, person: str, response: dict) -> None:
-        """Called on paho's network thread: the engines belong to the event loop's thread."""
+        """Called on the MQTT sink's loop thread: the engines belong to the service's loop."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.respond, person, response)
 
@@ -599,16 +593,12 @@ class Service:
         """Every second: running readings (their time, their progress); every ENGINE_TICK_S with a
         live source: the alert engines."""
         last_engines = -float("inf")
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-                return
-            except TimeoutError:
-                now = self.clock()
-                engines = self.live and abs(now - last_engines) >= ENGINE_TICK_S
-                if engines:
-                    last_engines = now
-                self.tick(now, engines=engines)
+        while not await sleep_or_stop(stop, 1.0):
+            now = self.clock()
+            engines = self.live and abs(now - last_engines) >= ENGINE_TICK_S
+            if engines:
+                last_engines = now
+            self.tick(now, engines=engines)
 
     async def _stop_when_sources_end(self, tasks: list[asyncio.Task], stop: asyncio.Event) -> None:
         live = [t for t, s in zip(tasks, self.sources, strict=True) if not s.finite]
@@ -625,13 +615,9 @@ class Service:
     async def _every(stop: asyncio.Event, interval_s: float, fn: Callable[[], object], in_thread: bool = False) -> None:
         """Call `fn` every `interval_s` until `stop` (in a worker thread when it may block on I/O);
         what is left at the stop is handled by `finish` and `Sinks.close`."""
-        while True:
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-                return
-            except TimeoutError:
-                if in_thread:
-                    await asyncio.to_thread(fn)
-                else:
-                    fn()
+        while not await sleep_or_stop(stop, interval_s):
+            if in_thread:
+                await asyncio.to_thread(fn)
+            else:
+                fn()
 

@@ -21,7 +21,9 @@ from collector.artifacts import inject
 from collector.ble import DeviceSpec, StrapLink
 from collector.events import Acceleration, Beat, Event, Gap, Motion
 from collector.phone_activity import motion_from_phone
+from collector.retry import sleep_or_stop
 from collector.simulator import demo_day, phone_reports, simulate
+from stresswatch.command import EXIT_OK, CommandError
 from stresswatch.report import Span
 
 log = logging.getLogger("stresswatch.sources")
@@ -101,7 +103,15 @@ class ReplaySource:
 
 
 class StrapSource:
-    """The configured Bluetooth straps, one `StrapLink` task each, restarted if one ever fails."""
+    """The configured Bluetooth straps, one `StrapLink` task each, restarted if one ever fails.
+
+    A strap's notification callback only decodes and queues its events (as bleak's examples
+    do: bleak calls it from its D-Bus reader, several in one turn of the loop when notifications
+    arrive together); one task takes them from the queue, in order, and hands them to `emit`
+    (the pipeline and the sinks). So a slow pipeline or sink never runs inside a callback, and
+    a burst of notifications is decoded as it arrives. What is queued at a stop is still handed
+    over. The links' status reports (connection, battery, whether RR intervals come) take the
+    same queue, so each is handled after the events that came before it."""
 
     finite = False
 
@@ -117,10 +127,56 @@ class StrapSource:
         return cls(links)
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
-        for link in self.links:
-            link.emit = emit
+        # (status callback, status) or (None, events), in the order the links produced them
+        queue: asyncio.Queue[tuple] = asyncio.Queue()
+        statuses = [link.status for link in self.links]
+        for link, status in zip(self.links, statuses, strict=True):
+            link.emit = lambda events: queue.put_nowait((None, events))
+            # a status goes through the queue too: it speaks of the beats counted before it
+            link.status = lambda st, status=status: queue.put_nowait((status, st))
         log.info("collecting from %d device(s)", len(self.links))
-        await asyncio.gather(*(self._supervise(link, stop) for link in self.links))
+        consumer = asyncio.create_task(self._hand_over(queue, emit))
+        try:
+            await asyncio.gather(*(self._supervise(link, stop) for link in self.links))
+        finally:
+            consumer.cancel()
+            self._take(queue, emit, [])
+            for link, status in zip(self.links, statuses, strict=True):
+                link.status = status
+
+    @classmethod
+    async def _hand_over(cls, queue: asyncio.Queue[tuple], emit: Emit) -> None:
+        """What the links queued to `emit` and their status callbacks, all that waits at once."""
+        while True:
+            cls._take(queue, emit, [await queue.get()])
+
+    @staticmethod
+    def _take(queue: asyncio.Queue[tuple], emit: Emit, items: list[tuple]) -> None:
+        """Hand over `items` and whatever else waits: consecutive event lists in one `emit` call.
+        A failure after the callback (pipeline, sinks) costs these events, never the strap's link."""
+        while not queue.empty():
+            items.append(queue.get_nowait())
+        events: list[Event] = []
+        for status, payload in items:
+            if status is None:
+                events.extend(payload)
+                continue
+            if events:
+                StrapSource._emit(emit, events)
+                events = []
+            try:
+                status(payload)
+            except Exception:
+                log.exception("error handling a strap's status")
+        if events:
+            StrapSource._emit(emit, events)
+
+    @staticmethod
+    def _emit(emit: Emit, events: list[Event]) -> None:
+        try:
+            emit(events)
+        except Exception:
+            log.exception("error handling %d event(s) from the straps", len(events))
 
     async def _supervise(self, link: StrapLink, stop: asyncio.Event) -> None:
         """A link's loop handles every Bluetooth error itself; anything escaping it is a bug,
@@ -133,10 +189,22 @@ class StrapSource:
             except Exception:
                 self.restarts += 1
                 log.exception("%s: the collector task failed; restarting it", link.spec.label)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.restart_after_s)
-                except TimeoutError:
-                    pass
+                await sleep_or_stop(stop, self.restart_after_s)
+
+
+def write_simulated_day(args) -> int:
+    """`stresswatch simulate OUT`: the simulated day (`simulated_day`) as a CSV recording that
+    `analyze` and `demo --recording` read: a comment naming the phases, then time_s,rr_ms."""
+    beats, spans = simulated_day(args.seed, args.artifacts, "me")
+    try:
+        with open(args.out, "w") as fh:
+            fh.write("# stresswatch simulated day: " + ", ".join(f"{s.name} {(s.end - s.start) / 60:g} min" for s in spans) + "\n")
+            fh.write("time_s,rr_ms\n")
+            fh.writelines(f"{b.t:.4f},{b.rr_ms:.4f}\n" for b in beats)
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {len(beats)} beats to {args.out}")
+    return EXIT_OK
 
 
 def simulated_phone(person: str) -> list[Motion]:

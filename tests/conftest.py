@@ -1,4 +1,5 @@
-"""Shared fixtures: the reference recordings (../shared/data) and the no-skip rule of CI."""
+"""Shared fixtures: the reference recordings (../shared/data), the real servers, the `slow` marker
+and the no-skip rule of CI."""
 
 from __future__ import annotations
 
@@ -63,6 +64,23 @@ def kafka(tmp_path_factory):
     cluster = kafka_server.start(tmp_path_factory.mktemp("kafka"), nodes=1)
     yield cluster
     cluster.stop()
+
+
+# A test that starts a real server (or the private D-Bus of the fake BlueZ) takes seconds; the rest
+# take milliseconds. `./scripts/test --fast` (pytest -m "not slow") runs only the latter.
+SERVER_FIXTURES = frozenset({"vm", "influxdb", "broker", "kafka", "mosquitto", "hass", "stack_broker",
+                             "system_bus"})
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts real servers or processes, or reads whole recordings "
+                                       "(left out by ./scripts/test --fast)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_runtest_logreport(report):

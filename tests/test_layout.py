@@ -28,7 +28,7 @@ def imports_of(path: Path) -> set[str]:
 
 
 def modules(package: str) -> list[Path]:
-    return sorted((ROOT / package).glob("*.py"))
+    return sorted((ROOT / package).rglob("*.py"))  # subpackages too (stresswatch/config/)
 
 
 def test_every_package_exists_and_each_module_says_what_it_is_for():

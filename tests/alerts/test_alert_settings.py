@@ -26,6 +26,7 @@ def test_the_defaults_are_the_documented_ones():
         ({"acute_n_min": 20}, "acute_n_min: must be > 0 and <= acute_m_min"),
         ({"daily_cap": -1}, "daily_cap: must be >= 0"),
         ({"load_days": (6, 5)}, "load_days: expected [n, m]"),
+        ({"load_days": (3,)}, "load_days: expected [n, m] with 0 < n <= m, got [3]"),
         ({"explore": 2}, "explore: must be between 0 and 1"),
         ({"acute_exercises": ("yoga",)}, "acute_exercises: unknown exercise ['yoga']"),
     ],

@@ -32,6 +32,7 @@ def day_index(t: float) -> int:
     return int((t - T0) // DAY)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_eight_stable_weeks_give_no_chronic_prompt(seed):
     eng, out = weeks(56, seed)
@@ -44,6 +45,7 @@ def test_eight_stable_weeks_give_no_chronic_prompt(seed):
     assert eng.status()["calibrating"] is False
 
 
+@pytest.mark.slow
 def test_calibrating_until_the_warm_up_and_no_chronic_rule_before_it():
     eng = AlertEngine("p")
     start = Chronic(start=0)  # stressed from the first day: nothing to compare with yet
@@ -58,6 +60,7 @@ def test_calibrating_until_the_warm_up_and_no_chronic_rule_before_it():
     assert eng.status()["warmup_days"] == 14
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_chronic_stress_period_is_detected_within_3_days_of_its_start(seed):
     # From day 35: nightly and resting lnRMSSD 0.3 lower (2 daily SDs) and 3 more stress episodes a day.
@@ -77,6 +80,7 @@ def test_a_chronic_stress_period_is_detected_within_3_days_of_its_start(seed):
     assert first.reason.endswith("A longer breathing session today may help.")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 8])
 def test_a_drop_of_nightly_hrv_alone_is_found_by_the_7_day_rule_within_8_days(seed):
     # Nights only (daytime unchanged): lnRMSSD 0.45 lower, three daily SDs. Over seeds 0-11 the
@@ -94,6 +98,7 @@ def test_invalid_days_feed_no_baseline():
     assert eng.status()["valid_days"] == 0
 
 
+@pytest.mark.slow
 def test_the_chronic_session_always_fits_under_the_daily_cap():
     _, out = weeks(42, 1, Chronic(start=35))
     per_day: dict[int, list[Prompt]] = {}

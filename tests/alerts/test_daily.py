@@ -110,6 +110,7 @@ def test_finish_closes_the_open_day_of_a_recording_as_it_stands():
     assert eng.finish() == []
 
 
+@pytest.mark.slow
 def test_a_beat_level_night_through_the_real_pipeline_gives_the_night_value():
     """The coarse path's night detection, checked once on 10-second Readings of simulated beats."""
     import numpy as np
@@ -134,6 +135,7 @@ def test_a_beat_level_night_through_the_real_pipeline_gives_the_night_value():
     assert day.sleep_min >= 0.8 * day1[0].duration_s / 60
 
 
+@pytest.mark.slow
 def test_readings_from_a_strap_without_rr_count_as_worn_but_never_as_rest_stress_or_a_night_value():
     """Heart rate alone (processing/pipeline.py: no lnRMSSD, quality 0, state unknown): the day knows
     the strap was worn, but the engine learns nothing about rest or HRV from it and sends nothing."""

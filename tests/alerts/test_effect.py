@@ -121,6 +121,7 @@ def test_no_rest_after_the_exercise_means_not_measurable():
     )
 
 
+@pytest.mark.slow
 def test_a_person_whom_one_exercise_helps_ends_up_being_offered_that_one():
     settings = AlertSettings(acute_exercises=("cyclic sighing", "box breathing"))
     eng = AlertEngine("p", settings, seed=3)

@@ -46,6 +46,7 @@ class Phone:
         return out
 
 
+@pytest.mark.slow
 def test_a_restart_mid_week_and_mid_day_keeps_baselines_cooldowns_and_every_decision():
     readings = minute_readings(simulate_minutes(plan_days(21, 4, chronic=Chronic(start=16)), 4, T0))
     phone = Phone()

@@ -33,6 +33,7 @@ def test_every_benchmark_script_is_covered():
         assert "reference_data" in called, name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_help_prints_the_usage_and_runs_nothing(script, tmp_path):
     # No reference data and no servers: a --help that started the benchmark would fail or hang.
@@ -42,6 +43,7 @@ def test_help_prints_the_usage_and_runs_nothing(script, tmp_path):
     assert proc.stderr == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", NEED_DATA)
 def test_missing_reference_data_is_one_line_naming_the_variable(script, tmp_path):
     proc = run(script, env={"STRESSWATCH_REFERENCE_DATA": str(tmp_path / "none")})
@@ -52,6 +54,7 @@ def test_missing_reference_data_is_one_line_naming_the_variable(script, tmp_path
     assert "set STRESSWATCH_REFERENCE_DATA" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_data_folder_without_the_recording_names_the_missing_file(tmp_path):
     (tmp_path / "data").mkdir()
     proc = run("stress_predict.py", env={"STRESSWATCH_REFERENCE_DATA": str(tmp_path / "data")})

@@ -40,6 +40,7 @@ def run(timer, notes):
     return events
 
 
+@pytest.mark.slow
 def test_a_day_of_beats_neither_drifts_nor_overlaps():
     rng = np.random.default_rng(0)
     raw = [int(x) for x in rng.normal(820, 40, 100_000)]  # ~23 h

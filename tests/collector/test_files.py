@@ -162,6 +162,7 @@ def test_latin1_files_are_still_read(tmp_path):
     assert len(read_recording(p).beats) == 2
 
 
+@pytest.mark.slow
 def test_the_stream_yields_events_before_the_file_is_read(tmp_path):
     path = write(tmp_path, "long.txt", "800\n" * 200_000)
     with RecordingStream(path) as stream:
@@ -185,6 +186,7 @@ def test_an_error_late_in_a_stream_comes_after_the_good_events(tmp_path):
 # -- real recordings --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_real_files_of_every_format(reference):
     rr = reference / "rr"
     cases = {

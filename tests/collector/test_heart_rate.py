@@ -75,6 +75,7 @@ def test_rr_flag_with_only_impossible_values_still_parses_and_is_flagged():
     assert m.rr_raw == () and m.rejected_rr == (0,) and m.malformed
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None)
 @given(st.binary(max_size=40))
 def test_no_byte_string_raises_anything_but_the_documented_error(data):

@@ -207,6 +207,7 @@ def panel_queries():
             yield pytest.param(p, t, id=f"{p['title']}/{t['refId']}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
 @pytest.mark.parametrize(("panel", "target"), list(panel_queries()))
 def test_every_panel_query_returns_the_columns_its_panel_draws(stretch, now, panel, target, relative):
@@ -238,6 +239,7 @@ def query_of(title: str, ref: str = "A") -> tuple[dict, str]:
     return p, next(t["query"] for t in p["targets"] if t["refId"] == ref)
 
 
+@pytest.mark.slow
 def test_the_coverage_panel_counts_only_this_persons_readings_and_shows_the_gap(stretch, now):
     panel, q = query_of("Data coverage")
     start, end = time_range(panel, now)
@@ -249,6 +251,7 @@ def test_the_coverage_panel_counts_only_this_persons_readings_and_shows_the_gap(
     assert max(counts) == per_bucket
 
 
+@pytest.mark.slow
 def test_the_state_timeline_shows_the_states_and_activities_of_the_reading_contract(stretch, now):
     panel, q = query_of("State and activity", "A")
     start, end = time_range(panel, now)
@@ -260,6 +263,7 @@ def test_the_state_timeline_shows_the_states_and_activities_of_the_reading_contr
     assert {v for v in values(run(stretch["server"], expand(qb, start, end)), "activity") if v} == {"rest"}
 
 
+@pytest.mark.slow
 def test_the_connection_panel_shows_the_strap_off_during_the_gap(stretch, now):
     panel, q = query_of("Connected")
     start, end = time_range(panel, now)
@@ -267,6 +271,7 @@ def test_the_connection_panel_shows_the_strap_off_during_the_gap(stretch, now):
     assert False in connected and True in connected
 
 
+@pytest.mark.slow
 def test_the_weeks_panels_reach_back_eight_weeks_of_daily_summaries(stretch, now):
     panel, q = query_of("Nightly lnRMSSD and its normal range")
     start, end = time_range(panel, now)
@@ -276,6 +281,7 @@ def test_the_weeks_panels_reach_back_eight_weeks_of_daily_summaries(stretch, now
     assert all(lo < hi for lo, hi in zip(values(series, "normal_low"), values(series, "normal_high"), strict=True))
 
 
+@pytest.mark.slow
 def test_the_morning_panel_draws_a_dot_per_valid_morning_the_7_day_line_and_the_band(stretch, now):
     panel, q = query_of("Morning readings: lnRMSSD and its normal range")
     start, end = time_range(panel, now)
@@ -294,6 +300,7 @@ def test_the_morning_panel_draws_a_dot_per_valid_morning_the_7_day_line_and_the_
     assert overrides["normal_high"]["custom.fillBelowTo"] == "normal_low"
 
 
+@pytest.mark.slow
 def test_the_person_variable_lists_the_wearers(stretch):
     (var,) = dashboard()["templating"]["list"]
     assert var["name"] == "person"
@@ -301,6 +308,7 @@ def test_the_person_variable_lists_the_wearers(stretch):
     assert [v for _, v in series["values"]] == [PERSON, OTHER]
 
 
+@pytest.mark.slow
 def test_prompts_are_annotations_with_exercise_kind_response_and_effect(stretch, now):
     (ann,) = [a["target"] for a in dashboard()["annotations"]["list"] if not a.get("builtIn")]
     start, end = time_range(None, now)

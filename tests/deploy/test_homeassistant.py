@@ -428,6 +428,7 @@ def _readme_block(starts: str) -> str:
     return next(b for b in blocks if b.startswith(starts))
 
 
+@pytest.mark.slow
 def test_a_plain_mqtt_phone_gets_a_prompt_sent_while_away_and_answers_it(tmp_path):
     acl = _readme_block("user stresswatch")
     broker = servers.mosquitto(tmp_path, users={"stresswatch": "s3cret", "ann": "annpw"}, acl=acl).start()

@@ -156,6 +156,7 @@ def config_check(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=120, check=False, env={**clean, **env}, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_the_example_config_passes_config_check_once_its_secret_files_exist(tmp_path):
     secrets = {}
     for key in ("MQTT__PASSWORD_FILE", "INFLUX__TOKEN_FILE"):
@@ -166,6 +167,7 @@ def test_the_example_config_passes_config_check_once_its_secret_files_exist(tmp_
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_the_example_config_names_the_secret_files_the_readme_asks_for():
     proc = config_check(EXAMPLE, {})
     assert proc.returncode == 2

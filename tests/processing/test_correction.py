@@ -52,6 +52,7 @@ def nk_repair(times: np.ndarray) -> np.ndarray:
     return np.asarray(fixed) / 1000.0 + times[0]
 
 
+@pytest.mark.slow
 def test_repairs_injected_artifacts_on_real_clean_series(reference):
     """1 % of each kind injected (4 seeds): >= 95 % of each kind repaired to within 50 ms, and
     RMSSD within 5 % of the clean value; neurokit2's batch method side by side."""
@@ -79,6 +80,7 @@ def test_repairs_injected_artifacts_on_real_clean_series(reference):
         assert ok / n >= 0.95, (kind, ok, n)
 
 
+@pytest.mark.slow
 def test_clean_series_pass_almost_untouched(reference):
     for name, times in clean_series(reference).items():
         _, crr, c = correct(times)

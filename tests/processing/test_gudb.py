@@ -11,6 +11,8 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+import pytest
+
 from benchmarks.gudb import SHIPPED, SUBJECTS, Study, analyze, share, shares, write_recording
 
 
@@ -21,6 +23,7 @@ def results(root: Path):
         return Study(root / "stress/gudb", SUBJECTS, Path(folder)).results(SHIPPED)
 
 
+@pytest.mark.slow
 def test_without_motion_walking_and_the_hand_bike_are_rarely_stress(reference):
     """Goal: <= 10 % of the readings inside walking and the hand bike `stressed` (was 39 % and
     38 %); jogging is `active`."""
@@ -32,6 +35,7 @@ def test_without_motion_walking_and_the_hand_bike_are_rarely_stress(reference):
     assert len(jogging) >= 60 and share(jogging, "active") >= 0.95 and share(jogging, "stressed") == 0
 
 
+@pytest.mark.slow
 def test_no_reading_of_a_seated_rest_scores_70(reference):
     """Goal: no reading >= 70 in the first 10 min of a rest. Each GUDB seated rest (2 min, declared
     as calibration) is scored against the finished calibration (a subject's 99.9 came from being
@@ -48,6 +52,7 @@ def test_no_reading_of_a_seated_rest_scores_70(reference):
         assert not any(r.state == "stressed" for r in rest)
 
 
+@pytest.mark.slow
 def test_the_benchmarks_analysis_is_the_analyze_command(reference, tmp_path):
     """benchmarks/gudb.py analyses in its own process; the readings are those of
     `stresswatch analyze FILE --calibrate 0-2 --json` (a drifting rest, then the maths test)."""

@@ -33,6 +33,7 @@ def nk_poincare(rr: np.ndarray, t: np.ndarray) -> dict:
     return {f"HRV_{k}": v for k, v in _hrv_nonlinear_poincare(rri, rri_time, rri_missing, out={}).items()}
 
 
+@pytest.mark.slow
 def test_the_poincare_steps_give_what_neurokit2_hrv_nonlinear_reports():
     rr = 800 + 40 * np.sin(np.arange(300) / 3.0) + np.arange(300) % 7
     t = np.cumsum(rr) / 1000
@@ -61,6 +62,7 @@ def nn_segments(path) -> list[list]:
     return segments
 
 
+@pytest.mark.slow
 def test_windowed_metrics_equal_neurokit2_on_nsr2db(reference):
     """On N-to-N beats of real 24 h Holter recordings, every 20th reading's window equals
     neurokit2: time domain and Poincare to 1e-9 relative (pNN converted: neurokit2 divides by N,

@@ -27,6 +27,7 @@ def sliding_windows(reference, hours=1.0, step_s=10.0):
         yield t[i:j], rr[i:j]
 
 
+@pytest.mark.slow
 def test_sliding_windows_reuse_the_interior_and_match_a_full_solve(reference):
     cache = spline.SplineCache()
     worst = 0.0
@@ -39,12 +40,14 @@ def test_sliding_windows_reuse_the_interior_and_match_a_full_solve(reference):
     assert worst < 1e-6  # ms, on RR values of ~1000 ms
 
 
+@pytest.mark.slow
 def test_lf_hf_is_the_same_with_and_without_the_cache(reference):
     cache = spline.SplineCache()
     pairs = [(hrv.lf_hf(t, rr), hrv.lf_hf(t, rr, cache)) for t, rr in sliding_windows(reference, hours=0.5)]
     assert all(abs(a - b) <= 1e-8 * abs(a) for a, b in pairs if a is not None)
 
 
+@pytest.mark.slow
 def test_the_4_hz_samples_lie_on_a_grid_fixed_in_time_and_are_as_many_as_neurokit2s(reference):
     """Sliding windows sample the spline at multiples of 0.25 s, so a step can copy the samples
     between its re-solved ends from the previous step; their number is that of neurokit2's grid
@@ -95,6 +98,7 @@ def test_band_powers_are_the_trapezoidal_integrals_of_scipys_welch_psd():
             assert got == pytest.approx(np.trapezoid(p[keep], f[keep]), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_the_pipelines_lf_hf_is_that_of_the_long_window_since_the_last_gap():
     """The pipeline keeps its own arrays of beats for LF/HF (and compacts them as they fill):
     they must hold exactly the long window's beats after the last gap."""
@@ -124,6 +128,7 @@ def test_the_pipelines_lf_hf_is_that_of_the_long_window_since_the_last_gap():
     assert checked > 300
 
 
+@pytest.mark.slow
 def test_a_chunk_of_windows_sampled_together_equals_one_at_a_time(reference):
     """spline_batch solves the union of a chunk's windows once and only their ends apart: the
     samples are those of sample_grid, windows too short to batch included."""
@@ -143,6 +148,7 @@ def test_a_chunk_of_windows_sampled_together_equals_one_at_a_time(reference):
     assert worst < 1e-6  # ms, on RR values of ~1000 ms (the solve's tolerance is 1e-9 of that)
 
 
+@pytest.mark.slow
 def test_lf_hf_of_many_windows_equals_lf_hf_of_each(reference):
     t, rr = nsr001(reference)
     spans = window_spans(t, np.arange(t[30000], t[30000] + 1800, 10.0))
@@ -153,6 +159,7 @@ def test_lf_hf_of_many_windows_equals_lf_hf_of_each(reference):
     assert all(a == pytest.approx(b, rel=1e-8) for a, b in zip(together[:-1], alone[:-1]))
 
 
+@pytest.mark.slow
 def test_feeding_a_chunk_of_events_gives_the_readings_of_feeding_them_one_by_one():
     """feed_many computes the statistics and LF/HF of a chunk's readings together, across the
     arrays' compactions and gaps: the same readings as feed, to round-off (LF/HF to the spline's

@@ -91,6 +91,36 @@ def test_sums_stay_exact_when_gapped_beats_leave_the_window():
     assert checked == 12
 
 
+def test_the_sums_do_not_depend_on_how_the_beats_arrive_between_reads():
+    """The prefix sums are brought up to date when a window is read: read after every beat (as
+    `Pipeline.window_stats` may be), every 13 beats (a live reading every 10 s) or once for
+    5000 beats (a chunk of a file), the statistics are the same to the bit, and those of a
+    from-scratch computation (snapshots rely on the first: restored and fed the same beats, a
+    pipeline must give the same readings)."""
+    rng = np.random.default_rng(8)
+    beats = [(float(800 + 60 * rng.standard_normal()), bool(rng.random() > 0.05), bool(rng.random() < 0.02))
+             for _ in range(5000)]
+    results = []
+    for every in (1, 13, 5000):
+        log = BeatLog(len(beats) + 1)
+        t = 0.0
+        for k, (rr, successive, artifact) in enumerate(beats):
+            t += rr / 1000
+            log.append(t, rr, artifact, successive)
+            if (k + 1) % every == 0 or k == len(beats) - 1:
+                lo = log.start_after(t - 300.0)
+                short_lo = log.start_after(t - 60.0)
+                last = log.stats([lo, 0], [short_lo, 0], [log.n, log.n], 8)
+        results.append(last)
+    assert results[0] == results[1] == results[2]
+    whole = results[0][1]
+    want = brute_force([rr for rr, _, _ in beats], [False] + [s for _, s, _ in beats[1:]])
+    assert whole.short_pairs == want["n"] and whole.n_artifacts == sum(a for _, _, a in beats)
+    assert whole.rmssd == pytest.approx(want["rmssd"], rel=1e-9)
+    assert whole.sd1 == pytest.approx(want["sd1"], rel=1e-9) and whole.sd2 == pytest.approx(want["sd2"], rel=1e-9)
+    assert whole.pnn50 == pytest.approx(want["pnn50"]) and whole.pnn20 == pytest.approx(want["pnn20"])
+    assert whole.sdnn == pytest.approx(np.std([rr for rr, _, _ in beats], ddof=1), rel=1e-9)
+
 def gappy_beats(keep_s: float, every_s: float, minutes: float, rr: float = 800.0) -> list:
     """Beats at a steady RR with small alternation, of which only the first `keep_s` seconds of
     every `every_s` survive (a wrist device losing the pulse), with Gap events between runs."""

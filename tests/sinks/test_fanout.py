@@ -160,6 +160,7 @@ def test_a_password_in_the_influx_url_is_never_logged_victoriametrics_v2(vm, tmp
     assert_secret_never_logged(caplog)
 
 
+@pytest.mark.slow
 def test_mqtt_has_its_own_outbox_bound(tmp_path):
     """[mqtt] outbox_max_messages bounds MQTT's outbox; [influx] outbox_max_points only InfluxDB's."""
     down = servers.free_port()  # neither server is there: everything waits in the outbox
@@ -179,6 +180,7 @@ def test_mqtt_has_its_own_outbox_bound(tmp_path):
         sinks.close(timeout_s=0)
 
 
+@pytest.mark.slow
 def test_a_full_mqtt_outbox_drops_retained_states_before_prompts(tmp_path):
     down = servers.free_port()  # no broker: everything waits in the outbox
     settings = SinkSettings(state_path=tmp_path / "state.db", mqtt=MqttSettings(port=down, discovery=False),

@@ -281,6 +281,7 @@ def test_a_bad_snooze_length_is_refused_and_a_later_answer_does_not_rewrite_the_
     sink.stop()
 
 
+@pytest.mark.slow
 def test_password_and_acl_restrict_a_phone_to_its_own_person(tmp_path):
     acl = textwrap.dedent("""
         user stresswatch
@@ -318,6 +319,7 @@ def test_password_and_acl_restrict_a_phone_to_its_own_person(tmp_path):
         broker.stop()
 
 
+@pytest.mark.slow
 def test_broker_outage_delivers_state_and_live_prompts_later_and_drops_expired(tmp_path):
     broker = servers.mosquitto(tmp_path, persistence=True).start()
     try:
@@ -379,6 +381,7 @@ def make_pki(d: Path, server_names: str) -> dict[str, str]:
     ("DNS:elsewhere.example", True, False),  # wrong name, verification on: refused
     ("DNS:elsewhere.example", False, True),  # wrong name, verification off by config: accepted
 ])
+@pytest.mark.slow
 def test_tls_with_ca_file_and_hostname_verification(tmp_path, names, verify, connects):
     pki = make_pki(tmp_path, names)
     broker = servers.mosquitto(tmp_path, tls=pki).start()
@@ -390,6 +393,7 @@ def test_tls_with_ca_file_and_hostname_verification(tmp_path, names, verify, con
         broker.stop()
 
 
+@pytest.mark.slow
 def test_tls_with_a_client_certificate(tmp_path):
     pki = make_pki(tmp_path, "IP:127.0.0.1")
     broker = servers.mosquitto(tmp_path, tls={**pki, "require_certificate": "1"}).start()
@@ -462,6 +466,7 @@ def test_a_publish_the_broker_refuses_is_set_aside_and_never_counts_as_delivered
         broker.stop()
 
 
+@pytest.mark.slow
 def test_a_prompt_frozen_in_a_dead_connection_never_reaches_the_phone_after_it_expires(tmp_path):
     """The broker hangs (SIGSTOP) with a prompt unacknowledged, dies (SIGKILL) after the prompt
     expired and comes back on the same port and data folder: the prompt must not arrive late."""
@@ -584,6 +589,7 @@ def test_without_announce_status_the_status_topic_is_never_touched(broker, tmp_p
     watcher.close()
 
 
+@pytest.mark.slow
 def test_an_unreachable_broker_is_logged_with_the_reason_once_a_minute(tmp_path, caplog):
     port = servers.free_port()  # nothing listens there
     store = StateStore(tmp_path / "state.db")
@@ -603,6 +609,7 @@ def test_an_unreachable_broker_is_logged_with_the_reason_once_a_minute(tmp_path,
     ("untrusted CA", "TLS certificate not accepted: self-signed certificate in certificate chain"),
     ("no client certificate", "CERTIFICATE_REQUIRED"),
 ])
+@pytest.mark.slow
 def test_a_failed_tls_handshake_is_logged_with_the_reason(tmp_path, caplog, case, expected):
     (tmp_path / "ours").mkdir()
     (tmp_path / "other").mkdir()
@@ -706,6 +713,7 @@ def test_device_status_with_health_fields_is_retained_as_json(broker, tmp_path):
     sink.stop()
 
 
+@pytest.mark.slow
 def test_after_an_outage_the_newest_state_stays_retained_while_the_backlog_is_sent(tmp_path):
     """At reconnect the backlog (300 prompts, a state, 1200 prompts) is being sent while the
     service produces newer states, then falls silent. Rows reach paho in the order produced, so

@@ -222,6 +222,7 @@ def test_enqueue_work_does_not_grow_with_the_outbox(tmp_path):
     assert work[30_000][1] < 1.5 * work[300][1], work
 
 
+@pytest.mark.slow
 def test_dropping_past_rows_that_rank_higher_does_not_grow_with_them(tmp_path):
     """At the bound, the lowest-priority row is found through the index, however many rows of a
     higher priority (older ones included) the outbox holds."""

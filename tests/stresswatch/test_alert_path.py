@@ -13,6 +13,7 @@ import sys
 import time
 
 import paho.mqtt.client as mqtt
+import pytest
 import servers
 from paho.mqtt.enums import CallbackAPIVersion
 from servers import wait_for
@@ -223,6 +224,7 @@ def test_a_restart_restores_the_baseline_and_the_alert_engine(tmp_path):
     # (alerts/engine tests show a restored engine makes every later decision as before)
 
 
+@pytest.mark.slow
 def test_the_demo_plays_the_person_and_reports_the_measured_effect(tmp_path):
     env = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", ""],

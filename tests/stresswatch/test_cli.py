@@ -25,6 +25,7 @@ def run_cli(*args, cwd=None):
     )
 
 
+@pytest.mark.slow
 def test_the_demo_without_matplotlib_says_how_to_get_the_plot_and_the_service_never_imports_it(tmp_path):
     """matplotlib is the optional `plot` extra: without it the demo runs and says so in one line."""
     import os
@@ -42,6 +43,7 @@ def test_the_demo_without_matplotlib_says_how_to_get_the_plot_and_the_service_ne
     assert loaded.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_pipeline_and_saves_a_plot(tmp_path):
     png = tmp_path / "demo.png"
     proc = run_cli("demo", "--seconds", "0", "--plot", str(png))
@@ -88,6 +90,7 @@ def test_analyze_garbage_is_a_clear_error(tmp_path, content, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_analyze_a_real_24h_recording(reference):
     proc = run_cli("analyze", str(reference / "rr/nsr2db_24h/nsr004.csv"), "--json", "--step", "300")
     assert proc.returncode == 0, proc.stderr
@@ -96,6 +99,7 @@ def test_analyze_a_real_24h_recording(reference):
     assert 40 < sum(r["hr_bpm"] for r in rows) / len(rows) < 120
 
 
+@pytest.mark.slow
 def test_demo_replays_a_real_recording(reference, tmp_path):
     proc = run_cli("demo", "--recording", str(reference / "rr/rest_exercise/exercise_rri.hrm"),
                    "--seconds", "0", "--plot", str(tmp_path / "x.png"))
@@ -103,6 +107,7 @@ def test_demo_replays_a_real_recording(reference, tmp_path):
     assert "exercise_rri.hrm" in proc.stdout and (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_every_folder_the_demo_creates_is_private(tmp_path):
     """The demo keeps its state in <state.directory>/demo: the base folder it creates for that
     (and any missing folder above it) is 0700 like demo/ itself, under the usual umask 022."""
@@ -259,6 +264,7 @@ def test_analyze_text_output_names_format_then_counts(tmp_path):
     assert lines[-1].startswith("# 600 beats; corrected beats:") and len(lines) > 5
 
 
+@pytest.mark.slow
 def test_a_second_demo_on_the_same_state_directory_refuses_naming_the_first(tmp_path):
     import os
 
@@ -274,6 +280,7 @@ def test_a_second_demo_on_the_same_state_directory_refuses_naming_the_first(tmp_
     assert run_cli("demo", "--seconds", "0", "--plot", "").returncode == 0  # released: the next one runs
 
 
+@pytest.mark.slow
 def test_motion_reads_a_polar_sensor_logger_export_and_says_it_is_still(reference):
     proc = run_cli("motion", str(reference / "motion/polar_sense_rest/Polar_Sense_ACC.txt"))
     assert proc.returncode == 0, proc.stderr

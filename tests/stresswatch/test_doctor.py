@@ -129,6 +129,7 @@ def test_the_doctor_says_whether_the_system_clock_is_synchronised(tmp_path):
     assert clock == check_clock(kernel_clock_state())
 
 
+@pytest.mark.slow
 def test_doctor_names_each_configured_devices_motion_sources(tmp_path):
     """Against the fake BlueZ: a Polar strap with an accelerometer, a foot pod, a strap without
     motion, and one that is not there."""

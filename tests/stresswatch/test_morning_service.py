@@ -284,6 +284,7 @@ def test_measure_with_a_service_but_no_mqtt_says_what_to_do(tmp_path):
     assert f"a stresswatch service (PID {os.getpid()}) runs" in proc.stderr and "set [mqtt] url" in proc.stderr
 
 
+@pytest.mark.slow
 def test_measure_for_someone_without_a_strap_or_unknown_says_so(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n[[people]]\nname = "bo"\n')
@@ -298,6 +299,7 @@ def test_measure_for_someone_without_a_strap_or_unknown_says_so(tmp_path):
 # -- started on its own --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_strap_put_on_in_the_morning_window_starts_a_reading_on_its_own_once_a_day(tmp_path):
     cfg = config.load(write_config(tmp_path))
     t0 = local("2026-01-15T06:40")
@@ -524,6 +526,7 @@ def test_a_morning_is_the_persons_local_morning(tmp_path, zone, on, starts, date
 # -- the command line with no service running: it takes the strap itself --------------------------
 
 
+@pytest.mark.slow
 def test_the_command_line_with_no_service_connects_to_the_strap_and_stores_the_reading(tmp_path):
     """A real `stresswatch measure` subprocess, unmodified bleak over the fake BlueZ; a short
     protocol (no stabilisation, 30 s measured) keeps it under a minute."""

@@ -93,6 +93,7 @@ def test_seed_demo_refuses_a_month_too_short_for_a_band_in_one_line(influxdb):
     assert rows(influxdb, 'SELECT count("hr_bpm") FROM "hrv"') == []
 
 
+@pytest.mark.slow
 def test_seed_demo_against_a_server_that_is_not_there_says_so_and_exits_1():
     from servers import free_port
 

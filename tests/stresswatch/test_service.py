@@ -102,6 +102,7 @@ def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker,
     assert f"{level} stresswatch.clock: system clock: " in err
 
 
+@pytest.mark.slow
 def test_sigterm_of_run_stops_the_straps_accelerometer_before_the_link_closes(tmp_path):
     """`stresswatch run` (a real subprocess) with an H10 that streams its accelerometer: the
     walking it streams reaches the readings as motion, and SIGTERM stops the accelerometer
@@ -191,6 +192,7 @@ def test_a_strap_without_rr_gives_heart_rate_says_hrv_is_unavailable_and_doctor_
     assert "HRV and the stress state are unavailable" in lines[k] and "scan --details" in lines[k + 1]
 
 
+@pytest.mark.slow
 def test_scan_command_lists_the_straps_with_details_and_whether_they_send_rr(tmp_path):
     if not Path("/usr/bin/dbus-daemon").exists():
         pytest.skip("dbus-daemon is not installed (Debian package dbus)")
@@ -305,6 +307,7 @@ def test_run_without_devices_says_what_to_configure(tmp_path):
         f"stresswatch: config error: {cfg}: devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"]
 
 
+@pytest.mark.slow
 def test_scan_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
     socket = tmp_path / "system_bus_socket"
     proc = subprocess.run(
@@ -317,6 +320,7 @@ def test_scan_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
     assert proc.stderr == f"stresswatch: error: {want}\n"
 
 
+@pytest.mark.slow
 def test_run_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n[[devices]]\nperson = "ann"\naddress = "{H10}"\n')
@@ -333,6 +337,7 @@ def test_run_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
 LEFT_CONNECTED = "already connected in BlueZ (left by a previous run?); disconnecting and reconnecting"
 
 
+@pytest.mark.slow
 def test_after_a_sigkill_the_strap_still_connected_in_bluez_is_found_and_streams_again(tmp_path):
     """A killed run cannot disconnect: BlueZ keeps the strap connected to nobody, and a connected
     strap does not advertise, so scanning never finds it again (bleak issues #315, #367). The
