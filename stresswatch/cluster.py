@@ -32,7 +32,7 @@ def _kafka_config(args, command: str) -> configuration.Config:
 def collect(args) -> int:
     from sinks.kafka import ensure_topics
     from stresswatch import collect
-    from stresswatch.sources import ReplaySource, shifted, simulated_day
+    from stresswatch.sources import ReplaySource, shifted, simulated_day, simulated_phone
 
     _log_to_stderr()
     cfg = _kafka_config(args, "collect")
@@ -48,7 +48,9 @@ def collect(args) -> int:
             sources = []
             for n in range(1, args.simulate + 1):
                 beats, _ = simulated_day(seed=n, artifacts=0.0, person=f"sim{n}")
-                sources.append(ReplaySource(shifted(beats, now - beats[0].t), pace=1.0))
+                # with the phone's activity, as the demo has it: the walk is not taken for stress
+                events = sorted([*beats, *simulated_phone(f"sim{n}")], key=lambda e: e.t)
+                sources.append(ReplaySource(shifted(events, now - beats[0].t), pace=1.0))
             collector = collect.Collector(cfg, sources, outbox)
         else:
             collector = collect.Collector.with_straps(cfg, outbox)
