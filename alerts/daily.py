@@ -92,8 +92,14 @@ class DailySummary:
         return cls(**data)
 
 
-MORNING_FIELDS = ("morning_ln_rmssd", "morning_hr_bpm", "morning_rmssd_ms", "morning_time", "morning_posture",
-                  "morning_trigger")
+MORNING_FIELDS = (
+    "morning_ln_rmssd",
+    "morning_hr_bpm",
+    "morning_rmssd_ms",
+    "morning_time",
+    "morning_posture",
+    "morning_trigger",
+)
 
 
 class DayBook:
@@ -180,7 +186,15 @@ class DayBook:
         if reopened is None:
             d.day, d.date = day, iso_date(day)
             return
-        for key in ("worn_min", "rest_min", "stressed_rest_min", "load_integral", "prompts", "answered", "done"):
+        for key in (
+            "worn_min",
+            "rest_min",
+            "stressed_rest_min",
+            "load_integral",
+            "prompts",
+            "answered",
+            "done",
+        ):
             setattr(reopened, key, getattr(reopened, key) + getattr(d, key))
         for key in ("state_min", "activity_min"):
             totals = getattr(reopened, key)

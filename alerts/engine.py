@@ -152,9 +152,16 @@ class AlertEngine:
             self.ignored_answers += 1
             return [
                 Decision(
-                    now, "ignored", rec["kind"],
+                    now,
+                    "ignored",
+                    rec["kind"],
                     f"Prompt {prompt_id} already answered {first['action']}; {action.value} ignored.",
-                    {"id": prompt_id, "action": action.value, "minutes": minutes, "answered": first["action"]},
+                    {
+                        "id": prompt_id,
+                        "action": action.value,
+                        "minutes": minutes,
+                        "answered": first["action"],
+                    },
                 )
             ]
         rec["answer"] = {"action": action.value, "minutes": minutes, "time": now}
@@ -196,8 +203,11 @@ class AlertEngine:
         out["smallest_worthwhile_change"] = round(self.noise.swc(), 4)
         # So far today: the share of awake resting minutes spent stressed (the day's stress load
         # as it stands), and the prompts given; None before any rest today.
-        out["today_stress_load"] = (round(today.stressed_rest_min / today.rest_min, 4)
-                                    if today is not None and today.rest_min > 0 else None)
+        out["today_stress_load"] = (
+            round(today.stressed_rest_min / today.rest_min, 4)
+            if today is not None and today.rest_min > 0
+            else None
+        )
         out["today_prompts"] = today.prompts if today is not None else 0
         # The reminder the person asked for: when it is due (unix seconds) and for which prompt.
         snooze = self.policy.snooze
@@ -256,11 +266,15 @@ class AlertEngine:
             policy.per_day = move_dated(policy.per_day, today, shift, operator.add)
             if policy.session is not None and policy.session["day"] > today:
                 policy.session["day"] += shift
-            data.update(open_day=was, now_day=self.days.open.date, reopened=reopened is not None,
-                        removed_days=later)
-            reason += (f" The open day {was} is counted as {self.days.open.date}"
-                       + (", which is reopened" if reopened is not None else "")
-                       + (f"; days {', '.join(later)} leave the history" if later else "") + ".")
+            data.update(
+                open_day=was, now_day=self.days.open.date, reopened=reopened is not None, removed_days=later
+            )
+            reason += (
+                f" The open day {was} is counted as {self.days.open.date}"
+                + (", which is reopened" if reopened is not None else "")
+                + (f"; days {', '.join(later)} leave the history" if later else "")
+                + "."
+            )
         self.days.last_time = None
         return Decision(t, "clock", "clock_back", reason, data)
 
@@ -282,7 +296,15 @@ class AlertEngine:
         self.policy.session = {"day": session_day, "rule": finding.rule, "reason": finding.reason}
         numbers = {
             k: getattr(day, k)
-            for k in ("hrv_source", "hrv_week_mean", "hrv_cv_7d", "hrv_band", "hrv_limit", "stress_load", "load_band")
+            for k in (
+                "hrv_source",
+                "hrv_week_mean",
+                "hrv_cv_7d",
+                "hrv_band",
+                "hrv_limit",
+                "stress_load",
+                "load_band",
+            )
         }
         return Decision(t, "chronic", finding.rule, finding.reason, {"day": day.date, **numbers})
 
@@ -313,8 +335,10 @@ class AlertEngine:
             data = {**result.to_dict(), "date": today.date, "failed_today": today.morning_failed}
             return out + [Decision(t, "morning", "failed", result.reason or "The reading failed.", data)]
         if today.morning_ln_rmssd is not None:
-            reason = (f"A second valid morning reading today (lnRMSSD {result.ln_rmssd:.2f}); the first "
-                      f"({today.morning_ln_rmssd:.2f}) stands.")
+            reason = (
+                f"A second valid morning reading today (lnRMSSD {result.ln_rmssd:.2f}); the first "
+                f"({today.morning_ln_rmssd:.2f}) stands."
+            )
             return out + [Decision(t, "morning", "ignored", reason, {**result.to_dict(), "date": today.date})]
         today.morning_ln_rmssd = round(result.ln_rmssd, 6)
         today.morning_hr_bpm = round(result.hr_bpm, 3)
@@ -325,16 +349,23 @@ class AlertEngine:
         judged = DailySummary.from_dict(copy.deepcopy(today.to_dict()))  # as it stands; the day stays open
         baselines.annotate(judged, self.history, s)
         finding = rules.chronic_hrv([*self.history, judged], s) if judged.hrv_source == "morning" else None
-        reason = (f"Morning reading: lnRMSSD {result.ln_rmssd:.2f} (RMSSD {result.rmssd_ms:.0f} ms), heart rate "
-                  f"{result.hr_bpm:.0f} bpm" + (f"; 7-day mean {judged.hrv_week_mean:.2f}" if judged.hrv_week_mean
-                                                 is not None else "") + ".")
+        reason = (
+            f"Morning reading: lnRMSSD {result.ln_rmssd:.2f} (RMSSD {result.rmssd_ms:.0f} ms), heart rate "
+            f"{result.hr_bpm:.0f} bpm"
+            + (f"; 7-day mean {judged.hrv_week_mean:.2f}" if judged.hrv_week_mean is not None else "")
+            + "."
+        )
         data = {**result.to_dict(), "date": today.date, **self._morning_trend(judged, finding is not None)}
         out.append(Decision(t, "morning", "valid", reason, data))
         session = self.policy.session
         if finding is not None:
             out.append(self._chronic(finding, judged, today.day, t))
-        elif (judged.hrv_source == "morning" and session is not None and session["rule"] == "chronic_hrv"
-              and session["day"] == today.day):
+        elif (
+            judged.hrv_source == "morning"
+            and session is not None
+            and session["rule"] == "chronic_hrv"
+            and session["day"] == today.day
+        ):
             self.policy.session = None  # planned from older mornings; today's reading no longer shows it
         return out
 
@@ -387,9 +418,7 @@ class AlertEngine:
         self.policy.session = None
         if t > at(today, s.minutes("session_time") + s.session_expiry_min, s.tz):
             return [
-                Decision(
-                    t, "suppressed", sess["rule"], "The daily session was missed: no data at its time."
-                )
+                Decision(t, "suppressed", sess["rule"], "The daily session was missed: no data at its time.")
             ]
         blocked = self.policy.blocked(t, "chronic")
         if blocked is not None:
@@ -539,6 +568,8 @@ class AlertEngine:
             return []
         self.policy.snooze = None
         minutes = (sn["due"] - since) / 60.0
-        note = (f"dropped the saved snooze of prompt {sn['of']}: due {minutes:.0f} minutes after it was "
-                f"asked for, more than the {high} allowed")
+        note = (
+            f"dropped the saved snooze of prompt {sn['of']}: due {minutes:.0f} minutes after it was "
+            f"asked for, more than the {high} allowed"
+        )
         return [note]

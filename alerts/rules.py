@@ -112,7 +112,7 @@ def chronic_hrv(history: list[DailySummary], s: AlertSettings) -> Finding | None
     if not hrv_warmed_up(history, source, s):
         return None
     posture = posture_of(last, history[:-1]) if source == "morning" else None
-    run = [h for h in history if hrv_value(h, source, posture) is not None][-s.hrv_run_days:]
+    run = [h for h in history if hrv_value(h, source, posture) is not None][-s.hrv_run_days :]
     if len(run) < s.hrv_run_days or run[-1] is not last:
         return None
     if source == "night":

@@ -33,11 +33,13 @@ def zone(name: str, key: str = "timezone") -> tzinfo:
     try:
         return ZoneInfo(name.strip())
     except (ZoneInfoNotFoundError, ValueError):  # ValueError: a path-like or malformed key
-        raise ValueError(f"{key}: unknown time zone {name!r} (an IANA name such as 'Europe/Berlin')") from None
+        raise ValueError(
+            f"{key}: unknown time zone {name!r} (an IANA name such as 'Europe/Berlin')"
+        ) from None
 
 
 def fixed_offset_name(offset_s: float) -> str:
-    """"UTC+HH:MM" for a fixed offset of whole minutes (less than a day either way)."""
+    """ "UTC+HH:MM" for a fixed offset of whole minutes (less than a day either way)."""
     minutes = round(offset_s / 60.0)
     sign = "-" if minutes < 0 else "+"
     return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

@@ -61,8 +61,9 @@ def run(path: Path) -> tuple[float, float, float, int]:
     """Wall time (s), the child's CPU time (s), its peak RSS (MB), and the readings it printed."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     readings = 0
     for _ in proc.stdout:
         readings += 1
@@ -78,22 +79,30 @@ def run(path: Path) -> tuple[float, float, float, int]:
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("sizes", nargs="*", type=float, metavar="SIZE_MB", help="file sizes in MB (default: 5 50)")
+    ap.add_argument(
+        "sizes", nargs="*", type=float, metavar="SIZE_MB", help="file sizes in MB (default: 5 50)"
+    )
     sizes = ap.parse_args().sizes or [5.0, 50.0]
     with tempfile.TemporaryDirectory() as tmp:
         ref = Path(tmp) / "ref.txt"
         write_rr(ref, 2_500)  # ~5 minutes of beats
         ref_wall, ref_cpu, ref_rss, _ = run(ref)
         print("stresswatch analyze on large RR files (text, ms per line; --json, default windows)")
-        print(f"  reference, a 5-minute file: wall {ref_wall:5.1f} s, CPU {ref_cpu:5.1f} s, peak RSS {ref_rss:6.1f} MB")
-        print(f"  {'file':>8s} {'beats':>10s} {'readings':>9s} {'wall':>9s} {'CPU':>9s} {'CPU us/beat':>12s} "
-              f"{'peak RSS':>10s} {'x reference':>12s}")
+        print(
+            f"  reference, a 5-minute file: wall {ref_wall:5.1f} s, CPU {ref_cpu:5.1f} s, peak RSS {ref_rss:6.1f} MB"
+        )
+        print(
+            f"  {'file':>8s} {'beats':>10s} {'readings':>9s} {'wall':>9s} {'CPU':>9s} {'CPU us/beat':>12s} "
+            f"{'peak RSS':>10s} {'x reference':>12s}"
+        )
         for mb in sizes:
             path = Path(tmp) / f"rr_{mb:g}MB.txt"
             beats = write_rr(path, int(mb * 1e6))
             wall, cpu, rss, readings = run(path)
-            print(f"  {mb:6g} MB {beats:10d} {readings:9d} {wall:8.1f}s {cpu:8.1f}s {cpu / beats * 1e6:12.1f} "
-                  f"{rss:7.1f} MB {rss / ref_rss:11.2f}x")
+            print(
+                f"  {mb:6g} MB {beats:10d} {readings:9d} {wall:8.1f}s {cpu:8.1f}s {cpu / beats * 1e6:12.1f} "
+                f"{rss:7.1f} MB {rss / ref_rss:11.2f}x"
+            )
             path.unlink()
 
 

@@ -19,8 +19,10 @@ from collector.heart_rate import parse
 
 
 def main(n: int = 200_000) -> None:
-    payloads = [bytes([0x16, 70]) + (800 + i % 50).to_bytes(2, "little") + (810 + i % 30).to_bytes(2, "little")
-                for i in range(1000)]
+    payloads = [
+        bytes([0x16, 70]) + (800 + i % 50).to_bytes(2, "little") + (810 + i % 30).to_bytes(2, "little")
+        for i in range(1000)
+    ]
     t0 = time.perf_counter()
     for i in range(n):
         parse(payloads[i % 1000])

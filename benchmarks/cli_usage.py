@@ -24,8 +24,14 @@ def analyze_cpu_and_peak_rss(path: Path) -> tuple[float, float]:
         "runpy.run_module('stresswatch.cli', run_name='__main__')\n"
     )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, "-c", child], cwd=ROOT, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", child],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return cpu, int(proc.stderr.split()[-2]) / 1024

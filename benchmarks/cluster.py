@@ -48,8 +48,14 @@ class _Outputs:
 
         self.rows: list[tuple[str, float, float, float]] = []
         self.stop = threading.Event()
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
-                                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
         self.consumer.subscribe([topic])
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -87,9 +93,15 @@ daily_topic = "daily-{suffix}"
 
 def _workers(config: Path, n: int, logdir: Path) -> list[subprocess.Popen]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return [subprocess.Popen([sys.executable, "-m", "stresswatch.cli", "--config", str(config), "worker"],
-                             stdout=open(logdir / f"worker{k}.log", "wb"), stderr=subprocess.STDOUT, env=env)
-            for k in range(n)]
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "stresswatch.cli", "--config", str(config), "worker"],
+            stdout=open(logdir / f"worker{k}.log", "wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        for k in range(n)
+    ]
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
@@ -134,16 +146,22 @@ def main() -> int:
         tmp = Path(tmp)
         cluster = kafka_server.start(tmp / "kafka", nodes=args.brokers)
         try:
-            print(f"Kafka {kafka_server.VERSION}: {args.brokers} KRaft node(s), replication {replication}, "
-                  f"{args.partitions} partitions; {args.people} people; {os.cpu_count()} cores")
+            print(
+                f"Kafka {kafka_server.VERSION}: {args.brokers} KRaft node(s), replication {replication}, "
+                f"{args.partitions} partitions; {args.people} people; {os.cpu_count()} cores"
+            )
             # -- 1: throughput of one worker over a backlog
             suffix = uuid.uuid4().hex[:6]
-            cfg_path = _config(tmp / "a.toml", cluster.bootstrap, suffix, replication, args.partitions, tmp / "a")
+            cfg_path = _config(
+                tmp / "a.toml", cluster.bootstrap, suffix, replication, args.partitions, tmp / "a"
+            )
             k = configuration.load(cfg_path, environ={}).kafka
             ensure_topics(k.client_config(), k.topics().values(), k.partitions, k.replication)
             messages = kafka_server.beat_messages(people, args.minutes, start=time.time() - args.minutes * 60)
             kafka_server.produce(cluster.bootstrap, k.beats_topic, messages)
-            expected = 6 * args.minutes * len(people) * 0.9  # a reading per 10 s once the windows hold 20 beats
+            expected = (
+                6 * args.minutes * len(people) * 0.9
+            )  # a reading per 10 s once the windows hold 20 beats
             out = _Outputs(cluster.bootstrap, k.readings_topic)
             [worker] = _workers(cfg_path, 1, tmp)
             started = time.monotonic()
@@ -154,13 +172,17 @@ def main() -> int:
             _stop([worker])
             out.close()
             beat_s = len(people) * args.minutes * 60
-            print(f"\n1. throughput: {len(messages)} messages, {len(out.rows)} readings{'' if done else ' (incomplete)'} "
-                  f"in {wall:.0f} s wall, worker CPU {cpu:.1f} s (start-up included)")
+            print(
+                f"\n1. throughput: {len(messages)} messages, {len(out.rows)} readings{'' if done else ' (incomplete)'} "
+                f"in {wall:.0f} s wall, worker CPU {cpu:.1f} s (start-up included)"
+            )
             print(f"   wearers per worker core at real time: {beat_s / cpu:,.0f}")
 
             # -- 2 and 3: real time, several workers, one killed
             suffix = uuid.uuid4().hex[:6]
-            cfg_path = _config(tmp / "b.toml", cluster.bootstrap, suffix, replication, args.partitions, tmp / "b")
+            cfg_path = _config(
+                tmp / "b.toml", cluster.bootstrap, suffix, replication, args.partitions, tmp / "b"
+            )
             k = configuration.load(cfg_path, environ={}).kafka
             ensure_topics(k.client_config(), k.topics().values(), k.partitions, k.replication)
             minutes = args.seconds / 60 + 1
@@ -168,8 +190,14 @@ def main() -> int:
             out = _Outputs(cluster.bootstrap, k.readings_topic)
             workers = [_workers(cfg_path, 1, tmp)[0] for _ in range(args.workers)]
             time.sleep(10)  # the group formed before the stream starts
-            producer = Producer({"bootstrap.servers": cluster.bootstrap, "enable.idempotence": True, "acks": "all",
-                                 "linger.ms": 5})
+            producer = Producer(
+                {
+                    "bootstrap.servers": cluster.bootstrap,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                }
+            )
             t0, wall0 = messages[0]["beats"][0][1], time.time()
             killed_at = None
             for m in messages:
@@ -186,22 +214,31 @@ def main() -> int:
             time.sleep(15)
             out.close()
             _stop(workers)
-            latency = sorted(read - produced for _p, _t, produced, read in out.rows
-                             if killed_at is None or produced < killed_at - 15 or produced > killed_at + 60)
+            latency = sorted(
+                read - produced
+                for _p, _t, produced, read in out.rows
+                if killed_at is None or produced < killed_at - 15 or produced > killed_at + 60
+            )
             after = {}
             for person, _t, _produced, read in out.rows:
                 if killed_at is not None and read > killed_at:
                     after.setdefault(person, read)
-            print(f"\n2. latency, {args.workers} workers, {len(people)} people at real time for {args.seconds:.0f} s: "
-                  f"{len(out.rows)} readings")
+            print(
+                f"\n2. latency, {args.workers} workers, {len(people)} people at real time for {args.seconds:.0f} s: "
+                f"{len(out.rows)} readings"
+            )
             if latency:
                 p99 = latency[min(len(latency) - 1, int(0.99 * len(latency)))]
-                print(f"   message produced -> reading readable: p50 {statistics.median(latency) * 1000:.0f} ms, "
-                      f"p99 {p99 * 1000:.0f} ms (outside the failover)")
+                print(
+                    f"   message produced -> reading readable: p50 {statistics.median(latency) * 1000:.0f} ms, "
+                    f"p99 {p99 * 1000:.0f} ms (outside the failover)"
+                )
             if killed_at is not None and after:
-                print(f"\n3. failover: worker killed (SIGKILL) at {killed_at - wall0:.0f} s; longest wait to a "
-                      f"person's next reading {max(after.values()) - killed_at:.1f} s; people with readings after it: "
-                      f"{len(after)} of {len(people)}")
+                print(
+                    f"\n3. failover: worker killed (SIGKILL) at {killed_at - wall0:.0f} s; longest wait to a "
+                    f"person's next reading {max(after.values()) - killed_at:.1f} s; people with readings after it: "
+                    f"{len(after)} of {len(people)}"
+                )
         finally:
             cluster.stop()
     return 0

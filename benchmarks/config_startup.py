@@ -82,11 +82,21 @@ CHILD = textwrap.dedent(
 def measure(library: str, what: str, path: Path, repeats: int) -> tuple[float, float]:
     """Median CPU time (ms) and median peak RSS (MB) of `repeats` children."""
     cpus, rss = [], []
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={path.parent}/no-bus"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={path.parent}/no-bus",
+    }
     for _ in range(repeats):
         r, w = os.pipe()
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, library, what, str(path), str(w)], env=env, pass_fds=(w,),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=path.parent)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, library, what, str(path), str(w)],
+            env=env,
+            pass_fds=(w,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=path.parent,
+        )
         os.close(w)
         with os.fdopen(r) as fh:
             out = fh.read()

@@ -99,9 +99,11 @@ class GateVariant(StressModel):
             rise /= max(1.0, self.hr_max - ref.hr_mean)
         elif g.unit == "z":
             rise /= ref.hr_sd
-        return (rise >= (g.leave if self._gate_on else g.enter)
-                or (g.ln_drop is not None and ref.ln_rmssd_mean - ln_rmssd >= g.ln_drop)
-                or (g.climb is not None and recent_hr_bpm is not None and recent_hr_bpm - hr_bpm >= g.climb))
+        return (
+            rise >= (g.leave if self._gate_on else g.enter)
+            or (g.ln_drop is not None and ref.ln_rmssd_mean - ln_rmssd >= g.ln_drop)
+            or (g.climb is not None and recent_hr_bpm is not None and recent_hr_bpm - hr_bpm >= g.climb)
+        )
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,9 @@ def write_recording(root: Path, subject: str, condition: str, out: Path) -> Reco
     rows = rest + [(t + shift, rr) for t, rr in task]
     path = out / f"{subject}_{condition}.csv"
     path.write_text("beat_time_s,rr_ms\n" + "".join(f"{t:.4f},{rr:g}\n" for t, rr in rows))
-    return Recording(subject, condition, path, rest[-1][0], task[0][0] + shift - task[0][1] / 1000.0, rows[-1][0])
+    return Recording(
+        subject, condition, path, rest[-1][0], task[0][0] + shift - task[0][1] / 1000.0, rows[-1][0]
+    )
 
 
 def analyze(path: Path, model: StressModel | None = None) -> list[Reading]:
@@ -170,16 +174,23 @@ def model_with(gate: Gate | None) -> StressModel:
 
 
 def result(rec: Recording, readings: list[Reading]) -> Result:
-    return Result(rec, [r for r in readings if r.time <= rec.rest_end],
-                  [r for r in readings if r.time - WINDOW_S >= rec.start and r.time <= rec.end])
+    return Result(
+        rec,
+        [r for r in readings if r.time <= rec.rest_end],
+        [r for r in readings if r.time - WINDOW_S >= rec.start and r.time <= rec.end],
+    )
 
 
 class Study:
     """The protocol files of the chosen subjects (written once) and their results per variant."""
 
     def __init__(self, root: Path, subjects: list[str], folder: Path):
-        self.recordings = [rec for s in subjects for c in CONDITIONS
-                           if (rec := write_recording(root, s, c, folder)) is not None]
+        self.recordings = [
+            rec
+            for s in subjects
+            for c in CONDITIONS
+            if (rec := write_recording(root, s, c, folder)) is not None
+        ]
         self.subjects = subjects
         self._cache: dict = {}
 
@@ -196,8 +207,9 @@ def share(readings: list[Reading], what: str) -> float | None:
     if not readings:
         return None
     if what == "gated":
-        return sum(r.activity == "unknown" and r.ln_rmssd is not None and r.quality >= MIN_QUALITY
-                   for r in readings) / len(readings)
+        return sum(
+            r.activity == "unknown" and r.ln_rmssd is not None and r.quality >= MIN_QUALITY for r in readings
+        ) / len(readings)
     return sum(r.state == what or r.activity == what for r in readings) / len(readings)
 
 
@@ -205,11 +217,19 @@ def shares(results: list[Result], subjects: set[str] | None = None) -> dict[str,
     """Pooled `stressed` share per condition (and the seated rest), over `subjects` (all: None)."""
     out: dict[str, float | None] = {}
     for cond in CONDITIONS:
-        rs = [r for res in results if res.recording.condition == cond
-              and (subjects is None or res.recording.subject in subjects) for r in res.inside]
+        rs = [
+            r
+            for res in results
+            if res.recording.condition == cond and (subjects is None or res.recording.subject in subjects)
+            for r in res.inside
+        ]
         out[cond] = share(rs, "stressed")
-    rest = [r for res in _one_rest_each(results) if subjects is None or res.recording.subject in subjects
-            for r in res.rest]
+    rest = [
+        r
+        for res in _one_rest_each(results)
+        if subjects is None or res.recording.subject in subjects
+        for r in res.rest
+    ]
     out[REST] = share(rest, "stressed")
     return out
 
@@ -230,9 +250,11 @@ def _pct(v: float | None) -> str:
 
 def report(study: Study) -> None:
     gated, ungated = study.results(SHIPPED), study.results(None)
-    print(f"GUDB (Howell & Porr 2018), {study.subjects[0]}..{study.subjects[-1]}: seated rest (2 min, "
-          f"declared as calibration), {GAP_S:.0f} s gap, one condition (2 min); readings whose "
-          f"{WINDOW_S:.0f} s window lies inside it")
+    print(
+        f"GUDB (Howell & Porr 2018), {study.subjects[0]}..{study.subjects[-1]}: seated rest (2 min, "
+        f"declared as calibration), {GAP_S:.0f} s gap, one condition (2 min); readings whose "
+        f"{WINDOW_S:.0f} s window lies inside it"
+    )
     print(f"RR-only gate: {_name(SHIPPED)} (processing/stress.py RR_GATE)\n")
     print("condition  subject      n  HR  | gate: stressed% active% gated% | no gate: stressed% active%")
     for cond in CONDITIONS:
@@ -240,21 +262,27 @@ def report(study: Study) -> None:
             if a.recording.condition != cond:
                 continue
             hr = statistics.median(r.hr_bpm for r in a.inside)
-            print(f"{cond:10s} {a.recording.subject:11s} {len(a.inside):2d} {hr:4.0f} | "
-                  f"{_pct(share(a.inside, 'stressed'))}    {_pct(share(a.inside, 'active'))}  "
-                  f"{_pct(share(a.inside, 'gated'))} | "
-                  f"{_pct(share(b.inside, 'stressed'))}       {_pct(share(b.inside, 'active'))}")
+            print(
+                f"{cond:10s} {a.recording.subject:11s} {len(a.inside):2d} {hr:4.0f} | "
+                f"{_pct(share(a.inside, 'stressed'))}    {_pct(share(a.inside, 'active'))}  "
+                f"{_pct(share(a.inside, 'gated'))} | "
+                f"{_pct(share(b.inside, 'stressed'))}       {_pct(share(b.inside, 'active'))}"
+            )
     print("\nseated rest (its own readings, scored against the finished calibration)")
     print("subject      readings scored  HR  | highest score | stressed%")
     for res in _one_rest_each(gated):
         scored = [r for r in res.rest if r.stress_score is not None]
         top = max((r.stress_score for r in scored), default=None)
         hr = statistics.median(r.hr_bpm for r in res.rest)
-        print(f"{res.recording.subject:11s} {len(res.rest):9d} {len(scored):6d} {hr:4.0f} | "
-              f"{'    -' if top is None else f'{top:5.1f}'}         | {_pct(share(res.rest, 'stressed'))}")
+        print(
+            f"{res.recording.subject:11s} {len(res.rest):9d} {len(scored):6d} {hr:4.0f} | "
+            f"{'    -' if top is None else f'{top:5.1f}'}         | {_pct(share(res.rest, 'stressed'))}"
+        )
     print("\nsummary (readings pooled over subjects)")
-    print("condition   median HR | gate: stressed% active% gated% mostly-stressed | no gate: stressed% active% "
-          "mostly-stressed")
+    print(
+        "condition   median HR | gate: stressed% active% gated% mostly-stressed | no gate: stressed% active% "
+        "mostly-stressed"
+    )
     for cond in (REST, *CONDITIONS):
         row = [f"{cond:11s}"]
         for results in (gated, ungated):
@@ -267,8 +295,10 @@ def report(study: Study) -> None:
                 row.append(f"{statistics.median(r.hr_bpm for r in pooled):9.0f} |")
             most = sum((share(rs, "stressed") or 0) > 0.5 for rs in per)
             gated_pct = f"{_pct(share(pooled, 'gated'))}  " if results is gated else ""
-            row.append(f"{_pct(share(pooled, 'stressed'))}    {_pct(share(pooled, 'active'))}  {gated_pct} "
-                       f"{most:2d} of {len(per):2d}       |")
+            row.append(
+                f"{_pct(share(pooled, 'stressed'))}    {_pct(share(pooled, 'active'))}  {gated_pct} "
+                f"{most:2d} of {len(per):2d}       |"
+            )
         print(" ".join(row).rstrip("|"))
     top = max((r.stress_score for res in gated for r in res.rest if r.stress_score is not None), default=None)
     print(f"\nhighest score of a seated-rest reading: {top:.1f} (goal: below 70)" if top is not None else "")
@@ -276,22 +306,30 @@ def report(study: Study) -> None:
 
 # -- item 4: the gate's trade-off -------------------------------------------------------------------
 
+
 def gate_grid() -> list[Gate | None]:
     """The gates tried: an HR rise above rest (in bpm, in HR reserve or in the score's spreads),
     alone or with an lnRMSSD drop and/or a climbing HR; leaving at 0.7 of the entry (as the
     20/30 % HRR of the activity rule)."""
-    rises = ([("bpm", x) for x in (5.0, 6.0, 8.0, 10.0, 12.0, 15.0)]
-             + [("hrr", x) for x in (0.05, 0.06, 0.08, 0.10, 0.12)]
-             + [("z", x) for x in (1.0, 1.25, 1.5, 2.0)])
-    return [None] + [Gate(unit, x, round(0.7 * x, 4), ln_drop, climb) for unit, x in rises
-                     for ln_drop in (None, 0.7, 0.5, 0.3) for climb in (None, 5.0)]
+    rises = (
+        [("bpm", x) for x in (5.0, 6.0, 8.0, 10.0, 12.0, 15.0)]
+        + [("hrr", x) for x in (0.05, 0.06, 0.08, 0.10, 0.12)]
+        + [("z", x) for x in (1.0, 1.25, 1.5, 2.0)]
+    )
+    return [None] + [
+        Gate(unit, x, round(0.7 * x, 4), ln_drop, climb)
+        for unit, x in rises
+        for ln_drop in (None, 0.7, 0.5, 0.3)
+        for climb in (None, 5.0)
+    ]
 
 
 def _name(gate: Gate | None) -> str:
     if gate is None:
         return NO_GATE
     extra = (f" or lnRMSSD drop {gate.ln_drop:g}" if gate.ln_drop is not None else "") + (
-        f" or climb {gate.climb:g} bpm" if gate.climb is not None else "")
+        f" or climb {gate.climb:g} bpm" if gate.climb is not None else ""
+    )
     return f"rise {gate.enter:g} {gate.unit}{extra}"
 
 
@@ -317,8 +355,10 @@ def fewest_false(s: dict[str, float | None], gate: Gate | None) -> tuple:
     return (-round(_false(s), 6), s["maths"], -_extras(gate))
 
 
-CRITERIA = {"fewest false prompts, then most maths (shipped)": fewest_false,
-            "most maths with walking and hand bike <= 10 %": most_maths}
+CRITERIA = {
+    "fewest false prompts, then most maths (shipped)": fewest_false,
+    "most maths with walking and hand bike <= 10 %": most_maths,
+}
 
 
 def choose(table: dict, subjects: set[str], criterion) -> Gate | None:
@@ -329,14 +369,18 @@ def tradeoff(study: Study) -> None:
     grid = gate_grid()
     table = {g: study.results(g) for g in grid}
     everyone = set(study.subjects)
-    print("\nRR-only gate: `stressed` share of readings on all subjects, per gate tried (rows: the rise alone, "
-          "then with each extra)")
+    print(
+        "\nRR-only gate: `stressed` share of readings on all subjects, per gate tried (rows: the rise alone, "
+        "then with each extra)"
+    )
     print(f"{'gate':44s} | maths walking hand_bike | seated rest")
     for g in grid:
         s = shares(table[g], everyone)
         mark = "  <- shipped" if g == SHIPPED else ""
-        print(f"{_name(g):44s} | {_pct(s['maths'])} {_pct(s['walking'])}   {_pct(s['hand_bike'])}     | "
-              f"{_pct(s[REST])}{mark}")
+        print(
+            f"{_name(g):44s} | {_pct(s['maths'])} {_pct(s['walking'])}   {_pct(s['hand_bike'])}     | "
+            f"{_pct(s[REST])}{mark}"
+        )
     same = all(a.inside == b.inside for a, b in zip(table[SHIPPED], study.results(SHIPPED)))
     print(f"(the shipped gate through the grid's variant equals the product's rule: {same})")
     print("\nleave-one-subject-out: the gate chosen on the other subjects, applied to the one left out")
@@ -349,8 +393,10 @@ def tradeoff(study: Study) -> None:
             for res in table[gate]:
                 if res.recording.subject == out:
                     held[res.recording.condition] += res.inside
-        print(f"{title}: held out " + ", ".join(f"{c} {_pct(share(held[c], 'stressed')).strip()} %"
-                                                 for c in CONDITIONS))
+        print(
+            f"{title}: held out "
+            + ", ".join(f"{c} {_pct(share(held[c], 'stressed')).strip()} %" for c in CONDITIONS)
+        )
         for name, n in picks.most_common():
             print(f"   picked in {n:2d} folds: {name}")
         print(f"   on all subjects: {_name(choose(table, everyone, criterion))}")
@@ -358,10 +404,13 @@ def tradeoff(study: Study) -> None:
 
 # -- item 5: the spread's shrinkage -----------------------------------------------------------------
 
+
 def shrinkage(study: Study) -> None:
     print("\nShrinkage of a young baseline's spread (PRIOR_SAMPLES; 0 = the person's own spread alone)")
-    print("prior samples | highest seated-rest score, readings >= 70 | stressed%: maths walking hand_bike "
-          "(no gate) | (gate)")
+    print(
+        "prior samples | highest seated-rest score, readings >= 70 | stressed%: maths walking hand_bike "
+        "(no gate) | (gate)"
+    )
     shipped = baseline_module.PRIOR_SAMPLES
     try:
         for d0 in (0, 5, 10, 20, 40):
@@ -371,10 +420,16 @@ def shrinkage(study: Study) -> None:
                 results = study.results(gate)
                 s = shares(results, None)
                 row.append(f"{_pct(s['maths'])} {_pct(s['walking'])} {_pct(s['hand_bike'])}")
-            rest = [r.stress_score for res in _one_rest_each(study.results(None)) for r in res.rest
-                    if r.stress_score is not None]
-            print(f"{d0:13d} | {max(rest):5.1f} {sum(x >= 70 for x in rest):3d} of {len(rest):3d}"
-                  f"{'':16s} | {row[0]}       | {row[1]}")
+            rest = [
+                r.stress_score
+                for res in _one_rest_each(study.results(None))
+                for r in res.rest
+                if r.stress_score is not None
+            ]
+            print(
+                f"{d0:13d} | {max(rest):5.1f} {sum(x >= 70 for x in rest):3d} of {len(rest):3d}"
+                f"{'':16s} | {row[0]}       | {row[1]}"
+            )
     finally:
         baseline_module.PRIOR_SAMPLES = shipped
 
@@ -402,16 +457,21 @@ def hrv_weight(study: Study, root: Path, folder: Path) -> None:
     with the best sum of the two mean AUCs on the others (means: with 5-6 readings a class,
     most subjects' AUCs are 0 or 1, and medians do not move) is applied to the one left out and
     compared with HR alone (w = 0), as the weight was chosen on Stress-Predict (issue 8)."""
-    print("\nlnRMSSD weight in the score: within-person AUC of maths readings vs the seated rest and vs "
-          "walking (z against the finished calibration); medians over subjects")
+    print(
+        "\nlnRMSSD weight in the score: within-person AUC of maths readings vs the seated rest and vs "
+        "walking (z against the finished calibration); medians over subjects"
+    )
     readings = {(res.recording.subject, res.recording.condition): res for res in study.results(None)}
     data: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for s in study.subjects:
         model = model_with(None)
         analyze(_rest_only(root, s, folder), model)
         maths, walking = readings[(s, "maths")], readings[(s, "walking")]
-        data[s] = {"rest": _deviations(model, [r for r in maths.rest if r.stress_score is not None]),
-                   "maths": _deviations(model, maths.inside), "walking": _deviations(model, walking.inside)}
+        data[s] = {
+            "rest": _deviations(model, [r for r in maths.rest if r.stress_score is not None]),
+            "maths": _deviations(model, maths.inside),
+            "walking": _deviations(model, walking.inside),
+        }
     aucs: dict[float, dict[str, dict[str, float]]] = {}
     for w in WEIGHTS:
         aucs[w] = {"rest": {}, "walking": {}}
@@ -421,14 +481,20 @@ def hrv_weight(study: Study, root: Path, folder: Path) -> None:
                 if len(z["maths"]) >= 3 and len(z[name]) >= 3:
                     aucs[w][name][s] = auc(z["maths"], z[name])
         a, b = aucs[w]["rest"].values(), aucs[w]["walking"].values()
-        print(f"weight {w:3.1f}: maths vs rest {statistics.median(a):.3f} (mean {statistics.mean(a):.3f}), "
-              f"maths vs walking {statistics.median(b):.3f} (mean {statistics.mean(b):.3f}); {len(a)} subjects")
+        print(
+            f"weight {w:3.1f}: maths vs rest {statistics.median(a):.3f} (mean {statistics.mean(a):.3f}), "
+            f"maths vs walking {statistics.median(b):.3f} (mean {statistics.mean(b):.3f}); {len(a)} subjects"
+        )
     subjects = sorted(aucs[0.0]["rest"])
     picks: Counter = Counter()
     held: dict[str, dict[str, float]] = {"rest": {}, "walking": {}}
     for out in subjects:
+
         def crit(w: float, out: str = out) -> float:
-            return sum(statistics.mean(a for s, a in aucs[w][k].items() if s != out) for k in ("rest", "walking"))
+            return sum(
+                statistics.mean(a for s, a in aucs[w][k].items() if s != out) for k in ("rest", "walking")
+            )
+
         best = max(WEIGHTS, key=lambda w: (crit(w), -w))
         picks[best] += 1
         for name, got in held.items():
@@ -437,9 +503,11 @@ def hrv_weight(study: Study, root: Path, folder: Path) -> None:
         base = aucs[0.0][name]
         better = sum(got[s] > base[s] + 1e-9 for s in subjects)
         worse = sum(got[s] < base[s] - 1e-9 for s in subjects)
-        print(f"leave-one-subject-out, maths vs {name}: held-out AUC median {statistics.median(got.values()):.3f}, "
-              f"mean {statistics.mean(got.values()):.3f} vs HR alone {statistics.median(base.values()):.3f}, "
-              f"{statistics.mean(base.values()):.3f}; better in {better}, worse in {worse} of {len(subjects)}")
+        print(
+            f"leave-one-subject-out, maths vs {name}: held-out AUC median {statistics.median(got.values()):.3f}, "
+            f"mean {statistics.mean(got.values()):.3f} vs HR alone {statistics.median(base.values()):.3f}, "
+            f"{statistics.mean(base.values()):.3f}; better in {better}, worse in {worse} of {len(subjects)}"
+        )
     print("weights picked: " + ", ".join(f"{w:g} in {n} folds" for w, n in picks.most_common()))
 
 
@@ -449,7 +517,9 @@ def _deviations(model: StressModel, readings: list[Reading]) -> list[tuple[float
     for r in readings:
         if r.ln_rmssd is not None and r.quality >= MIN_QUALITY:
             ref = model.baseline.reference(r.time)
-            out.append(((r.hr_bpm - ref.hr_mean) / ref.hr_sd, (ref.ln_rmssd_mean - r.ln_rmssd) / ref.ln_rmssd_sd))
+            out.append(
+                ((r.hr_bpm - ref.hr_mean) / ref.hr_sd, (ref.ln_rmssd_mean - r.ln_rmssd) / ref.ln_rmssd_sd)
+            )
     return out
 
 
@@ -461,16 +531,27 @@ def _rest_only(root: Path, subject: str, folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="Data: $STRESSWATCH_REFERENCE_DATA/stress/gudb")
-    p.add_argument("--tradeoff", action="store_true", help="the RR-only gate's parameters, chosen leaving each subject out")
-    p.add_argument("--shrinkage", action="store_true", help="the young baseline's spread against the seated rest")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], epilog="Data: $STRESSWATCH_REFERENCE_DATA/stress/gudb"
+    )
+    p.add_argument(
+        "--tradeoff",
+        action="store_true",
+        help="the RR-only gate's parameters, chosen leaving each subject out",
+    )
+    p.add_argument(
+        "--shrinkage", action="store_true", help="the young baseline's spread against the seated rest"
+    )
     p.add_argument("--hrv-weight", action="store_true", help="does lnRMSSD earn weight in the score?")
     p.add_argument("--subjects", nargs="+", metavar="NN", help="subject numbers (default 00-12)")
     args = p.parse_args(argv)
     root = Path(os.environ.get("STRESSWATCH_REFERENCE_DATA", "../shared/data")) / "stress/gudb"
     if not (root / "subject_00" / REST / "rr.csv").is_file():
-        print(f"no GUDB recordings at {root}: set STRESSWATCH_REFERENCE_DATA to the reference data folder "
-              "(../shared/data)", file=sys.stderr)
+        print(
+            f"no GUDB recordings at {root}: set STRESSWATCH_REFERENCE_DATA to the reference data folder "
+            "(../shared/data)",
+            file=sys.stderr,
+        )
         return 2
     subjects = [f"subject_{int(n):02d}" for n in args.subjects] if args.subjects else SUBJECTS
     with tempfile.TemporaryDirectory() as folder:

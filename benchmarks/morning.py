@@ -43,7 +43,9 @@ DAY0 = 20454  # 2026-01-01, a local day index
 
 def reading(plan, outcome: str, start: float, protocol: Protocol, seed: int):
     """One attempt through the real protocol: its MorningResult."""
-    sim = simulate(morning_script(plan, outcome, protocol.stabilise_s, protocol.measure_s), seed=seed, start=start)
+    sim = simulate(
+        morning_script(plan, outcome, protocol.stabilise_s, protocol.measure_s), seed=seed, start=start
+    )
     times = np.array([start] + [b.t for b in sim])
     if outcome == "artifacts":
         times, _ = inject(times, 0.03, seed=seed)
@@ -72,8 +74,15 @@ def run(n_days: int, seed: int, chronic: Chronic | None, protocol: Protocol | No
             for o in engine.morning(result):
                 if isinstance(o, Decision) and o.what == "morning" and o.rule == "valid":
                     d = o.data
-                    rows.append({"day": plan.day, "mean": d["ln_rmssd_7d"], "low": d["normal_low"],
-                                 "cv": d["cv_7d"], "finding": False})
+                    rows.append(
+                        {
+                            "day": plan.day,
+                            "mean": d["ln_rmssd_7d"],
+                            "low": d["normal_low"],
+                            "cv": d["cv_7d"],
+                            "finding": False,
+                        }
+                    )
                 elif isinstance(o, Decision) and o.what == "morning" and o.rule == "failed":
                     failures[o.data["failure"]] = failures.get(o.data["failure"], 0) + 1
                 elif isinstance(o, Decision) and o.what == "chronic":
@@ -89,8 +98,14 @@ def run(n_days: int, seed: int, chronic: Chronic | None, protocol: Protocol | No
 def onset_delay(rows: list[dict], start: int) -> tuple[int | None, int | None]:
     """(day of the onset morning, valid mornings from it to the first finding, the onset 1st)."""
     after = [r for r in rows if r["day"] >= start]
-    onset = next((k for k, r in enumerate(after) if r["mean"] is not None and r["low"] is not None
-                  and r["mean"] < r["low"]), None)
+    onset = next(
+        (
+            k
+            for k, r in enumerate(after)
+            if r["mean"] is not None and r["low"] is not None and r["mean"] < r["low"]
+        ),
+        None,
+    )
     if onset is None:
         return None, None
     found = next((k for k, r in enumerate(after) if r["finding"]), None)
@@ -104,10 +119,14 @@ def main() -> None:
     ap.add_argument("--sd-factor", type=float, default=1.5, help="day-to-day SD factor of the chronic period")
     args = ap.parse_args()
     stable_weeks, onset_day = 8, 42
-    print(f"onset: {onset_day} stable days, then 21 chronic days (lnRMSSD -{args.drop}, SD x{args.sd_factor}); "
-          f"stable: {stable_weeks} weeks; 2 missed mornings a week; 10 % of readings spoiled, 7 in 10 retaken")
-    print("| seed | valid mornings (onset run) | failed readings | onset: 7-day mean under the band on day | "
-          "found after (valid mornings, onset = 1) | false alarms before onset | stable 8 weeks: chronic findings |")
+    print(
+        f"onset: {onset_day} stable days, then 21 chronic days (lnRMSSD -{args.drop}, SD x{args.sd_factor}); "
+        f"stable: {stable_weeks} weeks; 2 missed mornings a week; 10 % of readings spoiled, 7 in 10 retaken"
+    )
+    print(
+        "| seed | valid mornings (onset run) | failed readings | onset: 7-day mean under the band on day | "
+        "found after (valid mornings, onset = 1) | false alarms before onset | stable 8 weeks: chronic findings |"
+    )
     print("|---|---|---|---|---|---|---|")
     delays, false_onset, false_stable = [], 0, 0
     for seed in range(args.seeds):
@@ -119,12 +138,16 @@ def main() -> None:
         false_stable += len(b["findings"])
         delays.append(delay)
         fails = ", ".join(f"{k} {v}" for k, v in sorted(a["failures"].items())) or "none"
-        print(f"| {seed} | {len(a['rows'])} | {fails} | {day} | {delay} | {len(early)} | {len(b['findings'])} |")
+        print(
+            f"| {seed} | {len(a['rows'])} | {fails} | {day} | {delay} | {len(early)} | {len(b['findings'])} |"
+        )
     found = [d for d in delays if d is not None]
-    print(f"\nonset found in {len(found)} of {len(delays)} runs; delay (valid mornings, onset = 1): "
-          f"median {np.median(found) if found else None}, max {max(found) if found else None}; "
-          f"within 3: {sum(d <= 3 for d in found)} of {len(delays)}; false alarms: {false_onset} before onsets, "
-          f"{false_stable} in the stable runs")
+    print(
+        f"\nonset found in {len(found)} of {len(delays)} runs; delay (valid mornings, onset = 1): "
+        f"median {np.median(found) if found else None}, max {max(found) if found else None}; "
+        f"within 3: {sum(d <= 3 for d in found)} of {len(delays)}; false alarms: {false_onset} before onsets, "
+        f"{false_stable} in the stable runs"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,10 @@ def reference_data(*needed: str) -> Path:
     for path in (root, *(root / n for n in needed)):
         if not path.exists():
             script = Path(sys.argv[0]).name
-            print(f"{script}: reference data not found: {path} does not exist; set {ENV} to the folder of "
-                  f"the reference recordings (../shared/data in the project's workspace)", file=sys.stderr)
+            print(
+                f"{script}: reference data not found: {path} does not exist; set {ENV} to the folder of "
+                f"the reference recordings (../shared/data in the project's workspace)",
+                file=sys.stderr,
+            )
             sys.exit(EXIT_NO_DATA)
     return root

@@ -44,7 +44,14 @@ from processing.pipeline import Pipeline, run
 # hrv-analysis 1.0.5 needs nolds 0.6.2 and calls np.trapz, which numpy 2 removed: pinning numpy < 2
 # cannot be resolved together with the others, so the child aliases np.trapz to np.trapezoid
 # (the same trapezoidal rule) instead. biosppy (for pyhrv) needs peakutils.
-PEERS = ["hrv-analysis==1.0.5", "nolds==0.6.2", "pyhrv==0.4.1", "peakutils", "neurokit2==0.2.13", "matplotlib"]
+PEERS = [
+    "hrv-analysis==1.0.5",
+    "nolds==0.6.2",
+    "pyhrv==0.4.1",
+    "peakutils",
+    "neurokit2==0.2.13",
+    "matplotlib",
+]
 # Windows the peers compute (20 min of readings): pyhrv needs about a second per window.
 PEER_WINDOWS = 120
 VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stresswatch" / "peers-venv"
@@ -130,8 +137,10 @@ def ensure_peer_venv() -> Path:
     if not (python.exists() and stamp.exists() and stamp.read_text() == " ".join(PEERS)):
         print(f"creating the peers' venv in {VENV} (once; about a minute)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PEERS],
-                       check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PEERS],
+            check=True,
+        )
         stamp.write_text(" ".join(PEERS))
     return python
 
@@ -186,16 +195,27 @@ def main() -> None:
         wfile = Path(d) / "windows.npy"
         np.save(wfile, windows_of(rec.beats, 40000, PEER_WINDOWS), allow_pickle=True)
         bfile = Path(d) / "beats.npy"
-        np.save(bfile, np.array([[b.t for b in rec.beats[20000:21000]], [b.rr_ms for b in rec.beats[20000:21000]]]))
-        res = subprocess.run([str(python), "-c", PEER_CHILD, str(wfile), str(bfile), str(REPEATS)], capture_output=True, text=True,
-                             check=True)
+        np.save(
+            bfile,
+            np.array([[b.t for b in rec.beats[20000:21000]], [b.rr_ms for b in rec.beats[20000:21000]]]),
+        )
+        res = subprocess.run(
+            [str(python), "-c", PEER_CHILD, str(wfile), str(bfile), str(REPEATS)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     peers = json.loads(res.stdout.strip().splitlines()[-1])
     print(f"\nnsr001 (24 h, {n} readings; peers on {PEER_WINDOWS} windows of 300 s, every 10 s)")
     print(f"{'':52s} {'CPU per reading':>16s} {'vs ours (library)':>18s} {'vs ours (CLI)':>14s}")
     print(f"{'stresswatch: Pipeline (library)':52s} {lib * 1e3:>13.3f} ms {1:>17.1f}x {lib / cli:>13.2f}x")
-    print(f"{'stresswatch: analyze --json (whole CLI)':52s} {cli * 1e3:>13.3f} ms {cli / lib:>17.1f}x {1:>13.1f}x")
-    print(f"{'stresswatch: Pipeline.feed, an event at a time (live)':52s} {live * 1e3:>13.3f} ms {live / lib:>17.1f}x "
-          f"{live / cli:>13.2f}x")
+    print(
+        f"{'stresswatch: analyze --json (whole CLI)':52s} {cli * 1e3:>13.3f} ms {cli / lib:>17.1f}x {1:>13.1f}x"
+    )
+    print(
+        f"{'stresswatch: Pipeline.feed, an event at a time (live)':52s} {live * 1e3:>13.3f} ms {live / lib:>17.1f}x "
+        f"{live / cli:>13.2f}x"
+    )
     per_beat = peers.pop("per beat: neurokit2 hrv_time on the trailing 300 s")
     for name, v in peers.items():
         if isinstance(v, str):
@@ -203,8 +223,10 @@ def main() -> None:
         else:
             print(f"{name:52s} {v * 1e3:>13.3f} ms {v / lib:>17.1f}x {v / cli:>13.1f}x")
     cli_beat = cli_cpu / len(rec.beats)
-    print(f"\nper beat: the whole CLI {cli_beat * 1e6:.1f} us ({len(rec.beats)} beats); neurokit2 hrv_time on the "
-          f"trailing 300 s window {per_beat * 1e6:.0f} us -> {per_beat / cli_beat:.0f}x (goal >= 200x)")
+    print(
+        f"\nper beat: the whole CLI {cli_beat * 1e6:.1f} us ({len(rec.beats)} beats); neurokit2 hrv_time on the "
+        f"trailing 300 s window {per_beat * 1e6:.0f} us -> {per_beat / cli_beat:.0f}x (goal >= 200x)"
+    )
     print(f"peak RSS of `stresswatch analyze --json`: {rss_mb:.1f} MB (goal <= 100 MB)")
 
 

@@ -94,12 +94,18 @@ def main() -> None:
     print(f"stresswatch processing benchmark (nsr001, PhysioNet nsr2db, 24 h, {len(beats)} beats)")
     print(f"  neurokit2 hrv_time on the trailing 300 s window, per beat:   {theirs * 1e6:8.1f} us")
     print("  streaming core, per-beat work (correction, windows, time-domain metrics):")
-    print(f"                                                              {beat_only * 1e6:8.1f} us"
-          f"  -> {theirs / beat_only:5.0f} x faster (goal >= 200 x)")
-    print(f"  ... plus a complete Reading with LF/HF every 10 s, amortised:{amortised * 1e6:8.1f} us"
-          f"  -> {theirs / amortised:5.0f} x faster ({n_default} readings)")
-    print(f"  ... a complete Reading at every beat (LF/HF every 10 s):    {full * 1e6:8.1f} us"
-          f"  -> {theirs / full:5.0f} x faster ({n_full} readings)")
+    print(
+        f"                                                              {beat_only * 1e6:8.1f} us"
+        f"  -> {theirs / beat_only:5.0f} x faster (goal >= 200 x)"
+    )
+    print(
+        f"  ... plus a complete Reading with LF/HF every 10 s, amortised:{amortised * 1e6:8.1f} us"
+        f"  -> {theirs / amortised:5.0f} x faster ({n_default} readings)"
+    )
+    print(
+        f"  ... a complete Reading at every beat (LF/HF every 10 s):    {full * 1e6:8.1f} us"
+        f"  -> {theirs / full:5.0f} x faster ({n_full} readings)"
+    )
     print(f"  24 h through the core, LF/HF every 10 s:       {t_core:8.2f} s   ({n24} readings; goal <= 3 s)")
     print(f"  ... as a file (Pipeline.feed_many in chunks):   {t_file:8.2f} s")
     print(f"  reading the 24 h file:                          {t_read:8.2f} s")
@@ -110,8 +116,10 @@ def main() -> None:
 def lf_hf_paths(t: np.ndarray, rr: np.ndarray, repeats: int = 3) -> None:
     """4. CPU per window of LF/HF and of its spline samples, one window at a time vs chunks."""
     ends = np.arange(t[0] + 300.0, t[-1], 10.0)
-    spans = [(int(np.searchsorted(t, e - 300.0, side="right")), int(np.searchsorted(t, e, side="right")))
-             for e in ends]
+    spans = [
+        (int(np.searchsorted(t, e - 300.0, side="right")), int(np.searchsorted(t, e, side="right")))
+        for e in ends
+    ]
     chunks: list[list[tuple[int, int]]] = [[]]
     for span in spans:  # the windows of ~CHUNK_EVENTS beats, as feed_many meets them
         if chunks[-1] and span[1] - chunks[-1][0][0] > CHUNK_EVENTS:
@@ -147,7 +155,9 @@ def lf_hf_paths(t: np.ndarray, rr: np.ndarray, repeats: int = 3) -> None:
     print(f"  LF/HF of the 24 h windows ({len(spans)} windows, every 10 s), CPU per window:")
     for name, one, many in (("LF/HF", one_lf_hf, many_lf_hf), ("its spline samples", one_grid, many_grids)):
         a, b = cpu(one), cpu(many)
-        print(f"    {name:19s} one at a time {a * 1e6:6.0f} us, per chunk {b * 1e6:6.0f} us  -> {a / b:4.1f} x")
+        print(
+            f"    {name:19s} one at a time {a * 1e6:6.0f} us, per chunk {b * 1e6:6.0f} us  -> {a / b:4.1f} x"
+        )
 
 
 if __name__ == "__main__":

@@ -73,10 +73,18 @@ CHILD = textwrap.dedent(
 def wearers(broker, n: int, seconds: float, tmp: Path) -> dict:
     cfg = tmp / f"w{n}.toml"
     people = "".join(f'[[people]]\nname = "p{k}"\n' for k in range(n))
-    cfg.write_text(f'[state]\ndirectory = "{tmp / f"state{n}"}"\n'
-                   f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\nclient_id = "bench{n}"\n{people}')
-    out = subprocess.run([sys.executable, "-c", CHILD, str(n), str(seconds), str(cfg)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=seconds * 3 + 600, check=True)
+    cfg.write_text(
+        f'[state]\ndirectory = "{tmp / f"state{n}"}"\n'
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\nclient_id = "bench{n}"\n{people}'
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(n), str(seconds), str(cfg)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=seconds * 3 + 600,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -87,9 +95,11 @@ def ble_latency(broker, tmp: Path, seconds: float) -> list[float]:
 
     address = "A0:9E:1A:00:00:42"
     cfg = tmp / "ble.toml"
-    cfg.write_text(f'[processing]\nstep_s = 1\n[state]\ndirectory = "{tmp / "ble-state"}"\n'
-                   f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\nclient_id = "bench-ble"\n'
-                   f'[[devices]]\nperson = "ann"\naddress = "{address}"\n')
+    cfg.write_text(
+        f'[processing]\nstep_s = 1\n[state]\ndirectory = "{tmp / "ble-state"}"\n'
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\nclient_id = "bench-ble"\n'
+        f'[[devices]]\nperson = "ann"\naddress = "{address}"\n'
+    )
     arrivals: queue.Queue = queue.Queue()
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     sub.on_message = lambda c, u, m: arrivals.put(time.monotonic())
@@ -104,9 +114,17 @@ def ble_latency(broker, tmp: Path, seconds: float) -> list[float]:
         await bluez.start()
         strap = bluez.add(FakeStrap(address, "Polar H10 42", [800 + (i * 29) % 70 for i in range(64)]))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run", "--quiet", cwd=ROOT,
+            sys.executable,
+            "-m",
+            "stresswatch.cli",
+            "--config",
+            str(cfg),
+            "run",
+            "--quiet",
+            cwd=ROOT,
             env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         t_end = time.monotonic() + seconds
         while time.monotonic() < t_end:
@@ -145,8 +163,10 @@ def main() -> None:
         broker = servers.mosquitto(tmp / "mosquitto").start()
         try:
             print(f"service loop, simulated wearers at the physical rate, {args.seconds:g} s each, MQTT on")
-            print(f"{'wearers':>8} {'CPU % of a core':>16} {'CPU-s per wearer-hour':>22} {'peak RSS MB':>12} "
-                  f"{'readings':>9}")
+            print(
+                f"{'wearers':>8} {'CPU % of a core':>16} {'CPU-s per wearer-hour':>22} {'peak RSS MB':>12} "
+                f"{'readings':>9}"
+            )
             rows = []
             for n in (int(x) for x in args.wearers.split(",")):
                 r = wearers(broker, n, args.seconds, tmp)
@@ -157,12 +177,16 @@ def main() -> None:
                 print(f"{n:>8} {pct:>16.2f} {per_hour:>22.3f} {rss:>12.1f} {r['readings']:>9}")
             # Each child also holds its wearers' replayed beats (at most 3.5 per second of the run each).
             for (n0, rss0), (n1, rss1) in itertools.pairwise(rows):
-                print(f"peak RSS per added wearer, {n0} -> {n1} wearers: {1024 * (rss1 - rss0) / (n1 - n0):.0f} kB")
+                print(
+                    f"peak RSS per added wearer, {n0} -> {n1} wearers: {1024 * (rss1 - rss0) / (n1 - n0):.0f} kB"
+                )
             lat = sorted(ble_latency(broker, tmp, min(args.seconds, 60.0)))
             if lat:
                 p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-                print(f"\nBLE notification (fake BlueZ) -> MQTT state at a subscriber: {len(lat)} samples, "
-                      f"median {1000 * statistics.median(lat):.1f} ms, p99 {1000 * p99:.1f} ms")
+                print(
+                    f"\nBLE notification (fake BlueZ) -> MQTT state at a subscriber: {len(lat)} samples, "
+                    f"median {1000 * statistics.median(lat):.1f} ms, p99 {1000 * p99:.1f} ms"
+                )
             else:
                 print("\nBLE latency: no state message followed a notification within 1 s")
         finally:

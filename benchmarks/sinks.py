@@ -61,8 +61,31 @@ def mqtt_latency(tmp: Path, n: int = 2000) -> tuple[float, float, float]:
         sink.start()
         sink.connected.wait(10)
         time.sleep(0.5)
-        base = Reading("me", 0.0, 300.0, 300, 900.0, 66.7, 42.0, 3.7, 50.0, 20.0, 45.0, 29.7, 60.0, 90.0, 9.5,
-                       0.1, -0.2, 1.1, 0.0, "rest", 40.0, "neutral", 1.0)
+        base = Reading(
+            "me",
+            0.0,
+            300.0,
+            300,
+            900.0,
+            66.7,
+            42.0,
+            3.7,
+            50.0,
+            20.0,
+            45.0,
+            29.7,
+            60.0,
+            90.0,
+            9.5,
+            0.1,
+            -0.2,
+            1.1,
+            0.0,
+            "rest",
+            40.0,
+            "neutral",
+            1.0,
+        )
         for i in range(n):
             r = replace(base, time=1_800_000_000.0 + i)
             sent[r.time] = time.perf_counter()
@@ -141,10 +164,14 @@ def main() -> None:
         ours, bare = mqtt_prompt_throughput(Path(a))
         enq, dlv = vm_throughput(Path(b))
     print("stresswatch sinks benchmark (loopback, this machine)")
-    print(f"  Reading -> MQTT state message at a subscriber: median {p50:.2f} ms, p99 {p99:.2f} ms "
-          f"(goal p99 <= 20 ms; {100 * received:.0f} % received)")
-    print(f"  QoS 1 prompts until acknowledged: sink {ours:,.0f} /s, bare paho {bare:,.0f} /s "
-          f"(sink/bare {ours / bare:.2f})")
+    print(
+        f"  Reading -> MQTT state message at a subscriber: median {p50:.2f} ms, p99 {p99:.2f} ms "
+        f"(goal p99 <= 20 ms; {100 * received:.0f} % received)"
+    )
+    print(
+        f"  QoS 1 prompts until acknowledged: sink {ours:,.0f} /s, bare paho {bare:,.0f} /s "
+        f"(sink/bare {ours / bare:.2f})"
+    )
     print(f"  InfluxDB points into the outbox (SQLite, batches of 1000): {enq:,.0f} points/s")
     print(f"  outbox -> VictoriaMetrics via influxdb-client, batches of 5000: {dlv:,.0f} points/s")
 

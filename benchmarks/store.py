@@ -83,11 +83,17 @@ def main() -> None:
         size_mb = (Path(tmp) / "state.db").stat().st_size / 1e6
         store.close()
     ref_below, ref_bound = results[0][1], results[0][2]
-    print(f"outbox enqueue, one beat point per call (median of {args.calls} calls); database {size_mb:.0f} MB at the end")
-    print(f"{'rows':>10} {'below bound us':>15} {'ratio':>6} {'at bound us':>12} {'ratio':>6} {'COUNT(*) us (old check)':>24}")
+    print(
+        f"outbox enqueue, one beat point per call (median of {args.calls} calls); database {size_mb:.0f} MB at the end"
+    )
+    print(
+        f"{'rows':>10} {'below bound us':>15} {'ratio':>6} {'at bound us':>12} {'ratio':>6} {'COUNT(*) us (old check)':>24}"
+    )
     for size, below, at_bound, count in results:
-        print(f"{size:>10,} {below:>15.1f} {below / ref_below:>6.2f} {at_bound:>12.1f} {at_bound / ref_bound:>6.2f} "
-              f"{count:>24.0f}")
+        print(
+            f"{size:>10,} {below:>15.1f} {below / ref_below:>6.2f} {at_bound:>12.1f} {at_bound / ref_bound:>6.2f} "
+            f"{count:>24.0f}"
+        )
 
 
 if __name__ == "__main__":

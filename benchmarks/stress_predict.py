@@ -128,8 +128,13 @@ class Result:
         return [r for n in names for r in self.readings.get(n, [])]
 
 
-def run_subject(root: Path, subject: str, phases: dict[str, tuple[float, float]], established: bool,
-                variant: dict | None = None) -> Result:
+def run_subject(
+    root: Path,
+    subject: str,
+    phases: dict[str, tuple[float, float]],
+    established: bool,
+    variant: dict | None = None,
+) -> Result:
     rec = read_recording(root / subject / "IBI.csv", "ibi", person=subject)
     cfg = configuration.load(None)
     model = cfg.person(subject).model() if _has_person(cfg, subject) else cfg.people[0].model()
@@ -208,8 +213,10 @@ def _median(vals: list[float | None]) -> float | None:
 
 def report(results: list[Result], mode: str, relax_names: tuple[str, ...] = RELAX) -> None:
     print(f"\n== {mode}; relax = {', '.join(relax_names)} ==")
-    print("subject  task relax | labelled  null(quality, active, gated) | AUC score   HR -lnRMSSD | "
-          "stressed% task relax")
+    print(
+        "subject  task relax | labelled  null(quality, active, gated) | AUC score   HR -lnRMSSD | "
+        "stressed% task relax"
+    )
     rows: list[Figures] = []
     for res in results:
         task, relax = res.cls(TASKS), res.cls(relax_names)
@@ -217,31 +224,41 @@ def report(results: list[Result], mode: str, relax_names: tuple[str, ...] = RELA
         rows.append(f)
         labelled = len(res.cls(TASKS)) + len(res.cls(RELAX))
         null = sum(res.nulls.values())
-        print(f"{res.subject:7s} {f.n_task:5d} {f.n_relax:5d} | {labelled:8d} {null:5d} ({res.nulls['quality']:4d}, "
-              f"{res.nulls['active']:4d}, {res.nulls['gated']:4d}) | {_fmt(f.auc_score)} {_fmt(f.auc_hr)} "
-              f"{_fmt(f.auc_ln)}    | {_fmt(f.stressed_task, True)} {_fmt(f.stressed_relax, True)}")
+        print(
+            f"{res.subject:7s} {f.n_task:5d} {f.n_relax:5d} | {labelled:8d} {null:5d} ({res.nulls['quality']:4d}, "
+            f"{res.nulls['active']:4d}, {res.nulls['gated']:4d}) | {_fmt(f.auc_score)} {_fmt(f.auc_hr)} "
+            f"{_fmt(f.auc_ln)}    | {_fmt(f.stressed_task, True)} {_fmt(f.stressed_relax, True)}"
+        )
     ok = [f for f in rows if f.scorable]
     labelled = sum(len(r.cls(TASKS)) + len(r.cls(RELAX)) for r in results)
     nulls = sum(sum(r.nulls.values()) for r in results)
-    print(f"scorable subjects: {len(ok)} of {len(rows)}; null scores {nulls} of {labelled} task and relax1-3 "
-          "readings")
-    print(f"median   {'':11s} | {'':30s} | {_fmt(_median([f.auc_score for f in ok]), digits=3)} "
-          f"{_fmt(_median([f.auc_hr for f in ok]), digits=3)} {_fmt(_median([f.auc_ln for f in ok]), digits=3)}  | "
-          f"{_fmt(_median([f.stressed_task for f in ok]), True)} {_fmt(_median([f.stressed_relax for f in ok]), True)}")
+    print(
+        f"scorable subjects: {len(ok)} of {len(rows)}; null scores {nulls} of {labelled} task and relax1-3 "
+        "readings"
+    )
+    print(
+        f"median   {'':11s} | {'':30s} | {_fmt(_median([f.auc_score for f in ok]), digits=3)} "
+        f"{_fmt(_median([f.auc_hr for f in ok]), digits=3)} {_fmt(_median([f.auc_ln for f in ok]), digits=3)}  | "
+        f"{_fmt(_median([f.stressed_task for f in ok]), True)} {_fmt(_median([f.stressed_relax for f in ok]), True)}"
+    )
     worse = sum(f.auc_score < f.auc_hr for f in ok)
     print(f"score AUC below HR-alone AUC in {worse} of {len(ok)} scorable subjects")
     relax = [r for res in results for r in res.cls(relax_names) if r.stress_score is not None]
     if relax:
-        print(f"stressed in relax, all scored relax readings pooled: {100 * sum(r.state == 'stressed' for r in relax) / len(relax):.1f} %"
-              f" of {len(relax)}")
+        print(
+            f"stressed in relax, all scored relax readings pooled: {100 * sum(r.state == 'stressed' for r in relax) / len(relax):.1f} %"
+            f" of {len(relax)}"
+        )
     print("per task (that task's readings vs all relax readings; medians over scorable subjects):")
     print("task              subjects | AUC score   HR -lnRMSSD | stressed% task")
     for task_name in TASKS:
         fs = [figures(res.cls((task_name,)), res.cls(relax_names)) for res in results]
         fs = [f for f in fs if f.scorable]
-        print(f"{task_name:17s} {len(fs):8d} | {_fmt(_median([f.auc_score for f in fs]))} "
-              f"{_fmt(_median([f.auc_hr for f in fs]))} {_fmt(_median([f.auc_ln for f in fs]))}    | "
-              f"{_fmt(_median([f.stressed_task for f in fs]), True)}")
+        print(
+            f"{task_name:17s} {len(fs):8d} | {_fmt(_median([f.auc_score for f in fs]))} "
+            f"{_fmt(_median([f.auc_hr for f in fs]))} {_fmt(_median([f.auc_ln for f in fs]))}    | "
+            f"{_fmt(_median([f.stressed_task for f in fs]), True)}"
+        )
 
 
 def acute_prompts(results: list[Result], phases: dict[str, dict[str, tuple[float, float]]]) -> None:
@@ -258,11 +275,17 @@ def acute_prompts(results: list[Result], phases: dict[str, dict[str, tuple[float
     from alerts.prompt import Prompt
     from alerts.settings import AlertSettings
 
-    for title, settings in (("defaults: >= 10 of the last 15 min", AlertSettings()),
-                            ("sensitivity, not the default: >= 5 of the last 10 min",
-                             AlertSettings(acute_n_min=5.0, acute_m_min=10.0))):
+    for title, settings in (
+        ("defaults: >= 10 of the last 15 min", AlertSettings()),
+        (
+            "sensitivity, not the default: >= 5 of the last 10 min",
+            AlertSettings(acute_n_min=5.0, acute_m_min=10.0),
+        ),
+    ):
         print(f"\nAcute prompts, established user ({title} stressed at rest)")
-        print(f"{'subject':8s} {'most stressed min in 15':>24s}  {'fired in task':28s} {'fired in relax':16s} first sent")
+        print(
+            f"{'subject':8s} {'most stressed min in 15':>24s}  {'fired in task':28s} {'fired in relax':16s} first sent"
+        )
         good = judged = 0
         for res in results:
             engine = AlertEngine(res.subject, settings)
@@ -273,15 +296,19 @@ def acute_prompts(results: list[Result], phases: dict[str, dict[str, tuple[float
                         fired.append((out.time, "sent"))
                     elif isinstance(out, Decision) and out.what == "suppressed":
                         fired.append((out.time, "held"))
-            where = [(next((n for n, (a, b) in phases[res.subject].items() if a <= t <= b), "between"), how)
-                     for t, how in fired]
+            where = [
+                (next((n for n, (a, b) in phases[res.subject].items() if a <= t <= b), "between"), how)
+                for t, how in fired
+            ]
             in_task = sorted({n for n, _ in where if n in TASKS})
             in_relax = sorted({n for n, _ in where if n in RELAX})
             first = next((n for n, how in where if how == "sent"), "-")
             judged += 1
             good += bool(in_task) and not in_relax
-            print(f"{res.subject:8s} {_most_stressed_minutes(res.stream):>24.1f}  {', '.join(in_task) or '-':28s} "
-                  f"{', '.join(in_relax) or '-':16s} {first}")
+            print(
+                f"{res.subject:8s} {_most_stressed_minutes(res.stream):>24.1f}  {', '.join(in_task) or '-':28s} "
+                f"{', '.join(in_relax) or '-':16s} {first}"
+            )
         print(f"subjects with a firing in a task and none in relax: {good} of {judged}")
 
 
@@ -323,9 +350,13 @@ class HrvVariant(StressModel):
 
 
 HR_ONLY = {"rule": "lin", "w": 0.0, "smooth_s": 0.0, "q": 0}
-VARIANTS = [HR_ONLY] + [{"rule": rule, "w": w, "smooth_s": sm, "q": q}
-                        for rule in ("lin", "agree") for w in (0.3, 0.5, 0.7)
-                        for sm in (0.0, 300.0, 600.0) for q in (0, 4)]
+VARIANTS = [HR_ONLY] + [
+    {"rule": rule, "w": w, "smooth_s": sm, "q": q}
+    for rule in ("lin", "agree")
+    for w in (0.3, 0.5, 0.7)
+    for sm in (0.0, 300.0, 600.0)
+    for q in (0, 4)
+]
 
 
 def hrv_variants(root: Path, subjects: list[str], phases: dict[str, dict[str, tuple[float, float]]]) -> None:
@@ -348,30 +379,41 @@ def hrv_variants(root: Path, subjects: list[str], phases: dict[str, dict[str, tu
                 ok = [f for f in per.values() if f.scorable]
                 st_task = _median([f.stressed_task for f in ok])
                 st_relax = _median([f.stressed_relax for f in ok])
-        print(f"{v['rule']:6s} {v['w']:3.1f} {v['smooth_s']:9.0f} {v['q']:2d} | "
-              f"{_fmt(_median(list(aucs[i]['new'].values())), digits=3)} "
-              f"{_fmt(_median(list(aucs[i]['est'].values())), digits=3)} | "
-              f"{_fmt(st_task, True)} {_fmt(st_relax, True)}", flush=True)
+        print(
+            f"{v['rule']:6s} {v['w']:3.1f} {v['smooth_s']:9.0f} {v['q']:2d} | "
+            f"{_fmt(_median(list(aucs[i]['new'].values())), digits=3)} "
+            f"{_fmt(_median(list(aucs[i]['est'].values())), digits=3)} | "
+            f"{_fmt(st_task, True)} {_fmt(st_relax, True)}",
+            flush=True,
+        )
     scored = sorted(aucs[0]["new"])
     for mode in ("new", "est"):
         held, picks = {}, Counter()
         for out in scored:
+
             def crit(i: int, out: str = out) -> float:
-                return sum(statistics.median(a for s, a in aucs[i][m].items() if s != out) for m in ("new", "est"))
+                return sum(
+                    statistics.median(a for s, a in aucs[i][m].items() if s != out) for m in ("new", "est")
+                )
+
             best = max(aucs, key=crit)
             picks[best] += 1
             held[out] = aucs[best][mode][out]
         base = aucs[0][mode]
         better = sum(held[s] > base[s] + 1e-9 for s in scored)
         worse = sum(held[s] < base[s] - 1e-9 for s in scored)
-        print(f"leave-one-subject-out, {mode}: held-out median AUC {statistics.median(held.values()):.3f} "
-              f"vs HR only {statistics.median(base.values()):.3f}; better in {better}, worse in {worse} of "
-              f"{len(scored)}; mean difference {statistics.mean(held[s] - base[s] for s in scored):+.4f}")
+        print(
+            f"leave-one-subject-out, {mode}: held-out median AUC {statistics.median(held.values()):.3f} "
+            f"vs HR only {statistics.median(base.values()):.3f}; better in {better}, worse in {worse} of "
+            f"{len(scored)}; mean difference {statistics.mean(held[s] - base[s] for s in scored):+.4f}"
+        )
         for i, n in picks.most_common():
             print(f"   picked in {n:2d} folds: {VARIANTS[i]}")
 
 
-def respiration_hz(times: list[float], rrs: list[float], paired: list[bool], min_run_s: float) -> float | None:
+def respiration_hz(
+    times: list[float], rrs: list[float], paired: list[bool], min_run_s: float
+) -> float | None:
     """Breathing rate (Hz) as the highest peak of the RR spectrum in 0.10-0.50 Hz (6-30 breaths
     per minute), from the last gap-free run of beats if it spans >= min_run_s (the spectral
     RSA method of Schafer & Kratky 2008, Ann Biomed Eng 36:476, doi:10.1007/s10439-007-9428-1):
@@ -411,8 +453,10 @@ def respiration(root: Path, subjects: list[str], phases: dict[str, dict[str, tup
                     f = respiration_hz(times.tolist(), rrs.tolist(), paired.tolist(), min_run)
                     estimated += f is not None
                     edge += f is not None and f < 0.12
-        print(f"gap-free run >= {min_run:.0f} s: an estimate for {estimated} of {total} labelled readings, "
-              f"{edge} of them at the 0.10-0.12 Hz band edge")
+        print(
+            f"gap-free run >= {min_run:.0f} s: an estimate for {estimated} of {total} labelled readings, "
+            f"{edge} of them at the 0.10-0.12 Hz band edge"
+        )
 
 
 def _subject(text: str) -> str:
@@ -423,9 +467,14 @@ def _subject(text: str) -> str:
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("subjects", nargs="*", metavar="SUBJECT", type=_subject, help="subjects to run (default: S01-S17)")
-    ap.add_argument("--hrv-variants", action="store_true",
-                    help="the lnRMSSD-term search and the respiration check instead")
+    ap.add_argument(
+        "subjects", nargs="*", metavar="SUBJECT", type=_subject, help="subjects to run (default: S01-S17)"
+    )
+    ap.add_argument(
+        "--hrv-variants",
+        action="store_true",
+        help="the lnRMSSD-term search and the respiration check instead",
+    )
     args = ap.parse_args()
     root = reference_data("stress/stress_predict/time_logs.csv") / "stress/stress_predict"
     subjects = args.subjects or SUBJECTS
@@ -434,9 +483,14 @@ def main() -> None:
         hrv_variants(root, subjects, phases)
         respiration(root, subjects, phases)
         return
-    print(f"Stress-Predict (Iqbal et al. 2022), subjects {subjects[0]}-{subjects[-1]}: "
-          f"task = {', '.join(TASKS)}; relax = the three relax phases; reading labelled by its last {LABEL_S:.0f} s")
-    for mode, established in (("new user (no prior data)", False), ("established user (calibrated on own baseline phase)", True)):
+    print(
+        f"Stress-Predict (Iqbal et al. 2022), subjects {subjects[0]}-{subjects[-1]}: "
+        f"task = {', '.join(TASKS)}; relax = the three relax phases; reading labelled by its last {LABEL_S:.0f} s"
+    )
+    for mode, established in (
+        ("new user (no prior data)", False),
+        ("established user (calibrated on own baseline phase)", True),
+    ):
         results = [run_subject(root, s, phases[s], established) for s in subjects]
         report(results, mode)
         report(results, mode, RELAX_AND_BASELINE)

@@ -97,7 +97,9 @@ class BeatTimer:
     _held: list[HeartRate] = field(default_factory=list)
     _last_hr_t: float | None = None  # the last `HeartRate` sent since the last RR interval
 
-    def notification(self, arrival: float, m: HeartRateMeasurement, monotonic: float | None = None) -> list[Event]:
+    def notification(
+        self, arrival: float, m: HeartRateMeasurement, monotonic: float | None = None
+    ) -> list[Event]:
         """Events for one notification that arrived at `arrival` (unix seconds, wall clock) and at
         `monotonic` (the same moment on a clock that never steps, e.g. time.monotonic()). Without
         `monotonic` the wall clock is taken not to step (a recording's times)."""
@@ -122,7 +124,9 @@ class BeatTimer:
         rr_s = [r / 1024.0 for r in raw]
         if self._in_gap_since is not None:
             times = self._anchored(arrival, rr_s, not_before=self._last_t)
-            out.append(Gap(self.person, self.device, self._in_gap_since, times[0] - rr_s[0], "no contact or no data"))
+            out.append(
+                Gap(self.person, self.device, self._in_gap_since, times[0] - rr_s[0], "no contact or no data")
+            )
             self.counts.gaps += 1
             self._in_gap_since = None
         elif self._last_t is None:
@@ -144,7 +148,9 @@ class BeatTimer:
                 self.counts.missing += max(1, round(missing_s / (sum(rr_s) / len(rr_s))))
                 self.counts.gaps += 1
                 times = self._anchored(arrival, rr_s)
-                out.append(Gap(self.person, self.device, self._last_t, times[0] - rr_s[0], "missing intervals"))
+                out.append(
+                    Gap(self.person, self.device, self._last_t, times[0] - rr_s[0], "missing intervals")
+                )
             else:
                 # Consistent: chain, nudged toward the arrival clock against long-term drift.
                 error = (arrival - self.latency_s) - chain_end
@@ -155,8 +161,18 @@ class BeatTimer:
                     times.append(t)
                 times = [x + shift for x in times]
         for t, r in zip(times, raw):
-            out.append(Beat(self.person, self.device, t, r * 1000.0 / 1024.0, hr_bpm=float(m.hr_bpm),
-                            contact=m.contact == "supported_detected" or None, energy_kj=m.energy_kj, source="ble"))
+            out.append(
+                Beat(
+                    self.person,
+                    self.device,
+                    t,
+                    r * 1000.0 / 1024.0,
+                    hr_bpm=float(m.hr_bpm),
+                    contact=m.contact == "supported_detected" or None,
+                    energy_kj=m.energy_kj,
+                    source="ble",
+                )
+            )
         self.counts.beats += len(times)
         self._last_t = times[-1]
         self._prev_raw = raw
@@ -209,8 +225,15 @@ class BeatTimer:
         self.counts.hr_only += 1
         if not MIN_HR_BPM <= m.hr_bpm <= MAX_HR_BPM:
             return []  # no measurement (0 while not worn)
-        sample = HeartRate(self.person, self.device, arrival - self.latency_s, float(m.hr_bpm),
-                           contact=m.contact == "supported_detected" or None, energy_kj=m.energy_kj, source="ble")
+        sample = HeartRate(
+            self.person,
+            self.device,
+            arrival - self.latency_s,
+            float(m.hr_bpm),
+            contact=m.contact == "supported_detected" or None,
+            energy_kj=m.energy_kj,
+            source="ble",
+        )
         if self.sends_rr is False:
             self._last_hr_t = sample.t
             return [sample]

@@ -82,8 +82,11 @@ INFO_CHARS = {
     "firmware": "00002a26-0000-1000-8000-00805f9b34fb",
 }
 # Names of wearables that may not list 0x180D (or a foot pod 0x1814) in their advertisement.
-KNOWN_NAMES = re.compile(r"polar|h10|h9|h7|verity|tickr|wahoo|hrm|garmin|coospo|heart|magene|moofit|suunto|decathlon"
-                         r"|stryd|stride|foot ?pod", re.IGNORECASE)
+KNOWN_NAMES = re.compile(
+    r"polar|h10|h9|h7|verity|tickr|wahoo|hrm|garmin|coospo|heart|magene|moofit|suunto|decathlon"
+    r"|stryd|stride|foot ?pod",
+    re.IGNORECASE,
+)
 # A strap's repeating problem (a failed connect every 1-30 s of backoff, malformed payloads) at
 # most every 30 s per kind (ours): half LogLimit's minute, so that each reconnect at the longest
 # backoff is still said.
@@ -229,7 +232,9 @@ class StrapLink:
                 raise
             except Exception as exc:  # bleak, D-Bus and timeout errors all mean "try again"
                 self.counts.failed_connects += 1
-                self._log.warning("connect", "%s: connection failed: %s: %s", self.spec.label, type(exc).__name__, exc)
+                self._log.warning(
+                    "connect", "%s: connection failed: %s: %s", self.spec.label, type(exc).__name__, exc
+                )
             finally:
                 _IN_USE.discard(address)
             self.streaming.clear()
@@ -276,8 +281,13 @@ class StrapLink:
         from bleak import BleakClient
 
         self.counts.left_connected += 1
-        self._log.warning("left-connected", "%s: found %s already connected in BlueZ (left by a previous run?); "
-                          "disconnecting and reconnecting", self.spec.label, device.address)
+        self._log.warning(
+            "left-connected",
+            "%s: found %s already connected in BlueZ (left by a previous run?); "
+            "disconnecting and reconnecting",
+            self.spec.label,
+            device.address,
+        )
         client = BleakClient(device, timeout=self.connect_timeout_s, **_bluez(self.adapter))
         try:
             await client.connect()  # attaches: bleak does not call Connect for a connected device
@@ -285,16 +295,26 @@ class StrapLink:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001  (any bleak, D-Bus or timeout error: the session still tries)
-            self._log.warning("left-connected-failed", "%s: could not disconnect %s (%s: %s); using its connection",
-                              self.spec.label, device.address, type(exc).__name__, exc)
+            self._log.warning(
+                "left-connected-failed",
+                "%s: could not disconnect %s (%s: %s); using its connection",
+                self.spec.label,
+                device.address,
+                type(exc).__name__,
+                exc,
+            )
 
     async def _session(self, device, stop: asyncio.Event) -> bool:
         """One connection; returns True when it streamed at least one notification."""
         from bleak import BleakClient
 
         disconnected = asyncio.Event()
-        client = BleakClient(device, disconnected_callback=lambda c: disconnected.set(),
-                             timeout=self.connect_timeout_s, **_bluez(self.adapter))
+        client = BleakClient(
+            device,
+            disconnected_callback=lambda c: disconnected.set(),
+            timeout=self.connect_timeout_s,
+            **_bluez(self.adapter),
+        )
         await client.connect()
         self.counts.connects += 1
         control: _ControlPoint | None = None
@@ -325,7 +345,9 @@ class StrapLink:
                     streamed = True
                 if time.monotonic() - self._last_note > self.watchdog_s:
                     self.counts.watchdog += 1
-                    self._log.warning("watchdog", "%s: no data for %.0f s; reconnecting", self.spec.label, self.watchdog_s)
+                    self._log.warning(
+                        "watchdog", "%s: no data for %.0f s; reconnecting", self.spec.label, self.watchdog_s
+                    )
                     break
                 if time.monotonic() >= next_battery:
                     next_battery = time.monotonic() + self.battery_every_s
@@ -359,8 +381,9 @@ class StrapLink:
         start_sent = False
         try:
             try:
-                types = pmd.supported_types(await asyncio.wait_for(client.read_gatt_char(pmd.PMD_CONTROL),
-                                                                   PMD_ANSWER_S))
+                types = pmd.supported_types(
+                    await asyncio.wait_for(client.read_gatt_char(pmd.PMD_CONTROL), PMD_ANSWER_S)
+                )
             except pmd.PmdError:
                 types = None  # a read this document does not describe: ask for the settings anyway
             if types is not None and pmd.ACC not in types:
@@ -378,7 +401,10 @@ class StrapLink:
             answer = await control.request(pmd.start_command(chosen))
             if answer.status == pmd.Status.ALREADY_IN_STATE:
                 # Left streaming by a connection that was lost: stop it and start with our settings.
-                log.info("%s: the accelerometer was still streaming from an earlier connection; restarting it", label)
+                log.info(
+                    "%s: the accelerometer was still streaming from an earlier connection; restarting it",
+                    label,
+                )
                 await control.request(pmd.stop_command())
                 answer = await control.request(pmd.start_command(chosen))
             if not answer.ok:
@@ -386,7 +412,11 @@ class StrapLink:
                 return None
         except Exception as exc:  # noqa: BLE001 -- no answer, bytes not as documented, bleak or D-Bus errors
             self.counts.acc_refused += 1
-            why = "no answer from the strap" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            why = (
+                "no answer from the strap"
+                if isinstance(exc, TimeoutError)
+                else f"{type(exc).__name__}: {exc}"
+            )
             log.warning("%s: accelerometer not started (%s); heart rate goes on without motion", label, why)
             # A start may have reached the strap without its answer reaching us: stop it at the end.
             return control if start_sent else None
@@ -400,14 +430,19 @@ class StrapLink:
 
     def _acc_refused(self, answer: pmd.Response) -> None:
         self.counts.acc_refused += 1
-        log.warning("%s: the strap refused the accelerometer (%s); heart rate goes on without motion",
-                    self.spec.label, answer.describe())
+        log.warning(
+            "%s: the strap refused the accelerometer (%s); heart rate goes on without motion",
+            self.spec.label,
+            answer.describe(),
+        )
 
     async def _stop_acc(self, control: _ControlPoint) -> None:
         try:
             answer = await control.request(pmd.stop_command(), timeout=PMD_STOP_S)
         except Exception as exc:  # noqa: BLE001 -- bleak, D-Bus or a timeout: the link is going anyway
-            log.warning("%s: could not stop the accelerometer: %s: %s", self.spec.label, type(exc).__name__, exc)
+            log.warning(
+                "%s: could not stop the accelerometer: %s: %s", self.spec.label, type(exc).__name__, exc
+            )
             return
         if answer.ok:
             log.info("%s: accelerometer stopped", self.spec.label)
@@ -415,7 +450,9 @@ class StrapLink:
             log.debug("%s: the accelerometer was not streaming", self.spec.label)
         else:
             self.counts.acc_refused += 1
-            log.warning("%s: the strap refused to stop the accelerometer (%s)", self.spec.label, answer.describe())
+            log.warning(
+                "%s: the strap refused to stop the accelerometer (%s)", self.spec.label, answer.describe()
+            )
 
     def _on_pmd_data(self, _char, data: bytearray) -> None:
         try:
@@ -435,8 +472,19 @@ class StrapLink:
             if self._acc_offset is None or abs(last + self._acc_offset - now) > ACC_CLOCK_SLACK_S:
                 self._acc_offset = now - last
             offset = self._acc_offset
-            self.emit([Acceleration(self.spec.person, self.spec.label, tuple(ns * 1e-9 + offset for ns in frame.t_ns),
-                                    frame.x, frame.y, frame.z, source="pmd")])
+            self.emit(
+                [
+                    Acceleration(
+                        self.spec.person,
+                        self.spec.label,
+                        tuple(ns * 1e-9 + offset for ns in frame.t_ns),
+                        frame.x,
+                        frame.y,
+                        frame.z,
+                        source="pmd",
+                    )
+                ]
+            )
         except Exception:
             self.counts.callback_errors += 1
             log.exception("%s: error handling an accelerometer frame", self.spec.label)
@@ -450,11 +498,20 @@ class StrapLink:
                 m = rsc.parse(data)
             except rsc.MalformedRsc as exc:
                 self.counts.rsc_malformed += 1
-                self._log.warning("rsc", "%s: malformed running speed and cadence payload %s: %s",
-                                  self.spec.label, bytes(data).hex(" "), exc)
+                self._log.warning(
+                    "rsc",
+                    "%s: malformed running speed and cadence payload %s: %s",
+                    self.spec.label,
+                    bytes(data).hex(" "),
+                    exc,
+                )
                 return
             now = self.clock()
-            span = RSC_MAX_SPAN_S if self._rsc_last is None else min(RSC_MAX_SPAN_S, max(0.0, now - self._rsc_last))
+            span = (
+                RSC_MAX_SPAN_S
+                if self._rsc_last is None
+                else min(RSC_MAX_SPAN_S, max(0.0, now - self._rsc_last))
+            )
             self._rsc_last = now
             self.emit([rsc.motion(m, self.spec.person, self.spec.label, now, span)])
         except Exception:
@@ -481,10 +538,16 @@ class StrapLink:
         was = self._sends_rr
         self._report(**self._link_status)
         if self._sends_rr is False:
-            self._log.warning("no_rr", "%s: the strap sends heart rate without RR intervals: heart rate is "
-                              "recorded, but HRV and the stress state are unavailable from it", self.spec.label)
+            self._log.warning(
+                "no_rr",
+                "%s: the strap sends heart rate without RR intervals: heart rate is "
+                "recorded, but HRV and the stress state are unavailable from it",
+                self.spec.label,
+            )
         elif was is False:
-            self._log.warning("no_rr", "%s: the strap sends RR intervals again", self.spec.label, level=logging.INFO)
+            self._log.warning(
+                "no_rr", "%s: the strap sends RR intervals again", self.spec.label, level=logging.INFO
+            )
 
     async def _read_info(self, client) -> dict:
         info = {}
@@ -512,18 +575,32 @@ class StrapLink:
                 m = parse(data)
             except MalformedMeasurement as exc:
                 self.counts.malformed += 1
-                self._log.warning("malformed", "%s: malformed heart rate payload %s: %s",
-                                  self.spec.label, bytes(data).hex(" "), exc)
+                self._log.warning(
+                    "malformed",
+                    "%s: malformed heart rate payload %s: %s",
+                    self.spec.label,
+                    bytes(data).hex(" "),
+                    exc,
+                )
                 return
             if m.malformed:
                 self.counts.malformed += 1
-                self._log.warning("malformed", "%s: heart rate payload %s has %d stray byte(s), %d impossible RR",
-                                  self.spec.label, bytes(data).hex(" "), m.trailing_bytes, len(m.rejected_rr))
+                self._log.warning(
+                    "malformed",
+                    "%s: heart rate payload %s has %d stray byte(s), %d impossible RR",
+                    self.spec.label,
+                    bytes(data).hex(" "),
+                    m.trailing_bytes,
+                    len(m.rejected_rr),
+                )
             steps = self.timer.counts.clock_steps
             events = self.timer.notification(self.clock(), m, self.monotonic())
             if self.timer.counts.clock_steps != steps:
-                log.warning("%s: the wall clock stepped %+.1f s; beat times follow it from here (a gap marks the step)",
-                            self.spec.label, self.timer.last_step_s)
+                log.warning(
+                    "%s: the wall clock stepped %+.1f s; beat times follow it from here (a gap marks the step)",
+                    self.spec.label,
+                    self.timer.last_step_s,
+                )
             if events:
                 self.emit(events)
             if self.timer.sends_rr is not self._sends_rr:
@@ -542,7 +619,9 @@ async def find_connected(spec: DeviceSpec, adapter: str | None = None, skip: Col
 
     bluetooth = await BleakAdapter.get(**_bluez(adapter))
     connected = await bluetooth.get_connected_devices([HR_SERVICE])
-    return next((d for d in connected if d.address.upper() not in skip and spec.matches(d.address, d.name)), None)
+    return next(
+        (d for d in connected if d.address.upper() not in skip and spec.matches(d.address, d.name)), None
+    )
 
 
 def _bluez(adapter: str | None) -> dict:
@@ -575,22 +654,35 @@ async def bluetooth_problem(adapter: str | None = None, timeout_s: float = 10.0)
     except (FileNotFoundError, ConnectionRefusedError):
         return f"no D-Bus system bus at {where}: install and start dbus (apt install dbus)"
     except Exception as exc:  # permissions, authentication, a bus that does not answer
-        return (f"cannot use the D-Bus system bus at {where} ({type(exc).__name__}: {exc}): "
-                "is dbus running (apt install dbus)?")
+        return (
+            f"cannot use the D-Bus system bus at {where} ({type(exc).__name__}: {exc}): "
+            "is dbus running (apt install dbus)?"
+        )
     try:
-        reply = await asyncio.wait_for(bus.call(Message(
-            destination="org.bluez", path="/", interface="org.freedesktop.DBus.ObjectManager",
-            member="GetManagedObjects")), timeout_s)
+        reply = await asyncio.wait_for(
+            bus.call(
+                Message(
+                    destination="org.bluez",
+                    path="/",
+                    interface="org.freedesktop.DBus.ObjectManager",
+                    member="GetManagedObjects",
+                )
+            ),
+            timeout_s,
+        )
     except TimeoutError:
         return "BlueZ (org.bluez) does not answer on the system bus: systemctl restart bluetooth"
     finally:
         bus.disconnect()
     if reply.message_type == MessageType.ERROR:
         if reply.error_name == "org.freedesktop.DBus.Error.AccessDenied":
-            return ("not allowed to talk to BlueZ on the system bus: sudo usermod -aG bluetooth $USER, "
-                    "then log in again")
-        return ("BlueZ (org.bluez) is not running on the system bus: "
-                "apt install bluez; systemctl start bluetooth")
+            return (
+                "not allowed to talk to BlueZ on the system bus: sudo usermod -aG bluetooth $USER, "
+                "then log in again"
+            )
+        return (
+            "BlueZ (org.bluez) is not running on the system bus: apt install bluez; systemctl start bluetooth"
+        )
     objects = reply.body[0]  # {path: {interface: properties}}
     adapters = sorted(path.rsplit("/", 1)[-1] for path, ifs in objects.items() if "org.bluez.Adapter1" in ifs)
     if adapter and adapter not in adapters:
@@ -642,7 +734,8 @@ async def scan(timeout_s: float = 8.0, details: bool = False, adapter: str | Non
                         hr: list[int] = []
                         got: list[bytes] = []
                         await client.start_notify(
-                            HR_MEASUREMENT, lambda c, d, hr=hr, got=got, link=link: _probe(link, hr, got, d))
+                            HR_MEASUREMENT, lambda c, d, hr=hr, got=got, link=link: _probe(link, hr, got, d)
+                        )
                         deadline = time.monotonic() + RR_PROBE_S
                         while time.monotonic() < deadline and link.timer.sends_rr is None:
                             await asyncio.sleep(0.2)
@@ -665,7 +758,9 @@ async def motion_offered(client) -> str:
         found.append("foot pod (RSC)")
     if services.get_characteristic(pmd.PMD_CONTROL) and services.get_characteristic(pmd.PMD_DATA):
         try:
-            types = pmd.supported_types(await asyncio.wait_for(client.read_gatt_char(pmd.PMD_CONTROL), PMD_ANSWER_S))
+            types = pmd.supported_types(
+                await asyncio.wait_for(client.read_gatt_char(pmd.PMD_CONTROL), PMD_ANSWER_S)
+            )
             if pmd.ACC in types:
                 control = _ControlPoint(client)
                 await client.start_notify(pmd.PMD_CONTROL, control.on_indication)

@@ -86,8 +86,14 @@ class RecordingStream:
     the file's `size` (bytes) read. Iterate once; raises RecordingError (file and line) on bad input.
     """
 
-    def __init__(self, path: str | Path, fmt: str = "auto", person: str = "me", device: str = "file",
-                 labels: list[tuple[str, str]] | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        fmt: str = "auto",
+        person: str = "me",
+        device: str = "file",
+        labels: list[tuple[str, str]] | None = None,
+    ):
         self.path = Path(path)
         if fmt not in FORMATS:
             raise RecordingError(path, None, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -150,7 +156,9 @@ def _lines(fh: typing.TextIO, path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text without its line break), refusing lines no RR format has."""
     for no, line in enumerate(iter(functools.partial(fh.readline, MAX_LINE_CHARS), ""), 1):
         if len(line) >= MAX_LINE_CHARS and not line.endswith("\n"):
-            raise RecordingError(path, no, f"line longer than {MAX_LINE_CHARS} characters: not an RR recording")
+            raise RecordingError(
+                path, no, f"line longer than {MAX_LINE_CHARS} characters: not an RR recording"
+            )
         yield no, line.rstrip("\r\n")
 
 
@@ -161,10 +169,16 @@ def _content(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
 
 def detect_format(text: str, path: str | Path = "<text>") -> str:
     """Guess the format from the start of a file: HRM section headers, CSV headers, IBI start row, numbers."""
-    first = next((ln.strip().lower() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+    first = next(
+        (ln.strip().lower() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), ""
+    )
     if _is_polar_acc_header(first):
-        raise RecordingError(path, 1, "a Polar Sensor Logger accelerometer export, not an RR recording: "
-                             "`stresswatch motion FILE` reads it")
+        raise RecordingError(
+            path,
+            1,
+            "a Polar Sensor Logger accelerometer export, not an RR recording: "
+            "`stresswatch motion FILE` reads it",
+        )
     if first.startswith("[params]") or "[hrdata]" in text.lower():
         return "hrm"
     if first.replace(" ", "") == "beat_time_s,rr_ms,label_prev,label_beat":
@@ -227,8 +241,9 @@ class _BeatBuilder:
         self.started = False
         self.last_clock: float | None = None
 
-    def add(self, rr_ms: float, line: int, clock_t: float | None = None, hr: float | None = None,
-            units: str = "") -> list[Event]:
+    def add(
+        self, rr_ms: float, line: int, clock_t: float | None = None, hr: float | None = None, units: str = ""
+    ) -> list[Event]:
         """The events of one beat; `units` says how the value's units were decided, for errors."""
         if not (0.0 < rr_ms <= MAX_RR_MS):
             raise RecordingError(
@@ -238,8 +253,10 @@ class _BeatBuilder:
         if clock_t is not None:
             if self.last_clock is not None and clock_t < self.last_clock:
                 raise RecordingError(
-                    self.path, line, f"time goes backwards: {clock_t:.3f} s is earlier than the previous "
-                    f"row's {self.last_clock:.3f} s"
+                    self.path,
+                    line,
+                    f"time goes backwards: {clock_t:.3f} s is earlier than the previous "
+                    f"row's {self.last_clock:.3f} s",
                 )
             self.last_clock = clock_t
             if not self.started:
@@ -339,7 +356,9 @@ def _read_csv(lines: _Lines, b: _BeatBuilder, labels: _Labels) -> Iterator[Event
         scale, note = 1.0, ""
     else:
         scale, note = _unit_scale([p[1] for p in sample])
-    tscale = _time_scale(header[time_col] if time_col is not None else "", [p[2] for p in sample if p[2] is not None])
+    tscale = _time_scale(
+        header[time_col] if time_col is not None else "", [p[2] for p in sample if p[2] is not None]
+    )
     for no, rr, tt, hr in parsed:
         yield from b.add(rr * scale, no, None if tt is None else tt * tscale, hr, units=note)
 
@@ -366,7 +385,9 @@ def _read_nsr2db(lines: _Lines, b: _BeatBuilder, labels: _Labels) -> Iterator[Ev
     for no, line in content:
         row = _csv_row(line, ",", b.path, no)
         if len(row) < 4:
-            raise RecordingError(b.path, no, f"expected 4 columns (beat_time_s,rr_ms,label_prev,label_beat), found {len(row)}")
+            raise RecordingError(
+                b.path, no, f"expected 4 columns (beat_time_s,rr_ms,label_prev,label_beat), found {len(row)}"
+            )
         try:  # the common case inline; _parse_float words the error
             t, rr = float(row[0]), float(row[1])
             finite = t - t == 0.0 and rr - rr == 0.0  # inf - inf and nan - nan are nan
@@ -488,8 +509,12 @@ def read_polar_acc(path: str | Path, person: str = "me", device: str = "file") -
         content = _content(_lines(fh, path))
         header_no, header = next(content, (None, ""))
         if not _is_polar_acc_header(header.lower()):
-            raise RecordingError(path, header_no, "not a Polar Sensor Logger ACC export: expected the header "
-                                 "`Phone timestamp;sensor timestamp [ns];X [mg];Y [mg];Z [mg]`")
+            raise RecordingError(
+                path,
+                header_no,
+                "not a Polar Sensor Logger ACC export: expected the header "
+                "`Phone timestamp;sensor timestamp [ns];X [mg];Y [mg];Z [mg]`",
+            )
         names = [c.strip().lower() for c in header.split(";")]
         cols = [names.index(c) for c in ("sensor timestamp [ns]", "x [mg]", "y [mg]", "z [mg]")]
         chunk: list[tuple[float, float, float, float]] = []
@@ -498,11 +523,15 @@ def read_polar_acc(path: str | Path, person: str = "me", device: str = "file") -
         for no, line in content:
             row = line.split(";")
             if len(row) <= max(cols):
-                raise RecordingError(path, no, f"expected {len(names)} columns separated by ';', found {len(row)}")
+                raise RecordingError(
+                    path, no, f"expected {len(names)} columns separated by ';', found {len(row)}"
+                )
             stamp = _parse_float(row[cols[0]], path, no, "sensor timestamp")
             t = _PMD_EPOCH_UNIX + stamp * 1e-9
             if t <= last:
-                raise RecordingError(path, no, f"sensor timestamp {row[cols[0]].strip()} is not later than the row before")
+                raise RecordingError(
+                    path, no, f"sensor timestamp {row[cols[0]].strip()} is not later than the row before"
+                )
             last = t
             chunk.append((t, *(_parse_float(row[c], path, no, f"{names[c]} value") for c in cols[1:])))
             n += 1

@@ -96,4 +96,6 @@ def parse(data: bytes | bytearray) -> HeartRateMeasurement:
                 rejected.append(raw)
     else:
         trailing = len(data) - pos
-    return HeartRateMeasurement(flags, hr, CONTACT[(flags >> 1) & 0x03], energy, tuple(rr), trailing, tuple(rejected))
+    return HeartRateMeasurement(
+        flags, hr, CONTACT[(flags >> 1) & 0x03], energy, tuple(rr), trailing, tuple(rejected)
+    )

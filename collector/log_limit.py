@@ -26,8 +26,12 @@ class LogLimit:
     ("(3 similar suppressed)"). `forget(key)` makes the next line about `key` come at once (a
     sink whose problem changed says the new one straight away). Thread-safe."""
 
-    def __init__(self, logger: logging.Logger | None = None, every_s: float = EVERY_S,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        every_s: float = EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.logger = logger
         self.every_s = every_s
         self.clock = clock

@@ -65,7 +65,9 @@ def motion_from_phone(person: str, payload: bytes | str, t: float) -> Motion:
     if isinstance(body, str):
         body = {"activity": body}
     if not isinstance(body, dict):
-        raise ValueError(f'expected {{"activity": ..., "confidence": ...}} or an activity name, got {text[:80]!r}')
+        raise ValueError(
+            f'expected {{"activity": ..., "confidence": ...}} or an activity name, got {text[:80]!r}'
+        )
     name = body.get("activity")
     if not isinstance(name, str) or name.strip().lower() not in KINDS:
         raise ValueError(f"unknown activity {name!r} (one of: {', '.join(sorted(KINDS))})")

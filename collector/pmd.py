@@ -255,10 +255,17 @@ class AccDecoder:
                 raise PmdError(f"ACC frame type {frame_type} is not one the document describes (0, 1, 2)")
             step = 3 * width
             if len(body) % step:
-                raise PmdError(f"ACC frame type {frame_type}: {len(body)} data bytes is not a whole number "
-                               f"of {step}-byte samples")
-            raw = [tuple(int.from_bytes(body[i + k * width : i + (k + 1) * width], "little", signed=True)
-                         for k in range(3)) for i in range(0, len(body), step)]
+                raise PmdError(
+                    f"ACC frame type {frame_type}: {len(body)} data bytes is not a whole number "
+                    f"of {step}-byte samples"
+                )
+            raw = [
+                tuple(
+                    int.from_bytes(body[i + k * width : i + (k + 1) * width], "little", signed=True)
+                    for k in range(3)
+                )
+                for i in range(0, len(body), step)
+            ]
             scale = self.factor
         if not raw:
             raise PmdError("an ACC frame without samples")
@@ -279,9 +286,13 @@ def _delta_samples(body: bytes, channels: int, resolution: int) -> list[tuple[in
     width = math.ceil(resolution / 8)
     ref_len = channels * width
     if len(body) < ref_len:
-        raise PmdError(f"a delta frame starts with a {ref_len}-byte reference sample; got {len(body)} byte(s)")
-    sample = [_signed(int.from_bytes(body[k * width : (k + 1) * width], "little"), resolution)
-              for k in range(channels)]
+        raise PmdError(
+            f"a delta frame starts with a {ref_len}-byte reference sample; got {len(body)} byte(s)"
+        )
+    sample = [
+        _signed(int.from_bytes(body[k * width : (k + 1) * width], "little"), resolution)
+        for k in range(channels)
+    ]
     out = [tuple(sample)]
     pos = ref_len
     while pos < len(body):

@@ -58,5 +58,6 @@ def motion(m: RscMeasurement, person: str, device: str, t: float, span_s: float)
         kind = MotionKind.STILL
     else:
         kind = MotionKind.RUNNING if m.running else MotionKind.WALKING
-    return Motion(person, device, t, kind, span_s, cadence_spm=float(m.cadence_spm), speed_m_s=m.speed_m_s,
-                  source="rsc")
+    return Motion(
+        person, device, t, kind, span_s, cadence_spm=float(m.cadence_spm), speed_m_s=m.speed_m_s, source="rsc"
+    )

@@ -158,7 +158,9 @@ def to_beats(sim: list[SimulatedBeat], person: str = "me", device: str = "simula
     out = []
     for b in sim:
         rr = round(b.rr_ms * 1.024) / 1.024
-        out.append(Beat(person, device, b.t, rr, hr_bpm=round(60000.0 / rr), contact=True, source="simulator"))
+        out.append(
+            Beat(person, device, b.t, rr, hr_bpm=round(60000.0 / rr), contact=True, source="simulator")
+        )
     return out
 
 
@@ -173,7 +175,11 @@ def breathing(minutes: float, breaths_per_min: float, name: str = "breathing", r
 
 
 def exercise_session(
-    breaths_per_min: float, helps: float, before_min: float = 8.0, during_min: float = 5.0, after_min: float = 8.0
+    breaths_per_min: float,
+    helps: float,
+    before_min: float = 8.0,
+    during_min: float = 5.0,
+    after_min: float = 8.0,
 ) -> list[Phase]:
     """A stressed person at rest does a breathing exercise; `helps` (0-1) is how much of the way
     from the stressed state back to rest the person gets afterwards (0: no effect at all)."""
@@ -183,9 +189,14 @@ def exercise_session(
         return a + helps * (b - a)
 
     after = replace(
-        stress, name="after", duration_s=after_min * 60.0, hr_bpm=mix(stress.hr_bpm, rest.hr_bpm),
-        rsa_ms=mix(stress.rsa_ms, rest.rsa_ms), breaths_per_min=mix(stress.breaths_per_min, rest.breaths_per_min),
-        noise_ms=mix(stress.noise_ms, rest.noise_ms), mayer_ms=mix(stress.mayer_ms, rest.mayer_ms),
+        stress,
+        name="after",
+        duration_s=after_min * 60.0,
+        hr_bpm=mix(stress.hr_bpm, rest.hr_bpm),
+        rsa_ms=mix(stress.rsa_ms, rest.rsa_ms),
+        breaths_per_min=mix(stress.breaths_per_min, rest.breaths_per_min),
+        noise_ms=mix(stress.noise_ms, rest.noise_ms),
+        mayer_ms=mix(stress.mayer_ms, rest.mayer_ms),
     )
     return [phase("stress", before_min, "before"), breathing(during_min, breaths_per_min, "exercise"), after]
 
@@ -241,7 +252,9 @@ class Segment:
     rmssd_ms: float
 
 
-def plan_day(day: int, person: Person, rng: np.random.Generator, chronic: Chronic | None = None) -> list[Segment]:
+def plan_day(
+    day: int, person: Person, rng: np.random.Generator, chronic: Chronic | None = None
+) -> list[Segment]:
     """One local day's segments, ordered, covering 00:00-24:00."""
     hit = chronic is not None and chronic.start <= day < chronic.start + chronic.days
     drop = chronic.ln_drop if hit else 0.0
@@ -316,7 +329,9 @@ def simulate_minutes(days: list[list[Segment]], seed: int = 0, start: float = 0.
             hr = seg.hr_bpm + 1.5 * rng.standard_normal(n)
             rm = seg.rmssd_ms * np.exp(0.08 * rng.standard_normal(n))
             base = start + d * 86400.0
-            out.extend(Minute(base + (first + i) * 60.0, seg.label, float(hr[i]), float(rm[i])) for i in range(n))
+            out.extend(
+                Minute(base + (first + i) * 60.0, seg.label, float(hr[i]), float(rm[i])) for i in range(n)
+            )
     return out
 
 
@@ -324,8 +339,14 @@ def day_script(segments: list[Segment]) -> list[Phase]:
     """Beat-level phases for one planned day (strap-off time becomes a gap-free rest here: use
     `simulate(...)` per worn stretch to model it). RSA amplitude ~ RMSSD / 0.76 (a sinusoid of
     amplitude A at 0.2 Hz sampled once per beat has an RMSSD of ~0.76 A)."""
-    kinds = {"sleep": "sleep", "rest": "rest", "stress": "stress", "active": "exercise", "recovery": "recovery",
-             "off": "rest"}
+    kinds = {
+        "sleep": "sleep",
+        "rest": "rest",
+        "stress": "stress",
+        "active": "exercise",
+        "recovery": "recovery",
+        "off": "rest",
+    }
     out = []
     for seg in segments:
         ph = phase(kinds[seg.label], seg.duration_s / 60.0, seg.label)
@@ -375,8 +396,9 @@ class MorningPlan:
     attempts: tuple[str, ...]
 
 
-def plan_mornings(n_days: int, seed: int = 0, person: MorningPerson = MorningPerson(),
-                  chronic: Chronic | None = None) -> list[MorningPlan]:
+def plan_mornings(
+    n_days: int, seed: int = 0, person: MorningPerson = MorningPerson(), chronic: Chronic | None = None
+) -> list[MorningPlan]:
     """`n_days` consecutive mornings (day 0 first), reproducible from `seed`."""
     rng = np.random.default_rng(seed)
     missed: set[int] = set()
@@ -404,16 +426,27 @@ def plan_mornings(n_days: int, seed: int = 0, person: MorningPerson = MorningPer
     return out
 
 
-def morning_script(plan: MorningPlan, outcome: str, stabilise_s: float = 60.0, measure_s: float = 60.0,
-                   posture_hr_bpm: float = 0.0) -> list[Phase]:
+def morning_script(
+    plan: MorningPlan,
+    outcome: str,
+    stabilise_s: float = 60.0,
+    measure_s: float = 60.0,
+    posture_hr_bpm: float = 0.0,
+) -> list[Phase]:
     """Beat-level phases of one attempt of a morning reading: still rest whose 1 min lnRMSSD is
     about the plan's (breathing 12/min; RMSSD ~ 0.86 x the RSA amplitude at that rate, measured on
     this generator), then 30 s more. "movement": the person gets up as the measured window begins
     and walks about (heart rate +40 bpm). The caller injects artifacts (collector.artifacts.inject) for
     "artifacts", whose beats are otherwise still."""
     rsa = math.exp(plan.ln_rmssd) / 0.857
-    rest = phase("calm", (stabilise_s + measure_s + 30.0) / 60.0, "morning", hr_bpm=plan.hr_bpm + posture_hr_bpm,
-                 rsa_ms=rsa, breaths_per_min=12.0)
+    rest = phase(
+        "calm",
+        (stabilise_s + measure_s + 30.0) / 60.0,
+        "morning",
+        hr_bpm=plan.hr_bpm + posture_hr_bpm,
+        rsa_ms=rsa,
+        breaths_per_min=12.0,
+    )
     if outcome != "movement":
         return [rest]
     before = replace(rest, duration_s=stabilise_s)

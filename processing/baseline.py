@@ -243,8 +243,10 @@ class Baseline:
     def calibrated(self) -> bool:
         """Enough rest of the person's own (either period) to trust the personal baseline: 10 min
         of rest, or a declared rest span that gave MIN_KNOWN_SAMPLES readings."""
-        return (self.known_samples >= MIN_KNOWN_SAMPLES
-                or max(len(r) for r in self.periods.values()) >= CALIBRATION_SAMPLES)
+        return (
+            self.known_samples >= MIN_KNOWN_SAMPLES
+            or max(len(r) for r in self.periods.values()) >= CALIBRATION_SAMPLES
+        )
 
     def reference(self, t: float) -> Reference:
         """The baseline for a reading at `t`: the ring of t's period once calibrated, else the
@@ -289,8 +291,10 @@ class Baseline:
         return {
             "version": 1,
             "known_samples": self.known_samples,
-            "rest": {name: [[r(t, 3), r(ln, 5), r(hr, 3)] for t, ln, hr, _ in ring.rows]
-                     for name, ring in self.periods.items()},
+            "rest": {
+                name: [[r(t, 3), r(ln, 5), r(hr, 3)] for t, ln, hr, _ in ring.rows]
+                for name, ring in self.periods.items()
+            },
             "hr": [[r(t, 3), r(hr, 3)] for t, hr in zip(self._hr_times, self._hr_values)],
         }
 

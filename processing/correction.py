@@ -85,8 +85,6 @@ class _SortedWindow:
         return len(self.items)
 
 
-
-
 def _median(values: list[float]) -> float:
     s = sorted(values)
     n = len(s)
@@ -319,7 +317,11 @@ class ArtifactCorrector:
         if i + 1 >= len(self._buf):
             return False
         a, b = self._buf[i].rr_ms, self._buf[i + 1].rr_ms
-        return a < (1 - COUPLET_SHORT) * med and b > (1 + COUPLET_LONG) * med and abs(a + b - 2 * med) < COUPLET_SUM * 2 * med
+        return (
+            a < (1 - COUPLET_SHORT) * med
+            and b > (1 + COUPLET_LONG) * med
+            and abs(a + b - 2 * med) < COUPLET_SUM * 2 * med
+        )
 
     def _warmup_thresholds(self, med: float) -> tuple[float, float]:
         """Th1 and Th2 while the trailing windows are young: the held-back beats count too
@@ -390,10 +392,21 @@ def _is_ectopic(d: float, d_before: float, d_after: float) -> bool:
 
 
 def _beat_row(b: Beat) -> list:
-    return [b.person, b.device, b.t, b.rr_ms, b.hr_bpm, b.contact, b.energy_kj, b.source,
-            b.artifact.value if b.artifact else None]
+    return [
+        b.person,
+        b.device,
+        b.t,
+        b.rr_ms,
+        b.hr_bpm,
+        b.contact,
+        b.energy_kj,
+        b.source,
+        b.artifact.value if b.artifact else None,
+    ]
 
 
 def _beat_from_row(r: list) -> Beat:
     person, device, t, rr, hr, contact, energy, source, artifact = r
-    return Beat(person, device, t, rr, hr, contact, energy, source, ArtifactKind(artifact) if artifact else None)
+    return Beat(
+        person, device, t, rr, hr, contact, energy, source, ArtifactKind(artifact) if artifact else None
+    )

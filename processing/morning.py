@@ -119,9 +119,15 @@ class Protocol:
             object.__setattr__(self, "posture", Posture(self.posture))
         except ValueError:
             raise ValueError(f"posture: must be one of {', '.join(Posture)}, got {self.posture!r}") from None
-        for key, lo, hi in (("stabilise_s", 0.0, 600.0), ("measure_s", 30.0, 600.0), ("wait_s", 0.0, 3600.0),
-                            ("max_artifact_pct", 0.0, 50.0), ("min_coverage", 0.5, 1.0),
-                            ("max_hr_change_bpm", 5.0, 100.0), ("auto_give_up_s", 60.0, 7200.0)):
+        for key, lo, hi in (
+            ("stabilise_s", 0.0, 600.0),
+            ("measure_s", 30.0, 600.0),
+            ("wait_s", 0.0, 3600.0),
+            ("max_artifact_pct", 0.0, 50.0),
+            ("min_coverage", 0.5, 1.0),
+            ("max_hr_change_bpm", 5.0, 100.0),
+            ("auto_give_up_s", 60.0, 7200.0),
+        ):
             value = getattr(self, key)
             if not (isinstance(value, int | float) and math.isfinite(value) and lo <= value <= hi):
                 raise ValueError(f"{key}: must be a number from {lo:g} to {hi:g}, got {value!r}")
@@ -172,8 +178,9 @@ class MorningReading:
     """One reading in progress for one person: feed it the person's events in time order (and
     `tick(now)` between them); a `MorningResult` comes back from the call that ends it."""
 
-    def __init__(self, person: str, protocol: Protocol, requested_at: float, trigger: str = "mqtt",
-                 auto: bool = False):
+    def __init__(
+        self, person: str, protocol: Protocol, requested_at: float, trigger: str = "mqtt", auto: bool = False
+    ):
         self.person = person
         self.protocol = protocol
         self.requested_at = requested_at
@@ -201,7 +208,7 @@ class MorningReading:
         return None if self.start is None else self.start + self.protocol.duration_s
 
     def phase(self, now: float) -> str:
-        """"waiting" (for the first beat), "stabilising", "measuring" or "done"."""
+        """ "waiting" (for the first beat), "stabilising", "measuring" or "done"."""
         if self.result is not None:
             return "done"
         if self.start is None:
@@ -218,9 +225,15 @@ class MorningReading:
 
     def progress(self, now: float) -> dict:
         """What `<person>/measurement` says while the reading runs."""
-        return {"person": self.person, "status": self.phase(now), "seconds_left": round(self.seconds_left(now)),
-                "duration_s": self.protocol.duration_s, "trigger": self.trigger, "posture": self.protocol.posture.value,
-                "restarts": self.restarts}
+        return {
+            "person": self.person,
+            "status": self.phase(now),
+            "seconds_left": round(self.seconds_left(now)),
+            "duration_s": self.protocol.duration_s,
+            "trigger": self.trigger,
+            "posture": self.protocol.posture.value,
+            "restarts": self.restarts,
+        }
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -262,8 +275,11 @@ class MorningReading:
             return None
         if t - span_s < self.measure_start:
             return self._restart(t)
-        return self._failed(Failure.MOVEMENT, "You moved during the reading (the motion sensor says so). "
-                            "Sit or lie still for the whole reading and start it again.")
+        return self._failed(
+            Failure.MOVEMENT,
+            "You moved during the reading (the motion sensor says so). "
+            "Sit or lie still for the whole reading and start it again.",
+        )
 
     def tick(self, now: float) -> MorningResult | None:
         """Time passes: the result when the reading is over (its window passed, no beats came)."""
@@ -273,18 +289,29 @@ class MorningReading:
         if self.start is None:
             if self.auto and now - self.requested_at > p.auto_give_up_s:
                 return self._end(Failure.NOT_STILL, "No still stretch long enough for a reading.")
-            if not self.auto and now - self.requested_at > p.wait_s + (p.duration_s if self.restarts else 0.0):
+            if not self.auto and now - self.requested_at > p.wait_s + (
+                p.duration_s if self.restarts else 0.0
+            ):
                 if self.restarts:
-                    return self._end(Failure.SIGNAL_LOST, "The signal kept dropping out, so the reading could not "
-                                     "begin. Moisten the strap's electrodes, check it sits snugly and start again.")
-                return self._end(Failure.NO_BEATS, f"No heartbeats came from the strap within {p.wait_s:.0f} s. "
-                                 "Is it worn, moistened and switched on?")
+                    return self._end(
+                        Failure.SIGNAL_LOST,
+                        "The signal kept dropping out, so the reading could not "
+                        "begin. Moisten the strap's electrodes, check it sits snugly and start again.",
+                    )
+                return self._end(
+                    Failure.NO_BEATS,
+                    f"No heartbeats came from the strap within {p.wait_s:.0f} s. "
+                    "Is it worn, moistened and switched on?",
+                )
             return None
         if now > self.end + LATE_BEATS_S:
             return self._finish()
         if not self.auto and now > self.requested_at + p.wait_s + p.duration_s + LATE_BEATS_S:
-            return self._end(Failure.SIGNAL_LOST, "The signal kept dropping out, so the reading could not finish in "
-                             "time. Moisten the strap's electrodes, check it sits snugly and start again.")
+            return self._end(
+                Failure.SIGNAL_LOST,
+                "The signal kept dropping out, so the reading could not finish in "
+                "time. Moisten the strap's electrodes, check it sits snugly and start again.",
+            )
         return None
 
     def stop(self, why: str) -> MorningResult:
@@ -302,8 +329,11 @@ class MorningReading:
             return None
         if t < self.measure_start:
             return self._restart(t)
-        return self._failed(Failure.SIGNAL_LOST, f"The signal was lost during the reading ({what}). "
-                            "Moisten the strap's electrodes, check it sits snugly and start again.")
+        return self._failed(
+            Failure.SIGNAL_LOST,
+            f"The signal was lost during the reading ({what}). "
+            "Moisten the strap's electrodes, check it sits snugly and start again.",
+        )
 
     def _finish(self) -> MorningResult:
         """The window is over: judge the measured beats."""
@@ -315,31 +345,56 @@ class MorningReading:
         for k, x in enumerate(window):
             log.append(x.t, x.rr_ms, x.artifact is not None, successive=k > 0)
         if len(window) < 3:
-            return self._failed(Failure.SIGNAL_LOST, "Too few heartbeats came during the reading. Moisten the "
-                                "strap's electrodes and start again.")
+            return self._failed(
+                Failure.SIGNAL_LOST,
+                "Too few heartbeats came during the reading. Moisten the strap's electrodes and start again.",
+            )
         w = log.stats([0], [0], [log.n], RECENT_BEATS)[0]
         covered = sum(x.rr_ms for x in window) / 1000.0 / p.measure_s
         artifact_pct = 100.0 * w.n_artifacts / w.n_beats
         change = hr_change(self.beats, max(a - HR_STRETCH_S, self.start), b)
         if covered < p.min_coverage:
-            return self._failed(Failure.SIGNAL_LOST, f"Beats covered only {100 * covered:.0f}% of the reading "
-                                "(the strap lost contact). Moisten the electrodes and start again.")
+            return self._failed(
+                Failure.SIGNAL_LOST,
+                f"Beats covered only {100 * covered:.0f}% of the reading "
+                "(the strap lost contact). Moisten the electrodes and start again.",
+            )
         if w.short_pairs < MIN_PAIRS:
-            return self._failed(Failure.TOO_FEW_BEATS, f"Only {w.short_pairs + 1} heartbeats in the reading, "
-                                f"fewer than {MIN_PAIRS + 1}. Start it again.")
+            return self._failed(
+                Failure.TOO_FEW_BEATS,
+                f"Only {w.short_pairs + 1} heartbeats in the reading, "
+                f"fewer than {MIN_PAIRS + 1}. Start it again.",
+            )
         if artifact_pct > p.max_artifact_pct:
-            return self._failed(Failure.ARTIFACTS, f"{artifact_pct:.0f}% of the beats had to be corrected (more "
-                                f"than {p.max_artifact_pct:g}%): a noisy signal. Moisten the electrodes, sit still "
-                                "and start again.")
+            return self._failed(
+                Failure.ARTIFACTS,
+                f"{artifact_pct:.0f}% of the beats had to be corrected (more "
+                f"than {p.max_artifact_pct:g}%): a noisy signal. Moisten the electrodes, sit still "
+                "and start again.",
+            )
         if change is not None and change > p.max_hr_change_bpm:
-            return self._failed(Failure.MOVEMENT, f"Your heart rate changed by {change:.0f} bpm during the reading "
-                                "(did you move or get up?). Stay still for the whole reading and start it again.",
-                                hr_change_bpm=change)
+            return self._failed(
+                Failure.MOVEMENT,
+                f"Your heart rate changed by {change:.0f} bpm during the reading "
+                "(did you move or get up?). Stay still for the whole reading and start it again.",
+                hr_change_bpm=change,
+            )
         if not w.rmssd:  # a strap repeating one value, not a heart
-            return self._failed(Failure.ARTIFACTS, "Every beat in the reading was identical: not a heart's signal.")
+            return self._failed(
+                Failure.ARTIFACTS, "Every beat in the reading was identical: not a heart's signal."
+            )
         self.result = MorningResult(
-            self.person, b, self.trigger, p.posture.value, p.measure_s, True, ln_rmssd=math.log(w.rmssd),
-            rmssd_ms=w.rmssd, hr_bpm=60000.0 / w.mean_rr, n_beats=w.n_beats, artifact_pct=artifact_pct,
+            self.person,
+            b,
+            self.trigger,
+            p.posture.value,
+            p.measure_s,
+            True,
+            ln_rmssd=math.log(w.rmssd),
+            rmssd_ms=w.rmssd,
+            hr_bpm=60000.0 / w.mean_rr,
+            n_beats=w.n_beats,
+            artifact_pct=artifact_pct,
             hr_change_bpm=change,
         )
         return self.result
@@ -353,7 +408,9 @@ class MorningReading:
             return self._end(Failure.NOT_STILL, "No still stretch long enough for a reading.")
         return None
 
-    def _failed(self, failure: Failure, reason: str, hr_change_bpm: float | None = None) -> MorningResult | None:
+    def _failed(
+        self, failure: Failure, reason: str, hr_change_bpm: float | None = None
+    ) -> MorningResult | None:
         """The measured window is spoilt: a requested reading ends; one started on its own starts
         again from the next beat (`_restart`)."""
         if self.auto:
@@ -362,9 +419,17 @@ class MorningReading:
 
     def _end(self, failure: Failure, reason: str, hr_change_bpm: float | None = None) -> MorningResult:
         end = self.end if self.end is not None else self.requested_at
-        self.result = MorningResult(self.person, end, self.trigger, self.protocol.posture.value,
-                                    self.protocol.measure_s, False, failure.value, reason,
-                                    hr_change_bpm=hr_change_bpm)
+        self.result = MorningResult(
+            self.person,
+            end,
+            self.trigger,
+            self.protocol.posture.value,
+            self.protocol.measure_s,
+            False,
+            failure.value,
+            reason,
+            hr_change_bpm=hr_change_bpm,
+        )
         return self.result
 
 

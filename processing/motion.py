@@ -157,8 +157,17 @@ class AccelerometerClassifier:
         if verdict is None:
             return None
         span = float(t[-1] - t[0]) * len(t) / (len(t) - 1)  # the samples' own spacing included
-        return Motion(self.person, self.device, float(t[-1]), verdict.kind, span, verdict.intensity_mg,
-                      verdict.cadence_spm, None, self.source)
+        return Motion(
+            self.person,
+            self.device,
+            float(t[-1]),
+            verdict.kind,
+            span,
+            verdict.intensity_mg,
+            verdict.cadence_spm,
+            None,
+            self.source,
+        )
 
 
 def says(m: Motion) -> MotionState:
@@ -218,19 +227,35 @@ class MotionTrack:
         latest = self.latest
         return {
             "spans": [[a, b, state.value, device] for a, b, state, device in self._spans],
-            "latest": None if latest is None else [latest.device, latest.t, latest.kind.value, latest.span_s,
-                                                   latest.intensity_mg, latest.cadence_spm, latest.speed_m_s,
-                                                   latest.source, latest.hold_s],
-            "classifiers": {d: [c.window_s, c.source, list(c._t), list(c._vm)] for d, c in self._classifiers.items()},
+            "latest": None
+            if latest is None
+            else [
+                latest.device,
+                latest.t,
+                latest.kind.value,
+                latest.span_s,
+                latest.intensity_mg,
+                latest.cadence_spm,
+                latest.speed_m_s,
+                latest.source,
+                latest.hold_s,
+            ],
+            "classifiers": {
+                d: [c.window_s, c.source, list(c._t), list(c._vm)] for d, c in self._classifiers.items()
+            },
         }
 
     @classmethod
     def restored(cls, data: dict, person: str, keep_s: float = math.inf) -> MotionTrack:
         track = cls(person, keep_s)
-        track._spans = deque([float(a), float(b), MotionState(state), device] for a, b, state, device in data["spans"])
+        track._spans = deque(
+            [float(a), float(b), MotionState(state), device] for a, b, state, device in data["spans"]
+        )
         if data["latest"] is not None:
             device, t, kind, span, intensity, cadence, speed, source, hold = data["latest"]
-            track.latest = Motion(person, device, t, MotionKind(kind), span, intensity, cadence, speed, source, hold)
+            track.latest = Motion(
+                person, device, t, MotionKind(kind), span, intensity, cadence, speed, source, hold
+            )
         for device, (window_s, source, ts, vms) in data["classifiers"].items():
             c = track._classifiers[device] = AccelerometerClassifier(person, device, window_s, source)
             c._t, c._vm = [float(t) for t in ts], [float(v) for v in vms]

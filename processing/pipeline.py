@@ -215,7 +215,9 @@ class Pipeline:
         log = self.log
         if not log.n:
             return np.empty(0), np.empty(0), np.empty(0, dtype=bool)
-        lo = self._window_start(self.settings.window_s if duration_s is None else duration_s, log.t[log.n - 1])
+        lo = self._window_start(
+            self.settings.window_s if duration_s is None else duration_s, log.t[log.n - 1]
+        )
         paired = log.paired[lo : log.n].copy()
         if len(paired):
             paired[0] = False  # its partner is outside
@@ -239,15 +241,26 @@ class Pipeline:
         n = log.n
         return {
             "version": 1,
-            "log": {"capacity": log.capacity, "t": log.t[:n].tolist(), "rr": log.rr[:n].tolist(),
-                    "artifact": log.artifact[:n].tolist(), "paired": log.paired[:n].tolist()},
+            "log": {
+                "capacity": log.capacity,
+                "t": log.t[:n].tolist(),
+                "rr": log.rr[:n].tolist(),
+                "artifact": log.artifact[:n].tolist(),
+                "paired": log.paired[:n].tolist(),
+            },
             "corrector": self.corrector.snapshot(),
             "baseline": self.model.baseline.to_dict(exact=True),
             "model": self.model.snapshot(),
-            "n_gaps": self.n_gaps, "n_dropped": self.n_dropped, "seg_i": self._seg_i,
-            "last_t": self._last_t, "next_emit": _finite(self._next_emit),
-            "next_spectral": _finite(self._next_spectral), "lf_hf": self._lf_hf, "energy": self._energy,
-            "after_gap": self._after_gap, "stream_start": self._stream_start,
+            "n_gaps": self.n_gaps,
+            "n_dropped": self.n_dropped,
+            "seg_i": self._seg_i,
+            "last_t": self._last_t,
+            "next_emit": _finite(self._next_emit),
+            "next_spectral": _finite(self._next_spectral),
+            "lf_hf": self._lf_hf,
+            "energy": self._energy,
+            "after_gap": self._after_gap,
+            "stream_start": self._stream_start,
             "heart_rates": [list(x) for x in self._heart_rates],
             # LF/HF's spline is solved incrementally (processing/spline.py): the next solve
             # reuses this one, so an equal result needs it (the largest part, ~2000 numbers).
@@ -281,8 +294,10 @@ class Pipeline:
         p._spline = SplineCache(
             x=None if sp["x"] is None else np.asarray(sp["x"], dtype=float),
             coef=None if sp["coef"] is None else np.asarray(sp["coef"], dtype=float),
-            rate=float(sp["rate"]), first=int(sp["first"]),
-            samples=None if sp["samples"] is None else np.asarray(sp["samples"], dtype=float))
+            rate=float(sp["rate"]),
+            first=int(sp["first"]),
+            samples=None if sp["samples"] is None else np.asarray(sp["samples"], dtype=float),
+        )
         if data.get("motion") is not None:  # a snapshot from before motion travelled has none
             p.motion = MotionTrack.restored(data["motion"], person, p.motion.keep_s)
         return p
@@ -348,14 +363,38 @@ class Pipeline:
         self._compute_due()  # readings leave in time order
         hr = sum(bpm for _, bpm in rates) / len(rates)
         motion = self.motion.over(e.t - window, e.t)
-        verdict = self.model.assess_heart_rate(e.t, hr, self._energy, e.hr_bpm, self._known_rest(e.t, None), motion)
-        self._ready.append(Reading(
-            person=self.person, time=e.t, window_s=self.settings.window_s, n_beats=0, mean_rr_ms=None,
-            hr_bpm=hr, rmssd_ms=None, ln_rmssd=None, sdnn_ms=None, pnn50_pct=None, pnn20_pct=None,
-            sd1_ms=None, sd2_ms=None, baevsky_si=None, stress_index=None, pns_index=None, sns_index=None,
-            lf_hf=None, artifact_pct=None, activity=verdict.activity, stress_score=None,
-            state=StressState.UNKNOWN, quality=0.0, motion=motion, hrv_unavailable=NO_RR,
-        ))
+        verdict = self.model.assess_heart_rate(
+            e.t, hr, self._energy, e.hr_bpm, self._known_rest(e.t, None), motion
+        )
+        self._ready.append(
+            Reading(
+                person=self.person,
+                time=e.t,
+                window_s=self.settings.window_s,
+                n_beats=0,
+                mean_rr_ms=None,
+                hr_bpm=hr,
+                rmssd_ms=None,
+                ln_rmssd=None,
+                sdnn_ms=None,
+                pnn50_pct=None,
+                pnn20_pct=None,
+                sd1_ms=None,
+                sd2_ms=None,
+                baevsky_si=None,
+                stress_index=None,
+                pns_index=None,
+                sns_index=None,
+                lf_hf=None,
+                artifact_pct=None,
+                activity=verdict.activity,
+                stress_score=None,
+                state=StressState.UNKNOWN,
+                quality=0.0,
+                motion=motion,
+                hrv_unavailable=NO_RR,
+            )
+        )
 
     def _take_readings(self) -> list[Reading]:
         if self._jobs is None:
@@ -385,8 +424,11 @@ class Pipeline:
 
     def _last_time(self) -> float | None:
         """The time of the last beat or heart rate the windows hold."""
-        times = [t for t in (self._last_logged(), self._heart_rates[-1][0] if self._heart_rates else None)
-                 if t is not None]
+        times = [
+            t
+            for t in (self._last_logged(), self._heart_rates[-1][0] if self._heart_rates else None)
+            if t is not None
+        ]
         return max(times) if times else None
 
     def _clock_went_back(self, step: float) -> None:
@@ -453,8 +495,9 @@ class Pipeline:
         horizon = self.settings.rmssd_window_s
         motion = self.motion.over(float(log.t[short_lo]) if math.isinf(horizon) else t - horizon, t)
         full = math.isinf(horizon) or t - horizon >= self._stream_start - _TIME_EPS_S
-        self._due.append(_Due(t, lo, short_lo, hi, self._energy, self._known_rest(t, short_lo), full,
-                              self._lf_hf, motion))
+        self._due.append(
+            _Due(t, lo, short_lo, hi, self._energy, self._known_rest(t, short_lo), full, self._lf_hf, motion)
+        )
 
     def _compute_due(self) -> None:
         """Readings for the windows due: their statistics together (`BeatLog.stats`), then the
@@ -477,8 +520,9 @@ class Pipeline:
             artifact_frac = w.n_artifacts / n
             quality = max(0.0, 1.0 - 3.0 * artifact_frac) * min(1.0, w.short_pairs / (2.0 * MIN_PAIRS))
             ln_rmssd = hrv.ln(w.short_rmssd)
-            verdict = self.model.assess(d.t, hr, ln_rmssd, quality, d.energy, w.recent_hr, d.known_rest,
-                                        d.motion, d.full_window)
+            verdict = self.model.assess(
+                d.t, hr, ln_rmssd, quality, d.energy, w.recent_hr, d.known_rest, d.motion, d.full_window
+            )
             reading = Reading(
                 person=self.person,
                 time=d.t,
@@ -571,7 +615,14 @@ class Pipeline:
 def _spline_snapshot(c: SplineCache) -> dict:
     def listed(a):
         return None if a is None else a.tolist()
-    return {"x": listed(c.x), "coef": listed(c.coef), "rate": c.rate, "first": c.first, "samples": listed(c.samples)}
+
+    return {
+        "x": listed(c.x),
+        "coef": listed(c.coef),
+        "rate": c.rate,
+        "first": c.first,
+        "samples": listed(c.samples),
+    }
 
 
 def _finite(x: float) -> float | None:

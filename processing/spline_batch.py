@@ -110,7 +110,9 @@ def _edge_coefficients(x, y, knots, coef, starts, ends) -> tuple[np.ndarray, np.
     does (the same rows and boundary values), one elimination step for all windows at a time."""
     e = EDGE_ROWS
     # Stacked: the front blocks, then the back blocks; row j of a block is the window's row j.
-    j = np.concatenate((np.broadcast_to(np.arange(e), (len(starts), e)), (ends - starts)[:, None] - e + np.arange(e)))
+    j = np.concatenate(
+        (np.broadcast_to(np.arange(e), (len(starts), e)), (ends - starts)[:, None] - e + np.arange(e))
+    )
     s = np.concatenate((starts, starts))[:, None]
     end = np.concatenate((ends, ends))[:, None]
     n = end - s

@@ -183,7 +183,9 @@ class StressModel:
         self._activity = Activity.UNKNOWN
         self._active_until = -math.inf
         self._active_since = -math.inf
-        self._energy: deque[tuple[float, float]] = deque()  # (time, energy expended kJ) of the last ENERGY_SPAN_S
+        self._energy: deque[tuple[float, float]] = (
+            deque()
+        )  # (time, energy expended kJ) of the last ENERGY_SPAN_S
         self._gate_on = False
 
     def clock_stepped(self, step: float) -> None:
@@ -197,9 +199,13 @@ class StressModel:
 
     def snapshot(self) -> dict:
         """The model's own state besides the baseline (activity and its times, energy), JSON-ready."""
-        return {"activity": self._activity.value, "active_until": _finite(self._active_until),
-                "active_since": _finite(self._active_since), "energy": [list(x) for x in self._energy],
-                "gate_on": self._gate_on}
+        return {
+            "activity": self._activity.value,
+            "active_until": _finite(self._active_until),
+            "active_since": _finite(self._active_since),
+            "energy": [list(x) for x in self._energy],
+            "gate_on": self._gate_on,
+        }
 
     def restore(self, data: dict) -> None:
         """The inverse of `snapshot` (the baseline is restored on its own)."""
@@ -242,9 +248,13 @@ class StressModel:
         """
         good = ln_rmssd is not None and quality >= MIN_QUALITY and full_window
         activity = self._activity_of(time, hr_bpm, recent_hr_bpm, energy_kj, known_rest, motion)
-        self._gate_on = gated = (activity == Activity.REST and good and not known_rest
-                                 and motion != MotionState.STILL
-                                 and self._gated(time, hr_bpm, ln_rmssd, recent_hr_bpm))
+        self._gate_on = gated = (
+            activity == Activity.REST
+            and good
+            and not known_rest
+            and motion != MotionState.STILL
+            and self._gated(time, hr_bpm, ln_rmssd, recent_hr_bpm)
+        )
         if good:
             self.baseline.add_hr(time, hr_bpm)
         if gated:
@@ -254,7 +264,11 @@ class StressModel:
             return Assessment(Activity.UNKNOWN, None, StressState.UNKNOWN)
         if not good or activity == Activity.ACTIVE:
             return Assessment(activity, None, StressState.UNKNOWN)
-        if not known_rest and not self.baseline.calibrated and self.baseline.reference(time).samples < BLEND_SAMPLES:
+        if (
+            not known_rest
+            and not self.baseline.calibrated
+            and self.baseline.reference(time).samples < BLEND_SAMPLES
+        ):
             if activity == Activity.REST:
                 self.baseline.add_rest(time, ln_rmssd, hr_bpm)
             return Assessment(activity, None, StressState.UNKNOWN)
@@ -263,8 +277,13 @@ class StressModel:
         if activity == Activity.REST:
             self.baseline.add_rest(time, ln_rmssd, hr_bpm, known_rest)
         climbing = recent_hr_bpm is not None and recent_hr_bpm - hr_bpm > CLIMBING_BPM
-        if (score >= STRESSED_SCORE and activity == Activity.REST and not climbing and not known_rest
-                and self.baseline.calibrated):
+        if (
+            score >= STRESSED_SCORE
+            and activity == Activity.REST
+            and not climbing
+            and not known_rest
+            and self.baseline.calibrated
+        ):
             state = StressState.STRESSED
         elif score <= CALM_SCORE:
             state = StressState.CALM
@@ -277,7 +296,9 @@ class StressModel:
         finished calibration); learns nothing. Rest, never stressed."""
         z = self.deviation(time, hr_bpm, ln_rmssd, quality)
         score = 100.0 * 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-        return Assessment(Activity.REST, score, StressState.CALM if score <= CALM_SCORE else StressState.NEUTRAL)
+        return Assessment(
+            Activity.REST, score, StressState.CALM if score <= CALM_SCORE else StressState.NEUTRAL
+        )
 
     def assess_heart_rate(
         self,
@@ -303,8 +324,10 @@ class StressModel:
         `quality` is unused by this rule (benchmarks/stress_predict.py --hrv-variants tries
         rules that shrink the lnRMSSD term by it)."""
         ref = self.baseline.reference(time)
-        return (HR_WEIGHT * (hr_bpm - ref.hr_mean) / ref.hr_sd
-                + LN_RMSSD_WEIGHT * (ref.ln_rmssd_mean - ln_rmssd) / ref.ln_rmssd_sd)
+        return (
+            HR_WEIGHT * (hr_bpm - ref.hr_mean) / ref.hr_sd
+            + LN_RMSSD_WEIGHT * (ref.ln_rmssd_mean - ln_rmssd) / ref.ln_rmssd_sd
+        )
 
     def _gated(self, time: float, hr_bpm: float, ln_rmssd: float, recent_hr_bpm: float | None) -> bool:
         """The RR-only gate (`rr_gate`) holds for this reading; `recent_hr_bpm` is unused by this
@@ -313,16 +336,26 @@ class StressModel:
         if g is None or not self.baseline.calibrated:  # before calibration nothing is stressed anyway
             return False
         ref = self.baseline.reference(time)
-        return (hr_bpm - ref.hr_mean >= (g.leave_bpm if self._gate_on else g.rise_bpm)
-                or ref.ln_rmssd_mean - ln_rmssd >= g.ln_drop)
+        return (
+            hr_bpm - ref.hr_mean >= (g.leave_bpm if self._gate_on else g.rise_bpm)
+            or ref.ln_rmssd_mean - ln_rmssd >= g.ln_drop
+        )
 
-    def _activity_of(self, time: float, hr_bpm: float, recent_hr_bpm: float | None, energy_kj: float | None,
-                     known_rest: bool, motion: MotionState) -> Activity:
+    def _activity_of(
+        self,
+        time: float,
+        hr_bpm: float,
+        recent_hr_bpm: float | None,
+        energy_kj: float | None,
+        known_rest: bool,
+        motion: MotionState,
+    ) -> Activity:
         if known_rest:
             self._activity = Activity.REST
             return Activity.REST
-        return self._activity_at(time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj,
-                                 motion == MotionState.MOVING)
+        return self._activity_at(
+            time, max(hr_bpm, recent_hr_bpm or 0.0), energy_kj, motion == MotionState.MOVING
+        )
 
     def _activity_at(self, time: float, hr: float, energy_kj: float | None, moving: bool = False) -> Activity:
         rest_hr = self.hr_rest()

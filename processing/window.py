@@ -151,12 +151,24 @@ class BeatLog:
         p -= 2.0 * self.ref
         p *= pair
         ad = np.abs(d)
-        for column, values in ((_X, x), (_X2, x * x), (_D, d), (_D2, d * d), (_P, p), (_P2, p * p),
-                               (_PAIRS, pair), (_NN50, ad > 50.0), (_NN20, ad > 20.0), (_ART, self.artifact[a:n])):
+        for column, values in (
+            (_X, x),
+            (_X2, x * x),
+            (_D, d),
+            (_D2, d * d),
+            (_P, p),
+            (_P2, p * p),
+            (_PAIRS, pair),
+            (_NN50, ad > 50.0),
+            (_NN20, ad > 20.0),
+            (_ART, self.artifact[a:n]),
+        ):
             terms[column] = values
         np.cumsum(prefix, axis=0, out=prefix)
 
-    def stats(self, lo: list[int], short_lo: list[int], hi: list[int], recent_beats: int) -> list[WindowStats]:
+    def stats(
+        self, lo: list[int], short_lo: list[int], hi: list[int], recent_beats: int
+    ) -> list[WindowStats]:
         """The statistics of windows ending at beats hi[k] - 1: the long window [lo[k], hi[k]),
         the short one [short_lo[k], hi[k]) (short_lo >= lo), and the heart rate of the short
         window's last `recent_beats` beats. Many windows' prefix lookups are one numpy call, a
@@ -174,9 +186,14 @@ class BeatLog:
                 top = prefix[h].tolist()
                 sums.append([[u - v for u, v in zip(top, prefix[b[k]].tolist())] for b in bounds])
         else:
-            sums = (prefix[hi] - prefix[np.array(bounds)]).transpose(1, 0, 2).tolist()  # (window, bound, column)
+            sums = (
+                (prefix[hi] - prefix[np.array(bounds)]).transpose(1, 0, 2).tolist()
+            )  # (window, bound, column)
         ref = self.ref
-        return [_window_stats(w, h - a, h - s, h - r, ref) for w, a, s, r, h in zip(sums, lo, short_lo, recent_lo, hi)]
+        return [
+            _window_stats(w, h - a, h - s, h - r, ref)
+            for w, a, s, r, h in zip(sums, lo, short_lo, recent_lo, hi)
+        ]
 
 
 @dataclass(slots=True)

@@ -34,6 +34,7 @@ from sinks.store import StateStore, StoreError
 
 log = logging.getLogger("stresswatch.sinks")
 
+
 @dataclass
 class Lost:
     """What could not be queued because the state store failed (full disk, read-only), by sink."""
@@ -75,8 +76,13 @@ class Sinks:
     in the store as `<sink>.lost_store_error` once it is writable again), the problem is logged at
     most once a minute, and writes resume by themselves once the store accepts them again. Opening the store can raise `StoreError` (one line, for the CLI)."""
 
-    def __init__(self, settings: SinkSettings, store: StateStore | None = None, clock=time.monotonic,
-                 inline_flush: bool = True):
+    def __init__(
+        self,
+        settings: SinkSettings,
+        store: StateStore | None = None,
+        clock=time.monotonic,
+        inline_flush: bool = True,
+    ):
         """With `inline_flush`, InfluxDB batches are written from the producing calls (the demo);
         otherwise the owner calls `flush()` (the service, from a worker thread)."""
         self.settings = settings
@@ -101,8 +107,12 @@ class Sinks:
             log.info("MQTT sink: %s:%s, base topic %s", m.host, m.port, m.base_topic)
         if settings.influx is not None:
             self.influx = InfluxSink.from_settings(self.store, settings.influx)
-            log.info("InfluxDB sink: %s (%s API), bucket %s", redact_url(settings.influx.url), settings.influx.api,
-                     settings.influx.bucket)
+            log.info(
+                "InfluxDB sink: %s (%s API), bucket %s",
+                redact_url(settings.influx.url),
+                settings.influx.api,
+                settings.influx.bucket,
+            )
 
     def beat(self, beat: Beat) -> None:
         if self.influx and self.settings.influx.write_beats:
@@ -140,7 +150,9 @@ class Sinks:
     def baseline(self, person: str, t: float, ref) -> None:
         """The person's resting reference (a processing.baseline.Reference) at `t` (InfluxDB `baseline`)."""
         if self.influx:
-            line = baseline_line(person, t, ref.ln_rmssd_mean, ref.ln_rmssd_sd, ref.hr_mean, ref.hr_sd, ref.samples)
+            line = baseline_line(
+                person, t, ref.ln_rmssd_mean, ref.ln_rmssd_sd, ref.hr_mean, ref.hr_sd, ref.samples
+            )
             self._store("influx", 1, self.influx.add, [line])
 
     def daily(self, person: str, summary: dict, t: float) -> None:
@@ -172,8 +184,12 @@ class Sinks:
         """What waits in the outbox (per sink) and what its bounds have dropped since the state
         database began (`<sink>.dropped_overflow`)."""
         st = self.store
-        return {"points_waiting": st.pending("influx"), "dropped_points": st.counter("influx.dropped_overflow"),
-                "messages_waiting": st.pending("mqtt"), "dropped_messages": st.counter("mqtt.dropped_overflow")}
+        return {
+            "points_waiting": st.pending("influx"),
+            "dropped_points": st.counter("influx.dropped_overflow"),
+            "messages_waiting": st.pending("mqtt"),
+            "dropped_messages": st.counter("mqtt.dropped_overflow"),
+        }
 
     def publish_outbox(self) -> None:
         """Called periodically by the service: drops not logged yet are logged (at most once a
@@ -225,8 +241,12 @@ class Sinks:
         self._store_failing = True
         if self._store_log.allow():
             self._owe_recovery_line = True
-            log.error("%s; not stored so far: %d InfluxDB points, %d MQTT messages", exc,
-                      self.lost.influx, self.lost.mqtt)
+            log.error(
+                "%s; not stored so far: %d InfluxDB points, %d MQTT messages",
+                exc,
+                self.lost.influx,
+                self.lost.mqtt,
+            )
 
     def _store_recovered(self) -> None:
         self._store_failing = False
@@ -239,8 +259,12 @@ class Sinks:
             return
         if self._owe_recovery_line:
             self._owe_recovery_line = False
-            log.warning("state store writable again; not stored while it was not: %d InfluxDB points, "
-                        "%d MQTT messages", self.lost.influx, self.lost.mqtt)
+            log.warning(
+                "state store writable again; not stored while it was not: %d InfluxDB points, "
+                "%d MQTT messages",
+                self.lost.influx,
+                self.lost.mqtt,
+            )
 
     def _maybe_flush(self) -> None:
         if not self.inline_flush:

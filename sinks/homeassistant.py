@@ -30,8 +30,10 @@ DEVICE_EXPIRE_AFTER_S = 90
 def _number(field: str, digits: int) -> str:
     """A value template that rounds `field`, or renders `None` (unknown) when it is null or absent
     (a device status sent before any beat has no health fields)."""
-    return (f"{{{{ value_json.{field} | round({digits}) if value_json.{field} is defined "
-            f"and value_json.{field} is not none else None }}}}")
+    return (
+        f"{{{{ value_json.{field} | round({digits}) if value_json.{field} is defined "
+        f"and value_json.{field} is not none else None }}}}"
+    )
 
 
 def _device(person: str) -> dict:
@@ -71,20 +73,53 @@ def discovery_messages(
         return f"{prefix}/sensor/{node}/{key}/config", payload
 
     out = [
-        sensor("heart_rate", "Heart rate", _number("hr_bpm", 0), unit_of_measurement="bpm",
-               state_class="measurement", icon="mdi:heart-pulse", expire_after=EXPIRE_AFTER_S),
-        sensor("rmssd", "RMSSD", _number("rmssd_ms", 1), unit_of_measurement="ms", device_class="duration",
-               state_class="measurement", icon="mdi:pulse", expire_after=EXPIRE_AFTER_S),
-        sensor("stress_score", "Stress score", _number("stress_score", 0), state_class="measurement",
-               icon="mdi:gauge", expire_after=EXPIRE_AFTER_S),
-        sensor("stress_state", "Stress state", "{{ value_json.state }}", device_class="enum", options=STATES,
-               icon="mdi:head-heart", expire_after=EXPIRE_AFTER_S),
+        sensor(
+            "heart_rate",
+            "Heart rate",
+            _number("hr_bpm", 0),
+            unit_of_measurement="bpm",
+            state_class="measurement",
+            icon="mdi:heart-pulse",
+            expire_after=EXPIRE_AFTER_S,
+        ),
+        sensor(
+            "rmssd",
+            "RMSSD",
+            _number("rmssd_ms", 1),
+            unit_of_measurement="ms",
+            device_class="duration",
+            state_class="measurement",
+            icon="mdi:pulse",
+            expire_after=EXPIRE_AFTER_S,
+        ),
+        sensor(
+            "stress_score",
+            "Stress score",
+            _number("stress_score", 0),
+            state_class="measurement",
+            icon="mdi:gauge",
+            expire_after=EXPIRE_AFTER_S,
+        ),
+        sensor(
+            "stress_state",
+            "Stress state",
+            "{{ value_json.state }}",
+            device_class="enum",
+            options=STATES,
+            icon="mdi:head-heart",
+            expire_after=EXPIRE_AFTER_S,
+        ),
     ]
     for dev in devices:
         topic, payload = sensor(
-            f"battery_{_slug(dev)}", f"Battery {dev}", "{{ value_json.battery_pct }}",
-            state_topic=f"{base}/{person}/device/{dev}", unit_of_measurement="%",
-            device_class="battery", state_class="measurement", entity_category="diagnostic",
+            f"battery_{_slug(dev)}",
+            f"Battery {dev}",
+            "{{ value_json.battery_pct }}",
+            state_topic=f"{base}/{person}/device/{dev}",
+            unit_of_measurement="%",
+            device_class="battery",
+            state_class="measurement",
+            entity_category="diagnostic",
         )
         out.append((topic, payload))
         out += _strap_health(node, dev, f"{base}/{person}/device/{dev}", common, prefix)
@@ -116,27 +151,77 @@ def _morning(node: str, base: str, person: str, common: dict, prefix: str, senso
     (`<base>/<person>/measurement`: status, seconds left, and why it failed as attributes), and the
     last valid reading with its trend (`<base>/<person>/morning`; no expiry: one a day)."""
     progress, result = f"{base}/{person}/measurement", f"{base}/{person}/morning"
-    button = (f"{prefix}/button/{node}/measure/config", {
-        "name": "Start morning reading", "unique_id": f"{node}_measure", "object_id": f"{node}_measure",
-        "command_topic": f"{base}/{person}/measure", "payload_press": "start", "qos": 1, "retain": False,
-        "icon": "mdi:heart-cog", **common,
-    })
+    button = (
+        f"{prefix}/button/{node}/measure/config",
+        {
+            "name": "Start morning reading",
+            "unique_id": f"{node}_measure",
+            "object_id": f"{node}_measure",
+            "command_topic": f"{base}/{person}/measure",
+            "payload_press": "start",
+            "qos": 1,
+            "retain": False,
+            "icon": "mdi:heart-cog",
+            **common,
+        },
+    )
     return [
         button,
-        sensor("morning_status", "Morning reading", "{{ value_json.status }}", state_topic=progress,
-               device_class="enum", options=MEASUREMENT_STATES, json_attributes_topic=progress,
-               icon="mdi:timer-outline"),
-        sensor("morning_seconds_left", "Morning reading seconds left", _number("seconds_left", 0),
-               state_topic=progress, unit_of_measurement="s", device_class="duration", state_class="measurement",
-               icon="mdi:timer-sand"),
-        sensor("morning_ln_rmssd", "Morning lnRMSSD", _number("ln_rmssd", 2), state_topic=result,
-               state_class="measurement", json_attributes_topic=result, icon="mdi:heart-pulse"),
-        sensor("morning_heart_rate", "Morning heart rate", _number("hr_bpm", 0), state_topic=result,
-               unit_of_measurement="bpm", state_class="measurement", icon="mdi:heart"),
-        sensor("morning_ln_rmssd_7d", "Morning lnRMSSD 7-day mean", _number("ln_rmssd_7d", 2), state_topic=result,
-               state_class="measurement", icon="mdi:chart-bell-curve"),
-        sensor("morning_cv_7d", "Morning lnRMSSD 7-day CV", _number("cv_7d", 1), state_topic=result,
-               unit_of_measurement="%", state_class="measurement", icon="mdi:chart-line-variant"),
+        sensor(
+            "morning_status",
+            "Morning reading",
+            "{{ value_json.status }}",
+            state_topic=progress,
+            device_class="enum",
+            options=MEASUREMENT_STATES,
+            json_attributes_topic=progress,
+            icon="mdi:timer-outline",
+        ),
+        sensor(
+            "morning_seconds_left",
+            "Morning reading seconds left",
+            _number("seconds_left", 0),
+            state_topic=progress,
+            unit_of_measurement="s",
+            device_class="duration",
+            state_class="measurement",
+            icon="mdi:timer-sand",
+        ),
+        sensor(
+            "morning_ln_rmssd",
+            "Morning lnRMSSD",
+            _number("ln_rmssd", 2),
+            state_topic=result,
+            state_class="measurement",
+            json_attributes_topic=result,
+            icon="mdi:heart-pulse",
+        ),
+        sensor(
+            "morning_heart_rate",
+            "Morning heart rate",
+            _number("hr_bpm", 0),
+            state_topic=result,
+            unit_of_measurement="bpm",
+            state_class="measurement",
+            icon="mdi:heart",
+        ),
+        sensor(
+            "morning_ln_rmssd_7d",
+            "Morning lnRMSSD 7-day mean",
+            _number("ln_rmssd_7d", 2),
+            state_topic=result,
+            state_class="measurement",
+            icon="mdi:chart-bell-curve",
+        ),
+        sensor(
+            "morning_cv_7d",
+            "Morning lnRMSSD 7-day CV",
+            _number("cv_7d", 1),
+            state_topic=result,
+            unit_of_measurement="%",
+            state_class="measurement",
+            icon="mdi:chart-line-variant",
+        ),
     ]
 
 
@@ -147,24 +232,53 @@ def _strap_health(node: str, dev: str, topic: str, common: dict, prefix: str) ->
     service never leaves a frozen value."""
     shared = {k: v for k, v in common.items() if not k.startswith(("availability", "payload_"))}
     availability = [
-        {"topic": common["availability_topic"], "payload_available": "online", "payload_not_available": "offline"},
-        {"topic": topic, "value_template": "{{ 'online' if value_json.connected else 'offline' }}",
-         "payload_available": "online", "payload_not_available": "offline"},
+        {
+            "topic": common["availability_topic"],
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        },
+        {
+            "topic": topic,
+            "value_template": "{{ 'online' if value_json.connected else 'offline' }}",
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        },
     ]
     out = []
     for key, name, template, extra in (
-        ("last_beat", "Last beat", _number("last_beat_age_s", 0),
-         {"unit_of_measurement": "s", "device_class": "duration", "icon": "mdi:timer-sand"}),
-        ("beats_per_min", "Beats per minute", _number("beats_last_min", 0),
-         {"unit_of_measurement": "beats/min", "icon": "mdi:heart-flash"}),
+        (
+            "last_beat",
+            "Last beat",
+            _number("last_beat_age_s", 0),
+            {"unit_of_measurement": "s", "device_class": "duration", "icon": "mdi:timer-sand"},
+        ),
+        (
+            "beats_per_min",
+            "Beats per minute",
+            _number("beats_last_min", 0),
+            {"unit_of_measurement": "beats/min", "icon": "mdi:heart-flash"},
+        ),
     ):
         uid = f"{node}_{key}_{_slug(dev)}"
-        out.append((f"{prefix}/sensor/{node}/{key}_{_slug(dev)}/config", {
-            "name": f"{name} {dev}", "unique_id": uid, "object_id": uid, "state_topic": topic,
-            "value_template": template, "state_class": "measurement", "entity_category": "diagnostic",
-            "expire_after": DEVICE_EXPIRE_AFTER_S, "availability": availability, "availability_mode": "all",
-            **extra, **shared,
-        }))
+        out.append(
+            (
+                f"{prefix}/sensor/{node}/{key}_{_slug(dev)}/config",
+                {
+                    "name": f"{name} {dev}",
+                    "unique_id": uid,
+                    "object_id": uid,
+                    "state_topic": topic,
+                    "value_template": template,
+                    "state_class": "measurement",
+                    "entity_category": "diagnostic",
+                    "expire_after": DEVICE_EXPIRE_AFTER_S,
+                    "availability": availability,
+                    "availability_mode": "all",
+                    **extra,
+                    **shared,
+                },
+            )
+        )
     return out
 
 

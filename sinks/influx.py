@@ -32,7 +32,16 @@ from sinks.line_protocol import Line, beat_line, device_line, line, prompt_line,
 from sinks.redact import split_userinfo
 from sinks.store import OutboxRow, OverflowLog, StateStore
 
-__all__ = ["InfluxSettings", "InfluxSink", "Line", "beat_line", "device_line", "line", "prompt_line", "reading_line"]
+__all__ = [
+    "InfluxSettings",
+    "InfluxSink",
+    "Line",
+    "beat_line",
+    "device_line",
+    "line",
+    "prompt_line",
+    "reading_line",
+]
 
 log = logging.getLogger("stresswatch.influx")
 SINK = "influx"
@@ -110,8 +119,9 @@ class InfluxSink:
             from influxdb_client import InfluxDBClient
             from influxdb_client.client.write_api import SYNCHRONOUS
 
-            self._client = InfluxDBClient(url=self.url, token=token, org=org, timeout=int(timeout_s * 1000),
-                                          retries=False)
+            self._client = InfluxDBClient(
+                url=self.url, token=token, org=org, timeout=int(timeout_s * 1000), retries=False
+            )
             self._write = self._client.write_api(write_options=SYNCHRONOUS)
         self._failures = 0  # flushes in a row that could not deliver
         self.backoff_s = 0.0
@@ -126,8 +136,17 @@ class InfluxSink:
 
     @classmethod
     def from_settings(cls, store: StateStore, s: InfluxSettings) -> InfluxSink:
-        return cls(store, s.url, bucket=s.bucket, org=s.org, token=s.token, batch_size=s.batch_size,
-                   api=s.api, username=s.username, password=s.password)
+        return cls(
+            store,
+            s.url,
+            bucket=s.bucket,
+            org=s.org,
+            token=s.token,
+            batch_size=s.batch_size,
+            api=s.api,
+            username=s.username,
+            password=s.password,
+        )
 
     def close(self) -> None:
         if self._client is not None:
@@ -192,7 +211,9 @@ class InfluxSink:
             self._log_problem(f"InfluxDB at {self.url} not accepting writes ({status}): {reason}", every_s=60)
             return False, 0
         if len(rows) == 1:
-            log.warning("InfluxDB refused a point (%s): %s; set aside: %s", status, reason, rows[0].payload[:200])
+            log.warning(
+                "InfluxDB refused a point (%s): %s; set aside: %s", status, reason, rows[0].payload[:200]
+            )
             self.store.set_aside(SINK, rows[0], f"{status}: {reason}")
             return True, 0
         half = len(rows) // 2
@@ -214,7 +235,9 @@ class InfluxSink:
         from influxdb_client.rest import ApiException
 
         try:
-            self._write.write(bucket=self.bucket, org=self.org, record=lines, write_precision=WritePrecision.MS)
+            self._write.write(
+                bucket=self.bucket, org=self.org, record=lines, write_precision=WritePrecision.MS
+            )
             return None, ""
         except ApiException as exc:
             body = exc.body if isinstance(exc.body, str) else ""
@@ -229,7 +252,9 @@ class InfluxSink:
         import urllib.request
 
         query = urllib.parse.urlencode({"db": self.bucket, "precision": "ms"})
-        req = urllib.request.Request(f"{self.url}/write?{query}", data="\n".join(lines).encode(), method="POST")
+        req = urllib.request.Request(
+            f"{self.url}/write?{query}", data="\n".join(lines).encode(), method="POST"
+        )
         if self._auth[0]:
             cred = base64.b64encode(f"{self._auth[0]}:{self._auth[1]}".encode()).decode()
             req.add_header("Authorization", f"Basic {cred}")
@@ -245,19 +270,31 @@ class InfluxSink:
         """One line for a 401/403/404: what is wrong and which setting to change."""
         said = " ".join(reason.split())[:200]
         if status in (401, 403):
-            which = "username / password" if self.api == "v1" else 'token / token_file (InfluxDB 1.8+: token = "user:password")'
-            return (f"InfluxDB at {self.url} refused our credentials (HTTP {status}: {said}): "
-                    f"check [influx] {which}")
+            which = (
+                "username / password"
+                if self.api == "v1"
+                else 'token / token_file (InfluxDB 1.8+: token = "user:password")'
+            )
+            return (
+                f"InfluxDB at {self.url} refused our credentials (HTTP {status}: {said}): "
+                f"check [influx] {which}"
+            )
         if self.api == "v1":
             if "database not found" in reason:
-                return (f"InfluxDB at {self.url} has no database {self.bucket!r} (HTTP 404): create it "
-                        f"(CREATE DATABASE \"{self.bucket}\") or set [influx] bucket to an existing one")
+                return (
+                    f"InfluxDB at {self.url} has no database {self.bucket!r} (HTTP 404): create it "
+                    f'(CREATE DATABASE "{self.bucket}") or set [influx] bucket to an existing one'
+                )
             return f"InfluxDB at {self.url} answered HTTP 404 on /write ({said}): check [influx] url"
         if "bucket" in reason.lower():
-            return (f"InfluxDB at {self.url} has no bucket {self.bucket!r} (HTTP 404: {said}): create it "
-                    f"or set [influx] bucket (and org) to an existing one")
-        return (f"InfluxDB at {self.url} has no v2 write API (HTTP 404 on /api/v2/write): for InfluxDB 1.x "
-                f'before 1.8 set [influx] api = "v1"')
+            return (
+                f"InfluxDB at {self.url} has no bucket {self.bucket!r} (HTTP 404: {said}): create it "
+                f"or set [influx] bucket (and org) to an existing one"
+            )
+        return (
+            f"InfluxDB at {self.url} has no v2 write API (HTTP 404 on /api/v2/write): for InfluxDB 1.x "
+            f'before 1.8 set [influx] api = "v1"'
+        )
 
     def _log_problem(self, message: str, every_s: float) -> None:
         """Log a delivery problem once when it starts or changes, then at most every `every_s`."""
@@ -265,4 +302,6 @@ class InfluxSink:
             self._problem_log.forget()
         if self._problem_log.allow(every_s=every_s):
             self._problem = message
-            log.warning("%s; %d points kept in the outbox, retrying with backoff", message, self.store.pending(SINK))
+            log.warning(
+                "%s; %d points kept in the outbox, retrying with backoff", message, self.store.pending(SINK)
+            )

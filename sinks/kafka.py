@@ -34,8 +34,18 @@ MESSAGE_TIMEOUT_MS = 30_000
 BEAT_FIELDS = ("device", "t", "rr_ms", "hr_bpm", "contact", "source")
 # Motion (a foot pod, the phone, or a strap's accelerometer classified by the collector) the same
 # way, with `at`: how many of the message's beats and gaps came before it (see `encode_events`).
-MOTION_FIELDS = ("device", "t", "kind", "span_s", "intensity_mg", "cadence_spm", "speed_m_s", "source",
-                 "hold_s", "at")
+MOTION_FIELDS = (
+    "device",
+    "t",
+    "kind",
+    "span_s",
+    "intensity_mg",
+    "cadence_spm",
+    "speed_m_s",
+    "source",
+    "hold_s",
+    "at",
+)
 
 
 def encode_events(person: str, events: Iterable[Event]) -> dict:
@@ -51,8 +61,20 @@ def encode_events(person: str, events: Iterable[Event]) -> dict:
         elif isinstance(e, Gap):
             gaps.append([e.device, e.start, e.end, e.reason])
         elif isinstance(e, Motion):
-            motion.append([e.device, e.t, e.kind.value, e.span_s, e.intensity_mg, e.cadence_spm, e.speed_m_s,
-                           e.source, e.hold_s, len(beats) + len(gaps)])
+            motion.append(
+                [
+                    e.device,
+                    e.t,
+                    e.kind.value,
+                    e.span_s,
+                    e.intensity_mg,
+                    e.cadence_spm,
+                    e.speed_m_s,
+                    e.source,
+                    e.hold_s,
+                    len(beats) + len(gaps),
+                ]
+            )
     value = {"person": person, "beats": beats, "gaps": gaps}
     if motion:
         value["motion"] = motion
@@ -70,21 +92,43 @@ def decode_events(value: dict) -> list[Event]:
         events.append((start, 0, Gap(person, device, float(start), float(end), reason or "")))
     events.sort(key=lambda x: (x[0], x[1]))
     out: list[Event] = [e for _, _, e in events]
-    for device, t, kind, span, intensity, cadence, speed, source, hold, at in reversed(value.get("motion", ())):
-        out.insert(at, Motion(person, device, float(t), MotionKind(kind), float(span), intensity, cadence, speed,
-                              source or "", float(hold)))
+    for device, t, kind, span, intensity, cadence, speed, source, hold, at in reversed(
+        value.get("motion", ())
+    ):
+        out.insert(
+            at,
+            Motion(
+                person,
+                device,
+                float(t),
+                MotionKind(kind),
+                float(span),
+                intensity,
+                cadence,
+                speed,
+                source or "",
+                float(hold),
+            ),
+        )
     return out
 
 
 def producer_config(client: dict[str, str], message_timeout_ms: int = MESSAGE_TIMEOUT_MS) -> dict:
     """An idempotent producer: every message acknowledged by all in-sync replicas, no duplicates
     from its own retries, order kept per partition."""
-    return {**client, "enable.idempotence": True, "acks": "all", "linger.ms": 50,
-            "compression.type": "lz4", "message.timeout.ms": message_timeout_ms}
+    return {
+        **client,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 50,
+        "compression.type": "lz4",
+        "message.timeout.ms": message_timeout_ms,
+    }
 
 
-def ensure_topics(client: dict[str, str], topics: Iterable[str], partitions: int, replication: int,
-                  timeout_s: float = 30.0) -> list[str]:
+def ensure_topics(
+    client: dict[str, str], topics: Iterable[str], partitions: int, replication: int, timeout_s: float = 30.0
+) -> list[str]:
     """Create the topics that do not exist yet; returns those created. Existing ones are left as
     they are (their partition count decides where people live)."""
     from confluent_kafka import KafkaException
@@ -95,8 +139,9 @@ def ensure_topics(client: dict[str, str], topics: Iterable[str], partitions: int
     wanted = [t for t in dict.fromkeys(topics) if t not in existing]
     if not wanted:
         return []
-    futures = admin.create_topics([NewTopic(t, partitions, replication) for t in wanted],
-                                  request_timeout=timeout_s)
+    futures = admin.create_topics(
+        [NewTopic(t, partitions, replication) for t in wanted], request_timeout=timeout_s
+    )
     created = []
     for topic, future in futures.items():
         try:
@@ -113,7 +158,9 @@ class KafkaOutbox:
 
     `flush` is called from one thread at a time (a flusher); `add` from any."""
 
-    def __init__(self, store: StateStore, client: dict[str, str], message_timeout_ms: int = MESSAGE_TIMEOUT_MS):
+    def __init__(
+        self, store: StateStore, client: dict[str, str], message_timeout_ms: int = MESSAGE_TIMEOUT_MS
+    ):
         from confluent_kafka import Producer  # here: the home service never needs librdkafka
 
         self.store = store
@@ -155,6 +202,7 @@ class KafkaOutbox:
         def report(row_id: int):
             def on_delivery(err, _msg) -> None:
                 results[row_id] = None if err is None else str(err)
+
             return on_delivery
 
         for row in rows:
@@ -162,8 +210,9 @@ class KafkaOutbox:
             value = json.dumps(msg["value"], separators=(",", ":")).encode()
             while True:
                 try:
-                    self.producer.produce(msg["topic"], key=msg["key"].encode(), value=value,
-                                          on_delivery=report(row.id))
+                    self.producer.produce(
+                        msg["topic"], key=msg["key"].encode(), value=value, on_delivery=report(row.id)
+                    )
                     break
                 except BufferError:  # the producer's queue is full: let it send
                     self.producer.poll(0.1)

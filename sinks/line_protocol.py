@@ -133,8 +133,13 @@ def prompt_line(prompt: dict, response: str | None = None, effects: dict | None 
         "response": response,
     }
     # the effect's numbers (d_ln_rmssd, d_hr_bpm, ...); its id, verdict and flags are not fields
-    fields.update({k: float(v) for k, v in (effects or {}).items()
-                   if isinstance(v, int | float) and not isinstance(v, bool)})
+    fields.update(
+        {
+            k: float(v)
+            for k, v in (effects or {}).items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+    )
     return line("prompts", {"person": prompt["person"]}, fields, prompt["time"])
 
 
@@ -174,28 +179,53 @@ def daily_line(person: str, summary: dict, t: float) -> Line | None:
 def morning_line(person: str, data: dict, t: float) -> Line | None:
     """A `morning` point from the data of a valid morning reading (alerts/engine.py `morning`):
     the reading and its trend as judged with it, at the end of its measured window `t`."""
-    fields = {k: None if data.get(k) is None else float(data[k]) for k in ("ln_rmssd", "rmssd_ms", "hr_bpm", "artifact_pct", "measure_s",
-                                                "ln_rmssd_7d", "cv_7d", "normal_low", "normal_high")}
+    fields = {
+        k: None if data.get(k) is None else float(data[k])
+        for k in (
+            "ln_rmssd",
+            "rmssd_ms",
+            "hr_bpm",
+            "artifact_pct",
+            "measure_s",
+            "ln_rmssd_7d",
+            "cv_7d",
+            "normal_low",
+            "normal_high",
+        )
+    }
     fields["n_beats"] = None if data.get("n_beats") is None else int(data["n_beats"])
     fields["posture"] = data.get("posture")
     fields["trigger"] = data.get("trigger")
     return line("morning", {"person": person}, fields, t)
 
 
-def baseline_line(person: str, t: float, ln_rmssd_mean: float, ln_rmssd_sd: float, hr_mean: float,
-                  hr_sd: float, samples: int) -> Line | None:
+def baseline_line(
+    person: str,
+    t: float,
+    ln_rmssd_mean: float,
+    ln_rmssd_sd: float,
+    hr_mean: float,
+    hr_sd: float,
+    samples: int,
+) -> Line | None:
     """A `baseline` point: the person's resting reference at `t` (processing/baseline.py) as the
     dashboard draws it: HR and RMSSD in their units with a band of +- 1 robust SD (RMSSD from
     the lnRMSSD band, so the band is asymmetric in ms)."""
     fields = {
-        "hr_bpm": float(hr_mean), "hr_low": float(hr_mean - hr_sd), "hr_high": float(hr_mean + hr_sd),
-        "rmssd_ms": math.exp(ln_rmssd_mean), "rmssd_low": math.exp(ln_rmssd_mean - ln_rmssd_sd),
-        "rmssd_high": math.exp(ln_rmssd_mean + ln_rmssd_sd), "samples": float(samples),
+        "hr_bpm": float(hr_mean),
+        "hr_low": float(hr_mean - hr_sd),
+        "hr_high": float(hr_mean + hr_sd),
+        "rmssd_ms": math.exp(ln_rmssd_mean),
+        "rmssd_low": math.exp(ln_rmssd_mean - ln_rmssd_sd),
+        "rmssd_high": math.exp(ln_rmssd_mean + ln_rmssd_sd),
+        "samples": float(samples),
     }
     return line("baseline", {"person": person}, fields, t)
 
 
-def device_line(person: str, device: str, t: float, battery_pct: float | None, connected: bool) -> Line | None:
+def device_line(
+    person: str, device: str, t: float, battery_pct: float | None, connected: bool
+) -> Line | None:
     """A `devices` point: battery level and connection state of one strap."""
     return line(
         "devices",

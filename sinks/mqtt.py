@@ -137,8 +137,10 @@ def exposure_warning(s: MqttSettings) -> str | None:
         loopback = host.lower() == "localhost"
     if loopback:
         return None
-    return (f"MQTT: readings go unencrypted and unauthenticated to {s.host}:{s.port} "
-            "(set a password and use mqtts:// with TLS)")
+    return (
+        f"MQTT: readings go unencrypted and unauthenticated to {s.host}:{s.port} "
+        "(set a password and use mqtts:// with TLS)"
+    )
 
 
 def _describe(exc: BaseException | None) -> str:
@@ -166,10 +168,12 @@ def parse_measure(payload: bytes) -> dict:
     except ValueError:
         raise ValueError(f"expected start, stop or JSON, got {text[:40]!r}") from None
     if not isinstance(data, dict) or data.get("action", "start") not in ("start", "stop"):
-        raise ValueError(f"expected {{\"action\": \"start\" or \"stop\"}}, got {text[:80]!r}")
+        raise ValueError(f'expected {{"action": "start" or "stop"}}, got {text[:80]!r}')
     trigger = data.get("trigger", "mqtt")
     request = data.get("request")
-    if trigger not in ("mqtt", "cli") or not (request is None or (isinstance(request, str) and len(request) <= 64)):
+    if trigger not in ("mqtt", "cli") or not (
+        request is None or (isinstance(request, str) and len(request) <= 64)
+    ):
         raise ValueError(f"trigger must be mqtt or cli and request a short string, got {text[:80]!r}")
     return {"action": data.get("action", "start"), "trigger": trigger, "request": request}
 
@@ -234,7 +238,9 @@ class MqttSink:
         self._clearing: dict[int, str] = {}  # paho mid -> topic of a retained answer being cleared
         self._offline_mid: int | None = None  # the retained `offline` of `stop`, until its PUBACK
         self._offline_acked: asyncio.Event | None = None
-        self.overflow = OverflowLog(store, SINK, "MQTT", "messages", {RETAINED: "retained", PROMPT: "prompts"})
+        self.overflow = OverflowLog(
+            store, SINK, "MQTT", "messages", {RETAINED: "retained", PROMPT: "prompts"}
+        )
         self._mqtt = mqtt
         c = loop_client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
         if settings.username:
@@ -327,8 +333,15 @@ class MqttSink:
         """A prompt as `Prompt.to_dict` made it (here, or on a worker: stresswatch/deliver.py)."""
         self.store.record_prompt(body)
         topic = f"{self.s.base_topic}/{body['person']}/prompt"
-        self._enqueue(topic, json.dumps(body), qos=1, retain=False, key=f"prompt/{body['id']}",
-                      expires=body["expires_at"], prompt_id=body["id"])
+        self._enqueue(
+            topic,
+            json.dumps(body),
+            qos=1,
+            retain=False,
+            key=f"prompt/{body['id']}",
+            expires=body["expires_at"],
+            prompt_id=body["id"],
+        )
 
     def publish_device(self, person: str, device: str, status: dict) -> None:
         topic = f"{self.s.base_topic}/{person}/device/{device}"
@@ -371,7 +384,9 @@ class MqttSink:
         rows = []
         for pid, body, expires in self.store.open_prompts(self.clock() + 1):
             topic = f"{self.s.base_topic}/{json.loads(body)['person']}/prompt"
-            rows.append((f"prompt/{pid}", self._row(topic, body, qos=1, retain=False, prompt_id=pid), expires))
+            rows.append(
+                (f"prompt/{pid}", self._row(topic, body, qos=1, retain=False, prompt_id=pid), expires)
+            )
         self.store.enqueue(SINK, rows)
         self.pump()
         return len(rows)
@@ -389,8 +404,12 @@ class MqttSink:
         (two SQLite transactions and a JSON round trip) cut the cost of a state message on the
         service's loop thread from ~270 us to ~150 us (benchmarks/service.py with 1000 wearers
         publishes 100 states a second)."""
-        if (self.connected.is_set() and self.client.on_loop_thread() and topic_problem(topic) is None
-                and not self.store.pending(SINK)):
+        if (
+            self.connected.is_set()
+            and self.client.on_loop_thread()
+            and topic_problem(topic) is None
+            and not self.store.pending(SINK)
+        ):
             try:
                 info = self.client.publish(topic, payload, qos=0, retain=True)
             except ValueError:  # paho refuses it (payload too large): the outbox path sets it aside
@@ -401,7 +420,12 @@ class MqttSink:
 
     def _enqueue(self, topic, payload, qos, retain, key, expires=None, prompt_id=None) -> None:
         # A newer retained message replaces an undelivered older one on the same topic.
-        row = (key, self._row(topic, payload, qos, retain, prompt_id), expires, PROMPT if prompt_id else RETAINED)
+        row = (
+            key,
+            self._row(topic, payload, qos, retain, prompt_id),
+            expires,
+            PROMPT if prompt_id else RETAINED,
+        )
         self._dropped(self.store.enqueue(SINK, [row], replace=retain))
         self.pump()
 
@@ -412,7 +436,9 @@ class MqttSink:
     @staticmethod
     def _row(topic, payload, qos, retain, prompt_id=None) -> str:
         """An outbox row's payload: the message and how to publish it."""
-        return json.dumps({"topic": topic, "payload": payload, "qos": qos, "retain": retain, "prompt": prompt_id})
+        return json.dumps(
+            {"topic": topic, "payload": payload, "qos": qos, "retain": retain, "prompt": prompt_id}
+        )
 
     # -- delivery (on the loop's thread) ---------------------------------------------------------
 
@@ -479,7 +505,9 @@ class MqttSink:
                 continue
             props = None
             if row.expires is not None:
-                left = int(row.expires - self.clock())  # whole seconds: the broker's expiry never outlives expires_at
+                left = int(
+                    row.expires - self.clock()
+                )  # whole seconds: the broker's expiry never outlives expires_at
                 if left < 1:
                     self._expire(row, msg)
                     self._cursor = row.id
@@ -487,8 +515,9 @@ class MqttSink:
                 props = Properties(PacketTypes.PUBLISH)
                 props.MessageExpiryInterval = left
             try:
-                info = self.client.publish(msg["topic"], msg["payload"], qos=msg["qos"], retain=msg["retain"],
-                                           properties=props)
+                info = self.client.publish(
+                    msg["topic"], msg["payload"], qos=msg["qos"], retain=msg["retain"], properties=props
+                )
             except ValueError as exc:  # paho refuses it (payload too large, ...): it never will send it
                 self._reject(row, msg, str(exc))
                 self._cursor = row.id
@@ -531,7 +560,9 @@ class MqttSink:
         (it would start a reading at every reconnect), as is anything but start or stop."""
         person = msg.topic[len(self.s.base_topic) + 1 : -len("/measure")]
         if msg.retain:
-            log.warning("ignored a retained morning reading request on %s (publish it without retain)", msg.topic)
+            log.warning(
+                "ignored a retained morning reading request on %s (publish it without retain)", msg.topic
+            )
             return
         try:
             request = parse_measure(msg.payload)
@@ -550,12 +581,18 @@ class MqttSink:
             return
         # `last_error` is still None when no attempt failed since the last connection ended.
         at_once = self.last_error is None
-        self._quiet_cycles = self._quiet_cycles + 1 if self._quiet_close and at_once and flags.session_present else 0
+        self._quiet_cycles = (
+            self._quiet_cycles + 1 if self._quiet_close and at_once and flags.session_present else 0
+        )
         self._quiet_close = False
         self.last_error = self._paho_error = None
         self._connect_log.clear()
-        log.info("connected to MQTT broker %s:%s (session present: %s)", self.s.host, self.s.port,
-                 flags.session_present)
+        log.info(
+            "connected to MQTT broker %s:%s (session present: %s)",
+            self.s.host,
+            self.s.port,
+            flags.session_present,
+        )
         # paho would now re-send every QoS 1 message the last connection left unacknowledged,
         # as it was, with no look at its expiry: a prompt frozen in a dead connection would reach
         # the phone after `expires_at`. Their outbox rows are still there (deleted only on
@@ -570,8 +607,14 @@ class MqttSink:
         self._retry_after = math.inf
         if self.s.announce_status:
             client.publish(self.status_topic, "online", qos=1, retain=True)
-        client.subscribe([(f"{self.s.base_topic}/+/prompt/response", 1), (f"{self.s.base_topic}/+/activity", 1),
-                          (f"{self.s.base_topic}/+/measure", 1), (f"{self.s.discovery_prefix}/status", 1)])
+        client.subscribe(
+            [
+                (f"{self.s.base_topic}/+/prompt/response", 1),
+                (f"{self.s.base_topic}/+/activity", 1),
+                (f"{self.s.base_topic}/+/measure", 1),
+                (f"{self.s.discovery_prefix}/status", 1),
+            ]
+        )
         self.connected.set()
         self.publish_discovery()
         self.pump()
@@ -591,7 +634,9 @@ class MqttSink:
     def _on_log(self, client, userdata, level, buf) -> None:
         # Keeps paho's socket errors: a TLS handshake the broker rejects after the fact (it
         # wants a client certificate) shows up only here, followed by a bare disconnect.
-        if level == self._mqtt.MQTT_LOG_ERR and buf.startswith(("failed to receive", "failed to send", "timeout")):
+        if level == self._mqtt.MQTT_LOG_ERR and buf.startswith(
+            ("failed to receive", "failed to send", "timeout")
+        ):
             self._paho_error = buf
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -613,13 +658,19 @@ class MqttSink:
             self._taken_over("the broker said: Session taken over")
             return
         if quiet and self._quiet_cycles >= 1:
-            self._taken_over("the broker closed the connection without a reason again, and accepted the last one "
-                             "at once with the session kept")
+            self._taken_over(
+                "the broker closed the connection without a reason again, and accepted the last one "
+                "at once with the session kept"
+            )
             return
         if self._takeovers:  # an ordinary disconnect: the ordinary reconnect backoff
             client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         cause = "the broker closed the connection without a reason" if quiet else str(reason_code)
-        log.info("disconnected from MQTT broker (%s); %d messages wait in the outbox", cause, self.store.pending(SINK))
+        log.info(
+            "disconnected from MQTT broker (%s); %d messages wait in the outbox",
+            cause,
+            self.store.pending(SINK),
+        )
 
     def _taken_over(self, evidence: str) -> None:
         """Another client with our client id has the session: log it, and wait longer and longer
@@ -632,10 +683,15 @@ class MqttSink:
         wait = backoff_s(self._takeovers, TAKEOVER_FIRST_WAIT_S, TAKEOVER_MAX_WAIT_S)
         self.client.reconnect_delay_set(min_delay=wait, max_delay=max(wait, RECONNECT_MAX_S))
         self.store.bump(f"{SINK}.takeovers")
-        log.warning("MQTT: another client with client id %r took over the MQTT session (%s): a second copy of "
-                    "stresswatch or another program uses this client id; give each its own mqtt.client_id. "
-                    "Reconnecting in %d s; %d messages wait in the outbox",
-                    self.s.client_id, evidence, wait, self.store.pending(SINK))
+        log.warning(
+            "MQTT: another client with client id %r took over the MQTT session (%s): a second copy of "
+            "stresswatch or another program uses this client id; give each its own mqtt.client_id. "
+            "Reconnecting in %d s; %d messages wait in the outbox",
+            self.s.client_id,
+            evidence,
+            wait,
+            self.store.pending(SINK),
+        )
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if mid == self._offline_mid and self._offline_acked is not None:
@@ -644,8 +700,12 @@ class MqttSink:
         cleared = self._clearing.pop(mid, None)
         if cleared is not None:
             if reason_code.is_failure:
-                log.warning("MQTT broker refused to clear the retained answer on %s (%s): it is ignored at "
-                            "every connect", cleared, reason_code)
+                log.warning(
+                    "MQTT broker refused to clear the retained answer on %s (%s): it is ignored at "
+                    "every connect",
+                    cleared,
+                    reason_code,
+                )
             return
         row_id = self._inflight.pop(mid, None)
         if row_id is None:
@@ -682,8 +742,11 @@ class MqttSink:
             if msg.payload == b"online" and not msg.retain:
                 self.publish_discovery()
                 n = self.resend_open_prompts()
-                log.info("Home Assistant is online: %s%d open prompt(s) queued again",
-                         "discovery configs and " if self.s.discovery else "", n)
+                log.info(
+                    "Home Assistant is online: %s%d open prompt(s) queued again",
+                    "discovery configs and " if self.s.discovery else "",
+                    n,
+                )
             return
         if msg.topic.endswith("/activity"):
             self._activity(msg)
@@ -725,7 +788,9 @@ class MqttSink:
         person = msg.topic.split("/")[-2]
         if msg.retain or person not in self.people:
             self.store.bump(f"{SINK}.ignored_activity")
-            log.debug("ignored %s activity on %s", "a retained" if msg.retain else "an unknown person's", msg.topic)
+            log.debug(
+                "ignored %s activity on %s", "a retained" if msg.retain else "an unknown person's", msg.topic
+            )
             return
         if self.on_activity:
             self.on_activity(person, bytes(msg.payload))
@@ -738,8 +803,12 @@ class MqttSink:
             which = f" to prompt {parse_response(msg.payload)['id']!r}"
         except ValueError:
             which = ""
-        log.warning("ignored a retained answer%s on %s (the broker hands it over at every connect, so it is "
-                    "not a new answer); clearing it", which, msg.topic)
+        log.warning(
+            "ignored a retained answer%s on %s (the broker hands it over at every connect, so it is "
+            "not a new answer); clearing it",
+            which,
+            msg.topic,
+        )
         info = self.client.publish(msg.topic, b"", qos=1, retain=True)
         if info.rc == self._mqtt.MQTT_ERR_SUCCESS:
             self._clearing[info.mid] = msg.topic

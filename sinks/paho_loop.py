@@ -82,7 +82,9 @@ def _client_class():
                     loop = asyncio.get_running_loop()
                 except RuntimeError:
                     loop = asyncio.new_event_loop()
-                    self._own_thread = threading.Thread(target=loop.run_forever, name="mqtt-loop", daemon=True)
+                    self._own_thread = threading.Thread(
+                        target=loop.run_forever, name="mqtt-loop", daemon=True
+                    )
                     self._own_thread.start()
             self.loop = loop
             self._stay_connected = True
@@ -157,7 +159,9 @@ def _client_class():
                 return future.result(timeout)
             except concurrent.futures.TimeoutError:
                 future.cancel()
-                raise TimeoutError(f"the MQTT client's event loop did not answer within {timeout} s") from None
+                raise TimeoutError(
+                    f"the MQTT client's event loop did not answer within {timeout} s"
+                ) from None
 
         # -- the driver (on the loop's thread) -----------------------------------------------
 
@@ -190,7 +194,9 @@ def _client_class():
                 except Exception:
                     self._connecting = False
                     if self.on_connect_fail is not None:
-                        self.on_connect_fail(self, self.user_data_get())  # the reason is the exception handled here
+                        self.on_connect_fail(
+                            self, self.user_data_get()
+                        )  # the reason is the exception handled here
                     continue
                 self._connecting = False
                 if self.socket() is None:  # closed while the attempt finished (written and refused at once)

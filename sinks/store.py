@@ -193,7 +193,9 @@ class StateStore:
         log.error(
             "STATE DATABASE DAMAGED: %s could not be read (truncated or not an SQLite file); moved it "
             "aside to %s and started an empty one. Points and messages queued in it are not delivered; "
-            "baselines and prompt history start over.", db_path, aside,
+            "baselines and prompt history start over.",
+            db_path,
+            aside,
         )
         try:
             return self._connect()
@@ -221,16 +223,22 @@ class StateStore:
         where = Path(self.path).parent
         code = _code(exc)
         if code == _FULL:
-            return StoreFull(f"state database {self.path}: the disk is full; free some space on it "
-                             f"(or set state.directory to a folder on another disk)")
+            return StoreFull(
+                f"state database {self.path}: the disk is full; free some space on it "
+                f"(or set state.directory to a folder on another disk)"
+            )
         if code in (_READONLY, _CANTOPEN, _PERM):
-            return StoreError(f"cannot write the state database {self.path}: make {where} writable for this "
-                              f"user (uid {os.getuid()}) or set state.directory to a writable folder")
+            return StoreError(
+                f"cannot write the state database {self.path}: make {where} writable for this "
+                f"user (uid {os.getuid()}) or set state.directory to a writable folder"
+            )
         if code == _IOERR:
             return StoreError(f"input/output error on the state database {self.path} ({exc}): check the disk")
         if code in (_CORRUPT, _NOTADB):
-            return StoreError(f"the state database {self.path} is damaged ({exc}): restart stresswatch, "
-                              f"which moves it aside and starts a fresh one")
+            return StoreError(
+                f"the state database {self.path} is damaged ({exc}): restart stresswatch, "
+                f"which moves it aside and starts a fresh one"
+            )
         return StoreError(f"state database {self.path}: {exc}")
 
     @contextlib.contextmanager
@@ -325,7 +333,9 @@ class StateStore:
 
     def rejected(self, sink: str) -> list[tuple[str, str]]:
         with self._lock:
-            return self._db.execute("SELECT payload, reason FROM rejected WHERE sink = ? ORDER BY id", (sink,)).fetchall()
+            return self._db.execute(
+                "SELECT payload, reason FROM rejected WHERE sink = ? ORDER BY id", (sink,)
+            ).fetchall()
 
     # -- counters ------------------------------------------------------------------------------
 
@@ -377,7 +387,14 @@ class StateStore:
         with self._write():
             self._db.execute(
                 "INSERT OR IGNORE INTO prompts (id, person, created, expires, status, body) VALUES (?, ?, ?, ?, ?, ?)",
-                (prompt["id"], prompt["person"], prompt["time"], prompt["expires_at"], "pending", json.dumps(prompt)),
+                (
+                    prompt["id"],
+                    prompt["person"],
+                    prompt["time"],
+                    prompt["expires_at"],
+                    "pending",
+                    json.dumps(prompt),
+                ),
             )
 
     def set_prompt_status(self, prompt_id: str, status: str) -> bool:
@@ -418,7 +435,11 @@ class StateStore:
             ).fetchone()
         if row is None:
             return None
-        return {"status": row[0], "response": json.loads(row[1]) if row[1] else None, "prompt": json.loads(row[2])}
+        return {
+            "status": row[0],
+            "response": json.loads(row[1]) if row[1] else None,
+            "prompt": json.loads(row[2]),
+        }
 
 
 class OverflowLog:
@@ -429,8 +450,16 @@ class OverflowLog:
     `add` writes once `every_s` has passed and `flush` (called periodically, and with `force` at
     a stop) writes when drops are left unsaid. Thread-safe."""
 
-    def __init__(self, store: StateStore, sink: str, what: str, unit: str, labels: Mapping[int, str],
-                 every_s: float = EVERY_S, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        store: StateStore,
+        sink: str,
+        what: str,
+        unit: str,
+        labels: Mapping[int, str],
+        every_s: float = EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.store, self.sink, self.what, self.unit, self.labels = store, sink, what, unit, dict(labels)
         self.every_s = every_s
         self.clock = clock
@@ -459,10 +488,21 @@ class OverflowLog:
             total = f"{self.store.counter(f'{self.sink}.dropped_overflow')} dropped so far"
         except (StoreError, sqlite3.Error):  # the line matters more than the total
             total = "total not readable"
-        log.warning("%s outbox full (at most %d %s): dropped %d %s (%s) queued from %s to %s (%s); %s "
-                    "(%s.dropped_overflow)", self.what, self.store.limit(self.sink), self.unit, n,
-                    self.unit if n != 1 else self.unit.removesuffix("s"), what,
-                    _utc(first), _utc(last), _span(last - first), total, self.sink)
+        log.warning(
+            "%s outbox full (at most %d %s): dropped %d %s (%s) queued from %s to %s (%s); %s "
+            "(%s.dropped_overflow)",
+            self.what,
+            self.store.limit(self.sink),
+            self.unit,
+            n,
+            self.unit if n != 1 else self.unit.removesuffix("s"),
+            what,
+            _utc(first),
+            _utc(last),
+            _span(last - first),
+            total,
+            self.sink,
+        )
 
 
 # -- one process per state directory -------------------------------------------------------------
@@ -505,24 +545,33 @@ class StateLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
-            raise StoreError(f"cannot open the lock file {self.path} ({exc.strerror}): make {self.directory} "
-                             f"writable for this user (uid {os.getuid()}) or set state.directory elsewhere") from None
+            raise StoreError(
+                f"cannot open the lock file {self.path} ({exc.strerror}): make {self.directory} "
+                f"writable for this user (uid {os.getuid()}) or set state.directory elsewhere"
+            ) from None
         finally:
             os.umask(old_umask)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # a file system without locks (NFS without lockd)
+            if exc.errno not in (
+                errno.EWOULDBLOCK,
+                errno.EAGAIN,
+            ):  # a file system without locks (NFS without lockd)
                 os.close(fd)
-                log.warning("cannot lock %s (%s): a second copy on this state directory would not be stopped",
-                            self.path, exc.strerror)
+                log.warning(
+                    "cannot lock %s (%s): a second copy on this state directory would not be stopped",
+                    self.path,
+                    exc.strerror,
+                )
                 return
             pid = _holder_pid(fd)
             os.close(fd)
             raise StateDirectoryBusy(
                 f"another stresswatch ({f'PID {pid}' if pid else 'PID not known'}) is already running on the state "
                 f"directory {self.directory}: stop it first, or give this one its own state.directory and "
-                f"mqtt.client_id") from None
+                f"mqtt.client_id"
+            ) from None
         with contextlib.suppress(OSError):  # a file left readable by an older version
             os.fchmod(fd, 0o600)
         os.ftruncate(fd, 0)
@@ -575,6 +624,7 @@ def lock_holder(directory: str | Path) -> int | None:
     inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
     return pid if any("FLOCK" in line and inode in line.split() for line in table.splitlines()) else None
 
+
 def peek_saved_states(path: str | Path, keys: list[str]) -> dict[str, dict]:
     """What `save_state` kept under `keys` in the database at `path`, read only (nothing is
     created, migrated or tightened; for `stresswatch doctor`, which only looks): {} when there is
@@ -585,8 +635,9 @@ def peek_saved_states(path: str | Path, keys: list[str]) -> dict[str, dict]:
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            rows = db.execute(f"SELECT key, value FROM saved_state WHERE key IN ({', '.join('?' * len(keys))})",
-                              keys).fetchall()
+            rows = db.execute(
+                f"SELECT key, value FROM saved_state WHERE key IN ({', '.join('?' * len(keys))})", keys
+            ).fetchall()
         finally:
             db.close()
     except sqlite3.Error as exc:
@@ -632,11 +683,15 @@ def _private_dir(directory: Path) -> None:
             d.mkdir(mode=0o700, exist_ok=True)  # exist_ok: another process may have made it meanwhile
     except (FileExistsError, NotADirectoryError):
         where = "" if d == directory else f" at {d}"
-        raise StoreError(f"the state directory {directory} is not a directory (a file is in the way{where}): "
-                         f"move that file or set state.directory to another path") from None
+        raise StoreError(
+            f"the state directory {directory} is not a directory (a file is in the way{where}): "
+            f"move that file or set state.directory to another path"
+        ) from None
     except PermissionError:
-        raise StoreError(f"cannot create the state directory {directory}: create it for this user "
-                         f"(uid {os.getuid()}) or set state.directory to a writable folder") from None
+        raise StoreError(
+            f"cannot create the state directory {directory}: create it for this user "
+            f"(uid {os.getuid()}) or set state.directory to a writable folder"
+        ) from None
     except OSError as exc:
         raise StoreError(f"cannot create the state directory {directory}: {exc.strerror}") from None
 
@@ -655,8 +710,10 @@ def _move_aside(db_path: Path) -> Path:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise StoreError(f"the state database {db_path} is damaged and could not be moved aside "
-                             f"({exc.strerror}): move or delete it by hand") from None
+            raise StoreError(
+                f"the state database {db_path} is damaged and could not be moved aside "
+                f"({exc.strerror}): move or delete it by hand"
+            ) from None
     return aside
 
 
@@ -670,7 +727,9 @@ def _migrate(db: sqlite3.Connection) -> None:
         if "priority" not in {row[1] for row in db.execute("PRAGMA table_info(outbox)")}:
             db.execute("ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
         db.execute(DROP_INDEX)
-        have = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'outbox_count_%'")
+        have = db.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'outbox_count_%'"
+        )
         if have.fetchone()[0] != len(COUNT_TRIGGERS):
             db.execute("DROP TRIGGER IF EXISTS outbox_count_insert")
             db.execute("DROP TRIGGER IF EXISTS outbox_count_delete")

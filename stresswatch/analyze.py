@@ -28,12 +28,19 @@ def analyze(args) -> int:
         window = args.window or base.window_s
         step = base.step_s if args.step is None else args.step
         if step > window:
-            raise CommandError(f"--step {step:g} is longer than the window ({window:g} s): beats between "
-                               "windows would never be analysed")
-        settings = Settings(window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction)
+            raise CommandError(
+                f"--step {step:g} is longer than the window ({window:g} s): beats between "
+                "windows would never be analysed"
+            )
+        settings = Settings(
+            window, min(base.rmssd_window_s, window), step, max(step, 10.0), not args.no_correction
+        )
     # The recording's local time (day/night baseline) in the configured zone, else the machine's.
-    pipe = Pipeline(args.person, settings, cfg.person(args.person).model(zone(cfg.service.zone_name()),
-                                                                      rr_gate=cfg.processing.rr_gate))
+    pipe = Pipeline(
+        args.person,
+        settings,
+        cfg.person(args.person).model(zone(cfg.service.zone_name()), rr_gate=cfg.processing.rr_gate),
+    )
     span = _calibration(args, pipe)
     out = sys.stdout
     with RecordingStream(args.file, args.format, person=args.person) as stream:
@@ -61,7 +68,10 @@ def analyze(args) -> int:
             if progress:
                 progress.done()
     if not args.json:
-        print(f"# {stream.n_beats} beats; corrected beats: {pipe.corrector.counts}; gaps: {pipe.n_gaps}", file=out)
+        print(
+            f"# {stream.n_beats} beats; corrected beats: {pipe.corrector.counts}; gaps: {pipe.n_gaps}",
+            file=out,
+        )
     if args.save_baseline:
         Path(args.save_baseline).write_text(json.dumps(pipe.model.baseline.to_dict()) + "\n")
     return EXIT_OK
@@ -84,7 +94,9 @@ def _calibration(args, pipe: Pipeline) -> tuple[float, float] | None:
     minutes from the recording's start (known rest), which is set once the first beat is read."""
     if args.baseline:
         try:
-            pipe.model.baseline = Baseline.from_dict(json.loads(Path(args.baseline).read_text()), pipe.model.tz)
+            pipe.model.baseline = Baseline.from_dict(
+                json.loads(Path(args.baseline).read_text()), pipe.model.tz
+            )
         except (OSError, ValueError) as exc:
             raise RecordingError(args.baseline, None, f"cannot use as a baseline: {exc}") from None
     if not args.calibrate:
@@ -95,7 +107,9 @@ def _calibration(args, pipe: Pipeline) -> tuple[float, float] | None:
     except ValueError:
         lo = hi = -1.0
     if not 0 <= lo < hi:
-        raise RecordingError(args.file, None, f"--calibrate {args.calibrate!r}: expected minutes N or A-B with A < B")
+        raise RecordingError(
+            args.file, None, f"--calibrate {args.calibrate!r}: expected minutes N or A-B with A < B"
+        )
     return lo, hi
 
 
@@ -106,8 +120,17 @@ def _json_encoder():
 
     if encoder.c_make_encoder is None:  # a Python without the _json accelerator
         return lambda d: json.dumps(d)
-    enc = encoder.c_make_encoder(None, encoder.JSONEncoder().default, encoder.encode_basestring_ascii, None,
-                                 ": ", ", ", False, False, True)
+    enc = encoder.c_make_encoder(
+        None,
+        encoder.JSONEncoder().default,
+        encoder.encode_basestring_ascii,
+        None,
+        ": ",
+        ", ",
+        False,
+        False,
+        True,
+    )
     return lambda d: "".join(enc(d, 0))
 
 
@@ -157,15 +180,26 @@ def motion(args) -> int:
             total += m.span_s
             moving += m.span_s if verdict == "moving" else 0.0
             if args.json:
-                print(_json_dumps({"time": round(m.t, 3), "kind": m.kind.value, "says": verdict.value,
-                                   "span_s": round(m.span_s, 3), "intensity_mg": round(m.intensity_mg, 2),
-                                   "cadence_spm": None if m.cadence_spm is None else round(m.cadence_spm, 1)}))
+                print(
+                    _json_dumps(
+                        {
+                            "time": round(m.t, 3),
+                            "kind": m.kind.value,
+                            "says": verdict.value,
+                            "span_s": round(m.span_s, 3),
+                            "intensity_mg": round(m.intensity_mg, 2),
+                            "cadence_spm": None if m.cadence_spm is None else round(m.cadence_spm, 1),
+                        }
+                    )
+                )
                 continue
             t0 = m.t - m.span_s if t0 is None else t0
             el = int(m.t - t0)
             cadence = "-" if m.cadence_spm is None else f"{m.cadence_spm:.0f}/min"
-            print(f"{el // 3600:02d}:{el % 3600 // 60:02d}:{el % 60:02d}  {m.kind.value:<8s} {verdict.value:<8s} "
-                  f"intensity {m.intensity_mg:7.1f} mg  cadence {cadence}")
+            print(
+                f"{el // 3600:02d}:{el % 3600 // 60:02d}:{el % 60:02d}  {m.kind.value:<8s} {verdict.value:<8s} "
+                f"intensity {m.intensity_mg:7.1f} mg  cadence {cadence}"
+            )
     if not args.json:
         if not total:
             print("no 10 s window of contiguous samples in the file")

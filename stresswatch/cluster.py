@@ -24,8 +24,10 @@ def _log_to_stderr() -> None:
 def _kafka_config(args, command: str) -> configuration.Config:
     cfg = configuration.load(args.config)
     if cfg.kafka.bootstrap_servers is None:
-        raise configuration.ConfigError(args.config or "<defaults>", [
-            f"kafka.bootstrap_servers: required by `stresswatch {command}` (the Kafka cluster)"])
+        raise configuration.ConfigError(
+            args.config or "<defaults>",
+            [f"kafka.bootstrap_servers: required by `stresswatch {command}` (the Kafka cluster)"],
+        )
     return cfg
 
 
@@ -38,8 +40,10 @@ def collect(args) -> int:
     cfg = _kafka_config(args, "collect")
     k = cfg.kafka
     if not cfg.devices and not args.simulate:
-        raise configuration.ConfigError(args.config or "<defaults>", [
-            "devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"])
+        raise configuration.ConfigError(
+            args.config or "<defaults>",
+            ["devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"],
+        )
     with StateLock(Path(cfg.state.directory).expanduser()):
         ensure_topics(k.client_config(), [k.beats_topic, k.devices_topic], k.partitions, k.replication)
         outbox = collect.outbox(cfg)
@@ -83,8 +87,10 @@ def deliver(args) -> int:
     _log_to_stderr()
     cfg = _kafka_config(args, "deliver")
     if (cfg.influx.url if args.target == "influx" else cfg.mqtt.url) is None:
-        raise configuration.ConfigError(args.config or "<defaults>", [
-            f"{args.target}.url: required by `stresswatch deliver {args.target}`"])
+        raise configuration.ConfigError(
+            args.config or "<defaults>",
+            [f"{args.target}.url: required by `stresswatch deliver {args.target}`"],
+        )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

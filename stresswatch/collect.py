@@ -29,8 +29,9 @@ log = logging.getLogger("stresswatch.collect")
 class Collector:
     """Events in, one message per person and `batch_s` out, through the outbox."""
 
-    def __init__(self, cfg: Config, sources: list[Source], outbox: KafkaOutbox,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self, cfg: Config, sources: list[Source], outbox: KafkaOutbox, clock: Callable[[], float] = time.time
+    ):
         self.cfg = cfg
         self.sources = sources
         self.outbox = outbox
@@ -45,9 +46,16 @@ class Collector:
         collector = cls(cfg, [], outbox)
         bt = cfg.bluetooth
         specs = [DeviceSpec(d.person, d.address, d.name, d.role == "motion") for d in cfg.devices]
-        collector.sources.append(StrapSource.from_specs(
-            specs, collector.device_status, watchdog_s=bt.watchdog_s, battery_every_s=bt.battery_every_s,
-            adapter=bt.adapter, clock=collector.clock))
+        collector.sources.append(
+            StrapSource.from_specs(
+                specs,
+                collector.device_status,
+                watchdog_s=bt.watchdog_s,
+                battery_every_s=bt.battery_every_s,
+                adapter=bt.adapter,
+                clock=collector.clock,
+            )
+        )
         return collector
 
     def events(self, events: list[Event]) -> None:
@@ -81,15 +89,22 @@ class Collector:
             first = events[0]
             t0 = first.start if isinstance(first, Gap) else first.t
             # The row key makes a re-queued message (the same first event) one row.
-            self.outbox.add(self.topics["beats"], person, encode_events(person, events),
-                            row_key=f"beats/{person}/{first.device}/{t0!r}")
+            self.outbox.add(
+                self.topics["beats"],
+                person,
+                encode_events(person, events),
+                row_key=f"beats/{person}/{first.device}/{t0!r}",
+            )
         return len(pending)
 
     def device_status(self, spec: DeviceSpec, status: dict) -> None:
         now = self.clock()
-        self.outbox.add(self.topics["devices"], spec.person,
-                        {"person": spec.person, "device": spec.label, "t": now, "status": status},
-                        row_key=f"devices/{spec.person}/{spec.label}/{now!r}")
+        self.outbox.add(
+            self.topics["devices"],
+            spec.person,
+            {"person": spec.person, "device": spec.label, "t": now, "status": status},
+            row_key=f"devices/{spec.person}/{spec.label}/{now!r}",
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` or every (finite) source has ended; then the last messages are cut and sent."""

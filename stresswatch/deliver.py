@@ -43,15 +43,24 @@ class Delivery:
         self.topics = {k.readings_topic: "readings", k.prompts_topic: "prompts", k.daily_topic: "daily"}
         settings = cfg.sink_settings()
         state_path = state_path or settings.state_path
-        only = SinkSettings(state_path, mqtt=settings.mqtt if target == "mqtt" else None,
-                            influx=settings.influx if target == "influx" else None,
-                            mqtt_outbox_max_messages=settings.mqtt_outbox_max_messages)
+        only = SinkSettings(
+            state_path,
+            mqtt=settings.mqtt if target == "mqtt" else None,
+            influx=settings.influx if target == "influx" else None,
+            mqtt_outbox_max_messages=settings.mqtt_outbox_max_messages,
+        )
         if (only.mqtt if target == "mqtt" else only.influx) is None:
             raise ValueError(f"deliver {target}: [{target}] url is not set")
         self.store = StateStore(state_path, limits=only.outbox_limits())
         self.sinks = Sinks(only, store=self.store, inline_flush=False)
-        self.consumer = Consumer({**k.client_config(), "group.id": f"stresswatch-{target}",
-                                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        self.consumer = Consumer(
+            {
+                **k.client_config(),
+                "group.id": f"stresswatch-{target}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
         self.consumer.subscribe(list(self.topics))
         self.skipped_prompts = 0
         self.handled = 0
@@ -83,7 +92,9 @@ class Delivery:
             if known is not None and known["status"] != "pending":
                 self.skipped_prompts += 1  # queued and sent before: a replay
                 return
-            s.mqtt.publish_prompt_body(value)  # records the id, then queues (a waiting one is not queued twice)
+            s.mqtt.publish_prompt_body(
+                value
+            )  # records the id, then queues (a waiting one is not queued twice)
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -95,4 +106,8 @@ class Delivery:
     def close(self) -> None:
         self.consumer.close()
         self.sinks.close()
-        log.info("stopped: %d message(s) handled, %d replayed prompt(s) skipped", self.handled, self.skipped_prompts)
+        log.info(
+            "stopped: %d message(s) handled, %d replayed prompt(s) skipped",
+            self.handled,
+            self.skipped_prompts,
+        )

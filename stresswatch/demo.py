@@ -61,7 +61,9 @@ def demo_alert_settings(cfg: configuration.Config, duration_s: float):
     ends when the replay does, so a prompt made at its start is `duration_s` old by then: with the
     usual expiry a phone would get only the prompts of the last minutes of the day."""
     s = cfg.alert_settings()
-    return dataclasses.replace(s, cooldown_min=DEMO_COOLDOWN_MIN, acute_expiry_min=s.acute_expiry_min + duration_s / 60)
+    return dataclasses.replace(
+        s, cooldown_min=DEMO_COOLDOWN_MIN, acute_expiry_min=s.acute_expiry_min + duration_s / 60
+    )
 
 
 def demo_config(cfg: configuration.Config) -> configuration.Config:
@@ -99,16 +101,23 @@ class PlayedPerson:
         action = ANSWERS[min(len(self.log) + len(self.due), len(ANSWERS) - 1)]
         at = p.time + (p.exercise.duration_s if action == PromptAction.DONE else 60.0)
         if action == PromptAction.DONE:  # the scripted breathing that follows, if the replay has one
-            at = next((s.end for s in self.spans if s.name == "breathing" and p.time <= s.start < p.time + 600), at)
+            at = next(
+                (s.end for s in self.spans if s.name == "breathing" and p.time <= s.start < p.time + 600), at
+            )
         self.due.append((at, p, action))
-        print(f"  >> prompt ({p.kind}, {p.exercise.name}, {p.exercise.duration_s / 60:g} min): {p.reason}", flush=True)
+        print(
+            f"  >> prompt ({p.kind}, {p.exercise.name}, {p.exercise.duration_s / 60:g} min): {p.reason}",
+            flush=True,
+        )
 
     def reading(self, r: Reading) -> None:
         for item in [d for d in self.due if d[0] <= r.time]:
             self.due.remove(item)
             at, p, action = item
-            verb = {PromptAction.DONE: "did the exercise and answered done",
-                    PromptAction.NOT_STRESSED: "answered: not stressed"}.get(action, f"answered {action}")
+            verb = {
+                PromptAction.DONE: "did the exercise and answered done",
+                PromptAction.NOT_STRESSED: "answered: not stressed",
+            }.get(action, f"answered {action}")
             print(f"  << the person {verb}", flush=True)
             self.log.append([p, action, None])
             self.service.respond(p.person, {"id": p.id, "action": action.value, "minutes": None}, now=at)
@@ -142,7 +151,9 @@ def _run(args, cfg: configuration.Config) -> int:
         rec = read_recording(args.recording, args.format, person=person)
         events: list[Event] = rec.events
         beats = rec.beats
-        spans = [report.Span(Path(args.recording).name, beats[0].t - beats[0].rr_ms / 1000.0, beats[-1].t + 1, "")]
+        spans = [
+            report.Span(Path(args.recording).name, beats[0].t - beats[0].rr_ms / 1000.0, beats[-1].t + 1, "")
+        ]
         title = f"stresswatch demo: {Path(args.recording).name}"
     else:
         beats, spans = simulated_day(args.seed, args.artifacts, person)
@@ -156,8 +167,10 @@ def _run(args, cfg: configuration.Config) -> int:
     duration = max(1.0, spans[-1].end - t_start)
     pace = args.seconds / duration if args.seconds > 0 else 0.0
     what = Path(args.recording).name if args.recording else "a simulated day"
-    print(f"stresswatch demo: {what}, {len(beats)} beats over {duration / 60:.0f} min, "
-          f"replayed in ~{args.seconds:g} s\n")
+    print(
+        f"stresswatch demo: {what}, {len(beats)} beats over {duration / 60:.0f} min, "
+        f"replayed in ~{args.seconds:g} s\n"
+    )
     readings: list[Reading] = []
     next_line = [t_start]
     played = PlayedPerson(spans=spans)
@@ -173,10 +186,18 @@ def _run(args, cfg: configuration.Config) -> int:
 
     async def replay() -> Service:
         # Built on the running loop, as `stresswatch run` builds its service: MQTT lives on that loop.
-        service = Service(cfg, [ReplaySource(events, pace)], sinks=demo_sinks(cfg), on_reading=show,
-                          on_prompt=played.prompt, on_decision=played.decision, on_daily=played.daily,
-                          timezone=fixed_offset_name(utc_offset_s), restore=False,
-                          alert_settings=demo_alert_settings(cfg, duration))
+        service = Service(
+            cfg,
+            [ReplaySource(events, pace)],
+            sinks=demo_sinks(cfg),
+            on_reading=show,
+            on_prompt=played.prompt,
+            on_decision=played.decision,
+            on_daily=played.daily,
+            timezone=fixed_offset_name(utc_offset_s),
+            restore=False,
+            alert_settings=demo_alert_settings(cfg, duration),
+        )
         played.service = service
         await service.run(asyncio.Event())
         return service
@@ -187,8 +208,10 @@ def _run(args, cfg: configuration.Config) -> int:
     print("\n" + prompt_summary(played, t_start))
     for day in played.days:
         load = "-" if day.stress_load is None else f"{100 * day.stress_load:.0f} % of resting time stressed"
-        print(f"day {day.date}: worn {day.worn_min:.0f} min, stress load {load}"
-              + ("" if day.valid else f" (not a valid day for the chronic rules: {day.invalid_reason})"))
+        print(
+            f"day {day.date}: worn {day.worn_min:.0f} min, stress load {load}"
+            + ("" if day.valid else f" (not a valid day for the chronic rules: {day.invalid_reason})")
+        )
     pipe = service.pipelines[person]
     print(f"\nartifacts corrected: {pipe.corrector.counts}; readings: {len(readings)}")
     if args.plot and readings:
@@ -197,8 +220,10 @@ def _run(args, cfg: configuration.Config) -> int:
         try:
             path = report.plot(readings, spans, args.plot, title, marks)
         except ImportError:  # matplotlib is the optional `plot` extra
-            print("plot skipped: matplotlib is not installed (pip install 'stresswatch[plot]'; "
-                  "./scripts/demo installs it)")
+            print(
+                "plot skipped: matplotlib is not installed (pip install 'stresswatch[plot]'; "
+                "./scripts/demo installs it)"
+            )
         else:
             print(f"plot saved to {Path(path).resolve()}")
     return 0
@@ -212,10 +237,14 @@ def prompt_summary(played: PlayedPerson, t0: float) -> str:
         measured = effect.reason if effect else "no effect measured (too little rest after it)"
         if action != PromptAction.DONE:
             measured = "not measured (not done)"
-        lines.append(f"  minute {(p.time - t0) / 60:5.1f}  {p.kind:<8s} {p.exercise.name:<28s} answered "
-                     f"{action.value:<13s} {measured}")
+        lines.append(
+            f"  minute {(p.time - t0) / 60:5.1f}  {p.kind:<8s} {p.exercise.name:<28s} answered "
+            f"{action.value:<13s} {measured}"
+        )
     for _, p, _ in played.due:
-        lines.append(f"  minute {(p.time - t0) / 60:5.1f}  {p.kind:<8s} {p.exercise.name:<28s} unanswered at the end")
+        lines.append(
+            f"  minute {(p.time - t0) / 60:5.1f}  {p.kind:<8s} {p.exercise.name:<28s} unanswered at the end"
+        )
     return "\n".join(lines)
 
 
@@ -223,8 +252,10 @@ def _print_sink_summary(sinks: Sinks) -> None:
     st = sinks.store
     parts = []
     if sinks.influx:
-        parts.append(f"InfluxDB: {sinks.influx.sent} points written, {st.pending('influx')} waiting, "
-                     f"{st.counter('influx.rejected')} rejected")
+        parts.append(
+            f"InfluxDB: {sinks.influx.sent} points written, {st.pending('influx')} waiting, "
+            f"{st.counter('influx.rejected')} rejected"
+        )
     if sinks.mqtt:
         parts.append(f"MQTT: {st.pending('mqtt')} messages waiting")
         if sinks.mqtt.last_error:

@@ -52,9 +52,13 @@ class DeviceHealth:
         self._drop_before(now - HEALTH_WINDOW_S)
         self._drop_heart_rates_before(now - HEALTH_WINDOW_S)
         age = None if self.last_beat is None else round(max(0.0, now - self.last_beat), 1)
-        return {**self.status, "last_beat_age_s": age, "beats_last_min": len(self._recent),
-                "artifacts_last_min": sum(a for _, a in self._recent),
-                "hr_without_rr_last_min": len(self._heart_rates)}
+        return {
+            **self.status,
+            "last_beat_age_s": age,
+            "beats_last_min": len(self._recent),
+            "artifacts_last_min": sum(a for _, a in self._recent),
+            "hr_without_rr_last_min": len(self._heart_rates),
+        }
 
     def _drop_before(self, t: float) -> None:
         while self._recent and self._recent[0][0] <= t:

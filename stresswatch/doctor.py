@@ -75,31 +75,58 @@ def check_kafka(cfg: Config) -> list[Finding]:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
     except ImportError:
-        return [Finding(what, Level.PROBLEM, "the Kafka client is not installed",
-                        "pip install 'stresswatch[kafka]' (Quix Streams and confluent-kafka)")]
+        return [
+            Finding(
+                what,
+                Level.PROBLEM,
+                "the Kafka client is not installed",
+                "pip install 'stresswatch[kafka]' (Quix Streams and confluent-kafka)",
+            )
+        ]
     try:
         md = AdminClient({**k.client_config(), "socket.timeout.ms": int(TIMEOUT_S * 1000)}).list_topics(
-            timeout=TIMEOUT_S)
+            timeout=TIMEOUT_S
+        )
     except KafkaException as exc:
         err = exc.args[0]
-        fix = ("check [kafka] username and password" if "auth" in err.str().lower()
-               else "check [kafka] bootstrap_servers, security_protocol and that the brokers run")
+        fix = (
+            "check [kafka] username and password"
+            if "auth" in err.str().lower()
+            else "check [kafka] bootstrap_servers, security_protocol and that the brokers run"
+        )
         return [Finding(what, Level.PROBLEM, f"no answer: {err.str()}", fix)]
     out = []
     brokers = len(md.brokers)
     if brokers < k.replication:
-        out.append(Finding(what, Level.PROBLEM, f"{brokers} broker(s) for replication {k.replication}: "
-                           "topics cannot be created", "lower [kafka] replication or add brokers"))
+        out.append(
+            Finding(
+                what,
+                Level.PROBLEM,
+                f"{brokers} broker(s) for replication {k.replication}: topics cannot be created",
+                "lower [kafka] replication or add brokers",
+            )
+        )
     else:
         out.append(Finding(what, Level.OK, f"{brokers} broker(s) answer, controller {md.controller_id}"))
     for topic in k.topics().values():
         t = md.topics.get(topic)
         if t is None:
-            out.append(Finding(f"kafka topic {topic}", Level.OK, "not there yet: the first collector or worker creates it"))
+            out.append(
+                Finding(
+                    f"kafka topic {topic}",
+                    Level.OK,
+                    "not there yet: the first collector or worker creates it",
+                )
+            )
         elif len(t.partitions) != k.partitions:
-            out.append(Finding(f"kafka topic {topic}", Level.WARN,
-                               f"has {len(t.partitions)} partitions, [kafka] partitions says {k.partitions}",
-                               "people are placed by the topic's own count; set [kafka] partitions to it"))
+            out.append(
+                Finding(
+                    f"kafka topic {topic}",
+                    Level.WARN,
+                    f"has {len(t.partitions)} partitions, [kafka] partitions says {k.partitions}",
+                    "people are placed by the topic's own count; set [kafka] partitions to it",
+                )
+            )
         else:
             out.append(Finding(f"kafka topic {topic}", Level.OK, f"{len(t.partitions)} partitions"))
     return out
@@ -118,8 +145,12 @@ def check_clock(state: ClockState | None = None) -> Finding:
     if state.synchronised:
         return Finding("system clock", Level.OK, state.detail)
     if state.synchronised is None:
-        return Finding("system clock", Level.WARN, f"cannot tell whether it is synchronised: {state.detail}",
-                       "check `timedatectl`: it should say 'System clock synchronized: yes'")
+        return Finding(
+            "system clock",
+            Level.WARN,
+            f"cannot tell whether it is synchronised: {state.detail}",
+            "check `timedatectl`: it should say 'System clock synchronized: yes'",
+        )
     return Finding("system clock", Level.WARN, state.detail, UNSYNCED_FIX)
 
 
@@ -128,26 +159,51 @@ def check_state(cfg: Config) -> list[Finding]:
     path = Path(cfg.state.directory).expanduser()
     what = f"state directory {path}"
     if path.exists() and not path.is_dir():
-        return [Finding(what, Level.PROBLEM, "is a file, not a directory", "point [state] directory elsewhere")]
+        return [
+            Finding(what, Level.PROBLEM, "is a file, not a directory", "point [state] directory elsewhere")
+        ]
     existing = path
     while not existing.exists():
         existing = existing.parent
     if not os.access(existing, os.W_OK | os.X_OK):
-        return [Finding(what, Level.PROBLEM, f"{existing} is not writable by this user",
-                        f"create it for this user: mkdir -p {path} && chmod 700 {path}")]
+        return [
+            Finding(
+                what,
+                Level.PROBLEM,
+                f"{existing} is not writable by this user",
+                f"create it for this user: mkdir -p {path} && chmod 700 {path}",
+            )
+        ]
     out = []
     free = shutil.disk_usage(existing).free
     if free < MIN_FREE_BYTES:
-        out.append(Finding(what, Level.WARN, f"only {free / 2**20:.0f} MiB free",
-                           "free some space: an outage buffers every beat on disk"))
+        out.append(
+            Finding(
+                what,
+                Level.WARN,
+                f"only {free / 2**20:.0f} MiB free",
+                "free some space: an outage buffers every beat on disk",
+            )
+        )
     if path.exists() and path.stat().st_mode & 0o077:
-        out.append(Finding(what, Level.WARN, f"readable by others (mode {path.stat().st_mode & 0o777:o})",
-                           f"chmod 700 {path}"))
+        out.append(
+            Finding(
+                what,
+                Level.WARN,
+                f"readable by others (mode {path.stat().st_mode & 0o777:o})",
+                f"chmod 700 {path}",
+            )
+        )
     if not out:
         out.append(Finding(what, Level.OK, f"writable, {free / 2**30:.1f} GiB free"))
     pid = lock_holder(path)  # looks only: a service starting now must not find the lock taken
-    out.append(Finding("service", Level.OK, f"running as PID {pid} on this state directory" if pid
-                       else "not running on this state directory"))
+    out.append(
+        Finding(
+            "service",
+            Level.OK,
+            f"running as PID {pid} on this state directory" if pid else "not running on this state directory",
+        )
+    )
     return out
 
 
@@ -164,14 +220,26 @@ def check_bluetooth(cfg: Config) -> list[Finding]:
     if problem:
         out.append(Finding("bluetooth", level, problem))
     else:
-        out.append(Finding("bluetooth", Level.OK, f"BlueZ answers, adapter {cfg.bluetooth.adapter or 'default'} present"))
+        out.append(
+            Finding(
+                "bluetooth", Level.OK, f"BlueZ answers, adapter {cfg.bluetooth.adapter or 'default'} present"
+            )
+        )
     if os.geteuid() != 0:
         try:
             if grp.getgrnam("bluetooth").gr_gid not in os.getgroups():
-                out.append(Finding("bluetooth group", level, "this user is not in the `bluetooth` group",
-                                   "sudo usermod -aG bluetooth $USER, then log in again"))
+                out.append(
+                    Finding(
+                        "bluetooth group",
+                        level,
+                        "this user is not in the `bluetooth` group",
+                        "sudo usermod -aG bluetooth $USER, then log in again",
+                    )
+                )
         except KeyError:
-            out.append(Finding("bluetooth group", level, "there is no `bluetooth` group", "sudo apt install bluez"))
+            out.append(
+                Finding("bluetooth group", level, "there is no `bluetooth` group", "sudo apt install bluez")
+            )
     return out
 
 
@@ -197,29 +265,60 @@ def check_devices(cfg: Config, timeout_s: float = DEVICE_SCAN_S) -> list[Finding
         what = f"device {spec.label} ({d.person})"
         row = next((r for r in rows if spec.matches(r["address"], r["name"])), None)
         if row is None:
-            out.append(Finding(what, Level.WARN, f"not seen in {timeout_s:g} s of scanning",
-                               "wear it (Polar straps sleep without skin contact) and close phone apps that hold "
-                               "it; `stresswatch scan` lists what advertises"))
+            out.append(
+                Finding(
+                    what,
+                    Level.WARN,
+                    f"not seen in {timeout_s:g} s of scanning",
+                    "wear it (Polar straps sleep without skin contact) and close phone apps that hold "
+                    "it; `stresswatch scan` lists what advertises",
+                )
+            )
         elif "error" in row:
-            out.append(Finding(what, Level.WARN, f"seen, but connecting failed: {row['error']}",
-                               "try again; if it persists, remove and re-pair it in bluetoothctl"))
+            out.append(
+                Finding(
+                    what,
+                    Level.WARN,
+                    f"seen, but connecting failed: {row['error']}",
+                    "try again; if it persists, remove and re-pair it in bluetoothctl",
+                )
+            )
         else:
             foot_pod = "foot pod" in row.get("motion", "")
             sends_rr = row.get("sends_rr")  # None: no heart rate came (not worn), or a foot pod
-            rr = ("yes" if sends_rr else "no" if sends_rr is False or foot_pod
-                  else "unknown (no heart rate came)")
-            detail = (f"{row.get('model') or row['name']}, battery {row.get('battery_pct')} %, RR intervals "
-                      f"{rr}, motion: {row.get('motion', 'none')}")
+            rr = (
+                "yes"
+                if sends_rr
+                else "no"
+                if sends_rr is False or foot_pod
+                else "unknown (no heart rate came)"
+            )
+            detail = (
+                f"{row.get('model') or row['name']}, battery {row.get('battery_pct')} %, RR intervals "
+                f"{rr}, motion: {row.get('motion', 'none')}"
+            )
             if sends_rr or foot_pod:
                 out.append(Finding(what, Level.OK, detail))
             elif sends_rr is False:
-                out.append(Finding(what, Level.WARN, detail,
-                                   "this device sends heart rate without RR intervals: no HRV from it; a chest "
-                                   "strap does"))
+                out.append(
+                    Finding(
+                        what,
+                        Level.WARN,
+                        detail,
+                        "this device sends heart rate without RR intervals: no HRV from it; a chest "
+                        "strap does",
+                    )
+                )
             else:
-                out.append(Finding(what, Level.WARN, detail,
-                                   f"no heart rate came within {RR_PROBE_S:g} s: wear it (a strap measures only "
-                                   "on the skin) and run doctor again"))
+                out.append(
+                    Finding(
+                        what,
+                        Level.WARN,
+                        detail,
+                        f"no heart rate came within {RR_PROBE_S:g} s: wear it (a strap measures only "
+                        "on the skin) and run doctor again",
+                    )
+                )
     return out
 
 
@@ -241,8 +340,14 @@ def check_straps(cfg: Config) -> list[Finding]:
     try:
         seen = peek_saved_states(cfg.state_path, keys)
     except StoreError as exc:
-        return [Finding("straps", Level.WARN, f"what the service saw of the straps is unknown: {exc}",
-                        "run doctor as the user the service runs as")]
+        return [
+            Finding(
+                "straps",
+                Level.WARN,
+                f"what the service saw of the straps is unknown: {exc}",
+                "run doctor as the user the service runs as",
+            )
+        ]
     out = []
     for (person, label), key in zip(straps, keys):
         saved = seen.get(key)
@@ -253,13 +358,17 @@ def check_straps(cfg: Config) -> list[Finding]:
         if saved.get("sends_rr"):
             out.append(Finding(what, Level.OK, f"sends RR intervals (seen by the service {when})"))
         else:
-            out.append(Finding(
-                what, Level.WARN,
-                f"sends heart rate without RR intervals (seen by the service {when}): heart rate is recorded, "
-                "but HRV and the stress state are unavailable from it",
-                "HRV needs RR intervals: wear a strap that sends them (a chest strap such as Polar H10, Garmin "
-                "HRM-Pro or Wahoo TICKR; some send them only after a firmware update); `stresswatch scan "
-                "--details` shows sends_rr"))
+            out.append(
+                Finding(
+                    what,
+                    Level.WARN,
+                    f"sends heart rate without RR intervals (seen by the service {when}): heart rate is recorded, "
+                    "but HRV and the stress state are unavailable from it",
+                    "HRV needs RR intervals: wear a strap that sends them (a chest strap such as Polar H10, Garmin "
+                    "HRM-Pro or Wahoo TICKR; some send them only after a firmware update); `stresswatch scan "
+                    "--details` shows sends_rr",
+                )
+            )
     return out
 
 
@@ -271,8 +380,11 @@ def _bluez_version_text() -> str | None:
     """What `bluetoothctl --version` (or bluetoothd's) prints, or None when BlueZ is not installed."""
     import subprocess
 
-    for argv in (["bluetoothctl", "--version"], ["/usr/libexec/bluetooth/bluetoothd", "--version"],
-                 ["/usr/lib/bluetooth/bluetoothd", "--version"]):
+    for argv in (
+        ["bluetoothctl", "--version"],
+        ["/usr/libexec/bluetooth/bluetoothd", "--version"],
+        ["/usr/lib/bluetooth/bluetoothd", "--version"],
+    ):
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
         except (OSError, subprocess.TimeoutExpired):
@@ -290,11 +402,17 @@ def bluez_version_finding(text: str | None, level: Level) -> Finding:
 
     m = re.search(r"(\d+)\.(\d+)", text)
     if not m:
-        return Finding("BlueZ", Level.WARN, f"version not understood: {text!r}", "check `bluetoothctl --version`")
+        return Finding(
+            "BlueZ", Level.WARN, f"version not understood: {text!r}", "check `bluetoothctl --version`"
+        )
     version = (int(m.group(1)), int(m.group(2)))
     if version < MIN_BLUEZ:
-        return Finding("BlueZ", level, f"{version[0]}.{version[1]} is older than {MIN_BLUEZ[0]}.{MIN_BLUEZ[1]}",
-                       "upgrade BlueZ (Raspberry Pi OS Bookworm ships 5.66)")
+        return Finding(
+            "BlueZ",
+            level,
+            f"{version[0]}.{version[1]} is older than {MIN_BLUEZ[0]}.{MIN_BLUEZ[1]}",
+            "upgrade BlueZ (Raspberry Pi OS Bookworm ships 5.66)",
+        )
     return Finding("BlueZ", Level.OK, f"{version[0]}.{version[1]}")
 
 
@@ -313,8 +431,12 @@ def check_mqtt(cfg: Config) -> Finding:
     if s.tls:
         import ssl
 
-        c.tls_set(ca_certs=s.ca_file or None, certfile=s.certfile or None, keyfile=s.keyfile or None,
-                  cert_reqs=ssl.CERT_REQUIRED)
+        c.tls_set(
+            ca_certs=s.ca_file or None,
+            certfile=s.certfile or None,
+            keyfile=s.keyfile or None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
         c.tls_insecure_set(not s.verify_hostname)
 
     def on_connect(client, userdata, flags, reason_code, properties):
@@ -325,16 +447,25 @@ def check_mqtt(cfg: Config) -> Finding:
     try:
         c.connect(s.host, s.port, keepalive=10)
     except OSError as exc:  # refused, unreachable, TLS handshake or certificate errors
-        return Finding(what, Level.PROBLEM, f"cannot connect: {exc.strerror or exc}",
-                       "is the broker running and the [mqtt] url right? (mosquitto: systemctl status mosquitto)")
+        return Finding(
+            what,
+            Level.PROBLEM,
+            f"cannot connect: {exc.strerror or exc}",
+            "is the broker running and the [mqtt] url right? (mosquitto: systemctl status mosquitto)",
+        )
     c.loop_start()
     try:
         if not done.wait(TIMEOUT_S):
-            return Finding(what, Level.PROBLEM, f"no answer within {TIMEOUT_S:g} s", "check the [mqtt] url and port")
+            return Finding(
+                what, Level.PROBLEM, f"no answer within {TIMEOUT_S:g} s", "check the [mqtt] url and port"
+            )
         rc = result["rc"]
         if rc.is_failure:
-            fix = ("check [mqtt] username and password (or password_file)" if rc.value in (0x86, 0x87, 4, 5)
-                   else "see the broker's log")
+            fix = (
+                "check [mqtt] username and password (or password_file)"
+                if rc.value in (0x86, 0x87, 4, 5)
+                else "see the broker's log"
+            )
             return Finding(what, Level.PROBLEM, f"the broker refused the connection: {rc}", fix)
     finally:
         c.disconnect()
@@ -360,8 +491,14 @@ def check_influx(cfg: Config) -> list[Finding]:
     try:
         status, _ = _http("GET", base + "/ping", headers)
     except OSError as exc:
-        return [Finding(what, Level.PROBLEM, f"not reachable: {getattr(exc, 'reason', None) or exc}",
-                        "is InfluxDB running and the [influx] url right?")]
+        return [
+            Finding(
+                what,
+                Level.PROBLEM,
+                f"not reachable: {getattr(exc, 'reason', None) or exc}",
+                "is InfluxDB running and the [influx] url right?",
+            )
+        ]
     if status >= 400:
         return [Finding(what, Level.PROBLEM, f"/ping answered {status}", "check the [influx] url")]
     db = s.bucket.split("/")[0]
@@ -374,19 +511,43 @@ def check_influx(cfg: Config) -> list[Finding]:
         key = "username and password" if s.api == "v1" else "token (or token_file)"
         return [Finding(what, Level.PROBLEM, f"credentials refused ({status})", f"check [influx] {key}")]
     if status == 404 and s.api == "v2":
-        return [Finding(what, Level.PROBLEM, "no InfluxQL endpoint (/query)",
-                        "InfluxDB 2.x/3.x: enable the v1 compatibility API and a DBRP mapping for the dashboards")]
+        return [
+            Finding(
+                what,
+                Level.PROBLEM,
+                "no InfluxQL endpoint (/query)",
+                "InfluxDB 2.x/3.x: enable the v1 compatibility API and a DBRP mapping for the dashboards",
+            )
+        ]
     if status >= 400:
-        return [Finding(what, Level.PROBLEM, f"InfluxQL answered {status}: {body[:200]}", "see the server's log")]
+        return [
+            Finding(what, Level.PROBLEM, f"InfluxQL answered {status}: {body[:200]}", "see the server's log")
+        ]
     names = _database_names(body)
     if names is not None and db not in names:
-        fix = (f"create it: influx -execute 'CREATE DATABASE \"{db}\"'" if s.api == "v1"
-               else f"create bucket {db!r} and a DBRP mapping for it")
-        return [Finding(what, Level.PROBLEM, f"database {db!r} does not exist (there are: {', '.join(names) or 'none'})", fix)]
+        fix = (
+            f"create it: influx -execute 'CREATE DATABASE \"{db}\"'"
+            if s.api == "v1"
+            else f"create bucket {db!r} and a DBRP mapping for it"
+        )
+        return [
+            Finding(
+                what,
+                Level.PROBLEM,
+                f"database {db!r} does not exist (there are: {', '.join(names) or 'none'})",
+                fix,
+            )
+        ]
     version = ""
     if s.api == "v2" and _looks_like_influx_1x(base, headers):
-        return [Finding(what, Level.PROBLEM, "this is InfluxDB 1.x before 1.8, which has no v2 write API",
-                        'set [influx] api = "v1"')]
+        return [
+            Finding(
+                what,
+                Level.PROBLEM,
+                "this is InfluxDB 1.x before 1.8, which has no v2 write API",
+                'set [influx] api = "v1"',
+            )
+        ]
     return [Finding(what, Level.OK, f"reachable, database {db!r} exists, InfluxQL answers{version}")]
 
 

@@ -74,15 +74,19 @@ def describe(progress: dict) -> str | None:
     if status == "waiting":
         return "waiting for the strap's first beats (put it on, electrodes moistened)"
     if status == "stabilising":
-        return f"settling: {progress.get('seconds_left', 0):.0f} s left; sit or lie still and breathe normally"
+        return (
+            f"settling: {progress.get('seconds_left', 0):.0f} s left; sit or lie still and breathe normally"
+        )
     if status == "measuring":
         return f"measuring: {progress.get('seconds_left', 0):.0f} s left; keep still"
     if status == "done":
         r = progress.get("result") or {}
         if r.get("ln_rmssd") is None:
             return f"done: {progress.get('note', '')}"
-        line = (f"morning reading: lnRMSSD {r['ln_rmssd']:.2f} (RMSSD {r['rmssd_ms']:.0f} ms), "
-                f"heart rate {r['hr_bpm']:.0f} bpm")
+        line = (
+            f"morning reading: lnRMSSD {r['ln_rmssd']:.2f} (RMSSD {r['rmssd_ms']:.0f} ms), "
+            f"heart rate {r['hr_bpm']:.0f} bpm"
+        )
         if r.get("ln_rmssd_7d") is not None:
             line += f"; 7-day mean {r['ln_rmssd_7d']:.2f}"
         if r.get("normal_low") is not None:
@@ -106,9 +110,11 @@ def through_service(cfg: Config, person: str, pid: int, timeout_s: float, out) -
     """Ask the running service (PID `pid`) over MQTT and print its answers to this request."""
     settings = cfg.mqtt.settings()
     if settings is None:
-        raise MeasureError(f"a stresswatch service (PID {pid}) runs on {cfg.state.directory} and holds the strap, "
-                           "but MQTT is off ([mqtt] url), so this command cannot ask it: set [mqtt] url, or stop "
-                           "the service and run `stresswatch measure` again")
+        raise MeasureError(
+            f"a stresswatch service (PID {pid}) runs on {cfg.state.directory} and holds the strap, "
+            "but MQTT is off ([mqtt] url), so this command cannot ask it: set [mqtt] url, or stop "
+            "the service and run `stresswatch measure` again"
+        )
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -116,14 +122,20 @@ def through_service(cfg: Config, person: str, pid: int, timeout_s: float, out) -
     base = f"{settings.base_topic}/{person}"
     answers: queue.Queue = queue.Queue()
     subscribed = queue.Queue()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"stresswatch-measure-{request}", protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"stresswatch-measure-{request}", protocol=mqtt.MQTTv5
+    )
     if settings.username:
         client.username_pw_set(settings.username, settings.password or None)
     if settings.tls:
         import ssl
 
-        client.tls_set(ca_certs=settings.ca_file or None, certfile=settings.certfile or None,
-                       keyfile=settings.keyfile or None, cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_set(
+            ca_certs=settings.ca_file or None,
+            certfile=settings.certfile or None,
+            keyfile=settings.keyfile or None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
         client.tls_insecure_set(not settings.verify_hostname)
 
     def on_connect(c, userdata, flags, reason_code, properties):
@@ -147,8 +159,10 @@ def through_service(cfg: Config, person: str, pid: int, timeout_s: float, out) -
     try:
         client.connect(settings.host, settings.port, keepalive=settings.keepalive_s)
     except OSError as exc:
-        raise MeasureError(f"cannot reach the MQTT broker {settings.host}:{settings.port} to ask the running "
-                           f"service: {exc.strerror or exc}") from None
+        raise MeasureError(
+            f"cannot reach the MQTT broker {settings.host}:{settings.port} to ask the running "
+            f"service: {exc.strerror or exc}"
+        ) from None
     client.loop_start()
     try:
         try:
@@ -159,7 +173,9 @@ def through_service(cfg: Config, person: str, pid: int, timeout_s: float, out) -
             raise MeasureError(f"MQTT broker {settings.host}:{settings.port}: {problem}")
         body = json.dumps({"action": "start", "trigger": "cli", "request": request})
         client.publish(f"{base}/measure", body, qos=1).wait_for_publish(timeout=15)
-        print(f"asked the running service (PID {pid}) for a morning reading of {person}", file=out, flush=True)
+        print(
+            f"asked the running service (PID {pid}) for a morning reading of {person}", file=out, flush=True
+        )
         return _follow(answers, timeout_s, out)
     finally:
         client.loop_stop()
@@ -192,7 +208,9 @@ def by_itself(cfg: Config, person: str, timeout_s: float, out) -> int:
     """No service runs: run it for `person`'s strap until the reading ends."""
     devices = [d for d in cfg.devices if d.person == person]
     if not devices:
-        raise MeasureError(f"no [[devices]] strap is configured for {person!r}; `stresswatch scan` lists nearby ones")
+        raise MeasureError(
+            f"no [[devices]] strap is configured for {person!r}; `stresswatch scan` lists nearby ones"
+        )
     from collector.ble import bluetooth_problem
     from stresswatch.service import Service
 
@@ -203,11 +221,15 @@ def by_itself(cfg: Config, person: str, timeout_s: float, out) -> int:
     own = dataclasses.replace(cfg, devices=devices)
     try:
         with StateLock(os.path.expanduser(cfg.state.directory)):
-            print(f"no service runs: connecting to {person}'s strap for a morning reading", file=out, flush=True)
+            print(
+                f"no service runs: connecting to {person}'s strap for a morning reading", file=out, flush=True
+            )
 
             async def main() -> int:
                 stop = asyncio.Event()
-                service = Service.with_straps(own, on_measurement=lambda who, p: who == person and answers.put(p))
+                service = Service.with_straps(
+                    own, on_measurement=lambda who, p: who == person and answers.put(p)
+                )
                 task = asyncio.create_task(service.run(stop))
                 await asyncio.sleep(0)
                 service.measure(person, "cli")

@@ -33,7 +33,11 @@ def live_line(r: Reading, t0: float, label: str = "") -> str:
         f"HR {_fmt(r.hr_bpm, '5.1f')}  RMSSD {_fmt(r.rmssd_ms, '5.1f')} ms  "
         f"LF/HF {_fmt(r.lf_hf, '5.2f')}  score {_fmt(r.stress_score, '5.1f')}  "
         f"{r.state:<8s} {r.activity:<8s} "
-        + (f"no HRV: {r.hrv_unavailable}" if r.hrv_unavailable else f"artifacts {_fmt(r.artifact_pct, '4.1f')}%")
+        + (
+            f"no HRV: {r.hrv_unavailable}"
+            if r.hrv_unavailable
+            else f"artifacts {_fmt(r.artifact_pct, '4.1f')}%"
+        )
         + ("" if r.motion == MotionState.UNKNOWN else f"  motion {r.motion}")
     )
 
@@ -72,8 +76,9 @@ def _row(name: str, minutes: float, rows: list[Reading]) -> str:
     )
 
 
-def plot(readings: list[Reading], spans: list[Span], path: str, title: str,
-         marks: list[tuple[float, str]] = ()) -> str:
+def plot(
+    readings: list[Reading], spans: list[Span], path: str, title: str, marks: list[tuple[float, str]] = ()
+) -> str:
     """Save a PNG of HR, RMSSD and stress score over time with the spans shaded and `marks`
     (time, label: the prompts) drawn as labelled vertical lines; return path."""
     import matplotlib
@@ -96,7 +101,9 @@ def plot(readings: list[Reading], spans: list[Span], path: str, title: str,
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         for sp in spans:
-            ax.axvspan((sp.start - t0) / 60.0, (sp.end - t0) / 60.0, color=colours.get(sp.kind, "#eeeeee"), lw=0)
+            ax.axvspan(
+                (sp.start - t0) / 60.0, (sp.end - t0) / 60.0, color=colours.get(sp.kind, "#eeeeee"), lw=0
+            )
     axes[2].set_ylim(-3, 103)
     axes[2].axhline(70, color="grey", ls="--", lw=0.8)
     for sp in spans:

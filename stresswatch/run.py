@@ -31,7 +31,9 @@ def run(args) -> int:
         logging.getLogger("stresswatch.config").warning(warning)
     if not cfg.devices:
         raise configuration.ConfigError(
-            args.config or "<defaults>", ["devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"])
+            args.config or "<defaults>",
+            ["devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"],
+        )
     # Before anything connects: a second copy must not take the first one's MQTT session.
     with StateLock(Path(cfg.state.directory).expanduser()):
         return _run_service(args, cfg)  # under the lock: `measure` asks the service that holds it
@@ -56,8 +58,12 @@ def _run_service(args, cfg: configuration.Config) -> int:
     timesync.log_state(timesync.kernel_clock_state())
     t0 = time.time()
     logging.getLogger("stresswatch.service").info(
-        "local time zone %s (%s): quiet hours, days and the day/night baseline follow it", cfg.service.zone_name(),
-        "[service] timezone" if cfg.service.timezone else "the machine's; set [service] timezone to change it")
+        "local time zone %s (%s): quiet hours, days and the day/night baseline follow it",
+        cfg.service.zone_name(),
+        "[service] timezone"
+        if cfg.service.timezone
+        else "the machine's; set [service] timezone to change it",
+    )
     readings = shows_readings(args)
 
     def show(r: Reading) -> None:

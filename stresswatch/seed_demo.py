@@ -101,12 +101,18 @@ class Seeded:
 
     def line(self, person: str, url: str) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in self.points.items())
-        return (f"seeded {self.days} days for {person} into {url} in {self.seconds:.1f} s: {counts} points; "
-                f"{self.prompts} prompts ({self.answered} answered, {self.effects} effects measured); "
-                f"{self.mornings} morning readings ({self.failed_mornings} failed); "
-                f"{self.below_band_days} days with the 7-day lnRMSSD below its normal range; "
-                f"{self.sent} written" + (f", {self.waiting} NOT written (InfluxDB unreachable or refusing them: "
-                                          "see above)" if self.waiting else ""))
+        return (
+            f"seeded {self.days} days for {person} into {url} in {self.seconds:.1f} s: {counts} points; "
+            f"{self.prompts} prompts ({self.answered} answered, {self.effects} effects measured); "
+            f"{self.mornings} morning readings ({self.failed_mornings} failed); "
+            f"{self.below_band_days} days with the 7-day lnRMSSD below its normal range; "
+            f"{self.sent} written"
+            + (
+                f", {self.waiting} NOT written (InfluxDB unreachable or refusing them: see above)"
+                if self.waiting
+                else ""
+            )
+        )
 
 
 def reading_of(m: Minute, model: StressModel, person: str) -> Reading:
@@ -117,8 +123,32 @@ def reading_of(m: Minute, model: StressModel, person: str) -> Reading:
     motion = MotionState.MOVING if m.label in PHONE_SAYS else MotionState.STILL
     a = model.assess(m.t, m.hr_bpm, ln, 1.0, motion=motion)
     rr = 60000.0 / m.hr_bpm
-    return Reading(person, m.t, 60.0, round(m.hr_bpm), rr, m.hr_bpm, m.rmssd_ms, ln, None, None, None, None,
-                   None, None, None, None, None, None, 0.0, a.activity, a.score, a.state, 1.0, motion=motion)
+    return Reading(
+        person,
+        m.t,
+        60.0,
+        round(m.hr_bpm),
+        rr,
+        m.hr_bpm,
+        m.rmssd_ms,
+        ln,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        0.0,
+        a.activity,
+        a.score,
+        a.state,
+        1.0,
+        motion=motion,
+    )
 
 
 def battery_at(t: float, start: float) -> float:
@@ -127,14 +157,17 @@ def battery_at(t: float, start: float) -> float:
     return round(100.0 * (1.0 - used), 1)
 
 
-def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: int = 1,
-         timezone: str | None = None) -> Seeded:
+def seed(
+    cfg: Config, person: str, days: int, now: float | None = None, seed: int = 1, timezone: str | None = None
+) -> Seeded:
     """Write `days` simulated days ending at `now` for `person` into the configured InfluxDB, in
     `timezone` (default: [service] timezone, else the machine's)."""
     wall0 = time.monotonic()
     if days < MIN_DAYS:
-        raise ValueError(f"--days must be at least {MIN_DAYS} (14 days of warm-up for the normal range, then a "
-                         f"{CHRONIC_DAYS}-day chronic-stress period), got {days}")
+        raise ValueError(
+            f"--days must be at least {MIN_DAYS} (14 days of warm-up for the normal range, then a "
+            f"{CHRONIC_DAYS}-day chronic-stress period), got {days}"
+        )
     influx = cfg.influx.settings()
     if influx is None:
         raise ValueError("no InfluxDB to seed: give --influx URL (or [influx] url in the config)")
@@ -144,8 +177,11 @@ def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: in
     start = day_start(day_of(now, alerts.tz) - (days - 1), alerts.tz)
     chronic = Chronic(start=days - CHRONIC_DAYS)
     minutes = [m for m in simulate_minutes(plan_days(days, seed, chronic=chronic), seed, start) if m.t <= now]
-    mornings = [r for r in morning_results(person, days, seed + MORNING_SEED, start, alerts.tz, chronic.start)
-                if r.time <= now]
+    mornings = [
+        r
+        for r in morning_results(person, days, seed + MORNING_SEED, start, alerts.tz, chronic.start)
+        if r.time <= now
+    ]
 
     engine = AlertEngine(person, alerts, seed=zlib.crc32(person.encode()))
     model = cfg.person(person).model(alerts.tz)
@@ -165,7 +201,9 @@ def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: in
             r = reading_of(m, model, person)
             while next_device <= m.t:  # connected when the strap is worn (a minute ends in the slot)
                 worn = m.t - next_device <= 60.0
-                out.add("devices", device_line(person, device, next_device, battery_at(next_device, start), worn))
+                out.add(
+                    "devices", device_line(person, device, next_device, battery_at(next_device, start), worn)
+                )
                 next_device += DEVICE_EVERY_S
             for at, pid, action in [d for d in due if d[0] <= r.time]:
                 due.remove((at, pid, action))
@@ -176,8 +214,12 @@ def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: in
             out.add("hrv", reading_line(r))
             if m.t >= next_baseline:  # as the service saves it: every 5 minutes of readings
                 ref = model.baseline.reference(m.t)
-                out.add("baseline", baseline_line(person, m.t, ref.ln_rmssd_mean, ref.ln_rmssd_sd, ref.hr_mean,
-                                                  ref.hr_sd, ref.samples))
+                out.add(
+                    "baseline",
+                    baseline_line(
+                        person, m.t, ref.ln_rmssd_mean, ref.ln_rmssd_sd, ref.hr_mean, ref.hr_sd, ref.samples
+                    ),
+                )
                 next_baseline = m.t + 300.0
             _outputs(engine.feed(r), person, prompts, due, out, result, engine)
         out.drain()
@@ -192,8 +234,9 @@ def seed(cfg: Config, person: str, days: int, now: float | None = None, seed: in
     return result
 
 
-def _outputs(outputs: list, person: str, prompts: dict, due: list, out: _Writer, result: Seeded,
-             engine: AlertEngine) -> None:
+def _outputs(
+    outputs: list, person: str, prompts: dict, due: list, out: _Writer, result: Seeded, engine: AlertEngine
+) -> None:
     for o in outputs:
         if isinstance(o, Prompt):
             body = o.to_dict()
@@ -207,8 +250,9 @@ def _outputs(outputs: list, person: str, prompts: dict, due: list, out: _Writer,
             d = o.to_dict()
             result.valid_days += o.valid
             # As the dashboard draws it: the 7-day mean under the band's lower edge.
-            result.below_band_days += bool(o.hrv_band and o.hrv_week_mean is not None
-                                           and o.hrv_week_mean < o.hrv_band[0])
+            result.below_band_days += bool(
+                o.hrv_band and o.hrv_week_mean is not None and o.hrv_week_mean < o.hrv_band[0]
+            )
             out.add("daily", daily_line(person, d, day_start(o.day, engine.settings.tz)))
         elif isinstance(o, Decision) and o.what == "morning" and o.rule == "valid":
             result.mornings += 1
@@ -221,7 +265,9 @@ def _outputs(outputs: list, person: str, prompts: dict, due: list, out: _Writer,
             result.effects += 1
 
 
-def morning_results(person: str, days: int, seed: int, start: float, tz, chronic_start: int) -> list[MorningResult]:
+def morning_results(
+    person: str, days: int, seed: int, start: float, tz, chronic_start: int
+) -> list[MorningResult]:
     """The month's morning readings as the protocol would end them (coarse: the planned morning's
     value, no beats), in time order: a spoiled attempt fails with its reason, a retake follows 3
     minutes later."""
@@ -232,14 +278,29 @@ def morning_results(person: str, days: int, seed: int, start: float, tz, chronic
         t = at(first + plan.day, plan.minute, tz) + 120.0  # the end of a 60 s + 60 s reading
         for outcome in plan.attempts:
             if outcome == "ok":
-                out.append(MorningResult(person, t, "auto", "seated", 60.0, True, ln_rmssd=plan.ln_rmssd,
-                                         rmssd_ms=math.exp(plan.ln_rmssd), hr_bpm=plan.hr_bpm,
-                                         n_beats=round(plan.hr_bpm), artifact_pct=0.0))
+                out.append(
+                    MorningResult(
+                        person,
+                        t,
+                        "auto",
+                        "seated",
+                        60.0,
+                        True,
+                        ln_rmssd=plan.ln_rmssd,
+                        rmssd_ms=math.exp(plan.ln_rmssd),
+                        hr_bpm=plan.hr_bpm,
+                        n_beats=round(plan.hr_bpm),
+                        artifact_pct=0.0,
+                    )
+                )
             else:
-                why = {"movement": "Your heart rate changed during the reading (did you move?).",
-                       "artifacts": "A noisy signal: too many beats had to be corrected."}[outcome]
-                out.append(MorningResult(person, t, "auto", "seated", 60.0, False,
-                                         Failure(outcome).value, why))
+                why = {
+                    "movement": "Your heart rate changed during the reading (did you move?).",
+                    "artifacts": "A noisy signal: too many beats had to be corrected.",
+                }[outcome]
+                out.append(
+                    MorningResult(person, t, "auto", "seated", 60.0, False, Failure(outcome).value, why)
+                )
             t += 180.0
     return out
 

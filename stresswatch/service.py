@@ -105,14 +105,21 @@ class Wearer:
 class Service:
     """Owns the path events -> pipeline -> alert engine -> sinks for every configured person."""
 
-    def __init__(self, cfg: Config, sources: list[Source], sinks: Sinks | None = None,
-                 on_reading: Callable[[Reading], None] | None = None,
-                 on_prompt: Callable[[Prompt], None] | None = None,
-                 on_decision: Callable[[str, Decision], None] | None = None,
-                 on_daily: Callable[[str, DailySummary], None] | None = None,
-                 on_measurement: Callable[[str, dict], None] | None = None,
-                 clock: Callable[[], float] = time.time, timezone: str | None = None,
-                 alert_settings: AlertSettings | None = None, restore: bool = True):
+    def __init__(
+        self,
+        cfg: Config,
+        sources: list[Source],
+        sinks: Sinks | None = None,
+        on_reading: Callable[[Reading], None] | None = None,
+        on_prompt: Callable[[Prompt], None] | None = None,
+        on_decision: Callable[[str, Decision], None] | None = None,
+        on_daily: Callable[[str, DailySummary], None] | None = None,
+        on_measurement: Callable[[str, dict], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        timezone: str | None = None,
+        alert_settings: AlertSettings | None = None,
+        restore: bool = True,
+    ):
         """`timezone` overrides [service] timezone (the demo's simulated day is in UTC);
         `restore=False` starts every person afresh (the demo: reproducible), still saving."""
         self.cfg = cfg
@@ -156,10 +163,16 @@ class Service:
         service = cls(cfg, [], **kw)
         bt = cfg.bluetooth
         specs = [DeviceSpec(d.person, d.address, d.name, d.role == "motion") for d in cfg.devices]
-        service.sources.append(StrapSource.from_specs(
-            specs, service.device_status, watchdog_s=bt.watchdog_s, battery_every_s=bt.battery_every_s,
-            adapter=bt.adapter, clock=service.clock,
-        ))
+        service.sources.append(
+            StrapSource.from_specs(
+                specs,
+                service.device_status,
+                watchdog_s=bt.watchdog_s,
+                battery_every_s=bt.battery_every_s,
+                adapter=bt.adapter,
+                clock=service.clock,
+            )
+        )
         return service
 
     # -- the data path ---------------------------------------------------------------------------
@@ -188,8 +201,13 @@ class Service:
             for r in readings:
                 self._reading(w, r)
             if w.morning is not None:
-                self._morning_done(w, w.morning.stop("The service stopped during the reading; nothing was stored. "
-                                                     "Start it again once the service runs."))
+                self._morning_done(
+                    w,
+                    w.morning.stop(
+                        "The service stopped during the reading; nothing was stored. "
+                        "Start it again once the service runs."
+                    ),
+                )
             if close_days:
                 self._outputs(w, w.engine.finish())
         wearers = list(self.people.values())
@@ -209,7 +227,9 @@ class Service:
         now = self.clock() if now is None else now
         pid, action = response["id"], str(response["action"])
         try:
-            outputs = w.engine.respond(pid, action, response.get("minutes"), now, rr=self._exercise_beats(w, pid))
+            outputs = w.engine.respond(
+                pid, action, response.get("minutes"), now, rr=self._exercise_beats(w, pid)
+            )
         except ValueError as exc:  # an id this engine never sent (e.g. from before a reset), a bad snooze
             log.warning("%s: answer %s to prompt %s not taken: %s", person, action, pid, exc)
             return
@@ -224,8 +244,9 @@ class Service:
 
     # -- morning readings ------------------------------------------------------------------------
 
-    def measure(self, person: str, trigger: str = "mqtt", request: str | None = None,
-                now: float | None = None) -> dict:
+    def measure(
+        self, person: str, trigger: str = "mqtt", request: str | None = None, now: float | None = None
+    ) -> dict:
         """Start a morning reading for `person` now (from MQTT, the command line, or a test);
         returns what `<person>/measurement` says. One at a time: a second request while one runs
         is answered with where the running one stands."""
@@ -236,14 +257,24 @@ class Service:
         now = self.clock() if now is None else now
         if w.morning is not None:  # the running one answers this request from now on
             w.request = request or w.request
-            progress = {**w.morning.progress(now), "request": w.request,
-                        "note": "a reading is already running: this one goes on"}
+            progress = {
+                **w.morning.progress(now),
+                "request": w.request,
+                "note": "a reading is already running: this one goes on",
+            }
             self._measurement(w, progress)
             return progress
         w.morning = MorningReading(person, w.protocol, now, trigger)
         w.request = request
-        log.info("%s: morning reading started (%s, %s): %.0f s of stabilisation, then %.0f s measured; sit or lie "
-                 "still", person, trigger, w.protocol.posture.value, w.protocol.stabilise_s, w.protocol.measure_s)
+        log.info(
+            "%s: morning reading started (%s, %s): %.0f s of stabilisation, then %.0f s measured; sit or lie "
+            "still",
+            person,
+            trigger,
+            w.protocol.posture.value,
+            w.protocol.stabilise_s,
+            w.protocol.measure_s,
+        )
         return self._progress(w, now, force=True)
 
     def cancel(self, person: str) -> None:
@@ -278,7 +309,9 @@ class Service:
             if silent and w.morning is None and self._auto_due(w, e.t):
                 w.morning = MorningReading(w.name, w.protocol, e.t, "auto", auto=True)
                 w.request = None
-                log.info("%s: strap on in the morning window: a morning reading starts once you keep still", w.name)
+                log.info(
+                    "%s: strap on in the morning window: a morning reading starts once you keep still", w.name
+                )
         if w.morning is None:
             return
         result = w.morning.feed(e)
@@ -322,11 +355,18 @@ class Service:
         and a valid one goes to `<person>/morning` and InfluxDB."""
         reading, request = w.morning, w.request
         w.morning, w.request, w.last_progress = None, None, ()
-        base = {"person": w.name, "seconds_left": 0, "trigger": result.trigger, "request": request,
-                "restarts": reading.restarts if reading else 0}
+        base = {
+            "person": w.name,
+            "seconds_left": 0,
+            "trigger": result.trigger,
+            "request": request,
+            "restarts": reading.restarts if reading else 0,
+        }
         if result.failure == Failure.STOPPED:
             log.warning("%s: morning reading stopped: %s", w.name, result.reason)
-            self._measurement(w, {**base, "status": "stopped", "reason": result.reason, "failure": result.failure})
+            self._measurement(
+                w, {**base, "status": "stopped", "reason": result.reason, "failure": result.failure}
+            )
             return
         outputs = w.engine.morning(result)
         rest = []
@@ -340,10 +380,24 @@ class Service:
                 self._measurement(w, {**base, "status": "done", "result": o.data})
             elif o.rule == "failed":
                 gave_up = result.failure == Failure.NOT_STILL
-                log.log(logging.INFO if gave_up else logging.WARNING, "%s: morning reading failed (%s): %s%s",
-                        w.name, result.failure, o.reason, "" if gave_up else " Asked to take it again.")
-                self._measurement(w, {**base, "status": "failed", "failure": result.failure, "reason": o.reason,
-                                      "retry": not gave_up})
+                log.log(
+                    logging.INFO if gave_up else logging.WARNING,
+                    "%s: morning reading failed (%s): %s%s",
+                    w.name,
+                    result.failure,
+                    o.reason,
+                    "" if gave_up else " Asked to take it again.",
+                )
+                self._measurement(
+                    w,
+                    {
+                        **base,
+                        "status": "failed",
+                        "failure": result.failure,
+                        "reason": o.reason,
+                        "retry": not gave_up,
+                    },
+                )
             else:
                 log.info("%s: %s", w.name, o.reason)
                 self._measurement(w, {**base, "status": "done", "note": o.reason, "result": o.data})
@@ -362,7 +416,9 @@ class Service:
         if request["action"] == "stop":
             self._loop.call_soon_threadsafe(self.cancel, person)
         else:
-            self._loop.call_soon_threadsafe(lambda: self.measure(person, request["trigger"], request["request"]))
+            self._loop.call_soon_threadsafe(
+                lambda: self.measure(person, request["trigger"], request["request"])
+            )
 
     # -- device health: the link's status plus beat age and counts, republished every health_every_s --
 
@@ -393,7 +449,9 @@ class Service:
                 pass  # saved below, where a failing store is logged
         if sends_rr != h.saved_sends_rr:
             h.saved_sends_rr = sends_rr
-            self.sinks.save_states({key: {"sends_rr": sends_rr, "time": self.clock(), "model": h.status.get("model")}})
+            self.sinks.save_states(
+                {key: {"sends_rr": sends_rr, "time": self.clock(), "model": h.status.get("model")}}
+            )
 
     def publish_health(self) -> None:
         """Every strap whose link has reported, with counts as of now; and the outbox's figures."""
@@ -445,8 +503,13 @@ class Service:
                     self.on_prompt(out)
             elif isinstance(out, DailySummary):
                 d = out.to_dict()
-                log.info("%s: day %s %s, stress load %s", w.name, out.date, "valid" if out.valid else
-                         f"invalid ({out.invalid_reason})", d.get("stress_load"))
+                log.info(
+                    "%s: day %s %s, stress load %s",
+                    w.name,
+                    out.date,
+                    "valid" if out.valid else f"invalid ({out.invalid_reason})",
+                    d.get("stress_load"),
+                )
                 self.sinks.daily(w.name, d, day_start(out.day, self.tz))
                 if self.on_daily:
                     self.on_daily(w.name, out)
@@ -497,9 +560,18 @@ class Service:
         engine = engine or AlertEngine(person.name, alerts, seed=zlib.crc32(person.name.encode()))
         if baseline is not None:
             log.info("%s: baseline and alert state restored", person.name)
-        window = (parse_hhmm(person.morning_from, "morning_from"), parse_hhmm(person.morning_until, "morning_until"))
-        return Wearer(person.name, pipeline, engine, protocol=cfg.morning.protocol(person.morning_posture),
-                      morning_window=window, morning_auto=person.morning_auto)
+        window = (
+            parse_hhmm(person.morning_from, "morning_from"),
+            parse_hhmm(person.morning_until, "morning_until"),
+        )
+        return Wearer(
+            person.name,
+            pipeline,
+            engine,
+            protocol=cfg.morning.protocol(person.morning_posture),
+            morning_window=window,
+            morning_auto=person.morning_auto,
+        )
 
     # -- one person at a time: a Kafka worker gains and loses people (stresswatch/worker.py) --------
 
@@ -510,8 +582,11 @@ class Service:
         if snapshot is None:
             w = self._restore(person, self.cfg, self.alerts, restore=False)
         else:
-            model = person.model(self.tz, baseline=Baseline.from_dict(snapshot["pipeline"]["baseline"], self.tz),
-                                 rr_gate=self.cfg.processing.rr_gate)
+            model = person.model(
+                self.tz,
+                baseline=Baseline.from_dict(snapshot["pipeline"]["baseline"], self.tz),
+                rr_gate=self.cfg.processing.rr_gate,
+            )
             pipeline = Pipeline.restored(snapshot["pipeline"], name, self.cfg.processing.settings(), model)
             w = Wearer(name, pipeline, AlertEngine.from_dict(snapshot["engine"], self.alerts))
         self.people[name] = w
@@ -581,7 +656,9 @@ class Service:
             stop.set()
             for t in (*source_tasks, flusher, watcher, health, ticker):
                 t.cancel()
-            results = await asyncio.gather(*source_tasks, flusher, watcher, health, ticker, return_exceptions=True)
+            results = await asyncio.gather(
+                *source_tasks, flusher, watcher, health, ticker, return_exceptions=True
+            )
             self.finish(close_days=bool(self.sources) and all(s.finite for s in self.sources))
             await asyncio.to_thread(self.sinks.close)
             self._loop = None
@@ -612,7 +689,9 @@ class Service:
                 stop.set()
 
     @staticmethod
-    async def _every(stop: asyncio.Event, interval_s: float, fn: Callable[[], object], in_thread: bool = False) -> None:
+    async def _every(
+        stop: asyncio.Event, interval_s: float, fn: Callable[[], object], in_thread: bool = False
+    ) -> None:
         """Call `fn` every `interval_s` until `stop` (in a worker thread when it may block on I/O);
         what is left at the stop is handled by `finish` and `Sinks.close`."""
         while not await sleep_or_stop(stop, interval_s):
@@ -620,4 +699,3 @@ class Service:
                 await asyncio.to_thread(fn)
             else:
                 fn()
-

@@ -48,7 +48,9 @@ class ReplaySource:
 
     finite = True
 
-    def __init__(self, events: Sequence[Event], pace: float = 0.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, events: Sequence[Event], pace: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ):
         self.events = events
         self.pace = pace
         self.clock = clock
@@ -122,8 +124,10 @@ class StrapSource:
 
     @classmethod
     def from_specs(cls, specs: list[DeviceSpec], status: Callable[[DeviceSpec, dict], None], **link_options):
-        links = [StrapLink(spec, emit=None, status=lambda st, spec=spec: status(spec, st), **link_options)
-                 for spec in specs]
+        links = [
+            StrapLink(spec, emit=None, status=lambda st, spec=spec: status(spec, st), **link_options)
+            for spec in specs
+        ]
         return cls(links)
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
@@ -198,7 +202,11 @@ def write_simulated_day(args) -> int:
     beats, spans = simulated_day(args.seed, args.artifacts, "me")
     try:
         with open(args.out, "w") as fh:
-            fh.write("# stresswatch simulated day: " + ", ".join(f"{s.name} {(s.end - s.start) / 60:g} min" for s in spans) + "\n")
+            fh.write(
+                "# stresswatch simulated day: "
+                + ", ".join(f"{s.name} {(s.end - s.start) / 60:g} min" for s in spans)
+                + "\n"
+            )
             fh.write("time_s,rr_ms\n")
             fh.writelines(f"{b.t:.4f},{b.rr_ms:.4f}\n" for b in beats)
     except OSError as exc:
@@ -234,6 +242,7 @@ def simulated_day(seed: int, artifacts: float, person: str) -> tuple[list[Beat],
 
 def shifted(events: Sequence[Event], dt: float) -> list[Event]:
     """`events` `dt` seconds later (a replay moved to another time; RR intervals unchanged)."""
+
     def moved(e: Event) -> Event:
         if isinstance(e, Gap):
             return dataclasses.replace(e, start=e.start + dt, end=e.end + dt)

@@ -30,13 +30,27 @@ class Timex(ctypes.Structure):
     """struct timex of <sys/timex.h> (Linux and glibc; `long` is the word size)."""
 
     _fields_ = [
-        ("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
-        ("constant", ctypes.c_long), ("precision", ctypes.c_long), ("tolerance", ctypes.c_long),
-        ("time_sec", ctypes.c_long), ("time_usec", ctypes.c_long), ("tick", ctypes.c_long),
-        ("ppsfreq", ctypes.c_long), ("jitter", ctypes.c_long), ("shift", ctypes.c_int),
-        ("stabil", ctypes.c_long), ("jitcnt", ctypes.c_long), ("calcnt", ctypes.c_long),
-        ("errcnt", ctypes.c_long), ("stbcnt", ctypes.c_long), ("tai", ctypes.c_int),
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("constant", ctypes.c_long),
+        ("precision", ctypes.c_long),
+        ("tolerance", ctypes.c_long),
+        ("time_sec", ctypes.c_long),
+        ("time_usec", ctypes.c_long),
+        ("tick", ctypes.c_long),
+        ("ppsfreq", ctypes.c_long),
+        ("jitter", ctypes.c_long),
+        ("shift", ctypes.c_int),
+        ("stabil", ctypes.c_long),
+        ("jitcnt", ctypes.c_long),
+        ("calcnt", ctypes.c_long),
+        ("errcnt", ctypes.c_long),
+        ("stbcnt", ctypes.c_long),
+        ("tai", ctypes.c_int),
         ("reserved", ctypes.c_int * 11),
     ]
 
@@ -72,9 +86,11 @@ def kernel_clock_state(adjtimex: Callable[[Timex], int] | None = None) -> ClockS
 
 
 # What to do about an unsynchronised clock, for `doctor` and the log.
-UNSYNCED_FIX = ("enable NTP (`sudo timedatectl set-ntp true`) and check the network; a Raspberry Pi "
-                "has no real-time clock, so until then times are wrong (the service follows the clock "
-                "when it is set)")
+UNSYNCED_FIX = (
+    "enable NTP (`sudo timedatectl set-ntp true`) and check the network; a Raspberry Pi "
+    "has no real-time clock, so until then times are wrong (the service follows the clock "
+    "when it is set)"
+)
 
 
 def log_state(state: ClockState) -> None:

@@ -119,7 +119,9 @@ def _event_time(e: Event) -> float:
     return e.end if isinstance(e, Gap) else e.t
 
 
-def _fresh(events: list[Event], last: float | None, moved: dict[str, float]) -> tuple[list[Event], float | None]:
+def _fresh(
+    events: list[Event], last: float | None, moved: dict[str, float]
+) -> tuple[list[Event], float | None]:
     """The events not taken before, and the new `last`: beats and gaps later than `last` (the
     time of the last one taken), motion later than the last taken from its device (`moved`,
     updated: a strap's accelerometer says what a window was after that window's beats, so motion
@@ -160,7 +162,9 @@ class PersonProcessor:
             self.service.events(events)
             meta["last"] = last
             snap_t = meta["snap_t"]
-            if last is not None and (snap_t is None or last - snap_t >= self.snapshot_every_s or last < snap_t):
+            if last is not None and (
+                snap_t is None or last - snap_t >= self.snapshot_every_s or last < snap_t
+            ):
                 state.set("snap", _packed(self.service.snapshot(person)))
                 meta.update(snap_t=last, snap_moved=dict(meta["moved"]), tail_n=0)
             else:
@@ -200,7 +204,9 @@ def new_meta() -> dict:
     return {"n": 0, "last": None, "moved": {}, "snap_t": None, "snap_moved": {}, "tail_n": 0}
 
 
-def application(cfg: Config, state_dir: str | Path, commit_interval_s: float = 5.0, loglevel: str = "WARNING"):
+def application(
+    cfg: Config, state_dir: str | Path, commit_interval_s: float = 5.0, loglevel: str = "WARNING"
+):
     """The Quix application of a worker and its dataframe: beats -> PersonProcessor -> outputs."""
     from quixstreams import Application
     from quixstreams.kafka.configuration import ConnectionConfig
@@ -209,22 +215,32 @@ def application(cfg: Config, state_dir: str | Path, commit_interval_s: float = 5
     k = cfg.kafka
     app = Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(k.client_config()),
-        consumer_group=k.worker_group, auto_offset_reset="earliest", state_dir=str(state_dir),
-        commit_interval=commit_interval_s, processing_guarantee="at-least-once", loglevel=loglevel,
+        consumer_group=k.worker_group,
+        auto_offset_reset="earliest",
+        state_dir=str(state_dir),
+        commit_interval=commit_interval_s,
+        processing_guarantee="at-least-once",
+        loglevel=loglevel,
         producer_extra_config={"enable.idempotence": True, "acks": "all"},
         consumer_extra_config={"session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 1000},
     )
     topic_config = TopicConfig(num_partitions=k.partitions, replication_factor=k.replication)
     beats = app.topic(k.beats_topic, value_deserializer="json", key_deserializer="str", config=topic_config)
-    outputs = {name: app.topic(getattr(k, f"{name}_topic"), value_serializer="json", key_serializer="str",
-                               config=topic_config) for name in ("readings", "prompts", "daily")}
+    outputs = {
+        name: app.topic(
+            getattr(k, f"{name}_topic"), value_serializer="json", key_serializer="str", config=topic_config
+        )
+        for name in ("readings", "prompts", "daily")
+    }
     processor = PersonProcessor(cfg)
     sdf = app.dataframe(beats).apply(processor, stateful=True, expand=True)
     # Each record's stream rides in a header, so the value produced is the record itself.
     sdf = sdf.set_headers(lambda value, _key, _ts, _headers: [("stream", value["stream"].encode())])
     sdf = sdf.apply(lambda record: record["value"])
-    sdf = sdf.to_topic(lambda _value, _key, _ts, headers: outputs[dict(headers)["stream"].decode()],
-                       key=lambda value: value["person"])
+    sdf = sdf.to_topic(
+        lambda _value, _key, _ts, headers: outputs[dict(headers)["stream"].decode()],
+        key=lambda value: value["person"],
+    )
     return app, sdf, processor
 
 
@@ -243,10 +259,17 @@ def run(cfg: Config, state_dir: str | Path, sleep=time.sleep) -> None:
         except KafkaException as exc:
             if attempt == STARTUP_TRIES or exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise
-            log.warning("a topic is not known to every broker yet (%s); setting up again in %.0f s",
-                        exc.args[0].str(), STARTUP_RETRY_S)
+            log.warning(
+                "a topic is not known to every broker yet (%s); setting up again in %.0f s",
+                exc.args[0].str(),
+                STARTUP_RETRY_S,
+            )
             sleep(STARTUP_RETRY_S)
     started = time.monotonic()
     app.run()
-    log.info("stopped after %.0f s; %d people held, %d rebuilt", time.monotonic() - started,
-             len(processor.service.people), processor.rebuilds)
+    log.info(
+        "stopped after %.0f s; %d people held, %d rebuilt",
+        time.monotonic() - started,
+        len(processor.service.people),
+        processor.rebuilds,
+    )

@@ -68,13 +68,17 @@ def kafka(tmp_path_factory):
 
 # A test that starts a real server (or the private D-Bus of the fake BlueZ) takes seconds; the rest
 # take milliseconds. `./scripts/test --fast` (pytest -m "not slow") runs only the latter.
-SERVER_FIXTURES = frozenset({"vm", "influxdb", "broker", "kafka", "mosquitto", "hass", "stack_broker",
-                             "system_bus"})
+SERVER_FIXTURES = frozenset(
+    {"vm", "influxdb", "broker", "kafka", "mosquitto", "hass", "stack_broker", "system_bus"}
+)
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: starts real servers or processes, or reads whole recordings "
-                                       "(left out by ./scripts/test --fast)")
+    config.addinivalue_line(
+        "markers",
+        "slow: starts real servers or processes, or reads whole recordings "
+        "(left out by ./scripts/test --fast)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -108,7 +108,8 @@ class PrivateSystemBus:
         conf.write_text(BUS_CONFIG.format(socket=self.dir / "bus"))
         self.proc = subprocess.Popen(
             ["dbus-daemon", f"--config-file={conf}", "--print-address", "--nofork"],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.address = self.proc.stdout.readline().strip()
         if not self.address:
@@ -439,12 +440,25 @@ class FakeStrap:
         if self.is_hr or self.rsc:
             services += [
                 (BATTERY_SERVICE, [(BATTERY_LEVEL, ["read", "notify"], bytes([self.battery]))]),
-                (DEVICE_INFO, [(MANUFACTURER, ["read"], self.manufacturer.encode()),
-                               (MODEL, ["read"], self.model.encode()), (FIRMWARE, ["read"], self.firmware.encode())]),
+                (
+                    DEVICE_INFO,
+                    [
+                        (MANUFACTURER, ["read"], self.manufacturer.encode()),
+                        (MODEL, ["read"], self.model.encode()),
+                        (FIRMWARE, ["read"], self.firmware.encode()),
+                    ],
+                ),
             ]
         if self.pmd:
-            services.append((PMD_SERVICE, [(PMD_CONTROL, ["read", "write", "indicate"], self.pmd_features),
-                                           (PMD_DATA, ["notify"], b"")]))
+            services.append(
+                (
+                    PMD_SERVICE,
+                    [
+                        (PMD_CONTROL, ["read", "write", "indicate"], self.pmd_features),
+                        (PMD_DATA, ["notify"], b""),
+                    ],
+                )
+            )
         for uuid, chars in services:
             handle += 1
             spath = f"{self.path}/service{handle:04x}"
@@ -560,7 +574,9 @@ class FakeStrap:
             return
         speed, cadence, running = self.rsc_script[self.sent_rsc % len(self.rsc_script)]
         self.sent_rsc += 1
-        char.notify(bytes([0x04 if running else 0x00]) + round(speed * 256).to_bytes(2, "little") + bytes([cadence]))
+        char.notify(
+            bytes([0x04 if running else 0x00]) + round(speed * 256).to_bytes(2, "little") + bytes([cadence])
+        )
 
     def tick(self, seconds: float, real_s: float | None = None) -> None:
         """Advance the strap's heart by ~`seconds` and notify the intervals that ended, if
@@ -630,10 +646,16 @@ class FakeBlueZ:
         for strap in self.straps:
             self._export_device(strap)
         self.bus.add_message_handler(self._on_message)
-        await self.bus.call(Message(
-            destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
-            member="AddMatch", signature="s",
-            body=["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"]))
+        await self.bus.call(
+            Message(
+                destination="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus",
+                member="AddMatch",
+                signature="s",
+                body=["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"],
+            )
+        )
         await self.bus.request_name("org.bluez")
 
     async def exit(self) -> None:
@@ -666,8 +688,11 @@ class FakeBlueZ:
                 for char in self._characteristics():
                     char.stop_notify(name)
             return None
-        if (msg.message_type == MessageType.METHOD_CALL and msg.interface == "org.bluez.GattCharacteristic1"
-                and msg.member in ("StartNotify", "StopNotify")):
+        if (
+            msg.message_type == MessageType.METHOD_CALL
+            and msg.interface == "org.bluez.GattCharacteristic1"
+            and msg.member in ("StartNotify", "StopNotify")
+        ):
             char = next((c for c in self._characteristics() if c.path == msg.path), None)
             if char is None:
                 return None  # dbus-fast answers: unknown object
@@ -711,10 +736,18 @@ async def abandon_connection(bus_address: str, strap: FakeStrap) -> None:
     word (its bus connection just closes), as a SIGKILLed process does: BlueZ keeps the link."""
     bus = await MessageBus(bus_address=bus_address, bus_type=BusType.SYSTEM).connect()
     try:
-        for path, interface, member in ((strap.path, "org.bluez.Device1", "Connect"),
-                                        (None, "org.bluez.GattCharacteristic1", "StartNotify")):
-            reply = await bus.call(Message(destination="org.bluez", path=path or strap.hr_char.path,
-                                           interface=interface, member=member))
+        for path, interface, member in (
+            (strap.path, "org.bluez.Device1", "Connect"),
+            (None, "org.bluez.GattCharacteristic1", "StartNotify"),
+        ):
+            reply = await bus.call(
+                Message(
+                    destination="org.bluez",
+                    path=path or strap.hr_char.path,
+                    interface=interface,
+                    member=member,
+                )
+            )
             if reply.message_type == MessageType.ERROR:
                 raise RuntimeError(f"{member}: {reply.error_name} {reply.body}")
     finally:

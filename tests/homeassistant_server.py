@@ -164,8 +164,12 @@ class HomeAssistant:
 
     def render(self, template: str) -> str:
         """`template` rendered by Home Assistant (POST /api/template), e.g. to reach the device registry."""
-        req = urllib.request.Request(self.url + "/api/template", data=json.dumps({"template": template}).encode(),
-                                     headers={"Authorization": f"Bearer {self.token}"}, method="POST")
+        req = urllib.request.Request(
+            self.url + "/api/template",
+            data=json.dumps({"template": template}).encode(),
+            headers={"Authorization": f"Bearer {self.token}"},
+            method="POST",
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.read().decode()
 
@@ -220,7 +224,9 @@ def _launch(ha: HomeAssistant, env: Path) -> None:
         # --skip-pip: everything is in the venv already; HA must not reach for PyPI at start.
         ha.proc = subprocess.Popen(
             [str(env / "bin" / "hass"), "--config", str(ha.config), "--skip-pip", "--log-no-color"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -244,19 +250,40 @@ def _wait(fn, timeout: float, ha: HomeAssistant, what: str):
 def _onboard(ha: HomeAssistant) -> None:
     """The owner account through onboarding, then a token for it (the OAuth2 code flow of the frontend)."""
     client_id = ha.url + "/"
-    user = ha.request("POST", "/api/onboarding/users", {
-        "client_id": client_id, "name": "Test", "username": "test", "password": "test-password", "language": "en",
-    }, auth=False)
-    tokens = ha.request("POST", "/auth/token", form={
-        "grant_type": "authorization_code", "code": user["auth_code"], "client_id": client_id,
-    }, auth=False)
+    user = ha.request(
+        "POST",
+        "/api/onboarding/users",
+        {
+            "client_id": client_id,
+            "name": "Test",
+            "username": "test",
+            "password": "test-password",
+            "language": "en",
+        },
+        auth=False,
+    )
+    tokens = ha.request(
+        "POST",
+        "/auth/token",
+        form={
+            "grant_type": "authorization_code",
+            "code": user["auth_code"],
+            "client_id": client_id,
+        },
+        auth=False,
+    )
     ha.token = tokens["access_token"]
 
 
 def _setup_mqtt(ha: HomeAssistant, broker_port: int) -> None:
-    flow = ha.request("POST", "/api/config/config_entries/flow", {"handler": "mqtt", "show_advanced_options": False})
-    result = ha.request("POST", f"/api/config/config_entries/flow/{flow['flow_id']}",
-                        {"broker": "127.0.0.1", "port": broker_port})
+    flow = ha.request(
+        "POST", "/api/config/config_entries/flow", {"handler": "mqtt", "show_advanced_options": False}
+    )
+    result = ha.request(
+        "POST",
+        f"/api/config/config_entries/flow/{flow['flow_id']}",
+        {"broker": "127.0.0.1", "port": broker_port},
+    )
     if result.get("type") != "create_entry":
         raise RuntimeError(f"MQTT setup in Home Assistant failed: {result}")
 

@@ -32,8 +32,15 @@ VERSION = "3.9.1"
 EXTRA_ARTIFACTS = ["org.slf4j:slf4j-simple:1.7.36"]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stresswatch" / f"kafka-{VERSION}"
 # Small heaps and a quick JIT: the test machine has 2 cores shared by several people.
-JAVA_OPTS = ["-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k",
-             "-Djava.awt.headless=true", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
+JAVA_OPTS = [
+    "-Xms64m",
+    "-Xmx256m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Xss512k",
+    "-Djava.awt.headless=true",
+    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+]
 
 POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -47,8 +54,10 @@ POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 
 def _dependency(coordinates: str) -> str:
     group, artifact, version = coordinates.split(":")
-    return (f"    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
-            f"<version>{version}</version></dependency>")
+    return (
+        f"    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+        f"<version>{version}</version></dependency>"
+    )
 
 
 def libs() -> Path:
@@ -65,16 +74,30 @@ def libs() -> Path:
         if mvn is None:
             raise RuntimeError("Maven (mvn) is not installed; scripts/test installs it with apt")
         with tempfile.TemporaryDirectory() as tmp:
-            deps = "\n".join(_dependency(c) for c in [f"org.apache.kafka:kafka_2.13:{VERSION}", *EXTRA_ARTIFACTS])
+            deps = "\n".join(
+                _dependency(c) for c in [f"org.apache.kafka:kafka_2.13:{VERSION}", *EXTRA_ARTIFACTS]
+            )
             (Path(tmp) / "pom.xml").write_text(POM.format(dependencies=deps))
             result = subprocess.run(
-                [mvn, "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime",
-                 f"-DoutputDirectory={target}"], cwd=tmp, capture_output=True, text=True, check=False,
+                [
+                    mvn,
+                    "-q",
+                    "-B",
+                    "dependency:copy-dependencies",
+                    "-DincludeScope=runtime",
+                    f"-DoutputDirectory={target}",
+                ],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                check=False,
             )
         if result.returncode or not any(target.glob(f"kafka_2.13-{VERSION}.jar")):
             shutil.rmtree(CACHE, ignore_errors=True)
-            raise RuntimeError(f"fetching Kafka {VERSION} with Maven failed ({result.returncode}):\n"
-                               f"{(result.stdout + result.stderr)[-4000:]}")
+            raise RuntimeError(
+                f"fetching Kafka {VERSION} with Maven failed ({result.returncode}):\n"
+                f"{(result.stdout + result.stderr)[-4000:]}"
+            )
         ready.write_text(f"org.apache.kafka:kafka_2.13:{VERSION} {' '.join(EXTRA_ARTIFACTS)}\n")
     return target
 
@@ -122,14 +145,25 @@ class Cluster:
 
     @property
     def bootstrap(self) -> str:
-        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes if n.alive()) or \
-            ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes if n.alive()) or ",".join(
+            f"127.0.0.1:{n.port}" for n in self.nodes
+        )
 
     def start_node(self, node: Node) -> None:
         with open(node.log, "ab") as out:
             node.proc = subprocess.Popen(
-                ["java", *JAVA_OPTS, "-cp", f"{self.libs}/*", "kafka.Kafka", str(node.workdir / "server.properties")],
-                cwd=node.workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    "java",
+                    *JAVA_OPTS,
+                    "-cp",
+                    f"{self.libs}/*",
+                    "kafka.Kafka",
+                    str(node.workdir / "server.properties"),
+                ],
+                cwd=node.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def kill(self, node: Node) -> None:
@@ -169,8 +203,10 @@ class Cluster:
         while time.monotonic() < deadline:
             dead = [n for n in self.nodes if n.proc is not None and n.proc.poll() is not None]
             if dead:
-                raise RuntimeError(f"Kafka node {dead[0].node_id} exited with {dead[0].proc.returncode}; "
-                                   f"its log:\n{dead[0].log.read_text(errors='replace')[-3000:]}")
+                raise RuntimeError(
+                    f"Kafka node {dead[0].node_id} exited with {dead[0].proc.returncode}; "
+                    f"its log:\n{dead[0].log.read_text(errors='replace')[-3000:]}"
+                )
             try:
                 md = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=2)
                 if want <= set(md.brokers):
@@ -236,8 +272,15 @@ def start(workdir: Path, nodes: int = 1, timeout: float = 120.0, **extra: str) -
     return cluster
 
 
-def consume(bootstrap: str, topic: str, until=None, timeout: float = 60.0, group: str | None = None,
-            idle: float = 2.0, timestamps: list | None = None) -> list:
+def consume(
+    bootstrap: str,
+    topic: str,
+    until=None,
+    timeout: float = 60.0,
+    group: str | None = None,
+    idle: float = 2.0,
+    timestamps: list | None = None,
+) -> list:
     """Every message of `topic` from the start, (key, value as JSON) in order per partition, read
     until `until(messages)` is true, or (without `until`) nothing came for `idle` s after the
     partitions were assigned, or `timeout` s pass (then what was read). `timestamps` gets each
@@ -246,8 +289,14 @@ def consume(bootstrap: str, topic: str, until=None, timeout: float = 60.0, group
 
     from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group or f"test-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group or f"test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     got: list = []
     deadline = time.monotonic() + timeout
@@ -288,8 +337,14 @@ class Reader:
 
         from confluent_kafka import Consumer
 
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
-                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"reader-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
         consumer.subscribe([self.topic])
         try:
             while not self._stop.is_set():
@@ -315,8 +370,14 @@ def _demo_day_beats(seed: int, artifacts: float) -> list:
     return simulated_day(seed=seed, artifacts=artifacts, person="")[0]
 
 
-def beat_messages(people, minutes: float, message_s: float = 3.0, artifacts: float = 0.005,
-                  start: float | None = None, phone: bool = False) -> list[dict]:
+def beat_messages(
+    people,
+    minutes: float,
+    message_s: float = 3.0,
+    artifacts: float = 0.005,
+    start: float | None = None,
+    phone: bool = False,
+) -> list[dict]:
     """Simulated wearers' beats (the demo day from its start, moved to `start` if given) as a
     collector sends them: a `beats` message per person every `message_s`, all people interleaved
     in time order. The beats are the demo day of seed `sum(map(ord, person))`; with `phone`, the
@@ -387,11 +448,26 @@ def _random_uuid() -> str:
 def _format(members: list[Node], jars: Path, cluster_id: str) -> None:
     """`kafka-storage.sh format` for every node, all at once (a JVM start each is the slow part)."""
     procs = [
-        (n, subprocess.Popen(
-            ["java", *JAVA_OPTS, "-cp", f"{jars}/*", "kafka.tools.StorageTool", "format", "-t", cluster_id,
-             "-c", str(n.workdir / "server.properties")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        ))
+        (
+            n,
+            subprocess.Popen(
+                [
+                    "java",
+                    *JAVA_OPTS,
+                    "-cp",
+                    f"{jars}/*",
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(n.workdir / "server.properties"),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            ),
+        )
         for n in members
     ]
     for n, p in procs:

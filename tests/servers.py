@@ -50,7 +50,9 @@ def wait_for(fn, timeout: float = 15.0):
 
 
 def need(binary: str) -> str:
-    path = shutil.which(binary) or next((p for p in (f"/usr/sbin/{binary}", f"/usr/bin/{binary}") if os.path.exists(p)), None)
+    path = shutil.which(binary) or next(
+        (p for p in (f"/usr/sbin/{binary}", f"/usr/bin/{binary}") if os.path.exists(p)), None
+    )
     if path is None:
         pytest.skip(f"{binary} is not installed (scripts/test installs it with apt)")
     return path
@@ -73,7 +75,9 @@ class Server:
             wait_port(self.port)
         except TimeoutError:
             self.stop()
-            raise RuntimeError(f"{self.name} did not start; its log:\n{self.log.read_text()[-2000:]}") from None
+            raise RuntimeError(
+                f"{self.name} did not start; its log:\n{self.log.read_text()[-2000:]}"
+            ) from None
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -95,7 +99,10 @@ class Server:
 
 
 def mosquitto(
-    workdir: Path, users: dict[str, str] | None = None, acl: str | None = None, persistence: bool = False,
+    workdir: Path,
+    users: dict[str, str] | None = None,
+    acl: str | None = None,
+    persistence: bool = False,
     tls: dict[str, str] | None = None,
 ) -> Server:
     """Mosquitto with a private config; with `users`, anonymous access is off and `acl` applies;
@@ -105,7 +112,11 @@ def mosquitto(
     port = free_port()
     # Run as the current user: as root, mosquitto would switch to `mosquitto` and lose access
     # to the private test folder.
-    lines = [f"listener {port} 127.0.0.1", f"user {getpass.getuser()}", f"log_dest file {workdir / 'mosquitto.log'}"]
+    lines = [
+        f"listener {port} 127.0.0.1",
+        f"user {getpass.getuser()}",
+        f"log_dest file {workdir / 'mosquitto.log'}",
+    ]
     if persistence:
         lines += ["persistence true", f"persistence_location {workdir}/", "autosave_interval 1"]
     else:

@@ -14,7 +14,9 @@ def test_a_kraft_node_keeps_keyed_messages_in_order_per_key(kafka):
         producer.produce(topic, key=f"person{k % 3}", value=str(k))
     assert producer.flush(30) == 0
 
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": topic, "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {"bootstrap.servers": kafka.bootstrap, "group.id": topic, "auto.offset.reset": "earliest"}
+    )
     consumer.subscribe([topic])
     got: dict[str, list[int]] = {}
     try:

@@ -9,8 +9,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FLOW = ["collector", "processing", "alerts", "sinks", "stresswatch"]
 # Modules that may do I/O at the edges; everything else in processing/ and alerts/ is pure.
-IMPURE = {"socket", "sqlite3", "asyncio", "subprocess", "urllib", "http", "paho", "bleak", "influxdb_client",
-          "time", "os", "threading", "pathlib"}
+IMPURE = {
+    "socket",
+    "sqlite3",
+    "asyncio",
+    "subprocess",
+    "urllib",
+    "http",
+    "paho",
+    "bleak",
+    "influxdb_client",
+    "time",
+    "os",
+    "threading",
+    "pathlib",
+}
 # datetime and zoneinfo turn given times into local ones (calendar arithmetic, the tz database);
 # what would read a clock through them is refused by name.
 CLOCK_READS = {"now", "today", "utcnow"}

@@ -20,8 +20,11 @@ ENV_PREFIX = "STRESSWATCH_"
 ENV_NOT_SETTINGS = frozenset({"STRESSWATCH_REFERENCE_DATA", "STRESSWATCH_FORBID_SKIPS", "STRESSWATCH_UID"})
 
 
-def load(path: str | Path | None = None, environ: typing.Mapping[str, str] | None = None,
-         warnings: list[str] | None = None) -> Config:
+def load(
+    path: str | Path | None = None,
+    environ: typing.Mapping[str, str] | None = None,
+    warnings: list[str] | None = None,
+) -> Config:
     """Load `path` (or defaults when None), apply environment overrides, validate everything.
 
     Problems raise ConfigError; warnings (see the module docstring) are appended to `warnings`
@@ -165,8 +168,9 @@ def _number(value: typing.Any, whole: bool, key: str, problems: list[str]) -> fl
     return int(value) if isinstance(value, int) else int(number)
 
 
-def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str],
-               warnings: list[str]) -> dict[str, str]:
+def _apply_env(
+    data: dict, environ: typing.Mapping[str, str], problems: list[str], warnings: list[str]
+) -> dict[str, str]:
     """Merge STRESSWATCH_A__B=value into `data`; returns which dotted key each variable set.
 
     A variable with our prefix but no `__` names no setting: it is ignored with a warning that
@@ -194,8 +198,12 @@ def _apply_env(data: dict, environ: typing.Mapping[str, str], problems: list[str
 
 def env_variables() -> list[str]:
     """Every setting that an environment variable can set, as that variable's name."""
-    return [f"{ENV_PREFIX}{f.name}__{name}".upper() for f in fields(Config) if not f.metadata["many"]
-            for name in _section_keys(f)]
+    return [
+        f"{ENV_PREFIX}{f.name}__{name}".upper()
+        for f in fields(Config)
+        if not f.metadata["many"]
+        for name in _section_keys(f)
+    ]
 
 
 def _closest_variable(key: str) -> str:

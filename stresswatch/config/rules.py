@@ -36,15 +36,25 @@ class Rule:
     doc: str = ""
 
 
-def setting(default: typing.Any, kind: type | None = None, *, min: float | None = None, max: float | None = None,
-            choices: tuple[str, ...] = (), required: bool = False, doc: str = "") -> typing.Any:
+def setting(
+    default: typing.Any,
+    kind: type | None = None,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[str, ...] = (),
+    required: bool = False,
+    doc: str = "",
+) -> typing.Any:
     """A key of a section: its default, its kind (that of the default unless given), bounds or
     choices, and what it is for."""
     rule = Rule(kind or type(default), min, max, choices, default is None, required, doc=doc)
     return field(default=default, metadata={"rule": rule})
 
 
-def section(cls: type, many: bool = False, keys: typing.Callable[[], dict[str, Rule]] | None = None) -> typing.Any:
+def section(
+    cls: type, many: bool = False, keys: typing.Callable[[], dict[str, Rule]] | None = None
+) -> typing.Any:
     """A section of Config: a [table] of `cls`'s keys, or with `many` a list of [[tables]]; with
     `keys`, a table (a dict) of the keys it returns, declared elsewhere ([alerts])."""
     return field(default_factory=list if many else cls, metadata={"section": cls, "many": many, "keys": keys})
@@ -54,7 +64,9 @@ def check_topic(key: str, value: str, levels: bool, problems: list[str]) -> None
     """`value` is used in MQTT topics (sinks/mqtt_topic.py): spanning levels or inside one."""
     why = topic_faults(value, "levels" if levels else "level")
     if why:
-        problems.append(f"{key}: cannot be used in MQTT topics: it contains {' and '.join(why)}, got {value!r}")
+        problems.append(
+            f"{key}: cannot be used in MQTT topics: it contains {' and '.join(why)}, got {value!r}"
+        )
 
 
 def check_client_files(section: typing.Any, key: str, problems: list[str]) -> None:

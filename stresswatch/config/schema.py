@@ -57,8 +57,9 @@ def _alert_rule(kind: type) -> Rule:
 
 @dataclass
 class ServiceConfig:
-    timezone: str | None = setting(None, str, doc="IANA zone of quiet hours, days and the day/night baseline; "
-                                                  "unset = the machine's")
+    timezone: str | None = setting(
+        None, str, doc="IANA zone of quiet hours, days and the day/night baseline; unset = the machine's"
+    )
 
     def zone_name(self) -> str:
         """`timezone`, else the machine's zone (TZ, /etc/timezone, the /etc/localtime link), else UTC."""
@@ -104,16 +105,21 @@ class ProcessingConfig:
 
     def settings(self) -> PipelineSettings:
         """The pipeline's settings; LF/HF is recomputed at most every 10 s (its cost)."""
-        return PipelineSettings(self.window_s, self.rmssd_window_s, self.step_s, max(self.step_s, 10.0),
-                                self.artifact_correction)
+        return PipelineSettings(
+            self.window_s, self.rmssd_window_s, self.step_s, max(self.step_s, 10.0), self.artifact_correction
+        )
 
     def check(self, key: str, problems: list[str]) -> None:
         if self.rmssd_window_s > self.window_s:
-            problems.append(f"{key}.rmssd_window_s: must be <= {key}.window_s ({self.window_s:g} s), got "
-                            f"{self.rmssd_window_s:g}: RMSSD and HR come from the end of the long window")
+            problems.append(
+                f"{key}.rmssd_window_s: must be <= {key}.window_s ({self.window_s:g} s), got "
+                f"{self.rmssd_window_s:g}: RMSSD and HR come from the end of the long window"
+            )
         if self.step_s > self.window_s:
-            problems.append(f"{key}.step_s: must be <= {key}.window_s ({self.window_s:g} s), got {self.step_s:g}: "
-                            f"beats between two windows would never be analysed")
+            problems.append(
+                f"{key}.step_s: must be <= {key}.window_s ({self.window_s:g} s), got {self.step_s:g}: "
+                f"beats between two windows would never be analysed"
+            )
 
 
 @dataclass
@@ -126,8 +132,9 @@ class PersonConfig:
     resting_hr_bpm: float | None = setting(None, float, min=30, max=120)
     # The morning reading (processing/morning.py): one posture per person, and the local window in
     # which a strap that starts sending begins a reading on its own.
-    morning_posture: str = setting("seated", choices=("seated", "lying"),
-                                   doc="posture of every morning reading (the two do not compare)")
+    morning_posture: str = setting(
+        "seated", choices=("seated", "lying"), doc="posture of every morning reading (the two do not compare)"
+    )
     morning_auto: bool = setting(True, doc="a strap put on in the window starts a reading")
     morning_from: str = setting("05:00", doc="local HH:MM")
     morning_until: str = setting("11:00", doc="local HH:MM")
@@ -135,8 +142,14 @@ class PersonConfig:
     def model(self, tz: tzinfo = UTC, baseline: Baseline | None = None, rr_gate: bool = True) -> StressModel:
         """This person's stress model in zone `tz` (local time of the day/night baseline): a fresh
         baseline, or one restored from the state store; `rr_gate` from [processing] rr_gate."""
-        return StressModel(age=self.age, max_hr=self.max_hr_bpm, resting_hr=self.resting_hr_bpm,
-                           baseline=baseline, tz=tz, rr_gate=RR_GATE if rr_gate else None)
+        return StressModel(
+            age=self.age,
+            max_hr=self.max_hr_bpm,
+            resting_hr=self.resting_hr_bpm,
+            baseline=baseline,
+            tz=tz,
+            rr_gate=RR_GATE if rr_gate else None,
+        )
 
     def check(self, key: str, problems: list[str]) -> None:
         check_topic(f"{key}.name", self.name, False, problems)
@@ -158,9 +171,14 @@ class MorningConfig:
     max_hr_change_bpm: float = setting(25.0, min=5, max=100)
 
     def protocol(self, posture: str = "seated") -> MorningProtocol:
-        return MorningProtocol(posture=posture, stabilise_s=self.stabilise_s, measure_s=self.measure_s,
-                               wait_s=self.wait_s, max_artifact_pct=self.max_artifact_pct,
-                               max_hr_change_bpm=self.max_hr_change_bpm)
+        return MorningProtocol(
+            posture=posture,
+            stabilise_s=self.stabilise_s,
+            measure_s=self.measure_s,
+            wait_s=self.wait_s,
+            max_artifact_pct=self.max_artifact_pct,
+            max_hr_change_bpm=self.max_hr_change_bpm,
+        )
 
 
 @dataclass
@@ -180,8 +198,11 @@ class DeviceConfig:
     person: str = setting("me", doc="who wears it ([[people]] name)")
     address: str | None = setting(None, str, doc="AA:BB:CC:DD:EE:FF")
     name: str | None = setting(None, str, doc="name pattern, e.g. 'Polar H10*'")
-    role: str = setting("strap", choices=("strap", "motion"),
-                        doc="strap: heart rate, and its motion sources; motion: motion only (a foot pod)")
+    role: str = setting(
+        "strap",
+        choices=("strap", "motion"),
+        doc="strap: heart rate, and its motion sources; motion: motion only (a foot pod)",
+    )
 
     def has_address(self) -> bool:
         return bool(self.address and re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", self.address))
@@ -242,10 +263,13 @@ class MqttConfig:
 
     def check(self, key: str, problems: list[str]) -> None:
         if self.url is not None:
-            u = check_url(f"{key}.url", self.url, ("mqtt", "mqtts"), "mqtt://host:1883 or mqtts://host:8883",
-                           problems)
+            u = check_url(
+                f"{key}.url", self.url, ("mqtt", "mqtts"), "mqtt://host:1883 or mqtts://host:8883", problems
+            )
             if u is not None and u.password:
-                problems.append(f"{key}.url: put the password in {key}.password or {key}.password_file, not in the URL")
+                problems.append(
+                    f"{key}.url: put the password in {key}.password or {key}.password_file, not in the URL"
+                )
         check_topic(f"{key}.base_topic", self.base_topic, True, problems)
         check_topic(f"{key}.discovery_prefix", self.discovery_prefix, True, problems)
         check_secret(self, key, "password", problems)
@@ -274,9 +298,16 @@ class InfluxConfig:
         from sinks.influx import InfluxSettings  # here: as MqttSettings
 
         return InfluxSettings(
-            url=self.url, bucket=self.bucket, org=self.org, token=read_secret(self.token, self.token_file, "influx.token_file"),
-            api=self.api, username=self.username or "", password=self.password or "",
-            batch_size=self.batch_size, flush_interval_s=self.flush_interval_s, write_beats=self.write_beats,
+            url=self.url,
+            bucket=self.bucket,
+            org=self.org,
+            token=read_secret(self.token, self.token_file, "influx.token_file"),
+            api=self.api,
+            username=self.username or "",
+            password=self.password or "",
+            batch_size=self.batch_size,
+            flush_interval_s=self.flush_interval_s,
+            write_beats=self.write_beats,
             outbox_max_points=self.outbox_max_points,
         )
 
@@ -290,7 +321,9 @@ class InfluxConfig:
 class KafkaConfig:
     """More than one machine (opt-in): `stresswatch collect` and `stresswatch worker` through Apache Kafka."""
 
-    bootstrap_servers: str | None = setting(None, str, doc="host:9092,host2:9092; unset = one machine, no Kafka")
+    bootstrap_servers: str | None = setting(
+        None, str, doc="host:9092,host2:9092; unset = one machine, no Kafka"
+    )
     security_protocol: str = setting("plaintext", choices=("plaintext", "ssl", "sasl_plaintext", "sasl_ssl"))
     ca_file: str | None = setting(None, str, doc="CA bundle for ssl / sasl_ssl")
     certfile: str | None = setting(None, str, doc="client certificate (optional)")
@@ -312,8 +345,13 @@ class KafkaConfig:
     batch_s: float = setting(3.0, min=2, max=5, doc="a message per person this often")
 
     def topics(self) -> dict[str, str]:
-        return {"beats": self.beats_topic, "devices": self.devices_topic, "readings": self.readings_topic,
-                "prompts": self.prompts_topic, "daily": self.daily_topic}
+        return {
+            "beats": self.beats_topic,
+            "devices": self.devices_topic,
+            "readings": self.readings_topic,
+            "prompts": self.prompts_topic,
+            "daily": self.daily_topic,
+        }
 
     def client_config(self) -> dict[str, str] | None:
         """librdkafka's settings for any client (secrets read from their files); None when off."""
@@ -321,8 +359,11 @@ class KafkaConfig:
             return None
         conf = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
         if self.security_protocol in ("ssl", "sasl_ssl"):
-            for key, name in (("ca_file", "ssl.ca.location"), ("certfile", "ssl.certificate.location"),
-                              ("keyfile", "ssl.key.location")):
+            for key, name in (
+                ("ca_file", "ssl.ca.location"),
+                ("certfile", "ssl.certificate.location"),
+                ("keyfile", "ssl.key.location"),
+            ):
                 if getattr(self, key):
                     conf[name] = str(Path(getattr(self, key)).expanduser())
         if self.security_protocol.startswith("sasl"):
@@ -337,18 +378,26 @@ class KafkaConfig:
         for server in (s.strip() for s in servers):
             host, _, port = server.rpartition(":")
             if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-                problems.append(f"{key}.bootstrap_servers: each server must look like host:9092, got {server!r}")
+                problems.append(
+                    f"{key}.bootstrap_servers: each server must look like host:9092, got {server!r}"
+                )
         check_client_files(self, key, problems)
         check_secret(self, key, "password", problems)
-        if self.security_protocol.startswith("sasl") and not (self.username and (self.password or self.password_file)):
-            problems.append(f"{key}.username: security_protocol {self.security_protocol!r} needs {key}.username "
-                            f"and {key}.password (or {key}.password_file)")
+        if self.security_protocol.startswith("sasl") and not (
+            self.username and (self.password or self.password_file)
+        ):
+            problems.append(
+                f"{key}.username: security_protocol {self.security_protocol!r} needs {key}.username "
+                f"and {key}.password (or {key}.password_file)"
+            )
         topics = self.topics()
         for name, topic in topics.items():
             # Kafka's own rule for topic names (kafka.common.internals.Topic): at most 249 of these characters.
             if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", ".."):
-                problems.append(f"{key}.{name}_topic: a topic name is 1-249 letters, digits, '.', '_' or '-', "
-                                f"got {topic!r}")
+                problems.append(
+                    f"{key}.{name}_topic: a topic name is 1-249 letters, digits, '.', '_' or '-', "
+                    f"got {topic!r}"
+                )
         for dup in sorted({t for t in topics.values() if list(topics.values()).count(t) > 1}):
             problems.append(f"{key}: topic {dup!r} is used for more than one stream; give each its own")
 
@@ -403,8 +452,10 @@ class Config:
             devices.setdefault(d.person, []).append(d.address or d.name or "strap")
         return SinkSettings(
             state_path=self.state_path,
-            mqtt=self.mqtt.settings(), influx=self.influx.settings(),
-            people=tuple(p.name for p in self.people), devices=devices,
+            mqtt=self.mqtt.settings(),
+            influx=self.influx.settings(),
+            people=tuple(p.name for p in self.people),
+            devices=devices,
             mqtt_outbox_max_messages=self.mqtt.outbox_max_messages,
         )
 
@@ -442,8 +493,10 @@ class Config:
         def one_spelling(key: str, name: str) -> None:
             first_key, first = spelt.setdefault(name.casefold(), (key, name))
             if first != name:
-                problems.append(f"{key}: {name!r} differs from {first_key} {first!r} only in letter case; "
-                                f"use one spelling")
+                problems.append(
+                    f"{key}: {name!r} differs from {first_key} {first!r} only in letter case; "
+                    f"use one spelling"
+                )
 
         for k, name in enumerate(explicit):
             one_spelling(f"people[{k}].name", name)
@@ -453,9 +506,11 @@ class Config:
             if d.has_address():
                 first = addresses.setdefault(d.address.upper(), k)  # Bluetooth addresses ignore letter case
                 if first != k:
-                    problems.append(f"devices[{k}].address: {d.address!r} is devices[{first}]'s strap (worn by "
-                                    f"{self.devices[first].person!r}; addresses are compared regardless of "
-                                    f"letter case): one strap, one wearer")
+                    problems.append(
+                        f"devices[{k}].address: {d.address!r} is devices[{first}]'s strap (worn by "
+                        f"{self.devices[first].person!r}; addresses are compared regardless of "
+                        f"letter case): one strap, one wearer"
+                    )
             if d.person not in explicit and _check_wearer(k, d.person, explicit, problems, warnings):
                 one_spelling(f"devices[{k}].person", d.person)
             if d.role != "strap":
@@ -464,7 +519,8 @@ class Config:
                 problems.append(
                     f"devices[{k}].person: {d.person!r} already wears devices[{worn[d.person]}]; one strap per "
                     f"person (two straps would merge into one beat series and halve RMSSD). For a second "
-                    f"wearer add a [[people]] entry and set this device's person to its name")
+                    f"wearer add a [[people]] entry and set this device's person to its name"
+                )
             worn.setdefault(d.person, k)
 
 
@@ -484,6 +540,8 @@ def _check_wearer(k: int, person: str, people: list[str], problems: list[str], w
         return True
     close = difflib.get_close_matches(person, people, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    warnings.append(f"devices[{k}].person: {person!r} has no [[people]] table{hint}; {person!r} is a wearer with "
-                    f"the default settings (age {PersonConfig.age:g})")
+    warnings.append(
+        f"devices[{k}].person: {person!r} has no [[people]] table{hint}; {person!r} is a wearer with "
+        f"the default settings (age {PersonConfig.age:g})"
+    )
     return True

@@ -52,8 +52,18 @@ def test_the_limits_themselves_are_snooze_lengths_and_a_huge_integer_is_named_by
 
 @pytest.mark.parametrize(
     ("text", "shown"),
-    [("1e9", "1000000000.0"), ("1e400", "inf"), ("Infinity", "inf"), ("-Infinity", "-inf"), ("NaN", "nan"),
-     ("1" + "0" * 400, "an integer of 401 digits"), ("true", "True"), ('"30"', "'30'"), ("-5", "-5"), ("0", "0")],
+    [
+        ("1e9", "1000000000.0"),
+        ("1e400", "inf"),
+        ("Infinity", "inf"),
+        ("-Infinity", "-inf"),
+        ("NaN", "nan"),
+        ("1" + "0" * 400, "an integer of 401 digits"),
+        ("true", "True"),
+        ('"30"', "'30'"),
+        ("-5", "-5"),
+        ("0", "0"),
+    ],
 )
 def test_the_phone_s_json_gets_the_same_check(text, shown):
     payload = '{"id": "ann-1-acute", "action": "snooze", "minutes": ' + text + "}"
@@ -64,7 +74,9 @@ def test_the_phone_s_json_gets_the_same_check(text, shown):
 
 
 def test_the_default_snooze_must_be_a_snooze_length_too():
-    with pytest.raises(ValueError, match="^snooze_default_min: must be a snooze length from 1 to 240 minutes"):
+    with pytest.raises(
+        ValueError, match="^snooze_default_min: must be a snooze length from 1 to 240 minutes"
+    ):
         AlertSettings(snooze_default_min=1e9)
 
 
@@ -124,4 +136,3 @@ def test_a_saved_snooze_beyond_240_minutes_is_dropped_at_restore_and_said(due_mi
     # acute prompts are no longer held by it
     assert of_type(run(restored, minutes(AT_10 + 100 * MIN, 12, stressed)), Prompt)
     assert AlertEngine.from_dict(eng.to_dict()).repaired == []  # a 30-minute snooze is kept
-

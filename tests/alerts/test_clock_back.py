@@ -60,7 +60,9 @@ def test_the_effect_of_an_exercise_is_measured_as_long_after_it_with_the_clock_s
         eng.respond(p.id, "done", None, at_10 + 11 * MIN)
         out = run(eng, minutes(at_10 + 10 * MIN + back, 60, calm))
         (effect,) = of_type(out, Decision, what="effect")
-        return effect.time - (at_10 + 11 * MIN + sum(d.data["step_s"] for d in of_type(out, Decision, what="clock")))
+        return effect.time - (
+            at_10 + 11 * MIN + sum(d.data["step_s"] for d in of_type(out, Decision, what="clock"))
+        )
 
     assert effect_after_done(-5 * HOUR) == effect_after_done(0.0)
 

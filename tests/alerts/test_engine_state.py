@@ -103,8 +103,32 @@ def test_the_status_carries_todays_stress_load_as_it_stands():
     t0 = 1_767_254_400.0 + 9 * 3600  # 09:00 UTC, awake
     for k in range(40):  # 20 min calm rest, then 20 min stressed rest, a reading a minute
         state = StressState.CALM if k < 20 else StressState.STRESSED
-        engine.feed(Reading("ann", t0 + 60 * k, 300.0, 300, 900.0, 66.7, 42.0, 3.74, 50.0, 20.0, 45.0, 29.7,
-                            60.0, 90.0, 9.5, 0.1, -0.2, 1.1, 0.0, Activity.REST, 40.0 if k < 20 else 85.0,
-                            state, 1.0))
+        engine.feed(
+            Reading(
+                "ann",
+                t0 + 60 * k,
+                300.0,
+                300,
+                900.0,
+                66.7,
+                42.0,
+                3.74,
+                50.0,
+                20.0,
+                45.0,
+                29.7,
+                60.0,
+                90.0,
+                9.5,
+                0.1,
+                -0.2,
+                1.1,
+                0.0,
+                Activity.REST,
+                40.0 if k < 20 else 85.0,
+                state,
+                1.0,
+            )
+        )
     load = engine.status()["today_stress_load"]
     assert 0.45 <= load <= 0.55  # half of the resting time was stressed

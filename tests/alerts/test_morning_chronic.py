@@ -18,16 +18,29 @@ from processing.morning import MorningResult
 DAY0 = 20454  # 2026-01-01
 
 
-def result(t: float, ln: float | None = 4.0, posture: str = "seated", hr: float = 60.0,
-           failure: str | None = None) -> MorningResult:
+def result(
+    t: float, ln: float | None = 4.0, posture: str = "seated", hr: float = 60.0, failure: str | None = None
+) -> MorningResult:
     if failure is not None or ln is None:
         return MorningResult("p", t, "mqtt", posture, 60.0, False, failure or "movement", "You moved.")
-    return MorningResult("p", t, "mqtt", posture, 60.0, True, ln_rmssd=ln, rmssd_ms=math.exp(ln), hr_bpm=hr,
-                         n_beats=60, artifact_pct=0.0)
+    return MorningResult(
+        "p",
+        t,
+        "mqtt",
+        posture,
+        60.0,
+        True,
+        ln_rmssd=ln,
+        rmssd_ms=math.exp(ln),
+        hr_bpm=hr,
+        n_beats=60,
+        artifact_pct=0.0,
+    )
 
 
-def mornings(engine: AlertEngine, values: dict[int, float | None], minute: float = 420.0,
-             posture: str = "seated") -> list:
+def mornings(
+    engine: AlertEngine, values: dict[int, float | None], minute: float = 420.0, posture: str = "seated"
+) -> list:
     """A reading at `minute` (local) on each day d of `values` (days after DAY0), the engine ticking
     at 18:31 (the session time) and every midnight; None = a failed reading; a day absent = a
     missed morning."""
@@ -56,15 +69,23 @@ def test_a_valid_reading_is_the_days_value_judged_at_once_and_the_first_of_the_d
     first = eng.morning(result(t, 3.9))
     d = first[0]
     assert isinstance(d, Decision) and d.what == "morning" and d.rule == "valid"
-    assert d.data["ln_rmssd"] == 3.9 and d.data["date"] == iso_date(DAY0 + 10) and d.data["source"] == "morning"
+    assert (
+        d.data["ln_rmssd"] == 3.9 and d.data["date"] == iso_date(DAY0 + 10) and d.data["source"] == "morning"
+    )
     # the 7-day mean of the last 7 mornings (days 4-10), as it stands with today's
-    assert d.data["ln_rmssd_7d"] == pytest.approx((sum(stable(10)[k] for k in range(4, 10)) + 3.9) / 7, abs=1e-4)
+    assert d.data["ln_rmssd_7d"] == pytest.approx(
+        (sum(stable(10)[k] for k in range(4, 10)) + 3.9) / 7, abs=1e-4
+    )
     assert d.data["cv_7d"] > 0 and d.data["normal_low"] < 4.0 < d.data["normal_high"]
     assert d.data["valid_mornings"] == 11 and d.data["calibrating"] is True
     second = eng.morning(result(t + 600, 4.3))
     assert second[0].rule == "ignored" and "the first (3.90) stands" in second[0].reason
     failed = eng.morning(result(t + 900, None))
-    assert failed[0].rule == "failed" and failed[0].data["failure"] == "movement" and failed[0].data["ln_rmssd"] is None
+    assert (
+        failed[0].rule == "failed"
+        and failed[0].data["failure"] == "movement"
+        and failed[0].data["ln_rmssd"] is None
+    )
     closed = of_type(eng.tick(day_start(DAY0 + 11, tz) + 180.0), DailySummary)
     assert len(closed) == 1
     day = closed[0]
@@ -106,11 +127,13 @@ def test_missed_mornings_are_gaps_not_zeros():
     assert valid[iso_date(DAY0 + 20)]["ln_rmssd_7d"] == pytest.approx(expected, abs=1e-4)
     # day 17: mornings 11-14 and 17 -> 5 values
     assert valid[iso_date(DAY0 + 17)]["ln_rmssd_7d"] == pytest.approx(
-        sum(values[d] for d in (11, 12, 13, 14, 17)) / 5, abs=1e-4)
+        sum(values[d] for d in (11, 12, 13, 14, 17)) / 5, abs=1e-4
+    )
     days = {s.date: s for s in of_type(out, DailySummary)}
     assert days[iso_date(DAY0 + 15)].morning_ln_rmssd is None
     assert days[iso_date(DAY0 + 15)].hrv_week_mean == pytest.approx(
-        sum(values[d] for d in (9, 10, 11, 12, 13, 14)) / 6, abs=1e-4)
+        sum(values[d] for d in (9, 10, 11, 12, 13, 14)) / 6, abs=1e-4
+    )
 
 
 def test_a_chronic_drop_in_the_mornings_brings_the_session_that_evening_without_any_other_wear():
@@ -122,7 +145,10 @@ def test_a_chronic_drop_in_the_mornings_brings_the_session_that_evening_without_
     assert findings and findings[0].rule == "chronic_hrv"
     first_day = day_of(findings[0].time, tz) - DAY0
     assert 28 <= first_day <= 30  # the 1st-3rd morning of the drop
-    assert "Your 7-day average morning HRV" in findings[0].reason and "last 3 morning readings" in findings[0].reason
+    assert (
+        "Your 7-day average morning HRV" in findings[0].reason
+        and "last 3 morning readings" in findings[0].reason
+    )
     assert findings[0].data["hrv_source"] == "morning"
     # The session: sent by the engine's clock tick at 18:30 local that day (no readings at all),
     # one a day while the mornings stay low.
@@ -149,7 +175,9 @@ def test_a_simulated_chronic_period_is_found_within_a_few_valid_mornings_of_leav
         plans = plan_mornings(63, seed, MorningPerson(), Chronic(start=42, ln_drop=0.3, sd_factor=1.5))
         values = {p.day: p.ln_rmssd for p in plans if "ok" in p.attempts}
         out = mornings(eng, values)
-        judged = [(day_of(o.time, eng.settings.tz) - DAY0, o.data) for o in of_type(out, Decision, what="morning")]
+        judged = [
+            (day_of(o.time, eng.settings.tz) - DAY0, o.data) for o in of_type(out, Decision, what="morning")
+        ]
         onset = next(k for k, (d, x) in enumerate(judged) if d >= 42 and x["ln_rmssd_7d"] < x["normal_low"])
         found = day_of(of_type(out, Decision, what="chronic")[0].time, eng.settings.tz) - DAY0
         assert found >= 42
@@ -187,11 +215,14 @@ def test_a_tick_before_the_last_reading_changes_nothing_and_days_close_only_afte
     assert len(of_type(eng.tick(day_start(DAY0 + 1, tz) + 121.0), DailySummary)) == 1
 
 
-@pytest.mark.parametrize("zone, date, minute", [
-    ("Europe/Berlin", "2026-03-29", 6 * 60 + 30),  # the spring change: 02:00 -> 03:00
-    ("America/New_York", "2026-11-01", 6 * 60 + 30),  # the autumn change: 02:00 -> 01:00
-    ("Pacific/Auckland", "2026-01-10", 6 * 60 + 30),  # UTC+13: the UTC date is the day before
-])
+@pytest.mark.parametrize(
+    "zone, date, minute",
+    [
+        ("Europe/Berlin", "2026-03-29", 6 * 60 + 30),  # the spring change: 02:00 -> 03:00
+        ("America/New_York", "2026-11-01", 6 * 60 + 30),  # the autumn change: 02:00 -> 01:00
+        ("Pacific/Auckland", "2026-01-10", 6 * 60 + 30),  # UTC+13: the UTC date is the day before
+    ],
+)
 def test_a_morning_is_the_persons_local_morning_across_zones_and_clock_changes(zone, date, minute):
     eng = AlertEngine("p", AlertSettings(timezone=zone))
     tz = eng.settings.tz
@@ -228,6 +259,9 @@ def test_the_morning_payload_says_below_the_band_and_when_the_rule_found_a_patte
     found = {day_of(o.time, eng.settings.tz) - DAY0 for o in of_type(out, Decision, what="chronic")}
     assert found and all(judged[d]["chronic"] for d in found)
     assert not any(judged[d]["chronic"] for d in judged if d not in found)
-    assert all(judged[d]["below"] == (judged[d]["ln_rmssd_7d"] < judged[d]["normal_low"])
-               for d in judged if judged[d]["normal_low"] is not None)
+    assert all(
+        judged[d]["below"] == (judged[d]["ln_rmssd_7d"] < judged[d]["normal_low"])
+        for d in judged
+        if judged[d]["normal_low"] is not None
+    )
     assert judged[27]["below"] is False and judged[32]["below"] is True

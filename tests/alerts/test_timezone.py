@@ -95,13 +95,18 @@ def test_the_daily_cap_counts_the_whole_25_hour_day(restart):
     assert policy.blocked(wall(NEW_YORK, "2026-11-02 00:30"), "acute") is None
 
 
-@pytest.mark.parametrize("zone,before,after,period", [
-    (BERLIN, "2026-03-28 22:30", "2026-03-29 22:30", "night"),
-    (BERLIN, "2026-10-24 21:30", "2026-10-25 21:30", "day"),
-    (NEW_YORK, "2026-03-07 22:30", "2026-03-08 22:30", "night"),
-    (NEW_YORK, "2026-10-31 06:30", "2026-11-01 06:30", "night"),
-])
-def test_the_baseline_period_follows_the_wall_clock_across_a_change_and_a_restart(zone, before, after, period):
+@pytest.mark.parametrize(
+    "zone,before,after,period",
+    [
+        (BERLIN, "2026-03-28 22:30", "2026-03-29 22:30", "night"),
+        (BERLIN, "2026-10-24 21:30", "2026-10-25 21:30", "day"),
+        (NEW_YORK, "2026-03-07 22:30", "2026-03-08 22:30", "night"),
+        (NEW_YORK, "2026-10-31 06:30", "2026-11-01 06:30", "night"),
+    ],
+)
+def test_the_baseline_period_follows_the_wall_clock_across_a_change_and_a_restart(
+    zone, before, after, period
+):
     """Night is 22:00-07:00 local on both sides of the change, and a baseline saved before it and
     restored after it agrees (row 4 of the field defects: a restored baseline kept the UTC offset it
     was saved with, so 22:30 CEST counted as day)."""
@@ -125,4 +130,3 @@ def test_an_hour_repeated_in_the_autumn_is_counted_once_in_the_night():
 def test_a_zone_name_the_tz_database_does_not_know_is_an_error_naming_the_key():
     with pytest.raises(ValueError, match="timezone: unknown time zone 'Europe/Berln'"):
         AlertSettings(timezone="Europe/Berln")
-

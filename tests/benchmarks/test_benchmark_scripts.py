@@ -12,24 +12,32 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")
-                 if 'if __name__ == "__main__"' in p.read_text())
+SCRIPTS = sorted(
+    p.name for p in (ROOT / "benchmarks").glob("*.py") if 'if __name__ == "__main__"' in p.read_text()
+)
 # The scripts that read the reference recordings.
 NEED_DATA = ["peers.py", "processing.py", "stress_predict.py"]
 
 
 def run(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     # A guard only, far above a --help (< 1 s); the benchmarks themselves run for minutes.
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                          check=False)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        check=False,
+    )
 
 
 def test_every_benchmark_script_is_covered():
     assert len(SCRIPTS) >= 8 and set(NEED_DATA) <= set(SCRIPTS)
     for name in NEED_DATA:  # each of them reads STRESSWATCH_REFERENCE_DATA through the shared helper
         tree = ast.parse((ROOT / "benchmarks" / name).read_text())
-        called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        called = {
+            n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        }
         assert "reference_data" in called, name
 
 

@@ -130,7 +130,9 @@ def test_a_step_of_the_wall_clock_re_anchors_the_beats_with_a_gap_and_drops_none
     assert len(gaps) == 1 and timer.counts.gaps == 1
     gap, before, after = events[gaps[0]], events[gaps[0] - 1], events[gaps[0] + 1]
     assert "clock stepped" in gap.reason and gap.start == gap.end
-    assert gap.end == pytest.approx(before.t + step_s) and after.t == pytest.approx(gap.end + after.rr_ms / 1000)
+    assert gap.end == pytest.approx(before.t + step_s) and after.t == pytest.approx(
+        gap.end + after.rr_ms / 1000
+    )
     # the last beat is near the (stepped) wall clock, as before the step
     assert abs(beats[-1].t - (notes[-1][0] + step_s - 0.3)) < 0.35
     for side in (beats[: gaps[0]], beats[gaps[0] :]):
@@ -154,6 +156,7 @@ def test_without_a_monotonic_clock_the_wall_clock_is_taken_not_to_step():
     timer.notification(1000.0, parse(notify([1024])))
     timer.notification(5000.0, parse(notify([1024])))  # a long silence, not a step
     assert timer.counts.clock_steps == 0 and timer.counts.gaps == 1
+
 
 # -- straps that send heart rate without RR intervals ---------------------------------------------
 
@@ -241,12 +244,15 @@ def test_heart_rates_without_rr_follow_a_step_of_the_wall_clock_with_a_gap_at_th
         gaps = [k for k, e in enumerate(events) if isinstance(e, Gap)]
         assert len(rates) == 60 and timer.counts.clock_steps == 1 and timer.sends_rr is False
         if at == 2:  # held back on the old clock, moved with it: all on the new clock, no gap needed
-            assert [r.t for r in rates] == pytest.approx([1000.0 + k + step_s - timer.latency_s for k in range(60)])
+            assert [r.t for r in rates] == pytest.approx(
+                [1000.0 + k + step_s - timer.latency_s for k in range(60)]
+            )
             assert gaps == []
             continue
         # every heart rate on the clock of its arrival, none lost
         assert [r.t for r in rates] == pytest.approx(
-            [1000.0 + k + (step_s if k >= at else 0.0) - timer.latency_s for k in range(60)])
+            [1000.0 + k + (step_s if k >= at else 0.0) - timer.latency_s for k in range(60)]
+        )
         # a gap at the step, at the last heart rate sent, on the new clock
         assert len(gaps) == 1 and timer.counts.gaps == 1
         gap = events[gaps[0]]

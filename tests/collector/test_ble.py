@@ -59,8 +59,12 @@ class Harness:
 
     def link(self, spec: DeviceSpec, **kw) -> StrapLink:
         kw = {"watchdog_s": 3.0, "scan_window_s": 2.0, **kw}
-        link = StrapLink(spec, emit=self.events.setdefault(spec.label, []).extend,
-                         status=self.statuses.setdefault(spec.label, []).append, **kw)
+        link = StrapLink(
+            spec,
+            emit=self.events.setdefault(spec.label, []).extend,
+            status=self.statuses.setdefault(spec.label, []).append,
+            **kw,
+        )
         self.links.append(link)
         self.tasks.append(asyncio.create_task(link.run(self.stop)))
         return link
@@ -105,7 +109,9 @@ def test_scan_finds_the_strap_and_ignores_a_non_hr_device(system_bus):
     assert row["battery_pct"] == 87 and row["sends_rr"] is True
 
 
-def test_scan_details_say_which_strap_sends_rr_which_sends_heart_rate_alone_and_which_sent_nothing(system_bus):
+def test_scan_details_say_which_strap_sends_rr_which_sends_heart_rate_alone_and_which_sent_nothing(
+    system_bus,
+):
     async def scenario():
         async with Harness(system_bus) as h:
             h.bluez.add(FakeStrap(H10, "Polar H10 12345678", rr_script()))
@@ -119,12 +125,16 @@ def test_scan_details_say_which_strap_sends_rr_which_sends_heart_rate_alone_and_
     assert rows[TICKR]["sends_rr"] is None and rows[TICKR]["hr_bpm"] is None  # not worn: unknown, not "no"
 
 
-def test_a_strap_sending_heart_rate_without_rr_gives_heart_rates_a_status_and_one_log_line(system_bus, caplog):
+def test_a_strap_sending_heart_rate_without_rr_gives_heart_rates_a_status_and_one_log_line(
+    system_bus, caplog
+):
     async def scenario():
         async with Harness(system_bus) as h:
             h.bluez.add(FakeStrap(BAND, "HRM band", sends_rr=False, hr_bpm=72))
             link = h.link(DeviceSpec("ann", address=BAND))
-            assert await until(lambda: sum(isinstance(e, HeartRate) for e in h.events.get(BAND, [])) >= 20, 30)
+            assert await until(
+                lambda: sum(isinstance(e, HeartRate) for e in h.events.get(BAND, [])) >= 20, 30
+            )
             return h, link
 
     h, link = asyncio.run(scenario())
@@ -139,8 +149,12 @@ def test_a_strap_sending_heart_rate_without_rr_gives_heart_rates_a_status_and_on
     assert found["connected"] is True and found["battery_pct"] == 87 and found["model"] == "H10"
     assert link.timer.sends_rr is False
     said = [r.getMessage() for r in caplog.records if "without RR intervals" in r.getMessage()]
-    assert said == [(f"{BAND}: the strap sends heart rate without RR intervals: heart rate is recorded, "
-                     "but HRV and the stress state are unavailable from it")]
+    assert said == [
+        (
+            f"{BAND}: the strap sends heart rate without RR intervals: heart rate is recorded, "
+            "but HRV and the stress state are unavailable from it"
+        )
+    ]
 
 
 def test_two_straps_for_two_people_stream_at_once_and_no_beat_is_lost_or_doubled(system_bus):
@@ -182,9 +196,11 @@ def test_the_link_drops_repeatedly_and_collection_resumes_every_time(system_bus)
     h, strap, link = asyncio.run(scenario())
     received = [round(x.rr_ms * 1.024) for x in h.beats(H10)]
     lat = link.reconnect_latencies
-    print(f"\nlink drops: {DROPS}; sessions {link.counts.sessions}, reconnect latency median "
-          f"{statistics.median(lat):.2f} s, max {max(lat):.2f} s; beats sent {len(strap.sent_rr)}, "
-          f"received {len(received)}, duplicates {link.timer.counts.duplicates}")
+    print(
+        f"\nlink drops: {DROPS}; sessions {link.counts.sessions}, reconnect latency median "
+        f"{statistics.median(lat):.2f} s, max {max(lat):.2f} s; beats sent {len(strap.sent_rr)}, "
+        f"received {len(received)}, duplicates {link.timer.counts.duplicates}"
+    )
     assert len(lat) == DROPS and max(lat) < 8
     assert received == strap.sent_rr  # none lost, none doubled, across every reconnect
     assert sum(isinstance(e, Gap) for e in h.events[H10]) == DROPS
@@ -277,9 +293,11 @@ def test_find_connected_picks_the_configured_strap_among_those_bluez_has_connect
     async def scenario():
         bluez = FakeBlueZ(system_bus.address, adapters=("hci0", "hci1"))
         await bluez.start()
-        left = [bluez.add(FakeStrap(H10, "Polar H10 A", rr_script())),
-                bluez.add(FakeStrap(TICKR, "TICKR B", rr_script())),
-                bluez.add(FakeStrap(polar_c, "Polar H10 C", rr_script(), adapter="hci1"))]
+        left = [
+            bluez.add(FakeStrap(H10, "Polar H10 A", rr_script())),
+            bluez.add(FakeStrap(TICKR, "TICKR B", rr_script())),
+            bluez.add(FakeStrap(polar_c, "Polar H10 C", rr_script(), adapter="hci1")),
+        ]
         bluez.add(FakeStrap(polar_d, "Polar H10 D", rr_script()))  # in range, not connected
         for strap in left:
             await abandon_connection(system_bus.address, strap)
@@ -300,18 +318,32 @@ def test_find_connected_picks_the_configured_strap_among_those_bluez_has_connect
         ]
 
     assert asyncio.run(scenario()) == [
-        (H10, "Polar H10 A"), (H10, "Polar H10 A"), (H10, "Polar H10 A"), (polar_c, "Polar H10 C"),
-        None, (TICKR, "TICKR B"), None, None]
+        (H10, "Polar H10 A"),
+        (H10, "Polar H10 A"),
+        (H10, "Polar H10 A"),
+        (polar_c, "Polar H10 C"),
+        None,
+        (TICKR, "TICKR B"),
+        None,
+        None,
+    ]
 
 
-@pytest.mark.parametrize("spec", [DeviceSpec("ann", address=H10), DeviceSpec("ann", name="polar h10*")],
-                         ids=["by address", "by name pattern"])
-def test_a_strap_left_connected_by_a_dead_client_is_disconnected_and_connected_afresh(system_bus, caplog, spec):
+@pytest.mark.parametrize(
+    "spec",
+    [DeviceSpec("ann", address=H10), DeviceSpec("ann", name="polar h10*")],
+    ids=["by address", "by name pattern"],
+)
+def test_a_strap_left_connected_by_a_dead_client_is_disconnected_and_connected_afresh(
+    system_bus, caplog, spec
+):
     async def scenario():
         async with Harness(system_bus) as h:
             strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script()))
             await abandon_connection(system_bus.address, strap)
-            assert await until(lambda: not strap.hr_char.notifying, 5)  # BlueZ ended the dead client's session
+            assert await until(
+                lambda: not strap.hr_char.notifying, 5
+            )  # BlueZ ended the dead client's session
             link = h.link(spec)
             assert await until(lambda: len(h.beats(spec.label)) > 5, 20)
             return h, strap, link
@@ -322,7 +354,7 @@ def test_a_strap_left_connected_by_a_dead_client_is_disconnected_and_connected_a
     assert strap.connections == 2  # the dead client's, then ours after Disconnect
     assert h.bluez.adapters["hci0"].discoveries == 0  # connected straight away, no scan
     received = [round(x.rr_ms * 1.024) for x in h.beats(spec.label)]
-    assert received == strap.sent_rr[-len(received):]  # everything sent since we subscribed
+    assert received == strap.sent_rr[-len(received) :]  # everything sent since we subscribed
 
 
 def test_a_strap_left_connected_that_cannot_be_disconnected_is_used_as_it_is(system_bus, caplog):
@@ -386,7 +418,10 @@ def test_with_bluez_running_only_a_missing_adapter_is_a_problem(system_bus):
             return [await bluetooth_problem(a) for a in (None, "hci0", "hci1")]
 
     assert asyncio.run(scenario()) == [
-        None, None, "Bluetooth adapter hci1 not found (BlueZ has: hci0); see bluetoothctl list"]
+        None,
+        None,
+        "Bluetooth adapter hci1 not found (BlueZ has: hci0); see bluetoothctl list",
+    ]
 
 
 def test_a_step_of_the_wall_clock_while_streaming_is_logged_once_and_no_beat_is_lost(system_bus, caplog):
@@ -490,7 +525,7 @@ def test_a_stream_left_on_by_a_lost_link_is_stopped_and_started_again(system_bus
 
     strap = asyncio.run(scenario())
     second = strap.gatt_log.index(START_25_HZ, 2)
-    assert strap.gatt_log[second: second + 3] == [START_25_HZ, "write 03 02", START_25_HZ]
+    assert strap.gatt_log[second : second + 3] == [START_25_HZ, "write 03 02", START_25_HZ]
     assert strap.acc_starts == 2 and "still streaming from an earlier connection" in caplog.text
 
 
@@ -575,12 +610,15 @@ def test_scan_details_name_the_motion_sources_each_device_offers(system_bus):
     assert rows[H10]["motion"] == "accelerometer (25, 50, 100, 200 Hz)" and rows[H10]["sends_rr"] is True
     assert rows[TICKR]["motion"] == "none"
     pod = rows["D4:22:CD:00:00:03"]
-    assert pod["motion"] == "foot pod (RSC)" and "sends_rr" not in pod and "hr_bpm" not in pod  # no heart rate
+    assert (
+        pod["motion"] == "foot pod (RSC)" and "sends_rr" not in pod and "hr_bpm" not in pod
+    )  # no heart rate
 
 
 def test_a_motion_only_device_gives_motion_and_no_beats(system_bus):
     """`role = "motion"`: a second device of someone who wears a strap; its heart rate would merge
     into the strap's beat series, so only its motion is taken."""
+
     async def scenario():
         async with Harness(system_bus) as h:
             h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True))

@@ -101,8 +101,10 @@ def test_comment_only_csv_is_a_clear_error(tmp_path):
 
 
 def test_a_huge_csv_field_names_its_line(tmp_path):
-    path = write(tmp_path, "big.csv", "time,rr\n1,800\n2,\"" + "9" * 200_000 + "\"\n")
-    with pytest.raises(RecordingError, match=r"big.csv:3: not a valid CSV row: field larger than field limit"):
+    path = write(tmp_path, "big.csv", 'time,rr\n1,800\n2,"' + "9" * 200_000 + '"\n')
+    with pytest.raises(
+        RecordingError, match=r"big.csv:3: not a valid CSV row: field larger than field limit"
+    ):
         read_recording(path)
 
 
@@ -112,11 +114,14 @@ def test_a_line_too_long_for_any_rr_format_is_refused(tmp_path):
         read_recording(path)
 
 
-@pytest.mark.parametrize("name, text, line", [
-    ("back.csv", "time_s,rr_ms\n10.0,800\n10.8,800\n5.0,800\n", 4),
-    ("IBI.csv", "1644226061.0, IBI\n1.0,0.9\n1.9,0.9\n1.2,0.8\n", 4),
-    ("beats.csv", "beat_time_s,rr_ms,label_prev,label_beat\n1.0,800,N,N\n1.8,800,N,N\n0.5,800,N,N\n", 4),
-])
+@pytest.mark.parametrize(
+    "name, text, line",
+    [
+        ("back.csv", "time_s,rr_ms\n10.0,800\n10.8,800\n5.0,800\n", 4),
+        ("IBI.csv", "1644226061.0, IBI\n1.0,0.9\n1.9,0.9\n1.2,0.8\n", 4),
+        ("beats.csv", "beat_time_s,rr_ms,label_prev,label_beat\n1.0,800,N,N\n1.8,800,N,N\n0.5,800,N,N\n", 4),
+    ],
+)
 def test_timestamps_going_backwards_are_an_error_naming_the_line(tmp_path, name, text, line):
     with pytest.raises(RecordingError, match=rf"{name}:{line}: time goes backwards"):
         read_recording(write(tmp_path, name, text))
@@ -128,11 +133,14 @@ def test_equal_timestamps_are_fine(tmp_path):
     assert len(rec.beats) == 3
 
 
-@pytest.mark.parametrize("params, line, message", [
-    ("Date=2008-02-08\nStartTime=08:50:31.0\n", 3, "Date '2008-02-08' is not a date"),
-    ("Date=20080208\nStartTime=8h50\n", 4, "StartTime '8h50' is not a time"),
-    ("Date=20080208\nStartTime=25:00:00\n", 4, "StartTime '25:00:00' is not a time"),
-])
+@pytest.mark.parametrize(
+    "params, line, message",
+    [
+        ("Date=2008-02-08\nStartTime=08:50:31.0\n", 3, "Date '2008-02-08' is not a date"),
+        ("Date=20080208\nStartTime=8h50\n", 4, "StartTime '8h50' is not a time"),
+        ("Date=20080208\nStartTime=25:00:00\n", 4, "StartTime '25:00:00' is not a time"),
+    ],
+)
 def test_hrm_with_an_unreadable_start_is_an_error_not_1970(tmp_path, params, line, message):
     text = "[Params]\nVersion=106\n" + params + "Interval=238\n[HRData]\n800\n810\n"
     with pytest.raises(RecordingError, match=rf"x.hrm:{line}: {message}"):
@@ -144,12 +152,17 @@ def test_one_column_csv_headed_rr_ms_is_detected(tmp_path):
     assert rec.format == "csv" and [b.rr_ms for b in rec.beats] == [800, 810, 790]
 
 
-@pytest.mark.parametrize("text, guessed", [
-    ("0.8\n0.81\n0.79\n70\n", "seconds"),
-    ("800\n810\n790\n70000\n", "milliseconds"),
-])
+@pytest.mark.parametrize(
+    "text, guessed",
+    [
+        ("0.8\n0.81\n0.79\n70\n", "seconds"),
+        ("800\n810\n790\n70000\n", "milliseconds"),
+    ],
+)
 def test_an_out_of_range_value_says_which_units_were_guessed(tmp_path, text, guessed):
-    with pytest.raises(RecordingError, match=rf"rr.txt:4: RR interval .* ms is not in .* \(units guessed as {guessed}"):
+    with pytest.raises(
+        RecordingError, match=rf"rr.txt:4: RR interval .* ms is not in .* \(units guessed as {guessed}"
+    ):
         read_recording(write(tmp_path, "rr.txt", text))
     csv_text = "rr\n" + text
     with pytest.raises(RecordingError, match=rf"rr.csv:5: .*units guessed as {guessed}"):
@@ -178,7 +191,10 @@ def test_the_stream_yields_events_before_the_file_is_read(tmp_path):
 def test_an_error_late_in_a_stream_comes_after_the_good_events(tmp_path):
     path = write(tmp_path, "late.txt", "800\n" * 1000 + "oops\n")
     got = []
-    with pytest.raises(RecordingError, match=r"late.txt:1001: RR value 'oops'"), RecordingStream(path) as stream:
+    with (
+        pytest.raises(RecordingError, match=r"late.txt:1001: RR value 'oops'"),
+        RecordingStream(path) as stream,
+    ):
         got.extend(stream)  # what arrived before the error stays
     assert len(got) == 1000
 
@@ -223,7 +239,9 @@ ACC_HEADER = "Phone timestamp;sensor timestamp [ns];X [mg];Y [mg];Z [mg]\n"
 
 
 def acc_rows(n: int, start_ns: int = 704201974831254116, step_ns: int = 19340401) -> str:
-    return "".join(f"2022-04-25T11:39:36.978;{start_ns + i * step_ns};-777;{436 + i % 3};-499\n" for i in range(n))
+    return "".join(
+        f"2022-04-25T11:39:36.978;{start_ns + i * step_ns};-777;{436 + i % 3};-499\n" for i in range(n)
+    )
 
 
 def test_a_polar_sensor_logger_acc_export_reads_as_acceleration_in_chunks(tmp_path):
@@ -238,13 +256,16 @@ def test_a_polar_sensor_logger_acc_export_reads_as_acceleration_in_chunks(tmp_pa
     assert first.t[0] == pytest.approx(946684800 + 704201974.831254116, abs=1e-6)
 
 
-@pytest.mark.parametrize("text, problem, line", [
-    ("Phone timestamp;HR [bpm]\n2022-04-25T11:39:02.323;66\n", "not a Polar Sensor Logger ACC export", 1),
-    (ACC_HEADER + "x;704201974831254116;-777;oops;-499\n", "y \\[mg\\] value 'oops' is not a number", 2),
-    (ACC_HEADER + "x;704201974831254116;-777\n", "expected 5 columns", 2),
-    (ACC_HEADER + acc_rows(2) + acc_rows(1), "is not later than the row before", 4),
-    (ACC_HEADER, "no accelerometer samples", None),
-])
+@pytest.mark.parametrize(
+    "text, problem, line",
+    [
+        ("Phone timestamp;HR [bpm]\n2022-04-25T11:39:02.323;66\n", "not a Polar Sensor Logger ACC export", 1),
+        (ACC_HEADER + "x;704201974831254116;-777;oops;-499\n", "y \\[mg\\] value 'oops' is not a number", 2),
+        (ACC_HEADER + "x;704201974831254116;-777\n", "expected 5 columns", 2),
+        (ACC_HEADER + acc_rows(2) + acc_rows(1), "is not later than the row before", 4),
+        (ACC_HEADER, "no accelerometer samples", None),
+    ],
+)
 def test_a_bad_acc_export_names_the_file_line_and_problem(tmp_path, text, problem, line):
     path = tmp_path / "acc.txt"
     path.write_text(text)

@@ -18,7 +18,9 @@ def test_every_captured_payload_decodes_as_the_specification_says(reference):
         m = parse(bytes.fromhex(case["hex"]))
         want = case["expected_decode_computed_by_seed_script"]
         assert m.flags == int(want["flags"], 16), case["hex"]
-        assert m.hr_bpm == want["hr_bpm"] and m.contact == want["contact"] and m.energy_kj == want["energy_kj"]
+        assert (
+            m.hr_bpm == want["hr_bpm"] and m.contact == want["contact"] and m.energy_kj == want["energy_kj"]
+        )
         assert list(m.rr_raw) == want["rr_raw_1_1024s"], case["hex"]
         assert [round(x, 3) for x in m.rr_ms] == want["rr_ms"]
         assert m.trailing_bytes == (want["trailing_unparsed_bytes"] or 0)
@@ -29,11 +31,20 @@ def test_every_captured_payload_decodes_as_the_specification_says(reference):
     "data, expected",
     [
         (bytes([0x01, 0x2C, 0x01]), {"hr_bpm": 300, "rr_raw": ()}),  # uint16 heart rate
-        (bytes([0x19, 0x50, 0x00, 0x34, 0x12, 0x00, 0x04]), {"hr_bpm": 80, "energy_kj": 0x1234, "rr_raw": (1024,)}),
-        (bytes([0x18, 0x48, 0x10, 0x27, 0x00, 0x04, 0x00, 0x03]), {"hr_bpm": 72, "energy_kj": 10000, "rr_raw": (1024, 768)}),
+        (
+            bytes([0x19, 0x50, 0x00, 0x34, 0x12, 0x00, 0x04]),
+            {"hr_bpm": 80, "energy_kj": 0x1234, "rr_raw": (1024,)},
+        ),
+        (
+            bytes([0x18, 0x48, 0x10, 0x27, 0x00, 0x04, 0x00, 0x03]),
+            {"hr_bpm": 72, "energy_kj": 10000, "rr_raw": (1024, 768)},
+        ),
         (bytes([0x06, 0x48]), {"contact": "supported_detected"}),
         (bytes([0x04, 0x48]), {"contact": "supported_not_detected"}),
-        (bytes([0x10, 0x48, 0x00, 0x00, 0x00, 0x20]), {"rr_raw": (), "rejected_rr": (0, 0x2000)}),  # RR 0 and 8 s
+        (
+            bytes([0x10, 0x48, 0x00, 0x00, 0x00, 0x20]),
+            {"rr_raw": (), "rejected_rr": (0, 0x2000)},
+        ),  # RR 0 and 8 s
     ],
 )
 def test_spec_derived_cases(data, expected):

@@ -9,19 +9,28 @@ from hypothesis import strategies as st
 from collector import pmd
 
 # Section 5.2, "H10 response used as example": the ACC settings of an H10.
-H10_ACC_SETTINGS = bytes.fromhex("F0 01 02 00 00 00 04 19 00 32 00 64 00 C8 00 01 01 10 00 02 03 02 00 04 00 08 00")
+H10_ACC_SETTINGS = bytes.fromhex(
+    "F0 01 02 00 00 00 04 19 00 32 00 64 00 C8 00 01 01 10 00 02 03 02 00 04 00 08 00"
+)
 # Section 5.3: the first ACC frame an H10 sends (the document shows its first two samples).
 H10_FRAME_HEAD = bytes.fromhex("02 EA 54 A2 42 8B 45 52 08 01 45 FF E4 FF B5 03 45 FF E4 FF B8 03")
 # Section 5.3, Polar Verity Sense: a delta-compressed frame (type 0x80). The document prints the
 # reference sample and the first delta samples of a block of 0x1D; the block here is cut to the 5
 # samples whose bytes the document shows (count 0x05 instead of 0x1D), the rest as printed.
 VERITY_DELTA_FRAME = bytes.fromhex(
-    "02 64 6C 76 C4 3C C6 7F 07 80 D0 FF 65 01 E4 0F 08 05 FC 07 FF 0C 13 F2 11 F1 1A F9 EE F8 EF 0C 03")
+    "02 64 6C 76 C4 3C C6 7F 07 80 D0 FF 65 01 E4 0F 08 05 FC 07 FF 0C 13 F2 11 F1 1A F9 EE F8 EF 0C 03"
+)
 
 
 def test_the_h10_acc_settings_response_offers_25_to_200_hz_16_bits_and_2_to_8_g():
     r = pmd.parse_response(H10_ACC_SETTINGS)
-    assert (r.op, r.measurement_type, r.status, r.more, r.ok) == (pmd.OP_GET_SETTINGS, pmd.ACC, 0, False, True)
+    assert (r.op, r.measurement_type, r.status, r.more, r.ok) == (
+        pmd.OP_GET_SETTINGS,
+        pmd.ACC,
+        0,
+        False,
+        True,
+    )
     s = pmd.parse_settings(r.params)
     assert s.get(pmd.SAMPLE_RATE) == (25, 50, 100, 200)
     assert s.get(pmd.RESOLUTION) == (16,) and s.get(pmd.RANGE) == (2, 4, 8) and s.factor == 1.0
@@ -34,14 +43,18 @@ def test_the_start_request_asks_for_25_hz_8_g_16_bits_in_the_documents_layout():
     assert pmd.start_command(chosen) == bytes.fromhex("02 02 02 01 08 00 00 01 19 00 01 01 10 00")
     at_200 = pmd.Settings({pmd.RANGE: (8,), pmd.SAMPLE_RATE: (200,), pmd.RESOLUTION: (16,)})
     assert pmd.start_command(at_200) == bytes.fromhex("02 02 02 01 08 00 00 01 C8 00 01 01 10 00")
-    assert pmd.stop_command() == bytes.fromhex("03 02") and pmd.get_settings_command() == bytes.fromhex("01 02")
+    assert pmd.stop_command() == bytes.fromhex("03 02") and pmd.get_settings_command() == bytes.fromhex(
+        "01 02"
+    )
 
 
 def test_the_start_responses_of_the_h10_and_the_verity_sense():
     h10 = pmd.parse_response(bytes.fromhex("F0 02 02 00 00 01"))  # 0x01 "reserved"
     assert h10.ok and pmd.parse_settings(h10.params, strict=False).factor == 1.0
     verity = pmd.parse_response(bytes.fromhex("F0 02 02 00 00 05 01 40 DA 7F 39"))
-    assert verity.ok and pmd.parse_settings(verity.params, strict=False).factor == pytest.approx(0.000244, rel=1e-4)
+    assert verity.ok and pmd.parse_settings(verity.params, strict=False).factor == pytest.approx(
+        0.000244, rel=1e-4
+    )
 
 
 def test_the_h10_frame_decodes_to_milli_g_with_the_last_sample_at_the_timestamp():
@@ -80,14 +93,17 @@ def test_deltas_narrower_than_a_byte_are_read_least_significant_bit_first():
     assert list(zip(f.x, f.y, f.z)) == [(10, 10, 10), (11, 9, 17), (3, 9, 19)]
 
 
-@pytest.mark.parametrize("data, problem", [
-    (bytes.fromhex("02 00 00"), "10-byte header"),
-    (bytes.fromhex("00") + bytes(8) + bytes.fromhex("01 00 00 00 00 00 00"), "not ACC"),
-    (bytes.fromhex("02") + bytes(8) + bytes.fromhex("01 01 02 03"), "whole number"),
-    (bytes.fromhex("02") + bytes(8) + bytes.fromhex("07 00 00 00"), "frame type 7"),
-    (bytes.fromhex("02") + bytes(8) + bytes.fromhex("81 00 00 00 00 00 00 08 09 01"), "frame ends"),
-    (bytes.fromhex("02") + bytes(8) + bytes.fromhex("81 00 00 00 00 00 00 00 01"), "width 0"),
-])
+@pytest.mark.parametrize(
+    "data, problem",
+    [
+        (bytes.fromhex("02 00 00"), "10-byte header"),
+        (bytes.fromhex("00") + bytes(8) + bytes.fromhex("01 00 00 00 00 00 00"), "not ACC"),
+        (bytes.fromhex("02") + bytes(8) + bytes.fromhex("01 01 02 03"), "whole number"),
+        (bytes.fromhex("02") + bytes(8) + bytes.fromhex("07 00 00 00"), "frame type 7"),
+        (bytes.fromhex("02") + bytes(8) + bytes.fromhex("81 00 00 00 00 00 00 08 09 01"), "frame ends"),
+        (bytes.fromhex("02") + bytes(8) + bytes.fromhex("81 00 00 00 00 00 00 00 01"), "width 0"),
+    ],
+)
 def test_bad_frames_raise_pmd_error_naming_the_problem(data, problem):
     with pytest.raises(pmd.PmdError, match=problem):
         pmd.AccDecoder(pmd.Settings()).decode(data)
@@ -124,8 +140,12 @@ def test_settings_with_an_undocumented_type_are_refused_when_strict():
 
 @given(st.binary(max_size=80))
 def test_arbitrary_bytes_decode_or_raise_pmd_error_only(data):
-    for decode in (pmd.AccDecoder(pmd.Settings()).decode, pmd.parse_response,
-                   lambda d: pmd.parse_settings(d[1:]), pmd.supported_types):
+    for decode in (
+        pmd.AccDecoder(pmd.Settings()).decode,
+        pmd.parse_response,
+        lambda d: pmd.parse_settings(d[1:]),
+        pmd.supported_types,
+    ):
         try:
             decode(data)
         except pmd.PmdError:

@@ -90,7 +90,11 @@ def test_the_minute_path_has_one_value_per_worn_minute_with_the_segment_labels()
     assert all(1420 <= n <= 1425 for n in per_day)  # 1440 minus the 15 with the strap off
     assert np.all(np.diff([m.t for m in mins]) > 0)
     sleep = [m for m in mins if m.label == "sleep"]
-    assert 50 < np.mean([m.hr_bpm for m in sleep]) < 58 and {m.label for m in mins} >= {"sleep", "rest", "stress"}
+    assert 50 < np.mean([m.hr_bpm for m in sleep]) < 58 and {m.label for m in mins} >= {
+        "sleep",
+        "rest",
+        "stress",
+    }
 
 
 def test_an_exercise_that_helps_moves_the_after_phase_back_to_rest():
@@ -124,9 +128,13 @@ def test_planned_mornings_miss_two_a_week_spoil_some_and_a_chronic_period_lowers
     spoiled = [a for a in attempts if a != "ok"]
     assert {a for a in spoiled} <= {"movement", "artifacts"} and 0.03 < len(spoiled) / len(attempts) < 0.2
     base = np.array([p.ln_rmssd for p in plan_mornings(400, seed=1)])
-    hit = np.array([p.ln_rmssd for p in plan_mornings(400, seed=1, chronic=Chronic(0, ln_drop=0.3, sd_factor=1.5))])
+    hit = np.array(
+        [p.ln_rmssd for p in plan_mornings(400, seed=1, chronic=Chronic(0, ln_drop=0.3, sd_factor=1.5))]
+    )
     assert abs(base.mean() - MorningPerson().ln_rmssd) < 0.02 and abs(base.std() - 0.12) < 0.015
-    assert hit.mean() == pytest.approx(base.mean() - 0.3, abs=0.03) and hit.std() == pytest.approx(0.18, abs=0.02)
+    assert hit.mean() == pytest.approx(base.mean() - 0.3, abs=0.03) and hit.std() == pytest.approx(
+        0.18, abs=0.02
+    )
 
 
 def test_a_simulated_morning_reading_measures_the_planned_ln_rmssd_and_movement_spoils_it():

@@ -40,6 +40,7 @@ def env_example() -> dict[str, str]:
 
 def interpolate(value: str, env: dict[str, str]) -> str:
     """Compose's ${VAR}, ${VAR:-default}, ${VAR:?error} substitution."""
+
     def one(m):
         name, op, arg = m.group(1), m.group(2), m.group(3)
         if env.get(name):
@@ -47,6 +48,7 @@ def interpolate(value: str, env: dict[str, str]) -> str:
         if op and op.endswith("?"):
             raise KeyError(f"{name}: {arg}")
         return arg if op else ""
+
     return VAR.sub(one, value)
 
 
@@ -66,13 +68,21 @@ STRESSWATCH_SERVICES = ("stresswatch", "worker", "deliver-influx", "deliver-mqtt
 def test_the_stack_has_its_four_services_on_pinned_images():
     services = compose()["services"]
     # The home default: what starts without a profile.
-    assert {n for n, s in services.items() if "profiles" not in s} == {"mosquitto", "influxdb", "grafana", "stresswatch"}
+    assert {n for n, s in services.items() if "profiles" not in s} == {
+        "mosquitto",
+        "influxdb",
+        "grafana",
+        "stresswatch",
+    }
     assert services["mosquitto"]["image"].startswith("eclipse-mosquitto:2")
     # InfluxDB's `latest` moved to 3.x, whose setup and API differ: stay on 2.x.
     assert re.fullmatch(r"influxdb:2\.\d+(\.\d+)?", services["influxdb"]["image"])
     assert re.fullmatch(r"grafana/grafana(-oss)?:\d+\.\d+\.\d+", services["grafana"]["image"])
-    assert services["stresswatch"]["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile",
-                                                "args": {"STRESSWATCH_UID": "${STRESSWATCH_UID:?set STRESSWATCH_UID in deploy/.env}"}}
+    assert services["stresswatch"]["build"] == {
+        "context": "..",
+        "dockerfile": "deploy/Dockerfile",
+        "args": {"STRESSWATCH_UID": "${STRESSWATCH_UID:?set STRESSWATCH_UID in deploy/.env}"},
+    }
 
 
 def test_every_variable_the_stack_uses_is_in_env_example_and_every_key_there_is_used():
@@ -121,7 +131,9 @@ def test_influxdb_is_set_up_from_the_environment_and_maps_a_dbrp_for_influxql():
         assert script.stat().st_mode & stat.S_IXUSR, f"{script.name} must be executable"
         subprocess.run(["bash", "-n", str(script)], check=True)
     text = " ".join(s.read_text() for s in scripts).replace("\\\n", " ")
-    assert re.search(r'influx v1 dbrp create\s.*--bucket-id "\$\{DOCKER_INFLUXDB_INIT_BUCKET_ID\}"', text, re.DOTALL)
+    assert re.search(
+        r'influx v1 dbrp create\s.*--bucket-id "\$\{DOCKER_INFLUXDB_INIT_BUCKET_ID\}"', text, re.DOTALL
+    )
     assert '--db "${DOCKER_INFLUXDB_INIT_BUCKET}"' in text and "--default" in text
 
 
@@ -162,12 +174,28 @@ def test_the_stresswatch_container_reaches_bluez_and_keeps_its_state():
 @pytest.mark.slow
 @pytest.mark.parametrize("service", STRESSWATCH_SERVICES)
 def test_the_containers_settings_with_the_example_config_pass_config_check(service, tmp_path):
-    env = {k: interpolate(str(v), env_example()) for k, v in compose()["services"][service]["environment"].items()}
+    env = {
+        k: interpolate(str(v), env_example())
+        for k, v in compose()["services"][service]["environment"].items()
+    }
     assert env["STRESSWATCH_INFLUX__TOKEN"] == env_example()["INFLUXDB_TOKEN"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STRESSWATCH_")}
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "config", "check",
-                           str(DEPLOY / "stresswatch.toml.example")],
-                          capture_output=True, text=True, timeout=120, check=False, env={**clean, **env}, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stresswatch.cli",
+            "config",
+            "check",
+            str(DEPLOY / "stresswatch.toml.example"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**clean, **env},
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "change-me" not in proc.stdout + proc.stderr  # secrets are never echoed
 
@@ -183,8 +211,9 @@ def test_the_cluster_profile_is_kafka_a_worker_and_the_deliveries_off_by_default
     for name in CLUSTER[1:]:  # the project's image with the `kafka` extra
         build = services[name]["build"]
         assert build["args"]["STRESSWATCH_EXTRAS"] == "kafka"
-        assert {k: v for k, v in build.items() if k != "args"} == \
-            {k: v for k, v in services["stresswatch"]["build"].items() if k != "args"}
+        assert {k: v for k, v in build.items() if k != "args"} == {
+            k: v for k, v in services["stresswatch"]["build"].items() if k != "args"
+        }
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert "kafka" in extras
     dockerfile = (DEPLOY / "Dockerfile").read_text()
@@ -210,8 +239,12 @@ def test_kafka_is_one_kraft_node_on_the_version_the_tests_run_and_every_client_f
     assert advertised == f"kafka:{listeners['PLAINTEXT'].lstrip(':')}"
     assert mounts(kafka)[env["KAFKA_LOG_DIRS"]] in compose()["volumes"]  # the log survives a restart
     # One node: its internal topics and ours replicated once, else nothing could be written.
-    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
-                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "KAFKA_MIN_INSYNC_REPLICAS"):
+    for key in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+        "KAFKA_MIN_INSYNC_REPLICAS",
+    ):
         assert env[key] == "1", key
     for name in CLUSTER[1:]:
         client = services[name]
@@ -223,15 +256,23 @@ def test_kafka_is_one_kraft_node_on_the_version_the_tests_run_and_every_client_f
 def test_each_cluster_process_has_its_command_and_a_state_volume_of_its_own():
     spec = compose()
     states = []
-    for name, command in (("worker", ["worker"]), ("deliver-influx", ["deliver", "influx"]),
-                          ("deliver-mqtt", ["deliver", "mqtt"])):
+    for name, command in (
+        ("worker", ["worker"]),
+        ("deliver-influx", ["deliver", "influx"]),
+        ("deliver-mqtt", ["deliver", "mqtt"]),
+    ):
         service = spec["services"][name]
         assert service["command"] == ["--config", "/etc/stresswatch/stresswatch.toml", *command]
         assert mounts(service)["/etc/stresswatch/stresswatch.toml"] == "./stresswatch.toml"
         states.append(mounts(service)[service["environment"]["STRESSWATCH_STATE__DIRECTORY"]])
         # the command line the container runs is one the CLI takes
-        proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", *command, "--help"], capture_output=True,
-                              text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "stresswatch.cli", *command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     states.append(mounts(spec["services"]["stresswatch"])["/var/lib/stresswatch"])
     # one process per state directory (its lock), so no two share a volume
@@ -249,7 +290,9 @@ def test_the_dockerfile_installs_every_package_of_the_project():
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     folders = {p.split(".")[0] for p in packages}  # a subpackage is copied with its folder
     assert folders | {"pyproject.toml", "README.md"} == copied
-    allowed = {ln[1:] for ln in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines() if ln.startswith("!")}
+    allowed = {
+        ln[1:] for ln in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines() if ln.startswith("!")
+    }
     assert copied <= allowed
     for c in copied:
         assert (ROOT / c).exists()
@@ -266,17 +309,24 @@ def stack_broker(tmp_path, monkeypatch):
     port = servers.free_port()
     conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
     assert "listener 1883\n" in conf and "allow_anonymous false" in conf
-    conf = (conf.replace("listener 1883\n", f"listener {port} 127.0.0.1\nuser {getpass.getuser()}\n")
-                .replace("/mosquitto/config/", f"{DEPLOY}/mosquitto/")
-                .replace("/mosquitto/data/", f"{tmp_path}/"))
+    conf = (
+        conf.replace("listener 1883\n", f"listener {port} 127.0.0.1\nuser {getpass.getuser()}\n")
+        .replace("/mosquitto/config/", f"{DEPLOY}/mosquitto/")
+        .replace("/mosquitto/data/", f"{tmp_path}/")
+    )
     (tmp_path / "mosquitto.conf").write_text(conf)
-    passwords = {"MQTT_PASSWORD": "pw-service", "MQTT_PHONE_PASSWORD": "pw-phone",
-                 "MQTT_HOMEASSISTANT_PASSWORD": ""}
+    passwords = {
+        "MQTT_PASSWORD": "pw-service",
+        "MQTT_PHONE_PASSWORD": "pw-phone",
+        "MQTT_HOMEASSISTANT_PASSWORD": "",
+    }
     for k, v in passwords.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("MOSQUITTO_CONF", str(tmp_path / "mosquitto.conf"))
     monkeypatch.setenv("MOSQUITTO_PASSWD", str(tmp_path / "passwd"))
-    server = servers.Server("mosquitto", ["sh", str(DEPLOY / "mosquitto" / "start.sh")], port, tmp_path).start()
+    server = servers.Server(
+        "mosquitto", ["sh", str(DEPLOY / "mosquitto" / "start.sh")], port, tmp_path
+    ).start()
     yield server
     server.stop()
 
@@ -317,9 +367,12 @@ def test_the_broker_refuses_anonymous_and_applies_the_acl(stack_broker):
     time.sleep(0.3)  # both subscriptions in place
     service.publish("stresswatch/me/state", '{"stress_score": 42}', qos=1).wait_for_publish(5)
     phone.publish("stresswatch/me/state", "forged", qos=1).wait_for_publish(5)  # not its topic
-    phone.publish("stresswatch/me/prompt/response", '{"id": "p1", "action": "done"}', qos=1).wait_for_publish(5)
-    assert servers.wait_for(lambda: ("stresswatch/me/prompt/response", '{"id": "p1", "action": "done"}')
-                            in service_got, 10)
+    phone.publish("stresswatch/me/prompt/response", '{"id": "p1", "action": "done"}', qos=1).wait_for_publish(
+        5
+    )
+    assert servers.wait_for(
+        lambda: ("stresswatch/me/prompt/response", '{"id": "p1", "action": "done"}') in service_got, 10
+    )
     assert servers.wait_for(lambda: ("stresswatch/me/state", '{"stress_score": 42}') in phone_got, 10)
     time.sleep(0.3)
     assert ("stresswatch/me/state", "forged") not in service_got
@@ -334,14 +387,22 @@ def test_the_broker_refuses_anonymous_and_applies_the_acl(stack_broker):
 def install_section() -> str:
     readme = (ROOT / "README.md").read_text()
     start = readme.index("## Install at home\n")
-    return readme[start:readme.index("\n## ", start + 1)]
+    return readme[start : readme.index("\n## ", start + 1)]
 
 
 def test_every_deploy_file_the_install_section_names_exists():
     text = install_section()
-    named = {m.group(1).rstrip(".") for m in re.finditer(r"(?:(?<=/opt/stresswatch/)|(?<![\w/]))(deploy/[\w./-]+)", text)}
-    assert {"deploy/stresswatch.service", "deploy/docker-compose.yml", "deploy/Dockerfile",
-            "deploy/stresswatch.toml.example", "deploy/grafana/dashboards.py"} <= named
+    named = {
+        m.group(1).rstrip(".")
+        for m in re.finditer(r"(?:(?<=/opt/stresswatch/)|(?<![\w/]))(deploy/[\w./-]+)", text)
+    }
+    assert {
+        "deploy/stresswatch.service",
+        "deploy/docker-compose.yml",
+        "deploy/Dockerfile",
+        "deploy/stresswatch.toml.example",
+        "deploy/grafana/dashboards.py",
+    } <= named
     for path in named:  # .env and stresswatch.toml are the person's, made from their examples
         assert (ROOT / path).exists() or (ROOT / f"{path}.example").exists(), path
 

@@ -70,9 +70,18 @@ def test_the_dashboard_is_valid_grafana_json_on_the_provisioned_datasource():
         refids = [t["refId"] for t in p.get("targets", [])]
         assert len(refids) == len(set(refids)), p["title"]
     titles = {p["title"] for p in d["panels"]}
-    assert {"Stress score", "State and activity", "Heart rate and RMSSD", "Breathing prompts", "Daily stress load",
-            "Nightly lnRMSSD and its normal range", "Morning readings: lnRMSSD and its normal range", "Battery",
-            "Connected", "Data coverage"} <= titles
+    assert {
+        "Stress score",
+        "State and activity",
+        "Heart rate and RMSSD",
+        "Breathing prompts",
+        "Daily stress load",
+        "Nightly lnRMSSD and its normal range",
+        "Morning readings: lnRMSSD and its normal range",
+        "Battery",
+        "Connected",
+        "Data coverage",
+    } <= titles
 
 
 def test_overrides_name_columns_the_queries_return():
@@ -96,8 +105,31 @@ def reading(person: str, t: float) -> Reading:
     score = max(0.0, min(100.0, 50 + 45 * phase))
     state = StressState.STRESSED if score > 70 else StressState.CALM if score < 30 else StressState.NEUTRAL
     ln = math.log(rmssd)
-    return Reading(person, t, 300.0, 70, 60000 / hr, hr, rmssd, ln, rmssd * 1.3, 20.0, 45.0, rmssd / math.sqrt(2),
-                   rmssd * 1.6, 90.0, math.sqrt(90.0), -0.3, 0.4, 1.8, 0.5, Activity.REST, score, state, 0.95)
+    return Reading(
+        person,
+        t,
+        300.0,
+        70,
+        60000 / hr,
+        hr,
+        rmssd,
+        ln,
+        rmssd * 1.3,
+        20.0,
+        45.0,
+        rmssd / math.sqrt(2),
+        rmssd * 1.6,
+        90.0,
+        math.sqrt(90.0),
+        -0.3,
+        0.4,
+        1.8,
+        0.5,
+        Activity.REST,
+        score,
+        state,
+        0.95,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -127,28 +159,63 @@ def stretch(tmp_path_factory, now):
         lines.append(reading_line(reading(OTHER, t)))
         if t % 300 == 0:
             lines.append(device_line(OTHER, "Polar H10 B", t, 55.0, True))
-    for k, (ago_h, response, effect) in enumerate([(20, "done", {"d_ln_rmssd": 0.18}),
-                                                    (5, "snooze", None), (2, None, None)]):
-        prompt = {"id": f"p{k}", "person": PERSON, "time": now - ago_h * 3600, "kind": "acute",
-                  "exercise": {"name": "resonance 6/min"}, "stress_score": 81.0}
+    for k, (ago_h, response, effect) in enumerate(
+        [(20, "done", {"d_ln_rmssd": 0.18}), (5, "snooze", None), (2, None, None)]
+    ):
+        prompt = {
+            "id": f"p{k}",
+            "person": PERSON,
+            "time": now - ago_h * 3600,
+            "kind": "acute",
+            "exercise": {"name": "resonance 6/min"},
+            "stress_score": 81.0,
+        }
         lines.append(prompt_line(prompt, response=response, effects=effect))
     midnight = now // DAY_S * DAY_S
     for d in range(30):
         t = midnight - d * DAY_S
         night = 3.6 + 0.15 * math.sin(d / 3)
-        lines.append(line("daily", {"person": PERSON}, {
-            "stress_load": 0.2 + 0.1 * math.cos(d / 4), "night_ln_rmssd": night, "ln_rmssd_7d": 3.6 + 0.05 * math.sin(d / 7),
-            "normal_low": 3.45, "normal_high": 3.75, "valid": True}, t))
+        lines.append(
+            line(
+                "daily",
+                {"person": PERSON},
+                {
+                    "stress_load": 0.2 + 0.1 * math.cos(d / 4),
+                    "night_ln_rmssd": night,
+                    "ln_rmssd_7d": 3.6 + 0.05 * math.sin(d / 7),
+                    "normal_low": 3.45,
+                    "normal_high": 3.75,
+                    "valid": True,
+                },
+                t,
+            )
+        )
     for d in range(40):  # morning readings at 07:00, two missed a week (days 2 and 5 of each)
         if d % 7 in (2, 5):
             continue
         t = midnight - d * DAY_S + 7 * 3600
         if t > now:
             continue
-        lines.append(morning_line(PERSON, {
-            "ln_rmssd": 4.0 + 0.1 * math.sin(d), "rmssd_ms": 55.0, "hr_bpm": 58.0, "n_beats": 58, "artifact_pct": 0.0,
-            "measure_s": 60.0, "ln_rmssd_7d": 4.0 + 0.03 * math.sin(d / 5), "cv_7d": 2.5 + 0.5 * math.cos(d / 6),
-            "normal_low": 3.95, "normal_high": 4.05, "posture": "seated", "trigger": "auto"}, t))
+        lines.append(
+            morning_line(
+                PERSON,
+                {
+                    "ln_rmssd": 4.0 + 0.1 * math.sin(d),
+                    "rmssd_ms": 55.0,
+                    "hr_bpm": 58.0,
+                    "n_beats": 58,
+                    "artifact_pct": 0.0,
+                    "measure_s": 60.0,
+                    "ln_rmssd_7d": 4.0 + 0.03 * math.sin(d / 5),
+                    "cv_7d": 2.5 + 0.5 * math.cos(d / 6),
+                    "normal_low": 3.95,
+                    "normal_high": 4.05,
+                    "posture": "seated",
+                    "trigger": "auto",
+                },
+                t,
+            )
+        )
     store = StateStore(workdir / "state.db")
     sink = InfluxSink(store, influxdb.url, bucket="stresswatch", api="v1")
     sink.add(lines)
@@ -182,7 +249,11 @@ def expand(query: str, start: int, end: int, person: str = PERSON, relative: boo
     """Grafana's InfluxQL macros: $timeFilter as absolute ms bounds (or, as older Grafana wrote
     it for a range ending now, `time > now() - 24h`), $__interval, $person (in a regex it is
     regex-escaped)."""
-    bounds = f"time > now() - {end - start}s" if relative else f"time >= {start * 1000}ms and time <= {end * 1000}ms"
+    bounds = (
+        f"time > now() - {end - start}s"
+        if relative
+        else f"time >= {start * 1000}ms and time <= {end * 1000}ms"
+    )
     q = query.replace("$timeFilter", bounds)
     q = q.replace("$__interval", interval(start, end))
     q = q.replace("/^$person$/", f"/^{re.escape(person)}$/").replace("$person", person)
@@ -278,7 +349,9 @@ def test_the_weeks_panels_reach_back_eight_weeks_of_daily_summaries(stretch, now
     assert end - start == 56 * DAY_S
     series = run(stretch["server"], expand(q, start, end))
     assert len(values(series, "night_ln_rmssd")) == 30
-    assert all(lo < hi for lo, hi in zip(values(series, "normal_low"), values(series, "normal_high"), strict=True))
+    assert all(
+        lo < hi for lo, hi in zip(values(series, "normal_low"), values(series, "normal_high"), strict=True)
+    )
 
 
 @pytest.mark.slow
@@ -289,13 +362,21 @@ def test_the_morning_panel_draws_a_dot_per_valid_morning_the_7_day_line_and_the_
     series = run(stretch["server"], expand(q, start, end))
     times = values(series, "time")
     dots = values(series, "ln_rmssd")
-    written = [d for d in range(40) if d % 7 not in (2, 5) and now // DAY_S * DAY_S - d * DAY_S + 7 * 3600 <= now]
-    assert len(dots) == len(written) and all(v is not None for v in dots)  # missed mornings: no point, no zero
+    written = [
+        d for d in range(40) if d % 7 not in (2, 5) and now // DAY_S * DAY_S - d * DAY_S + 7 * 3600 <= now
+    ]
+    assert len(dots) == len(written) and all(
+        v is not None for v in dots
+    )  # missed mornings: no point, no zero
     assert all(b - a >= DAY_S for a, b in itertools.pairwise(times))
-    assert all(lo < hi for lo, hi in zip(values(series, "normal_low"), values(series, "normal_high"), strict=True))
+    assert all(
+        lo < hi for lo, hi in zip(values(series, "normal_low"), values(series, "normal_high"), strict=True)
+    )
     assert all(v is not None for v in values(series, "ln_rmssd_7d") + values(series, "cv_7d"))
-    overrides = {o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
-                 for o in panel["fieldConfig"]["overrides"]}
+    overrides = {
+        o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
+        for o in panel["fieldConfig"]["overrides"]
+    }
     assert overrides["ln_rmssd"]["custom.drawStyle"] == "points"
     assert overrides["normal_high"]["custom.fillBelowTo"] == "normal_low"
 

@@ -54,8 +54,13 @@ def installable_copy(tmp_path: Path, text: str | None = None) -> Path:
 
 
 def verify(unit: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([systemd_tool("systemd-analyze"), "verify", str(unit)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [systemd_tool("systemd-analyze"), "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_the_unit_passes_systemd_analyze_verify_without_a_warning(tmp_path):
@@ -81,10 +86,16 @@ def test_the_unit_runs_the_service_as_a_static_bluetooth_user_with_a_state_direc
     assert s["Restart"] == ["on-failure"]
     assert s["StateDirectory"] == ["stresswatch"]
     assert set(s["RestrictAddressFamilies"][0].split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}
-    for key, value in [("ProtectSystem", "strict"), ("ProtectHome", "yes"), ("PrivateTmp", "yes"),
-                       ("NoNewPrivileges", "yes"), ("ProtectKernelTunables", "yes"),
-                       ("ProtectControlGroups", "yes"), ("LockPersonality", "yes"),
-                       ("MemoryDenyWriteExecute", "yes")]:
+    for key, value in [
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectKernelTunables", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("LockPersonality", "yes"),
+        ("MemoryDenyWriteExecute", "yes"),
+    ]:
         assert s[key] == [value], key
 
 
@@ -109,9 +120,16 @@ def allowed_syscalls(filters: list[str]) -> set[str]:
         if not name.startswith("@"):
             out.add(name)
             continue
-        proc = subprocess.run([systemd_tool("systemd-analyze"), "syscall-filter", "--no-pager", name],
-                              capture_output=True, text=True, timeout=60, check=True)
-        todo += [ln.strip() for ln in proc.stdout.splitlines()[1:] if ln.strip() and not ln.strip().startswith("#")]
+        proc = subprocess.run(
+            [systemd_tool("systemd-analyze"), "syscall-filter", "--no-pager", name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        todo += [
+            ln.strip() for ln in proc.stdout.splitlines()[1:] if ln.strip() and not ln.strip().startswith("#")
+        ]
     return out
 
 
@@ -130,8 +148,13 @@ def test_the_unit_exposure_is_rated_ok_by_systemd_analyze_security(tmp_path):
     unit = installable_copy(tmp_path)
     # --threshold is on systemd's 0-100 scale (printed /10): 20 = at most 2.0 (it is 1.8 with systemd 252:
     # 1.5 before adjtimex was let through, without ProtectClock=, for the clock check).
-    proc = subprocess.run([systemd_tool("systemd-analyze"), "security", "--offline=yes", "--threshold=20",
-                           str(unit)], capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [systemd_tool("systemd-analyze"), "security", "--offline=yes", "--threshold=20", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr
     assert "Overall exposure level for stresswatch.service" in proc.stdout
 
@@ -141,8 +164,14 @@ def test_the_sysusers_snippet_creates_the_user_in_the_bluetooth_group(tmp_path):
     (tmp_path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     (tmp_path / "etc" / "group").write_text("root:x:0:\nbluetooth:x:112:\n")
     snippet = (DEPLOY / "sysusers.d" / "stresswatch.conf").read_text()
-    proc = subprocess.run([systemd_tool("systemd-sysusers"), f"--root={tmp_path}", "--dry-run", "-"],
-                          input=snippet, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [systemd_tool("systemd-sysusers"), f"--root={tmp_path}", "--dry-run", "-"],
+        input=snippet,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Creating user 'stresswatch'" in proc.stderr + proc.stdout
     entries = [ln.split() for ln in snippet.splitlines() if ln and not ln.startswith("#")]
@@ -152,8 +181,15 @@ def test_the_sysusers_snippet_creates_the_user_in_the_bluetooth_group(tmp_path):
 
 def config_check(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STRESSWATCH_")}
-    return subprocess.run([sys.executable, "-m", "stresswatch.cli", "config", "check", str(path)],
-                          capture_output=True, text=True, timeout=120, check=False, env={**clean, **env}, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "config", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**clean, **env},
+        cwd=ROOT,
+    )
 
 
 @pytest.mark.slow
@@ -203,8 +239,23 @@ sys.exit(main(sys.argv[1:]))
 
 def test_the_service_code_runs_with_memory_deny_write_execute(tmp_path, broker):
     proc = subprocess.run(
-        [sys.executable, "-c", MDWE, "demo", "--seconds", "0", "--plot", "", "--mqtt", f"mqtt://127.0.0.1:{broker.port}"],
-        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+        [
+            sys.executable,
+            "-c",
+            MDWE,
+            "demo",
+            "--seconds",
+            "0",
+            "--plot",
+            "",
+            "--mqtt",
+            f"mqtt://127.0.0.1:{broker.port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
         env={**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)},
     )
     if proc.returncode == 77:

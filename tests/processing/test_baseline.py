@@ -108,8 +108,16 @@ def test_round_trip_through_json_keeps_everything_learned():
     assert copy.add_rest(last - 7 * 86400.0, 3.0, 70.0)
 
 
-@pytest.mark.parametrize("data", [None, {}, {"version": 2}, {"version": 1, "rest": {"dusk": []}, "hr": []},
-                                  {"version": 1, "rest": {"day": [[1.0, 2.0]]}, "hr": []}])
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        {},
+        {"version": 2},
+        {"version": 1, "rest": {"dusk": []}, "hr": []},
+        {"version": 1, "rest": {"day": [[1.0, 2.0]]}, "hr": []},
+    ],
+)
 def test_unreadable_baseline_data_is_a_value_error(data):
     with pytest.raises(ValueError, match="baseline"):
         Baseline.from_dict(data)
@@ -132,11 +140,14 @@ def test_a_young_baselines_spread_is_shrunk_toward_the_populations_until_enough_
         feed(b, DAY, minutes, ln=3.5, hr=66.0)  # perfectly steady: the person's own spread is the floor
         n = int(minutes * 60 / SAMPLE_S)
         ref = b.reference(DAY)
-        assert ref.hr_sd == pytest.approx(math.sqrt((PRIOR_SAMPLES * POPULATION_REST_HR[1] ** 2 + n * MIN_HR_SD**2)
-                                                    / (PRIOR_SAMPLES + n)))
+        assert ref.hr_sd == pytest.approx(
+            math.sqrt((PRIOR_SAMPLES * POPULATION_REST_HR[1] ** 2 + n * MIN_HR_SD**2) / (PRIOR_SAMPLES + n))
+        )
         spreads.append(ref.hr_sd)
     assert spreads == sorted(spreads, reverse=True)
-    assert spreads[1] > 5.0 and spreads[-1] < MIN_HR_SD + 0.5  # 10 min: still wide; a day: nearly the person's
+    assert (
+        spreads[1] > 5.0 and spreads[-1] < MIN_HR_SD + 0.5
+    )  # 10 min: still wide; a day: nearly the person's
 
 
 def test_shrunk_sd_is_the_moderated_variance():

@@ -96,8 +96,10 @@ def test_flags_the_real_ectopic_beats_of_a_polar_h10(reference):
     raw = np.array([b.rr_ms for b in rec.beats])
     _, crr, c = correct(times)
     couplets = int(np.sum((raw[:-1] < 0.8 * np.median(raw)) & (raw[1:] > 1.15 * np.median(raw))))
-    print(f"\nPolar H10 PVC: {len(raw)} beats, short-long couplets {couplets}, corrected {c.counts}, "
-          f"RMSSD raw {rmssd(raw):.1f} -> corrected {rmssd(crr):.1f} ms")
+    print(
+        f"\nPolar H10 PVC: {len(raw)} beats, short-long couplets {couplets}, corrected {c.counts}, "
+        f"RMSSD raw {rmssd(raw):.1f} -> corrected {rmssd(crr):.1f} ms"
+    )
     assert couplets > 20
     assert c.counts.ectopic + c.counts.longshort >= 0.8 * couplets
     assert rmssd(crr) < 0.5 * rmssd(raw)

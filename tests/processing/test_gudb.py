@@ -57,8 +57,13 @@ def test_the_benchmarks_analysis_is_the_analyze_command(reference, tmp_path):
     """benchmarks/gudb.py analyses in its own process; the readings are those of
     `stresswatch analyze FILE --calibrate 0-2 --json` (a drifting rest, then the maths test)."""
     rec = write_recording(reference / "stress/gudb", "subject_03", "maths", tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "analyze", str(rec.path), "--calibrate", "0-2",
-                           "--json"], capture_output=True, text=True, timeout=120, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "analyze", str(rec.path), "--calibrate", "0-2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     cli = [json.loads(line) for line in proc.stdout.splitlines()]
     mine = [r.to_dict() for r in analyze(rec.path)]
     assert len(cli) > 20 and cli == mine

@@ -132,7 +132,16 @@ def kubios_sample_reading(reference) -> dict:
 def test_kubios_parity_on_its_reference_sample(reference):
     """The time-domain and Poincare values and the stress index within 0.1 % of Kubios."""
     r = kubios_sample_reading(reference)
-    for key in ("mean_rr_ms", "sdnn_ms", "rmssd_ms", "pnn20_pct", "sd1_ms", "sd2_ms", "hr_bpm", "stress_index"):
+    for key in (
+        "mean_rr_ms",
+        "sdnn_ms",
+        "rmssd_ms",
+        "pnn20_pct",
+        "sd1_ms",
+        "sd2_ms",
+        "hr_bpm",
+        "stress_index",
+    ):
         assert rel(r[key], KUBIOS[key]) < 1e-3, (key, r[key], KUBIOS[key])
     assert r["n_beats"] == 423 and r["artifact_pct"] == 0
 
@@ -152,8 +161,10 @@ def test_pns_sns_follow_the_published_definition_and_differ_from_kubios_through_
     z_sd1 = z("sd1_pct", 100 * r["sd1_ms"] / r["mean_rr_ms"])
     z_hr, z_si = z("hr_bpm", r["hr_bpm"]), z("stress_index", r["stress_index"])
     z_sd2 = z("sd2_pct", 100 * r["sd2_ms"] / r["mean_rr_ms"])
-    print(f"\nz-scores: mean RR {z_rr:.3f}, RMSSD {z_rmssd:.3f}, SD1% {z_sd1:.3f} | "
-          f"HR {z_hr:.3f}, sqrt SI {z_si:.3f}, SD2% {z_sd2:.3f} (entered negated)")
+    print(
+        f"\nz-scores: mean RR {z_rr:.3f}, RMSSD {z_rmssd:.3f}, SD1% {z_sd1:.3f} | "
+        f"HR {z_hr:.3f}, sqrt SI {z_si:.3f}, SD2% {z_sd2:.3f} (entered negated)"
+    )
     assert r["pns_index"] == pytest.approx((z_rr + z_rmssd + z_sd1) / 3, abs=1e-9)
     assert r["sns_index"] == pytest.approx((z_hr + z_si - z_sd2) / 3, abs=1e-9)
     assert r["pns_index"] == pytest.approx(0.2754, abs=5e-5)  # the values the README shows

@@ -56,7 +56,9 @@ def test_a_still_reading_gives_the_ln_rmssd_of_the_measured_minute_only():
 def test_beats_before_the_request_are_not_part_of_it_and_progress_counts_down():
     beats = beats_of([phase("calm", 4.0)])
     asked = beats[0].t + 30.0
-    m = MorningReading("p", Protocol(posture=Posture.LYING, stabilise_s=60, measure_s=90), asked, trigger="cli")
+    m = MorningReading(
+        "p", Protocol(posture=Posture.LYING, stabilise_s=60, measure_s=90), asked, trigger="cli"
+    )
     assert m.progress(asked)["status"] == "waiting" and m.seconds_left(asked) == 150
     seen = []
     r = None
@@ -146,7 +148,9 @@ def test_a_gap_in_the_measured_minute_fails_and_in_the_stabilisation_starts_it_a
     assert not r.valid and r.failure == Failure.SIGNAL_LOST and "signal was lost" in r.reason
     told = MorningReading("p", Protocol(), T0)
     gap_at = next(i for i, b in enumerate(beats) if b.t > start + 80)
-    r = take(told, [*beats[:gap_at], Gap("p", "strap", beats[gap_at - 1].t, beats[gap_at - 1].t + 3, "no contact")])
+    r = take(
+        told, [*beats[:gap_at], Gap("p", "strap", beats[gap_at - 1].t, beats[gap_at - 1].t + 3, "no contact")]
+    )
     assert r is not None and r.failure == Failure.SIGNAL_LOST
 
 
@@ -219,7 +223,9 @@ def test_protocol_values_are_checked_naming_the_key():
 
 
 @pytest.mark.parametrize("name", ["rr/rest_exercise/rest_rri.txt", "rr/kubios_sample_5min/rr_ms.txt"])
-def test_real_recordings_fed_as_a_morning_reading_give_the_ln_rmssd_of_their_stabilised_minute(reference, name):
+def test_real_recordings_fed_as_a_morning_reading_give_the_ln_rmssd_of_their_stabilised_minute(
+    reference, name
+):
     """The whole recording through the protocol (1 min stabilisation, 1 min measured); the
     expected value is neurokit2's RMSSD of the beats whose times fall in the second minute,
     chosen here from the file with numpy. rest_rri needs no correction in that minute, so its
@@ -246,7 +252,11 @@ def test_real_recordings_fed_as_a_morning_reading_give_the_ln_rmssd_of_their_sta
     assert r.ln_rmssd == pytest.approx(expected, abs=1e-6)
     raw_ln = math.log(rmssd(raw))
     if name.endswith("rest_rri.txt"):
-        assert np.array_equal(window, raw) and r.artifact_pct == 0 and r.ln_rmssd == pytest.approx(4.0595, abs=1e-4)
+        assert (
+            np.array_equal(window, raw)
+            and r.artifact_pct == 0
+            and r.ln_rmssd == pytest.approx(4.0595, abs=1e-4)
+        )
     else:
         assert r.artifact_pct == pytest.approx(100 * 3 / 85) and r.ln_rmssd == pytest.approx(4.0061, abs=1e-4)
         assert raw_ln == pytest.approx(4.1411, abs=1e-4)  # uncorrected: 0.135 higher

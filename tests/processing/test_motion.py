@@ -26,9 +26,11 @@ def test_the_still_recording_is_classed_still_at_least_95_percent_of_the_time(re
     windows = classify(read_polar_acc(reference / STILL_FILE))
     still = sum(m.span_s for m in windows if m.kind == MotionKind.STILL)
     total = sum(m.span_s for m in windows)
-    print(f"\nPolar Verity Sense at rest: {len(windows)} windows over {total:.0f} s, still {still / total:.1%}, "
-          f"MAD median {np.median([m.intensity_mg for m in windows]):.1f} mg, "
-          f"max {max(m.intensity_mg for m in windows):.1f} mg")
+    print(
+        f"\nPolar Verity Sense at rest: {len(windows)} windows over {total:.0f} s, still {still / total:.1%}, "
+        f"MAD median {np.median([m.intensity_mg for m in windows]):.1f} mg, "
+        f"max {max(m.intensity_mg for m in windows):.1f} mg"
+    )
     assert total > 500 and still / total >= 0.95
 
 
@@ -46,8 +48,15 @@ def test_the_still_recording_at_the_h10s_25_hz_is_still_too(reference):
 # and 414 mg (6 MET) cut-points: amplitude 315 mg gives MAD 2A/pi ~ 200 mg. Running lies above
 # 414 mg (up to 1609 mg measured, Aittasalo et al. 2015): 1000 mg, the trunk near weightless in
 # flight and ~2 g at landing, gives MAD ~ 640 mg.
-def gait(step_hz: float, amplitude_mg: float, noise_mg: float, seconds: float = 60.0, rate_hz: float = 25.0,
-         stride_share: float = 0.0, seed: int = 1) -> Acceleration:
+def gait(
+    step_hz: float,
+    amplitude_mg: float,
+    noise_mg: float,
+    seconds: float = 60.0,
+    rate_hz: float = 25.0,
+    stride_share: float = 0.0,
+    seed: int = 1,
+) -> Acceleration:
     rng = np.random.default_rng(seed)
     t = 1_700_000_000.0 + np.arange(0.0, seconds, 1.0 / rate_hz)
     phase = 2 * math.pi * step_hz * (t - t[0])
@@ -57,14 +66,18 @@ def gait(step_hz: float, amplitude_mg: float, noise_mg: float, seconds: float = 
     return Acceleration("ann", "strap", tuple(t), tuple(x), tuple(y), tuple(z))
 
 
-@pytest.mark.parametrize("steps_per_min, amplitude, noise, stride_share, kind", [
-    (108, 315.0, 50.0, 0.0, MotionKind.WALKING),
-    (96, 315.0, 80.0, 0.3, MotionKind.WALKING),  # a limp: every other step differs
-    (168, 1000.0, 150.0, 0.0, MotionKind.RUNNING),
-    (180, 1000.0, 150.0, 0.3, MotionKind.RUNNING),  # the stride peak lies in the search band here
-])
-def test_synthetic_walking_and_running_are_classed_with_their_cadence(steps_per_min, amplitude, noise,
-                                                                      stride_share, kind):
+@pytest.mark.parametrize(
+    "steps_per_min, amplitude, noise, stride_share, kind",
+    [
+        (108, 315.0, 50.0, 0.0, MotionKind.WALKING),
+        (96, 315.0, 80.0, 0.3, MotionKind.WALKING),  # a limp: every other step differs
+        (168, 1000.0, 150.0, 0.0, MotionKind.RUNNING),
+        (180, 1000.0, 150.0, 0.3, MotionKind.RUNNING),  # the stride peak lies in the search band here
+    ],
+)
+def test_synthetic_walking_and_running_are_classed_with_their_cadence(
+    steps_per_min, amplitude, noise, stride_share, kind
+):
     windows = classify([gait(steps_per_min / 60.0, amplitude, noise, stride_share=stride_share)])
     assert len(windows) >= 5
     for m in windows:
@@ -150,13 +163,16 @@ def test_a_track_restored_from_its_snapshot_says_and_does_what_the_original_does
 
     walk = gait(1.8, 315.0, 20.0, seconds=25.0)  # two windows and half of a third
     half = len(walk.t) // 2
-    first, rest = (Acceleration("ann", "strap", *(v[s] for v in (walk.t, walk.x, walk.y, walk.z)))
-                   for s in (slice(0, half), slice(half, None)))
+    first, rest = (
+        Acceleration("ann", "strap", *(v[s] for v in (walk.t, walk.x, walk.y, walk.z)))
+        for s in (slice(0, half), slice(half, None))
+    )
     track = MotionTrack("ann", keep_s=60.0)
     track.feed(Motion("ann", "phone", walk.t[0], MotionKind.STILL, 90.0, source="phone", hold_s=60.0))
     track.feed(first)
     restored = MotionTrack.restored(json.loads(json.dumps(track.snapshot())), "ann", keep_s=60.0)
     assert restored.snapshot() == track.snapshot() and restored.latest == track.latest
     assert restored.feed(rest) == track.feed(rest) != []  # the window begun before the snapshot ends alike
-    assert [restored.over(walk.t[0] + k, walk.t[0] + k + 20) for k in range(0, 40, 5)] == \
-        [track.over(walk.t[0] + k, walk.t[0] + k + 20) for k in range(0, 40, 5)]
+    assert [restored.over(walk.t[0] + k, walk.t[0] + k + 20) for k in range(0, 40, 5)] == [
+        track.over(walk.t[0] + k, walk.t[0] + k + 20) for k in range(0, 40, 5)
+    ]

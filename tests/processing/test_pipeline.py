@@ -74,7 +74,8 @@ def test_a_clock_set_back_starts_a_new_segment_and_no_beat_is_lost():
     fresh = Pipeline("p")
     alone = [r for e in events[events.index(gap) + 1 :] for r in fresh.feed(e)]
     assert [(r.time, r.n_beats, r.hr_bpm, r.rmssd_ms, r.sdnn_ms) for r in after[: len(alone)]] == [
-        (r.time, r.n_beats, r.hr_bpm, r.rmssd_ms, r.sdnn_ms) for r in alone]
+        (r.time, r.n_beats, r.hr_bpm, r.rmssd_ms, r.sdnn_ms) for r in alone
+    ]
     assert all(60 < r.hr_bpm < 80 and r.activity == "rest" for r in before + after)
     # scored again once the new clock's beats fill a full RMSSD window (a stream's first minute),
     # not once the new clock passes the old stream's first minute (an hour later)
@@ -114,14 +115,31 @@ def test_beats_after_any_gap_that_are_earlier_than_the_windows_start_afresh_too(
 # -- a strap that sends heart rate without RR intervals -------------------------------------------
 
 
-HRV_FIELDS = ("mean_rr_ms", "rmssd_ms", "ln_rmssd", "sdnn_ms", "pnn50_pct", "pnn20_pct", "sd1_ms", "sd2_ms",
-              "baevsky_si", "stress_index", "pns_index", "sns_index", "lf_hf", "artifact_pct", "stress_score")
+HRV_FIELDS = (
+    "mean_rr_ms",
+    "rmssd_ms",
+    "ln_rmssd",
+    "sdnn_ms",
+    "pnn50_pct",
+    "pnn20_pct",
+    "sd1_ms",
+    "sd2_ms",
+    "baevsky_si",
+    "stress_index",
+    "pns_index",
+    "sns_index",
+    "lf_hf",
+    "artifact_pct",
+    "stress_score",
+)
 
 
 def heart_rates(bpm, start: float = 1000.0, seconds: int = 120) -> list[HeartRate]:
     """One a second, as a band notifies; `bpm` a number or a function of the second."""
     at = bpm if callable(bpm) else (lambda k: bpm)
-    return [HeartRate("ann", "band", start + k, float(at(k)), contact=True, source="ble") for k in range(seconds)]
+    return [
+        HeartRate("ann", "band", start + k, float(at(k)), contact=True, source="ble") for k in range(seconds)
+    ]
 
 
 def readings_of(p: Pipeline, events) -> list:
@@ -132,7 +150,9 @@ def test_heart_rates_without_beats_make_a_reading_each_step_with_the_mean_heart_
     p = Pipeline("ann", Settings(step_s=10))
     readings = readings_of(p, heart_rates(72))
     # the first once MIN_HR_SAMPLES heart rates are in, then one at each 10 s boundary
-    assert [r.time for r in readings] == [1000.0 + MIN_HR_SAMPLES - 1] + [1000.0 + k for k in range(10, 120, 10)]
+    assert [r.time for r in readings] == [1000.0 + MIN_HR_SAMPLES - 1] + [
+        1000.0 + k for k in range(10, 120, 10)
+    ]
     for r in readings:
         assert r.hr_bpm == 72.0 and r.n_beats == 0 and r.quality == 0.0
         assert all(getattr(r, name) is None for name in HRV_FIELDS)
@@ -203,8 +223,16 @@ def test_a_reading_without_hrv_is_valid_line_protocol_with_heart_rate_and_the_re
     measurement, rest = text.split(" ", 1)
     fields, stamp = rest.rsplit(" ", 1)
     assert measurement == "hrv,person=ann" and stamp == str(round(r.time * 1000))
-    assert fields.split(",") == ["window_s=300.0", "n_beats=0i", "hr_bpm=72.0", 'activity="rest"', 'state="unknown"',
-                                 "quality=0.0", 'motion="unknown"', f'hrv_unavailable="{NO_RR}"']
+    assert fields.split(",") == [
+        "window_s=300.0",
+        "n_beats=0i",
+        "hr_bpm=72.0",
+        'activity="rest"',
+        'state="unknown"',
+        "quality=0.0",
+        'motion="unknown"',
+        f'hrv_unavailable="{NO_RR}"',
+    ]
 
 
 def test_heart_rates_without_rr_after_a_clock_set_back_make_readings_on_the_new_clock():

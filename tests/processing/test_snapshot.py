@@ -16,15 +16,20 @@ from stresswatch.sources import simulated_day, simulated_phone
 BEATS, _ = simulated_day(seed=3, artifacts=0.01, person="p")
 EVENTS = BEATS[:3200]
 # A strap that lost contact for 20 s, so the snapshot also crosses a gap.
-EVENTS = [*EVENTS[:1500], Gap("p", "simulator", EVENTS[1499].t, EVENTS[1499].t + 20.0, "no contact"),
-          *[b for b in EVENTS[1500:] if b.t > EVENTS[1499].t + 20.0]]
+EVENTS = [
+    *EVENTS[:1500],
+    Gap("p", "simulator", EVENTS[1499].t, EVENTS[1499].t + 20.0, "no contact"),
+    *[b for b in EVENTS[1500:] if b.t > EVENTS[1499].t + 20.0],
+]
 
 
 # The same with the phone's activity once a minute (still, then the walk to the gym
 # that begins at minute 37), as a Kafka
 # worker gets it in the beats message.
-WITH_PHONE = sorted([*EVENTS, *(m for m in simulated_phone("p") if m.t <= EVENTS[-1].t)],
-                    key=lambda e: e.t if hasattr(e, "t") else e.start)
+WITH_PHONE = sorted(
+    [*EVENTS, *(m for m in simulated_phone("p") if m.t <= EVENTS[-1].t)],
+    key=lambda e: e.t if hasattr(e, "t") else e.start,
+)
 
 
 def readings(split_at: int | None, events: list = EVENTS) -> list:

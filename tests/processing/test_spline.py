@@ -17,8 +17,10 @@ def nsr001(reference) -> tuple[np.ndarray, np.ndarray]:
 
 def window_spans(t, ends, window_s=300.0) -> list[tuple[int, int]]:
     """(i, j): the beats t[i:j] of the trailing window ending at each time of `ends`."""
-    return [(int(np.searchsorted(t, e - window_s, side="right")), int(np.searchsorted(t, e, side="right")))
-            for e in ends]
+    return [
+        (int(np.searchsorted(t, e - window_s, side="right")), int(np.searchsorted(t, e, side="right")))
+        for e in ends
+    ]
 
 
 def sliding_windows(reference, hours=1.0, step_s=10.0):
@@ -114,7 +116,12 @@ def test_the_pipelines_lf_hf_is_that_of_the_long_window_since_the_last_gap():
             pipe.feed(Gap("p", "d", t, t + gap, "test"))
             t += gap
             last_gap_end = t
-        rr = 850 + 50 * np.sin(2 * np.pi * 0.1 * t) + 20 * np.sin(2 * np.pi * 0.25 * t) + 5 * rng.standard_normal()
+        rr = (
+            850
+            + 50 * np.sin(2 * np.pi * 0.1 * t)
+            + 20 * np.sin(2 * np.pi * 0.25 * t)
+            + 5 * rng.standard_normal()
+        )
         t += rr / 1000.0
         for reading in pipe.feed(Beat("p", "d", t, rr)):
             times, rrs, _ = pipe.window()
@@ -133,7 +140,9 @@ def test_a_chunk_of_windows_sampled_together_equals_one_at_a_time(reference):
     """spline_batch solves the union of a chunk's windows once and only their ends apart: the
     samples are those of sample_grid, windows too short to batch included."""
     t, rr = (a[30000:34000] for a in nsr001(reference))
-    windows = window_spans(t, np.arange(t[0] + 20.0, t[-1] + 5.0, 10.0))  # from 20 s of beats to the last beat
+    windows = window_spans(
+        t, np.arange(t[0] + 20.0, t[-1] + 5.0, 10.0)
+    )  # from 20 s of beats to the last beat
     assert min(j - i for i, j in windows) < spline_batch.MIN_BATCH_BEATS < max(j - i for i, j in windows)
     worst, seen = 0.0, []
     for rows, samples in spline_batch.sample_grids(t, rr, windows, 4.0):
@@ -173,14 +182,21 @@ def test_feeding_a_chunk_of_events_gives_the_readings_of_feeding_them_one_by_one
         if k in (1500, 1700, 4000):
             events.append(Gap("p", "d", t, t + 200.0 + 100 * (k == 1700), "test"))
             t += 200.0 + 100 * (k == 1700)
-        rr = 850 + 50 * np.sin(2 * np.pi * 0.1 * t) + 20 * np.sin(2 * np.pi * 0.25 * t) + 5 * rng.standard_normal()
+        rr = (
+            850
+            + 50 * np.sin(2 * np.pi * 0.1 * t)
+            + 20 * np.sin(2 * np.pi * 0.25 * t)
+            + 5 * rng.standard_normal()
+        )
         if k % 97 == 0:
             rr *= 0.7  # a premature beat for the corrector
         t += rr / 1000.0
         events.append(Beat("p", "d", t, float(rr)))
     one, many = Pipeline("p"), Pipeline("p")
     alone = [r for e in events for r in one.feed(e)] + one.finish()
-    together = [r for k in range(0, len(events), 777) for r in many.feed_many(events[k : k + 777])] + many.finish()
+    together = [
+        r for k in range(0, len(events), 777) for r in many.feed_many(events[k : k + 777])
+    ] + many.finish()
     assert len(alone) == len(together) > 450
     assert sum(r.lf_hf is not None for r in together) > 350
     for a, b in zip(alone, together):

@@ -205,6 +205,7 @@ def test_the_score_follows_heart_rate_and_an_rmssd_change_alone_does_not_move_it
     """Issue 8: on the only labelled data (wrist) no lnRMSSD term generalised across subjects
     (benchmarks/stress_predict.py --hrv-variants), so slow breathing or speech that raises or
     lowers RMSSD at an unchanged heart rate must not change the score; a rise of HR must."""
+
     def calibrated() -> StressModel:
         # the score's rule; the RR-only gate (which does not judge an RMSSD collapse) is tested below
         model = StressModel(resting_hr=60.0, rr_gate=None)
@@ -222,13 +223,18 @@ def walk_after_rest(seed: int = 11):
     """15 min of rest, then 10 min whose heart rate rises like a brisk walk's (84 bpm, RSA down:
     the simulator's "stress" preset, which a heart-rate rule cannot tell from walking), then 5 min
     of rest. Returns the beats and the times the middle phase starts and ends."""
-    sim = simulate([phase("rest", 15), phase("stress", 10, name="walk"), phase("rest", 5, name="after")], seed=seed)
+    sim = simulate(
+        [phase("rest", 15), phase("stress", 10, name="walk"), phase("rest", 5, name="after")], seed=seed
+    )
     start = sim[0].t + 900.0
     return to_beats(sim, person="p"), start, start + 600.0
 
 
 def motion_every_10_s(start: float, end: float, kind: MotionKind) -> list[Motion]:
-    return [Motion("p", "strap", float(t), kind, 10.0, source="acc") for t in np.arange(start + 10.0, end + 0.1, 10.0)]
+    return [
+        Motion("p", "strap", float(t), kind, 10.0, source="acc")
+        for t in np.arange(start + 10.0, end + 0.1, 10.0)
+    ]
 
 
 def in_time_order(*streams):
@@ -266,9 +272,22 @@ def test_accelerometer_samples_of_a_walk_make_the_readings_active():
     synthetic gait) go through the pipeline's classifier; no reading during the walk is stressed."""
     beats, start, end = walk_after_rest()
     t = np.arange(start, end, 0.04)
-    y = 1000.0 + 315.0 * np.sin(2 * math.pi * 1.8 * (t - start)) + np.random.default_rng(2).normal(0, 50, len(t))
-    acc = [Acceleration("p", "strap", tuple(t[k:k + 25]), (0.0,) * len(t[k:k + 25]), tuple(y[k:k + 25]),
-                        (0.0,) * len(t[k:k + 25])) for k in range(0, len(t), 25)]
+    y = (
+        1000.0
+        + 315.0 * np.sin(2 * math.pi * 1.8 * (t - start))
+        + np.random.default_rng(2).normal(0, 50, len(t))
+    )
+    acc = [
+        Acceleration(
+            "p",
+            "strap",
+            tuple(t[k : k + 25]),
+            (0.0,) * len(t[k : k + 25]),
+            tuple(y[k : k + 25]),
+            (0.0,) * len(t[k : k + 25]),
+        )
+        for k in range(0, len(t), 25)
+    ]
     events = sorted([*beats, *acc], key=lambda e: e.t[0] if isinstance(e, Acceleration) else e.t)
     readings = run(events, "p", Settings())
     walk = [r for r in readings if start + 20 <= r.time <= end]
@@ -294,7 +313,9 @@ def test_energy_sent_in_some_notifications_only_keeps_activity_steady():
 # -- issue 17: the RR-only gate (no motion), a calibration scored against its end, the first minute
 
 
-def declared_rest(model: StressModel, hr: float = 70.0, ln: float = math.log(40.0), minutes: float = 5) -> float:
+def declared_rest(
+    model: StressModel, hr: float = 70.0, ln: float = math.log(40.0), minutes: float = 5
+) -> float:
     """Readings 10 s apart of a declared rest (calibration) at a steady HR and lnRMSSD, with the
     small wobble of a real rest; the time after the last one."""
     t = 0.0
@@ -325,8 +346,10 @@ def test_without_motion_a_rise_beyond_seated_mental_tasks_is_not_judged():
 
 def test_with_motion_known_still_the_same_rise_is_judged():
     """No gate where a motion source says still: the rise is stress (as with no gate at all)."""
-    for model, motion in ((StressModel(), MotionState.STILL),
-                          (StressModel(rr_gate=None), MotionState.UNKNOWN)):
+    for model, motion in (
+        (StressModel(), MotionState.STILL),
+        (StressModel(rr_gate=None), MotionState.UNKNOWN),
+    ):
         t = declared_rest(model)
         ref = model.baseline.reference(t)
         rise = ref.hr_mean + RR_GATE.rise_bpm + 10.0
@@ -346,7 +369,11 @@ def test_the_gate_waits_for_a_calibrated_baseline_and_learns_what_it_gates():
     t = declared_rest(model, hr=62.0)
     verdicts = [model.assess(t + 10.0 * k, 74.0, math.log(40.0), 1.0) for k in range(360)]  # 1 h at +12 bpm
     assert verdicts[0].activity == "unknown"
-    assert verdicts[-1].activity == "rest" and verdicts[-1].score is not None and verdicts[-1].state != "stressed"
+    assert (
+        verdicts[-1].activity == "rest"
+        and verdicts[-1].score is not None
+        and verdicts[-1].state != "stressed"
+    )
 
 
 def test_no_score_against_population_norms_alone():
@@ -372,7 +399,9 @@ def test_a_sustained_walk_without_motion_never_prompts_but_known_still_it_would(
         walk = [Beat("p", "d", b.t + 600.0, b.rr_ms) for b in steady_beats(30, 76.0, 30.0, seed=2)]
         start = rest[0].t - rest[0].rr_ms / 1000.0
         readings = run(rest + walk, "p", Settings(), model=model, calibration=(start, start + 600.0))
-        engine = AlertEngine("p", AlertSettings(quiet_hours=("00:00", "00:00"), sleep_window=("00:00", "00:00")))
+        engine = AlertEngine(
+            "p", AlertSettings(quiet_hours=("00:00", "00:00"), sleep_window=("00:00", "00:00"))
+        )
         return sum(isinstance(o, Prompt) for r in readings for o in engine.feed(r))
 
     assert prompts(StressModel()) == 0

@@ -15,12 +15,16 @@ from processing.window import BeatLog
 def brute_force(rr: list[float], paired: list[bool]) -> dict:
     """The statistics recomputed from scratch over the pairs flagged valid."""
     d = np.array([rr[k] - rr[k - 1] for k in range(1, len(rr)) if paired[k]])
-    return {"n": len(d), "rmssd": math.sqrt(np.mean(d**2)) if len(d) else None,
-            "pnn50": 100.0 * np.mean(np.abs(d) > 50) if len(d) else None,
-            "pnn20": 100.0 * np.mean(np.abs(d) > 20) if len(d) else None,
-            "sd1": math.sqrt(np.var(d, ddof=1) / 2) if len(d) > 1 else None,
-            "sd2": math.sqrt(np.var([rr[k] + rr[k - 1] for k in range(1, len(rr)) if paired[k]], ddof=1) / 2)
-            if len(d) > 1 else None}
+    return {
+        "n": len(d),
+        "rmssd": math.sqrt(np.mean(d**2)) if len(d) else None,
+        "pnn50": 100.0 * np.mean(np.abs(d) > 50) if len(d) else None,
+        "pnn20": 100.0 * np.mean(np.abs(d) > 20) if len(d) else None,
+        "sd1": math.sqrt(np.var(d, ddof=1) / 2) if len(d) > 1 else None,
+        "sd2": math.sqrt(np.var([rr[k] + rr[k - 1] for k in range(1, len(rr)) if paired[k]], ddof=1) / 2)
+        if len(d) > 1
+        else None,
+    }
 
 
 def whole_window(log: BeatLog):
@@ -98,8 +102,10 @@ def test_the_sums_do_not_depend_on_how_the_beats_arrive_between_reads():
     from-scratch computation (snapshots rely on the first: restored and fed the same beats, a
     pipeline must give the same readings)."""
     rng = np.random.default_rng(8)
-    beats = [(float(800 + 60 * rng.standard_normal()), bool(rng.random() > 0.05), bool(rng.random() < 0.02))
-             for _ in range(5000)]
+    beats = [
+        (float(800 + 60 * rng.standard_normal()), bool(rng.random() > 0.05), bool(rng.random() < 0.02))
+        for _ in range(5000)
+    ]
     results = []
     for every in (1, 13, 5000):
         log = BeatLog(len(beats) + 1)
@@ -117,9 +123,12 @@ def test_the_sums_do_not_depend_on_how_the_beats_arrive_between_reads():
     want = brute_force([rr for rr, _, _ in beats], [False] + [s for _, s, _ in beats[1:]])
     assert whole.short_pairs == want["n"] and whole.n_artifacts == sum(a for _, _, a in beats)
     assert whole.rmssd == pytest.approx(want["rmssd"], rel=1e-9)
-    assert whole.sd1 == pytest.approx(want["sd1"], rel=1e-9) and whole.sd2 == pytest.approx(want["sd2"], rel=1e-9)
+    assert whole.sd1 == pytest.approx(want["sd1"], rel=1e-9) and whole.sd2 == pytest.approx(
+        want["sd2"], rel=1e-9
+    )
     assert whole.pnn50 == pytest.approx(want["pnn50"]) and whole.pnn20 == pytest.approx(want["pnn20"])
     assert whole.sdnn == pytest.approx(np.std([rr for rr, _, _ in beats], ddof=1), rel=1e-9)
+
 
 def gappy_beats(keep_s: float, every_s: float, minutes: float, rr: float = 800.0) -> list:
     """Beats at a steady RR with small alternation, of which only the first `keep_s` seconds of
@@ -201,7 +210,13 @@ def test_the_window_statistics_can_be_read_at_any_beat_and_match_the_readings():
         assert w is not None and w.n_beats == len(pipe.window()[0])
         for r in readings:
             assert (w.n_beats, w.short_rmssd, w.sdnn, w.sd1, w.sd2, w.pnn50) == (
-                r.n_beats, r.rmssd_ms, r.sdnn_ms, r.sd1_ms, r.sd2_ms, r.pnn50_pct)
+                r.n_beats,
+                r.rmssd_ms,
+                r.sdnn_ms,
+                r.sd1_ms,
+                r.sd2_ms,
+                r.pnn50_pct,
+            )
             assert 60000.0 / w.short_mean_rr == r.hr_bpm
             checked += 1
     assert checked > 200

@@ -28,9 +28,25 @@ from stresswatch import config
 def test_demo_with_mqtt_and_influx_delivers_everything(broker, vm, tmp_path):
     env = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
-        [sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", "",
-         "--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--influx", vm.url],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
+        [
+            sys.executable,
+            "-m",
+            "stresswatch.cli",
+            "demo",
+            "--seconds",
+            "0",
+            "--plot",
+            "",
+            "--mqtt",
+            f"mqtt://127.0.0.1:{broker.port}",
+            "--influx",
+            vm.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "0 waiting, 0 rejected; MQTT: 0 messages waiting" in proc.stdout
@@ -118,8 +134,12 @@ def assert_secret_never_logged(caplog):
 
 
 def run_sinks_with(url: str, api: str, tmp_path) -> Sinks:
-    sinks = Sinks(SinkSettings(state_path=tmp_path / "state" / "state.db",
-                               influx=InfluxSettings(url=url, api=api, bucket="stresswatch")))
+    sinks = Sinks(
+        SinkSettings(
+            state_path=tmp_path / "state" / "state.db",
+            influx=InfluxSettings(url=url, api=api, bucket="stresswatch"),
+        )
+    )
     for b in recent_beats(50):
         sinks.beat(b)
     sinks.flush()
@@ -183,8 +203,11 @@ def test_mqtt_has_its_own_outbox_bound(tmp_path):
 @pytest.mark.slow
 def test_a_full_mqtt_outbox_drops_retained_states_before_prompts(tmp_path):
     down = servers.free_port()  # no broker: everything waits in the outbox
-    settings = SinkSettings(state_path=tmp_path / "state.db", mqtt=MqttSettings(port=down, discovery=False),
-                            mqtt_outbox_max_messages=5)
+    settings = SinkSettings(
+        state_path=tmp_path / "state.db",
+        mqtt=MqttSettings(port=down, discovery=False),
+        mqtt_outbox_max_messages=5,
+    )
     sinks = Sinks(settings)
     try:
         from alerts.prompt import Prompt
@@ -194,7 +217,10 @@ def test_a_full_mqtt_outbox_drops_retained_states_before_prompts(tmp_path):
         for i in range(20):
             sinks.device("me", f"strap{i}", {"battery_pct": 80.0, "connected": True}, time.time())
         topics = [json.loads(r.payload)["topic"] for r in sinks.store.peek("mqtt", 10)]
-        assert topics == ["stresswatch/me/prompt"] * 3 + ["stresswatch/me/device/strap18", "stresswatch/me/device/strap19"]
+        assert topics == ["stresswatch/me/prompt"] * 3 + [
+            "stresswatch/me/device/strap18",
+            "stresswatch/me/device/strap19",
+        ]
         assert sinks.store.counter("mqtt.dropped_overflow") == 18
     finally:
         sinks.close(timeout_s=0)
@@ -203,8 +229,12 @@ def test_a_full_mqtt_outbox_drops_retained_states_before_prompts(tmp_path):
 def test_a_full_disk_costs_only_what_did_not_fit_is_logged_once_a_minute_and_heals(vm, tmp_path, caplog):
     clock = FakeClock()
     store = StateStore(tmp_path / "state.db")
-    sinks = Sinks(SinkSettings(state_path=tmp_path / "state.db", influx=InfluxSettings(url=vm.url, bucket="b")),
-                  store=store, clock=clock, inline_flush=False)
+    sinks = Sinks(
+        SinkSettings(state_path=tmp_path / "state.db", influx=InfluxSettings(url=vm.url, bucket="b")),
+        store=store,
+        clock=clock,
+        inline_flush=False,
+    )
     beats = recent_beats(900)
     stored, lost = [], []
 
@@ -229,14 +259,20 @@ def test_a_full_disk_costs_only_what_did_not_fit_is_logged_once_a_minute_and_hea
     assert any("writable again" in r.getMessage() for r in caplog.records)
     assert store.counter("influx.lost_store_error") == len(lost)
     assert sinks.flush() == len(stored)
-    got = servers.wait_for(lambda: (s := servers.vm_export(vm, '{__name__="beats_rr_ms"}'))
-                           and sum(map(len, s.values())) >= len(stored) and s)
+    got = servers.wait_for(
+        lambda: (
+            (s := servers.vm_export(vm, '{__name__="beats_rr_ms"}'))
+            and sum(map(len, s.values())) >= len(stored)
+            and s
+        )
+    )
     assert sorted(next(iter(got.values()))) == sorted(round(b.t * 1000) for b in stored)
     sinks.close(timeout_s=0)
 
 
 def test_an_influxdb_outage_past_the_outbox_bound_drops_beats_says_so_and_keeps_prompts_and_days(
-        broker, tmp_path, caplog):
+    broker, tmp_path, caplog
+):
     """InfluxDB 1.6.7 away (nothing listens on its port) while more points come than the outbox
     holds: beats go, oldest first, never the prompts or the day's summaries queued before them;
     a warning says how many and from when to when (once a minute at most), the retained
@@ -248,7 +284,8 @@ def test_an_influxdb_outage_past_the_outbox_bound_drops_beats_says_so_and_keeps_
     (tmp_path / "influxdb").mkdir()
     server = servers.influxdb(tmp_path / "influxdb")  # not started yet: its port has nothing listening
     settings = SinkSettings(
-        state_path=tmp_path / "state" / "state.db", people=("me",),
+        state_path=tmp_path / "state" / "state.db",
+        people=("me",),
         mqtt=MqttSettings(port=broker.port, client_id="sw-overflow", discovery=False),
         influx=InfluxSettings(url=server.url, api="v1", bucket="stresswatch", outbox_max_points=1000),
     )
@@ -264,8 +301,18 @@ def test_an_influxdb_outage_past_the_outbox_bound_drops_beats_says_so_and_keeps_
     try:
         assert sinks.mqtt.connected.wait(10)
         t0 = time.time() - 3600
-        prompts = [Prompt(f"me-{k}", "me", t0 + 60 * k, "acute", "Stressed for 10 of 15 minutes.", 80.0 + k,
-                          time.time() + 900) for k in range(5)]
+        prompts = [
+            Prompt(
+                f"me-{k}",
+                "me",
+                t0 + 60 * k,
+                "acute",
+                "Stressed for 10 of 15 minutes.",
+                80.0 + k,
+                time.time() + 900,
+            )
+            for k in range(5)
+        ]
         for p in prompts:  # queued first: the oldest points when the outbox overflows
             sinks.prompt(p)
         days = [t0 - 86400, t0]
@@ -276,8 +323,33 @@ def test_an_influxdb_outage_past_the_outbox_bound_drops_beats_says_so_and_keeps_
         for i, b in enumerate(beats):
             sinks.beat(b)
             if i % 50 == 0:
-                sinks.reading(Reading("me", b.t, 300.0, 300, 900.0, 66.7, 42.0, 3.74, 50.0, 20.0, 45.0, 29.7,
-                                      60.0, 90.0, 9.5, 0.1, -0.2, 1.1, 0.0, "rest", 40.0, "neutral", 1.0))
+                sinks.reading(
+                    Reading(
+                        "me",
+                        b.t,
+                        300.0,
+                        300,
+                        900.0,
+                        66.7,
+                        42.0,
+                        3.74,
+                        50.0,
+                        20.0,
+                        45.0,
+                        29.7,
+                        60.0,
+                        90.0,
+                        9.5,
+                        0.1,
+                        -0.2,
+                        1.1,
+                        0.0,
+                        "rest",
+                        40.0,
+                        "neutral",
+                        1.0,
+                    )
+                )
             if i % 500 == 0:
                 assert sinks.flush() == 0  # InfluxDB is away
         fed_to = time.time()
@@ -287,14 +359,21 @@ def test_an_influxdb_outage_past_the_outbox_bound_drops_beats_says_so_and_keeps_
 
         # the first drop is said at once; the rest of the minute's drops wait for the next line
         [line] = overflow_lines(caplog)
-        first, last, span = queued(line, "InfluxDB outbox full (at most 1000 points): dropped 1 point (beats 1)",
-                                   "1 dropped so far (influx.dropped_overflow)")
+        first, last, span = queued(
+            line,
+            "InfluxDB outbox full (at most 1000 points): dropped 1 point (beats 1)",
+            "1 dropped so far (influx.dropped_overflow)",
+        )
         assert int(fed_from) <= first == last <= fed_to and span == "0 s"
         clock.now += 60  # a minute later the service's periodic call says the rest, and publishes the counts
         sinks.publish_outbox()
         line = overflow_lines(caplog)[1]
-        first, last, _ = queued(line, f"InfluxDB outbox full (at most 1000 points): dropped {n_dropped - 1} points "
-                                f"(beats {n_dropped - 1})", f"{n_dropped} dropped so far (influx.dropped_overflow)")
+        first, last, _ = queued(
+            line,
+            f"InfluxDB outbox full (at most 1000 points): dropped {n_dropped - 1} points "
+            f"(beats {n_dropped - 1})",
+            f"{n_dropped} dropped so far (influx.dropped_overflow)",
+        )
         assert int(fed_from) <= first <= last <= fed_to
         assert len(overflow_lines(caplog)) == 2
         got = servers.wait_for(lambda: status and status[-1])
@@ -302,7 +381,9 @@ def test_an_influxdb_outage_past_the_outbox_bound_drops_beats_says_so_and_keeps_
 
         server.start()  # InfluxDB is back
         servers.influx_query(server, "CREATE DATABASE stresswatch")
-        assert servers.wait_for(lambda: sinks.influx.flush(force=True) >= 0 and sinks.store.pending("influx") == 0)
+        assert servers.wait_for(
+            lambda: sinks.influx.flush(force=True) >= 0 and sinks.store.pending("influx") == 0
+        )
 
         def count(measurement: str, field: str) -> int:
             res = servers.influx_query(server, f"SELECT count({field}) FROM {measurement}", db="stresswatch")
@@ -311,7 +392,9 @@ def test_an_influxdb_outage_past_the_outbox_bound_drops_beats_says_so_and_keeps_
         assert count("prompts", "stress_score") == 5 and count("daily", "worn_min") == 2
         assert count("hrv", "rmssd_ms") == 30 and count("beats", "rr_ms") == 1500 - n_dropped
         res = servers.influx_query(server, "SELECT first(rr_ms) FROM beats", db="stresswatch")
-        assert res["results"][0]["series"][0]["values"][0][0] == round(beats[n_dropped].t * 1000)  # the newest kept
+        assert res["results"][0]["series"][0]["values"][0][0] == round(
+            beats[n_dropped].t * 1000
+        )  # the newest kept
     finally:
         sinks.close(timeout_s=0)
         watcher.loop_stop()
@@ -328,7 +411,9 @@ def queued(line: str, head: str, tail: str) -> tuple[int, int, str]:
     import calendar
     import re
 
-    m = re.fullmatch(re.escape(head) + r" queued from (.+) UTC to (.+) UTC \((.+)\); " + re.escape(tail), line)
+    m = re.fullmatch(
+        re.escape(head) + r" queued from (.+) UTC to (.+) UTC \((.+)\); " + re.escape(tail), line
+    )
     assert m, line
     when = [calendar.timegm(time.strptime(m[k], "%Y-%m-%d %H:%M:%S")) for k in (1, 2)]
     return when[0], when[1], m[3]

@@ -48,7 +48,12 @@ def rr_series(vm):
 
 
 def test_line_protocol_types_escaping_and_nulls():
-    ln = line("hrv", {"person": "a b,c", "empty": ""}, {"x": 1.0, "n": 3, "s": 'say "hi"', "ok": True, "no": None}, 1.2346)
+    ln = line(
+        "hrv",
+        {"person": "a b,c", "empty": ""},
+        {"x": 1.0, "n": 3, "s": 'say "hi"', "ok": True, "no": None},
+        1.2346,
+    )
     assert ln.text == 'hrv,person=a\\ b\\,c x=1.0,n=3i,s="say \\"hi\\"",ok=true 1235'
     assert ln.key == "hrv,person=a\\ b\\,c 1235"
     assert line("hrv", {}, {"a": None, "b": float("nan")}, 1.0) is None
@@ -62,9 +67,14 @@ def test_every_measurement_we_write_has_its_place_in_the_overflow_drop_order():
     import sinks.line_protocol as lp
     from sinks.influx import DROP_ORDER
 
-    written = {node.args[0].value for node in ast.walk(ast.parse(inspect.getsource(lp)))
-               if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "line"
-               and node.args and isinstance(node.args[0], ast.Constant)}
+    written = {
+        node.args[0].value
+        for node in ast.walk(ast.parse(inspect.getsource(lp)))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", "") == "line"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
     assert written == set(DROP_ORDER) and len(DROP_ORDER) == 7
     assert DROP_ORDER[0] == "beats" and set(DROP_ORDER[-2:]) == {"prompts", "daily"}
 
@@ -163,7 +173,7 @@ def test_service_killed_during_outage_delivers_after_restart(vm, tmp_path):
     child = textwrap.dedent(
         f"""
         import sys, time
-        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}, {str(ROOT / 'tests' / 'sinks')!r}]
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests")!r}, {str(ROOT / "tests" / "sinks")!r}]
         from test_influx import recent_beats_and_readings
         from sinks.influx import InfluxSink, beat_line
         from sinks.store import StateStore
@@ -196,8 +206,15 @@ def test_service_killed_during_outage_delivers_after_restart(vm, tmp_path):
 
 def test_real_influxdb_accepts_our_lines_with_types_tags_and_timestamps(influxdb, tmp_path):
     beats, readings = recent_beats_and_readings(minutes=4)
-    prompt = Prompt("p-1", "ann", readings[-1].time, "acute", "Your RMSSD fell for 10 minutes.", 81.5,
-                    readings[-1].time + 900).to_dict()
+    prompt = Prompt(
+        "p-1",
+        "ann",
+        readings[-1].time,
+        "acute",
+        "Your RMSSD fell for 10 minutes.",
+        81.5,
+        readings[-1].time + 900,
+    ).to_dict()
     store = StateStore(tmp_path / "state.db")
     sink = InfluxSink(store, influxdb.url, bucket="stresswatch", api="v1")
     sink.add([beat_line(b) for b in beats[:50]] + [reading_line(r) for r in readings])
@@ -213,7 +230,9 @@ def test_real_influxdb_accepts_our_lines_with_types_tags_and_timestamps(influxdb
     assert types[("hrv", "state")] == "string" and types[("devices", "connected")] == "boolean"
     assert types[("prompts", "stress_score")] == "float" and types[("prompts", "response")] == "string"
 
-    res = servers.influx_query(influxdb, "SELECT rr_ms, device FROM beats WHERE person='ann'", db="stresswatch")
+    res = servers.influx_query(
+        influxdb, "SELECT rr_ms, device FROM beats WHERE person='ann'", db="stresswatch"
+    )
     rows = res["results"][0]["series"][0]["values"]
     assert [(t, v, d) for t, v, d in rows] == [(round(b.t * 1000), b.rr_ms, "h10") for b in beats[:50]]
     res = servers.influx_query(influxdb, "SELECT count(rmssd_ms) FROM hrv", db="stresswatch")
@@ -254,8 +273,13 @@ def test_a_resent_point_is_kept_once_only_where_the_server_deduplicates(tmp_path
             sink.add([beat_line(b) for b in beats])
             assert sink.flush() == len(beats)
         want = len(beats) if dedup else 2 * len(beats)
-        got = wait_for(lambda: (s := servers.vm_samples(server, '{__name__="beats_rr_ms"}')) and
-                       sum(map(len, s.values())) >= want and s)
+        got = wait_for(
+            lambda: (
+                (s := servers.vm_samples(server, '{__name__="beats_rr_ms"}'))
+                and sum(map(len, s.values())) >= want
+                and s
+            )
+        )
         stamps = sorted(ts for ts, _ in got[("beats_rr_ms", (("device", "h10"), ("person", "ann")))])
         expected = sorted(round(b.t * 1000) for b in beats)
         assert stamps == (expected if dedup else sorted(expected * 2))
@@ -320,13 +344,17 @@ def test_wrong_password_keeps_points_and_points_at_the_credentials(tmp_path, cap
         servers.influx_query(server, "CREATE DATABASE stresswatch", auth=admin)
         beats, _ = recent_beats_and_readings(minutes=2)
         store = StateStore(tmp_path / "state.db")
-        sink = InfluxSink(store, server.url, bucket="stresswatch", api="v1", username="admin", password="wrong")
+        sink = InfluxSink(
+            store, server.url, bucket="stresswatch", api="v1", username="admin", password="wrong"
+        )
         sink.add([beat_line(b) for b in beats])
         assert sink.flush(force=True) == 0 and sink.flush(force=True) == 0
         assert store.pending("influx") == len(beats) and store.rejected("influx") == []
         [warning] = warnings_of(caplog)
         assert "401" in warning and "username / password" in warning and "wrong" not in warning
-        fixed = InfluxSink(store, server.url, bucket="stresswatch", api="v1", username="admin", password="right-pw")
+        fixed = InfluxSink(
+            store, server.url, bucket="stresswatch", api="v1", username="admin", password="right-pw"
+        )
         assert fixed.flush() == len(beats)
         assert influx_count(server, auth=admin) == len(beats)
     finally:

@@ -42,14 +42,41 @@ def every_field_filled(summary: dict) -> dict:
 
 LINES = [
     lp.beat_line(Beat("me", "h10", 1000.0, 800.0, hr_bpm=75.0)),
-    lp.prompt_line({"id": "p1", "person": "me", "time": 1000.0, "kind": "acute", "exercise": {"name": "box"},
-                    "stress_score": 80.0}, "done", effect()),
+    lp.prompt_line(
+        {
+            "id": "p1",
+            "person": "me",
+            "time": 1000.0,
+            "kind": "acute",
+            "exercise": {"name": "box"},
+            "stress_score": 80.0,
+        },
+        "done",
+        effect(),
+    ),
     lp.device_line("me", "h10", 1000.0, 80.0, True),
     lp.baseline_line("me", 1000.0, 3.7, 0.3, 62.0, 4.0, 12),
     lp.daily_line("me", every_field_filled(DailySummary(20000, "2024-10-03").to_dict()), 1000.0),
-    lp.morning_line("me", {k: 1.0 for k in ("ln_rmssd", "rmssd_ms", "hr_bpm", "artifact_pct", "measure_s",
-                                            "ln_rmssd_7d", "cv_7d", "normal_low", "normal_high", "n_beats")}
-                    | {"posture": "sitting", "trigger": "cli"}, 1000.0),
+    lp.morning_line(
+        "me",
+        {
+            k: 1.0
+            for k in (
+                "ln_rmssd",
+                "rmssd_ms",
+                "hr_bpm",
+                "artifact_pct",
+                "measure_s",
+                "ln_rmssd_7d",
+                "cv_7d",
+                "normal_low",
+                "normal_high",
+                "n_beats",
+            )
+        }
+        | {"posture": "sitting", "trigger": "cli"},
+        1000.0,
+    ),
 ]
 
 

@@ -37,8 +37,11 @@ class Listener:
 
     def __init__(self, port, topics=("#",), client_id=None, persistent=False, username=None, password=None):
         self.messages: queue.Queue = queue.Queue()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"l-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"l-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
         if username:
             self.client.username_pw_set(username, password)
         self.topics, self.port, self.persistent = topics, port, persistent
@@ -74,22 +77,61 @@ class Listener:
 
 
 def reading(person="ann", t=None, score=40.0, state="neutral") -> Reading:
-    return Reading(person, t or time.time(), 300.0, 300, 900.0, 66.7, 42.0, 3.74, 50.0, 20.0, 45.0, 29.7, 60.0,
-                   90.0, 9.5, 0.1, -0.2, 1.1, 0.0, "rest", score, state, 1.0)
+    return Reading(
+        person,
+        t or time.time(),
+        300.0,
+        300,
+        900.0,
+        66.7,
+        42.0,
+        3.74,
+        50.0,
+        20.0,
+        45.0,
+        29.7,
+        60.0,
+        90.0,
+        9.5,
+        0.1,
+        -0.2,
+        1.1,
+        0.0,
+        "rest",
+        score,
+        state,
+        1.0,
+    )
 
 
 def prompt(person="ann", expires_in=900.0, pid=None) -> Prompt:
     now = time.time()
-    return Prompt(pid or uuid.uuid4().hex, person, now, "acute", "Your RMSSD has been low for 10 minutes.", 82.0,
-                  now + expires_in)
+    return Prompt(
+        pid or uuid.uuid4().hex,
+        person,
+        now,
+        "acute",
+        "Your RMSSD has been low for 10 minutes.",
+        82.0,
+        now + expires_in,
+    )
 
 
 def make_sink(broker, tmp_path, **kw):
-    settings = MqttSettings(host="127.0.0.1", port=broker.port, client_id=f"sw-{uuid.uuid4().hex[:6]}",
-                            **{k: v for k, v in kw.items() if k in MqttSettings.__dataclass_fields__})
+    settings = MqttSettings(
+        host="127.0.0.1",
+        port=broker.port,
+        client_id=f"sw-{uuid.uuid4().hex[:6]}",
+        **{k: v for k, v in kw.items() if k in MqttSettings.__dataclass_fields__},
+    )
     store = kw.get("store") or StateStore(tmp_path / f"state-{uuid.uuid4().hex[:6]}.db")
-    sink = MqttSink(store, settings, people=kw.get("people", ["ann"]), devices=kw.get("devices", {"ann": ["h10"]}),
-                    on_response=kw.get("on_response"))
+    sink = MqttSink(
+        store,
+        settings,
+        people=kw.get("people", ["ann"]),
+        devices=kw.get("devices", {"ann": ["h10"]}),
+        on_response=kw.get("on_response"),
+    )
     sink.start()
     return sink, store
 
@@ -151,7 +193,7 @@ def start_child_sink(broker, tmp_path, **settings) -> subprocess.Popen:
         sys.path[:0] = [{str(ROOT)!r}]
         from sinks.mqtt import MqttSettings, MqttSink
         from sinks.store import StateStore
-        sink = MqttSink(StateStore({str(tmp_path / f'child-{uuid.uuid4().hex[:6]}.db')!r}),
+        sink = MqttSink(StateStore({str(tmp_path / f"child-{uuid.uuid4().hex[:6]}.db")!r}),
                         MqttSettings(port={broker.port}, client_id="doomed", keepalive_s=5, **{settings!r}), ["ann"])
         sink.start()
         sink.connected.wait(10)
@@ -198,8 +240,11 @@ def test_home_assistant_discovery_is_valid_and_resent_when_ha_comes_online(broke
             assert p["state_topic"].startswith("stresswatch/ann/")
         if "availability" in p:  # a strap's health: the service's status and the strap's connection
             assert "availability_topic" not in p and p["availability_mode"] == "all"
-            assert p["availability"][0] == {"topic": "stresswatch/status", "payload_available": "online",
-                                             "payload_not_available": "offline"}
+            assert p["availability"][0] == {
+                "topic": "stresswatch/status",
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
         else:
             assert p["availability_topic"] == "stresswatch/status"
             assert (p["payload_available"], p["payload_not_available"]) == ("online", "offline")
@@ -210,8 +255,11 @@ def test_home_assistant_discovery_is_valid_and_resent_when_ha_comes_online(broke
                 assert p.get("unit_of_measurement") in SENSOR_DEVICE_CLASS_UNITS[dc]
             if dc == "enum":
                 assert "state_class" not in p
-                assert set(p["options"]) >= ({"idle", "stabilising", "measuring", "done", "failed"}
-                                             if p["state_topic"].endswith("/measurement") else {"calm", "neutral", "stressed"})
+                assert set(p["options"]) >= (
+                    {"idle", "stabilising", "measuring", "done", "failed"}
+                    if p["state_topic"].endswith("/measurement")
+                    else {"calm", "neutral", "stressed"}
+                )
             else:
                 assert p["state_class"] in STATE_CLASSES
         elif component == "event":
@@ -224,7 +272,11 @@ def test_home_assistant_discovery_is_valid_and_resent_when_ha_comes_online(broke
     pub.connect("127.0.0.1", broker.port)
     pub.loop_start()
     pub.publish("homeassistant/status", "online", qos=1).wait_for_publish(5)
-    again = [m for m in ha.collect(5, until=lambda ms: len(ms) >= len(configs) + 1) if m.topic != "homeassistant/status"]
+    again = [
+        m
+        for m in ha.collect(5, until=lambda ms: len(ms) >= len(configs) + 1)
+        if m.topic != "homeassistant/status"
+    ]
     assert {m.topic for m in again} == {t for t, _ in configs}
     pub.loop_stop()
     ha.close()
@@ -244,7 +296,9 @@ def test_a_response_from_the_phone_changes_the_prompt_state(broker, tmp_path):
     topic = "stresswatch/ann/prompt/response"
     phone.publish(topic, b"not json", qos=1).wait_for_publish(5)
     phone.publish(topic, json.dumps({"id": "nope", "action": "done"}), qos=1).wait_for_publish(5)
-    phone.publish(topic, json.dumps({"id": p.id, "action": "snooze", "minutes": 15}), qos=1).wait_for_publish(5)
+    phone.publish(topic, json.dumps({"id": p.id, "action": "snooze", "minutes": 15}), qos=1).wait_for_publish(
+        5
+    )
     assert wait(lambda: store.prompt(p.id)["status"] == "snooze")
     assert store.prompt(p.id)["response"] == {"id": p.id, "action": "snooze", "minutes": 15}
     assert answers == [("ann", {"id": p.id, "action": "snooze", "minutes": 15})]
@@ -253,9 +307,13 @@ def test_a_response_from_the_phone_changes_the_prompt_state(broker, tmp_path):
     sink.stop()
 
 
-def test_a_bad_snooze_length_is_refused_and_a_later_answer_does_not_rewrite_the_first(broker, tmp_path, caplog):
+def test_a_bad_snooze_length_is_refused_and_a_later_answer_does_not_rewrite_the_first(
+    broker, tmp_path, caplog
+):
     answers = []
-    sink, store = make_sink(broker, tmp_path, discovery=False, on_response=lambda person, r: answers.append(r))
+    sink, store = make_sink(
+        broker, tmp_path, discovery=False, on_response=lambda person, r: answers.append(r)
+    )
     assert sink.connected.wait(10)
     p = prompt()
     sink.publish_prompt(p)
@@ -271,7 +329,9 @@ def test_a_bad_snooze_length_is_refused_and_a_later_answer_does_not_rewrite_the_
     assert wait(lambda: store.counter("mqtt.bad_responses") == len(bad))
     assert store.prompt(p.id)["status"] == "delivered" and store.prompt(p.id)["response"] is None
     refused = [r.getMessage() for r in caplog.records if "malformed prompt response" in r.getMessage()]
-    assert len(refused) == len(bad) and all("minutes: must be a snooze length from 1 to 240" in m for m in refused)
+    assert len(refused) == len(bad) and all(
+        "minutes: must be a snooze length from 1 to 240" in m for m in refused
+    )
     for action in ("done", "done", "dismiss"):
         phone.publish(topic, json.dumps({"id": p.id, "action": action}), qos=1).wait_for_publish(5)
     assert wait(lambda: len(answers) == 3)  # all go on: the engine logs and counts the later ones
@@ -299,7 +359,9 @@ def test_password_and_acl_restrict_a_phone_to_its_own_person(tmp_path):
         wrong.client.loop_stop()
         assert wrong.last_error == "the broker refused the connection: Not authorized"
         ann = Listener(broker.port, ["stresswatch/#"], username="ann", password="annpw").connect()
-        sink, store = make_sink(broker, tmp_path, username="stresswatch", password="s3cret", people=["ann", "bob"])
+        sink, store = make_sink(
+            broker, tmp_path, username="stresswatch", password="s3cret", people=["ann", "bob"]
+        )
         assert sink.connected.wait(10)
         sink.publish_state(reading("ann"))
         sink.publish_state(reading("bob"))
@@ -343,8 +405,10 @@ def test_broker_outage_delivers_state_and_live_prompts_later_and_drops_expired(t
         got = phone.collect(3)
         prompts = sorted(json.loads(m.payload)["id"] for m in got if m.topic == "stresswatch/ann/prompt")
         states = [json.loads(m.payload)["stress_score"] for m in got if m.topic == "stresswatch/ann/state"]
-        print(f"\nbroker outage: prompts produced {len(produced)}, delivered {len(prompts)}, "
-              f"expired {store.counter('mqtt.expired')}; state messages received {len(states)} (newest {states[-1:]})")
+        print(
+            f"\nbroker outage: prompts produced {len(produced)}, delivered {len(prompts)}, "
+            f"expired {store.counter('mqtt.expired')}; state messages received {len(states)} (newest {states[-1:]})"
+        )
         assert prompts == [f"long-{i}" for i in range(4)]
         assert store.counter("mqtt.expired") == 3
         assert all(store.prompt(f"short-{i}")["status"] == "expired" for i in range(3))
@@ -363,24 +427,72 @@ def make_pki(d: Path, server_names: str) -> dict[str, str]:
     def run(*args):
         subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.crt")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
     for name, san in (("server", server_names), ("client", "DNS:phone")):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-            "-out", f"{name}.csr")
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+        )
         (d / f"{name}.ext").write_text(f"subjectAltName={san}\n")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
-    return {k: str(d / v) for k, v in {
-        "cafile": "ca.crt", "certfile": "server.crt", "keyfile": "server.key",
-        "client_cert": "client.crt", "client_key": "client.key"}.items()}
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
+            "-out",
+            f"{name}.crt",
+        )
+    return {
+        k: str(d / v)
+        for k, v in {
+            "cafile": "ca.crt",
+            "certfile": "server.crt",
+            "keyfile": "server.key",
+            "client_cert": "client.crt",
+            "client_key": "client.key",
+        }.items()
+    }
 
 
-@pytest.mark.parametrize("names, verify, connects", [
-    ("IP:127.0.0.1", True, True),           # certificate matches the host: verified
-    ("DNS:elsewhere.example", True, False),  # wrong name, verification on: refused
-    ("DNS:elsewhere.example", False, True),  # wrong name, verification off by config: accepted
-])
+@pytest.mark.parametrize(
+    "names, verify, connects",
+    [
+        ("IP:127.0.0.1", True, True),  # certificate matches the host: verified
+        ("DNS:elsewhere.example", True, False),  # wrong name, verification on: refused
+        ("DNS:elsewhere.example", False, True),  # wrong name, verification off by config: accepted
+    ],
+)
 @pytest.mark.slow
 def test_tls_with_ca_file_and_hostname_verification(tmp_path, names, verify, connects):
     pki = make_pki(tmp_path, names)
@@ -401,8 +513,14 @@ def test_tls_with_a_client_certificate(tmp_path):
         without, _ = make_sink(broker, tmp_path, tls=True, ca_file=pki["cafile"])
         assert not without.connected.wait(3)
         without.client.loop_stop()
-        with_cert, _ = make_sink(broker, tmp_path, tls=True, ca_file=pki["cafile"],
-                                 certfile=pki["client_cert"], keyfile=pki["client_key"])
+        with_cert, _ = make_sink(
+            broker,
+            tmp_path,
+            tls=True,
+            ca_file=pki["cafile"],
+            certfile=pki["client_cert"],
+            keyfile=pki["client_key"],
+        )
         assert with_cert.connected.wait(5)
         with_cert.stop()
     finally:
@@ -447,7 +565,9 @@ def test_a_publish_the_broker_refuses_is_set_aside_and_never_counts_as_delivered
     """)
     broker = servers.mosquitto(tmp_path, users={"stresswatch": "s3cret"}, acl=acl).start()
     try:
-        sink, store = make_sink(broker, tmp_path, username="stresswatch", password="s3cret", people=["ann", "bob"])
+        sink, store = make_sink(
+            broker, tmp_path, username="stresswatch", password="s3cret", people=["ann", "bob"]
+        )
         assert sink.connected.wait(10)
         bobs, anns = prompt("bob"), prompt("ann")
         sink.publish_prompt(bobs)
@@ -459,8 +579,9 @@ def test_a_publish_the_broker_refuses_is_set_aside_and_never_counts_as_delivered
         [(payload, reason)] = store.rejected("mqtt")
         assert json.loads(payload)["prompt"] == bobs.id and reason == "broker refused: Not authorized"
         assert store.counter("mqtt.rejected") == 1
-        assert [r.getMessage() for r in caplog.records if "refused stresswatch/bob/prompt" in r.getMessage()] == [
-            "MQTT broker refused stresswatch/bob/prompt: Not authorized; set aside (mqtt.rejected)"]
+        assert [
+            r.getMessage() for r in caplog.records if "refused stresswatch/bob/prompt" in r.getMessage()
+        ] == ["MQTT broker refused stresswatch/bob/prompt: Not authorized; set aside (mqtt.rejected)"]
         sink.stop()
     finally:
         broker.stop()
@@ -491,7 +612,11 @@ def test_a_prompt_frozen_in_a_dead_connection_never_reaches_the_phone_after_it_e
         # A live prompt after the restart: once the phone has it, anything sent before has arrived.
         sink.publish_prompt(prompt(expires_in=600, pid="live"))
         assert wait(lambda: any(pid == "live" for _, pid in arrivals), 30)
-        late = [round(t - frozen.expires_at, 1) for t, pid in arrivals if pid == "frozen" and t > frozen.expires_at]
+        late = [
+            round(t - frozen.expires_at, 1)
+            for t, pid in arrivals
+            if pid == "frozen" and t > frozen.expires_at
+        ]
         assert late == [], f"the expired prompt arrived {late} s after expires_at"
         assert store.prompt("frozen")["status"] == "expired" and store.counter("mqtt.expired") == 1
         assert wait(lambda: store.prompt("live")["status"] == "delivered" and store.pending("mqtt") == 0)
@@ -527,8 +652,13 @@ def test_a_message_that_can_never_be_sent_is_set_aside_without_blocking_the_othe
 
 def test_a_phone_cannot_answer_another_persons_prompt(broker, tmp_path, caplog):
     answers = []
-    sink, store = make_sink(broker, tmp_path, people=["ann", "bob"], discovery=False,
-                            on_response=lambda person, r: answers.append((person, r)))
+    sink, store = make_sink(
+        broker,
+        tmp_path,
+        people=["ann", "bob"],
+        discovery=False,
+        on_response=lambda person, r: answers.append((person, r)),
+    )
     assert sink.connected.wait(10)
     anns = prompt("ann")
     sink.publish_prompt(anns)
@@ -538,13 +668,17 @@ def test_a_phone_cannot_answer_another_persons_prompt(broker, tmp_path, caplog):
     phone.loop_start()
     foreign = {"id": anns.id, "action": "dismiss"}
     phone.publish("stresswatch/bob/prompt/response", json.dumps(foreign), qos=1).wait_for_publish(5)
-    phone.publish("stresswatch/ann/prompt/response", json.dumps({"id": anns.id, "action": "done"}),
-                  qos=1).wait_for_publish(5)
+    phone.publish(
+        "stresswatch/ann/prompt/response", json.dumps({"id": anns.id, "action": "done"}), qos=1
+    ).wait_for_publish(5)
     assert wait(lambda: store.prompt(anns.id)["status"] == "done")
     assert answers == [("ann", {"id": anns.id, "action": "done", "minutes": None})]
     assert store.counter("mqtt.foreign_responses") == 1
-    assert any("stresswatch/bob/prompt/response" in r.getMessage() and "another person" in r.getMessage()
-               for r in caplog.records if r.levelno == logging.WARNING)
+    assert any(
+        "stresswatch/bob/prompt/response" in r.getMessage() and "another person" in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+    )
     phone.loop_stop()
     sink.stop()
 
@@ -560,11 +694,15 @@ def test_every_prompt_action_is_stored_including_not_stressed(broker, tmp_path):
     phone.connect("127.0.0.1", broker.port)
     phone.loop_start()
     for action, p in asked.items():
-        phone.publish("stresswatch/ann/prompt/response", json.dumps({"id": p.id, "action": action}),
-                      qos=1).wait_for_publish(5)
+        phone.publish(
+            "stresswatch/ann/prompt/response", json.dumps({"id": p.id, "action": action}), qos=1
+        ).wait_for_publish(5)
     assert wait(lambda: all(store.prompt(p.id)["status"] == a for a, p in asked.items()))
     assert store.prompt(asked[PromptAction.NOT_STRESSED].id)["response"] == {
-        "id": asked[PromptAction.NOT_STRESSED].id, "action": "not_stressed", "minutes": None}
+        "id": asked[PromptAction.NOT_STRESSED].id,
+        "action": "not_stressed",
+        "minutes": None,
+    }
     phone.loop_stop()
     sink.stop()
 
@@ -601,14 +739,18 @@ def test_an_unreachable_broker_is_logged_with_the_reason_once_a_minute(tmp_path,
         sink.client.loop_stop()
     assert REPORT_EVERY_S >= 60
     assert [r.getMessage() for r in caplog.records if r.name == "stresswatch.mqtt"] == [
-        f"could not connect to MQTT broker 127.0.0.1:{port}: Connection refused (retrying)"]
+        f"could not connect to MQTT broker 127.0.0.1:{port}: Connection refused (retrying)"
+    ]
     assert sink.last_error == "Connection refused"
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("untrusted CA", "TLS certificate not accepted: self-signed certificate in certificate chain"),
-    ("no client certificate", "CERTIFICATE_REQUIRED"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("untrusted CA", "TLS certificate not accepted: self-signed certificate in certificate chain"),
+        ("no client certificate", "CERTIFICATE_REQUIRED"),
+    ],
+)
 @pytest.mark.slow
 def test_a_failed_tls_handshake_is_logged_with_the_reason(tmp_path, caplog, case, expected):
     (tmp_path / "ours").mkdir()
@@ -624,19 +766,26 @@ def test_a_failed_tls_handshake_is_logged_with_the_reason(tmp_path, caplog, case
     finally:
         broker.stop()
     assert not sink.connected.is_set() and expected in sink.last_error
-    logged = [r.getMessage() for r in caplog.records if r.name == "stresswatch.mqtt" and r.levelno == logging.WARNING]
+    logged = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "stresswatch.mqtt" and r.levelno == logging.WARNING
+    ]
     assert len(logged) == 1 and expected in logged[0] and f"127.0.0.1:{broker.port}" in logged[0]
 
 
-@pytest.mark.parametrize("host, extra, warns", [
-    ("192.0.2.1", {}, True),
-    ("broker.example", {}, True),
-    ("192.0.2.1", {"username": "sw", "password": "pw"}, False),
-    ("192.0.2.1", {"tls": True}, False),
-    ("127.0.0.1", {}, False),
-    ("localhost", {}, False),
-    ("::1", {}, False),
-])
+@pytest.mark.parametrize(
+    "host, extra, warns",
+    [
+        ("192.0.2.1", {}, True),
+        ("broker.example", {}, True),
+        ("192.0.2.1", {"username": "sw", "password": "pw"}, False),
+        ("192.0.2.1", {"tls": True}, False),
+        ("127.0.0.1", {}, False),
+        ("localhost", {}, False),
+        ("::1", {}, False),
+    ],
+)
 def test_clear_text_to_a_remote_anonymous_broker_is_warned_about_at_start_up(caplog, host, extra, warns):
     # Only constructed, never started: nothing is contacted.
     MqttSink(StateStore(":memory:"), MqttSettings(host=host, port=1883, **extra), ["ann"])
@@ -653,14 +802,19 @@ def test_home_assistant_reading_sensors_render_none_when_null_and_expire():
     numbers = {"heart_rate": ("hr_bpm", 0), "rmssd": ("rmssd_ms", 1), "stress_score": ("stress_score", 0)}
     for key, (field, digits) in numbers.items():
         template = configs[f"homeassistant/sensor/stresswatch_ann/{key}/config"]["value_template"]
-        assert template == (f"{{{{ value_json.{field} | round({digits}) if value_json.{field} is defined "
-                            f"and value_json.{field} is not none else None }}}}")
+        assert template == (
+            f"{{{{ value_json.{field} | round({digits}) if value_json.{field} is defined "
+            f"and value_json.{field} is not none else None }}}}"
+        )
     readings = [*numbers, "stress_state"]
     for key in readings:
         assert configs[f"homeassistant/sensor/stresswatch_ann/{key}/config"]["expire_after"] == EXPIRE_AFTER_S
     assert 10 * 3 <= EXPIRE_AFTER_S
-    others = [p for t, p in configs.items() if not any(f"/{k}/config" in t for k in readings)
-              and "availability" not in p]  # the strap health sensors expire on their own period
+    others = [
+        p
+        for t, p in configs.items()
+        if not any(f"/{k}/config" in t for k in readings) and "availability" not in p
+    ]  # the strap health sensors expire on their own period
     # battery, prompt event, and the morning reading's button and sensors (one value a day: no expiry)
     assert len(others) == 9 and not any("expire_after" in p for p in others)
     assert not any("unknown" in p.get("value_template", "") for p in configs.values())
@@ -681,7 +835,11 @@ def test_each_strap_has_diagnostic_health_sensors_that_go_unavailable_when_it_di
     configs = {t: p for t, p in discovery_messages("ann", devices=["h10", "A0:9E:1A:00:00:07"])}
     health = {t: p for t, p in configs.items() if "availability" in p}
     assert sorted(t.split("/")[3] for t in health) == [
-        "beats_per_min_a0_9e_1a_00_00_07", "beats_per_min_h10", "last_beat_a0_9e_1a_00_00_07", "last_beat_h10"]
+        "beats_per_min_a0_9e_1a_00_00_07",
+        "beats_per_min_h10",
+        "last_beat_a0_9e_1a_00_00_07",
+        "last_beat_h10",
+    ]
     for topic, p in health.items():
         dev = "h10" if topic.endswith("h10/config") else "A0:9E:1A:00:00:07"
         assert p["state_topic"] == f"stresswatch/ann/device/{dev}" and p["name"].endswith(dev)
@@ -694,21 +852,35 @@ def test_each_strap_has_diagnostic_health_sensors_that_go_unavailable_when_it_di
     assert last_beat["device_class"] == "duration" and last_beat["unit_of_measurement"] == "s"
     assert "last_beat_age_s" in last_beat["value_template"]
     bpm = health["homeassistant/sensor/stresswatch_ann/beats_per_min_h10/config"]
-    assert bpm["value_template"] == ("{{ value_json.beats_last_min | round(0) if value_json.beats_last_min is defined "
-                                     "and value_json.beats_last_min is not none else None }}")
-    assert last_beat["availability"][1]["value_template"] == "{{ 'online' if value_json.connected else 'offline' }}"
+    assert bpm["value_template"] == (
+        "{{ value_json.beats_last_min | round(0) if value_json.beats_last_min is defined "
+        "and value_json.beats_last_min is not none else None }}"
+    )
+    assert (
+        last_beat["availability"][1]["value_template"]
+        == "{{ 'online' if value_json.connected else 'offline' }}"
+    )
 
 
 def test_device_status_with_health_fields_is_retained_as_json(broker, tmp_path):
     sink, store = make_sink(broker, tmp_path)
     assert sink.connected.wait(10)
-    status = {"battery_pct": 87, "connected": True, "model": "Polar H10", "last_beat_age_s": 0.4,
-              "beats_last_min": 63, "artifacts_last_min": 2}
+    status = {
+        "battery_pct": 87,
+        "connected": True,
+        "model": "Polar H10",
+        "last_beat_age_s": 0.4,
+        "beats_last_min": 63,
+        "artifacts_last_min": 2,
+    }
     sink.publish_device("ann", "h10", status)
     assert wait(lambda: store.pending("mqtt") == 0)
     late = Listener(broker.port, ["stresswatch/ann/device/#"]).connect()
     got = by_topic(late.collect(2))
-    assert got["stresswatch/ann/device/h10"].retain and json.loads(got["stresswatch/ann/device/h10"].payload) == status
+    assert (
+        got["stresswatch/ann/device/h10"].retain
+        and json.loads(got["stresswatch/ann/device/h10"].payload) == status
+    )
     late.close()
     sink.stop()
 
@@ -771,13 +943,16 @@ def test_an_outbox_that_fails_for_a_while_delays_delivery_is_logged_once_and_hea
         assert wait(lambda: store.prompt(p.id)["status"] == "delivered", 10)
         assert len(failures) == 2 and failures[1] - failures[0] >= 0.9  # tried again a second later
         logged = [r.getMessage() for r in caplog.records if "outbox" in r.getMessage()]
-        assert logged == [f"MQTT: cannot read or update the outbox: {tmp_path}/state.db: the disk is full (retrying)"]
+        assert logged == [
+            f"MQTT: cannot read or update the outbox: {tmp_path}/state.db: the disk is full (retrying)"
+        ]
     finally:
         sink.stop()
 
 
-def test_a_session_taken_over_by_another_client_is_logged_as_such_and_taken_back_with_backoff(broker, tmp_path,
-                                                                                               caplog):
+def test_a_session_taken_over_by_another_client_is_logged_as_such_and_taken_back_with_backoff(
+    broker, tmp_path, caplog
+):
     """Two clients with one client id (two copies of the service on one config) took the session
     from each other every second, logged as "Unspecified error". Mosquitto 2.0.11 says nothing
     (no DISCONNECT 0x8E), so the sink recognises the pattern: closed without a reason, accepted
@@ -805,7 +980,8 @@ def test_a_session_taken_over_by_another_client_is_logged_as_such_and_taken_back
         first = takeovers()[0]
         assert first.levelno == logging.WARNING
         assert first.getMessage().startswith(
-            f"MQTT: another client with client id {sink.s.client_id!r} took over the MQTT session (")
+            f"MQTT: another client with client id {sink.s.client_id!r} took over the MQTT session ("
+        )
         assert f"Reconnecting in {TAKEOVER_FIRST_WAIT_S} s" in first.getMessage()
         # The sink waits before taking the session back, and longer after the next takeover.
         assert wait(lambda: [t for t in connects() if t > first.created], TAKEOVER_FIRST_WAIT_S + 15)
@@ -814,8 +990,10 @@ def test_a_session_taken_over_by_another_client_is_logged_as_such_and_taken_back
         assert wait(lambda: len(takeovers()) >= 2, 30)
         assert f"Reconnecting in {2 * TAKEOVER_FIRST_WAIT_S} s" in takeovers()[1].getMessage()
         assert store.counter("mqtt.takeovers") >= 2
-        print(f"\ntakeover: the sink connected {len(connects())} times in "
-              f"{takeovers()[1].created - connects()[0]:.0f} s (every second before)")
+        print(
+            f"\ntakeover: the sink connected {len(connects())} times in "
+            f"{takeovers()[1].created - connects()[0]:.0f} s (every second before)"
+        )
     finally:
         other.disconnect()
         other.loop_stop()
@@ -837,22 +1015,36 @@ def test_a_disconnect_with_reason_session_taken_over_is_a_takeover_at_once(tmp_p
     store = StateStore(tmp_path / "state.db")
     sink = MqttSink(store, MqttSettings(port=servers.free_port(), client_id="twice"), ["ann"])
     sink.connected.set()  # as after a CONNACK
-    sink._on_disconnect(sink.client, None, DisconnectFlags(is_disconnect_packet_from_server=True),
-                        ReasonCode(PacketTypes.DISCONNECT, identifier=0x8E), None)
+    sink._on_disconnect(
+        sink.client,
+        None,
+        DisconnectFlags(is_disconnect_packet_from_server=True),
+        ReasonCode(PacketTypes.DISCONNECT, identifier=0x8E),
+        None,
+    )
     [line] = [r.getMessage() for r in caplog.records if "took over" in r.getMessage()]
-    assert line.startswith("MQTT: another client with client id 'twice' took over the MQTT session "
-                           "(the broker said: Session taken over)")
+    assert line.startswith(
+        "MQTT: another client with client id 'twice' took over the MQTT session "
+        "(the broker said: Session taken over)"
+    )
     assert f"Reconnecting in {TAKEOVER_FIRST_WAIT_S} s" in line and store.counter("mqtt.takeovers") == 1
     assert sink.client._reconnect_min_delay == TAKEOVER_FIRST_WAIT_S  # what paho waits before reconnecting
 
 
-def test_a_retained_answer_is_applied_once_then_ignored_and_cleared_at_the_next_start(broker, tmp_path, caplog):
+def test_a_retained_answer_is_applied_once_then_ignored_and_cleared_at_the_next_start(
+    broker, tmp_path, caplog
+):
     """A phone that answers with the retain flag: the broker keeps the answer and hands it over at
     every subscribe, so each start of the service applied it again."""
     answers = []
     store = StateStore(tmp_path / "state.db")
-    sink, _ = make_sink(broker, tmp_path, store=store, discovery=False,
-                        on_response=lambda person, r: answers.append(r["action"]))
+    sink, _ = make_sink(
+        broker,
+        tmp_path,
+        store=store,
+        discovery=False,
+        on_response=lambda person, r: answers.append(r["action"]),
+    )
     assert sink.connected.wait(10)
     p = prompt()
     sink.publish_prompt(p)
@@ -861,8 +1053,9 @@ def test_a_retained_answer_is_applied_once_then_ignored_and_cleared_at_the_next_
     phone.connect("127.0.0.1", broker.port)
     phone.loop_start()
     topic = "stresswatch/ann/prompt/response"
-    phone.publish(topic, json.dumps({"id": p.id, "action": "snooze", "minutes": 15}), qos=1,
-                  retain=True).wait_for_publish(5)
+    phone.publish(
+        topic, json.dumps({"id": p.id, "action": "snooze", "minutes": 15}), qos=1, retain=True
+    ).wait_for_publish(5)
     phone.loop_stop()
     assert wait(lambda: answers == ["snooze"])  # live, it is an answer
     sink.stop()
@@ -871,8 +1064,11 @@ def test_a_retained_answer_is_applied_once_then_ignored_and_cleared_at_the_next_
     assert restarted.connected.wait(10)
     assert wait(lambda: store.counter("mqtt.retained_responses") == 1)
     assert [r.getMessage() for r in caplog.records if "retained answer" in r.getMessage()] == [
-        (f"ignored a retained answer to prompt {p.id!r} on {topic} (the broker hands it over at every connect, "
-         "so it is not a new answer); clearing it")]
+        (
+            f"ignored a retained answer to prompt {p.id!r} on {topic} (the broker hands it over at every connect, "
+            "so it is not a new answer); clearing it"
+        )
+    ]
     late = Listener(broker.port, [topic]).connect()
     assert late.collect(1) == []  # the broker keeps it no more
     late.close()
@@ -893,16 +1089,23 @@ def test_open_prompts_are_sent_again_when_home_assistant_comes_back_online(broke
     coming back."""
     sink, store = make_sink(broker, tmp_path, discovery=False)
     assert sink.connected.wait(10)
-    answered, first, short, second = (prompt(pid="answered"), prompt(pid="first", expires_in=600),
-                                      prompt(pid="short", expires_in=2), prompt(pid="second", expires_in=300))
+    answered, first, short, second = (
+        prompt(pid="answered"),
+        prompt(pid="first", expires_in=600),
+        prompt(pid="short", expires_in=2),
+        prompt(pid="second", expires_in=300),
+    )
     for p in (answered, first, short, second):
         sink.publish_prompt(p)
-    assert wait(lambda: {store.prompt(p.id)["status"] for p in (answered, first, short, second)} == {"delivered"})
+    assert wait(
+        lambda: {store.prompt(p.id)["status"] for p in (answered, first, short, second)} == {"delivered"}
+    )
     phone = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     phone.connect("127.0.0.1", broker.port)
     phone.loop_start()
-    phone.publish("stresswatch/ann/prompt/response", json.dumps({"id": "answered", "action": "done"}),
-                  qos=1).wait_for_publish(5)
+    phone.publish(
+        "stresswatch/ann/prompt/response", json.dumps({"id": "answered", "action": "done"}), qos=1
+    ).wait_for_publish(5)
     assert wait(lambda: store.prompt("answered")["status"] == "done")
     time.sleep(2.5)  # `short` expires
     ha = Listener(broker.port, ["stresswatch/+/prompt"]).connect()  # Home Assistant, back from its restart
@@ -911,8 +1114,9 @@ def test_open_prompts_are_sent_again_when_home_assistant_comes_back_online(broke
     got += ha.collect(0.5)  # anything else it sends comes within this
     assert [json.loads(m.payload)["id"] for m in got] == ["first", "second"]
     assert json.loads(got[0].payload) == json.loads(json.dumps(first.to_dict()))  # the prompt as first sent
-    assert [0 < m.properties.MessageExpiryInterval <= left for m, left in zip(got, (600, 300), strict=True)] == [
-        True, True]
+    assert [
+        0 < m.properties.MessageExpiryInterval <= left for m, left in zip(got, (600, 300), strict=True)
+    ] == [True, True]
     assert wait(lambda: store.prompt("first")["status"] == "delivered" and store.pending("mqtt") == 0)
     sink.stop()
     restarted, _ = make_sink(broker, tmp_path, store=store, discovery=False)  # gets the retained `online`

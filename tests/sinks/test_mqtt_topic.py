@@ -13,14 +13,17 @@ def test_topics_that_can_be_published(topic):
     assert topic_faults(topic) == [] and topic_problem(topic) is None
 
 
-@pytest.mark.parametrize("topic, words", [
-    ("stresswatch/a+b/state", "'+' (an MQTT wildcard)"),
-    ("stresswatch/c#/state", "'#' (an MQTT wildcard)"),
-    ("nul\x00/state", "a NUL character"),
-    ("", "nothing (an empty topic)"),
-    ("x" * 65536, "65536 bytes (at most 65535)"),
-    ("bad\ud800", "text that is not valid UTF-8"),
-])
+@pytest.mark.parametrize(
+    "topic, words",
+    [
+        ("stresswatch/a+b/state", "'+' (an MQTT wildcard)"),
+        ("stresswatch/c#/state", "'#' (an MQTT wildcard)"),
+        ("nul\x00/state", "a NUL character"),
+        ("", "nothing (an empty topic)"),
+        ("x" * 65536, "65536 bytes (at most 65535)"),
+        ("bad\ud800", "text that is not valid UTF-8"),
+    ],
+)
 def test_topics_that_can_never_be_published_say_why(topic, words):
     assert topic_faults(topic) == [words]
     assert topic_problem(topic) == f"topic {topic!r} cannot be published: it contains {words}"
@@ -30,13 +33,16 @@ def test_every_fault_is_named_at_once():
     assert topic_faults("a+#") == ["'+' (an MQTT wildcard)", "'#' (an MQTT wildcard)"]
 
 
-@pytest.mark.parametrize("text, words", [
-    ("home//stress", "an empty topic level (a leading, trailing or double '/')"),
-    ("/stress", "an empty topic level (a leading, trailing or double '/')"),
-    ("ha/", "an empty topic level (a leading, trailing or double '/')"),
-    ("$SYS/stress", "a leading '$' (reserved for the broker's own topics)"),
-    ("home/#", "'#' (an MQTT wildcard)"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("home//stress", "an empty topic level (a leading, trailing or double '/')"),
+        ("/stress", "an empty topic level (a leading, trailing or double '/')"),
+        ("ha/", "an empty topic level (a leading, trailing or double '/')"),
+        ("$SYS/stress", "a leading '$' (reserved for the broker's own topics)"),
+        ("home/#", "'#' (an MQTT wildcard)"),
+    ],
+)
 def test_configured_levels_refuse_what_mqtt_allows_but_is_a_typo_or_reserved(text, words):
     assert topic_faults(text, "levels") == [words]
     assert topic_faults("home/stress", "levels") == []

@@ -31,9 +31,12 @@ def test_on_a_running_loop_the_sink_adds_no_thread_and_everything_happens_on_the
 
     async def scenario():
         loop_thread = threading.get_ident()
-        sink = MqttSink(store, MqttSettings(port=broker.port, client_id=f"sw-{uuid.uuid4().hex[:6]}",
-                                            discovery=False), ["ann"],
-                        on_response=lambda person, r: answered_on.append(threading.get_ident()))
+        sink = MqttSink(
+            store,
+            MqttSettings(port=broker.port, client_id=f"sw-{uuid.uuid4().hex[:6]}", discovery=False),
+            ["ann"],
+            on_response=lambda person, r: answered_on.append(threading.get_ident()),
+        )
         sink.start()
         assert await asyncio.to_thread(sink.connected.wait, 10)
         assert mqtt_threads() == before
@@ -44,7 +47,9 @@ def test_on_a_running_loop_the_sink_adds_no_thread_and_everything_happens_on_the
         phone = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         phone.connect("127.0.0.1", broker.port)
         phone.loop_start()
-        info = phone.publish("stresswatch/ann/prompt/response", json.dumps({"id": "p1", "action": "done"}), qos=1)
+        info = phone.publish(
+            "stresswatch/ann/prompt/response", json.dumps({"id": "p1", "action": "done"}), qos=1
+        )
         await asyncio.to_thread(info.wait_for_publish, 5)
         assert await asyncio.to_thread(wait, lambda: answered_on, 10)
         phone.loop_stop()
@@ -60,8 +65,11 @@ def test_on_a_running_loop_the_sink_adds_no_thread_and_everything_happens_on_the
 
 def test_a_synchronous_caller_gets_a_loop_of_the_sink_s_own_that_stop_ends(broker, tmp_path):
     before = mqtt_threads()
-    sink = MqttSink(StateStore(tmp_path / "state.db"),
-                    MqttSettings(port=broker.port, client_id=f"sw-{uuid.uuid4().hex[:6]}", discovery=False), ["ann"])
+    sink = MqttSink(
+        StateStore(tmp_path / "state.db"),
+        MqttSettings(port=broker.port, client_id=f"sw-{uuid.uuid4().hex[:6]}", discovery=False),
+        ["ann"],
+    )
     sink.start()
     assert sink.connected.wait(10)
     assert mqtt_threads() - before == {"mqtt-loop"}

@@ -58,8 +58,11 @@ def test_prompt_history():
     assert st.prompt("p1")["status"] == "pending"
     assert st.set_prompt_status("p1", "delivered")
     assert st.answer_prompt("p1", {"id": "p1", "action": "done"})
-    assert st.prompt("p1") == {"status": "done", "response": {"id": "p1", "action": "done"},
-                               "prompt": {"id": "p1", "person": "me", "time": 1.0, "expires_at": 2.0}}
+    assert st.prompt("p1") == {
+        "status": "done",
+        "response": {"id": "p1", "action": "done"},
+        "prompt": {"id": "p1", "person": "me", "time": 1.0, "expires_at": 2.0},
+    }
     assert not st.set_prompt_status("nope", "delivered") and not st.answer_prompt("nope", {"action": "done"})
 
 
@@ -77,8 +80,13 @@ def test_the_first_answer_to_a_prompt_stands():
 
 def test_open_prompts_are_those_on_their_way_unexpired_and_no_delivery_status_replaces_an_answer():
     st = StateStore(":memory:")
-    for pid, expires in (("answered", 100.0), ("delivered", 100.0), ("pending", 90.0), ("old", 50.0),
-                         ("rejected", 100.0)):
+    for pid, expires in (
+        ("answered", 100.0),
+        ("delivered", 100.0),
+        ("pending", 90.0),
+        ("old", 50.0),
+        ("rejected", 100.0),
+    ):
         st.record_prompt({"id": pid, "person": "me", "time": 1.0, "expires_at": expires})
     st.set_prompt_status("answered", "delivered")
     st.answer_prompt("answered", {"id": "answered", "action": "done"})
@@ -87,7 +95,10 @@ def test_open_prompts_are_those_on_their_way_unexpired_and_no_delivery_status_re
     # the broker acknowledging a prompt sent again after the phone answered it
     assert not st.set_prompt_status("answered", "delivered")
     assert st.prompt("answered")["status"] == "done"
-    assert [(pid, expires) for pid, _, expires in st.open_prompts(60.0)] == [("delivered", 100.0), ("pending", 90.0)]
+    assert [(pid, expires) for pid, _, expires in st.open_prompts(60.0)] == [
+        ("delivered", 100.0),
+        ("pending", 90.0),
+    ]
     assert [pid for pid, _, _ in st.open_prompts(95.0)] == ["delivered"]
 
 
@@ -104,8 +115,12 @@ time.sleep(600)
 
 def hold_lock_in_another_process(directory) -> subprocess.Popen:
     root = str(Path(__file__).resolve().parents[2])
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(directory)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": root})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(directory)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": root},
+    )
     assert proc.stdout.readline() == "held\n"
     return proc
 
@@ -121,9 +136,11 @@ def test_a_state_directory_held_by_another_process_is_refused_naming_its_pid_unt
         assert stat.S_IMODE(state.stat().st_mode) == 0o700
         with pytest.raises(StateDirectoryBusy) as err:
             StateLock(state).acquire()
-        assert str(err.value) == (f"another stresswatch (PID {other.pid}) is already running on the state directory "
-                                  f"{state}: stop it first, or give this one its own state.directory and "
-                                  "mqtt.client_id")
+        assert str(err.value) == (
+            f"another stresswatch (PID {other.pid}) is already running on the state directory "
+            f"{state}: stop it first, or give this one its own state.directory and "
+            "mqtt.client_id"
+        )
         assert lock_holder(state) == other.pid
     finally:
         other.kill()  # SIGKILL: the file still names it, but the kernel has dropped its lock
@@ -177,10 +194,14 @@ def test_a_database_from_before_the_maintained_count_is_counted_once_on_open(tmp
     import sqlite3
 
     old = sqlite3.connect(tmp_path / "state.db")
-    old.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, key TEXT NOT NULL,"
-                " payload TEXT NOT NULL, created REAL NOT NULL, expires REAL, UNIQUE (sink, key))")
-    old.executemany("INSERT INTO outbox (sink, key, payload, created) VALUES (?, ?, 'p', 0)",
-                    [("influx", str(i)) for i in range(120)] + [("mqtt", str(i)) for i in range(3)])
+    old.execute(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, key TEXT NOT NULL,"
+        " payload TEXT NOT NULL, created REAL NOT NULL, expires REAL, UNIQUE (sink, key))"
+    )
+    old.executemany(
+        "INSERT INTO outbox (sink, key, payload, created) VALUES (?, ?, 'p', 0)",
+        [("influx", str(i)) for i in range(120)] + [("mqtt", str(i)) for i in range(3)],
+    )
     old.commit()
     old.close()
     st = StateStore(tmp_path / "state.db")
@@ -253,7 +274,9 @@ def test_a_full_outbox_drops_the_lowest_priority_first_and_the_oldest_first_with
     dropped = st.enqueue("s", [(f"reading{i}", "r", None, 2) for i in range(8)])
     assert dropped.n == 8 and dropped.by_priority == {0: 7, 2: 1}  # every beat, then the oldest reading
     assert (dropped.first_queued, dropped.last_queued) == (1_800_000_006.0, 1_800_000_013.0)
-    assert [r.key for r in st.peek("s", 100)] == ["prompt0", "prompt1", "prompt2"] + [f"reading{i}" for i in range(1, 8)]
+    assert [r.key for r in st.peek("s", 100)] == ["prompt0", "prompt1", "prompt2"] + [
+        f"reading{i}" for i in range(1, 8)
+    ]
     assert st.counter("s.dropped_overflow") == 5 + 8
 
 
@@ -261,9 +284,14 @@ def test_a_database_from_before_the_priorities_keeps_its_rows_at_priority_0(tmp_
     import sqlite3
 
     old = sqlite3.connect(tmp_path / "state.db")
-    old.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, key TEXT NOT NULL,"
-                " payload TEXT NOT NULL, created REAL NOT NULL, expires REAL, UNIQUE (sink, key))")
-    old.executemany("INSERT INTO outbox (sink, key, payload, created) VALUES ('s', ?, 'p', 0)", [(str(i),) for i in range(5)])
+    old.execute(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, key TEXT NOT NULL,"
+        " payload TEXT NOT NULL, created REAL NOT NULL, expires REAL, UNIQUE (sink, key))"
+    )
+    old.executemany(
+        "INSERT INTO outbox (sink, key, payload, created) VALUES ('s', ?, 'p', 0)",
+        [(str(i),) for i in range(5)],
+    )
     old.commit()
     old.close()
     st = StateStore(tmp_path / "state.db", limits={"s": 5})
@@ -284,8 +312,12 @@ def test_drops_are_logged_at_once_then_at_most_once_a_minute_with_count_span_and
 
     t0 = 1_800_000_000.0
     report.add(Dropped(3, {0: 3}, t0, t0 + 2))
-    assert lines() == [("TestDB outbox full (at most 100 points): dropped 3 points (beats 3) queued from "
-                       "2027-01-15 08:00:00 UTC to 2027-01-15 08:00:02 UTC (2 s); 0 dropped so far (s.dropped_overflow)")]
+    assert lines() == [
+        (
+            "TestDB outbox full (at most 100 points): dropped 3 points (beats 3) queued from "
+            "2027-01-15 08:00:00 UTC to 2027-01-15 08:00:02 UTC (2 s); 0 dropped so far (s.dropped_overflow)"
+        )
+    ]
     for k in range(50):  # the rest of the minute: summed, not logged
         now[0] += 1
         report.add(Dropped(2, {0: 1, 1: 1}, t0 + 10 + k, t0 + 11 + k))
@@ -294,8 +326,10 @@ def test_drops_are_logged_at_once_then_at_most_once_a_minute_with_count_span_and
     now[0] = 60.0
     report.flush()
     assert len(lines()) == 2
-    assert "dropped 100 points (beats 50, hrv 50) queued from 2027-01-15 08:00:10 UTC to 2027-01-15 08:01:00 UTC (50 s)" \
+    assert (
+        "dropped 100 points (beats 50, hrv 50) queued from 2027-01-15 08:00:10 UTC to 2027-01-15 08:01:00 UTC (50 s)"
         in lines()[1]
+    )
     report.flush(force=True)  # nothing left to say
     now[0] = 100.0
     report.add(Dropped(1, {1: 1}, t0 + 3600, t0 + 3600))  # within the minute after the last line

@@ -36,8 +36,9 @@ def publish(port: int, topic: str, payload: bytes, retain: bool = False) -> None
 def test_the_phone_s_activity_on_mqtt_reaches_the_person_s_pipeline(broker, tmp_path, caplog):
     caplog.set_level(logging.WARNING)
     publish(broker.port, "stresswatch/me/activity", WALKING, retain=True)  # stale: never taken
-    service = Service(load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}"), [UntilStopped()],
-                      timezone="UTC")
+    service = Service(
+        load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}"), [UntilStopped()], timezone="UTC"
+    )
     track = service.people["me"].pipeline.motion
 
     async def scenario():
@@ -57,9 +58,11 @@ def test_the_phone_s_activity_on_mqtt_reaches_the_person_s_pipeline(broker, tmp_
     motion = asyncio.run(scenario())
     assert (motion.person, motion.kind, motion.source) == ("me", MotionKind.WALKING, "phone")
     bad = [r.getMessage() for r in caplog.records if "activity message" in r.getMessage()]
-    assert bad == ["me: ignored an activity message from the phone: unknown activity 'flying' "
-                   "(one of: automotive, cycling, in_vehicle, on_bicycle, on_foot, running, stationary, "
-                   "still, tilting, unknown, walking)"]
+    assert bad == [
+        "me: ignored an activity message from the phone: unknown activity 'flying' "
+        "(one of: automotive, cycling, in_vehicle, on_bicycle, on_foot, running, stationary, "
+        "still, tilting, unknown, walking)"
+    ]
 
 
 def stress_block_with_the_phone(saying: bytes | None):
@@ -102,8 +105,9 @@ def test_a_phone_that_says_walking_leaves_no_stressed_reading_and_no_prompt():
     _, (readings, prompts) = stress_block_with_the_phone(None)
     during = [r for r in readings if block.start + 60 <= r.time <= block.end]
     assert during and all(r.motion == MotionState.UNKNOWN for r in during)
-    assert all((r.activity, r.state, r.stress_score) == (Activity.UNKNOWN, StressState.UNKNOWN, None)
-               for r in during)
+    assert all(
+        (r.activity, r.state, r.stress_score) == (Activity.UNKNOWN, StressState.UNKNOWN, None) for r in during
+    )
     assert prompts == []
 
 

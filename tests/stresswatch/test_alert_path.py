@@ -79,7 +79,9 @@ def test_a_stress_block_prompts_the_phone_once_and_its_answer_reaches_the_engine
         msg = await asyncio.to_thread(phone_got.get, True, 15)
         body = json.loads(msg.payload)
         assert body["id"] == prompts[0].id and body["exercise"]["breaths_per_min"] > 0
-        phone.publish("stresswatch/me/prompt/response", json.dumps({"id": body["id"], "action": "done"}), qos=1)
+        phone.publish(
+            "stresswatch/me/prompt/response", json.dumps({"id": body["id"], "action": "done"}), qos=1
+        )
         engine = service.people["me"].engine
         await asyncio.to_thread(wait_for, lambda: engine.prompts[body["id"]]["answer"] is not None, 15)
         stop.set()
@@ -95,7 +97,8 @@ def test_a_stress_block_prompts_the_phone_once_and_its_answer_reaches_the_engine
 
 
 def test_the_phone_s_first_answer_stands_everywhere_and_its_snooze_shows_in_the_retained_state(
-        broker, influxdb, tmp_path, caplog):
+    broker, influxdb, tmp_path, caplog
+):
     """Through a real Mosquitto and a real InfluxDB 1.6.7: snoozes the engine cannot take are
     refused where they arrive; a good snooze is the answer that stands in the engine, the prompt
     history and the `prompts` point, while a `done` and a `dismiss` after it are only logged
@@ -107,8 +110,13 @@ def test_the_phone_s_first_answer_stands_everywhere_and_its_snooze_shows_in_the_
     phone.connect("127.0.0.1", broker.port)
     phone.subscribe([("stresswatch/me/prompt", 1), ("stresswatch/me/state", 0)])
     phone.loop_start()
-    cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}", influx__url=influxdb.url,
-               influx__api="v1", influx__bucket="stresswatch")
+    cfg = load(
+        tmp_path,
+        mqtt__url=f"mqtt://127.0.0.1:{broker.port}",
+        influx__url=influxdb.url,
+        influx__api="v1",
+        influx__bucket="stresswatch",
+    )
     service = Service(cfg, [], timezone="UTC", alert_settings=ANY_HOUR)
     engine = service.people["me"].engine
     states: list[dict] = []
@@ -128,6 +136,7 @@ def test_the_phone_s_first_answer_stands_everywhere_and_its_snooze_shows_in_the_
                 if m.topic.endswith("/state"):
                     states.append(json.loads(m.payload))
             return next((st for st in states if test(st["alerts"])), None)
+
         return wait_for(seen, 15)
 
     async def scenario():
@@ -158,13 +167,21 @@ def test_the_phone_s_first_answer_stands_everywhere_and_its_snooze_shows_in_the_
     assert snoozed["alerts"]["snoozed_prompt"] == body["id"]
     # The prompt history and InfluxDB keep the first answer.
     rec = service.store.prompt(body["id"])
-    assert rec["status"] == "snooze" and rec["response"] == {"id": body["id"], "action": "snooze", "minutes": 30}
-    rows = servers.influx_query(influxdb, f"SELECT response FROM prompts WHERE id = '{body['id']}'", db="stresswatch")
+    assert rec["status"] == "snooze" and rec["response"] == {
+        "id": body["id"],
+        "action": "snooze",
+        "minutes": 30,
+    }
+    rows = servers.influx_query(
+        influxdb, f"SELECT response FROM prompts WHERE id = '{body['id']}'", db="stresswatch"
+    )
     assert [response for _, response in rows["results"][0]["series"][0]["values"]] == ["snooze"]
     # One log line for each refused snooze and each later answer.
     lines = [r.getMessage() for r in caplog.records]
     refused = [m for m in lines if "malformed prompt response" in m]
-    assert len(refused) == 6 and all("minutes: must be a snooze length from 1 to 240 minutes" in m for m in refused)
+    assert len(refused) == 6 and all(
+        "minutes: must be a snooze length from 1 to 240 minutes" in m for m in refused
+    )
     assert [m for m in lines if f"Prompt {body['id']}" in m] == [
         f"me: Prompt {body['id']} answered snooze.",
         f"me: Prompt {body['id']} already answered snooze; done ignored.",
@@ -184,10 +201,16 @@ def test_a_bad_answer_handed_to_the_service_is_one_log_line_and_changes_nothing(
     caplog.clear()
     for minutes in (10**400, float("nan"), 1e9, "30"):
         service.respond("me", {"id": p.id, "action": "snooze", "minutes": minutes})
-    assert (json.dumps(engine.to_dict()), service.store.prompt(p.id), service.store.load_state("alerts/me")) == before
+    assert (
+        json.dumps(engine.to_dict()),
+        service.store.prompt(p.id),
+        service.store.load_state("alerts/me"),
+    ) == before
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 4 and all(
-        w.startswith(f"me: answer snooze to prompt {p.id} not taken: minutes: must be a snooze length") for w in warnings)
+        w.startswith(f"me: answer snooze to prompt {p.id} not taken: minutes: must be a snooze length")
+        for w in warnings
+    )
 
 
 def test_a_snooze_saved_beyond_240_minutes_is_dropped_at_start_with_a_log_line(tmp_path, caplog):
@@ -205,8 +228,10 @@ def test_a_snooze_saved_beyond_240_minutes_is_dropped_at_start_with_a_log_line(t
     again = Service(load(tmp_path), [], timezone="UTC", alert_settings=ANY_HOUR)
     assert again.people["me"].engine.status()["snoozed_until"] is None
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warning == (f"me: dropped the saved snooze of prompt {p.id}: due 1000000000 minutes after it was "
-                       "asked for, more than the 240 allowed")
+    assert warning == (
+        f"me: dropped the saved snooze of prompt {p.id}: due 1000000000 minutes after it was "
+        "asked for, more than the 240 allowed"
+    )
 
 
 def test_a_restart_restores_the_baseline_and_the_alert_engine(tmp_path):
@@ -227,8 +252,14 @@ def test_a_restart_restores_the_baseline_and_the_alert_engine(tmp_path):
 @pytest.mark.slow
 def test_the_demo_plays_the_person_and_reports_the_measured_effect(tmp_path):
     env = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", ""],
-                          capture_output=True, text=True, timeout=300, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", ""],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.count(">> prompt (acute") == 2
@@ -249,9 +280,15 @@ def test_real_cycling_and_its_recovery_never_prompt(reference, tmp_path):
 
     rec = read_recording(reference / "rr/rest_exercise/exercise_rri.hrm", person="me")
     decisions, readings, prompts = [], [], []
-    service = Service(load(tmp_path), [ReplaySource(rec.events)], timezone="UTC", alert_settings=ANY_HOUR,
-                      on_prompt=prompts.append, on_reading=readings.append,
-                      on_decision=lambda person, d: decisions.append(d))
+    service = Service(
+        load(tmp_path),
+        [ReplaySource(rec.events)],
+        timezone="UTC",
+        alert_settings=ANY_HOUR,
+        on_prompt=prompts.append,
+        on_reading=readings.append,
+        on_decision=lambda person, d: decisions.append(d),
+    )
     asyncio.run(service.run(asyncio.Event()))
     moving = [r for r in readings if r.activity in (Activity.ACTIVE, Activity.RECOVERY)]
     assert len(moving) > 150  # the cycling was seen as activity
@@ -265,7 +302,13 @@ def clock_stepped_back(beats, hours: float = 1.0):
 
     half = len(beats) // 2
     ahead = [dataclasses.replace(b, t=b.t + hours * 3600.0) for b in beats[:half]]
-    step = Gap("me", beats[0].device, beats[half - 1].t, beats[half - 1].t, f"the wall clock stepped {-hours * 3600:+.1f} s")
+    step = Gap(
+        "me",
+        beats[0].device,
+        beats[half - 1].t,
+        beats[half - 1].t,
+        f"the wall clock stepped {-hours * 3600:+.1f} s",
+    )
     return ahead, step, beats[half:]
 
 

@@ -21,7 +21,12 @@ def own_state_directory(tmp_path, monkeypatch):
 
 def run_cli(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "stresswatch.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+        [sys.executable, "-m", "stresswatch.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        check=False,
     )
 
 
@@ -30,16 +35,32 @@ def test_the_demo_without_matplotlib_says_how_to_get_the_plot_and_the_service_ne
     """matplotlib is the optional `plot` extra: without it the demo runs and says so in one line."""
     import os
 
-    hide = ("import sys; sys.modules['matplotlib'] = None; from stresswatch.cli import main; "
-            "sys.exit(main(sys.argv[1:]))")
+    hide = (
+        "import sys; sys.modules['matplotlib'] = None; from stresswatch.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
     env = {**os.environ, "STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state")}
-    proc = subprocess.run([sys.executable, "-c", hide, "demo", "--seconds", "0", "--plot", str(tmp_path / "d.png")],
-                          capture_output=True, text=True, timeout=300, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", hide, "demo", "--seconds", "0", "--plot", str(tmp_path / "d.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "plot skipped: matplotlib is not installed (pip install 'stresswatch[plot]'" in proc.stdout
     assert not (tmp_path / "d.png").exists()
-    loaded = subprocess.run([sys.executable, "-c", "import sys, stresswatch.service, stresswatch.cli; "
-                             "print('matplotlib' in sys.modules)"], capture_output=True, text=True, check=True)
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, stresswatch.service, stresswatch.cli; print('matplotlib' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert loaded.stdout.strip() == "False"
 
 
@@ -50,8 +71,12 @@ def test_demo_runs_the_whole_pipeline_and_saves_a_plot(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "summary" in out and "work stress" in out and "exercise" in out
-    rows = {line.split()[0] + (" " + line.split()[1] if line.startswith(("work", "morning", "evening")) else ""): line
-            for line in out.splitlines() if line[:1].isalpha()}
+    rows = {
+        line.split()[0]
+        + (" " + line.split()[1] if line.startswith(("work", "morning", "evening")) else ""): line
+        for line in out.splitlines()
+        if line[:1].isalpha()
+    }
     assert "stressed" in rows["work stress"]
     assert "active" in rows["exercise"] and "stressed" not in rows["exercise"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20000
@@ -81,7 +106,9 @@ def test_analyze_whole_gives_one_reading(tmp_path):
     assert len(rows) == 1 and rows[0]["n_beats"] == 400 and rows[0]["window_s"] is None
 
 
-@pytest.mark.parametrize("content, message", [("hello\n", "unknown format"), ("800\nx\n", ":2: RR value 'x'")])
+@pytest.mark.parametrize(
+    "content, message", [("hello\n", "unknown format"), ("800\nx\n", ":2: RR value 'x'")]
+)
 def test_analyze_garbage_is_a_clear_error(tmp_path, content, message):
     bad = tmp_path / "bad.txt"
     bad.write_text(content)
@@ -101,8 +128,15 @@ def test_analyze_a_real_24h_recording(reference):
 
 @pytest.mark.slow
 def test_demo_replays_a_real_recording(reference, tmp_path):
-    proc = run_cli("demo", "--recording", str(reference / "rr/rest_exercise/exercise_rri.hrm"),
-                   "--seconds", "0", "--plot", str(tmp_path / "x.png"))
+    proc = run_cli(
+        "demo",
+        "--recording",
+        str(reference / "rr/rest_exercise/exercise_rri.hrm"),
+        "--seconds",
+        "0",
+        "--plot",
+        str(tmp_path / "x.png"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "exercise_rri.hrm" in proc.stdout and (tmp_path / "x.png").exists()
 
@@ -116,8 +150,15 @@ def test_every_folder_the_demo_creates_is_private(tmp_path):
 
     base = tmp_path / "home" / "share" / "stresswatch"
     env = {"STRESSWATCH_STATE__DIRECTORY": str(base), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", ""],
-                          capture_output=True, text=True, timeout=300, env=env, preexec_fn=lambda: os.umask(0o022), check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", ""],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        preexec_fn=lambda: os.umask(0o022),
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     for folder in (tmp_path / "home", tmp_path / "home" / "share", base, base / "demo"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
@@ -143,9 +184,25 @@ def test_demo_with_mqtt_delivers_its_prompts_to_a_phone_before_they_expire(broke
     try:
         assert subscribed.wait(10)
         env = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
-        proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", "",
-                               "--mqtt", f"mqtt://127.0.0.1:{broker.port}"], capture_output=True, text=True,
-                              timeout=300, env=env, check=False)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "stresswatch.cli",
+                "demo",
+                "--seconds",
+                "0",
+                "--plot",
+                "",
+                "--mqtt",
+                f"mqtt://127.0.0.1:{broker.port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.count(">> prompt") == 2 and "MQTT: 0 messages waiting" in proc.stdout
         deadline = time.monotonic() + 10
@@ -179,9 +236,25 @@ def test_demo_with_a_state_directory_that_is_a_file_is_one_line_and_exit_2(tmp_p
 
     (tmp_path / "state").write_text("a file, not a folder")
     env = {"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "demo", "--seconds", "0", "--plot", "",
-                           "--mqtt", "mqtt://127.0.0.1:1"], capture_output=True, text=True, timeout=120, env=env,
-                          check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stresswatch.cli",
+            "demo",
+            "--seconds",
+            "0",
+            "--plot",
+            "",
+            "--mqtt",
+            "mqtt://127.0.0.1:1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("stresswatch: error: ") and len(proc.stderr.strip().splitlines()) == 1
 
@@ -189,19 +262,28 @@ def test_demo_with_a_state_directory_that_is_a_file_is_one_line_and_exit_2(tmp_p
 # -- bad input is refused with the reason, in one line, before any work --------------------------
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["analyze", "x.txt", "--window", "0"], "argument --window: must be more than 0 seconds, got '0'"),
-    (["analyze", "x.txt", "--window", "-300"], "argument --window: must be more than 0 seconds"),
-    (["analyze", "x.txt", "--step", "0"], "argument --step: must be more than 0 seconds"),
-    (["analyze", "x.txt", "--step", "nan"], "argument --step: must be a finite number, got 'nan'"),
-    (["analyze", "x.txt", "--step", "often"], "argument --step: must be a number, got 'often'"),
-    (["demo", "--artifacts", "0.5"], "argument --artifacts: must be from 0 to 0.2 per beat, got '0.5'"),
-    (["simulate", "x.csv", "--artifacts", "-0.01"], "argument --artifacts: must be from 0 to 0.2 per beat"),
-    (["demo", "--seconds", "inf"], "argument --seconds: must be a finite number, got 'inf'"),
-    (["demo", "--seconds", "nan"], "argument --seconds: must be a finite number"),
-    (["demo", "--seconds", "-1"], "argument --seconds: must be 0 (no pauses) or more seconds, got '-1'"),
-    (["demo", "--plot", "/nonexistent/x.png"], "argument --plot: directory '/nonexistent' does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["analyze", "x.txt", "--window", "0"], "argument --window: must be more than 0 seconds, got '0'"),
+        (["analyze", "x.txt", "--window", "-300"], "argument --window: must be more than 0 seconds"),
+        (["analyze", "x.txt", "--step", "0"], "argument --step: must be more than 0 seconds"),
+        (["analyze", "x.txt", "--step", "nan"], "argument --step: must be a finite number, got 'nan'"),
+        (["analyze", "x.txt", "--step", "often"], "argument --step: must be a number, got 'often'"),
+        (["demo", "--artifacts", "0.5"], "argument --artifacts: must be from 0 to 0.2 per beat, got '0.5'"),
+        (
+            ["simulate", "x.csv", "--artifacts", "-0.01"],
+            "argument --artifacts: must be from 0 to 0.2 per beat",
+        ),
+        (["demo", "--seconds", "inf"], "argument --seconds: must be a finite number, got 'inf'"),
+        (["demo", "--seconds", "nan"], "argument --seconds: must be a finite number"),
+        (["demo", "--seconds", "-1"], "argument --seconds: must be 0 (no pauses) or more seconds, got '-1'"),
+        (
+            ["demo", "--plot", "/nonexistent/x.png"],
+            "argument --plot: directory '/nonexistent' does not exist",
+        ),
+    ],
+)
 def test_bad_options_are_refused_by_the_parser_with_the_reason(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
@@ -230,12 +312,20 @@ def test_analyze_refuses_a_step_longer_than_the_window(tmp_path):
     assert "--step 120 is longer than the window (60 s)" in proc.stderr
 
 
-@pytest.mark.parametrize("name, content, fmt, message", [
-    ("c.csv", "# only a comment\n\n", "csv", "c.csv: no CSV header"),
-    ("f.csv", "time,rr\n1,800\n2,\"" + "9" * 200_000 + "\"\n", "auto", "f.csv:3: not a valid CSV row"),
-    ("b.csv", "time_s,rr_ms\n10,800\n9,800\n", "auto", "b.csv:3: time goes backwards"),
-    ("d.hrm", "[Params]\nDate=yesterday\nInterval=238\n[HRData]\n800\n", "auto", "d.hrm:2: Date 'yesterday'"),
-])
+@pytest.mark.parametrize(
+    "name, content, fmt, message",
+    [
+        ("c.csv", "# only a comment\n\n", "csv", "c.csv: no CSV header"),
+        ("f.csv", 'time,rr\n1,800\n2,"' + "9" * 200_000 + '"\n', "auto", "f.csv:3: not a valid CSV row"),
+        ("b.csv", "time_s,rr_ms\n10,800\n9,800\n", "auto", "b.csv:3: time goes backwards"),
+        (
+            "d.hrm",
+            "[Params]\nDate=yesterday\nInterval=238\n[HRData]\n800\n",
+            "auto",
+            "d.hrm:2: Date 'yesterday'",
+        ),
+    ],
+)
 def test_analyze_bad_recordings_are_one_line_errors(tmp_path, name, content, fmt, message):
     path = tmp_path / name
     path.write_text(content)
@@ -274,9 +364,11 @@ def test_a_second_demo_on_the_same_state_directory_refuses_naming_the_first(tmp_
     with StateLock(demo_state):  # as a demo running in this process holds it
         proc = run_cli("demo", "--seconds", "0", "--plot", "")
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == (f"stresswatch: error: another stresswatch (PID {os.getpid()}) is already running on the "
-                           f"state directory {demo_state}: stop it first, or give this one its own state.directory "
-                           "and mqtt.client_id\n")
+    assert proc.stderr == (
+        f"stresswatch: error: another stresswatch (PID {os.getpid()}) is already running on the "
+        f"state directory {demo_state}: stop it first, or give this one its own state.directory "
+        "and mqtt.client_id\n"
+    )
     assert run_cli("demo", "--seconds", "0", "--plot", "").returncode == 0  # released: the next one runs
 
 

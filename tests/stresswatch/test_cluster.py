@@ -102,7 +102,7 @@ discovery = false
 def _stream(s: Scenario, end: float) -> list[dict]:
     """The people's `beats` messages in time order (module constants: who streams how long)."""
     people = [f"w{k:03d}" for k in range(s.people)]
-    prompted, others = people[: s.prompted], people[s.prompted:]
+    prompted, others = people[: s.prompted], people[s.prompted :]
     prompt_at = end - (BACKLOG_UNTIL_MIN * 60 - KILLED_AFTER_S * s.pace) + 60  # a minute after the kill
     # The phone's activity travels with the beats (it says still: the RR-only gate lets stress through).
     messages = beat_messages(prompted, PROMPTED_MINUTES, start=prompt_at - PROMPT_AT_MIN * 60, phone=True)
@@ -114,7 +114,9 @@ def _paced(bootstrap: str, topic: str, messages: list[dict], pace: float) -> Non
     """`messages` at `pace` x the time between their first beats, through one idempotent producer."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
+    )
     t0, wall0 = messages[0]["beats"][0][1], time.monotonic()
     for m in messages:
         # poll returns as soon as it has served a delivery report: wait until the message's time
@@ -152,8 +154,11 @@ class _Workers:
         """Worker k (again: on the state directory it had, its log in worker<k>.again.log)."""
         log = open(self._log_path(k, again=self.procs[k] is not None), "wb")  # noqa: SIM115  (closed in stop)
         self.logs.append(log)
-        self.procs[k] = subprocess.Popen([sys.executable, "-m", "stresswatch.cli", "--config", str(self.configs[k]),
-                                          "worker"], stdout=log, stderr=subprocess.STDOUT)
+        self.procs[k] = subprocess.Popen(
+            [sys.executable, "-m", "stresswatch.cli", "--config", str(self.configs[k]), "worker"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def _log_path(self, k: int, again: bool):
         return self.tmp_path / f"worker{k + 1}{'.again' if again else ''}.log"
@@ -183,13 +188,16 @@ def _group(bootstrap: str, group: str) -> list[list[int]]:
         described = admin.describe_consumer_groups([group])[group].result(10)
     except Exception:  # noqa: BLE001  (rebalancing, or the coordinator moving: ask again)
         return []
-    return [sorted(tp.partition for tp in (m.assignment.topic_partitions if m.assignment else ()))
-            for m in described.members]
+    return [
+        sorted(tp.partition for tp in (m.assignment.topic_partitions if m.assignment else ()))
+        for m in described.members
+    ]
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS.values()), ids=list(SCENARIOS))
 def test_a_worker_or_broker_killed_mid_stream_loses_nothing_and_no_prompt_reaches_the_phone_twice(
-        scenario, request, influxdb, broker, tmp_path):
+    scenario, request, influxdb, broker, tmp_path
+):
     s = scenario
     kafka = request.getfixturevalue("kafka3" if s.brokers == 3 else "kafka")
     suffix = uuid.uuid4().hex[:6]
@@ -220,8 +228,10 @@ def test_a_worker_or_broker_killed_mid_stream_loses_nothing_and_no_prompt_reache
 
     workers = _Workers(configs[: s.workers], tmp_path)
     stop = threading.Event()
-    deliveries = [Delivery(configuration.load(path, environ={}), target) for path, target in
-                  ((configs[-2], "influx"), (configs[-1], "mqtt"))]
+    deliveries = [
+        Delivery(configuration.load(path, environ={}), target)
+        for path, target in ((configs[-2], "influx"), (configs[-1], "mqtt"))
+    ]
     threads = [threading.Thread(target=d.run, args=(stop,), daemon=True) for d in deliveries]
     out = Reader(kafka.bootstrap, k.readings_topic)
     killed_node = kafka.nodes[0]
@@ -231,8 +241,8 @@ def test_a_worker_or_broker_killed_mid_stream_loses_nothing_and_no_prompt_reache
         for t in threads:
             t.start()
         backlog = [m for m in messages if m["beats"][0][1] < end - BACKLOG_UNTIL_MIN * 60]
-        paced = [m for m in messages[len(backlog):] if m["beats"][0][1] < end - FINAL_FROM_MIN * 60]
-        final = messages[len(backlog) + len(paced):]
+        paced = [m for m in messages[len(backlog) :] if m["beats"][0][1] < end - FINAL_FROM_MIN * 60]
+        final = messages[len(backlog) + len(paced) :]
         produce(kafka.bootstrap, k.beats_topic, backlog)
         before = sum(1 for (_p, t) in readings if t <= end - BACKLOG_UNTIL_MIN * 60) * 0.9
         assert wait_for(lambda: len(out.messages) >= before, 180), _logs(tmp_path)
@@ -259,7 +269,9 @@ def test_a_worker_or_broker_killed_mid_stream_loses_nothing_and_no_prompt_reache
 
         after_kill = wait_for(carried_on, 120)
         waiting = people - {v["person"] for _k, v, stamp in list(out.messages) if stamp > killed_at}
-        assert after_kill, f"no reading after the kill for {sorted(waiting)}\n{_logs(tmp_path)}"  # everyone carried on
+        assert after_kill, (
+            f"no reading after the kill for {sorted(waiting)}\n{_logs(tmp_path)}"
+        )  # everyone carried on
         gap = max(after_kill.values()) - killed_at
         clock.lap("everyone's next reading")
 
@@ -267,15 +279,20 @@ def test_a_worker_or_broker_killed_mid_stream_loses_nothing_and_no_prompt_reache
         # meanwhile), or the broker on its old log; then the last minute of the stream.
         if s.killed == "worker":
             workers.start(0)
-            members = wait_for(lambda: (m := _group(kafka.bootstrap, k.worker_group)) and len(m) == s.workers
-                               and all(m) and m, 120)
+            members = wait_for(
+                lambda: (
+                    (m := _group(kafka.bootstrap, k.worker_group)) and len(m) == s.workers and all(m) and m
+                ),
+                120,
+            )
             assert members, f"{_group(kafka.bootstrap, k.worker_group)}\n{_logs(tmp_path)}"
         else:
             kafka.restart(killed_node)
         produce(kafka.bootstrap, k.beats_topic, final)
 
-        assert wait_for(lambda: len({(v["person"], v["time"]) for _k, v, _s in out.messages}) >= len(readings),
-                        180), _logs(tmp_path)
+        assert wait_for(
+            lambda: len({(v["person"], v["time"]) for _k, v, _s in out.messages}) >= len(readings), 180
+        ), _logs(tmp_path)
         got = list(out.messages)
         clock.lap(f"back, and {len(final)} final messages taken")
         # Every reading of the uninterrupted run, equal to the bit, including those after the failover;
@@ -285,10 +302,12 @@ def test_a_worker_or_broker_killed_mid_stream_loses_nothing_and_no_prompt_reache
         assert {(v["person"], v["time"]) for _k, v, _s in got} == set(readings)
         if s.killed == "worker":  # the restarted worker took people again and rebuilt them
             assert "rebuilt from a snapshot" in workers.log_again(0)
-        print(f"\n{s.brokers} broker(s), {s.workers} workers, {len(people)} people, a {s.killed} killed (-9) "
-              f"{KILLED_AFTER_S:.0f} s into the stream at {s.pace:.0f} x real time: the longest wait from the "
-              f"kill to a person's next reading {gap:.1f} s; {len(got) - len(readings)} of {len(readings)} "
-              f"reading(s) produced twice (each equal to the first); {len(prompts)} prompt(s)")
+        print(
+            f"\n{s.brokers} broker(s), {s.workers} workers, {len(people)} people, a {s.killed} killed (-9) "
+            f"{KILLED_AFTER_S:.0f} s into the stream at {s.pace:.0f} x real time: the longest wait from the "
+            f"kill to a person's next reading {gap:.1f} s; {len(got) - len(readings)} of {len(readings)} "
+            f"reading(s) produced twice (each equal to the first); {len(prompts)} prompt(s)"
+        )
 
         # InfluxDB: each (person, time) once, the values the worker computed.
         def points():
@@ -301,8 +320,10 @@ def test_a_worker_or_broker_killed_mid_stream_loses_nothing_and_no_prompt_reache
         assert rows, "InfluxDB did not get every reading"
         stored = {(person, t): hr for t, hr, person in rows}
         assert len(rows) == len(readings) and set(stored) == {(p, round(t * 1000)) for p, t in readings}
-        assert all(stored[(p, round(t * 1000))] == pytest.approx(r["hr_bpm"], abs=1e-3)
-                   for (p, t), r in readings.items())
+        assert all(
+            stored[(p, round(t * 1000))] == pytest.approx(r["hr_bpm"], abs=1e-3)
+            for (p, t), r in readings.items()
+        )
 
         # The phones: each prompt exactly once, whatever the prompts topic holds after the replay.
         assert wait_for(lambda: len(phone) >= len(prompts), 60)
@@ -323,4 +344,6 @@ def test_a_worker_or_broker_killed_mid_stream_loses_nothing_and_no_prompt_reache
 
 
 def _logs(tmp_path) -> str:
-    return "\n".join(f"{p.name}:\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(tmp_path.glob("worker*.log")))
+    return "\n".join(
+        f"{p.name}:\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(tmp_path.glob("worker*.log"))
+    )

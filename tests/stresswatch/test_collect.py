@@ -19,9 +19,14 @@ PEOPLE = ("ada", "bo", "cy")
 
 
 def _config(kafka, topic: str) -> configuration.Config:
-    return configuration.load(environ={
-        "STRESSWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap, "STRESSWATCH_KAFKA__BEATS_TOPIC": topic,
-        "STRESSWATCH_KAFKA__DEVICES_TOPIC": topic + "-devices", "STRESSWATCH_KAFKA__BATCH_S": "2"})
+    return configuration.load(
+        environ={
+            "STRESSWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap,
+            "STRESSWATCH_KAFKA__BEATS_TOPIC": topic,
+            "STRESSWATCH_KAFKA__DEVICES_TOPIC": topic + "-devices",
+            "STRESSWATCH_KAFKA__BATCH_S": "2",
+        }
+    )
 
 
 def _beats(person: str, minutes: float) -> list[Beat]:

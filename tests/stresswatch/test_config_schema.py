@@ -49,14 +49,20 @@ def test_a_wrong_value_for_any_key_is_named_by_its_key_and_variable(variable):
 
 
 def test_an_alerts_value_is_checked_by_the_rule_of_every_other_key(tmp_path):
-    assert problems_of(tmp_path, "[alerts]\ncooldown_min = -3\n") == ["alerts.cooldown_min: must be >= 0, got -3"]
+    assert problems_of(tmp_path, "[alerts]\ncooldown_min = -3\n") == [
+        "alerts.cooldown_min: must be >= 0, got -3"
+    ]
     assert problems_of(tmp_path, "[processing]\nstep_s = -3\n") == ["processing.step_s: must be >= 0, got -3"]
-    assert problems_of(tmp_path, '[alerts]\nload_days = ["a", 5]\n') == ["alerts.load_days: must be a number, got 'a'"]
+    assert problems_of(tmp_path, '[alerts]\nload_days = ["a", 5]\n') == [
+        "alerts.load_days: must be a number, got 'a'"
+    ]
 
 
 def test_the_alerts_table_is_converted_once_at_load():
-    cfg = config.load(None, environ={"STRESSWATCH_ALERTS__DAILY_CAP": "2",
-                                     "STRESSWATCH_ALERTS__QUIET_HOURS": "21:00, 08:00"})
+    cfg = config.load(
+        None,
+        environ={"STRESSWATCH_ALERTS__DAILY_CAP": "2", "STRESSWATCH_ALERTS__QUIET_HOURS": "21:00, 08:00"},
+    )
     assert cfg.alerts == {"daily_cap": 2, "quiet_hours": ("21:00", "08:00")}
     settings = cfg.alert_settings()
     assert (settings.daily_cap, settings.quiet_hours) == (2, ("21:00", "08:00"))
@@ -73,5 +79,13 @@ def test_problems_of_every_kind_come_in_one_report(tmp_path):
         environ={"STRESSWATCH_KAFKA__PARTITIONS": "0"},
     )
     keys = sorted(p.split(": ")[0 if not p.startswith(config.ENV_PREFIX) else 1] for p in problems)
-    assert keys == ["alerts.cooldown_min", "alerts.session_time", "devices[1].person", "kafka.partitions",
-                    "mqtt.base_topic", "mqtt.colour", "processing.rmssd_window_s", "processing.window_s"], problems
+    assert keys == [
+        "alerts.cooldown_min",
+        "alerts.session_time",
+        "devices[1].person",
+        "kafka.partitions",
+        "mqtt.base_topic",
+        "mqtt.colour",
+        "processing.rmssd_window_s",
+        "processing.window_s",
+    ], problems

@@ -17,20 +17,34 @@ from stresswatch.deliver import Delivery
 
 
 def _intent(person: str, t: float) -> dict:
-    return {"id": f"{person}-{int(t)}-acute", "person": person, "time": t, "kind": "acute",
-            "exercise": Exercise().to_dict(), "reason": "You have been stressed for 10 of the last 15 minutes.",
-            "stress_score": 90.0, "expires_at": t + 1800}
+    return {
+        "id": f"{person}-{int(t)}-acute",
+        "person": person,
+        "time": t,
+        "kind": "acute",
+        "exercise": Exercise().to_dict(),
+        "reason": "You have been stressed for 10 of the last 15 minutes.",
+        "stress_score": 90.0,
+        "expires_at": t + 1800,
+    }
 
 
 def test_a_prompt_intent_replayed_after_it_was_sent_does_not_reach_the_phone_again(kafka, broker, tmp_path):
     from confluent_kafka import Producer
 
     suffix = uuid.uuid4().hex[:6]
-    cfg = configuration.load(environ={
-        "STRESSWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap, "STRESSWATCH_KAFKA__PROMPTS_TOPIC": f"prompts-{suffix}",
-        "STRESSWATCH_KAFKA__READINGS_TOPIC": f"readings-{suffix}", "STRESSWATCH_KAFKA__DAILY_TOPIC": f"daily-{suffix}",
-        "STRESSWATCH_MQTT__URL": f"mqtt://127.0.0.1:{broker.port}", "STRESSWATCH_MQTT__DISCOVERY": "false",
-        "STRESSWATCH_MQTT__CLIENT_ID": f"notifier-{suffix}", "STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state")})
+    cfg = configuration.load(
+        environ={
+            "STRESSWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap,
+            "STRESSWATCH_KAFKA__PROMPTS_TOPIC": f"prompts-{suffix}",
+            "STRESSWATCH_KAFKA__READINGS_TOPIC": f"readings-{suffix}",
+            "STRESSWATCH_KAFKA__DAILY_TOPIC": f"daily-{suffix}",
+            "STRESSWATCH_MQTT__URL": f"mqtt://127.0.0.1:{broker.port}",
+            "STRESSWATCH_MQTT__DISCOVERY": "false",
+            "STRESSWATCH_MQTT__CLIENT_ID": f"notifier-{suffix}",
+            "STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"),
+        }
+    )
     phone: list[dict] = []
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     sub.on_message = lambda _c, _u, msg: phone.append(json.loads(msg.payload))

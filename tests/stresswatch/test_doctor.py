@@ -23,8 +23,13 @@ def by_what(findings, prefix):
 
 
 def test_a_working_broker_database_and_state_directory_are_ok(broker, influxdb, tmp_path):
-    cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}", influx__url=influxdb.url,
-               influx__api="v1", influx__bucket="stresswatch")
+    cfg = load(
+        tmp_path,
+        mqtt__url=f"mqtt://127.0.0.1:{broker.port}",
+        influx__url=influxdb.url,
+        influx__api="v1",
+        influx__bucket="stresswatch",
+    )
     found = check_all(cfg)
     assert [f.level for f in by_what(found, "MQTT")] == [Level.OK]
     assert [f.level for f in by_what(found, "InfluxDB")] == [Level.OK]
@@ -36,8 +41,12 @@ def test_a_wrong_broker_password_is_named_and_never_shown(tmp_path):
     (tmp_path / "m").mkdir()
     broker = servers.mosquitto(tmp_path / "m", users={"stresswatch": "right-secret"}).start()
     try:
-        cfg = load(tmp_path, mqtt__url=f"mqtt://127.0.0.1:{broker.port}", mqtt__username="stresswatch",
-                   mqtt__password="wrong-secret-123")
+        cfg = load(
+            tmp_path,
+            mqtt__url=f"mqtt://127.0.0.1:{broker.port}",
+            mqtt__username="stresswatch",
+            mqtt__password="wrong-secret-123",
+        )
         [f] = by_what(check_all(cfg), "MQTT")
     finally:
         broker.stop()
@@ -86,11 +95,19 @@ def test_a_running_service_is_reported_with_its_pid_without_taking_its_lock(tmp_
 
 def test_without_a_system_bus_configured_straps_cannot_work_and_the_exit_code_says_so(tmp_path):
     cfg_file = tmp_path / "c.toml"
-    cfg_file.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n'
-                        '[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:00:00:07"\n')
+    cfg_file.write_text(
+        f'[state]\ndirectory = "{tmp_path / "state"}"\n'
+        '[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:00:00:07"\n'
+    )
     env = {"PATH": "/usr/bin:/bin", "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path / 'no-bus'}"}
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "--config", str(cfg_file), "doctor"],
-                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "--config", str(cfg_file), "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "PROBLEM bluetooth" in proc.stdout and "D-Bus" in proc.stdout
     assert "Traceback" not in proc.stderr
@@ -143,11 +160,13 @@ def test_doctor_names_each_configured_devices_motion_sources(tmp_path):
     if not Path("/usr/bin/dbus-daemon").exists():
         pytest.skip("dbus-daemon is not installed (Debian package dbus)")
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n'
-                   '[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:00:00:07"\n'
-                   '[[devices]]\nperson = "ann"\naddress = "D4:22:CD:00:00:03"\nrole = "motion"\n'
-                   '[[devices]]\nperson = "bob"\naddress = "C8:2B:96:00:00:02"\n'
-                   '[[devices]]\nperson = "cy"\naddress = "A0:9E:1A:00:00:09"\n')
+    cfg.write_text(
+        f'[state]\ndirectory = "{tmp_path / "state"}"\n'
+        '[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:00:00:07"\n'
+        '[[devices]]\nperson = "ann"\naddress = "D4:22:CD:00:00:03"\nrole = "motion"\n'
+        '[[devices]]\nperson = "bob"\naddress = "C8:2B:96:00:00:02"\n'
+        '[[devices]]\nperson = "cy"\naddress = "A0:9E:1A:00:00:09"\n'
+    )
     bus = PrivateSystemBus()
 
     async def scenario():
@@ -158,8 +177,15 @@ def test_doctor_names_each_configured_devices_motion_sources(tmp_path):
         bluez.add(FakeStrap("C8:2B:96:00:00:02", "TICKR B", [700] * 10))
         beats = asyncio.create_task(bluez.run_heartbeats(0.5))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "doctor",
-            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}, stdout=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "stresswatch.cli",
+            "--config",
+            str(cfg),
+            "doctor",
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
+            stdout=asyncio.subprocess.PIPE,
+        )
         out, _ = await asyncio.wait_for(proc.communicate(), 120)
         beats.cancel()
         return out.decode()
@@ -171,10 +197,17 @@ def test_doctor_names_each_configured_devices_motion_sources(tmp_path):
     lines = {ln.split(": ", 1)[0].split(None, 1)[1]: ln for ln in out.splitlines() if "device " in ln}
     assert "motion: accelerometer (25, 50, 100, 200 Hz)" in lines["device A0:9E:1A:00:00:07 (ann)"]
     assert lines["device A0:9E:1A:00:00:07 (ann)"].startswith("ok")
-    assert lines["device D4:22:CD:00:00:03 (ann)"] == "ok      device D4:22:CD:00:00:03 (ann): Stride, battery 87 %, " \
+    assert (
+        lines["device D4:22:CD:00:00:03 (ann)"]
+        == "ok      device D4:22:CD:00:00:03 (ann): Stride, battery 87 %, "
         "RR intervals no, motion: foot pod (RSC)"
+    )
     assert "motion: none" in lines["device C8:2B:96:00:00:02 (bob)"]
-    assert lines["device A0:9E:1A:00:00:09 (cy)"].startswith("warn") and "not seen" in lines["device A0:9E:1A:00:00:09 (cy)"]
+    assert (
+        lines["device A0:9E:1A:00:00:09 (cy)"].startswith("warn")
+        and "not seen" in lines["device A0:9E:1A:00:00:09 (cy)"]
+    )
+
 
 def test_straps_say_what_the_service_saw_whether_each_sends_rr_and_doctor_writes_nothing(tmp_path):
     from sinks.store import StateStore
@@ -182,16 +215,22 @@ def test_straps_say_what_the_service_saw_whether_each_sends_rr_and_doctor_writes
     from stresswatch.doctor import check_straps
 
     cfg_file = tmp_path / "c.toml"
-    cfg_file.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n'
-                        '[[devices]]\nperson = "ann"\naddress = "F0:13:C3:00:00:08"\n'
-                        '[[devices]]\nperson = "bob"\naddress = "A0:9E:1A:00:00:07"\n'
-                        '[[devices]]\nperson = "cy"\nname = "TICKR*"\n')
+    cfg_file.write_text(
+        f'[state]\ndirectory = "{tmp_path / "state"}"\n'
+        '[[devices]]\nperson = "ann"\naddress = "F0:13:C3:00:00:08"\n'
+        '[[devices]]\nperson = "bob"\naddress = "A0:9E:1A:00:00:07"\n'
+        '[[devices]]\nperson = "cy"\nname = "TICKR*"\n'
+    )
     cfg = config.load(cfg_file, environ={})
     assert check_straps(cfg) == [] and not (tmp_path / "state").exists()  # nothing seen, nothing created
 
     store = StateStore(tmp_path / "state" / "state.db")
-    store.save_states({saved_key("ann", "F0:13:C3:00:00:08"): {"sends_rr": False, "time": 1.78e9, "model": "HRM"},
-                       saved_key("bob", "A0:9E:1A:00:00:07"): {"sends_rr": True, "time": 1.78e9, "model": "H10"}})
+    store.save_states(
+        {
+            saved_key("ann", "F0:13:C3:00:00:08"): {"sends_rr": False, "time": 1.78e9, "model": "HRM"},
+            saved_key("bob", "A0:9E:1A:00:00:07"): {"sends_rr": True, "time": 1.78e9, "model": "H10"},
+        }
+    )
     store.close()
     found = {f.what: f for f in check_straps(cfg)}
     assert sorted(found) == ["strap A0:9E:1A:00:00:07 (bob)", "strap F0:13:C3:00:00:08 (ann)"]  # cy: not seen
@@ -200,12 +239,15 @@ def test_straps_say_what_the_service_saw_whether_each_sends_rr_and_doctor_writes
     assert "HRV and the stress state are unavailable" in ann.detail and "RR intervals" in ann.fix
     assert bob.level == Level.OK and bob.detail.startswith("sends RR intervals")
 
+
 def test_the_kafka_cluster_is_checked_for_brokers_replication_and_partitions(kafka, tmp_path):
     from sinks.kafka import ensure_topics
     from stresswatch.doctor import check_kafka
 
     beats = f"beats-doctor-{tmp_path.name[-6:]}"
-    cfg = load(tmp_path, kafka__bootstrap_servers=kafka.bootstrap, kafka__replication="1", kafka__beats_topic=beats)
+    cfg = load(
+        tmp_path, kafka__bootstrap_servers=kafka.bootstrap, kafka__replication="1", kafka__beats_topic=beats
+    )
     ensure_topics(cfg.kafka.client_config(), [beats], 2, 1)
     found = {f.what: f for f in check_kafka(cfg)}
     assert found[f"kafka {kafka.bootstrap}"].level == Level.OK
@@ -213,7 +255,9 @@ def test_the_kafka_cluster_is_checked_for_brokers_replication_and_partitions(kaf
     assert wrong.level == Level.WARN and "has 2 partitions, [kafka] partitions says 48" in wrong.detail
     assert found["kafka topic readings"].level == Level.OK
 
-    three = check_kafka(load(tmp_path, kafka__bootstrap_servers=kafka.bootstrap))  # replication 3 on one broker
+    three = check_kafka(
+        load(tmp_path, kafka__bootstrap_servers=kafka.bootstrap)
+    )  # replication 3 on one broker
     assert three[0].level == Level.PROBLEM and "1 broker(s) for replication 3" in three[0].detail
 
     nobody = f"127.0.0.1:{servers.free_port()}"

@@ -50,17 +50,35 @@ RESTING = [int(962 + 45 * math.sin(i * 2 * math.pi / 5)) for i in range(40)]
 
 def test_device_health_counts_the_last_minute_and_ages_the_last_beat():
     h = DeviceHealth()
-    assert h.report(100.0) == {"last_beat_age_s": None, "beats_last_min": 0, "artifacts_last_min": 0,
-                               "hr_without_rr_last_min": 0}
+    assert h.report(100.0) == {
+        "last_beat_age_s": None,
+        "beats_last_min": 0,
+        "artifacts_last_min": 0,
+        "hr_without_rr_last_min": 0,
+    }
     h.status = {"battery_pct": 64, "connected": True, "model": "H10"}
     for k in range(120):  # two minutes at 60 bpm, every tenth beat corrected
         h.beat(1000.0 + k, artifact=k % 10 == 0)
     now = 1000.0 + 119 + 0.5
-    assert h.report(now) == {"battery_pct": 64, "connected": True, "model": "H10", "last_beat_age_s": 0.5,
-                             "beats_last_min": 60, "artifacts_last_min": 6, "hr_without_rr_last_min": 0}
+    assert h.report(now) == {
+        "battery_pct": 64,
+        "connected": True,
+        "model": "H10",
+        "last_beat_age_s": 0.5,
+        "beats_last_min": 60,
+        "artifacts_last_min": 6,
+        "hr_without_rr_last_min": 0,
+    }
     # The strap taken off: the counts fall to zero and the age grows; nothing stays frozen.
-    assert h.report(now + 90) == {"battery_pct": 64, "connected": True, "model": "H10", "last_beat_age_s": 90.5,
-                                  "beats_last_min": 0, "artifacts_last_min": 0, "hr_without_rr_last_min": 0}
+    assert h.report(now + 90) == {
+        "battery_pct": 64,
+        "connected": True,
+        "model": "H10",
+        "last_beat_age_s": 90.5,
+        "beats_last_min": 0,
+        "artifacts_last_min": 0,
+        "hr_without_rr_last_min": 0,
+    }
 
 
 def test_device_health_counts_heart_rates_without_rr_apart_from_beats():
@@ -83,10 +101,18 @@ def test_device_health_follows_a_clock_set_back():
     for k in range(90):  # the same strap, the clock an hour back
         h.beat(5000.0 + 120 - 3600.0 + k, artifact=k % 10 == 0)
     now = 5000.0 + 120 - 3600.0 + 89 + 0.5
-    assert h.report(now) == {"last_beat_age_s": 0.5, "beats_last_min": 60, "artifacts_last_min": 6,
-                             "hr_without_rr_last_min": 0}
-    assert h.report(now + 30) == {"last_beat_age_s": 30.5, "beats_last_min": 30, "artifacts_last_min": 3,
-                                  "hr_without_rr_last_min": 0}
+    assert h.report(now) == {
+        "last_beat_age_s": 0.5,
+        "beats_last_min": 60,
+        "artifacts_last_min": 6,
+        "hr_without_rr_last_min": 0,
+    }
+    assert h.report(now + 30) == {
+        "last_beat_age_s": 30.5,
+        "beats_last_min": 30,
+        "artifacts_last_min": 3,
+        "hr_without_rr_last_min": 0,
+    }
 
 
 def test_heart_rates_without_rr_in_device_health_follow_a_clock_set_back():
@@ -121,8 +147,9 @@ class Phone:
         self.got: queue.Queue = queue.Queue()
         self.prompts: list[dict] = []
         self.devices: dict[str, list[dict]] = {}
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"phone-{uuid.uuid4().hex[:6]}",
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"phone-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+        )
         self.client.on_message = lambda c, u, m: self.got.put(m)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("stresswatch/#", qos=1)
         self.client.connect("127.0.0.1", port)
@@ -138,7 +165,9 @@ class Phone:
 
     def answer(self, prompt: dict, action: str) -> None:
         topic = f"stresswatch/{prompt['person']}/prompt/response"
-        self.client.publish(topic, json.dumps({"id": prompt["id"], "action": action}), qos=1).wait_for_publish(5)
+        self.client.publish(
+            topic, json.dumps({"id": prompt["id"], "action": action}), qos=1
+        ).wait_for_publish(5)
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -168,7 +197,9 @@ def hrv_times(vm, person: str) -> list[int]:
     return sorted(ts for samples in series.values() for ts, _ in samples)
 
 
-def test_two_wearers_one_prompt_answered_an_outage_loses_nothing_and_sigterm_leaves_offline(broker, vm, tmp_path):
+def test_two_wearers_one_prompt_answered_an_outage_loses_nothing_and_sigterm_leaves_offline(
+    broker, vm, tmp_path
+):
     if not Path("/usr/bin/dbus-daemon").exists():
         pytest.skip("dbus-daemon is not installed (Debian package dbus)")
     state = tmp_path / "state"
@@ -183,7 +214,7 @@ def test_two_wearers_one_prompt_answered_an_outage_loses_nothing_and_sigterm_lea
         f'[processing]\nstep_s = 5\n[state]\ndirectory = "{state}"\n'
         f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
         f'[influx]\nurl = "{vm.url}"\nflush_interval_s = 1\n'
-        '[alerts]\nacute_n_min = 2\nacute_m_min = 3\ncooldown_min = 600\n'
+        "[alerts]\nacute_n_min = 2\nacute_m_min = 3\ncooldown_min = 600\n"
         'quiet_hours = ["00:00", "00:00"]\nsleep_window = ["00:00", "00:00"]\n'
         f'[[devices]]\nperson = "ann"\naddress = "{ANN}"\n'
         f'[[devices]]\nperson = "bob"\naddress = "{BOB}"\n'
@@ -199,9 +230,16 @@ def test_two_wearers_one_prompt_answered_an_outage_loses_nothing_and_sigterm_lea
         bluez.add(FakeStrap(BOB, "Polar H10 B", RESTING, battery=81))
         hearts = asyncio.create_task(bluez.run_heartbeats(1.0))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run", "--readings",
+            sys.executable,
+            "-m",
+            "stresswatch.cli",
+            "--config",
+            str(cfg),
+            "run",
+            "--readings",
             env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out_task = asyncio.create_task(proc.stdout.read())
         err_task = asyncio.create_task(proc.stderr.read())
@@ -266,7 +304,8 @@ def test_two_wearers_one_prompt_answered_an_outage_loses_nothing_and_sigterm_lea
     for person in ("ann", "bob"):
         times = hrv_times(vm, person)
         assert len(times) == printed[person] > 20, (
-            f"{person}: {printed[person]} readings printed, {len(times)} stored; outage {outage}, stored {times}")
+            f"{person}: {printed[person]} readings printed, {len(times)} stored; outage {outage}, stored {times}"
+        )
         during = [t for t in times if outage["start"] * 1000 <= t <= outage["end"] * 1000]
         assert len(during) >= 3, f"{person}: {len(during)} readings from the outage stored"
     # A clean stop: `offline` retained and nothing left in either outbox.

@@ -78,20 +78,25 @@ def calm(minutes: float, start: float, seed: int = 1, person: str = "ann", **kw)
 
 
 def write_config(tmp_path: Path, broker=None, influx=None, zone="Europe/Berlin", auto=True, extra="") -> Path:
-    text = (f'[service]\ntimezone = "{zone}"\n[state]\ndirectory = "{tmp_path / "state"}"\n'
-            f'[[people]]\nname = "ann"\nmorning_posture = "lying"\nmorning_auto = {"true" if auto else "false"}\n'
-            f'[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:00:00:07"\n' + extra)
+    text = (
+        f'[service]\ntimezone = "{zone}"\n[state]\ndirectory = "{tmp_path / "state"}"\n'
+        f'[[people]]\nname = "ann"\nmorning_posture = "lying"\nmorning_auto = {"true" if auto else "false"}\n'
+        f'[[devices]]\nperson = "ann"\naddress = "A0:9E:1A:00:00:07"\n' + extra
+    )
     if broker is not None:
         text += f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
     if influx is not None:
-        text += f'[influx]\nurl = "{influx.url}"\napi = "v1"\nbucket = "stresswatch"\nflush_interval_s = 0.2\n'
+        text += (
+            f'[influx]\nurl = "{influx.url}"\napi = "v1"\nbucket = "stresswatch"\nflush_interval_s = 0.2\n'
+        )
     path = tmp_path / "stresswatch.toml"
     path.write_text(text)
     return path
 
 
-def run_service(cfg, strap: LiveStrap, clock: Clock, until, during=None, timeout: float = 60.0,
-                **kw) -> Service:
+def run_service(
+    cfg, strap: LiveStrap, clock: Clock, until, during=None, timeout: float = 60.0, **kw
+) -> Service:
     """Run the service on `strap` until `until(service)` holds (or fail after `timeout` s);
     `during(service)` runs once the service is up."""
     service = Service(cfg, [strap], clock=clock, **kw)
@@ -194,7 +199,9 @@ def test_a_reading_asked_for_on_mqtt_says_its_progress_and_publishes_the_result(
     assert len(results) == 1 and results[0] == done
     assert done["valid"] is True and done["posture"] == "lying" and done["date"] == "2026-01-15"
     assert 3.0 < done["ln_rmssd"] < 5.0 and 55 < done["hr_bpm"] < 65 and done["valid_mornings"] == 1
-    assert service.people["ann"].engine.days.open.morning_ln_rmssd == pytest.approx(done["ln_rmssd"], abs=1e-4)
+    assert service.people["ann"].engine.days.open.morning_ln_rmssd == pytest.approx(
+        done["ln_rmssd"], abs=1e-4
+    )
     # retained: a phone or Home Assistant connecting later gets the last reading
     late = Listener(broker, topics=("stresswatch/ann/morning",))
     try:
@@ -204,7 +211,9 @@ def test_a_reading_asked_for_on_mqtt_says_its_progress_and_publishes_the_result(
         assert late.messages and late.messages[0][2] is True and json.loads(late.messages[0][1]) == done
     finally:
         late.stop()
-    rows = servers.influx_query(influxdb, "SELECT ln_rmssd, hr_bpm, posture, trigger FROM morning", db="stresswatch")
+    rows = servers.influx_query(
+        influxdb, "SELECT ln_rmssd, hr_bpm, posture, trigger FROM morning", db="stresswatch"
+    )
     values = rows["results"][0]["series"][0]["values"]
     assert len(values) == 1 and values[0][1] == pytest.approx(done["ln_rmssd"], abs=1e-3)
     assert values[0][3:] == ["lying", "mqtt"]
@@ -251,9 +260,13 @@ def test_the_command_line_asks_the_running_service_and_prints_the_result(broker,
     outcome = {}
 
     def command(service):
-        proc = subprocess.Popen([sys.executable, "-m", "stresswatch.cli", "--config", str(path), "measure"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONPATH": os.getcwd()})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stresswatch.cli", "--config", str(path), "measure"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
         deadline = time.monotonic() + 30
         while service.people["ann"].morning is None:
             assert proc.poll() is None, proc.communicate()
@@ -269,7 +282,9 @@ def test_the_command_line_asks_the_running_service_and_prints_the_result(broker,
     assert outcome["code"] == 0, outcome["err"][-2000:]
     lines = out.splitlines()
     assert lines[0].startswith(f"asked the running service (PID {os.getpid()}) for a morning reading of ann")
-    assert any(line.startswith("settling: ") for line in lines) and any(line.startswith("measuring: ") for line in lines)
+    assert any(line.startswith("settling: ") for line in lines) and any(
+        line.startswith("measuring: ") for line in lines
+    )
     result = service.people["ann"].engine.days.open
     assert lines[-1].startswith(f"morning reading: lnRMSSD {result.morning_ln_rmssd:.2f}")
     assert result.morning_trigger == "cli"
@@ -278,21 +293,38 @@ def test_the_command_line_asks_the_running_service_and_prints_the_result(broker,
 def test_measure_with_a_service_but_no_mqtt_says_what_to_do(tmp_path):
     path = write_config(tmp_path)
     with StateLock(tmp_path / "state"):
-        proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "--config", str(path), "measure"],
-                              check=False, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "stresswatch.cli", "--config", str(path), "measure"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"a stresswatch service (PID {os.getpid()}) runs" in proc.stderr and "set [mqtt] url" in proc.stderr
+    assert (
+        f"a stresswatch service (PID {os.getpid()}) runs" in proc.stderr and "set [mqtt] url" in proc.stderr
+    )
 
 
 @pytest.mark.slow
 def test_measure_for_someone_without_a_strap_or_unknown_says_so(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n[[people]]\nname = "bo"\n')
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "--config", str(path), "measure"],
-                          check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "--config", str(path), "measure"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "no [[devices]] strap is configured for 'bo'" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "--config", str(path), "measure", "--person",
-                           "cy"], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "--config", str(path), "measure", "--person", "cy"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "--person 'cy' is not configured (people: bo)" in proc.stderr
 
 
@@ -309,11 +341,15 @@ def test_a_strap_put_on_in_the_morning_window_starts_a_reading_on_its_own_once_a
     beats = calm(4.0, t0) + calm(3.0, t0 + 50 * 60, seed=2) + calm(3.0, local("2026-01-15T14:00"), seed=3)
     seen = []
     strap = LiveStrap(beats, clock)
-    service = run_service(cfg, strap, clock, lambda s: strap.done,
-                          on_measurement=lambda who, p: seen.append(p))
+    service = run_service(
+        cfg, strap, clock, lambda s: strap.done, on_measurement=lambda who, p: seen.append(p)
+    )
     running = ("waiting", "stabilising", "measuring")
-    starts = [b for a, b in itertools.pairwise([{"status": "idle"}, *seen])
-              if b["status"] in running and a["status"] not in running]
+    starts = [
+        b
+        for a, b in itertools.pairwise([{"status": "idle"}, *seen])
+        if b["status"] in running and a["status"] not in running
+    ]
     done = [p for p in seen if p["status"] == "done"]
     assert len(done) == 1 and done[0]["trigger"] == "auto" and done[0]["result"]["trigger"] == "auto"
     assert len(starts) == 1  # not again at 07:30 (a valid reading today), nor at 14:00 (outside the window)
@@ -329,7 +365,10 @@ def test_a_replay_never_starts_a_reading_on_its_own(tmp_path):
     t0 = local("2026-01-15T06:40")
     service = Service(cfg, [ReplaySource(calm(4.0, t0))], clock=Clock(t0))
     asyncio.run(service.run(asyncio.Event()))
-    assert service.people["ann"].engine.days.open is None or service.people["ann"].engine.days.open.morning_time is None
+    assert (
+        service.people["ann"].engine.days.open is None
+        or service.people["ann"].engine.days.open.morning_time is None
+    )
 
 
 # -- spoiled readings ----------------------------------------------------------------------------
@@ -340,8 +379,13 @@ def test_a_reading_spoiled_by_movement_says_why_asks_again_and_stores_nothing(br
     t0 = local("2026-01-15T07:10")
     clock = Clock(t0)
     # still until the measured minute begins, then up and walking about
-    beats = to_beats(simulate([phase("rest", 1.1), phase("rest", 3.0, "walking", hr_bpm=104, rsa_ms=10)],
-                              seed=4, start=t0), "ann", "strap")
+    beats = to_beats(
+        simulate(
+            [phase("rest", 1.1), phase("rest", 3.0, "walking", hr_bpm=104, rsa_ms=10)], seed=4, start=t0
+        ),
+        "ann",
+        "strap",
+    )
     asked = []
     strap = LiveStrap(beats, clock, hold=lambda t: t > t0 + 5 and not asked)
     listener = Listener(broker, topics=("stresswatch/ann/#",))
@@ -351,8 +395,9 @@ def test_a_reading_spoiled_by_movement_says_why_asks_again_and_stores_nothing(br
 
     try:
         with caplog.at_level(logging.INFO):
-            service = run_service(cfg, strap, clock, lambda s: asked and s.people["ann"].morning is None,
-                                  during=request)
+            service = run_service(
+                cfg, strap, clock, lambda s: asked and s.people["ann"].morning is None, during=request
+            )
         time.sleep(0.5)
         progress = listener.on("stresswatch/ann/measurement")
         morning = listener.on("stresswatch/ann/morning")
@@ -378,17 +423,23 @@ def test_a_reading_spoiled_by_artifacts_says_why_in_the_log_and_stores_nothing(t
     seen = []
     strap = LiveStrap(beats, clock, hold=lambda t: not seen)
     with caplog.at_level(logging.INFO):
-        service = run_service(cfg, strap, clock, lambda s: seen and seen[-1]["status"] in ("failed", "done"),
-                              during=lambda s: s._loop.call_soon_threadsafe(s.measure, "ann", "cli"),
-                              on_measurement=lambda who, p: seen.append(p))
+        service = run_service(
+            cfg,
+            strap,
+            clock,
+            lambda s: seen and seen[-1]["status"] in ("failed", "done"),
+            during=lambda s: s._loop.call_soon_threadsafe(s.measure, "ann", "cli"),
+            on_measurement=lambda who, p: seen.append(p),
+        )
     assert seen[-1]["status"] == "failed" and seen[-1]["failure"] == "artifacts"
     assert "had to be corrected" in seen[-1]["reason"]
     assert "ann: morning reading failed (artifacts):" in caplog.text
     assert service.people["ann"].engine.days.open.morning_ln_rmssd is None
 
 
-def strap_acceleration(start: float, seconds: int, walking: tuple[float, float] | None = None,
-                       seed: int = 6) -> list[Acceleration]:
+def strap_acceleration(
+    start: float, seconds: int, walking: tuple[float, float] | None = None, seed: int = 6
+) -> list[Acceleration]:
     """A strap's accelerometer at 25 Hz in 1 s frames, as collector/pmd.py hands them over: still
     (gravity on y, 5 mg noise), walking (108 steps/min, 315 mg; as tests/processing/test_motion.py)
     over [walking[0], walking[1])."""
@@ -413,7 +464,9 @@ def take_reading(tmp_path, motion: list) -> list[dict]:
     seen = []
     service = Service(cfg, [], clock=Clock(t0), on_measurement=lambda who, p: seen.append(p))
     service.measure("ann", "cli", now=t0)
-    events = sorted(calm(4.0, t0, seed=6) + motion, key=lambda e: e.t[0] if isinstance(e, Acceleration) else e.t)
+    events = sorted(
+        calm(4.0, t0, seed=6) + motion, key=lambda e: e.t[0] if isinstance(e, Acceleration) else e.t
+    )
     for e in events:
         service.events([e])
         if seen[-1]["status"] in ("done", "failed"):
@@ -434,9 +487,12 @@ def test_a_short_walk_the_strap_s_accelerometer_sees_spoils_the_reading(tmp_path
     assert "the motion sensor says so" in seen[-1]["reason"]
 
 
-@pytest.mark.parametrize("kind, spoils", [(MotionKind.WALKING, True), (MotionKind.IN_VEHICLE, False),
-                                          (MotionKind.STILL, False)])
-def test_a_motion_source_s_report_in_the_measured_minute_spoils_it_only_when_it_says_moving(tmp_path, kind, spoils):
+@pytest.mark.parametrize(
+    "kind, spoils", [(MotionKind.WALKING, True), (MotionKind.IN_VEHICLE, False), (MotionKind.STILL, False)]
+)
+def test_a_motion_source_s_report_in_the_measured_minute_spoils_it_only_when_it_says_moving(
+    tmp_path, kind, spoils
+):
     """A foot pod's (or the phone's) Motion as processing/motion.py reads it: a car is neither
     still nor moving, so it does not throw a reading away."""
     t0 = local("2026-01-15T07:10")
@@ -460,8 +516,13 @@ def test_a_stop_in_the_middle_says_stopped_and_a_kill_leaves_no_half_reading(bro
         # 1. A clean stop (SIGTERM) 90 s into the reading.
         clock = Clock(t0)
         strap = LiveStrap([b for b in beats if b.t < t0 + 90], clock)
-        service = run_service(cfg, strap, clock, lambda s: strap.done,
-                              during=lambda s: s._loop.call_soon_threadsafe(s.measure, "ann", "mqtt", None, t0))
+        service = run_service(
+            cfg,
+            strap,
+            clock,
+            lambda s: strap.done,
+            during=lambda s: s._loop.call_soon_threadsafe(s.measure, "ann", "mqtt", None, t0),
+        )
         time.sleep(0.3)
         progress = listener.on("stresswatch/ann/measurement")
         assert progress[-2]["status"] == "measuring" and progress[-1]["status"] == "stopped"
@@ -494,7 +555,10 @@ def test_a_stop_in_the_middle_says_stopped_and_a_kill_leaves_no_half_reading(bro
         deadline = time.monotonic() + 5
         while not late.drain() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert json.loads(late.messages[0][1])["status"] in ("idle", "stopped")  # retained: never a stale "measuring"
+        assert json.loads(late.messages[0][1])["status"] in (
+            "idle",
+            "stopped",
+        )  # retained: never a stale "measuring"
     finally:
         late.stop()
 
@@ -502,19 +566,24 @@ def test_a_stop_in_the_middle_says_stopped_and_a_kill_leaves_no_half_reading(bro
 # -- the person's local morning ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("zone, on, starts, date", [
-    ("America/New_York", "2026-03-08T06:30", True, "2026-03-08"),  # the day the clocks go forward
-    ("America/New_York", "2026-11-01T06:30", True, "2026-11-01"),  # ... and back
-    ("America/New_York", "2026-03-08T01:30", False, None),  # 06:30 UTC is night in New York
-    ("Pacific/Auckland", "2026-01-10T06:30", True, "2026-01-10"),  # 17:30 UTC the day before
-])
+@pytest.mark.parametrize(
+    "zone, on, starts, date",
+    [
+        ("America/New_York", "2026-03-08T06:30", True, "2026-03-08"),  # the day the clocks go forward
+        ("America/New_York", "2026-11-01T06:30", True, "2026-11-01"),  # ... and back
+        ("America/New_York", "2026-03-08T01:30", False, None),  # 06:30 UTC is night in New York
+        ("Pacific/Auckland", "2026-01-10T06:30", True, "2026-01-10"),  # 17:30 UTC the day before
+    ],
+)
 def test_a_morning_is_the_persons_local_morning(tmp_path, zone, on, starts, date):
     cfg = config.load(write_config(tmp_path, zone=zone))
     t0 = local(on, ZoneInfo(zone))
     clock = Clock(t0)
     seen = []
     strap = LiveStrap(calm(4.0, t0), clock)
-    service = run_service(cfg, strap, clock, lambda s: strap.done, on_measurement=lambda who, p: seen.append(p))
+    service = run_service(
+        cfg, strap, clock, lambda s: strap.done, on_measurement=lambda who, p: seen.append(p)
+    )
     done = [p for p in seen if p["status"] == "done"]
     if not starts:
         assert done == [] and all(p["status"] == "idle" for p in seen)
@@ -538,7 +607,9 @@ def test_the_command_line_with_no_service_connects_to_the_strap_and_stores_the_r
     if not Path("/usr/bin/dbus-daemon").exists():
         pytest.skip("dbus-daemon is not installed (Debian package dbus)")
     bus = PrivateSystemBus()
-    path = write_config(tmp_path, zone="UTC", auto=False, extra="[morning]\nstabilise_s = 0\nmeasure_s = 30\n")
+    path = write_config(
+        tmp_path, zone="UTC", auto=False, extra="[morning]\nstabilise_s = 0\nmeasure_s = 30\n"
+    )
     # a resting heart: 60 bpm with breathing (5 beats a breath), in 1/1024 s
     script = [round(1024 * (1.0 + 0.04 * np.sin(2 * np.pi * i / 5))) for i in range(5)]
 
@@ -548,9 +619,16 @@ def test_the_command_line_with_no_service_connects_to_the_strap_and_stores_the_r
         bluez.add(FakeStrap("A0:9E:1A:00:00:07", "Polar H10 7", script))
         heart = asyncio.create_task(bluez.run_heartbeats(0.5))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stresswatch.cli", "--config", str(path), "measure",
+            sys.executable,
+            "-m",
+            "stresswatch.cli",
+            "--config",
+            str(path),
+            "measure",
             env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), 150)
         finally:
@@ -592,8 +670,10 @@ def test_the_service_tick_closes_a_morning_readers_day_at_midnight(tmp_path):
 
 def test_morning_settings_are_checked_naming_the_key(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('[[people]]\nname = "ann"\nmorning_posture = "standing"\nmorning_from = "5am"\n'
-                    '[morning]\nmeasure_s = 10\n[alerts]\nhrv_source = "wrist"\n')
+    path.write_text(
+        '[[people]]\nname = "ann"\nmorning_posture = "standing"\nmorning_from = "5am"\n'
+        '[morning]\nmeasure_s = 10\n[alerts]\nhrv_source = "wrist"\n'
+    )
     with pytest.raises(config.ConfigError) as err:
         config.load(path, environ={})
     problems = err.value.problems
@@ -608,7 +688,9 @@ def test_a_request_during_a_reading_started_on_its_own_follows_that_reading_to_i
     t0 = local("2026-01-15T06:40")
     seen = []
     beats = calm(4.0, t0)
-    service = Service(cfg, [LiveStrap([], Clock(t0))], clock=Clock(t0), on_measurement=lambda who, p: seen.append(p))
+    service = Service(
+        cfg, [LiveStrap([], Clock(t0))], clock=Clock(t0), on_measurement=lambda who, p: seen.append(p)
+    )
     service.events(beats[:30])
     assert service.people["ann"].morning.trigger == "auto"
     answer = service.measure("ann", "cli", request="r1", now=beats[29].t)

@@ -8,7 +8,9 @@ import pytest
 from stresswatch.number import finite_number
 
 
-@pytest.mark.parametrize("value, expected", [("2.5", 2.5), (" 10 ", 10.0), ("1e3", 1000.0), (7, 7.0), (-0.5, -0.5)])
+@pytest.mark.parametrize(
+    "value, expected", [("2.5", 2.5), (" 10 ", 10.0), ("1e3", 1000.0), (7, 7.0), (-0.5, -0.5)]
+)
 def test_numbers_and_their_text_are_read_as_floats(value, expected):
     assert finite_number(value) == expected and isinstance(finite_number(value), float)
 

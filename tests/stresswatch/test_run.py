@@ -16,11 +16,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_options() -> set[str]:
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return {o for a in sub.choices["run"]._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+    return {
+        o
+        for a in sub.choices["run"]._actions
+        for o in a.option_strings
+        if o.startswith("--") and o != "--help"
+    }
 
 
 def test_every_option_of_run_is_in_the_readmes_row_for_run():
-    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `stresswatch run"))
+    row = next(
+        line
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("| `stresswatch run")
+    )
     assert run_options() == {"--readings", "--quiet"}
     assert all(f"`{option}`" in row for option in run_options()), row
 
@@ -36,4 +45,9 @@ def test_readings_are_shown_only_with_readings_and_without_quiet():
     def shown(*argv: str) -> bool:
         return shows_readings(_parser().parse_args(["run", *argv]))
 
-    assert (shown(), shown("--readings"), shown("--quiet"), shown("--readings", "--quiet")) == (False, True, False, False)
+    assert (shown(), shown("--readings"), shown("--quiet"), shown("--readings", "--quiet")) == (
+        False,
+        True,
+        False,
+        False,
+    )

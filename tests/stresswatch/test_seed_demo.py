@@ -37,7 +37,9 @@ def test_every_measurement_the_dashboard_reads_has_points_ending_now(seeded):
     assert code == 0
     assert len(out.strip().splitlines()) == 1 and out.startswith("seeded 30 days for alice into ")
     assert out.rstrip().endswith(" written") and "NOT written" not in out
-    hrv = rows(server, 'SELECT count("hr_bpm") AS n, first("hr_bpm") AS f FROM "hrv" WHERE "person" = \'alice\'')
+    hrv = rows(
+        server, 'SELECT count("hr_bpm") AS n, first("hr_bpm") AS f FROM "hrv" WHERE "person" = \'alice\''
+    )
     # About 30 days of worn minutes (less a daily shower and today's rest of the day).
     assert 20 * 1440 < hrv[0]["n"] <= 30 * 1440
     # The last worn minute ends the month: at most the simulated day's 15 min strap-off (a shower
@@ -49,15 +51,20 @@ def test_every_measurement_the_dashboard_reads_has_points_ending_now(seeded):
     assert t0 * 1000 - 30 * DAY_MS <= first["time"] <= t0 * 1000 - 28 * DAY_MS
     states = {r["state"] for r in rows(server, 'SELECT "state" AS state FROM "hrv"')}
     assert {"calm", "stressed", "neutral", "unknown"} <= states  # unknown: the workouts
-    devices = rows(server, 'SELECT "battery_pct" AS b, "connected" AS c FROM "devices" WHERE "person" = \'alice\'')
+    devices = rows(
+        server, 'SELECT "battery_pct" AS b, "connected" AS c FROM "devices" WHERE "person" = \'alice\''
+    )
     assert len(devices) > 29 * 280 and {d["c"] for d in devices} == {True, False}
     assert all(0 < d["b"] <= 100 for d in devices) and max(d["b"] for d in devices) == 100
 
 
 def test_prompts_have_answers_and_measured_effects(seeded):
     server, _, _, _ = seeded
-    prompts = rows(server, 'SELECT "kind" AS kind, "response" AS response, "d_ln_rmssd" AS effect, '
-                           '"stress_score" AS score FROM "prompts" WHERE "person" = \'alice\'')
+    prompts = rows(
+        server,
+        'SELECT "kind" AS kind, "response" AS response, "d_ln_rmssd" AS effect, '
+        '"stress_score" AS score FROM "prompts" WHERE "person" = \'alice\'',
+    )
     assert len(prompts) >= 10
     kinds = {p["kind"] for p in prompts}
     assert {"acute", "chronic"} <= kinds
@@ -69,9 +76,12 @@ def test_prompts_have_answers_and_measured_effects(seeded):
 
 def test_a_chronic_episode_shows_as_days_with_the_7_day_mean_below_the_band(seeded):
     server, _, out, t0 = seeded
-    days = rows(server, 'SELECT "night_ln_rmssd" AS night, "ln_rmssd_7d" AS mean7, "normal_low" AS low, '
-                        '"normal_high" AS high, "stress_load" AS load, "valid" AS valid FROM "daily" '
-                        'WHERE "person" = \'alice\'')
+    days = rows(
+        server,
+        'SELECT "night_ln_rmssd" AS night, "ln_rmssd_7d" AS mean7, "normal_low" AS low, '
+        '"normal_high" AS high, "stress_load" AS load, "valid" AS valid FROM "daily" '
+        "WHERE \"person\" = 'alice'",
+    )
     assert len(days) == 29  # every day but today, which has not ended
     assert sum(d["valid"] for d in days) >= 25
     banded = [d for d in days if d["low"] is not None]
@@ -84,12 +94,31 @@ def test_a_chronic_episode_shows_as_days_with_the_7_day_mean_below_the_band(seed
 
 
 def test_seed_demo_refuses_a_month_too_short_for_a_band_in_one_line(influxdb):
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "seed-demo", "--influx", influxdb.url,
-                           "--api", "v1", "--days", "10"], capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stresswatch.cli",
+            "seed-demo",
+            "--influx",
+            influxdb.url,
+            "--api",
+            "v1",
+            "--days",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        ("stresswatch: error: --days must be at least 23 (14 days of warm-up for the normal range, then a "
-         "9-day chronic-stress period), got 10")]
+        (
+            "stresswatch: error: --days must be at least 23 (14 days of warm-up for the normal range, then a "
+            "9-day chronic-stress period), got 10"
+        )
+    ]
     assert rows(influxdb, 'SELECT count("hr_bpm") FROM "hrv"') == []
 
 
@@ -98,10 +127,18 @@ def test_seed_demo_against_a_server_that_is_not_there_says_so_and_exits_1():
     from servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "seed-demo", "--influx", url, "--api", "v1"],
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "seed-demo", "--influx", url, "--api", "v1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr
-    assert "; 0 written, " in proc.stdout and " NOT written (InfluxDB unreachable or refusing them" in proc.stdout
+    assert (
+        "; 0 written, " in proc.stdout
+        and " NOT written (InfluxDB unreachable or refusing them" in proc.stdout
+    )
     assert "not accepting writes (unreachable)" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -140,14 +177,20 @@ def test_morning_readings_are_seeded_with_gaps_failures_and_their_trend(seeded):
     import re
 
     server, _, out, _ = seeded
-    mornings = rows(server, 'SELECT "ln_rmssd" AS ln, "ln_rmssd_7d" AS mean7, "normal_low" AS low, "cv_7d" AS cv '
-                            'FROM "morning" WHERE "person" = \'alice\'')
+    mornings = rows(
+        server,
+        'SELECT "ln_rmssd" AS ln, "ln_rmssd_7d" AS mean7, "normal_low" AS low, "cv_7d" AS cv '
+        'FROM "morning" WHERE "person" = \'alice\'',
+    )
     taken, failed = map(int, re.search(r"(\d+) morning readings \((\d+) failed\)", out).groups())
     assert len(mornings) == taken - failed and 17 <= len(mornings) <= 26  # two missed a week
     assert all(m["ln"] is not None for m in mornings) and failed >= 1
     days = {round(m["time"] / DAY_MS) for m in mornings}
     assert len(days) == len(mornings)  # one a day at most
     assert sum(m["low"] is not None for m in mornings) >= 8 and any(m["cv"] for m in mornings)
-    daily = rows(server, 'SELECT "morning_ln_rmssd" AS ln, "hrv_source" AS source FROM "daily" WHERE "person" = \'alice\'')
+    daily = rows(
+        server,
+        'SELECT "morning_ln_rmssd" AS ln, "hrv_source" AS source FROM "daily" WHERE "person" = \'alice\'',
+    )
     assert {d["source"] for d in daily} == {"morning"}
     assert sum(d["ln"] is not None for d in daily) >= len(mornings) - 1  # today's has no daily point yet

@@ -23,7 +23,9 @@ H10 = "A0:9E:1A:00:00:07"
 BAND = "F0:13:C3:00:00:08"  # an arm band that sends heart rate without RR intervals
 
 
-def run_service(broker, cfg: Path, straps: list[FakeStrap], done, speed: float = 1.0, timeout_s: float = 60.0):
+def run_service(
+    broker, cfg: Path, straps: list[FakeStrap], done, speed: float = 1.0, timeout_s: float = 60.0
+):
     """`stresswatch run --readings` with `straps` on a fake BlueZ, until `done(seen)` holds for the
     latest message of each topic on the broker (or `timeout_s`), then SIGTERM. Returns the exit
     code, stdout, stderr and the messages seen."""
@@ -43,8 +45,16 @@ def run_service(broker, cfg: Path, straps: list[FakeStrap], done, speed: float =
         beats = asyncio.create_task(bluez.run_heartbeats(0.5, speed=speed))
         env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run", "--readings",
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "stresswatch.cli",
+            "--config",
+            str(cfg),
+            "run",
+            "--readings",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         seen: dict[str, mqtt.MQTTMessage] = {}
         for _ in range(int(timeout_s * 10)):
@@ -85,8 +95,12 @@ def test_run_collects_from_a_strap_and_publishes_state_and_device_status(broker,
     )
     strap = FakeStrap(H10, "Polar H10 7", [800 + (i * 29) % 70 for i in range(50)], battery=64)
     code, out, err, seen = run_service(
-        broker, cfg, [strap], lambda seen: "stresswatch/ann/state" in seen and f"stresswatch/ann/device/{H10}" in seen,
-        speed=3.0)
+        broker,
+        cfg,
+        [strap],
+        lambda seen: "stresswatch/ann/state" in seen and f"stresswatch/ann/device/{H10}" in seen,
+        speed=3.0,
+    )
     assert code == 0, err[-2000:]
     state = json.loads(seen["stresswatch/ann/state"].payload)
     assert state["person"] == "ann" and 60 < state["hr_bpm"] < 90 and state["n_beats"] >= 20
@@ -111,8 +125,10 @@ def test_sigterm_of_run_stops_the_straps_accelerometer_before_the_link_closes(tm
         pytest.skip("dbus-daemon is not installed (Debian package dbus)")
     bus = PrivateSystemBus()
     cfg = tmp_path / "stresswatch.toml"
-    cfg.write_text(f'[processing]\nstep_s = 2\n[state]\ndirectory = "{tmp_path / "state"}"\n'
-                   f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n')
+    cfg.write_text(
+        f'[processing]\nstep_s = 2\n[state]\ndirectory = "{tmp_path / "state"}"\n'
+        f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n'
+    )
 
     async def scenario():
         bluez = FakeBlueZ(bus.address)
@@ -120,9 +136,16 @@ def test_sigterm_of_run_stops_the_straps_accelerometer_before_the_link_closes(tm
         strap = bluez.add(FakeStrap(H10, "Polar H10 7", [800 + (i * 29) % 70 for i in range(50)], pmd=True))
         beats = asyncio.create_task(bluez.run_heartbeats(0.5))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run", "--readings",
+            sys.executable,
+            "-m",
+            "stresswatch.cli",
+            "--config",
+            str(cfg),
+            "run",
+            "--readings",
             env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         lines = []
         try:
@@ -145,7 +168,9 @@ def test_sigterm_of_run_stops_the_straps_accelerometer_before_the_link_closes(tm
     assert not strap.acc_on and strap.acc_stops == 1 and "accelerometer stopped" in err
 
 
-def test_a_strap_without_rr_gives_heart_rate_says_hrv_is_unavailable_and_doctor_says_why(broker, influxdb, tmp_path):
+def test_a_strap_without_rr_gives_heart_rate_says_hrv_is_unavailable_and_doctor_says_why(
+    broker, influxdb, tmp_path
+):
     """Row 10 of issue 16: a band notifying bytes([0x06, 72]) once a second produced nothing."""
     needs_dbus()
     cfg = tmp_path / "stresswatch.toml"
@@ -158,8 +183,11 @@ def test_a_strap_without_rr_gives_heart_rate_says_hrv_is_unavailable_and_doctor_
     state_topic, device_topic = "stresswatch/ann/state", f"stresswatch/ann/device/{BAND}"
 
     def done(seen) -> bool:
-        return (state_topic in seen and device_topic in seen
-                and json.loads(seen[device_topic].payload).get("sends_rr") is False)
+        return (
+            state_topic in seen
+            and device_topic in seen
+            and json.loads(seen[device_topic].payload).get("sends_rr") is False
+        )
 
     band = FakeStrap(BAND, "HRM band", sends_rr=False, hr_bpm=72, model="HRM-Fit", battery=55)
     code, out, err, seen = run_service(broker, cfg, [band], done)
@@ -171,21 +199,31 @@ def test_a_strap_without_rr_gives_heart_rate_says_hrv_is_unavailable_and_doctor_
     assert state["rmssd_ms"] is None and state["ln_rmssd"] is None and state["stress_score"] is None
     assert state["activity"] == "rest" and state["quality"] == 0.0
     device = json.loads(seen[device_topic].payload)
-    assert device["sends_rr"] is False and device["beats_last_min"] == 0 and device["hr_without_rr_last_min"] > 5
+    assert (
+        device["sends_rr"] is False and device["beats_last_min"] == 0 and device["hr_without_rr_last_min"] > 5
+    )
     assert device["model"] == "HRM-Fit" and device["battery_pct"] == 55
     # found out once, said once (not once per notification)
     said = [ln for ln in err.splitlines() if "without RR intervals" in ln]
-    assert len(said) == 1 and f"{BAND}: the strap sends heart rate without RR intervals" in said[0], err[-2000:]
+    assert len(said) == 1 and f"{BAND}: the strap sends heart rate without RR intervals" in said[0], err[
+        -2000:
+    ]
     assert "HR  72.0" in out and "no HRV: the strap sends heart rate without RR intervals" in out
 
     # InfluxDB 1.6.7 took the readings: heart rate and the reason, no HRV field
     q = "SELECT hr_bpm, n_beats, hrv_unavailable, rmssd_ms, state FROM hrv WHERE person = 'ann'"
     rows = servers.influx_query(influxdb, q, db="stresswatch")["results"][0]["series"][0]["values"]
     assert rows and {tuple(r[1:]) for r in rows} == {
-        (72.0, 0, "the strap sends heart rate without RR intervals", None, "unknown")}
+        (72.0, 0, "the strap sends heart rate without RR intervals", None, "unknown")
+    }
 
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "doctor"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     lines = proc.stdout.splitlines()
     [k] = [k for k, ln in enumerate(lines) if f"strap {BAND} (ann)" in ln]
     assert lines[k].startswith("warn") and "sends heart rate without RR intervals" in lines[k]
@@ -206,8 +244,15 @@ def test_scan_command_lists_the_straps_with_details_and_whether_they_send_rr(tmp
         bluez.add(FakeStrap("11:22:33:44:55:66", "Scale", is_hr=False))
         beats = asyncio.create_task(bluez.run_heartbeats(0.5))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stresswatch.cli", "scan", "--timeout", "2", "--details",
-            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "stresswatch.cli",
+            "scan",
+            "--timeout",
+            "2",
+            "--details",
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
+            stdout=asyncio.subprocess.PIPE,
         )
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
         beats.cancel()
@@ -230,7 +275,9 @@ def test_devices_config_is_checked(tmp_path):
     from stresswatch import config
 
     path = tmp_path / "c.toml"
-    path.write_text('[[devices]]\nperson = "bob"\n[[devices]]\naddress = "nope"\n[[devices]]\nname = "Polar*"\nperson = "cy"\n')
+    path.write_text(
+        '[[devices]]\nperson = "bob"\n[[devices]]\naddress = "nope"\n[[devices]]\nname = "Polar*"\nperson = "cy"\n'
+    )
     with pytest.raises(config.ConfigError) as err:
         config.load(path, environ={})
     assert "devices[0]: give an address or a name pattern" in err.value.problems
@@ -247,10 +294,15 @@ def test_beats_are_stored_once_after_correction_with_the_correction_applied(infl
     from stresswatch.service import Service
     from stresswatch.sources import ReplaySource, simulated_day
 
-    cfg = config.load(None, environ={
-        "STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"), "STRESSWATCH_INFLUX__URL": influxdb.url,
-        "STRESSWATCH_INFLUX__API": "v1", "STRESSWATCH_INFLUX__BUCKET": "stresswatch",
-    })
+    cfg = config.load(
+        None,
+        environ={
+            "STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"),
+            "STRESSWATCH_INFLUX__URL": influxdb.url,
+            "STRESSWATCH_INFLUX__API": "v1",
+            "STRESSWATCH_INFLUX__BUCKET": "stresswatch",
+        },
+    )
     beats, _ = simulated_day(seed=3, artifacts=0.01, person="me")
     beats = beats[:1500]
     service = Service(cfg, [ReplaySource(beats)])
@@ -258,7 +310,9 @@ def test_beats_are_stored_once_after_correction_with_the_correction_applied(infl
     corrected = service.pipelines["me"].corrector.counts.total
 
     def count(where: str) -> int:
-        rows = servers.influx_query(influxdb, f"SELECT count(rr_ms) FROM beats WHERE {where}", db="stresswatch")
+        rows = servers.influx_query(
+            influxdb, f"SELECT count(rr_ms) FROM beats WHERE {where}", db="stresswatch"
+        )
         series = rows["results"][0].get("series")
         return series[0]["values"][0][1] if series else 0
 
@@ -300,11 +354,17 @@ def test_run_without_devices_says_what_to_configure(tmp_path):
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n')
-    proc = subprocess.run([sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"stresswatch: config error: {cfg}: devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"]
+        f"stresswatch: config error: {cfg}: devices: no [[devices]] configured; `stresswatch scan` lists nearby straps"
+    ]
 
 
 @pytest.mark.slow
@@ -313,7 +373,10 @@ def test_scan_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "stresswatch.cli", "scan", "--timeout", "1"],
         env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={socket}"},
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 2 and proc.stdout == ""
     want = f"no D-Bus system bus at {socket}: install and start dbus (apt install dbus)"
@@ -323,15 +386,23 @@ def test_scan_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
 @pytest.mark.slow
 def test_run_without_a_system_bus_is_one_line_naming_dbus_and_exit_2(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[state]\ndirectory = "{tmp_path / "state"}"\n[[devices]]\nperson = "ann"\naddress = "{H10}"\n')
+    cfg.write_text(
+        f'[state]\ndirectory = "{tmp_path / "state"}"\n[[devices]]\nperson = "ann"\naddress = "{H10}"\n'
+    )
     socket = tmp_path / "system_bus_socket"
     proc = subprocess.run(
         [sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run"],
         env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={socket}"},
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr == f"stresswatch: error: no D-Bus system bus at {socket}: install and start dbus (apt install dbus)\n"
+    assert (
+        proc.stderr
+        == f"stresswatch: error: no D-Bus system bus at {socket}: install and start dbus (apt install dbus)\n"
+    )
 
 
 LEFT_CONNECTED = "already connected in BlueZ (left by a previous run?); disconnecting and reconnecting"
@@ -348,15 +419,25 @@ def test_after_a_sigkill_the_strap_still_connected_in_bluez_is_found_and_streams
         pytest.skip("dbus-daemon is not installed (Debian package dbus)")
     bus = PrivateSystemBus()
     cfg = tmp_path / "stresswatch.toml"
-    cfg.write_text(f'[processing]\nstep_s = 1\n[state]\ndirectory = "{tmp_path / "state"}"\n'
-                   f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n')
+    cfg.write_text(
+        f'[processing]\nstep_s = 1\n[state]\ndirectory = "{tmp_path / "state"}"\n'
+        f'[[devices]]\nperson = "ann"\naddress = "{H10}"\n'
+    )
 
     async def start(log: Path):
         with log.open("wb") as err:  # a file, not a pipe nobody reads while the run goes on
             return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run", "--readings",
+                sys.executable,
+                "-m",
+                "stresswatch.cli",
+                "--config",
+                str(cfg),
+                "run",
+                "--readings",
                 env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address},
-                stdout=asyncio.subprocess.PIPE, stderr=err)
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
+            )
 
     async def a_reading_with_beats(proc, timeout: float) -> bool:
         """Whether this run prints a reading with a heart rate (made of beats it received) in time."""
@@ -410,7 +491,8 @@ def test_after_a_sigkill_the_strap_still_connected_in_bluez_is_found_and_streams
 
 
 def test_a_second_run_on_the_same_state_directory_refuses_naming_the_first_and_a_killed_one_blocks_nothing(
-        broker, tmp_path):
+    broker, tmp_path
+):
     """Two copies on one config took each other's MQTT session every second and shared one
     outbox. The second now stops before it connects anywhere, in one line naming the first's PID;
     the lock dies with its process, so after a SIGKILL the next start runs."""
@@ -449,8 +531,15 @@ def test_a_second_run_on_the_same_state_directory_refuses_naming_the_first_and_a
 
         def start_run():
             return asyncio.create_subprocess_exec(
-                sys.executable, "-m", "stresswatch.cli", "--config", str(cfg), "run",
-                env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                sys.executable,
+                "-m",
+                "stresswatch.cli",
+                "--config",
+                str(cfg),
+                "run",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
 
         first = await start_run()
@@ -468,8 +557,16 @@ def test_a_second_run_on_the_same_state_directory_refuses_naming_the_first_and_a
         third.send_signal(signal.SIGTERM)
         _, third_err = await asyncio.wait_for(third.communicate(), 30)
         beats.cancel()
-        return first.pid, held, still_running, second.returncode, second_err.decode(), first_err.decode(), \
-            third.returncode, third_err.decode()
+        return (
+            first.pid,
+            held,
+            still_running,
+            second.returncode,
+            second_err.decode(),
+            first_err.decode(),
+            third.returncode,
+            third_err.decode(),
+        )
 
     try:
         pid, held, still_running, code, err, first_err, third_code, third_err = asyncio.run(scenario())
@@ -479,8 +576,11 @@ def test_a_second_run_on_the_same_state_directory_refuses_naming_the_first_and_a
     assert held == (f"{pid}\n", 0o600)
     assert code == 2 and still_running
     assert err.splitlines() == [
-        (f"stresswatch: error: another stresswatch (PID {pid}) is already running on the state directory {state}: "
-         "stop it first, or give this one its own state.directory and mqtt.client_id")]
+        (
+            f"stresswatch: error: another stresswatch (PID {pid}) is already running on the state directory {state}: "
+            "stop it first, or give this one its own state.directory and mqtt.client_id"
+        )
+    ]
     assert "disconnected from MQTT broker" not in first_err and "took over" not in first_err
     assert third_code == 0, third_err[-2000:]
     assert (state / "stresswatch.lock").read_text() == ""  # released at the clean stop
@@ -491,9 +591,13 @@ def test_a_paced_replay_hands_over_motion_events_in_time_order():
     from collector.events import Acceleration, Beat, Gap, Motion, MotionKind
     from stresswatch.sources import ReplaySource
 
-    events = [Beat("ann", "s", 100.0, 800.0), Motion("ann", "pod", 100.02, MotionKind.WALKING, 1.0),
-              Acceleration("ann", "s", (100.03, 100.07), (0.0, 0.0), (1000.0, 1000.0), (0.0, 0.0)),
-              Gap("ann", "s", 100.05, 100.06), Beat("ann", "s", 100.08, 800.0)]
+    events = [
+        Beat("ann", "s", 100.0, 800.0),
+        Motion("ann", "pod", 100.02, MotionKind.WALKING, 1.0),
+        Acceleration("ann", "s", (100.03, 100.07), (0.0, 0.0), (1000.0, 1000.0), (0.0, 0.0)),
+        Gap("ann", "s", 100.05, 100.06),
+        Beat("ann", "s", 100.08, 800.0),
+    ]
     got: list = []
 
     async def replay():
@@ -509,9 +613,14 @@ def test_the_service_publishes_the_outbox_figures_with_the_device_status(broker,
     from stresswatch import config
     from stresswatch.service import Service
 
-    cfg = config.load(None, environ={"STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"),
-                                     "STRESSWATCH_MQTT__URL": f"mqtt://127.0.0.1:{broker.port}",
-                                     "STRESSWATCH_MQTT__DISCOVERY": "false"})
+    cfg = config.load(
+        None,
+        environ={
+            "STRESSWATCH_STATE__DIRECTORY": str(tmp_path / "state"),
+            "STRESSWATCH_MQTT__URL": f"mqtt://127.0.0.1:{broker.port}",
+            "STRESSWATCH_MQTT__DISCOVERY": "false",
+        },
+    )
     service = Service(cfg, [], timezone="UTC")
     service.store.bump("influx.dropped_overflow", 7)  # as an earlier outage left it
     got: queue.Queue = queue.Queue()
@@ -535,5 +644,9 @@ def test_the_service_publishes_the_outbox_figures_with_the_device_status(broker,
         sub.loop_stop()
         service.sinks.close(timeout_s=2)
     assert kept.retain and kept.payload == live.payload
-    assert json.loads(live.payload) == {"points_waiting": 0, "dropped_points": 7, "messages_waiting": 0,
-                                        "dropped_messages": 0}
+    assert json.loads(live.payload) == {
+        "points_waiting": 0,
+        "dropped_points": 7,
+        "messages_waiting": 0,
+        "dropped_messages": 0,
+    }

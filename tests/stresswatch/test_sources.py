@@ -56,7 +56,10 @@ def test_a_slow_sink_never_runs_inside_a_notification_so_a_burst_is_decoded_as_i
         source, stop = StrapSource([link]), asyncio.Event()
         task = asyncio.create_task(source.run(slow_sink, stop))
         deadline = time.monotonic() + 20
-        while not any(isinstance(e, Beat) for _, events in writes for e in events) and time.monotonic() < deadline:
+        while (
+            not any(isinstance(e, Beat) for _, events in writes for e in events)
+            and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.05)
         assert writes, "the strap's beats never reached the sink"
         before = len(writes)
@@ -74,6 +77,10 @@ def test_a_slow_sink_never_runs_inside_a_notification_so_a_burst_is_decoded_as_i
     before = asyncio.run(scenario())
     during = [n for n, _ in writes[before:] if 0 < n < len(burst)]
     assert during == [], f"the sink ran inside the burst, after notifications {during}"
-    burst_rr = [round(e.rr_ms * 1.024) for n, events in writes[before:] for e in events
-                if n == len(burst) and isinstance(e, Beat) and 1000 <= round(e.rr_ms * 1.024) < 1030]
+    burst_rr = [
+        round(e.rr_ms * 1.024)
+        for n, events in writes[before:]
+        for e in events
+        if n == len(burst) and isinstance(e, Beat) and 1000 <= round(e.rr_ms * 1.024) < 1030
+    ]
     assert burst_rr == [rr for k in range(len(burst)) for rr in (1000 + k, 1010 + k)]

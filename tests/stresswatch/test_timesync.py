@@ -15,10 +15,12 @@ from stresswatch.timesync import STA_UNSYNC, TIME_ERROR, ClockState, Timex, kern
 
 def kernel(rc: int, status: int = 0, esterror: int = 0):
     """An adjtimex that answers `rc` and fills the status and estimated error (us), as the kernel does."""
+
     def adjtimex(tx: Timex) -> int:
         assert tx.modes == 0  # only ever a read
         tx.status, tx.esterror = status, esterror
         return rc
+
     return adjtimex
 
 
@@ -52,17 +54,33 @@ def test_the_struct_and_the_answer_are_those_of_the_c_library(tmp_path):
         pytest.skip("no C compiler to check the struct against <sys/timex.h>")
     (tmp_path / "t.c").write_text(C_PROGRAM)
     subprocess.run([cc, "-o", str(tmp_path / "t"), str(tmp_path / "t.c")], check=True, timeout=60)
-    size, status, tick, tai, rc, flags = map(int, subprocess.run(
-        [str(tmp_path / "t")], capture_output=True, text=True, check=True, timeout=10).stdout.split())
-    assert (ctypes.sizeof(Timex), Timex.status.offset, Timex.tick.offset, Timex.tai.offset) == (size, status, tick, tai)
+    size, status, tick, tai, rc, flags = map(
+        int,
+        subprocess.run(
+            [str(tmp_path / "t")], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.split(),
+    )
+    assert (ctypes.sizeof(Timex), Timex.status.offset, Timex.tick.offset, Timex.tai.offset) == (
+        size,
+        status,
+        tick,
+        tai,
+    )
     assert kernel_clock_state().synchronised is (rc != TIME_ERROR and not flags & STA_UNSYNC)
 
 
-@pytest.mark.parametrize(("state", "level", "words"), [
-    (ClockState(False, "not synchronised to a time source (NTP)"), logging.WARNING, "timedatectl set-ntp true"),
-    (ClockState(None, "adjtimex failed: Operation not permitted"), logging.WARNING, "cannot tell"),
-    (ClockState(True, "synchronised, estimated error 1.5 ms"), logging.INFO, "synchronised, estimated"),
-])
+@pytest.mark.parametrize(
+    ("state", "level", "words"),
+    [
+        (
+            ClockState(False, "not synchronised to a time source (NTP)"),
+            logging.WARNING,
+            "timedatectl set-ntp true",
+        ),
+        (ClockState(None, "adjtimex failed: Operation not permitted"), logging.WARNING, "cannot tell"),
+        (ClockState(True, "synchronised, estimated error 1.5 ms"), logging.INFO, "synchronised, estimated"),
+    ],
+)
 def test_the_service_says_at_start_whether_the_clock_is_synchronised(caplog, state, level, words):
     with caplog.at_level(logging.INFO, logger="stresswatch.clock"):
         log_state(state)

@@ -24,9 +24,13 @@ MINUTES = 30  # the demo day's rest, work stress and the breathing exercise afte
 
 
 def _config(kafka, suffix: str) -> configuration.Config:
-    env = {"STRESSWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap, "STRESSWATCH_KAFKA__PARTITIONS": "2",
-           "STRESSWATCH_KAFKA__REPLICATION": "1", "STRESSWATCH_KAFKA__WORKER_GROUP": f"workers-{suffix}",
-           "STRESSWATCH_SERVICE__TIMEZONE": "UTC"}
+    env = {
+        "STRESSWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap,
+        "STRESSWATCH_KAFKA__PARTITIONS": "2",
+        "STRESSWATCH_KAFKA__REPLICATION": "1",
+        "STRESSWATCH_KAFKA__WORKER_GROUP": f"workers-{suffix}",
+        "STRESSWATCH_SERVICE__TIMEZONE": "UTC",
+    }
     for stream in ("beats", "readings", "prompts", "daily"):
         env[f"STRESSWATCH_KAFKA__{stream.upper()}_TOPIC"] = f"{stream}-{suffix}"
     return configuration.load(environ=env)
@@ -52,7 +56,9 @@ def _outputs(kafka, cfg, stream: str) -> dict:
 
 
 def test_a_worker_that_gains_people_mid_stream_rebuilds_them_to_the_same_outputs(kafka, tmp_path):
-    messages = beat_messages(PEOPLE, MINUTES, phone=True)  # the phone says still: the RR-only gate lets stress through
+    messages = beat_messages(
+        PEOPLE, MINUTES, phone=True
+    )  # the phone says still: the RR-only gate lets stress through
     # Not on snapshots: each rebuild replays a tail.
     first, second = len(messages) * 11 // 20, len(messages) * 16 // 20
 
@@ -87,8 +93,17 @@ def _strap_walk(person: str, start: float, seconds: float) -> list[Acceleration]
     t = start + np.arange(0.0, seconds, 1 / 25)
     vertical = 1000.0 + 315.0 * np.sin(2 * np.pi * (110 / 60) * (t - start))
     x, y, z = rng.normal(0, 20, (3, len(t)))
-    return [Acceleration(person, "strap", tuple(t[k:k + 25]), tuple(x[k:k + 25]), tuple(vertical[k:k + 25] + y[k:k + 25]),
-                         tuple(z[k:k + 25])) for k in range(0, len(t), 25)]
+    return [
+        Acceleration(
+            person,
+            "strap",
+            tuple(t[k : k + 25]),
+            tuple(x[k : k + 25]),
+            tuple(vertical[k : k + 25] + y[k : k + 25]),
+            tuple(z[k : k + 25]),
+        )
+        for k in range(0, len(t), 25)
+    ]
 
 
 def test_a_workers_readings_carry_motion_as_the_home_services_do(kafka, tmp_path):
@@ -96,18 +111,24 @@ def test_a_workers_readings_carry_motion_as_the_home_services_do(kafka, tmp_path
     message per person every 3 s of the stream) and a worker: the readings and prompts equal the
     home service's over the same events, each reading's `motion` included."""
     cfg = _config(kafka, "motion-" + uuid.uuid4().hex[:6])
-    ensure_topics(cfg.kafka.client_config(), cfg.kafka.topics().values(), cfg.kafka.partitions, cfg.kafka.replication)
+    ensure_topics(
+        cfg.kafka.client_config(), cfg.kafka.topics().values(), cfg.kafka.partitions, cfg.kafka.replication
+    )
     events = []
     for person in PEOPLE:
         beats, _ = simulated_day(seed=len(person), artifacts=0.005, person=person)
         beats = [b for b in beats if b.t - beats[0].t < MINUTES * 60]
         walk = _strap_walk(person, beats[0].t + 4 * 60, 3 * 60) if person == "ada" else []
         # A frame arrives when its last sample is taken: the order the home service gets them in.
-        events += sorted([*beats, *simulated_phone(person)[:MINUTES], *walk],
-                         key=lambda e: e.t[-1] if isinstance(e, Acceleration) else e.t)
+        events += sorted(
+            [*beats, *simulated_phone(person)[:MINUTES], *walk],
+            key=lambda e: e.t[-1] if isinstance(e, Acceleration) else e.t,
+        )
     home_readings, home_prompts = home_outputs(cfg, events)
 
-    collector = Collector(cfg, [], KafkaOutbox(StateStore(tmp_path / "collect.db"), cfg.kafka.client_config()))
+    collector = Collector(
+        cfg, [], KafkaOutbox(StateStore(tmp_path / "collect.db"), cfg.kafka.client_config())
+    )
     for person in PEOPLE:  # the collector's batching on the stream's clock (batch_s = 3 s), not the wall's
         mine = [e for e in events if e.person == person]
         cut_at = None
@@ -125,7 +146,9 @@ def test_a_workers_readings_carry_motion_as_the_home_services_do(kafka, tmp_path
     readings = _outputs(kafka, cfg, "readings")
     assert readings == {(p, t): r for (p, t), r in home_readings.items()}  # every field, to the bit
     motion = Counter(r["motion"] for r in readings.values())
-    assert motion["moving"] >= 15 and motion["still"] >= len(readings) // 2, motion  # the walk; the phone's still
+    assert motion["moving"] >= 15 and motion["still"] >= len(readings) // 2, (
+        motion
+    )  # the walk; the phone's still
     moving = {p for (p, _t), r in readings.items() if r["motion"] == "moving"}
     assert moving == {"ada"}  # only ada's strap saw the walk
     prompts = {p["id"]: p for p in _outputs(kafka, cfg, "prompts").values()}
@@ -137,7 +160,9 @@ def test_a_worker_that_starts_before_every_broker_knows_its_changelog_topic_sets
     from confluent_kafka import KafkaError, KafkaException
 
     cfg = configuration.load(environ={})
-    answers = [KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, "Broker: Unknown topic or partition"))] * 2
+    answers = [
+        KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, "Broker: Unknown topic or partition"))
+    ] * 2
     ran = []
 
     class App:
