@@ -56,6 +56,12 @@ SESSION_TIMEOUT_MS = 10_000
 # Set-up tries while a just-created topic is not known to every broker yet (`run`), this far apart.
 STARTUP_TRIES = 5
 STARTUP_RETRY_S = 2.0
+# A worker whose commit is refused because the group no longer knows it (its session timed out
+# while a broker that coordinated the group was down or the machine stalled) starts its
+# application again: this many times within RESTART_WINDOW_S, RESTART_WAIT_S apart (ours: a
+# broker's failover takes seconds; a worker that keeps losing its group has another problem and
+# exits, for its supervisor to restart and the log to show).
+RESTARTS_MAX, RESTART_WINDOW_S, RESTART_WAIT_S = 5, 600.0, 2.0
 
 
 class KafkaOutputs:
@@ -249,13 +255,53 @@ def run(cfg: Config, state_dir: str | Path, sleep=time.sleep) -> None:
 
     Workers started together race to create their changelog topic; one that asks for the topic's
     settings before every broker knows it got "Unknown topic or partition" and died (seen with 3
-    workers on 3 brokers). Set-up is tried again while that is the answer, STARTUP_TRIES times."""
+    workers on 3 brokers). Set-up is tried again while that is the answer, STARTUP_TRIES times.
+
+    A commit refused because the group no longer knows this worker (its session timed out while the
+    broker coordinating the group was killed, seen with the machine under load) used to end the
+    worker; it starts its application again instead (RESTARTS_MAX within RESTART_WINDOW_S)."""
+    from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
+
+    restarts: list[float] = []
+    while True:
+        app, processor = _set_up(cfg, state_dir, sleep)
+        started = time.monotonic()
+        try:
+            app.run()
+        except CheckpointConsumerCommitError as exc:
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
+            if len(restarts) > RESTARTS_MAX:
+                raise
+            # Nothing is lost: the state and offsets of the messages since the last commit were
+            # not committed, so they are processed again (readings overwrite themselves, a
+            # prompt's id keeps it from reaching the phone twice).
+            log.warning(
+                "the consumer group no longer knows this worker (%s): a broker went away or the worker "
+                "stalled; the messages since the last commit are processed again; starting again in %.0f s",
+                exc,
+                RESTART_WAIT_S,
+            )
+            sleep(RESTART_WAIT_S)
+            continue
+        log.info(
+            "stopped after %.0f s; %d people held, %d rebuilt",
+            time.monotonic() - started,
+            len(processor.service.people),
+            processor.rebuilds,
+        )
+        return
+
+
+def _set_up(cfg: Config, state_dir: str | Path, sleep):
+    """The worker's application and its processor, set up again while a broker does not know a
+    topic yet (see `run`)."""
     from confluent_kafka import KafkaError, KafkaException
 
     for attempt in range(1, STARTUP_TRIES + 1):
         try:
             app, _sdf, processor = application(cfg, state_dir, loglevel="INFO")
-            break
+            return app, processor
         except KafkaException as exc:
             if attempt == STARTUP_TRIES or exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise
@@ -265,11 +311,4 @@ def run(cfg: Config, state_dir: str | Path, sleep=time.sleep) -> None:
                 STARTUP_RETRY_S,
             )
             sleep(STARTUP_RETRY_S)
-    started = time.monotonic()
-    app.run()
-    log.info(
-        "stopped after %.0f s; %d people held, %d rebuilt",
-        time.monotonic() - started,
-        len(processor.service.people),
-        processor.rebuilds,
-    )
+    raise AssertionError("unreachable")

@@ -184,3 +184,41 @@ def test_a_worker_that_starts_before_every_broker_knows_its_changelog_topic_sets
     with pytest.raises(KafkaException):
         worker.run(cfg, "unused", sleep=slept.append)
     assert len(slept) == 2
+
+
+def test_a_worker_whose_group_forgot_it_while_a_broker_was_down_starts_again(monkeypatch, caplog):
+    """Seen with a broker killed on a loaded machine: the session timed out while the group's
+    coordinator moved, and the next commit was refused with "Unknown member"."""
+    from confluent_kafka import KafkaError
+    from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
+
+    def unknown_member():
+        return CheckpointConsumerCommitError(
+            KafkaError(KafkaError.UNKNOWN_MEMBER_ID, "Commit failed: Unknown member")
+        )
+
+    cfg = configuration.load(environ={})
+    failures = [unknown_member()]
+    set_up = []
+
+    class App:
+        def run(self):
+            if failures:
+                raise failures.pop()
+
+    def application(*_args, **_kw):
+        set_up.append(True)
+        return App(), None, worker.PersonProcessor(cfg)
+
+    monkeypatch.setattr(worker, "application", application)
+    slept = []
+    with caplog.at_level("WARNING", logger="stresswatch.worker"):
+        worker.run(cfg, "unused", sleep=slept.append)
+    assert len(set_up) == 2 and slept == [worker.RESTART_WAIT_S]
+    assert "no longer knows this worker" in caplog.text and "processed again" in caplog.text
+
+    # A worker that keeps losing its group has another problem: it exits after RESTARTS_MAX.
+    failures[:] = [unknown_member() for _ in range(worker.RESTARTS_MAX + 1)]
+    with pytest.raises(CheckpointConsumerCommitError):
+        worker.run(cfg, "unused", sleep=slept.append)
+    assert len(slept) == 1 + worker.RESTARTS_MAX
