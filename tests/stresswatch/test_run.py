@@ -8,7 +8,7 @@ import re
 import shlex
 from pathlib import Path
 
-from stresswatch.cli import _parser
+from stresswatch.arguments import parser as _parser
 from stresswatch.run import shows_readings
 
 ROOT = Path(__file__).resolve().parents[2]
