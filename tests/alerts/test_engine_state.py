@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import sample
 from alerts_world import MIN, T0, minute_readings, minutes, of_type, run, stressed
 
 from alerts.daily import DailySummary
@@ -96,7 +97,7 @@ def test_the_state_is_strict_json_even_mid_block_after_poor_signal():
 
 def test_the_status_carries_todays_stress_load_as_it_stands():
     from alerts.engine import AlertEngine
-    from processing.reading import Activity, Reading, StressState
+    from processing.reading import Activity, StressState
 
     engine = AlertEngine("ann")
     assert engine.status()["today_stress_load"] is None
@@ -104,30 +105,8 @@ def test_the_status_carries_todays_stress_load_as_it_stands():
     for k in range(40):  # 20 min calm rest, then 20 min stressed rest, a reading a minute
         state = StressState.CALM if k < 20 else StressState.STRESSED
         engine.feed(
-            Reading(
-                "ann",
-                t0 + 60 * k,
-                300.0,
-                300,
-                900.0,
-                66.7,
-                42.0,
-                3.74,
-                50.0,
-                20.0,
-                45.0,
-                29.7,
-                60.0,
-                90.0,
-                9.5,
-                0.1,
-                -0.2,
-                1.1,
-                0.0,
-                Activity.REST,
-                40.0 if k < 20 else 85.0,
-                state,
-                1.0,
+            sample.reading(
+                time=t0 + 60 * k, activity=Activity.REST, stress_score=40.0 if k < 20 else 85.0, state=state
             )
         )
     load = engine.status()["today_stress_load"]

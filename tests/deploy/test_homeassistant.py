@@ -25,6 +25,7 @@ from pathlib import Path
 import homeassistant_server
 import paho.mqtt.client as mqtt
 import pytest
+import sample
 import servers
 from paho.mqtt.enums import CallbackAPIVersion
 from servers import wait_for as wait
@@ -213,31 +214,7 @@ def _until_shown(port: int, phone: Phone, p: Prompt, timeout: float = 30.0) -> N
 
 
 def reading(person: str, score: float = 72.0, state: str = "stressed") -> Reading:
-    return Reading(
-        person,
-        time.time(),
-        300.0,
-        300,
-        900.0,
-        66.7,
-        42.0,
-        3.74,
-        50.0,
-        20.0,
-        45.0,
-        29.7,
-        60.0,
-        90.0,
-        9.5,
-        0.1,
-        -0.2,
-        1.1,
-        0.0,
-        "rest",
-        score,
-        state,
-        1.0,
-    )
+    return sample.reading(person=person, time=time.time(), stress_score=score, state=state)
 
 
 def prompt(person: str = "ann", expires_in: float = 600.0, kind: str = "acute") -> Prompt:

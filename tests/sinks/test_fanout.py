@@ -12,6 +12,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+import sample
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -278,7 +279,6 @@ def test_an_influxdb_outage_past_the_outbox_bound_drops_beats_says_so_and_keeps_
     a warning says how many and from when to when (once a minute at most), the retained
     `<base>/outbox` counts them, and once the server is up everything kept is delivered."""
     from alerts.prompt import Prompt
-    from processing.reading import Reading
 
     caplog.set_level(logging.WARNING)
     (tmp_path / "influxdb").mkdir()
@@ -323,33 +323,7 @@ def test_an_influxdb_outage_past_the_outbox_bound_drops_beats_says_so_and_keeps_
         for i, b in enumerate(beats):
             sinks.beat(b)
             if i % 50 == 0:
-                sinks.reading(
-                    Reading(
-                        "me",
-                        b.t,
-                        300.0,
-                        300,
-                        900.0,
-                        66.7,
-                        42.0,
-                        3.74,
-                        50.0,
-                        20.0,
-                        45.0,
-                        29.7,
-                        60.0,
-                        90.0,
-                        9.5,
-                        0.1,
-                        -0.2,
-                        1.1,
-                        0.0,
-                        "rest",
-                        40.0,
-                        "neutral",
-                        1.0,
-                    )
-                )
+                sinks.reading(sample.reading(person="me", time=b.t))
             if i % 500 == 0:
                 assert sinks.flush() == 0  # InfluxDB is away
         fed_to = time.time()

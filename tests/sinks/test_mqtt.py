@@ -17,6 +17,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+import sample
 import servers
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -77,31 +78,7 @@ class Listener:
 
 
 def reading(person="ann", t=None, score=40.0, state="neutral") -> Reading:
-    return Reading(
-        person,
-        t or time.time(),
-        300.0,
-        300,
-        900.0,
-        66.7,
-        42.0,
-        3.74,
-        50.0,
-        20.0,
-        45.0,
-        29.7,
-        60.0,
-        90.0,
-        9.5,
-        0.1,
-        -0.2,
-        1.1,
-        0.0,
-        "rest",
-        score,
-        state,
-        1.0,
-    )
+    return sample.reading(person=person, time=t or time.time(), stress_score=score, state=state)
 
 
 def prompt(person="ann", expires_in=900.0, pid=None) -> Prompt:
