@@ -50,8 +50,8 @@ log = logging.getLogger("stresswatch.worker")
 # Beat time between two snapshots of a person (the issue asks for 30-60 s): the tail replayed at a
 # rebuild is at most this long, and a snapshot (~60-100 kB of JSON, ~25-35 kB compressed) is
 # written this often per person rather than with every message. Ours: 60 s, the issue's upper
-# bound, because snapshots were ~20 % of a worker's CPU at 45 s; a rebuild replays at most 20
-# messages (3 s each) more than at 45 s, a few ms.
+# bound, because snapshots were ~20 % of a worker's CPU at 45 s; a rebuild then replays up to 20
+# messages of 3 s instead of 15, a few ms more.
 SNAPSHOT_EVERY_S = 60.0
 # A worker that dies unannounced (kill -9, power) loses its partitions after this long without
 # a heartbeat (librdkafka's default is 45 s; the issue's goal for the gap to a person's next
