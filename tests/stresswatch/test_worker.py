@@ -222,3 +222,25 @@ def test_a_worker_whose_group_forgot_it_while_a_broker_was_down_starts_again(mon
     with pytest.raises(CheckpointConsumerCommitError):
         worker.run(cfg, "unused", sleep=slept.append)
     assert len(slept) == 1 + worker.RESTARTS_MAX
+
+
+@pytest.mark.parametrize(
+    "snapshot",
+    [
+        {"rr": [812.5, 0.1 + 0.2, 1e-300, -0.0], "t": 1.7e9, "none": None, "ok": True, "by": {"a": [1, 2]}},
+        {"baseline": {"mean": float("nan"), "sd": float("inf"), "n": 0}},  # orjson would write null
+        {"spans": [(1.0, 2.0, "walk")]},  # a tuple comes back as a list
+        {"hours": {7: 1.5}},  # an int key comes back as a str
+        {"count": 2**70},  # beyond orjson's 64 bits
+        {"x": np.float64(0.1), "y": [np.float64("nan")]},
+    ],
+)
+def test_a_packed_snapshot_unpacks_to_what_json_would_have_given(snapshot):
+    """The snapshot is written with orjson for speed, but what a rebuild reads is what `json`
+    round-trips to, to the bit (NaN stays NaN; tuples, int keys and big ints as `json` has them)."""
+    import json
+
+    expected = json.loads(json.dumps(snapshot))
+    got = worker._unpacked(worker._packed(snapshot))
+    assert json.dumps(got) == json.dumps(expected)
+    assert repr(got) == repr(expected)
