@@ -71,7 +71,8 @@ class Harness:
 
     async def __aexit__(self, *exc):
         self.stop.set()
-        await asyncio.sleep(0.1)
+        if self.tasks:  # a moment to close their links themselves; cancelled if they take longer
+            await asyncio.wait(self.tasks, timeout=0.1)
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -213,6 +214,7 @@ def test_bluetoothd_exits_and_comes_back_the_watchdog_reconnects(system_bus):
             link = h.link(DeviceSpec("ann", address=H10), watchdog_s=2.0)
             assert await until(lambda: link.streaming.is_set(), 20)
             await h.bluez.exit()  # no disconnect signal reaches bleak
+            # The 2 s watchdog must expire; it reads time.monotonic, not the link's injectable clock.
             await asyncio.sleep(3)
             n_before = len(h.beats(H10))
             await h.bluez.start()
@@ -230,7 +232,7 @@ def test_malformed_payloads_between_good_ones_are_counted_not_raised(system_bus)
             strap = h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), junk_every=3))
             link = h.link(DeviceSpec("ann", address=H10))
             assert await until(lambda: strap.sent_junk >= 4, 30)
-            await asyncio.sleep(0.6)
+            await until(lambda: link.counts.malformed == strap.sent_junk, 5)
             return h, strap, link
 
     h, strap, link = asyncio.run(scenario())
@@ -624,6 +626,8 @@ def test_a_motion_only_device_gives_motion_and_no_beats(system_bus):
             h.bluez.add(FakeStrap(H10, "Polar H10 A", rr_script(), pmd=True))
             h.link(DeviceSpec("ann", address=H10, motion_only=True))
             assert await until(lambda: h.n_samples(H10) >= 50, 20)
+            # Nothing more to wait for: a beat would have come within this second (the strap notifies
+            # every 0.5 s).
             await asyncio.sleep(1.0)
             return h
 

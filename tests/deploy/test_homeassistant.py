@@ -568,7 +568,8 @@ def test_a_plain_mqtt_phone_gets_a_prompt_sent_while_away_and_answers_it(tmp_pat
         assert "Connection error" not in away.stderr, away.stderr
         p = prompt()
         sink.publish_prompt(p)
-        time.sleep(0.5)
+        # The broker has it (acknowledged), queued in the phone's session.
+        assert wait(lambda: store.prompt(p.id)["status"] == "delivered", 10)
         back = subprocess.run(
             [*sub, "-C", "1", "-W", "10"], check=False, capture_output=True, text=True, timeout=20
         )

@@ -108,6 +108,7 @@ def make_sink(broker, tmp_path, **kw):
         people=kw.get("people", ["ann"]),
         devices=kw.get("devices", {"ann": ["h10"]}),
         on_response=kw.get("on_response"),
+        clock=kw.get("clock", time.time),
     )
     sink.start()
     return sink, store
@@ -364,7 +365,8 @@ def test_broker_outage_delivers_state_and_live_prompts_later_and_drops_expired(t
     try:
         phone = Listener(broker.port, ["stresswatch/ann/#"], client_id="phone", persistent=True).connect()
         phone.close()
-        sink, store = make_sink(broker, tmp_path)
+        ahead = [0.0]  # how far the sink's clock runs ahead of the wall clock, in seconds
+        sink, store = make_sink(broker, tmp_path, clock=lambda: time.time() + ahead[0])
         assert sink.connected.wait(10)
         broker.stop()
         assert wait(lambda: not sink.connected.is_set())
@@ -374,7 +376,7 @@ def test_broker_outage_delivers_state_and_live_prompts_later_and_drops_expired(t
             sink.publish_prompt(p)
             sink.publish_state(reading(score=float(k)))
         assert store.pending("mqtt") >= len(produced)
-        time.sleep(4)  # the short prompts expire while the broker is down
+        ahead[0] = 4.0  # the short prompts expire while the broker is down
         broker.start()
         assert sink.connected.wait(40)
         assert wait(lambda: store.pending("mqtt") == 0, 15)
@@ -574,9 +576,11 @@ def test_a_prompt_frozen_in_a_dead_connection_never_reaches_the_phone_after_it_e
     phone.client.on_message = lambda c, u, m: arrivals.append((time.time(), json.loads(m.payload)["id"]))
     try:
         phone.connect()
+        phone_connected = time.time()
         sink, store = make_sink(broker, tmp_path, discovery=False)
         assert sink.connected.wait(10)
-        time.sleep(1.5)  # the broker saves the phone's session (autosave every second)
+        saved = tmp_path / "mosquitto.db"  # the broker saves the phone's session (autosave every second)
+        assert wait(lambda: saved.exists() and saved.stat().st_mtime > phone_connected, 10)
         os.kill(broker.proc.pid, signal.SIGSTOP)
         frozen = prompt(expires_in=5, pid="frozen")
         sink.publish_prompt(frozen)
@@ -915,8 +919,8 @@ def test_an_outbox_that_fails_for_a_while_delays_delivery_is_logged_once_and_hea
     try:
         p = prompt()
         sink.publish_prompt(p)
-        time.sleep(0.5)
-        assert store.prompt(p.id)["status"] == "pending" and failures  # it waits in the outbox
+        assert wait(lambda: failures)
+        assert store.prompt(p.id)["status"] == "pending"  # it waits in the outbox
         assert wait(lambda: store.prompt(p.id)["status"] == "delivered", 10)
         assert len(failures) == 2 and failures[1] - failures[0] >= 0.9  # tried again a second later
         logged = [r.getMessage() for r in caplog.records if "outbox" in r.getMessage()]
@@ -1064,7 +1068,8 @@ def test_open_prompts_are_sent_again_when_home_assistant_comes_back_online(broke
     session keeps nothing). When HA announces `online`, every prompt neither answered nor expired
     goes again, with the expiry left; a retained `online` (at the sink's own connect) is not HA
     coming back."""
-    sink, store = make_sink(broker, tmp_path, discovery=False)
+    ahead = [0.0]  # how far the sink's clock runs ahead of the wall clock, in seconds
+    sink, store = make_sink(broker, tmp_path, discovery=False, clock=lambda: time.time() + ahead[0])
     assert sink.connected.wait(10)
     answered, first, short, second = (
         prompt(pid="answered"),
@@ -1084,7 +1089,7 @@ def test_open_prompts_are_sent_again_when_home_assistant_comes_back_online(broke
         "stresswatch/ann/prompt/response", json.dumps({"id": "answered", "action": "done"}), qos=1
     ).wait_for_publish(5)
     assert wait(lambda: store.prompt("answered")["status"] == "done")
-    time.sleep(2.5)  # `short` expires
+    ahead[0] = 2.5  # `short` expires
     ha = Listener(broker.port, ["stresswatch/+/prompt"]).connect()  # Home Assistant, back from its restart
     phone.publish("homeassistant/status", "online", qos=1, retain=True).wait_for_publish(5)
     got = ha.collect(5, until=lambda ms: len(ms) >= 2)

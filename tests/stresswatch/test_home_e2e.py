@@ -28,7 +28,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from servers import vm_samples
+from servers import vm_samples, wait_for
 
 from alerts.timeofday import zone
 from processing.baseline import Baseline
@@ -273,7 +273,21 @@ def test_two_wearers_one_prompt_answered_an_outage_loses_nothing_and_sigterm_lea
             broker.start()
             vm.start()
             phone.client.reconnect()
-            await asyncio.sleep(15)
+
+            def caught_up() -> bool:
+                """Both outboxes empty and the outage's readings of both people stored."""
+                db = StateStore(state / "state.db")
+                try:
+                    if db.pending("influx") or db.pending("mqtt"):
+                        return False
+                finally:
+                    db.close()
+                return all(
+                    sum(outage["start"] * 1000 <= t <= outage["end"] * 1000 for t in hrv_times(vm, p)) >= 3
+                    for p in ("ann", "bob")
+                )
+
+            await asyncio.to_thread(wait_for, caught_up, 60)
             phone.drain()
             proc.send_signal(signal.SIGTERM)
             await asyncio.wait_for(proc.wait(), 60)

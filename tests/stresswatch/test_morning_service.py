@@ -20,6 +20,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from servers import wait_for
 
 from collector.artifacts import inject
 from collector.events import Acceleration, Beat, Motion, MotionKind
@@ -145,6 +146,12 @@ class Listener:
         self.client.disconnect()
 
 
+def last_status(listener: Listener) -> str | None:
+    """The status the last message on stresswatch/ann/measurement that reached `listener` says."""
+    progress = listener.on("stresswatch/ann/measurement")
+    return progress[-1]["status"] if progress else None
+
+
 def ask(broker, topic: str, payload: str) -> None:
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     c.connect("127.0.0.1", broker.port)
@@ -169,13 +176,12 @@ def test_a_reading_asked_for_on_mqtt_says_its_progress_and_publishes_the_result(
     listener = Listener(broker)
 
     def press(service):
-        deadline = time.monotonic() + 10
-        while not any(t.endswith("/button/stresswatch_ann/measure/config") for t, _, _ in listener.drain()):
-            assert time.monotonic() < deadline, "no discovery of the button"
-            time.sleep(0.05)
+        assert wait_for(
+            lambda: any(t.endswith("/button/stresswatch_ann/measure/config") for t, _, _ in listener.drain()),
+            10,
+        ), "no discovery of the button"
         ask(broker, "stresswatch/ann/measure", "start")  # what the Home Assistant button sends
-        while service.people["ann"].morning is None:
-            time.sleep(0.01)
+        assert wait_for(lambda: service.people["ann"].morning is not None, 10), "the button started nothing"
         asked.append(True)
 
     def finished(service):
@@ -183,7 +189,7 @@ def test_a_reading_asked_for_on_mqtt_says_its_progress_and_publishes_the_result(
 
     try:
         service = run_service(cfg, strap, clock, finished, during=press)
-        time.sleep(0.5)
+        wait_for(lambda: listener.on("stresswatch/ann/morning") and last_status(listener) == "done", 5)
         progress = listener.on("stresswatch/ann/measurement")
         results = listener.on("stresswatch/ann/morning")
     finally:
@@ -205,9 +211,7 @@ def test_a_reading_asked_for_on_mqtt_says_its_progress_and_publishes_the_result(
     # retained: a phone or Home Assistant connecting later gets the last reading
     late = Listener(broker, topics=("stresswatch/ann/morning",))
     try:
-        deadline = time.monotonic() + 5
-        while not late.drain() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_for(late.drain, 5)
         assert late.messages and late.messages[0][2] is True and json.loads(late.messages[0][1]) == done
     finally:
         late.stop()
@@ -231,9 +235,9 @@ def test_a_retained_or_malformed_request_starts_nothing(broker, tmp_path, caplog
     c.publish("stresswatch/ann/measure", "start", qos=1, retain=True).wait_for_publish(10)
 
     def send(service):
-        time.sleep(0.5)
+        wait_for(lambda: "ignored a retained morning reading request" in caplog.text, 5)
         c.publish("stresswatch/ann/measure", "please", qos=1).wait_for_publish(10)
-        time.sleep(0.5)
+        wait_for(lambda: "got 'please'" in caplog.text, 5)
 
     try:
         with caplog.at_level(logging.WARNING):
@@ -398,7 +402,7 @@ def test_a_reading_spoiled_by_movement_says_why_asks_again_and_stores_nothing(br
             service = run_service(
                 cfg, strap, clock, lambda s: asked and s.people["ann"].morning is None, during=request
             )
-        time.sleep(0.5)
+        wait_for(lambda: last_status(listener) == "failed", 5)
         progress = listener.on("stresswatch/ann/measurement")
         morning = listener.on("stresswatch/ann/morning")
     finally:
@@ -523,7 +527,7 @@ def test_a_stop_in_the_middle_says_stopped_and_a_kill_leaves_no_half_reading(bro
             lambda s: strap.done,
             during=lambda s: s._loop.call_soon_threadsafe(s.measure, "ann", "mqtt", None, t0),
         )
-        time.sleep(0.3)
+        wait_for(lambda: last_status(listener) == "stopped", 5)
         progress = listener.on("stresswatch/ann/measurement")
         assert progress[-2]["status"] == "measuring" and progress[-1]["status"] == "stopped"
         assert "nothing was stored" in progress[-1]["reason"]
@@ -539,8 +543,9 @@ def test_a_stop_in_the_middle_says_stopped_and_a_kill_leaves_no_half_reading(bro
         # 3. The next start: no half reading anywhere; the measurement topic says idle.
         clock = Clock(t0 + 1200)
         strap = LiveStrap(calm(0.5, t0 + 1200, seed=8), clock)
+        said_before = len(listener.on("stresswatch/ann/measurement"))
         again = run_service(cfg, strap, clock, lambda s: strap.done)
-        time.sleep(0.3)
+        wait_for(lambda: len(listener.on("stresswatch/ann/measurement")) > said_before, 5)
         assert listener.on("stresswatch/ann/measurement")[-1]["status"] in ("idle", "stopped")
         assert listener.on("stresswatch/ann/morning") == []
     finally:
@@ -552,9 +557,7 @@ def test_a_stop_in_the_middle_says_stopped_and_a_kill_leaves_no_half_reading(bro
     assert "series" not in rows["results"][0]
     late = Listener(broker, topics=("stresswatch/ann/measurement",))
     try:
-        deadline = time.monotonic() + 5
-        while not late.drain() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_for(late.drain, 5)
         assert json.loads(late.messages[0][1])["status"] in (
             "idle",
             "stopped",
