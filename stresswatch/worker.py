@@ -276,7 +276,9 @@ def run(cfg: Config, state_dir: str | Path, sleep=time.sleep) -> None:
 
     Workers started together race to create their changelog topic; one that asks for the topic's
     settings before every broker knows it got "Unknown topic or partition" and died (seen with 3
-    workers on 3 brokers). Set-up is tried again while that is the answer, STARTUP_TRIES times.
+    workers on 3 brokers), or Quix's look-up of the changelog topic did not find it yet (seen in CI:
+    "Topic ... not found on the broker"). Set-up is tried again while that is the answer,
+    STARTUP_TRIES times.
 
     A commit refused because the group no longer knows this worker (its session timed out while the
     broker coordinating the group was killed, seen with the machine under load) used to end the
@@ -318,17 +320,23 @@ def _set_up(cfg: Config, state_dir: str | Path, sleep):
     """The worker's application and its processor, set up again while a broker does not know a
     topic yet (see `run`)."""
     from confluent_kafka import KafkaError, KafkaException
+    from quixstreams.models.topics.exceptions import TopicNotFoundError
 
     for attempt in range(1, STARTUP_TRIES + 1):
         try:
             app, _sdf, processor = application(cfg, state_dir, loglevel="INFO")
             return app, processor
-        except KafkaException as exc:
-            if attempt == STARTUP_TRIES or exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+        except (KafkaException, TopicNotFoundError) as exc:
+            # The broker's answer (KafkaException), or Quix's own look-up of the changelog topic
+            # another worker has just created (TopicNotFoundError).
+            unknown = (
+                isinstance(exc, TopicNotFoundError) or exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            )
+            if attempt == STARTUP_TRIES or not unknown:
                 raise
             log.warning(
                 "a topic is not known to every broker yet (%s); setting up again in %.0f s",
-                exc.args[0].str(),
+                exc if isinstance(exc, TopicNotFoundError) else exc.args[0].str(),
                 STARTUP_RETRY_S,
             )
             sleep(STARTUP_RETRY_S)
