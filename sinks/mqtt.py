@@ -126,6 +126,21 @@ class MqttSettings:
     announce_status: bool = True
 
 
+def authenticate(client, settings: MqttSettings) -> None:
+    """The credentials and TLS of `settings` on a paho client (the sink's, doctor's, `measure`'s):
+    the CA (or the system's), an optional client certificate, hostname checking unless turned off."""
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password or None)
+    if settings.tls:
+        client.tls_set(
+            ca_certs=settings.ca_file or None,
+            certfile=settings.certfile or None,
+            keyfile=settings.keyfile or None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        client.tls_insecure_set(not settings.verify_hostname)
+
+
 def exposure_warning(s: MqttSettings) -> str | None:
     """A warning when readings would cross a network in clear text to an anonymous broker."""
     if s.tls or s.password:
@@ -243,16 +258,7 @@ class MqttSink:
         )
         self._mqtt = mqtt
         c = loop_client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
-        if settings.username:
-            c.username_pw_set(settings.username, settings.password or None)
-        if settings.tls:
-            c.tls_set(
-                ca_certs=settings.ca_file or None,
-                certfile=settings.certfile or None,
-                keyfile=settings.keyfile or None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            c.tls_insecure_set(not settings.verify_hostname)
+        authenticate(c, settings)
         if settings.announce_status:
             c.will_set(self.status_topic, "offline", qos=1, retain=True)
         c.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)

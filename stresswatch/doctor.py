@@ -421,23 +421,14 @@ def check_mqtt(cfg: Config) -> Finding:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from sinks.mqtt import authenticate
+
     s = cfg.mqtt.settings()
     what = f"MQTT broker {s.host}:{s.port}"
     done = threading.Event()
     result: dict = {}
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{s.client_id}-doctor", protocol=mqtt.MQTTv5)
-    if s.username:
-        c.username_pw_set(s.username, s.password or None)
-    if s.tls:
-        import ssl
-
-        c.tls_set(
-            ca_certs=s.ca_file or None,
-            certfile=s.certfile or None,
-            keyfile=s.keyfile or None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-        c.tls_insecure_set(not s.verify_hostname)
+    authenticate(c, s)
 
     def on_connect(client, userdata, flags, reason_code, properties):
         result["rc"] = reason_code

@@ -118,6 +118,8 @@ def through_service(cfg: Config, person: str, pid: int, timeout_s: float, out) -
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from sinks.mqtt import authenticate
+
     request = uuid.uuid4().hex[:16]
     base = f"{settings.base_topic}/{person}"
     answers: queue.Queue = queue.Queue()
@@ -125,18 +127,7 @@ def through_service(cfg: Config, person: str, pid: int, timeout_s: float, out) -
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=f"stresswatch-measure-{request}", protocol=mqtt.MQTTv5
     )
-    if settings.username:
-        client.username_pw_set(settings.username, settings.password or None)
-    if settings.tls:
-        import ssl
-
-        client.tls_set(
-            ca_certs=settings.ca_file or None,
-            certfile=settings.certfile or None,
-            keyfile=settings.keyfile or None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-        client.tls_insecure_set(not settings.verify_hostname)
+    authenticate(client, settings)
 
     def on_connect(c, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
