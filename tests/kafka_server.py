@@ -439,10 +439,15 @@ def produce(bootstrap: str, topic: str, messages: list[dict]) -> None:
 
 
 def _random_uuid() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as `kafka-storage random-uuid`)."""
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (as `kafka-storage
+    random-uuid`). Kafka's own `Uuid.randomUuid` draws again while the text starts with '-', which
+    a command line would take for an option (`format -t -abc...` failed once in 64 runs)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def _format(members: list[Node], jars: Path, cluster_id: str) -> None:
