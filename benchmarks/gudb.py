@@ -93,7 +93,7 @@ class GateVariant(StressModel):
         g = self.variant
         if not self.baseline.calibrated:
             return False
-        ref = self.baseline.reference(time)
+        ref = self.baseline.score_reference(time)
         rise = hr_bpm - ref.hr_mean
         if g.unit == "hrr":
             rise /= max(1.0, self.hr_max - ref.hr_mean)

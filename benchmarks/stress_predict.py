@@ -334,13 +334,15 @@ class HrvVariant(StressModel):
 
     variant: dict
 
-    def deviation(self, time: float, hr_bpm: float, ln_rmssd: float, quality: float) -> float:
+    def deviation(
+        self, time: float, hr_bpm: float, ln_rmssd: float, quality: float, declared: bool = False
+    ) -> float:
         v = self.variant
         recent = self.__dict__.setdefault("_recent_ln", [])
         recent.append((time, ln_rmssd))
         while recent[0][0] < time - v["smooth_s"]:
             recent.pop(0)
-        ref = self.baseline.reference(time)
+        ref = self.baseline.reference(time) if declared else self.baseline.score_reference(time)
         z_hr = (hr_bpm - ref.hr_mean) / ref.hr_sd
         ln = statistics.median(x for _, x in recent) if v["smooth_s"] else ln_rmssd
         z_ln = (ref.ln_rmssd_mean - ln) / ref.ln_rmssd_sd * min(1.0, quality) ** v["q"]

@@ -21,6 +21,18 @@ What it learns from, and why it cannot lock in:
   enough rest is seen (`shrunk_sd`), so that a few minutes of steady rest do not make every
   small wobble of heart rate read as stress (issue 17: the demo's morning rest scored 94 at HR
   68 after 5 min; a seated rest declared as calibration scored 99.9 while it was learned).
+- The score's reference is kept for a day: a scored reading is compared with the baseline as it
+  stood at the first scored reading of its period in its day (`score_reference`; a day runs from
+  the end of one night period to the next, local 07:00-07:00), while the rings keep learning for
+  the next day; only a rest that moved as far as the RR-only gate reaches (KEPT_UNTIL_BPM) renews
+  it within the day, so that it cannot lock in either. Ours, after the daily baselines of Plews et al. 2013 (the rolling mean is
+  updated once a day, from whole days): a reference that follows the day's own readings lets a
+  stressful afternoon raise the bar it is judged by, and made the score rank a session's readings
+  differently from heart rate alone (issue 17: on Stress-Predict its within-person AUC fell below
+  heart rate's by 0.01-0.06). Within a day and period the score is therefore a fixed increasing
+  function of heart rate; across days it follows the person. No score is given before the baseline
+  is calibrated (processing/stress.py), so a new user's first day is judged against their
+  calibration (10 min of rest, or a declared rest span).
 - Resting heart rate (for the heart-rate reserve of the activity decision): the
   REST_HR_QUANTILE of the 60 s heart rates of the last REST_HR_MEMORY_S, whatever the activity.
   A low quantile of sustained (60 s) heart rate is the lowest HR a person sustains; learning
@@ -37,7 +49,7 @@ import math
 from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from processing.window import quantile
 
@@ -64,11 +76,11 @@ CALIBRATION_SAMPLES = 20
 # gaps, and the person said it was rest, so there is no doubt to wait out. (It was 6: a 2 min
 # calibration at the start of a file then calibrated in some people and not in others, issue 17.)
 MIN_KNOWN_SAMPLES = 5
-# Ours: rest samples after which the reference is the person's own median alone, while
-# `stressed` still waits for calibration: population norms put people in the wrong place far
-# more than 3 min of their own rest does (resting HR and RMSSD vary several-fold between people).
-# processing/stress.py gives no score before a new baseline holds this many (issue 17: a person
-# resting at HR 100 scored 100 through a lab baseline against the population's 68).
+# Ours: rest samples after which the baseline's location (as reported while it is young) is the
+# person's own median alone: population norms put people in the wrong place far more than 3 min
+# of their own rest does (resting HR and RMSSD vary several-fold between people). No score is
+# given before calibration (processing/stress.py; issue 17: a person resting at HR 100 scored 100
+# through a lab baseline against the population's 68).
 BLEND_SAMPLES = 6
 # The weight of the population spread in the spread of a young baseline, in rest samples (ours:
 # as much as a calibration, 10 min of rest). See `shrunk_sd`.
@@ -80,6 +92,13 @@ PRIOR_SAMPLES = 20
 # steady, and 3 bpm hid a third of the task readings' rise (benchmarks/stress_predict.py).
 MIN_LN_SD = 0.15
 MIN_HR_SD = 2.0
+# Ours: the score's reference kept for the day is taken again once the median of the learned rest
+# has moved this far from it (bpm): the level below which processing/stress.py's RR-only gate lets
+# a reading go (RrGate.leave_bpm). A rest that moved this much (half the ring or more) is the
+# person's rest now, not an event, and a reference left further behind would hold readings at that
+# rest in the gate all day (Stress-Predict S13, whose lab baseline was far calmer than the rest of
+# its session).
+KEPT_UNTIL_BPM = 4.2
 # Local hours of the night period (ours; see the module docstring).
 NIGHT_HOURS = (22, 7)
 # Resting heart rate: 5th percentile (ours) of 60 s heart rates over the last 24 h, once 2 min
@@ -191,6 +210,7 @@ class Baseline:
         self._hr_sorted: list[float] = []
         self._last_hr_t = -math.inf
         self._cache: dict[str, Reference] = {}
+        self._kept: dict[str, tuple[date, Reference]] = {}  # period -> (day, score reference)
 
     # -- learning -------------------------------------------------------------------------------
 
@@ -276,6 +296,24 @@ class Baseline:
         self._cache[name] = ref
         return ref
 
+    def day(self, t: float) -> date:
+        """The local day `t` belongs to for the score's reference: it starts where the night
+        period ends (NIGHT_HOURS[1], 07:00), so a night is one day, not split at midnight."""
+        return (
+            datetime.fromtimestamp(t, self.tz).replace(tzinfo=None) - timedelta(hours=NIGHT_HOURS[1])
+        ).date()
+
+    def score_reference(self, t: float) -> Reference:
+        """What a scored reading at `t` is compared with: `reference(t)` as it stood at the first
+        call for t's period in t's day (`day`), kept until that day ends or until the learned
+        resting heart rate has moved KEPT_UNTIL_BPM from it (the module docstring)."""
+        name, day = self.period(t), self.day(t)
+        kept = self._kept.get(name)
+        now = self.reference(t)
+        if kept is None or kept[0] != day or abs(now.hr_mean - kept[1].hr_mean) >= KEPT_UNTIL_BPM:
+            kept = self._kept[name] = (day, now)
+        return kept[1]
+
     def resting_hr(self) -> float:
         """The lowest heart rate the person sustains (see the module docstring), in bpm."""
         if len(self._hr_sorted) < REST_HR_MIN_SAMPLES:
@@ -296,6 +334,17 @@ class Baseline:
                 for name, ring in self.periods.items()
             },
             "hr": [[r(t, 3), r(hr, 3)] for t, hr in zip(self._hr_times, self._hr_values)],
+            "kept": {
+                name: [
+                    day.isoformat(),
+                    r(k.ln_rmssd_mean, 5),
+                    r(k.ln_rmssd_sd, 5),
+                    r(k.hr_mean, 3),
+                    r(k.hr_sd, 3),
+                    k.samples,
+                ]
+                for name, (day, k) in self._kept.items()
+            },
         }
 
     @classmethod
@@ -316,6 +365,12 @@ class Baseline:
                     b._last_rest_t = max(b._last_rest_t, float(t))
             for t, hr in data["hr"]:
                 b.add_hr(float(t), float(hr))
+            # "kept" is absent in baselines saved before it existed: kept again at the next score.
+            for name, (day, ln, ln_sd, hr, hr_sd, samples) in data.get("kept", {}).items():
+                if name not in b.periods:
+                    raise ValueError(f"baseline: unknown period {name!r} in 'kept'")
+                ref = Reference(float(ln), float(ln_sd), float(hr), float(hr_sd), int(samples))
+                b._kept[name] = (date.fromisoformat(day), ref)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if str(exc).startswith("baseline:"):
                 raise

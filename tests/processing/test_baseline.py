@@ -10,6 +10,7 @@ import pytest
 
 from processing.baseline import (
     CALIBRATION_SAMPLES,
+    KEPT_UNTIL_BPM,
     MIN_HR_SD,
     POPULATION_LN_RMSSD,
     POPULATION_REST_HR,
@@ -169,3 +170,47 @@ def test_declared_rest_counts_its_independent_samples_for_the_spread():
     assert declared.reference(DAY).hr_sd == pytest.approx(inferred.reference(DAY).hr_sd)
     copy = Baseline.from_dict(json.loads(json.dumps(declared.to_dict())))
     assert copy.reference(DAY) == declared.reference(DAY)
+
+
+def test_the_score_reference_is_the_one_the_day_began_with():
+    """Issue 17: a reference that followed the day's own readings let a stressful afternoon raise
+    its own bar, and the score ranked readings unlike heart rate. A scored reading is compared
+    with the baseline as it stood at the day's first score; the rings go on learning, and the next
+    day (from 07:00 local) starts from all of it. A rest that moved KEPT_UNTIL_BPM renews it."""
+    b = Baseline(ZoneInfo("Europe/Berlin"))
+    feed(b, DAY, 15, ln=3.1, hr=65.0)
+    morning = b.score_reference(DAY + 15 * 60)
+    feed(b, DAY + 15 * 60, 60, ln=2.9, hr=65.0 + KEPT_UNTIL_BPM - 0.5)  # an hour of rest 3.7 bpm higher
+    assert b.reference(DAY + 75 * 60).hr_mean == pytest.approx(68.7)  # learned...
+    assert b.score_reference(DAY + 75 * 60) == morning  # ...but not by today's score
+    tomorrow = DAY + 86400.0
+    assert b.score_reference(tomorrow) == b.reference(tomorrow) != morning
+    moved = Baseline(ZoneInfo("Europe/Berlin"))
+    feed(moved, DAY, 15, ln=3.1, hr=65.0)
+    moved.score_reference(DAY + 15 * 60)
+    feed(moved, DAY + 15 * 60, 60, ln=2.9, hr=78.0)  # an hour of rest 13 bpm higher
+    assert moved.score_reference(DAY + 75 * 60).hr_mean == pytest.approx(78.0)
+    # a night is one day: its reference is kept across midnight (22:00 to 07:00 local)
+    evening = DAY + 9 * 3600  # 22:00 in Berlin
+    sleeper = Baseline(ZoneInfo("Europe/Berlin"))
+    feed(sleeper, evening, 15, ln=3.8, hr=55.0)
+    night = sleeper.score_reference(evening + 15 * 60)
+    feed(sleeper, evening + 15 * 60, 120, ln=3.7, hr=57.0)
+    assert sleeper.score_reference(evening + 2.5 * 3600) == night  # 00:30: the same night
+    assert sleeper.day(evening) == sleeper.day(evening + 2.5 * 3600) != sleeper.day(evening + 9.5 * 3600)
+
+
+def test_the_kept_reference_survives_a_restart():
+    b = Baseline(ZoneInfo("Europe/Berlin"))
+    feed(b, DAY, 15, ln=3.1, hr=65.0)
+    kept = b.score_reference(DAY + 15 * 60)
+    feed(b, DAY + 15 * 60, 30, ln=2.9, hr=67.0)
+    exact = Baseline.from_dict(json.loads(json.dumps(b.to_dict(exact=True))), ZoneInfo("Europe/Berlin"))
+    assert exact.score_reference(DAY + 50 * 60) == kept
+    rounded = Baseline.from_dict(json.loads(json.dumps(b.to_dict())), ZoneInfo("Europe/Berlin"))
+    assert rounded.score_reference(DAY + 50 * 60).hr_mean == pytest.approx(kept.hr_mean, abs=1e-3)
+    older = b.to_dict()
+    del older["kept"]  # saved before the kept reference existed: kept anew at the next score
+    assert Baseline.from_dict(older).score_reference(DAY + 50 * 60) == b.reference(DAY + 50 * 60)
+    with pytest.raises(ValueError, match="kept"):
+        Baseline.from_dict({**b.to_dict(), "kept": {"noon": ["2026-01-01", 3, 0.2, 60, 2, 20]}})

@@ -59,8 +59,8 @@ def feed(p: Pipeline, events: list) -> tuple[list, list, int]:
 
 
 def test_a_clock_set_back_starts_a_new_segment_and_no_beat_is_lost():
-    rr = rest_then(20, 0, 860.0)
-    events = strap_events(rr, step_at_s=600.0, step_s=-3600.0)
+    rr = rest_then(25, 0, 860.0)  # calibrated (10 min of rest) before the step
+    events = strap_events(rr, step_at_s=900.0, step_s=-3600.0)
     gap = next(e for e in events if isinstance(e, Gap))
     p = Pipeline("p")
     before, after, released = feed(p, events)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 from collections import Counter
 from statistics import NormalDist
 
@@ -12,7 +14,7 @@ import pytest
 from collector.events import Acceleration, Beat, Motion, MotionKind
 from collector.files import read_recording
 from collector.simulator import phase, simulate, to_beats
-from processing.baseline import BLEND_SAMPLES, SAMPLE_S, Baseline
+from processing.baseline import CALIBRATION_SAMPLES, SAMPLE_S, Baseline
 from processing.pipeline import Pipeline, Settings, run
 from processing.reading import MotionState
 from processing.stress import RR_GATE, StressModel
@@ -359,11 +361,12 @@ def test_with_motion_known_still_the_same_rise_is_judged():
 
 def test_the_gate_waits_for_a_calibrated_baseline_and_learns_what_it_gates():
     """Before calibration nothing is stressed anyway, so a new user whose rest is far from the
-    population norm is not gated: a score follows once 3 min of their rest are learned. Gated
+    population norm is not gated: a score follows once 10 min of their rest are learned. Gated
     readings are learned as rest, so a rest that moved up (a warm week, a new medicine) is the
-    baseline after a while instead of gated for ever."""
+    baseline after a while instead of gated for ever: the reference the day began with is taken
+    again once the learned rest moved KEPT_UNTIL_BPM (processing/baseline.py)."""
     new = StressModel()
-    first = [new.assess(10.0 * k, 88.0, math.log(25.0), 1.0) for k in range(30)]
+    first = [new.assess(10.0 * k, 88.0, math.log(25.0), 1.0) for k in range(70)]
     assert all(v.activity == "rest" for v in first) and first[-1].score is not None
     model = StressModel()
     t = declared_rest(model, hr=62.0)
@@ -378,12 +381,12 @@ def test_the_gate_waits_for_a_calibrated_baseline_and_learns_what_it_gates():
 
 def test_no_score_against_population_norms_alone():
     """Issue 17: a person whose rest is far from the population norm (HR 100) scored 100 through a
-    whole lab baseline against it (Stress-Predict S08). A new baseline gives a score once it holds
-    BLEND_SAMPLES of the person's own rest (3 min), and `stressed` waits for calibration."""
+    whole lab baseline against it (Stress-Predict S08). A new baseline gives a score once it is
+    calibrated: CALIBRATION_SAMPLES of the person's own rest (10 min)."""
     model = StressModel()
-    verdicts = [model.assess(10.0 * k, 100.0, math.log(30.0), 1.0) for k in range(40)]
+    verdicts = [model.assess(10.0 * k, 100.0, math.log(30.0), 1.0) for k in range(80)]
     scored = [k for k, v in enumerate(verdicts) if v.score is not None]
-    assert scored and scored[0] * 10.0 >= (BLEND_SAMPLES - 1) * SAMPLE_S
+    assert scored and scored[0] * 10.0 >= (CALIBRATION_SAMPLES - 1) * SAMPLE_S
     assert all(verdicts[k].score < 70 for k in scored)
 
 
@@ -453,3 +456,21 @@ def test_no_score_before_the_first_full_rmssd_window():
     late = [r for r in readings if r.time - 60.0 >= t0]
     assert early and all(r.stress_score is None and r.rmssd_ms is not None for r in early)
     assert late and all(r.stress_score is not None for r in late)
+
+
+def test_within_a_day_the_score_ranks_readings_as_heart_rate_does():
+    """Issue 17: the score is heart rate against the person's rest; with the reference kept for the
+    day, no reading with a higher heart rate scores lower than one with a lower heart rate, however
+    much rest is learned in between (before, the within-person AUC fell below heart rate's)."""
+    model = StressModel(rr_gate=None)
+    t = declared_rest(model, hr=64.0)
+    rng = random.Random(3)
+    scored = []
+    for k in range(360):
+        hr = 64.0 + rng.uniform(-3.0, 9.0)  # learned as rest too, moving the rings' median
+        v = model.assess(t + 10.0 * k, hr, math.log(40.0), 1.0)
+        if v.score is not None:
+            scored.append((hr, v.score))
+    assert len(scored) > 300
+    by_hr = sorted(scored)
+    assert all(a[1] <= b[1] for a, b in itertools.pairwise(by_hr))

@@ -150,13 +150,14 @@ def gappy_beats(keep_s: float, every_s: float, minutes: float, rr: float = 800.0
 
 def test_a_reading_with_enough_pairs_is_scored_however_much_of_the_window_was_lost():
     """Only 25 s of every 60 s arrive (~30 pairs per RMSSD window, over MIN_PAIRS): readings get
-    a score (once the new baseline holds 3 min of this rest: processing/stress.py), RMSSD is
-    exactly that of the alternation (20 ms), and never that of a gap."""
+    a score (once the new baseline is calibrated by 20 rest samples, one a minute here:
+    processing/stress.py), RMSSD is exactly that of the alternation (20 ms), and never that of a
+    gap."""
     readings = []
     pipe = Pipeline("p", Settings())
-    for ev in gappy_beats(keep_s=25.0, every_s=60.0, minutes=15):
+    for ev in gappy_beats(keep_s=25.0, every_s=60.0, minutes=28):
         readings += pipe.feed(ev)
-    late = [r for r in readings if r.time > 7 * 60]
+    late = [r for r in readings if r.time > 23 * 60]
     assert late and pipe.n_gaps > 10
     assert all(r.rmssd_ms == pytest.approx(20.0) for r in late)
     assert all(r.stress_score is not None for r in late)
