@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from collector.events import Beat, Event, Gap, Motion, MotionKind
+from collector.events import Beat, Event, Gap, HeartRate, Motion, MotionKind
 from collector.log_limit import LogLimit
 from sinks.store import StateStore
 
@@ -49,17 +49,21 @@ MOTION_FIELDS = (
 
 
 def encode_events(person: str, events: Iterable[Event]) -> dict:
-    """One person's beats, gaps and motion as the `beats` topic's JSON value.
+    """One person's beats, gaps, heart rates without RR intervals and motion as the `beats`
+    topic's JSON value.
 
-    `events` in the order they came: a motion row keeps its place among the beats and gaps (`at`),
-    so the worker's pipeline takes it where the home service's would have (a strap's accelerometer
-    says what a window was after its beats, not at its time). `motion` is absent without any."""
-    beats, gaps, motion = [], [], []
+    `events` in the order they came: a motion row keeps its place among the beats, gaps and heart
+    rates (`at`), so the worker's pipeline takes it where the home service's would have (a strap's
+    accelerometer says what a window was after its beats, not at its time). `heart_rates` (a strap
+    that sends no RR intervals) and `motion` are absent without any."""
+    beats, gaps, rates, motion = [], [], [], []
     for e in events:
         if isinstance(e, Beat):
             beats.append([e.device, e.t, e.rr_ms, e.hr_bpm, e.contact, e.source])
         elif isinstance(e, Gap):
             gaps.append([e.device, e.start, e.end, e.reason])
+        elif isinstance(e, HeartRate):
+            rates.append([e.device, e.t, e.hr_bpm, e.contact, e.energy_kj, e.source])
         elif isinstance(e, Motion):
             motion.append(
                 [
@@ -72,22 +76,26 @@ def encode_events(person: str, events: Iterable[Event]) -> dict:
                     e.speed_m_s,
                     e.source,
                     e.hold_s,
-                    len(beats) + len(gaps),
+                    len(beats) + len(gaps) + len(rates),
                 ]
             )
     value = {"person": person, "beats": beats, "gaps": gaps}
+    if rates:
+        value["heart_rates"] = rates
     if motion:
         value["motion"] = motion
     return value
 
 
 def decode_events(value: dict) -> list[Event]:
-    """The events of one `beats` message: beats and gaps in time order (a gap before the beats
-    after its start), each motion row after the first `at` of them."""
+    """The events of one `beats` message: beats, gaps and heart rates in time order (a gap before
+    the beats after its start), each motion row after the first `at` of them."""
     person = value["person"]
     events: list[tuple[float, int, Event]] = []
     for device, t, rr, hr, contact, source in value.get("beats", ()):
         events.append((t, 1, Beat(person, device, float(t), float(rr), hr, contact, source=source or "")))
+    for device, t, hr, contact, energy, source in value.get("heart_rates", ()):
+        events.append((t, 1, HeartRate(person, device, float(t), float(hr), contact, energy, source or "")))
     for device, start, end, reason in value.get("gaps", ()):
         events.append((start, 0, Gap(person, device, float(start), float(end), reason or "")))
     events.sort(key=lambda x: (x[0], x[1]))
@@ -130,27 +138,44 @@ def ensure_topics(
     client: dict[str, str], topics: Iterable[str], partitions: int, replication: int, timeout_s: float = 30.0
 ) -> list[str]:
     """Create the topics that do not exist yet; returns those created. Existing ones are left as
-    they are (their partition count decides where people live)."""
-    from confluent_kafka import KafkaException
+    they are (their partition count decides where people live).
+
+    A transient answer (a retriable error, or librdkafka's "broker handle destroyed", given when the
+    bootstrap connection is replaced by the cluster's own while the request waits: seen on a
+    3-broker cluster just started) is asked again until `timeout_s`."""
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(client)
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
-    wanted = [t for t in dict.fromkeys(topics) if t not in existing]
-    if not wanted:
-        return []
-    futures = admin.create_topics(
-        [NewTopic(t, partitions, replication) for t in wanted], request_timeout=timeout_s
-    )
-    created = []
-    for topic, future in futures.items():
-        try:
-            future.result()
-            created.append(topic)
-        except KafkaException as exc:
-            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # another collector or worker was first
+    deadline = time.monotonic() + timeout_s
+    topics = list(dict.fromkeys(topics))
+    created: list[str] = []
+    while True:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+        wanted = [t for t in topics if t not in existing]
+        if not wanted:
+            return created
+        futures = admin.create_topics(
+            [NewTopic(t, partitions, replication) for t in wanted], request_timeout=timeout_s
+        )
+        again = False
+        for topic, future in futures.items():
+            try:
+                future.result()
+                created.append(topic)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.name() == "TOPIC_ALREADY_EXISTS":  # another collector or worker was first
+                    continue
+                if (
+                    err.retriable() or err.code() == KafkaError._DESTROY_BROKER
+                ) and time.monotonic() < deadline:
+                    again = True
+                    continue
                 raise
-    return created
+        if not again:
+            return created
+        time.sleep(0.5)
 
 
 class KafkaOutbox:

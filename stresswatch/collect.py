@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from collector.ble import DeviceSpec
-from collector.events import Acceleration, Beat, Event, Gap, Motion
+from collector.events import Acceleration, Beat, Event, Gap, HeartRate, Motion
 from processing.motion import AccelerometerClassifier
 from sinks.kafka import KafkaOutbox, encode_events
 from sinks.store import StateStore
@@ -59,12 +59,11 @@ class Collector:
         return collector
 
     def events(self, events: list[Event]) -> None:
-        """Beats, gaps and motion are kept for the person's next message, in the order they came.
-        A strap's accelerometer samples are classified here, per device, by the pipeline's own
-        classifier (processing/motion.py; reset by a gap of the device, as the pipeline does):
-        the worker gets the `Motion` of each 10 s window where the home pipeline would have made
-        it, a few numbers instead of 25-200 samples a second. Heart rates without RR intervals
-        do not travel yet."""
+        """Beats, gaps, heart rates without RR intervals and motion are kept for the person's next
+        message, in the order they came. A strap's accelerometer samples are classified here, per
+        device, by the pipeline's own classifier (processing/motion.py; reset by a gap of the
+        device, as the pipeline does): the worker gets the `Motion` of each 10 s window where the
+        home pipeline would have made it, a few numbers instead of 25-200 samples a second."""
         for e in events:
             if isinstance(e, Acceleration):
                 found = self._classifier(e.person, e.device).feed(e)
@@ -73,7 +72,7 @@ class Collector:
                 continue
             if isinstance(e, Gap) and (e.person, e.device) in self._classifiers:
                 self._classifiers[(e.person, e.device)].gap()
-            if isinstance(e, Beat | Gap | Motion):
+            if isinstance(e, Beat | Gap | HeartRate | Motion):
                 self._pending.setdefault(e.person, []).append(e)
 
     def _classifier(self, person: str, device: str) -> AccelerometerClassifier:

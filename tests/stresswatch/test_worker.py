@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from kafka_server import beat_messages, consume, home_outputs, produce
 
-from collector.events import Acceleration
+from collector.events import Acceleration, HeartRate
 from sinks.kafka import KafkaOutbox, ensure_topics
 from sinks.store import StateStore
 from stresswatch import config as configuration
@@ -247,3 +247,42 @@ def test_a_packed_snapshot_unpacks_to_what_json_would_have_given(snapshot):
     got = worker._unpacked(worker._packed(snapshot))
     assert json.dumps(got) == json.dumps(expected)
     assert repr(got) == repr(expected)
+
+
+def test_a_strap_without_rr_intervals_gives_the_home_services_readings_through_kafka(kafka, tmp_path):
+    """A band that sends heart rate alone (once a second, no RR intervals) beside a chest strap:
+    through `collect` and a worker, its heart rates become the readings the home service makes of
+    them (heart rate and activity, no HRV), the strap's as before."""
+    cfg = _config(kafka, "hr-" + uuid.uuid4().hex[:6])
+    ensure_topics(
+        cfg.kafka.client_config(), cfg.kafka.topics().values(), cfg.kafka.partitions, cfg.kafka.replication
+    )
+    beats, _ = simulated_day(seed=3, artifacts=0.005, person="ada")
+    beats = [b for b in beats if b.t - beats[0].t < 10 * 60]
+    t0 = beats[0].t
+    band = [
+        HeartRate("bo", "band", t0 + k, 62.0 + 8.0 * (k // 120 % 2), contact=True, source="ble")
+        for k in range(10 * 60)
+    ]
+    events = sorted([*beats, *band], key=lambda e: e.t)
+    home_readings, _ = home_outputs(cfg, events)
+    assert any(p == "bo" for p, _t in home_readings)  # the home service makes readings of them
+
+    collector = Collector(
+        cfg, [], KafkaOutbox(StateStore(tmp_path / "collect.db"), cfg.kafka.client_config())
+    )
+    cut_at = None
+    for e in events:  # a message per person every batch_s of the stream
+        if cut_at is not None and e.t >= cut_at:
+            collector.cut()
+            cut_at = None
+        cut_at = cut_at or e.t + cfg.kafka.batch_s
+        collector.events([e])
+    collector.cut()
+    assert collector.outbox.flush(60) and collector.outbox.pending() == 0
+    _run_worker(cfg, tmp_path / "worker")
+
+    readings = _outputs(kafka, cfg, "readings")
+    assert readings == home_readings  # every field, to the bit
+    band_readings = [r for (p, _t), r in readings.items() if p == "bo"]
+    assert len(band_readings) >= 50 and all(r["rmssd_ms"] is None and r["hr_bpm"] for r in band_readings)
