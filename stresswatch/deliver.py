@@ -9,16 +9,25 @@ in the outbox (at-least-once). A replay after a failover is harmless by construc
 - MQTT: a prompt intent carries a deterministic id (`<person>-<reading time>-<kind>`); the
   notifier records each id in the state store as it queues the prompt (sinks/store.py `prompts`)
   and skips an id it has queued already, so a phone never gets one prompt twice.
+
+The phones' answers go the other way: `deliver mqtt` takes them as the home service does (only
+for a prompt it sent, to that person; sinks/mqtt.py) and queues each as a message on `beats`
+under the person's key (`{"person", "answer": {"id", "action", "minutes"}, "time"}`, `time` when
+it came), through a Kafka outbox in its state store, so the worker that holds the person takes it
+in order with their beats (stresswatch/worker.py). The workers' outcome records on `prompts` (the
+answer taken, the measured effect) go to InfluxDB onto the prompt's point, never to a phone.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from processing.reading import Reading
 from sinks.fanout import Sinks, SinkSettings
+from sinks.kafka import KafkaOutbox
 from sinks.line_protocol import prompt_line
 from sinks.store import StateStore
 from stresswatch.config import Config
@@ -64,6 +73,21 @@ class Delivery:
         self.consumer.subscribe(list(self.topics))
         self.skipped_prompts = 0
         self.handled = 0
+        self.answers: KafkaOutbox | None = None
+        if target == "mqtt":
+            self.answers = KafkaOutbox(self.store, k.client_config())
+            self.beats_topic = k.beats_topic
+            self.sinks.mqtt.on_response = self._answer
+
+    def _answer(self, person: str, response: dict) -> None:
+        """A phone's answer (on the MQTT sink's thread): queued for the person's worker."""
+        answer = {"id": response["id"], "action": response["action"], "minutes": response.get("minutes")}
+        self.answers.add(
+            self.beats_topic,
+            person,
+            {"person": person, "answer": answer, "time": time.time()},
+            row_key=f"answer/{person}/{answer['id']}/{answer['action']}",  # a redelivery waits once
+        )
 
     def step(self, timeout_s: float = 1.0) -> int:
         """One batch: read, hand to the sink, flush InfluxDB, commit; the number of messages."""
@@ -74,6 +98,8 @@ class Delivery:
             self._handle(self.topics[m.topic()], json.loads(m.value()))
         if self.target == "influx":
             self.sinks.flush()
+        else:
+            self.answers.flush(timeout_s)
         if messages:
             self.consumer.commit(asynchronous=False)  # all of them are in the outbox by now
             self.handled += len(messages)
@@ -86,7 +112,12 @@ class Delivery:
         elif stream == "daily":
             s.daily(value["person"], value["summary"], value["time"])
         elif self.target == "influx":
-            s.influx.add([prompt_line(value)])
+            if value.get("outcome"):
+                s.prompt_outcome(value, value["response"], value["effects"])
+            else:
+                s.influx.add([prompt_line(value)])
+        elif value.get("outcome"):
+            return  # the answer and its effect: for InfluxDB, not for the phone
         else:
             known = self.store.prompt(value["id"])
             if known is not None and known["status"] != "pending":
@@ -104,6 +135,8 @@ class Delivery:
             self.close()
 
     def close(self) -> None:
+        if self.answers is not None:
+            self.answers.flush(5.0)  # what stays queued goes at the next start
         self.consumer.close()
         self.sinks.close()
         log.info(

@@ -524,10 +524,25 @@ class Service:
                     self.on_decision(w.name, out)
 
     def _prompt_body(self, prompt_id: str) -> dict | None:
-        if self.store is None:
+        """The prompt as it was sent, from the prompt history; without a store (a Kafka worker)
+        what the person's engine keeps of it: id, person, time, kind and exercise (no score)."""
+        if self.store is not None:
+            rec = self.store.prompt(prompt_id)
+            return rec["prompt"] if rec else None
+        person = prompt_id.rsplit("-", 2)[0]  # ids are <person>-<time>-<kind> (alerts/engine.py)
+        w = self.people.get(person)
+        kept = w.engine.prompts.get(prompt_id) if w is not None else None
+        if kept is None:
             return None
-        rec = self.store.prompt(prompt_id)
-        return rec["prompt"] if rec else None
+        exercise = w.engine.catalogue.get(kept["exercise"])
+        return {
+            "id": prompt_id,
+            "person": person,
+            "time": kept["time"],
+            "kind": kept["kind"],
+            "exercise": exercise.to_dict() if exercise else {"name": kept["exercise"]},
+            "stress_score": None,
+        }
 
     def _exercise_beats(self, w: Wearer, prompt_id: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The beats since the prompt was sent (the exercise lies in them), for the breathing check."""

@@ -25,6 +25,13 @@ follow equal an uninterrupted run's (tests/stresswatch/test_worker.py).
 Messages are replayed after a failover (those after the last checkpoint) and a collector may send
 one twice: beats and gaps no later than `last`, and motion no later than its device's `moved`, are
 dropped, so a replayed message changes nothing.
+
+A phone's answer to a prompt comes on the same topic and key (`{"person", "answer": {"id",
+"action", "minutes"}, "time"}`, from `deliver mqtt`), so it reaches the worker that holds the
+person in order with their beats and is replayed with the tail like them; `Service.respond` takes
+it at its `time` (the engine keeps the first answer, so a replay changes nothing). What the answer
+brings (the response and, after a breathing exercise, its measured effect) goes out on `prompts`
+as an outcome record (`"outcome": true`), which `deliver influx` writes onto the prompt's point.
 """
 
 from __future__ import annotations
@@ -98,13 +105,15 @@ class KafkaOutputs:
     def daily(self, person: str, summary: dict, t: float) -> None:
         self._add("daily", {"person": person, "time": t, "summary": summary})
 
+    def prompt_outcome(self, prompt: dict, response: str | None, effects: dict | None = None) -> None:
+        """The answer the engine took and the measured effect, as an outcome record on `prompts`
+        (`deliver influx` merges it into the prompt's point; `deliver mqtt` passes it by)."""
+        self._add("prompts", {**prompt, "outcome": True, "response": response, "effects": effects or {}})
+
     def beat(self, beat: Beat) -> None:
         pass
 
     def state(self, r: Reading, status: dict | None = None) -> None:
-        pass
-
-    def prompt_outcome(self, prompt: dict, response: str | None, effects: dict | None = None) -> None:
         pass
 
     def baseline(self, person: str, t: float, ref) -> None:
@@ -184,7 +193,13 @@ class PersonProcessor:
         meta = state.get("meta") or new_meta()
         if self.taken.get(person) != meta["n"]:
             self._rebuild(person, state, meta)
-        events, last = _fresh(decode_events(value), meta["last"], meta["moved"])
+        if "answer" in value:
+            self.service.respond(person, value["answer"], now=float(value["time"]))
+            state.set(f"tail/{meta['tail_n']}", value)  # replayed in order with the beats
+            meta["tail_n"] += 1
+            events = []
+        else:
+            events, last = _fresh(decode_events(value), meta["last"], meta["moved"])
         if events:
             self.service.events(events)
             meta["last"] = last
@@ -215,6 +230,9 @@ class PersonProcessor:
             last = meta["snap_t"] if packed else None
             moved = dict(meta["snap_moved"]) if packed else {}
             for value in tail:
+                if "answer" in value:
+                    self.service.respond(person, value["answer"], now=float(value["time"]))
+                    continue
                 events, last = _fresh(decode_events(value), last, moved)
                 if events:
                     self.service.events(events)

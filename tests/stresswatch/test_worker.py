@@ -4,6 +4,7 @@ changelog or from old local state."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 
@@ -12,7 +13,7 @@ import pytest
 from kafka_server import beat_messages, consume, home_outputs, produce
 
 from collector.events import Acceleration, HeartRate
-from sinks.kafka import KafkaOutbox, ensure_topics
+from sinks.kafka import KafkaOutbox, decode_events, ensure_topics
 from sinks.store import StateStore
 from stresswatch import config as configuration
 from stresswatch import worker
@@ -286,3 +287,71 @@ def test_a_strap_without_rr_intervals_gives_the_home_services_readings_through_k
     assert readings == home_readings  # every field, to the bit
     band_readings = [r for (p, _t), r in readings.items() if p == "bo"]
     assert len(band_readings) >= 50 and all(r["rmssd_ms"] is None and r["hr_bpm"] for r in band_readings)
+
+
+def _with_answers(messages: list[dict], prompts: dict, action: str, after_s: float) -> list[dict]:
+    """`messages` with a phone's answer to each prompt, `after_s` after it, as `deliver mqtt`
+    queues it: on `beats`, the person's key, after the person's beats up to then."""
+    out = list(messages)
+    for p in sorted(prompts.values(), key=lambda p: p["time"]):
+        at = p["time"] + after_s
+        k = next(i for i, m in enumerate(out) if "beats" in m and m["beats"] and m["beats"][0][1] >= at)
+        answer = {
+            "person": p["person"],
+            "answer": {"id": p["id"], "action": action, "minutes": None},
+            "time": at,
+        }
+        out.insert(k, answer)
+    return out
+
+
+def _home_with_answers(cfg, messages: list[dict]) -> list[dict]:
+    """The home service's outputs over the same messages, answers taken where they come."""
+    from stresswatch.service import Service
+
+    outputs = worker.KafkaOutputs()
+    service = Service(cfg, [], sinks=outputs, restore=False)
+    service.people.clear()
+    for person in dict.fromkeys(m["person"] for m in messages):
+        service.add_person(person)
+    for m in messages:
+        if "answer" in m:
+            service.respond(m["person"], m["answer"], now=m["time"])
+        else:
+            service.events(decode_events(m))
+    return [r["value"] for r in outputs.take() if r["stream"] == "prompts"]
+
+
+def test_a_phones_answer_reaches_the_persons_worker_in_order_and_survives_a_rebuild(kafka, tmp_path):
+    """Issue 19: answers routed to the workers. A `done` answer on `beats` (as `deliver mqtt`
+    queues it) is taken by the worker that holds the person, where it comes among their beats: an
+    outcome record on `prompts` carries the response (and, once measured, the breathing's effect),
+    equal to the home service's; a worker that rebuilds the person after the answer replays it."""
+    cfg0 = _config(kafka, "ans0-" + uuid.uuid4().hex[:6])
+    plain = beat_messages(PEOPLE, MINUTES, phone=True)
+    _readings, prompts = home_outputs(cfg0, [e for m in plain for e in decode_events(m)])
+    assert prompts
+    messages = _with_answers(plain, prompts, "done", after_s=30.0)
+    home = _home_with_answers(cfg0, messages)
+    outcomes = {(o["id"], o["response"]) for o in home if o.get("outcome")}
+    assert {(pid, "done") for pid in prompts} <= outcomes  # the home service took each answer
+
+    whole = _config(kafka, "ans-whole-" + uuid.uuid4().hex[:6])
+    produce(kafka.bootstrap, whole.kafka.beats_topic, messages)
+    _run_worker(whole, tmp_path / "whole")
+    parts = _config(kafka, "ans-parts-" + uuid.uuid4().hex[:6])
+    cut = max(i for i, m in enumerate(messages) if "answer" in m) + 3  # just after the last answer
+    produce(kafka.bootstrap, parts.kafka.beats_topic, messages[:cut])
+    a = _run_worker(parts, tmp_path / "a")
+    produce(kafka.bootstrap, parts.kafka.beats_topic, messages[cut:])
+    b = _run_worker(parts, tmp_path / "b")  # no local state: rebuilds, replaying the answers in the tail
+    assert (a.rebuilds, b.rebuilds) == (0, len(PEOPLE))
+
+    def outcome_records(cfg) -> list[dict]:
+        got = consume(kafka.bootstrap, cfg.kafka.prompts_topic)
+        return sorted((v for _k, v in got if v.get("outcome")), key=lambda v: (v["id"], json.dumps(v)))
+
+    want = sorted((o for o in home if o.get("outcome")), key=lambda v: (v["id"], json.dumps(v)))
+    assert outcome_records(whole) == want
+    assert outcome_records(parts) == want
+    assert _outputs(kafka, parts, "readings") == _outputs(kafka, whole, "readings")
