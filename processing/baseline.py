@@ -16,7 +16,10 @@ What it learns from, and why it cannot lock in:
   Electrophysiol 14:791, doi:10.1046/j.1540-8167.2003.03078.x), so rest is compared with rest
   from the same part of the day. NIGHT_HOURS (local
   22:00-07:00) is our choice: the usual sleep window. Until a period has CALIBRATION_SAMPLES
-  of its own, the other period's ring stands in (and population norms before either has).
+  of its own, the other period's ring stands in once it has them, and before either has, all the
+  person's rest together (population norms before any). Calibration is 10 min of rest in all: a
+  strap put on at 21:50 was not calibrated until one period alone held 10 min, which at 22:00 meant
+  ten minutes of whatever came next, a work call included.
 - Spread of a young baseline: the person's spread is shrunk toward the population's until
   enough rest is seen (`shrunk_sd`), so that a few minutes of steady rest do not make every
   small wobble of heart rate read as stress (issue 17: the demo's morning rest scored 94 at HR
@@ -160,13 +163,14 @@ class _Ring:
         return len(self.rows)
 
     def reference(self) -> Reference:
-        return Reference(
-            quantile(self.ln, 0.5),
-            max(MIN_LN_SD, _iqr_sd(self.ln)),
-            quantile(self.hr, 0.5),
-            max(MIN_HR_SD, _iqr_sd(self.hr)),
-            len(self.rows),
-        )
+        return _robust(self.ln, self.hr, len(self.rows))
+
+
+def _robust(ln: list[float], hr: list[float], n: int) -> Reference:
+    """Median and robust spread (with floors) of sorted lnRMSSD and HR samples."""
+    return Reference(
+        quantile(ln, 0.5), max(MIN_LN_SD, _iqr_sd(ln)), quantile(hr, 0.5), max(MIN_HR_SD, _iqr_sd(hr)), n
+    )
 
 
 def shrunk_sd(own_sd: float, samples: int, population_sd: float) -> float:
@@ -210,7 +214,8 @@ class Baseline:
         self._hr_sorted: list[float] = []
         self._last_hr_t = -math.inf
         self._cache: dict[str, Reference] = {}
-        self._kept: dict[str, tuple[date, Reference]] = {}  # period -> (day, score reference)
+        # period -> (day, score reference, whether it came from the period's own ring)
+        self._kept: dict[str, tuple[date, Reference, bool]] = {}
 
     # -- learning -------------------------------------------------------------------------------
 
@@ -261,37 +266,45 @@ class Baseline:
 
     @property
     def calibrated(self) -> bool:
-        """Enough rest of the person's own (either period) to trust the personal baseline: 10 min
-        of rest, or a declared rest span that gave MIN_KNOWN_SAMPLES readings."""
-        return (
-            self.known_samples >= MIN_KNOWN_SAMPLES
-            or max(len(r) for r in self.periods.values()) >= CALIBRATION_SAMPLES
-        )
+        """Enough rest of the person's own to trust the personal baseline: 10 min of rest (both
+        periods together), or a declared rest span that gave MIN_KNOWN_SAMPLES readings."""
+        return self.known_samples >= MIN_KNOWN_SAMPLES or self.samples >= CALIBRATION_SAMPLES
 
     def reference(self, t: float) -> Reference:
-        """The baseline for a reading at `t`: the ring of t's period once calibrated, else the
-        other period's when it is; else the largest ring. Its location is blended with the
-        population norms in proportion to how much of a calibration it holds (BLEND_SAMPLES)
-        until calibrated; its spread is shrunk toward the population's (`shrunk_sd`)."""
+        """The baseline for a reading at `t`: the ring of t's period once it holds a calibration,
+        else the other period's when that does, else both rings together. Its location is blended
+        with the population norms in proportion to how much of a calibration it holds
+        (BLEND_SAMPLES) until calibrated; its spread is shrunk toward the population's
+        (`shrunk_sd`)."""
         name = self.period(t)
         if name in self._cache:
             return self._cache[name]
         own = self.periods[name]
         other = self.periods["night" if name == "day" else "day"]
-        ring = own if len(own) >= CALIBRATION_SAMPLES or len(own) >= len(other) else other
+        if len(own) >= CALIBRATION_SAMPLES:
+            mine, spaced = own.reference(), own.spaced
+        elif len(other) >= CALIBRATION_SAMPLES:
+            mine, spaced = other.reference(), other.spaced
+        elif len(own) or len(other):
+            n = len(own) + len(other)
+            mine, spaced = (
+                _robust(sorted(own.ln + other.ln), sorted(own.hr + other.hr), n),
+                own.spaced + other.spaced,
+            )
+        else:
+            mine, spaced = None, 0
         pm, ps = POPULATION_LN_RMSSD
         hm, hs = POPULATION_REST_HR
-        if not len(ring):
+        if mine is None:
             ref = Reference(pm, ps, hm, hs, 0)
         else:
-            mine = ring.reference()
-            w = 1.0 if self.calibrated else min(1.0, len(ring) / BLEND_SAMPLES)
+            w = 1.0 if self.calibrated else min(1.0, mine.samples / BLEND_SAMPLES)
             ref = Reference(
                 w * mine.ln_rmssd_mean + (1 - w) * pm,
-                shrunk_sd(mine.ln_rmssd_sd, ring.spaced, ps),
+                shrunk_sd(mine.ln_rmssd_sd, spaced, ps),
                 w * mine.hr_mean + (1 - w) * hm,
-                shrunk_sd(mine.hr_sd, ring.spaced, hs),
-                len(ring),
+                shrunk_sd(mine.hr_sd, spaced, hs),
+                mine.samples,
             )
         self._cache[name] = ref
         return ref
@@ -305,13 +318,23 @@ class Baseline:
 
     def score_reference(self, t: float) -> Reference:
         """What a scored reading at `t` is compared with: `reference(t)` as it stood at the first
-        call for t's period in t's day (`day`), kept until that day ends or until the learned
-        resting heart rate has moved KEPT_UNTIL_BPM from it (the module docstring)."""
+        call for t's period in t's day (`day`), kept until that day ends, or until the rest learned
+        in the period's own ring, which it came from, has moved KEPT_UNTIL_BPM from it (the module
+        docstring). One taken while the period's own ring was young (the other period's, or both
+        together) stays the day's: the own ring coming of age is a change of source, not a move of
+        the person's rest (a strap put on at 21:50 before a stressful call: the night ring's first
+        10 min were mostly the call)."""
         name, day = self.period(t), self.day(t)
         kept = self._kept.get(name)
         now = self.reference(t)
-        if kept is None or kept[0] != day or abs(now.hr_mean - kept[1].hr_mean) >= KEPT_UNTIL_BPM:
-            kept = self._kept[name] = (day, now)
+        other = self.periods["night" if name == "day" else "day"]
+        own = len(self.periods[name]) >= CALIBRATION_SAMPLES or not len(other)  # `reference`'s source
+        if (
+            kept is None
+            or kept[0] != day
+            or (kept[2] and abs(now.hr_mean - kept[1].hr_mean) >= KEPT_UNTIL_BPM)
+        ):
+            kept = self._kept[name] = (day, now, own)
         return kept[1]
 
     def resting_hr(self) -> float:
@@ -342,8 +365,9 @@ class Baseline:
                     r(k.hr_mean, 3),
                     r(k.hr_sd, 3),
                     k.samples,
+                    own,
                 ]
-                for name, (day, k) in self._kept.items()
+                for name, (day, k, own) in self._kept.items()
             },
         }
 
@@ -366,11 +390,11 @@ class Baseline:
             for t, hr in data["hr"]:
                 b.add_hr(float(t), float(hr))
             # "kept" is absent in baselines saved before it existed: kept again at the next score.
-            for name, (day, ln, ln_sd, hr, hr_sd, samples) in data.get("kept", {}).items():
+            for name, (day, ln, ln_sd, hr, hr_sd, samples, own) in data.get("kept", {}).items():
                 if name not in b.periods:
                     raise ValueError(f"baseline: unknown period {name!r} in 'kept'")
                 ref = Reference(float(ln), float(ln_sd), float(hr), float(hr_sd), int(samples))
-                b._kept[name] = (date.fromisoformat(day), ref)
+                b._kept[name] = (date.fromisoformat(day), ref, bool(own))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if str(exc).startswith("baseline:"):
                 raise

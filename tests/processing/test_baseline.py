@@ -213,4 +213,19 @@ def test_the_kept_reference_survives_a_restart():
     del older["kept"]  # saved before the kept reference existed: kept anew at the next score
     assert Baseline.from_dict(older).score_reference(DAY + 50 * 60) == b.reference(DAY + 50 * 60)
     with pytest.raises(ValueError, match="kept"):
-        Baseline.from_dict({**b.to_dict(), "kept": {"noon": ["2026-01-01", 3, 0.2, 60, 2, 20]}})
+        Baseline.from_dict({**b.to_dict(), "kept": {"noon": ["2026-01-01", 3, 0.2, 60, 2, 20, True]}})
+
+
+def test_a_strap_put_on_just_before_the_night_keeps_its_calibration_through_a_stressful_call():
+    """10 min of rest calibrate whichever periods they fall in; the reference the night began with
+    (both periods' rest together, the night's own ring being young) stays the night's when that
+    ring comes of age full of a call: a change of source, not of the person's rest."""
+    b = Baseline()  # UTC
+    start = DAY + 9 * 3600 + 52 * 60  # 21:52
+    feed(b, start, 11, ln=3.3, hr=65.0)  # to 22:03: 22 samples, 16 of them in the day period
+    assert b.calibrated and max(len(r) for r in b.periods.values()) < CALIBRATION_SAMPLES
+    kept = b.score_reference(start + 11 * 60)
+    assert kept.hr_mean == pytest.approx(65.0)
+    feed(b, start + 11 * 60, 20, ln=2.8, hr=84.0)  # a call, learned as rest (the phone said still)
+    assert b.reference(start + 31 * 60).hr_mean == pytest.approx(84.0)  # the night ring's own median
+    assert b.score_reference(start + 31 * 60) == kept

@@ -76,6 +76,10 @@ def _config_text(kafka, influxdb, broker, s: Scenario, suffix: str, state: str) 
     return f"""
 [service]
 timezone = "UTC"
+[alerts]
+# The stream ends now, whatever the hour the test runs at: no quiet hours, no sleep window.
+quiet_hours = ["00:00", "00:00"]
+sleep_window = ["00:00", "00:00"]
 [state]
 directory = "{state}"
 [kafka]
