@@ -64,6 +64,13 @@ SNAPSHOT_EVERY_S = 60.0
 # a heartbeat (librdkafka's default is 45 s; the issue's goal for the gap to a person's next
 # reading is 30 s). Ours: 10 s, with a heartbeat every second; brokers accept 6 s and up.
 SESSION_TIMEOUT_MS = 10_000
+# Ours: a person whose messages stopped coming this long ago (wall time) is let go from memory:
+# their partition went to another worker, or they took the strap off. Their State stays (RocksDB
+# and the changelog), so a message that comes later rebuilds them (`n` tells a stale copy from a
+# current one). 15 min keeps warm a person whose collector pauses for minutes; checked once a
+# minute.
+IDLE_FREE_S = 900.0
+FREE_CHECK_S = 60.0
 # Set-up tries while a just-created topic is not known to every broker yet (`run`), this far apart.
 STARTUP_TRIES = 5
 STARTUP_RETRY_S = 2.0
@@ -178,16 +185,24 @@ class PersonProcessor:
     """The stateful step of the Quix application: one `beats` message (and the person's State)
     in, the output records out. Holds the people of this worker in one `Service`."""
 
-    def __init__(self, cfg: Config, snapshot_every_s: float = SNAPSHOT_EVERY_S):
+    def __init__(self, cfg: Config, snapshot_every_s: float = SNAPSHOT_EVERY_S, clock=time.monotonic):
         self.outputs = KafkaOutputs()
         self.service = Service(cfg, [], sinks=self.outputs, restore=False)
         self.service.people.clear()  # people come with their messages
         self.snapshot_every_s = snapshot_every_s
         self.taken: dict[str, int] = {}  # messages each in-memory person has taken
         self.rebuilds = 0
+        self.freed = 0
+        self.clock = clock
+        self._seen: dict[str, float] = {}  # person -> wall time of their last message
+        self._next_free = clock() + FREE_CHECK_S
 
     def __call__(self, value: dict, state) -> list[dict]:
         person = value["person"]
+        now = self.clock()
+        self._seen[person] = now
+        if now >= self._next_free:
+            self._free_idle(now)
         # One key for the small values read and written with every message (each key is a JSON
         # round trip through RocksDB: five of them were ~10 % of the per-message path's CPU).
         meta = state.get("meta") or new_meta()
@@ -218,6 +233,23 @@ class PersonProcessor:
         state.set("meta", meta)
         self.taken[person] = meta["n"]
         return self.outputs.take()
+
+    def _free_idle(self, now: float) -> None:
+        """Let go of the people without a message for IDLE_FREE_S (see there)."""
+        self._next_free = now + FREE_CHECK_S
+        idle = [p for p, t in self._seen.items() if now - t >= IDLE_FREE_S]
+        for p in idle:
+            del self._seen[p]
+            self.service.people.pop(p, None)
+            self.taken.pop(p, None)
+        if idle:
+            self.freed += len(idle)
+            log.info(
+                "let go of %d idle people (no message for %.0f min); %d held",
+                len(idle),
+                IDLE_FREE_S / 60,
+                len(self.service.people),
+            )
 
     def _rebuild(self, person: str, state, meta: dict) -> None:
         """The person as of their State: the snapshot, then the messages since it, outputs muted."""

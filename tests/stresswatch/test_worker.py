@@ -355,3 +355,48 @@ def test_a_phones_answer_reaches_the_persons_worker_in_order_and_survives_a_rebu
     assert outcome_records(whole) == want
     assert outcome_records(parts) == want
     assert _outputs(kafka, parts, "readings") == _outputs(kafka, whole, "readings")
+
+
+class _State:
+    """A person's Quix State as the processor sees it: get/set of JSON values (a copy each way,
+    as RocksDB stores them)."""
+
+    def __init__(self):
+        self.data: dict[str, str] = {}
+
+    def get(self, key: str, default=None):
+        return json.loads(self.data[key]) if key in self.data else default
+
+    def set(self, key: str, value) -> None:
+        self.data[key] = json.dumps(value)
+
+
+def test_a_worker_lets_go_of_people_it_no_longer_gets_and_rebuilds_them_if_they_come_back():
+    """Issue 19: a worker held every person it ever had (a dead worker's partitions moved back, a
+    strap taken off). After IDLE_FREE_S without a message a person is let go from memory; a
+    message that comes later rebuilds them from their State, to the same outputs."""
+    cfg = configuration.load(environ={"STRESSWATCH_SERVICE__TIMEZONE": "UTC"})
+    messages = beat_messages(PEOPLE, 12, phone=True)
+    pause = next(i for i, m in enumerate(messages) if m["beats"][0][1] - messages[0]["beats"][0][1] >= 300)
+    wall = [0.0]
+    freeing = worker.PersonProcessor(cfg, clock=lambda: wall[0])
+    keeping = worker.PersonProcessor(cfg, clock=lambda: 0.0)
+
+    def run(processor, states, batch):
+        return [rec for m in batch for rec in processor(m, states.setdefault(m["person"], _State()))]
+
+    a_states, b_states = {}, {}
+    out = run(freeing, a_states, messages[:pause])
+    kept = run(keeping, b_states, messages[:pause])
+    # bo's collector goes quiet for 16 min of wall time while ada's messages keep coming
+    ada = [m for m in messages[pause:] if m["person"] == "ada"][:20]
+    for m in ada:
+        wall[0] += 50.0
+        out += run(freeing, a_states, [m])
+    kept += run(keeping, b_states, ada)
+    assert set(freeing.service.people) == {"ada"} and freeing.freed == 1
+    rest = [m for m in messages[pause:] if m not in ada]
+    out += run(freeing, a_states, rest)
+    kept += run(keeping, b_states, rest)
+    assert freeing.rebuilds == 1 and keeping.rebuilds == 0 and set(freeing.service.people) == set(PEOPLE)
+    assert len(out) > 100 and out == kept  # every output, to the bit
