@@ -214,6 +214,8 @@ class Baseline:
         self._hr_sorted: list[float] = []
         self._last_hr_t = -math.inf
         self._cache: dict[str, Reference] = {}
+        self._block: int | None = None  # see `_local`
+        self._block_local: tuple[str, date] = ("day", date.min)
         # period -> (day, score reference, whether it came from the period's own ring)
         self._kept: dict[str, tuple[date, Reference, bool]] = {}
 
@@ -250,9 +252,20 @@ class Baseline:
 
     def period(self, t: float) -> str:
         """'night' for local NIGHT_HOURS, else 'day'."""
-        hour = datetime.fromtimestamp(t, self.tz).hour
-        start, end = NIGHT_HOURS
-        return "night" if hour >= start or hour < end else "day"
+        return self._local(t)[0]
+
+    def _local(self, t: float) -> tuple[str, date]:
+        """(period, `day`) of `t`, worked out once per 15 min of unix time: every zone's offset
+        and daylight-saving step is a whole number of quarter hours, so both are constant within
+        one, and a reading every 10 s need not convert its time three times."""
+        block = int(t // 900)
+        if block != self._block:
+            local = datetime.fromtimestamp(t, self.tz)
+            start, end = NIGHT_HOURS
+            period = "night" if local.hour >= start or local.hour < end else "day"
+            day = (local.replace(tzinfo=None) - timedelta(hours=end)).date()
+            self._block, self._block_local = block, (period, day)
+        return self._block_local
 
     @property
     def samples(self) -> int:
@@ -312,9 +325,7 @@ class Baseline:
     def day(self, t: float) -> date:
         """The local day `t` belongs to for the score's reference: it starts where the night
         period ends (NIGHT_HOURS[1], 07:00), so a night is one day, not split at midnight."""
-        return (
-            datetime.fromtimestamp(t, self.tz).replace(tzinfo=None) - timedelta(hours=NIGHT_HOURS[1])
-        ).date()
+        return self._local(t)[1]
 
     def score_reference(self, t: float) -> Reference:
         """What a scored reading at `t` is compared with: `reference(t)` as it stood at the first
@@ -324,7 +335,7 @@ class Baseline:
         together) stays the day's: the own ring coming of age is a change of source, not a move of
         the person's rest (a strap put on at 21:50 before a stressful call: the night ring's first
         10 min were mostly the call)."""
-        name, day = self.period(t), self.day(t)
+        name, day = self._local(t)
         kept = self._kept.get(name)
         now = self.reference(t)
         other = self.periods["night" if name == "day" else "day"]
