@@ -116,9 +116,10 @@ def test_a_session_without_paced_breathing_is_reported_and_not_learned_from():
 def test_no_rest_after_the_exercise_means_not_measurable():
     result = judge({"ln_rmssd": 3.0, "hr_bpm": 80.0, "stress_score": 80.0, "minutes": 5.0}, None, 0.1, 0.08)
     assert result["verdict"] == "not measurable"
-    assert judge(None, None, 0.1, 0.08)["threshold"] == pytest.approx(
-        max(0.1, 1.645 * math.sqrt(2) * 0.08), abs=1e-4
-    )
+    # the smallest worthwhile change (0.1) or, when larger, the 90 % one-sided bound of the
+    # difference of two means with a typical error of 0.08: 1.645 x sqrt(2) x 0.08 = 0.1861
+    assert judge(None, None, 0.1, 0.08)["threshold"] == pytest.approx(0.1861, abs=1e-4)
+    assert judge(None, None, 0.1, 0.04)["threshold"] == pytest.approx(0.1)
 
 
 @pytest.mark.slow

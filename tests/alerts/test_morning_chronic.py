@@ -259,9 +259,6 @@ def test_the_morning_payload_says_below_the_band_and_when_the_rule_found_a_patte
     found = {day_of(o.time, eng.settings.tz) - DAY0 for o in of_type(out, Decision, what="chronic")}
     assert found and all(judged[d]["chronic"] for d in found)
     assert not any(judged[d]["chronic"] for d in judged if d not in found)
-    assert all(
-        judged[d]["below"] == (judged[d]["ln_rmssd_7d"] < judged[d]["normal_low"])
-        for d in judged
-        if judged[d]["normal_low"] is not None
-    )
+    # stable to day 27, then mornings of 3.6, far under the band: the 7-day mean leaves it
     assert judged[27]["below"] is False and judged[32]["below"] is True
+    assert judged[32]["ln_rmssd_7d"] < judged[32]["normal_low"] < judged[27]["ln_rmssd_7d"]

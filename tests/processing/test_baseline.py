@@ -136,14 +136,14 @@ def test_a_young_baselines_spread_is_shrunk_toward_the_populations_until_enough_
     demo's morning rest scored 94 at HR 68). The spread is the population's with a weight of
     PRIOR_SAMPLES rest samples and the person's own with the weight of the samples seen."""
     spreads = []
+    # By hand: the population's 8 bpm with the weight of 20 samples, the person's floor of 2 bpm
+    # with the weight of 2 samples a minute: sqrt((20 x 64 + n x 4) / (20 + n)).
+    want = {3: 7.082, 10: 5.831, 60: 3.546, 8 * 60: 2.286}
     for minutes in (3, 10, 60, 8 * 60):  # all in the day period (12:00-20:00)
         b = Baseline()
         feed(b, DAY, minutes, ln=3.5, hr=66.0)  # perfectly steady: the person's own spread is the floor
-        n = int(minutes * 60 / SAMPLE_S)
         ref = b.reference(DAY)
-        assert ref.hr_sd == pytest.approx(
-            math.sqrt((PRIOR_SAMPLES * POPULATION_REST_HR[1] ** 2 + n * MIN_HR_SD**2) / (PRIOR_SAMPLES + n))
-        )
+        assert ref.hr_sd == pytest.approx(want[minutes], abs=1e-3)
         spreads.append(ref.hr_sd)
     assert spreads == sorted(spreads, reverse=True)
     assert (
