@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from processing.baseline import Reference
 from processing.reading import Reading
 from sinks.fanout import Sinks, SinkSettings
 from sinks.kafka import KafkaOutbox
@@ -110,7 +111,10 @@ class Delivery:
         if stream == "readings":
             s.reading(Reading.from_dict(value))
         elif stream == "daily":
-            s.daily(value["person"], value["summary"], value["time"])
+            if "baseline" in value:  # the person's resting reference (stresswatch/worker.py)
+                s.baseline(value["person"], value["time"], Reference(**value["baseline"]))
+            else:
+                s.daily(value["person"], value["summary"], value["time"])
         elif self.target == "influx":
             if value.get("outcome"):
                 s.prompt_outcome(value, value["response"], value["effects"])

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sqlite3
 import time
 import zlib
@@ -604,31 +605,36 @@ class Service:
             )
             pipeline = Pipeline.restored(snapshot["pipeline"], name, self.cfg.processing.settings(), model)
             w = Wearer(name, pipeline, AlertEngine.from_dict(snapshot["engine"], self.alerts))
+            if snapshot.get("last_save") is not None:  # absent in snapshots written before it was kept
+                w.last_save = float(snapshot["last_save"])
         self.people[name] = w
         return w
 
     def snapshot(self, name: str) -> dict:
         """What rebuilds `name` exactly (`add_person`), JSON-ready: the pipeline's snapshot (its RR
-        window, motion track, baseline and step clocks) and the alert engine's `to_dict`.
+        window, motion track, baseline and step clocks), the alert engine's `to_dict` and when
+        the baseline was last written (so a rebuilt person writes it when the original would).
         Between `events` calls."""
         w = self.people[name]
-        return {"pipeline": w.pipeline.snapshot(), "engine": w.engine.to_dict()}
+        last_save = w.last_save if math.isfinite(w.last_save) else None
+        return {"pipeline": w.pipeline.snapshot(), "engine": w.engine.to_dict(), "last_save": last_save}
 
     def _save(self, *wearers: Wearer, force: bool = False) -> None:
         """Each wearer's baseline and engine, all in one transaction (`force`: the engine even
-        before its first reading, e.g. after a morning reading)."""
-        if self.store is None:
-            return
+        before its first reading, e.g. after a morning reading), and the baseline's reference to
+        the sinks. Without a store (a Kafka worker, whose State is its own) only the latter."""
+        keep = self.store is not None
         values = {}
         for w in wearers:
             if w.engine.last_time is None:
-                if force:
+                if force and keep:
                     values[f"alerts/{w.name}"] = w.engine.to_dict()
                 continue
             w.last_save = w.engine.last_time
             self.sinks.baseline(w.name, w.last_save, w.pipeline.model.baseline.reference(w.last_save))
-            values[f"baseline/{w.name}"] = w.pipeline.model.baseline.to_dict()
-            values[f"alerts/{w.name}"] = w.engine.to_dict()
+            if keep:
+                values[f"baseline/{w.name}"] = w.pipeline.model.baseline.to_dict()
+                values[f"alerts/{w.name}"] = w.engine.to_dict()
         if values:
             self.sinks.save_states(values)
 

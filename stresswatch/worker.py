@@ -83,9 +83,9 @@ RESTARTS_MAX, RESTART_WINDOW_S, RESTART_WAIT_S = 5, 600.0, 2.0
 
 
 class KafkaOutputs:
-    """The sink seam of `Service` for a worker: readings, prompts and days become output records
-    (`take()` hands them over). Corrected beats, baselines and device status are not forwarded
-    (ours: beats stay in the `beats` topic; a worker has no straps)."""
+    """The sink seam of `Service` for a worker: readings, prompts, days and baselines become output
+    records (`take()` hands them over). Corrected beats and device status are not forwarded (ours:
+    beats stay in the `beats` topic; a worker has no straps)."""
 
     store = None
     mqtt = None
@@ -112,6 +112,12 @@ class KafkaOutputs:
     def daily(self, person: str, summary: dict, t: float) -> None:
         self._add("daily", {"person": person, "time": t, "summary": summary})
 
+    def baseline(self, person: str, t: float, ref) -> None:
+        """The person's resting reference as the home service writes it every SAVE_EVERY_S, as a
+        record on `daily` (`deliver influx` writes the InfluxDB `baseline` point)."""
+        fields = ("ln_rmssd_mean", "ln_rmssd_sd", "hr_mean", "hr_sd", "samples")
+        self._add("daily", {"person": person, "time": t, "baseline": {f: getattr(ref, f) for f in fields}})
+
     def prompt_outcome(self, prompt: dict, response: str | None, effects: dict | None = None) -> None:
         """The answer the engine took and the measured effect, as an outcome record on `prompts`
         (`deliver influx` merges it into the prompt's point; `deliver mqtt` passes it by)."""
@@ -121,9 +127,6 @@ class KafkaOutputs:
         pass
 
     def state(self, r: Reading, status: dict | None = None) -> None:
-        pass
-
-    def baseline(self, person: str, t: float, ref) -> None:
         pass
 
     def device(self, person: str, device: str, status: dict, t: float) -> None:

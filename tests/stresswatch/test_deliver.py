@@ -135,13 +135,18 @@ def test_a_phones_answer_goes_to_the_persons_worker_and_an_outcome_never_to_the_
     assert [p["id"] for p in phone] == [intent["id"]]  # the outcome record did not reach the phone
 
 
-def test_a_workers_outcome_record_lands_on_the_prompts_point_in_influxdb(kafka, influxdb, tmp_path):
+def test_a_workers_outcome_and_baseline_records_land_in_influxdb(kafka, influxdb, tmp_path):
+    """The outcome merges into the prompt's point; a baseline record on `daily` is a `baseline`
+    point, as the home service writes it."""
     cfg = _config(kafka, tmp_path, influxdb=influxdb)
     producer = _producer(kafka)
     intent = _intent("ann", time.time() - 600)
     effects = {"verdict": "improved", "d_ln_rmssd": 0.4, "d_hr_bpm": -9.5}
     for value in (intent, {**intent, "outcome": True, "response": "done", "effects": effects}):
         producer.produce(cfg.kafka.prompts_topic, key=b"ann", value=json.dumps(value).encode())
+    ref = {"ln_rmssd_mean": 3.7, "ln_rmssd_sd": 0.2, "hr_mean": 63.5, "hr_sd": 3.1, "samples": 40}
+    baseline = {"person": "ann", "time": intent["time"], "baseline": ref}
+    producer.produce(cfg.kafka.daily_topic, key=b"ann", value=json.dumps(baseline).encode())
     producer.flush(30)
     delivery = Delivery(cfg, "influx")
 
@@ -154,10 +159,20 @@ def test_a_workers_outcome_record_lands_on_the_prompts_point_in_influxdb(kafka, 
         row = dict(zip(series[0]["columns"], series[0]["values"][0], strict=True))
         return row if row.get("response") else None
 
+    def baseline_point():
+        delivery.step(0.5)
+        res = influx_query(influxdb, "SELECT * FROM baseline WHERE person = 'ann'", db="stresswatch")
+        series = res["results"][0].get("series")
+        return dict(zip(series[0]["columns"], series[0]["values"][0], strict=True)) if series else None
+
     try:
         row = wait_for(point, 60)
+        base = wait_for(baseline_point, 30)
     finally:
         delivery.close()
+    assert base, "no baseline point"
+    assert base["hr_bpm"] == 63.5 and abs(base["hr_low"] - 60.4) < 1e-9 and abs(base["hr_high"] - 66.6) < 1e-9
+    assert abs(base["rmssd_ms"] - 40.447) < 1e-3  # e^3.7
     assert row, "no prompts point with the response"
     assert (row["id"], row["response"], row["stress_score"]) == (intent["id"], "done", 90.0)  # merged
     assert row["d_ln_rmssd"] == 0.4 and row["d_hr_bpm"] == -9.5

@@ -4,6 +4,7 @@ changelog or from old local state."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections import Counter
@@ -84,6 +85,14 @@ def test_a_worker_that_gains_people_mid_stream_rebuilds_them_to_the_same_outputs
     prompts = _outputs(kafka, whole, "prompts")
     assert prompts and all(p["kind"] == "acute" for p in prompts.values())  # the work stress was prompted
     assert _outputs(kafka, parts, "prompts") == prompts
+    # The resting reference, as the home service writes it (every 5 min of readings, and with a
+    # prompt), on `daily`; a rebuilt person writes it when the original did.
+    baselines = {k: v for k, v in _outputs(kafka, whole, "daily").items() if "baseline" in v}
+    times = sorted(t for p, t in baselines if p == PEOPLE[0])
+    assert len(times) >= MINUTES // 5 - 1 and all(b - a <= 320 for a, b in itertools.pairwise(times))
+    assert all(40 < v["baseline"]["hr_mean"] < 100 for v in baselines.values())
+    assert baselines[(PEOPLE[0], times[-1])]["baseline"]["samples"] >= 20  # the person's own rest by then
+    assert {k: v for k, v in _outputs(kafka, parts, "daily").items() if "baseline" in v} == baselines
 
 
 def _strap_walk(person: str, start: float, seconds: float) -> list[Acceleration]:
