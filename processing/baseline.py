@@ -27,9 +27,10 @@ What it learns from, and why it cannot lock in:
 - The score's reference is kept for a day: a scored reading is compared with the baseline as it
   stood at the first scored reading of its period in its day (`score_reference`; a day runs from
   the end of one night period to the next, local 07:00-07:00), while the rings keep learning for
-  the next day; only a rest that moved as far as the RR-only gate reaches (KEPT_UNTIL_BPM) renews
-  it within the day, so that it cannot lock in either. Ours, after the daily baselines of Plews et al. 2013 (the rolling mean is
-  updated once a day, from whole days): a reference that follows the day's own readings lets a
+  the next day; only a rest that moved as far as the RR-only gate's leave level (KEPT_UNTIL_BPM)
+  in the ring it came from renews it within the day, so that it cannot lock in either. Ours,
+  after the daily baselines of Plews et al. 2013 (the rolling mean is updated once a day, from
+  whole days): a reference that follows the day's own readings lets a
   stressful afternoon raise the bar it is judged by, and made the score rank a session's readings
   differently from heart rate alone (issue 17: on Stress-Predict its within-person AUC fell below
   heart rate's by 0.01-0.06). Within a day and period the score is therefore a fixed increasing
@@ -213,7 +214,7 @@ class Baseline:
         self._hr_values: deque[float] = deque()
         self._hr_sorted: list[float] = []
         self._last_hr_t = -math.inf
-        self._cache: dict[str, Reference] = {}
+        self._cache: dict[str, tuple[Reference, bool]] = {}  # period -> `_reference`
         self._block: int | None = None  # see `_local`
         self._block_local: tuple[str, date] = ("day", date.min)
         # period -> (day, score reference, whether it came from the period's own ring)
@@ -289,6 +290,10 @@ class Baseline:
         with the population norms in proportion to how much of a calibration it holds
         (BLEND_SAMPLES) until calibrated; its spread is shrunk toward the population's
         (`shrunk_sd`)."""
+        return self._reference(t)[0]
+
+    def _reference(self, t: float) -> tuple[Reference, bool]:
+        """`reference(t)`, and whether it came from t's period's own ring alone."""
         name = self.period(t)
         if name in self._cache:
             return self._cache[name]
@@ -319,8 +324,9 @@ class Baseline:
                 shrunk_sd(mine.hr_sd, spaced, hs),
                 mine.samples,
             )
-        self._cache[name] = ref
-        return ref
+        # both rings together are the own ring alone while the other is empty
+        self._cache[name] = ref, len(own) >= CALIBRATION_SAMPLES or not len(other)
+        return self._cache[name]
 
     def day(self, t: float) -> date:
         """The local day `t` belongs to for the score's reference: it starts where the night
@@ -337,9 +343,7 @@ class Baseline:
         10 min were mostly the call)."""
         name, day = self._local(t)
         kept = self._kept.get(name)
-        now = self.reference(t)
-        other = self.periods["night" if name == "day" else "day"]
-        own = len(self.periods[name]) >= CALIBRATION_SAMPLES or not len(other)  # `reference`'s source
+        now, own = self._reference(t)
         if (
             kept is None
             or kept[0] != day
